@@ -1,0 +1,1009 @@
+"""The profiles file: saved port-forwards, in YAML.
+
+Format (version 1)::
+
+    version: 1
+    profiles:
+      - name: shop-web           # required, unique, 1-63 of [A-Za-z0-9._-], starts alphanumeric
+        context: tender-a        # optional; default: the kubeconfig's current context
+        namespace: shop          # optional; default: the context's namespace, else "default"
+        target: svc/web          # required; kubectl form (pod name, TYPE/NAME)
+        ports: ["8080:80", "9090:metrics", ":5432", 3000]   # required, non-empty
+        address: 127.0.0.1       # optional; an IP address or "localhost" (127.0.0.1 and ::1)
+        autostart: false         # optional; true or false
+        group: shop              # optional; groups profiles in the tray menu
+
+Loading is strict, because a profile that silently means something other
+than what the user wrote is worse than an error.  Every problem is reported
+as a one-line :class:`~tray.errors.UsageError` naming the file, the line and
+the field, e.g. ``profiles.yaml:14: profiles[2].ports[1]: ...``.  List
+indexes in field paths count from 0.  :func:`load_profiles` raises the first
+problem; :func:`check_profiles` returns all of them (``tender profiles
+check``).
+
+Things worth knowing about the YAML:
+
+* The file is parsed to a node tree (never to Python objects first), so the
+  loader sees each value's line and how YAML typed it.  YAML 1.1 reads
+  ``yes``/``no``/``on``/``off`` as booleans and ``2024-01-01`` as a date:
+  such values are refused where a string is expected, with a hint to quote
+  them.  A port written unquoted is typed as an integer -- sometimes
+  surprisingly (YAML 1.1 reads ``8080:30`` as the base-60 number 484830) --
+  so port items are taken from the *source text* of the scalar, never from
+  YAML's interpretation of it.
+* Anchors and aliases (``&x``/``*x``) are refused outright: a profiles file
+  has no use for them and they are how "billion laughs" documents blow up.
+  The number of nodes and the nesting depth are bounded too, and files over
+  1 MiB are refused before being read.
+* Duplicate keys in a mapping are an error (PyYAML would silently keep the
+  last one).
+
+Saving (:func:`save_profiles`, :func:`add_profile`) writes the file anew
+from the parsed profiles, atomically: **comments and formatting in the file
+are not preserved** when Tender saves it.  What Tender writes always loads
+back to equal profiles.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import os
+import re
+import stat
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from tray.atomicfile import write_atomic
+from tray.errors import UsageError
+from tray.portspec import PortSpec, parse_port_spec
+from tray.targets import Target, parse_target
+
+__all__ = [
+    "DEFAULT_ADDRESS",
+    "EMPTY_PROFILES_TEXT",
+    "MAX_FILE_SIZE",
+    "PROFILE_KEYS",
+    "TOP_LEVEL_KEYS",
+    "Profile",
+    "ProfilesFile",
+    "add_profile",
+    "check_profiles",
+    "default_profiles_path",
+    "dump_profiles",
+    "ensure_profiles_file",
+    "load_profiles",
+    "parse_profiles",
+    "save_profiles",
+]
+
+#: The only version of the format this code reads and writes.
+VERSION: Final = 1
+#: Keys allowed at the top level of the file.
+TOP_LEVEL_KEYS: Final = ("version", "profiles")
+#: Keys allowed in a profile, in the order Tender writes them.
+PROFILE_KEYS: Final = ("name", "context", "namespace", "target", "ports", "address", "autostart", "group")
+#: Keys a profile must have.
+REQUIRED_PROFILE_KEYS: Final = ("name", "target", "ports")
+
+DEFAULT_ADDRESS: Final = "127.0.0.1"
+#: What "localhost" binds to.
+LOCALHOST_ADDRESSES: Final = ("127.0.0.1", "::1")
+
+#: Files larger than this are refused without being read.
+MAX_FILE_SIZE: Final = 1 << 20
+#: Bounds on the YAML node tree (a real profiles file is a few thousand nodes
+#: at depth 4).
+MAX_NODES: Final = 20_000
+MAX_DEPTH: Final = 32
+#: check_profiles stops collecting after this many problems.
+MAX_ERRORS: Final = 100
+
+#: What a freshly created profiles file contains.
+EMPTY_PROFILES_TEXT: Final = "version: 1\nprofiles: []\n"
+
+_SAVE_HEADER: Final = (
+    "# Tender profiles. Written by Tender: comments and formatting are not kept\n"
+    "# when Tender saves this file. Format: see config/profiles.example.yaml.\n"
+)
+
+NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+NAMESPACE_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+_NAME_RE: Final = re.compile(NAME_PATTERN)
+_NAMESPACE_RE: Final = re.compile(NAMESPACE_PATTERN)
+
+# The characters PyYAML's reader refuses (the YAML 1.1 printable set, negated).
+_NON_PRINTABLE_RE: Final = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_CONTROL_RE: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+_TAG = "tag:yaml.org,2002:"
+_STR, _INT, _FLOAT, _BOOL, _NULL, _TIMESTAMP = (
+    _TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp")
+)
+_SEQ, _MAP = _TAG + "seq", _TAG + "map"
+_KNOWN_SCALAR_TAGS: Final = frozenset({_STR, _INT, _FLOAT, _BOOL, _NULL, _TIMESTAMP})
+
+
+# --------------------------------------------------------------------------
+# The data
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Profile:
+    """One saved forward.
+
+    ``line`` is where the profile starts in the file it was loaded from (0
+    for profiles made in code); it is not part of equality, so a profile
+    compares equal to itself after a save and reload.
+    """
+
+    name: str
+    context: str | None = None
+    namespace: str | None = None
+    target: Target
+    ports: tuple[PortSpec, ...]
+    address: str = DEFAULT_ADDRESS
+    autostart: bool = False
+    group: str | None = None
+    line: int = field(default=0, compare=False)
+
+    @property
+    def bind_addresses(self) -> tuple[str, ...]:
+        """The IP addresses to listen on ("localhost" is two of them)."""
+        return LOCALHOST_ADDRESSES if self.address == "localhost" else (self.address,)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The profile as the file spells it; defaults are left out."""
+        out: dict[str, Any] = {"name": self.name}
+        if self.context is not None:
+            out["context"] = self.context
+        if self.namespace is not None:
+            out["namespace"] = self.namespace
+        out["target"] = str(self.target)
+        out["ports"] = [str(p) for p in self.ports]
+        if self.address != DEFAULT_ADDRESS:
+            out["address"] = self.address
+        if self.autostart:
+            out["autostart"] = True
+        if self.group is not None:
+            out["group"] = self.group
+        return out
+
+
+@dataclass(frozen=True)
+class ProfilesFile:
+    """The profiles of one file, in file order."""
+
+    path: Path
+    profiles: tuple[Profile, ...] = ()
+
+    def __iter__(self) -> Iterator[Profile]:
+        return iter(self.profiles)
+
+    def __len__(self) -> int:
+        return len(self.profiles)
+
+    def by_name(self, name: str) -> Profile | None:
+        """The profile called *name* (exact match), or None."""
+        for profile in self.profiles:
+            if profile.name == name:
+                return profile
+        return None
+
+    def names(self) -> list[str]:
+        return [p.name for p in self.profiles]
+
+    def groups(self) -> dict[str | None, list[Profile]]:
+        """Profiles by group (None = ungrouped), groups in order of first appearance."""
+        out: dict[str | None, list[Profile]] = {}
+        for profile in self.profiles:
+            out.setdefault(profile.group, []).append(profile)
+        return out
+
+
+# --------------------------------------------------------------------------
+# Paths
+# --------------------------------------------------------------------------
+
+
+def default_profiles_path() -> Path:
+    """``$TENDER_PROFILES`` if set (and not empty), else the per-user config file."""
+    env = os.environ.get("TENDER_PROFILES")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return platformdirs.user_config_path("tender", appauthor=False) / "profiles.yaml"
+
+
+def _resolve_path(path: str | os.PathLike[str] | None, missing_ok: bool | None) -> tuple[Path, str, bool]:
+    """(path, source shown in messages, whether a missing file means "no profiles").
+
+    A missing file is fine only for the built-in default location: a path the
+    user named (argument or ``$TENDER_PROFILES``) that does not exist is most
+    likely a typo.
+    """
+    if path is None:
+        explicit = bool(os.environ.get("TENDER_PROFILES"))
+        resolved = default_profiles_path()
+        return resolved, str(resolved), (not explicit) if missing_ok is None else missing_ok
+    return Path(path), os.fspath(path), bool(missing_ok)
+
+
+# --------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------
+
+
+def load_profiles(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    known_contexts: set[str] | frozenset[str] | None = None,
+    missing_ok: bool | None = None,
+) -> ProfilesFile:
+    """Load and validate a profiles file; raise the first problem as UsageError.
+
+    *path* None means :func:`default_profiles_path`.  A missing file yields no
+    profiles when it is the built-in default location (or *missing_ok* is
+    true) and is an error otherwise.  With *known_contexts*, a profile naming
+    a context not in the set is an error.
+    """
+    resolved, source, ok_missing = _resolve_path(path, missing_ok)
+    profiles, errors = _load(resolved, source, ok_missing, known_contexts)
+    if errors:
+        raise errors[0]
+    return ProfilesFile(resolved, tuple(profiles))
+
+
+def check_profiles(
+    path: str | os.PathLike[str] | None = None,
+    known_contexts: set[str] | frozenset[str] | None = None,
+    *,
+    missing_ok: bool | None = None,
+) -> list[UsageError]:
+    """All the problems of a profiles file (at most :data:`MAX_ERRORS`), in file order.
+
+    An empty list means :func:`load_profiles` would succeed.
+    """
+    resolved, source, ok_missing = _resolve_path(path, missing_ok)
+    return _load(resolved, source, ok_missing, known_contexts)[1]
+
+
+def parse_profiles(
+    data: bytes | str,
+    *,
+    source: str = "<profiles>",
+    known_contexts: set[str] | frozenset[str] | None = None,
+    path: str | os.PathLike[str] | None = None,
+) -> ProfilesFile:
+    """Validate profiles given as text or bytes (*source* names them in messages)."""
+    profiles, errors = _Checker(source, known_contexts).run(data)
+    if errors:
+        raise errors[0]
+    return ProfilesFile(Path(path if path is not None else source), tuple(profiles))
+
+
+def _load(
+    path: Path, source: str, missing_ok: bool, known_contexts: set[str] | frozenset[str] | None
+) -> tuple[list[Profile], list[UsageError]]:
+    try:
+        data = _read_limited(path, source)
+    except FileNotFoundError:
+        if missing_ok:
+            return [], []
+        return [], [UsageError("no such file", source=source)]
+    except UsageError as err:
+        return [], [err]
+    return _Checker(source, known_contexts).run(data)
+
+
+def _read_limited(path: Path, source: str) -> bytes:
+    """The file's bytes; UsageError for anything that is not a readable, small, regular file.
+
+    Raises FileNotFoundError for a missing file (the caller decides).  The file
+    is opened non-blocking so a FIFO cannot hang us, and its size is checked
+    before reading so a huge file costs nothing.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise
+    except IsADirectoryError:
+        raise UsageError("is a directory, not a profiles file", source=source) from None
+    except PermissionError:
+        if os.path.isdir(path):  # Windows cannot open directories at all
+            raise UsageError("is a directory, not a profiles file", source=source) from None
+        raise UsageError("permission denied: cannot read the file", source=source) from None
+    except OSError as err:
+        raise UsageError(f"cannot open the file: {err.strerror or err}", source=source) from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise UsageError("is a directory, not a profiles file", source=source)
+        if not stat.S_ISREG(st.st_mode):
+            raise UsageError("not a regular file", source=source)
+        if st.st_size > MAX_FILE_SIZE:
+            raise UsageError(_too_large(st.st_size), source=source)
+        chunks: list[bytes] = []
+        total = 0
+        while total <= MAX_FILE_SIZE:
+            chunk = os.read(fd, MAX_FILE_SIZE + 1 - total)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > MAX_FILE_SIZE:  # grew while we read it
+            raise UsageError(_too_large(total), source=source)
+        return b"".join(chunks)
+    except OSError as err:
+        raise UsageError(f"cannot read the file: {err.strerror or err}", source=source) from None
+    finally:
+        os.close(fd)
+
+
+def _looks_binary(data: bytes) -> bool:
+    """Whether undecodable bytes look like binary data rather than a wrong text encoding.
+
+    Text in a legacy 8-bit encoding has the odd invalid byte among letters;
+    binary data has control bytes and invalid sequences everywhere.
+    """
+    head = data[:4096]
+    decoded = head.decode("utf-8", errors="replace")
+    odd = sum(1 for c in decoded if c == "\ufffd" or (c < " " and c not in "\t\n\r\f"))
+    return odd * 10 > len(decoded)
+
+
+def _too_large(size: int) -> str:
+    return f"file is too large ({size} bytes; the limit is {MAX_FILE_SIZE} bytes = 1 MiB)"
+
+
+# --------------------------------------------------------------------------
+# YAML with bounds
+# --------------------------------------------------------------------------
+
+
+class _Refused(Exception):
+    def __init__(self, message: str, mark: yaml.Mark | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.mark = mark
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors/aliases and bounds node count and depth.
+
+    Only ``compose`` is used: nothing is ever constructed into Python
+    objects, which also keeps YAML's implicit typing visible to the checker.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._node_count = 0
+        self._depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise _Refused(f"YAML aliases (*{event.anchor}) are not supported in a profiles file", event.start_mark)
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            raise _Refused(f"YAML anchors (&{anchor}) are not supported in a profiles file", event.start_mark)
+        self._node_count += 1
+        if self._node_count > MAX_NODES:
+            raise _Refused(f"too many YAML nodes (more than {MAX_NODES}); this is not a profiles file", event.start_mark)
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _Refused(f"YAML nested too deeply (more than {MAX_DEPTH} levels)", event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+# --------------------------------------------------------------------------
+# The checker
+# --------------------------------------------------------------------------
+
+
+def _q(text: str, limit: int = 60) -> str:
+    """Quote user text for a one-line message."""
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _type_name(node: Node) -> str:
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    return {
+        _STR: "a string",
+        _INT: "a number",
+        _FLOAT: "a number",
+        _BOOL: "a boolean",
+        _NULL: "nothing (null)",
+        _TIMESTAMP: "a date",
+    }.get(node.tag, f"a value tagged {node.tag}")
+
+
+def _line(node: Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _end_line(node: Node) -> int:
+    return node.end_mark.line + 1
+
+
+def _key_path(parent: str, key: str) -> str:
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", key):
+        return f"{parent}.{key}" if parent else key
+    return f"{parent}[{_q(key, 30)}]"
+
+
+class _TooManyErrors(Exception):
+    pass
+
+
+@dataclass
+class _PortUse:
+    profile: str
+    line: int
+    field: str
+    addresses: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]
+
+
+class _Checker:
+    def __init__(self, source: str, known_contexts: set[str] | frozenset[str] | None) -> None:
+        self.source = source
+        self.known_contexts = None if known_contexts is None else frozenset(known_contexts)
+        self.errors: list[UsageError] = []
+        self._order: list[int] = []  # the line each error sorts by
+        self.names: dict[str, int] = {}
+        self.ports_in_use: dict[int, list[_PortUse]] = {}
+
+    # -- reporting ---------------------------------------------------------
+
+    def error(
+        self, message: str, where: Node | int | None = None, fld: str | None = None, *, sort_line: int | None = None
+    ) -> None:
+        """Record a problem at *where* (a node or a line number).
+
+        Problems are returned in order of *sort_line*, by default the line
+        shown; a missing key is shown at the start of its mapping but sorted
+        at its end, so that e.g. a misspelt key is reported first.
+        """
+        line = _line(where) if isinstance(where, Node) else where
+        message = " ".join(message.split())  # always one line
+        self.errors.append(UsageError(message, source=self.source, line=line, field=fld or None))
+        self._order.append(sort_line if sort_line is not None else (line or 0))
+        if len(self.errors) >= MAX_ERRORS:
+            raise _TooManyErrors
+
+    # -- entry point -------------------------------------------------------
+
+    def run(self, data: bytes | str) -> tuple[list[Profile], list[UsageError]]:
+        profiles: list[Profile] = []
+        try:
+            text = self._decode(data)
+            if text is not None:
+                root = self._compose(text)
+                if root is not None:
+                    profiles = self._top(root)
+        except _TooManyErrors:
+            pass
+        # File order; a stable sort keeps the order of problems on one line.
+        errors = [e for _, _, e in sorted(zip(self._order, range(len(self.errors)), self.errors))]
+        if len(errors) >= MAX_ERRORS:
+            errors.append(UsageError(f"too many problems; stopped after the first {MAX_ERRORS}", source=self.source))
+        return (profiles if not errors else []), errors
+
+    def _decode(self, data: bytes | str) -> str | None:
+        if isinstance(data, str):
+            text = data
+        else:
+            if len(data) > MAX_FILE_SIZE:
+                self.error(_too_large(len(data)))
+                return None
+            if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+                try:
+                    text = data.decode("utf-16")
+                except UnicodeDecodeError as err:
+                    self.error(f"not valid UTF-16 (the file starts with a UTF-16 byte-order mark): "
+                               f"{err.reason} at byte offset {err.start}")
+                    return None
+            else:
+                nul = data.find(b"\x00")
+                if nul >= 0:
+                    self.error(
+                        f"not a text file: NUL byte at byte offset {nul}",
+                        data.count(b"\n", 0, nul) + 1,
+                    )
+                    return None
+                try:
+                    text = data.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    if _looks_binary(data):
+                        self.error(
+                            f"not a text file: binary data (invalid UTF-8 at byte offset {err.start})",
+                            data.count(b"\n", 0, err.start) + 1,
+                        )
+                        return None
+                    bad = data[err.start]
+                    self.error(
+                        f"not valid UTF-8: byte 0x{bad:02x} at byte offset {err.start}; save the file as UTF-8",
+                        data.count(b"\n", 0, err.start) + 1,
+                    )
+                    return None
+        if text.startswith("\ufeff"):
+            text = text[1:]
+        if not text.strip(" \t\r\n"):
+            self.error("file is empty; expected 'version: 1' and 'profiles:'")
+            return None
+        bad_char = _NON_PRINTABLE_RE.search(text)
+        if bad_char is not None:
+            pos = bad_char.start()
+            line = text.count("\n", 0, pos) + 1
+            column = pos - (text.rfind("\n", 0, pos) + 1) + 1
+            self.error(
+                f"character U+{ord(bad_char.group()):04X} at column {column} is not allowed in YAML; "
+                "is this a text file?",
+                line,
+            )
+            return None
+        return text
+
+    def _compose(self, text: str) -> Node | None:
+        loader = _BoundedLoader(text)
+        try:
+            root = loader.get_single_node()
+        except _Refused as err:
+            self.error(err.message, err.mark.line + 1 if err.mark is not None else None)
+            return None
+        except yaml.MarkedYAMLError as err:
+            mark = err.problem_mark or err.context_mark
+            problem = err.problem or err.context or "invalid YAML"
+            if err.context and err.problem:
+                message = f"YAML syntax error: {err.context}, {err.problem}"
+            else:
+                message = f"YAML syntax error: {problem}"
+            if mark is not None:
+                message += f" at column {mark.column + 1}"
+            if "'\\t'" in problem:
+                message += "; tabs cannot be used for indentation in YAML, use spaces"
+            self.error(message, mark.line + 1 if mark is not None else None)
+            return None
+        except (yaml.YAMLError, RecursionError, ValueError) as err:
+            self.error(f"YAML syntax error: {err}")
+            return None
+        finally:
+            loader.dispose()
+        if root is None:  # comments only
+            self.error("file is empty; expected 'version: 1' and 'profiles:'")
+        return root
+
+    # -- generic node helpers ----------------------------------------------
+
+    def _check_tags(self, node: Node, fld: str) -> bool:
+        if isinstance(node, ScalarNode):
+            ok = node.tag in _KNOWN_SCALAR_TAGS
+        elif isinstance(node, SequenceNode):
+            ok = node.tag == _SEQ
+        else:
+            ok = node.tag == _MAP
+        if not ok:
+            tag = "!!" + node.tag[len(_TAG):] if node.tag.startswith(_TAG) else node.tag
+            self.error(f"YAML tag {_q(tag, 40)} is not supported here", node, fld)
+        return ok
+
+    def _mapping(self, node: MappingNode, path: str, allowed: tuple[str, ...]) -> dict[str, tuple[Node, Node]]:
+        """The mapping's entries by key, reporting odd, unknown and duplicate keys."""
+        out: dict[str, tuple[Node, Node]] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                self.error(f"keys must be plain words, not {_type_name(key_node)}", key_node, path)
+                continue
+            key = key_node.value
+            fld = _key_path(path, key)
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]!r}?" if close else "expected one of: " + ", ".join(allowed)
+                self.error(f"unknown key {_q(key, 40)}; {hint}", key_node, fld)
+                continue
+            if key in out:
+                self.error(f"duplicate key {key!r} (first given at line {_line(out[key][0])})", key_node, fld)
+                continue
+            out[key] = (key_node, value_node)
+        return out
+
+    def _string(self, node: Node, fld: str) -> str | None:
+        """A string value, or None after reporting why it is not one."""
+        if not self._check_tags(node, fld):
+            return None
+        if isinstance(node, ScalarNode) and node.tag == _STR:
+            return node.value
+        what = _type_name(node)
+        hint = ""
+        if isinstance(node, ScalarNode):
+            if node.tag == _BOOL:
+                hint = f"; YAML reads {node.value} as a boolean, quote it if you mean the word: \"{node.value}\""
+            elif node.tag == _NULL:
+                hint = "; leave the key out to use the default" if fld.rsplit(".", 1)[-1] not in REQUIRED_PROFILE_KEYS else ""
+            elif node.tag in (_INT, _FLOAT, _TIMESTAMP):
+                hint = f"; quote it if you mean the text: \"{node.value}\""
+        self.error(f"expected a string, got {what}{hint}", node, fld)
+        return None
+
+    def _text_field(self, node: Node, fld: str, what: str) -> str | None:
+        """A non-empty single-line string."""
+        value = self._string(node, fld)
+        if value is None:
+            return None
+        if not value:
+            self.error(f"{what} must not be empty", node, fld)
+            return None
+        if _CONTROL_RE.search(value):
+            self.error(f"{what} {_q(value)} contains control characters", node, fld)
+            return None
+        return value
+
+    # -- the document ------------------------------------------------------
+
+    def _top(self, root: Node) -> list[Profile]:
+        if not isinstance(root, MappingNode):
+            self.error(
+                f"the top level must be a mapping with 'version: 1' and 'profiles:', not {_type_name(root)}", root
+            )
+            return []
+        if not self._check_tags(root, ""):
+            return []
+        entries = self._mapping(root, "", TOP_LEVEL_KEYS)
+
+        if "version" not in entries:
+            self.error("missing 'version: 1' (the format version)", root, "version", sort_line=_end_line(root))
+        else:
+            node = entries["version"][1]
+            if isinstance(node, ScalarNode) and node.tag == _INT:
+                version = _int_value(node)
+                if version != VERSION:
+                    # A different format: checking it against version 1's
+                    # rules would only produce noise.
+                    self.error(
+                        f"unsupported version {_q(node.value, 20)}; this Tender reads version {VERSION}",
+                        node,
+                        "version",
+                    )
+                    return []
+            else:
+                self.error(f"expected the number {VERSION}, got {_type_name(node)}", node, "version")
+
+        if "profiles" not in entries:
+            self.error(
+                "missing 'profiles:' (a list of profiles; 'profiles: []' for none)",
+                root,
+                "profiles",
+                sort_line=_end_line(root),
+            )
+            return []
+        node = entries["profiles"][1]
+        if not self._check_tags(node, "profiles"):
+            return []
+        if not isinstance(node, SequenceNode):
+            hint = "; write 'profiles: []' for none" if isinstance(node, ScalarNode) and node.tag == _NULL else ""
+            self.error(f"expected a list of profiles, got {_type_name(node)}{hint}", node, "profiles")
+            return []
+        profiles = []
+        for index, item in enumerate(node.value):
+            profile = self._profile(item, f"profiles[{index}]")
+            if profile is not None:
+                profiles.append(profile)
+        return profiles
+
+    def _profile(self, node: Node, path: str) -> Profile | None:
+        if not isinstance(node, MappingNode):
+            self.error(
+                f"expected a profile (a mapping with name, target and ports), got {_type_name(node)}", node, path
+            )
+            return None
+        if not self._check_tags(node, path):
+            return None
+        before = len(self.errors)
+        entries = self._mapping(node, path, PROFILE_KEYS)
+        for key in REQUIRED_PROFILE_KEYS:
+            if key not in entries:
+                self.error(f"missing required key {key!r}", node, path, sort_line=_end_line(node))
+        values: dict[str, Node] = {key: value for key, (_, value) in entries.items()}
+
+        name = self._name(values["name"], f"{path}.name") if "name" in values else None
+        context = self._context(values["context"], f"{path}.context") if "context" in values else None
+        namespace = self._namespace(values["namespace"], f"{path}.namespace") if "namespace" in values else None
+        target = self._target(values["target"], f"{path}.target") if "target" in values else None
+        address = self._address(values["address"], f"{path}.address") if "address" in values else DEFAULT_ADDRESS
+        ports = self._ports(values["ports"], f"{path}.ports", name or path, address) if "ports" in values else None
+        autostart = self._bool(values["autostart"], f"{path}.autostart") if "autostart" in values else False
+        group = self._text_field(values["group"], f"{path}.group", "group") if "group" in values else None
+
+        if len(self.errors) != before or name is None or target is None or ports is None or address is None:
+            return None
+        assert autostart is not None
+        return Profile(
+            name=name,
+            context=context,
+            namespace=namespace,
+            target=target,
+            ports=ports,
+            address=address,
+            autostart=autostart,
+            group=group,
+            line=_line(node),
+        )
+
+    # -- fields ------------------------------------------------------------
+
+    def _name(self, node: Node, fld: str) -> str | None:
+        name = self._string(node, fld)
+        if name is None:
+            return None
+        if not _NAME_RE.fullmatch(name):
+            if not name:
+                problem = "a profile name must not be empty"
+            elif len(name) > 63:
+                problem = f"profile name is {len(name)} characters long; at most 63 are allowed"
+            else:
+                problem = (
+                    f"invalid profile name {_q(name)}: use letters, digits, '.', '_' and '-', "
+                    "starting with a letter or digit"
+                )
+            self.error(problem, node, fld)
+            return None
+        first = self.names.get(name)
+        if first is not None:
+            self.error(f"duplicate profile name {name!r} (first used at line {first})", node, fld)
+            return None
+        self.names[name] = _line(node)
+        return name
+
+    def _context(self, node: Node, fld: str) -> str | None:
+        context = self._text_field(node, fld, "context")
+        if context is None:
+            return None
+        if self.known_contexts is not None and context not in self.known_contexts:
+            known = sorted(self.known_contexts)
+            if not known:
+                listing = "the kubeconfig has no contexts"
+            else:
+                shown = ", ".join(known[:10]) + (f" and {len(known) - 10} more" if len(known) > 10 else "")
+                listing = f"the kubeconfig has: {shown}"
+            close = difflib.get_close_matches(context, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            self.error(f"unknown context {_q(context)}; {hint}{listing}", node, fld)
+            return None
+        return context
+
+    def _namespace(self, node: Node, fld: str) -> str | None:
+        namespace = self._string(node, fld)
+        if namespace is None:
+            return None
+        if not _NAMESPACE_RE.fullmatch(namespace):
+            self.error(
+                f"invalid namespace {_q(namespace)}: namespaces are 1-63 lowercase letters, digits and '-', "
+                "starting and ending with a letter or digit",
+                node,
+                fld,
+            )
+            return None
+        return namespace
+
+    def _target(self, node: Node, fld: str) -> Target | None:
+        text = self._string(node, fld)
+        if text is None:
+            return None
+        try:
+            return parse_target(text)
+        except UsageError as err:
+            self.error(err.message, node, fld)
+            return None
+
+    def _address(self, node: Node, fld: str) -> str | None:
+        text = self._string(node, fld)
+        if text is None:
+            return None
+        if text == "localhost":
+            return "localhost"
+        try:
+            return str(ipaddress.ip_address(text))
+        except ValueError:
+            self.error(f"invalid address {_q(text)}: expected an IP address or \"localhost\"", node, fld)
+            return None
+
+    def _bool(self, node: Node, fld: str) -> bool | None:
+        if not self._check_tags(node, fld):
+            return None
+        if isinstance(node, ScalarNode) and node.tag == _BOOL:
+            return node.value.lower() in ("yes", "true", "on", "y")
+        hint = ""
+        if isinstance(node, ScalarNode) and node.tag == _STR and node.value.lower() in ("true", "false"):
+            hint = "; remove the quotes"
+        self.error(f"expected true or false, got {_type_name(node)}{hint}", node, fld)
+        return None
+
+    def _ports(self, node: Node, fld: str, profile: str, address: str | None) -> tuple[PortSpec, ...] | None:
+        if not self._check_tags(node, fld):
+            return None
+        if not isinstance(node, SequenceNode):
+            hint = ""
+            if isinstance(node, ScalarNode) and node.tag in (_STR, _INT):
+                hint = f"; write a list even for one port: [\"{node.value}\"]"
+            self.error(f"expected a list of ports, got {_type_name(node)}{hint}", node, fld)
+            return None
+        if not node.value:
+            self.error("at least one port is required", node, fld)
+            return None
+        specs: list[PortSpec] = []
+        ok = True
+        own: dict[int, int] = {}  # local port -> index, within this profile
+        for index, item in enumerate(node.value):
+            item_field = f"{fld}[{index}]"
+            spec = self._port(item, item_field)
+            if spec is None:
+                ok = False
+                continue
+            specs.append(spec)
+            if spec.local is None:
+                continue
+            if spec.local in own:
+                self.error(
+                    f"local port {spec.local} is already used by {fld}[{own[spec.local]}] of this profile",
+                    item,
+                    item_field,
+                )
+                ok = False
+                continue
+            own[spec.local] = index
+            if address is not None and not self._claim(spec.local, address, profile, item, item_field):
+                ok = False
+        return tuple(specs) if ok else None
+
+    def _port(self, node: Node, fld: str) -> PortSpec | None:
+        if not self._check_tags(node, fld):
+            return None
+        if not isinstance(node, ScalarNode) or node.tag not in (_STR, _INT):
+            self.error(
+                f"expected a port like 8080, \"8080:80\" or \":http\", got {_type_name(node)}", node, fld
+            )
+            return None
+        # The source text, not YAML's reading of it: see the module docstring.
+        try:
+            return parse_port_spec(node.value)
+        except UsageError as err:
+            self.error(err.message, node, fld)
+            return None
+
+    def _claim(self, port: int, address: str, profile: str, node: Node, fld: str) -> bool:
+        """Record that *profile* listens on address:port; False (reported) if another does."""
+        addresses = tuple(
+            _canonical_ip(a) for a in (LOCALHOST_ADDRESSES if address == "localhost" else (address,))
+        )
+        for use in self.ports_in_use.get(port, []):
+            if any(_overlap(a, b) for a in addresses for b in use.addresses):
+                self.error(
+                    f"local address {_host_port(address, port)} is already used by profile {use.profile!r} "
+                    f"({use.field}, line {use.line})",
+                    node,
+                    fld,
+                )
+                return False
+        self.ports_in_use.setdefault(port, []).append(_PortUse(profile, _line(node), fld, addresses))
+        return True
+
+
+def _int_value(node: ScalarNode) -> int | None:
+    try:
+        value = yaml.SafeLoader.construct_yaml_int(_CONSTRUCTOR, node)
+    except (ValueError, OverflowError, yaml.YAMLError):
+        return None
+    return value if isinstance(value, int) else None
+
+
+_CONSTRUCTOR: Final = yaml.SafeLoader("")
+
+
+def _canonical_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    ip = ipaddress.ip_address(text)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _overlap(a: ipaddress.IPv4Address | ipaddress.IPv6Address, b: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether listening on a and b with the same port would clash.
+
+    Equal addresses clash; a wildcard clashes with every address of its
+    family, and ``::`` with IPv4 too (dual-stack sockets are the default on
+    Linux and macOS).
+    """
+    if a == b:
+        return True
+    for x, y in ((a, b), (b, a)):
+        if x.is_unspecified and (x.version == y.version or x.version == 6):
+            return True
+    return False
+
+
+def _host_port(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+# --------------------------------------------------------------------------
+# Saving
+# --------------------------------------------------------------------------
+
+
+def dump_profiles(profiles: Iterable[Profile]) -> str:
+    """The YAML text Tender writes for *profiles* (version 1)."""
+    items = [p.to_dict() for p in profiles]
+    if not items:
+        return _SAVE_HEADER + EMPTY_PROFILES_TEXT
+    body = yaml.safe_dump(
+        {"version": VERSION, "profiles": items},
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        width=1 << 16,
+    )
+    return _SAVE_HEADER + body
+
+
+def save_profiles(path: str | os.PathLike[str], profiles: Iterable[Profile] | ProfilesFile) -> ProfilesFile:
+    """Write *profiles* to *path* atomically (mode 0600 for a new file).
+
+    The text is validated with the same rules as loading before anything is
+    written, so Tender never writes a file it would refuse; a problem (e.g.
+    two profiles with the same name) raises UsageError and leaves the file
+    untouched.  Comments in an existing file are lost.  Returns what was
+    written, as loaded back (with line numbers).
+    """
+    source = os.fspath(path)
+    text = dump_profiles(profiles)
+    written = parse_profiles(text, source=source, path=path)
+    parent = os.path.dirname(os.path.abspath(source))
+    os.makedirs(parent, mode=0o700, exist_ok=True)
+    write_atomic(path, text)
+    return written
+
+
+def add_profile(path: str | os.PathLike[str], profile: Profile) -> ProfilesFile:
+    """Append *profile* to the file at *path* (created if missing) and save.
+
+    Raises UsageError if the file has problems (it is not overwritten then),
+    if a profile of that name exists, or if the new profile clashes with
+    another.  Comments in the file are lost.
+    """
+    current = load_profiles(path, missing_ok=True)
+    existing = current.by_name(profile.name)
+    if existing is not None:
+        raise UsageError(
+            f"a profile named {profile.name!r} already exists", source=os.fspath(path), line=existing.line or None
+        )
+    return save_profiles(path, [*current.profiles, profile])
+
+
+def ensure_profiles_file(path: str | os.PathLike[str] | None = None) -> tuple[Path, bool]:
+    """Create an empty profiles file (``version: 1``, no profiles) if there is none.
+
+    Returns (path, created).  An existing file is left alone, whatever it holds.
+    """
+    resolved = default_profiles_path() if path is None else Path(path)
+    if resolved.exists() or resolved.is_symlink():
+        return resolved, False
+    resolved.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_atomic(resolved, EMPTY_PROFILES_TEXT)
+    return resolved, True
