@@ -109,8 +109,8 @@ MAX_ERRORS: Final = 100
 EMPTY_PROFILES_TEXT: Final = "version: 1\nprofiles: []\n"
 
 _SAVE_HEADER: Final = (
-    "# Tender profiles. Written by Tender: comments and formatting are not kept\n"
-    "# when Tender saves this file. Format: see config/profiles.example.yaml.\n"
+    "# Tender profiles (format version 1). Written by Tender: comments and\n"
+    "# formatting are not kept when Tender saves this file.\n"
 )
 
 NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
@@ -398,7 +398,9 @@ class _BoundedLoader(yaml.SafeLoader):
             raise _Refused(f"YAML anchors (&{anchor}) are not supported in a profiles file", event.start_mark)
         self._node_count += 1
         if self._node_count > MAX_NODES:
-            raise _Refused(f"too many YAML nodes (more than {MAX_NODES}); this is not a profiles file", event.start_mark)
+            raise _Refused(
+                f"too many YAML nodes (more than {MAX_NODES}); this is not a profiles file", event.start_mark
+            )
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
@@ -508,6 +510,9 @@ class _Checker:
 
     def _decode(self, data: bytes | str) -> str | None:
         if isinstance(data, str):
+            if len(data) > MAX_FILE_SIZE:
+                self.error(_too_large(len(data.encode("utf-8", "surrogatepass"))))
+                return None
             text = data
         else:
             if len(data) > MAX_FILE_SIZE:
@@ -636,7 +641,8 @@ class _Checker:
             if node.tag == _BOOL:
                 hint = f"; YAML reads {node.value} as a boolean, quote it if you mean the word: \"{node.value}\""
             elif node.tag == _NULL:
-                hint = "; leave the key out to use the default" if fld.rsplit(".", 1)[-1] not in REQUIRED_PROFILE_KEYS else ""
+                if fld.rsplit(".", 1)[-1] not in REQUIRED_PROFILE_KEYS:
+                    hint = "; leave the key out to use the default"
             elif node.tag in (_INT, _FLOAT, _TIMESTAMP):
                 hint = f"; quote it if you mean the text: \"{node.value}\""
         self.error(f"expected a string, got {what}{hint}", node, fld)
@@ -906,14 +912,15 @@ class _Checker:
 
 
 def _int_value(node: ScalarNode) -> int | None:
+    """YAML's reading of an int-tagged scalar (0o17, 0x1f, 1_000, 1:30 ...), None if absurd."""
+    loader = yaml.SafeLoader("")
     try:
-        value = yaml.SafeLoader.construct_yaml_int(_CONSTRUCTOR, node)
-    except (ValueError, OverflowError, yaml.YAMLError):
+        value = loader.construct_yaml_int(node)
+    except (ValueError, OverflowError, yaml.YAMLError):  # e.g. more digits than int() accepts
         return None
+    finally:
+        loader.dispose()
     return value if isinstance(value, int) else None
-
-
-_CONSTRUCTOR: Final = yaml.SafeLoader("")
 
 
 def _canonical_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -923,7 +930,10 @@ def _canonical_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     return ip
 
 
-def _overlap(a: ipaddress.IPv4Address | ipaddress.IPv6Address, b: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+_IP = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _overlap(a: _IP, b: _IP) -> bool:
     """Whether listening on a and b with the same port would clash.
 
     Equal addresses clash; a wildcard clashes with every address of its

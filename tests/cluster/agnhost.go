@@ -169,6 +169,13 @@ func (p *proc) portAddrs() map[int32]string {
 	return m
 }
 
+// addr is the real address standing for containerPort port, or "".
+func (p *proc) addr(port int32) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.addrs[port]
+}
+
 // Listeners ----------------------------------------------------------------
 
 // listen opens the real listener standing for containerPort port.

@@ -1,3 +1,1 @@
 package main
-
-func runKubelet(args []string) int { return 0 }

@@ -1,0 +1,171 @@
+"""A small asyncio client for the few Kubernetes API calls Tender makes.
+
+GET an object, LIST a collection and WATCH it, and open port-forward
+WebSockets (see :mod:`tray.stream`).  It speaks plain JSON over httpx, with
+the credentials and TLS settings of :class:`tray.kubeconfig.ClusterAuth`.
+
+Errors are precise, because the menu and the CLI show them to the user:
+
+* the API server cannot be reached → :class:`ClusterUnreachable`;
+* 403 → :class:`ForbiddenError` carrying the server's own message, which
+  names the user, the verb, the resource and the namespace;
+* 404 → :class:`NotFound`; other statuses → :class:`ApiError`.
+
+A 401 reloads the credentials once (from a worker thread: exec plugins may
+be slow) and repeats the request, as kubectl does after a token expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from tray.errors import ClusterUnreachable, ForbiddenError, TenderError
+from tray.kubeconfig import ClusterAuth
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ApiError", "NotFound", "Gone", "KubeAPI", "status_message"]
+
+# A watch with no traffic for this long is presumed dead (a laptop that slept,
+# a NAT that forgot us).  The server sends bookmarks about once a minute.
+WATCH_IDLE_TIMEOUT = 90.0
+
+
+class ApiError(TenderError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NotFound(ApiError):
+    pass
+
+
+class Gone(ApiError):
+    """410: the watch's resourceVersion is too old; relist."""
+
+
+def status_message(status: int, body: bytes | str) -> str:
+    """The human message of a Kubernetes Status body, else a short summary."""
+    try:
+        data = json.loads(body)
+        if isinstance(data, dict) and data.get("message"):
+            return str(data["message"])
+    except (ValueError, TypeError):
+        pass
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = " ".join(text.split())[:200]
+    return f"HTTP {status}" + (f": {text}" if text else "")
+
+
+def error_for(status: int, body: bytes | str) -> TenderError:
+    message = status_message(status, body)
+    if status == 403:
+        return ForbiddenError(message)
+    if status == 404:
+        return NotFound(status, message)
+    if status == 410:
+        return Gone(status, message)
+    return ApiError(status, message)
+
+
+def unreachable(exc: BaseException) -> ClusterUnreachable:
+    reason = str(exc) or type(exc).__name__
+    return ClusterUnreachable(f"cluster unreachable: {' '.join(reason.split())[:200]}")
+
+
+class KubeAPI:
+    """One cluster's API server (one httpx connection pool, shared)."""
+
+    def __init__(self, auth: ClusterAuth) -> None:
+        self.auth = auth
+        self._client: httpx.AsyncClient | None = None
+        self._client_ssl: object = None
+        self._reauth_lock = asyncio.Lock()
+
+    def _http(self) -> httpx.AsyncClient:
+        headers, ctx = self.auth.snapshot()
+        if self._client is None or self._client_ssl is not ctx:
+            old = self._client
+            self._client = httpx.AsyncClient(
+                base_url=self.auth.server,
+                verify=ctx if ctx is not None else True,
+                proxy=self.auth.proxy,
+                timeout=httpx.Timeout(15.0, read=30.0),
+                limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+                trust_env=self.auth.proxy is None,
+            )
+            self._client_ssl = ctx
+            if old is not None:
+                asyncio.get_running_loop().create_task(old.aclose())
+        self._client.headers.clear()
+        self._client.headers.update(headers)
+        self._client.headers["Accept"] = "application/json"
+        self._client.headers["User-Agent"] = "tender/0.1"
+        return self._client
+
+    def _extensions(self) -> dict[str, Any]:
+        return {"sni_hostname": self.auth.tls_server_name} if self.auth.tls_server_name else {}
+
+    async def reauthenticate(self) -> None:
+        """Reload credentials from the kubeconfig (blocking work off the loop)."""
+        async with self._reauth_lock:
+            await asyncio.to_thread(self.auth.refresh, full=True)
+
+    async def get(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        for attempt in (1, 2):
+            try:
+                resp = await self._http().get(path, params=params, extensions=self._extensions())
+            except httpx.TransportError as exc:
+                raise unreachable(exc) from None
+            if resp.status_code == 401 and attempt == 1:
+                await self.reauthenticate()
+                continue
+            if resp.status_code >= 400:
+                raise error_for(resp.status_code, resp.content)
+            return resp.json()
+        raise AssertionError("unreachable")
+
+    async def watch(
+        self, path: str, resource_version: str, params: dict[str, str] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield watch events ({"type", "object"}) until the server ends the watch."""
+        query = dict(params or {})
+        query.update(watch="1", resourceVersion=resource_version, allowWatchBookmarks="true")
+        timeout = httpx.Timeout(15.0, read=WATCH_IDLE_TIMEOUT)
+        for attempt in (1, 2):
+            try:
+                async with self._http().stream(
+                    "GET", path, params=query, timeout=timeout, extensions=self._extensions()
+                ) as resp:
+                    if resp.status_code == 401 and attempt == 1:
+                        await resp.aread()
+                        await self.reauthenticate()
+                        continue
+                    if resp.status_code >= 400:
+                        raise error_for(resp.status_code, await resp.aread())
+                    async for line in resp.aiter_lines():
+                        if not line:
+                            continue
+                        event = json.loads(line)
+                        if event.get("type") == "ERROR":
+                            obj = event.get("object") or {}
+                            raise error_for(int(obj.get("code") or 500), json.dumps(obj))
+                        yield event
+                    return
+            except httpx.ConnectError as exc:
+                raise unreachable(exc) from None
+            except httpx.TransportError as exc:
+                # A read timeout or a dropped stream: the caller re-watches.
+                raise ApiError(0, f"watch interrupted: {type(exc).__name__}") from None
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

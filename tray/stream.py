@@ -1,0 +1,177 @@
+"""The data plane: one local TCP connection ⇄ one port-forward WebSocket.
+
+Every accepted connection gets its own ``v4.channel.k8s.io`` stream to the
+chosen pod through the API server.  This module is the thin asyncio layer on
+top of the sans-I/O :mod:`tray.framing`; it owns the sockets and nothing
+else.
+
+Why it looks the way it does:
+
+* No thread per byte pump: two coroutines per connection, one per direction.
+* Backpressure both ways: ``writer.drain()`` stops us reading the WebSocket
+  when the local client is slow, and the WebSocket's write buffer limit stops
+  us reading the local socket when the API server is slow.  Memory per
+  connection is bounded by those buffers, whatever the transfer size.
+* Close semantics: v4 has no half-close, so after the local client's EOF we
+  keep delivering the pod's reply until the pod side closes (or stays silent
+  for :data:`LINGER_IDLE` seconds: a client that closed fully looks the same
+  as one that only shut down writing, and a keep-alive server never closes).
+* One connection failing (refused in the pod, a reset) fails only that
+  connection; the caller (the session) decides what it means for the forward.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from tray.errors import TenderError
+from tray.framing import SUBPROTOCOL, Data, ErrorText, PortForwardChannel, ProtocolError, encode_data
+from tray.kubeapi import KubeAPI, error_for, unreachable
+
+log = logging.getLogger(__name__)
+
+__all__ = ["StreamResult", "open_stream", "pump", "LINGER_IDLE", "READ_SIZE"]
+
+#: How much to read from the local socket at once.  Large reads mean fewer,
+#: larger WebSocket frames: the per-frame cost dominates bulk transfers.
+READ_SIZE = 256 * 1024
+#: After the local client's EOF, how long a silent pod may keep the stream.
+LINGER_IDLE = 5.0
+#: WebSocket pings keep idle forwards alive through proxies and NATs and
+#: detect a dead API server connection.
+PING_INTERVAL = 30.0
+
+
+@dataclass
+class StreamResult:
+    """How one forwarded connection ended."""
+
+    bytes_up: int = 0
+    bytes_down: int = 0
+    error: str = ""  # text from the error channel (e.g. connection refused in the pod)
+    dropped: bool = False  # the stream died under an open connection (network drop)
+
+
+def portforward_url(server: str, namespace: str, pod: str, port: int) -> str:
+    base = server.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+    return f"{base}/api/v1/namespaces/{quote(namespace)}/pods/{quote(pod)}/portforward?ports={port}"
+
+
+async def open_stream(api: KubeAPI, namespace: str, pod: str, port: int) -> ClientConnection:
+    """Open a port-forward WebSocket; raises precise errors (403, 404, unreachable)."""
+    for attempt in (1, 2):
+        headers, ctx = api.auth.snapshot()
+        kwargs: dict[str, Any] = {}
+        if isinstance(ctx, ssl.SSLContext):
+            kwargs["ssl"] = ctx
+            if api.auth.tls_server_name:
+                kwargs["server_hostname"] = api.auth.tls_server_name
+        try:
+            return await connect(
+                portforward_url(api.auth.server, namespace, pod, port),
+                subprotocols=[websockets.Subprotocol(SUBPROTOCOL)],
+                additional_headers=headers,
+                compression=None,  # the API server does not negotiate it anyway
+                max_size=None,  # frames are bounded by the kubelet's buffers
+                ping_interval=PING_INTERVAL,
+                ping_timeout=PING_INTERVAL,
+                open_timeout=15,
+                close_timeout=2,
+                write_limit=(256 * 1024, 64 * 1024),
+                max_queue=16,
+                proxy=api.auth.proxy if api.auth.proxy else True,
+                user_agent_header="tender/0.1",
+                **kwargs,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if status == 401 and attempt == 1:
+                await api.reauthenticate()
+                continue
+            raise error_for(status, exc.response.body or b"") from None
+        except InvalidHandshake as exc:
+            raise TenderError(f"port-forward handshake failed: {exc}") from None
+        except (OSError, TimeoutError) as exc:
+            raise unreachable(exc) from None
+    raise AssertionError("unreachable")
+
+
+async def pump(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ws: ClientConnection, port: int
+) -> StreamResult:
+    """Relay bytes until both sides are done; never raises for I/O errors."""
+    result = StreamResult()
+    channel = PortForwardChannel(port)
+    local_eof = asyncio.Event()
+
+    async def upstream() -> None:
+        try:
+            while True:
+                data = await reader.read(READ_SIZE)
+                if not data:
+                    break
+                result.bytes_up += len(data)
+                await ws.send(encode_data(data))
+        except (ConnectionError, ConnectionClosed, OSError):
+            pass
+        finally:
+            local_eof.set()
+
+    async def downstream() -> None:
+        try:
+            while True:
+                if local_eof.is_set():
+                    message = await asyncio.wait_for(ws.recv(), LINGER_IDLE)
+                else:
+                    message = await ws.recv()
+                for event in channel.receive(message):
+                    if isinstance(event, Data):
+                        writer.write(event.payload)
+                        result.bytes_down += len(event.payload)
+                        if writer.transport.get_write_buffer_size() > 256 * 1024:
+                            await writer.drain()
+                    elif isinstance(event, ErrorText):
+                        result.error += event.text
+                if writer.transport.is_closing():
+                    return
+        except ConnectionClosed as exc:
+            # 1000 is the pod side closing normally.  Anything else (no close
+            # frame, 1006) while the local client still talks is a drop.
+            code = exc.rcvd.code if exc.rcvd is not None else 1006
+            if code != 1000 and not local_eof.is_set() and not result.error:
+                result.dropped = True
+        except TimeoutError:
+            pass  # lingered long enough after the local EOF
+        except ProtocolError as exc:
+            result.error = result.error or f"protocol error: {exc}"
+        except (ConnectionError, OSError):
+            pass
+
+    up = asyncio.ensure_future(upstream())
+    try:
+        await downstream()
+    finally:
+        up.cancel()
+        try:
+            await up
+        except asyncio.CancelledError:
+            pass
+        try:
+            if not writer.transport.is_closing():
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        writer.close()
+        await ws.close()
+        channel.finish()
+    return result
+
