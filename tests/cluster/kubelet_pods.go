@@ -212,6 +212,7 @@ type podRecord struct {
 	deleting   bool
 	deadline   time.Time // end of the deletion grace period
 	retryAt    time.Time // after an API error
+	failures   int       // consecutive API errors, for backoff
 	lastStatus *corev1.PodStatus
 }
 
@@ -549,20 +550,28 @@ func (r *podRecord) sync() bool {
 		}
 		if err != nil {
 			kubeletLog.Printf("pod %s: status: %v", r.key, err)
-			r.retryAt = time.Now().Add(time.Second)
+			r.backoff()
 			return false
 		}
 		r.lastStatus = &st
 	}
+	r.failures = 0
 	if finalize {
 		if r.k.deleteNow(r.ns, r.name, r.uid) != nil {
-			r.retryAt = time.Now().Add(time.Second)
+			r.backoff()
 			return false
 		}
 		kubeletLog.Printf("pod %s: deleted", r.key)
 		return true
 	}
 	return false
+}
+
+// backoff schedules a retry after an API error: 1 s, doubling up to 16 s,
+// so that an apiserver outage does not flood the log.
+func (r *podRecord) backoff() {
+	r.retryAt = time.Now().Add(time.Second << min(r.failures, 4))
+	r.failures++
 }
 
 // cleanup stops whatever still runs and forgets the pod.

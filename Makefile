@@ -1,0 +1,48 @@
+# Tender's developer entry points. On a fresh machine:
+#   make demo   start a local two-cluster Kubernetes with sample workloads and Tender on it
+#   make test   install everything the tests need, then run the whole suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEMO_DIR ?= $(CURDIR)/.demo
+DEBIAN_LISTS := tests/debian-packages.txt
+
+.PHONY: deps debian-deps python-deps cluster-bin test test-unit demo demo-down bench bench-quick clean
+
+deps: debian-deps python-deps cluster-bin
+
+debian-deps:
+	@scripts/install-debian-packages $(DEBIAN_LISTS)
+
+python-deps: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,tray]'
+	touch $@
+
+# Builds the test cluster's binary (cached in ~/.cache/kube-tender, keyed by its sources).
+cluster-bin:
+	@tests/cluster/testcluster --print-binary >/dev/null
+
+test: deps
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-unit: python-deps
+	$(PY) -m pytest -q tests/unit tests/ui
+
+demo: deps
+	@scripts/demo $(DEMO_DIR)
+
+demo-down:
+	@tests/cluster/testcluster down --dir $(DEMO_DIR)
+
+bench: deps
+	$(PY) -m bench --out bench/results/latest.json
+
+bench-quick: deps
+	$(PY) -m bench --quick --out bench/results/quick.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis tests/artifacts

@@ -1,0 +1,153 @@
+"""Helpers for tests that run on the real local test cluster (tests/cluster/).
+
+`Cluster` wraps one cluster of a `testcluster up` directory: kubectl with the
+right kubeconfig and context, fault injection (stop/start a component), and
+the test kubelet's hooks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTCLUSTER = ROOT / "tests" / "cluster" / "testcluster"
+MANIFESTS = ROOT / "tests" / "cluster" / "manifests"
+KUBECTL = os.environ.get("KUBECTL", "kubectl")
+
+
+def run(cmd: list[str], *, check: bool = True, timeout: float = 120, env: dict | None = None,
+        input: str | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, input=input)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@dataclass
+class Cluster:
+    dir: Path
+    letter: str
+
+    @property
+    def context(self) -> str:
+        return f"tender-{self.letter}"
+
+    @property
+    def kubeconfig(self) -> str:
+        return str(self.dir / "kubeconfig")
+
+    @property
+    def state(self) -> dict:
+        return json.loads((self.dir / self.letter / "state.json").read_text())
+
+    @property
+    def admin_token(self) -> str:
+        return self.state["admin_token"]
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ, KUBECONFIG=self.kubeconfig)
+        env.update(extra)
+        return env
+
+    def kubectl(self, *args: str, check: bool = True, context: str | None = None, timeout: float = 60,
+                input: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+        cmd = [KUBECTL, "--context", context or self.context, *args]
+        return run(cmd, check=check, timeout=timeout, env=env or self.env(), input=input)
+
+    def apply(self, manifest: str, namespace: str | None = None) -> None:
+        args = ["apply", "-f", "-"] + (["-n", namespace] if namespace else [])
+        self.kubectl(*args, input=manifest)
+
+    def new_namespace(self, prefix: str = "t") -> str:
+        ns = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        self.kubectl("create", "namespace", ns)
+        # The ServiceAccount admission plugin refuses pods until the
+        # namespace's default ServiceAccount exists.
+        deadline = time.time() + 30
+        while self.kubectl("get", "sa", "default", "-n", ns, check=False).returncode != 0:
+            assert time.time() < deadline, "default ServiceAccount never appeared"
+            time.sleep(0.1)
+        return ns
+
+    def get(self, kind: str, name: str, namespace: str) -> dict:
+        return json.loads(self.kubectl("get", kind, name, "-n", namespace, "-o", "json").stdout)
+
+    def pods(self, namespace: str, selector: str) -> list[dict]:
+        out = self.kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "json").stdout
+        return json.loads(out)["items"]
+
+    def ready_pods(self, namespace: str, selector: str) -> list[str]:
+        names = []
+        for p in self.pods(namespace, selector):
+            if p["metadata"].get("deletionTimestamp"):
+                continue
+            conds = {c["type"]: c["status"] for c in p.get("status", {}).get("conditions", [])}
+            if conds.get("Ready") == "True":
+                names.append(p["metadata"]["name"])
+        return sorted(names)
+
+    def wait_ready(self, namespace: str, selector: str, count: int = 1, timeout: float = 60) -> list[str]:
+        deadline = time.time() + timeout
+        while True:
+            names = self.ready_pods(namespace, selector)
+            if len(names) >= count:
+                return names
+            assert time.time() < deadline, f"only {names} ready for {selector} in {namespace}"
+            time.sleep(0.2)
+
+    def annotate(self, kind: str, name: str, namespace: str, key: str, value: str | None) -> None:
+        spec = f"{key}-" if value is None else f"{key}={value}"
+        self.kubectl("annotate", "--overwrite", kind, name, "-n", namespace, spec)
+
+    def drop_connections(self, pod: str, namespace: str) -> None:
+        self.annotate("pod", pod, namespace, "testcluster.tender.dev/drop-connections", uuid.uuid4().hex[:8])
+
+    def stop(self, component: str) -> None:
+        run([str(TESTCLUSTER), "stop", "--dir", str(self.dir), "--cluster", self.letter, "--component", component])
+
+    def start(self, component: str) -> None:
+        run([str(TESTCLUSTER), "start", "--dir", str(self.dir), "--cluster", self.letter, "--component", component])
+
+    def direct_address(self, namespace: str, pod: str, port: int) -> tuple[str, int]:
+        """The pod server's real loopback address (no API server in between)."""
+        state = json.loads((self.dir / self.letter / "kubelet" / "pods" / f"{namespace}_{pod}.json").read_text())
+        host, _, p = state["ports"][str(port)].rpartition(":")
+        return host, int(p)
+
+
+def cluster_up(directory: Path, clusters: int) -> list[Cluster]:
+    run([str(TESTCLUSTER), "up", "--dir", str(directory), "--clusters", str(clusters)], timeout=1800)
+    return [Cluster(directory, chr(ord("a") + i)) for i in range(clusters)]
+
+
+def cluster_down(directory: Path) -> None:
+    run([str(TESTCLUSTER), "down", "--dir", str(directory)], check=False, timeout=120)
+
+
+def deployment_manifest(name: str, *, replicas: int = 1, args: str = "netexec --http-port=8080",
+                        port: int = 8080, port_name: str = "http", grace: int = 2, extra_pod_spec: str = "") -> str:
+    arg_list = ", ".join(f'"{a}"' for a in args.split())
+    return f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      terminationGracePeriodSeconds: {grace}
+      containers:
+        - name: app
+          image: registry.k8s.io/e2e-test-images/agnhost:2.53
+          args: [{arg_list}]
+          ports: [{{name: {port_name}, containerPort: {port}}}]
+{extra_pod_spec}
+"""

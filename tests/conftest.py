@@ -1,0 +1,47 @@
+"""Shared fixtures.  Tests marked `cluster` run on the real local test cluster.
+
+One `testcluster up --clusters 2` serves the whole session (set
+TENDER_TEST_CLUSTER_DIR to reuse clusters that are already up).  Each test
+works in a namespace of its own; a test that stops a component starts it
+again before it ends.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.clusterlib import Cluster, cluster_down, cluster_up
+
+
+@pytest.fixture(scope="session")
+def _clusters() -> list[Cluster]:
+    reuse = os.environ.get("TENDER_TEST_CLUSTER_DIR")
+    if reuse:
+        yield [Cluster(Path(reuse), "a"), Cluster(Path(reuse), "b")]
+        return
+    directory = Path(tempfile.mkdtemp(prefix="tender-cluster-"))
+    try:
+        yield cluster_up(directory, 2)
+    finally:
+        cluster_down(directory)
+
+
+@pytest.fixture(scope="session")
+def cluster(_clusters: list[Cluster]) -> Cluster:
+    return _clusters[0]
+
+
+@pytest.fixture(scope="session")
+def two_clusters(_clusters: list[Cluster]) -> tuple[Cluster, Cluster]:
+    return _clusters[0], _clusters[1]
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> str:
+    ns = cluster.new_namespace()
+    yield ns
+    cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
