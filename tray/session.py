@@ -37,6 +37,7 @@ from tray import selection
 from tray.backoff import Backoff
 from tray.errors import ClusterUnreachable, ForbiddenError, TargetError, TenderError, UsageError
 from tray.kubeapi import NotFound
+from tray.pool import StreamPool
 from tray.stream import open_stream, pump
 from tray.targets import KIND_PLURAL, Target
 
@@ -138,6 +139,7 @@ class Session:
         self._task: asyncio.Task[None] | None = None
         self._probing = False
         self._conn_tasks: set[asyncio.Task[None]] = set()
+        self._pool = StreamPool(lambda pod, port: open_stream(self.conn.api, self.namespace, pod, port))
         self._retry_task: asyncio.Task[None] | None = None
         self.pod_uid: str | None = None
 
@@ -174,6 +176,7 @@ class Session:
         self._set(status, reason)
 
     async def _teardown(self) -> None:
+        self._pool.close()
         for server in self._servers:
             server.close()
         self._servers = []
@@ -354,6 +357,8 @@ class Session:
         self.pod_uid = pod["metadata"].get("uid")
         self.backoff.reset()
         self._cancel_retry()
+        if changed:
+            self._pool.flush()  # spares lead to the old pod
         reason = f"reconnected to pod {name}" if was == Status.RECONNECTING else ""
         if changed:
             log.info("forward %s now uses pod %s", self.target, name)
@@ -444,7 +449,7 @@ class Session:
                 writer.close()
                 return
             try:
-                ws = await open_stream(self.conn.api, self.namespace, pod, port)
+                ws = self._pool.take(pod, port) or await open_stream(self.conn.api, self.namespace, pod, port)
             except ForbiddenError as exc:
                 writer.close()
                 await self._fail(str(exc))
