@@ -80,11 +80,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    if args.command in ("forward", "run", "profiles", "install-desktop"):
+        from tray.logs import setup_logging
+
+        setup_logging(logging.WARNING - 10 * min(args.verbose, 2), stream=sys.stderr)
     try:
         if args.command == "forward":
             return _forward(args)

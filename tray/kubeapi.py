@@ -132,6 +132,28 @@ class KubeAPI:
             return resp.json()
         raise AssertionError("unreachable")
 
+    async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        for attempt in (1, 2):
+            try:
+                resp = await self._http().post(path, json=body, extensions=self._extensions())
+            except httpx.TransportError as exc:
+                raise unreachable(exc) from None
+            if resp.status_code == 401 and attempt == 1:
+                await self.reauthenticate()
+                continue
+            if resp.status_code >= 400:
+                raise error_for(resp.status_code, resp.content)
+            return resp.json()
+        raise AssertionError("unreachable")
+
+    async def whoami(self) -> str:
+        """The user name the API server sees for these credentials."""
+        review = await self.post(
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        )
+        return str(review.get("status", {}).get("userInfo", {}).get("username", ""))
+
     async def watch(
         self, path: str, resource_version: str, params: dict[str, str] | None = None
     ) -> AsyncIterator[dict[str, Any]]:

@@ -434,6 +434,21 @@ class Session:
         self._conn_tasks.add(task)
         task.add_done_callback(self._conn_tasks.discard)
 
+    async def _forbidden_reason(self, exc: ForbiddenError) -> str:
+        """A 403 the user can act on: who, which verb, on what, where.
+
+        For WebSocket port-forwards the API server's own message stops at
+        'pods "x" is forbidden: ' (its second check, for the create verb,
+        gives no reason), so Tender asks who it is and says the rest.
+        """
+        try:
+            user = await self.conn.api.whoami()
+        except TenderError:
+            user = ""
+        who = f'User "{user}"' if user else "These credentials"
+        return (f'forbidden: {who} cannot create pods/portforward in namespace "{self.namespace}" '
+                f"(context {self.conn.id}; the API server said: {str(exc).strip()})")
+
     # ----------------------------------------------------------- data plane
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -452,7 +467,7 @@ class Session:
                 ws = self._pool.take(pod, port) or await open_stream(self.conn.api, self.namespace, pod, port)
             except ForbiddenError as exc:
                 writer.close()
-                await self._fail(str(exc))
+                await self._fail(await self._forbidden_reason(exc))
                 return
             except (NotFound, ClusterUnreachable) as exc:
                 log.info("connection to %s failed: %s", pod, exc)
