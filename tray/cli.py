@@ -209,6 +209,7 @@ def _forward(args: argparse.Namespace) -> int:
     printer = _Printer(args.output)
     try:
         context = _resolve_context(manager, args.context)
+        manager.preflight(context)
         manager.subscribe(printer)
         ids = [manager.start(context, args.namespace, target.kind, target.name, spec.remote,
                              _local(spec), args.address) for spec in specs]
@@ -251,16 +252,19 @@ def _run_profiles(args: argparse.Namespace) -> int:
         current = next((c.id for c in clusters if c.current), None)
         printer = _Printer(args.output)
         manager.subscribe(printer)
-        ids = []
+        ids: list[str] = []
+        checked: set[str] = set()
         for prof in chosen:
             context = prof.context or current
             if context is None:
                 raise UsageError("no context and the kubeconfig has no current context",
                                  source=str(pf.path), line=prof.line, field=f"{prof.name}.context")
-            for addr in [prof.address]:
-                for spec in prof.ports:
-                    ids.append(manager.start(context, prof.namespace, prof.target.kind, prof.target.name,
-                                             spec.remote, _local(spec), addr, profile=prof.name))
+            if context not in checked:
+                manager.preflight(context)
+                checked.add(context)
+            for spec in prof.ports:
+                ids.append(manager.start(context, prof.namespace, prof.target.kind, prof.target.name,
+                                         spec.remote, _local(spec), prof.address, profile=prof.name))
     except BaseException:
         manager.shutdown()
         raise

@@ -17,6 +17,7 @@ has a ``repr`` without them, and error messages name files and fields only.
 
 from __future__ import annotations
 
+import logging
 import os
 import ssl
 import threading
@@ -85,6 +86,8 @@ def _check_files(paths: str) -> None:
     if not existing:
         raise UsageError("no kubeconfig given", field="kubeconfig")
     if not any(Path(p).expanduser().is_file() for p in existing):
+        if len(existing) == 1 and Path(existing[0]).expanduser().is_dir():
+            raise UsageError("is a directory, not a kubeconfig file", source=paths)
         raise UsageError("kubeconfig not found", source=paths)
     for p in existing:
         path = Path(p).expanduser()
@@ -130,16 +133,25 @@ class ClusterAuth:
         cfg = self._config
         if cfg is None or full:
             cfg = k8s_client.Configuration()
+            # The client logs (rather than raises) a failing exec plugin and
+            # goes on without credentials; catch that to say it clearly.
+            failures = _CaptureErrors()
+            logging.getLogger().addFilter(failures)
             try:
                 k8s_config.load_kube_config(
                     config_file=self.kubeconfig, context=self.context,
                     client_configuration=cfg, persist_config=False,
                 )
+                if failures.messages and not (cfg.api_key or cfg.cert_file):
+                    raise UsageError(f"credentials could not be loaded: {_clean(Exception(failures.messages[0]))}",
+                                     source=self.kubeconfig, field=f"context {self.context}")
             except ConfigException as exc:
                 raise UsageError(_clean(exc), source=self.kubeconfig, field=f"context {self.context}") from None
             except OSError as exc:
                 raise UsageError(f"cannot read a file it names: {exc.strerror}: {exc.filename}",
                                  source=self.kubeconfig, field=f"context {self.context}") from None
+            finally:
+                logging.getLogger().removeFilter(failures)
         elif cfg.refresh_api_key_hook is not None:
             cfg.refresh_api_key_hook(cfg)
         headers: dict[str, str] = {}
@@ -160,6 +172,20 @@ class ClusterAuth:
 
     def __repr__(self) -> str:  # never show credentials
         return f"ClusterAuth(context={self.context!r}, server={self.server!r})"
+
+
+class _CaptureErrors(logging.Filter):
+    """Takes the client's root-logger errors off the console; we report them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            self.messages.append(record.getMessage())
+            return False
+        return True
 
 
 def _ssl_context(cfg: Any, kubeconfig: str, context: str) -> ssl.SSLContext | None:

@@ -65,6 +65,9 @@ class ClusterConn:
         self._loaded = False
         self._lock = asyncio.Lock()
 
+    def mark_loaded(self) -> None:
+        self._loaded = True
+
     async def ensure_auth(self) -> None:
         """Load credentials once, off the loop (an exec plugin may be slow)."""
         if self._loaded:
@@ -138,6 +141,17 @@ class ForwardManager:
                              source=self.kubeconfig, field="context")
         with self._lock:
             return self._clusters.setdefault(cluster_id, ClusterConn(infos[cluster_id], self.kubeconfig))
+
+    def preflight(self, cluster_id: str) -> None:
+        """Load a context's credentials now, in the calling thread.
+
+        The CLI calls it before starting, so kubeconfig trouble (a broken exec
+        plugin, an unreadable certificate) is a one-line usage error.  Never
+        call it from a UI thread: an exec plugin may take its time.
+        """
+        conn = self._cluster(cluster_id)
+        conn.auth.refresh(full=True)
+        conn.mark_loaded()
 
     def api_for(self, cluster_id: str) -> ClusterConn:
         """The cluster connection (the tray's browser lists resources through it)."""

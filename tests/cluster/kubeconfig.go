@@ -25,6 +25,10 @@ func writeKubeconfig(dir string, states []*clusterState) {
 		cfg.AuthInfos[st.Name+"-viewer"] = &clientcmdapi.AuthInfo{Token: st.ViewerToken}
 		cfg.Contexts[st.Name] = &clientcmdapi.Context{Cluster: st.Name, AuthInfo: st.Name + "-admin", Namespace: "default"}
 		cfg.Contexts[st.Name+"-viewer"] = &clientcmdapi.Context{Cluster: st.Name, AuthInfo: st.Name + "-viewer", Namespace: "default"}
+		pki := filepath.Dir(st.CAFile)
+		cfg.AuthInfos[st.Name+"-cert"] = &clientcmdapi.AuthInfo{
+			ClientCertificate: filepath.Join(pki, "admin-client.crt"), ClientKey: filepath.Join(pki, "admin-client.key")}
+		cfg.Contexts[st.Name+"-cert"] = &clientcmdapi.Context{Cluster: st.Name, AuthInfo: st.Name + "-cert", Namespace: "default"}
 	}
 	cfg.CurrentContext = states[0].Name
 	must(clientcmd.WriteToFile(*cfg, filepath.Join(dir, "kubeconfig")))

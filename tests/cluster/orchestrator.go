@@ -174,6 +174,8 @@ func prepareCluster(dir string, index, nNodes int) *clusterState {
 		"kubernetes", "kubernetes.default", "kubernetes.default.svc"}).write(pki, "apiserver")
 	ca.issue("kube-apiserver-kubelet-client", []string{"system:masters"}, nil).write(pki, "apiserver-kubelet-client")
 	ca.issue("kubelet", nil, []string{"127.0.0.1", "localhost"}).write(pki, "kubelet")
+	// A client certificate for the admin, so tests cover certificate auth too.
+	ca.issue("cert-admin", []string{"system:masters"}, nil).write(pki, "admin-client")
 	sa := newKey()
 	must(os.WriteFile(filepath.Join(pki, "sa.key"), keyPEM(sa), 0o600))
 	must(os.WriteFile(filepath.Join(pki, "sa.pub"), pubPEM(sa), 0o644))
