@@ -382,7 +382,7 @@ class Session:
             delay = self.backoff.next_delay()
             if delay is None:
                 self._retry_task = None
-                await self._fail(f"no ready pod after {self.backoff.attempts} attempts: {self.reason}")
+                await self._fail(f"gave up after {self.backoff.attempts} attempts: {self.reason}")
                 return
             await asyncio.sleep(delay)
             self._on_change(self, False)  # attempt count changed
@@ -391,28 +391,31 @@ class Session:
             except TargetError as exc:
                 self._set(Status.RECONNECTING, str(exc))
                 continue
-            if await self._probe(pod["metadata"]["name"], port):
+            problem = await self._probe(pod["metadata"]["name"], port)
+            if problem:
+                self._set(Status.RECONNECTING, problem)
+            else:
                 self._retry_task = None
                 self.pod_name = ""  # force the switch below to report the pod
                 await self._switch_pod()
                 return
 
-    async def _probe(self, pod: str, port: int) -> bool:
-        """Open (and close) one stream to the pod: proves the path end to end."""
+    async def _probe(self, pod: str, port: int) -> str:
+        """Open (and close) one stream to the pod; '' if the path works, else why not."""
         try:
             ws = await open_stream(self.conn.api, self.namespace, pod, port)
         except TenderError as exc:
             log.info("probe of %s/%s failed: %s", pod, port, exc)
-            return False
+            return f"cannot reach pod {pod}: {exc}"
         await ws.close()
-        return True
+        return ""
 
-    def _on_drop(self) -> None:
-        """A stream died under an open connection: check the path again."""
+    def _on_drop(self, why: str) -> None:
+        """A stream died or could not open: check the path again."""
         if self.status != Status.ACTIVE or self._probing:
             return
         self._probing = True
-        self._set(Status.RECONNECTING, f"connection to pod {self.pod_name} lost; reconnecting")
+        self._set(Status.RECONNECTING, f"{why}; reconnecting")
 
         async def check() -> None:
             try:
@@ -420,7 +423,7 @@ class Session:
                 await asyncio.sleep(0.2)
                 if self.status != Status.RECONNECTING:
                     return
-                if await self._probe(self.pod_name, self.container_port):
+                if not await self._probe(self.pod_name, self.container_port):
                     self._set(Status.ACTIVE, f"reconnected to pod {self.pod_name}")
                 elif self.target.reconnects:
                     self._retry_task = self._retry_task or asyncio.get_running_loop().create_task(
@@ -469,20 +472,23 @@ class Session:
                 writer.close()
                 await self._fail(await self._forbidden_reason(exc))
                 return
-            except (NotFound, ClusterUnreachable) as exc:
+            except NotFound as exc:
                 log.info("connection to %s failed: %s", pod, exc)
                 writer.close()
-                self._wake.set()
+                self._wake.set()  # the watch tells where to go next
                 return
             except TenderError as exc:
+                # The kubelet or the API server failed us: the forward is not
+                # answering, so it must not keep saying "active".
                 log.info("connection to %s failed: %s", pod, exc)
                 writer.close()
+                self._on_drop(f"cannot reach pod {pod}: {exc}")
                 return
             result = await pump(reader, writer, ws, port)
             if result.error:
                 log.info("forward %s: %s", self.target, result.error.strip())
             if result.dropped:
-                self._on_drop()
+                self._on_drop(f"connection to pod {pod} lost")
         finally:
             self.connections -= 1
             self._conn_tasks.discard(task)
