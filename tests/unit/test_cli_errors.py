@@ -1,0 +1,110 @@
+"""Bad command lines: one line on stderr naming the argument, exit 2, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+KUBECONFIG = """
+apiVersion: v1
+kind: Config
+current-context: only
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: not-a-real-token}}]
+contexts: [{name: only, context: {cluster: c, user: u}}]
+"""
+
+
+def tender(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tray", *args], capture_output=True, text=True, timeout=60, cwd=cwd)
+
+
+@pytest.fixture
+def kubeconfig(tmp_path: Path) -> str:
+    path = tmp_path / "kubeconfig"
+    path.write_text(KUBECONFIG)
+    return str(path)
+
+
+def assert_one_line_exit_2(proc: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+
+
+@pytest.mark.parametrize("target, fragment", [
+    ("foo/web", 'unknown resource kind "foo"'),
+    ("svc/", "empty resource name"),
+    ("svc/Web_1", "Web_1"),
+    ("a/b/c", 'too many "/"'),
+    ("", "empty target"),
+])
+def test_bad_targets(kubeconfig: str, target: str, fragment: str):
+    assert_one_line_exit_2(tender("forward", "--kubeconfig", kubeconfig, target, "80"), "TARGET", fragment)
+
+
+@pytest.mark.parametrize("spec", ["0:0", "70000", "a:b", "::", "-1", "1:2:3", "8080:", "x y", "65536:80"])
+def test_bad_port_specs(kubeconfig: str, spec: str):
+    assert_one_line_exit_2(tender("forward", "--kubeconfig", kubeconfig, "svc/web", spec), "port", repr(spec))
+
+
+def test_unknown_flag(kubeconfig: str):
+    assert_one_line_exit_2(tender("forward", "--kubeconfig", kubeconfig, "--frobnicate", "svc/web", "80"),
+                           "--frobnicate")
+
+
+def test_missing_arguments():
+    assert_one_line_exit_2(tender("forward", "svc/web"), "required")
+
+
+def test_unknown_command():
+    assert_one_line_exit_2(tender("frobnicate"), "frobnicate")
+
+
+def test_missing_kubeconfig(tmp_path: Path):
+    assert_one_line_exit_2(tender("forward", "--kubeconfig", str(tmp_path / "nope"), "svc/web", "80"),
+                           "kubeconfig not found", str(tmp_path / "nope"))
+
+
+def test_unknown_context(kubeconfig: str):
+    assert_one_line_exit_2(tender("forward", "--kubeconfig", kubeconfig, "--context", "prod", "svc/web", "80"),
+                           '"prod"', "only")
+
+
+def test_broken_kubeconfig_yaml(tmp_path: Path):
+    path = tmp_path / "kubeconfig"
+    path.write_text("apiVersion: v1\nclusters: [\n")
+    assert_one_line_exit_2(tender("forward", "--kubeconfig", str(path), "svc/web", "80"), str(path))
+
+
+def test_bad_address(kubeconfig: str):
+    assert_one_line_exit_2(tender("forward", "--kubeconfig", kubeconfig, "--address", "my-laptop", "svc/web", "80"),
+                           "--address", "my-laptop")
+
+
+def test_run_unknown_profile(tmp_path: Path, kubeconfig: str):
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text('version: 1\nprofiles:\n  - {name: web, target: svc/web, ports: ["8080:80"]}\n')
+    assert_one_line_exit_2(tender("run", "--kubeconfig", kubeconfig, "--profiles", str(profiles), "nope"),
+                           str(profiles), "'nope'", "web")
+
+
+def test_profiles_check_reports_file_line_field(tmp_path: Path):
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text('version: 1\nprofiles:\n  - name: web\n    target: svc/web\n    ports: ["70000"]\n')
+    proc = tender("profiles", "check", str(profiles))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"{profiles}:5: profiles[0].ports[0]: ")
+    assert "Traceback" not in proc.stderr
+
+
+def test_profiles_check_ok():
+    root = Path(__file__).resolve().parents[2]
+    proc = tender("profiles", "check", str(root / "config" / "profiles.example.yaml"))
+    assert proc.returncode == 0 and "ok" in proc.stdout
