@@ -6,8 +6,9 @@ package main
 // Lease and status fresh, runs the pods bound to them with in-process
 // stand-ins (agnhost*.go) and serves each node's kubelet API (port-forward,
 // container logs) on 127.0.0.1:Pi. Files: kubelet_node.go (Node, Lease),
-// kubelet_pods.go (pod lifecycle), kubelet_status.go (pod status),
-// kubelet_server.go (HTTPS API), kubelet_ipam.go (pod IPs).
+// kubelet_pods.go (informers, pod index), kubelet_podworker.go (one pod's
+// life), kubelet_status.go (pod status), kubelet_server.go (HTTPS API),
+// kubelet_ipam.go (pod IPs); the stand-ins are in agnhost*.go.
 
 import (
 	"context"

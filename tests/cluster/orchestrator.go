@@ -214,6 +214,11 @@ func prepareCluster(dir string, index, nNodes int) *clusterState {
 			// Endpoints validation rejects; nothing in the tests needs it.
 			"--endpoint-reconciler-type=none",
 			"--allow-privileged=true",
+			// Without a watch grace period the HTTP server's shutdown waits
+			// (up to --request-timeout, 60 s) for the components' open
+			// watches, so `stop` hit its 10 s SIGKILL fallback every time;
+			// with it, SIGTERM ends the apiserver in about a second.
+			"--shutdown-watch-termination-grace-period=2s",
 			"--profiling=false",
 			"--v=1",
 		},
