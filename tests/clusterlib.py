@@ -7,9 +7,12 @@ the test kubelet's hooks.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import re
 import subprocess
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -151,3 +154,123 @@ spec:
           ports: [{{name: {port_name}, containerPort: {port}}}]
 {extra_pod_spec}
 """
+
+
+class PortForward:
+    """A running `kubectl port-forward` to TARGET's REMOTE_PORT.
+
+    kubectl picks a free local port itself (`:REMOTE_PORT`), so there is no
+    race for it; `local_port` is read from its "Forwarding from" line.
+    websockets=False sets KUBECTL_PORT_FORWARD_WEBSOCKETS=false (plain SPDY).
+    Use as a context manager; kubectl is killed on exit.  Run with -v=6 so
+    that the request line (GET = WebSocket, POST = SPDY) is in `stderr`.
+    """
+
+    def __init__(self, cluster: Cluster, target: str, remote_port: int, namespace: str, *,
+                 websockets: bool = True, context: str | None = None) -> None:
+        self.cluster = cluster
+        env = cluster.env(KUBECTL_PORT_FORWARD_WEBSOCKETS="true" if websockets else "false")
+        self.cmd = [KUBECTL, "--context", context or cluster.context, "-n", namespace, "-v=6",
+                    "port-forward", "--address", "127.0.0.1", target, f":{remote_port}"]
+        self.remote_port = remote_port
+        self.local_port: int | None = None
+        self._stdout: list[str] = []
+        self._stderr: list[str] = []
+        self._env = env
+        self.proc: subprocess.Popen[str] | None = None
+
+    @property
+    def stdout(self) -> str:
+        return "".join(self._stdout)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self._stderr)
+
+    def start(self, timeout: float = 20) -> "PortForward":
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=self._env, bufsize=1)
+        pattern = re.compile(rf"Forwarding from 127\.0\.0\.1:(\d+) -> {self.remote_port}")
+        found = threading.Event()
+
+        def pump(stream, sink: list[str], watch: bool) -> None:
+            for line in stream:
+                sink.append(line)
+                m = pattern.search(line) if watch else None
+                if m and self.local_port is None:
+                    self.local_port = int(m.group(1))
+                    found.set()
+            stream.close()
+
+        self._threads = [threading.Thread(target=pump, args=(self.proc.stdout, self._stdout, True), daemon=True),
+                         threading.Thread(target=pump, args=(self.proc.stderr, self._stderr, False), daemon=True)]
+        for t in self._threads:
+            t.start()
+        deadline = time.time() + timeout
+        while not found.wait(0.05):
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.stop()
+                raise AssertionError(f"{' '.join(self.cmd)} did not start forwarding (rc={self.proc.returncode}):\n"
+                                     f"{self.stdout}\n{self.stderr}")
+        return self
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """kubectl's exit code, or None if it still runs after timeout."""
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        for t in self._threads:
+            t.join(2)
+        return rc
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        for t in getattr(self, "_threads", []):
+            t.join(2)
+
+    def __enter__(self) -> "PortForward":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def get(self, path: str, timeout: float = 10) -> str:
+        """HTTP GET through the forward; the body as text."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.local_port, timeout=timeout)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            body = resp.read().decode()
+            assert resp.status == 200, f"GET {path}: {resp.status} {body}"
+            return body
+        finally:
+            conn.close()
+
+
+def eventually(check, *, timeout: float = 30, interval: float = 0.2, what: str = "condition"):
+    """Call check() until it returns a truthy value (returned) or timeout.
+
+    An AssertionError raised by check counts as "not yet"; the last one is
+    reported if time runs out.
+    """
+    deadline = time.time() + timeout
+    last: Exception | None = None
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+        except AssertionError as e:
+            last = e
+        if time.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f": {last}" if last else ""))
+        time.sleep(interval)
