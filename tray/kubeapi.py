@@ -30,7 +30,7 @@ from tray.kubeconfig import ClusterAuth
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ApiError", "NotFound", "Gone", "KubeAPI", "status_message"]
+__all__ = ["ApiError", "NotFound", "Gone", "Unauthorized", "KubeAPI", "status_message"]
 
 # A watch with no traffic for this long is presumed dead (a laptop that slept,
 # a NAT that forgot us).  The server sends bookmarks about once a minute.
@@ -49,6 +49,14 @@ class NotFound(ApiError):
 
 class Gone(ApiError):
     """410: the watch's resourceVersion is too old; relist."""
+
+
+class Unauthorized(ApiError):
+    """401 even after reloading the kubeconfig: the credentials were rejected.
+
+    Retrying cannot help until the user changes something (as for a 403), so
+    the engine fails the forward with this message instead of reconnecting.
+    """
 
 
 def status_message(status: int, body: bytes | str) -> str:
@@ -72,6 +80,10 @@ def error_for(status: int, body: bytes | str) -> TenderError:
         return NotFound(status, message)
     if status == 410:
         return Gone(status, message)
+    if status == 401:
+        # The server's own message is just "Unauthorized": say what it means.
+        detail = "" if message in ("Unauthorized", "HTTP 401") else f" ({message})"
+        return Unauthorized(status, f"Unauthorized (HTTP 401): the API server rejected the credentials{detail}")
     return ApiError(status, message)
 
 

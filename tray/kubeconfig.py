@@ -62,7 +62,12 @@ def list_clusters(kubeconfig: str | None = None) -> list[ClusterInfo]:
     try:
         contexts, current = k8s_config.list_kube_config_contexts(config_file=paths)
     except ConfigException as exc:
-        raise UsageError(_clean(exc), source=paths, field="kubeconfig") from None
+        # The client rejects the whole file when current-context names a
+        # context that is gone (say, removed while Tender runs); kubectl
+        # still uses every other context then, and so does Tender.
+        contexts, current = _contexts_without_current(paths), None
+        if contexts is None:
+            raise UsageError(_clean(exc), source=paths, field="kubeconfig") from None
     except Exception as exc:  # yaml errors, wrong types in the file
         raise UsageError(f"cannot read kubeconfig: {_clean(exc)}", source=paths) from None
     out = []
@@ -79,6 +84,22 @@ def list_clusters(kubeconfig: str | None = None) -> list[ClusterInfo]:
             )
         )
     return out
+
+
+def _contexts_without_current(paths: str) -> list[dict[str, Any]] | None:
+    """The contexts of a kubeconfig whose current-context dangles; None if that is not its problem."""
+    try:
+        from kubernetes.config.kube_config import KubeConfigMerger
+
+        doc = KubeConfigMerger(paths).config.value
+        # Merged entries are the client's ConfigNode wrappers; take their dicts.
+        contexts = [getattr(c, "value", c) for c in doc.get("contexts") or []]
+        names = {c.get("name") for c in contexts if isinstance(c, dict)}
+        if not contexts or not all(isinstance(c, dict) and c.get("name") for c in contexts):
+            return None
+        return contexts if doc.get("current-context") not in names else None
+    except Exception:
+        return None
 
 
 def _check_files(paths: str) -> None:

@@ -130,11 +130,16 @@ class ForwardManager:
         return list_clusters(self.kubeconfig)
 
     def _cluster(self, cluster_id: str) -> ClusterConn:
+        # The kubeconfig is read again on every call, even for a context
+        # already in use: a context removed from the file while forwards run
+        # on it must fail new starts with a clear error (the running forwards
+        # keep their loaded credentials and go on).  Before, the cached
+        # connection let starts succeed on a context the file no longer had.
+        infos = {c.id: c for c in self.clusters()}
         with self._lock:
             conn = self._clusters.get(cluster_id)
-        if conn is not None:
+        if conn is not None and cluster_id in infos:
             return conn
-        infos = {c.id: c for c in self.clusters()}
         if cluster_id not in infos:
             known = ", ".join(sorted(infos)) or "none"
             raise UsageError(f'context "{cluster_id}" not found in the kubeconfig (contexts: {known})',
@@ -277,6 +282,12 @@ class ForwardManager:
         async def close_all() -> None:
             for conn in list(self._clusters.values()):
                 await conn.api.aclose()
+            # Stopped sessions close their spare streams in the background;
+            # let those closes finish rather than stop the loop under them
+            # ("Task was destroyed but it is pending", sockets left to the GC).
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            if others:
+                await asyncio.wait(others, timeout=3)
 
         try:
             self.run(close_all(), timeout)

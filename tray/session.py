@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from tray import selection
 from tray.backoff import Backoff
 from tray.errors import ClusterUnreachable, ForbiddenError, TargetError, TenderError, UsageError
-from tray.kubeapi import NotFound
+from tray.kubeapi import NotFound, Unauthorized
 from tray.pool import StreamPool
 from tray.stream import open_stream, pump
 from tray.targets import KIND_PLURAL, Target
@@ -172,6 +172,14 @@ class Session:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
+        # The backoff loop is a task of its own, not a child of _run: without
+        # this, stopping (or retrying) a reconnecting forward left it running,
+        # to wake later on a torn-down session (found by test_faults: "Task
+        # was destroyed but it is pending: Session._retry_loop").
+        retry, self._retry_task = self._retry_task, None
+        if retry is not None and retry is not asyncio.current_task():
+            retry.cancel()
+            await asyncio.wait([retry])  # gone when stop() returns; never raises
         await self._teardown()
         self._set(status, reason)
 
@@ -213,7 +221,15 @@ class Session:
         self.backoff.reset()
         self._set(Status.STARTING, "")
         await self.conn.ensure_auth()
-        if isinstance(self.requested_local, int):
+        if self.requested_local == 0 and self.local_port:
+            # Retry of an "any free port" forward: keep the port it had, which
+            # the user's clients (and the menu) already know; another free
+            # port only if that one has been taken meanwhile.
+            try:
+                await self._listen(self.local_port)
+            except UsageError:
+                await self._listen(0)
+        elif isinstance(self.requested_local, int):
             await self._listen(self.requested_local)  # a taken port fails before any API call
         prefix, plural = KIND_PLURAL["Pod"]
         self._pods = self.watches.acquire(self.conn.id, self.conn.api, prefix, self.namespace, plural)
@@ -392,6 +408,8 @@ class Session:
                 self._set(Status.RECONNECTING, str(exc))
                 continue
             problem = await self._probe(pod["metadata"]["name"], port)
+            if self.status == Status.ERROR:
+                return  # the probe was refused (401/403): _probe failed the forward
             if problem:
                 self._set(Status.RECONNECTING, problem)
             else:
@@ -404,6 +422,13 @@ class Session:
         """Open (and close) one stream to the pod; '' if the path works, else why not."""
         try:
             ws = await open_stream(self.conn.api, self.namespace, pod, port)
+        except (ForbiddenError, Unauthorized) as exc:
+            # Refused credentials are not a reason to keep retrying (the
+            # design's "no retry loop" for a 403; a 401 is the same).
+            reason = (await self._forbidden_reason(exc) if isinstance(exc, ForbiddenError)
+                      else self._unauthorized_reason(exc))
+            await self._fail(reason)
+            return reason
         except TenderError as exc:
             log.info("probe of %s/%s failed: %s", pod, port, exc)
             return f"cannot reach pod {pod}: {exc}"
@@ -423,7 +448,10 @@ class Session:
                 await asyncio.sleep(0.2)
                 if self.status != Status.RECONNECTING:
                     return
-                if not await self._probe(self.pod_name, self.container_port):
+                problem = await self._probe(self.pod_name, self.container_port)
+                if self.status == Status.ERROR:
+                    return  # refused (401/403): _probe failed the forward
+                if not problem:
                     self._set(Status.ACTIVE, f"reconnected to pod {self.pod_name}")
                 elif self.target.reconnects:
                     self._retry_task = self._retry_task or asyncio.get_running_loop().create_task(
@@ -452,6 +480,9 @@ class Session:
         return (f'forbidden: {who} cannot create pods/portforward in namespace "{self.namespace}" '
                 f"(context {self.conn.id}; the API server said: {str(exc).strip()})")
 
+    def _unauthorized_reason(self, exc: Unauthorized) -> str:
+        return f"{exc} (context {self.conn.id}); fix the kubeconfig's credentials, then Retry"
+
     # ----------------------------------------------------------- data plane
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -472,6 +503,12 @@ class Session:
                 writer.close()
                 await self._fail(await self._forbidden_reason(exc))
                 return
+            except Unauthorized as exc:
+                # Rejected even after reloading the kubeconfig (open_stream
+                # does that once): an error now, not 31 s of reconnecting.
+                writer.close()
+                await self._fail(self._unauthorized_reason(exc))
+                return
             except NotFound as exc:
                 log.info("connection to %s failed: %s", pod, exc)
                 writer.close()
@@ -489,6 +526,12 @@ class Session:
                 log.info("forward %s: %s", self.target, result.error.strip())
             if result.dropped:
                 self._on_drop(f"connection to pod {pod} lost")
+        except asyncio.CancelledError:
+            # _teardown cancels open connections when the forward stops or
+            # fails.  This task is the connection's own top level, so the
+            # cancellation ends here: re-raised, asyncio's stream server
+            # (3.11) logs every one as "Exception in callback ... CancelledError".
+            writer.close()
         finally:
             self.connections -= 1
             self._conn_tasks.discard(task)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tray.errors import ClusterUnreachable, ForbiddenError, TenderError
-from tray.kubeapi import ApiError, Gone, KubeAPI
+from tray.kubeapi import ApiError, Gone, KubeAPI, Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,10 @@ class ResourceCache:
                 raise
             except Gone:
                 continue  # relist at once
-            except (ClusterUnreachable, ForbiddenError) as exc:
+            except (ClusterUnreachable, ForbiddenError, Unauthorized) as exc:
+                # Unauthorized too: before, a rejected token was logged at
+                # debug level and retried forever, so a forward being started
+                # waited 20 s and then blamed an unreachable cluster.
                 self._set_error(exc)
             except ApiError as exc:
                 log.debug("watch %s: %s", self.path, exc)

@@ -1,0 +1,233 @@
+"""Targets, pass/fail, and the markdown report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.stats import ratio
+
+Row = dict[str, Any]
+
+
+def _get(d: Any, *path: str) -> Any:
+    for p in path:
+        if not isinstance(d, dict) or p not in d:
+            return None
+        d = d[p]
+    return d
+
+
+def _med(s: Any) -> float | None:
+    return s.get("median") if isinstance(s, dict) else None
+
+
+def fmt_summary(s: Any, digits: int = 1, unit: str = "") -> str:
+    if not isinstance(s, dict) or s.get("median") is None:
+        return "—"
+    m, lo, hi = s["median"], s["min"], s["max"]
+    if s.get("n", 1) <= 1 or lo == hi:
+        return f"{m:.{digits}f}{unit}"
+    return f"{m:.{digits}f}{unit} ({lo:.{digits}f}–{hi:.{digits}f})"
+
+
+def _ratio_text(r: float | None) -> str:
+    return "—" if r is None else f"{r:.2f}×"
+
+
+def evaluate(results: dict[str, Any]) -> list[Row]:
+    """One row per reported figure; rows with a target carry pass True/False (None: not measured)."""
+    sc = results.get("scenarios", {})
+    rows: list[Row] = []
+
+    def row(scenario: str, metric: str, cells: dict[str, str], target: str, ok: bool | None,
+            r: float | None = None, note: str = "") -> None:
+        rows.append({"scenario": scenario, "metric": metric, "cells": cells, "ratio": r, "target": target,
+                     "pass": ok, "note": note})
+
+    tools = ("tender", "kubectl-ws", "kubectl-spdy", "direct")
+
+    # 1. bulk
+    b = sc.get("bulk", {})
+    for key, label in (("download_MBps", "download MB/s"), ("upload_MBps", "upload MB/s")):
+        s = _get(b, "summary", key) or {}
+        t, k = _med(s.get("tender")), _med(s.get("kubectl-ws"))
+        r = ratio(t, k)
+        row("1 Bulk (256 MiB)" if not results.get("quick") else "1 Bulk (16 MiB)", label,
+            {x: fmt_summary(s.get(x)) for x in tools}, "≥ 1.0× kubectl WS",
+            None if r is None else r >= 1.0, r)
+
+    # 2. latency
+    lat = sc.get("latency", {})
+    n_req = lat.get("requests_per_round", "")
+    for key, label in (("p50_ms", "p50 ms"), ("p99_ms", "p99 ms")):
+        s = _get(lat, "summary", key) or {}
+        t, k = _med(s.get("tender")), _med(s.get("kubectl-ws"))
+        r = ratio(t, k)
+        row(f"2 Latency ({n_req} GETs, new conn.)", label, {x: fmt_summary(s.get(x), 2) for x in tools},
+            "≤ 1.0× kubectl WS", None if r is None else r <= 1.0, r)
+    errs = _get(lat, "summary", "errors") or {}
+    if errs:
+        row(f"2 Latency ({n_req} GETs, new conn.)", "errors", {x: str(errs.get(x, "—")) for x in tools}, "", None)
+
+    # 3. concurrency
+    c = sc.get("concurrency", {})
+    label3 = f"3 Concurrency ({c.get('clients', '?')}×{c.get('requests_per_client', '?')})"
+    s = _get(c, "summary", "req_per_s") or {}
+    t, k = _med(s.get("tender")), _med(s.get("kubectl-ws"))
+    r = ratio(t, k)
+    row(label3, "requests/s", {x: fmt_summary(s.get(x), 0) for x in tools}, "≥ kubectl WS",
+        None if r is None else r >= 1.0, r)
+    errs = _get(c, "summary", "errors") or {}
+    row(label3, "errors (all rounds)", {x: str(errs.get(x, "—")) for x in tools}, "0",
+        None if "tender" not in errs else errs["tender"] == 0)
+
+    # 4a. rolling restart
+    ro = sc.get("rolling_restart", {})
+    ft = _get(ro, "summary", "failed_total") or {}
+    at = _get(ro, "summary", "attempts_total") or {}
+    cells = {x: (f"{ft[x]} / {at[x]}" if x in ft else "—") for x in ("tender", "kubectl-ws", "kubectl-spdy")}
+    cells["direct"] = "n/a"
+    nro = len(ro.get("rounds", []))
+    row(f"4a Rolling restart ({nro} round{'s' if nro != 1 else ''}, 1 conn./20 ms)",
+        "failed / attempted new connections", cells, "0 failed", None if "tender" not in ft else ft["tender"] == 0)
+
+    # 4b. pod deletion
+    pd = sc.get("pod_deletion", {})
+    s = _get(pd, "summary", "first_success_after_ready_s") or {}
+    rec = _get(pd, "summary", "recovered") or {}
+    nr = _get(pd, "summary", "rounds") or 0
+    cells = {}
+    for x in ("tender", "kubectl-ws", "kubectl-spdy"):
+        if x not in rec:
+            cells[x] = "—"
+        elif rec[x] == 0:
+            cells[x] = "never"
+        else:
+            cells[x] = fmt_summary(s.get(x), 3, " s") + ("" if rec[x] == nr else f" ({nr - rec[x]} never)")
+    cells["direct"] = "n/a"
+    tm = _med(s.get("tender"))
+    ok = None if "tender" not in rec else (rec["tender"] == nr and tm is not None and tm <= 0.5)
+    row(f"4b Pod deleted ({nr} round{'s' if nr != 1 else ''})", "first success after new pod Ready", cells, "≤ 0.5 s (median)", ok)
+
+    # 5. scale
+    scl = sc.get("scale", {})
+    tn = scl.get("tender", {})
+    idle = tn.get("idle", {})
+    n = scl.get("forwards", "?")
+    kub = scl.get("kubectl", {})
+
+    def kcell(tool: str, key: str, per: str, digits: int = 1, unit: str = "") -> str:
+        kr = kub.get(tool)
+        if not kr:
+            return "—"
+        total, k = kr.get(key), kr.get("processes", 0)
+        pf = _get(kr, "per_forward", per)
+        if total is None or pf is None:
+            return "—"
+        return f"{total:.{digits}f}{unit} for {k} (≈{pf * (n if isinstance(n, int) else 0):.{digits}f}{unit} for {n})"
+
+    label5 = f"5 Scale ({n} forwards, 2 clusters)"
+    v = tn.get("all_active_s")
+    kc = {t: (f"{kub[t]['all_forwarding_s']:.2f} s for {kub[t]['processes']}" if t in kub else "—")
+          for t in ("kubectl-ws", "kubectl-spdy")}
+    row(label5, f"all {n} active", {"tender": "—" if v is None else f"{v:.2f} s", **kc, "direct": "n/a"},
+        "≤ 10 s", None if v is None else (v <= 10.0 and tn.get("active") == n))
+    v = idle.get("cpu_pct_of_one_core")
+    row(label5, f"idle CPU, % of one core ({idle.get('seconds', 0):.0f} s)",
+        {"tender": "—" if v is None else f"{v:.2f} %",
+         "kubectl-ws": kcell("kubectl-ws", "cpu_pct_of_one_core_total", "cpu_pct", 2, " %"),
+         "kubectl-spdy": kcell("kubectl-spdy", "cpu_pct_of_one_core_total", "cpu_pct", 2, " %"), "direct": "n/a"},
+        "≤ 1 %", None if v is None else v <= 1.0)
+    v = idle.get("rss_mb")
+    row(label5, "RSS", {"tender": "—" if v is None else f"{v:.0f} MB",
+                        "kubectl-ws": kcell("kubectl-ws", "rss_mb_total", "rss_mb", 0, " MB"),
+                        "kubectl-spdy": kcell("kubectl-spdy", "rss_mb_total", "rss_mb", 0, " MB"), "direct": "n/a"},
+        "≤ 150 MB", None if v is None else v <= 150.0)
+    v = idle.get("threads")
+    row(label5, "threads", {"tender": "—" if v is None else str(v),
+                            "kubectl-ws": kcell("kubectl-ws", "threads_total", "threads", 0),
+                            "kubectl-spdy": kcell("kubectl-spdy", "threads_total", "threads", 0), "direct": "n/a"},
+        "", None)
+    v = idle.get("sockets")
+    row(label5, "open sockets", {"tender": "—" if v is None else str(v),
+                                 "kubectl-ws": kcell("kubectl-ws", "sockets_total", "sockets", 0),
+                                 "kubectl-spdy": kcell("kubectl-spdy", "sockets_total", "sockets", 0),
+                                 "direct": "n/a"}, "", None)
+    mw = idle.get("max_watches_per_key")
+    row(label5, "watches (apiserver, namespace-scoped WATCH) / (cluster, ns, kind) keys",
+        {"tender": "—" if mw is None else f"{idle.get('watches_total')} / {idle.get('watch_keys')}",
+         "kubectl-ws": "0", "kubectl-spdy": "0", "direct": "n/a"},
+        "≤ 1 per key", None if mw is None else mw <= 1.0)
+    v = idle.get("list_get_relevant_total")
+    row(label5, "LIST+GET on pods/services/workloads during idle",
+        {"tender": "—" if v is None else str(v),
+         "kubectl-ws": _kubectl_list_get(kub.get("kubectl-ws")),
+         "kubectl-spdy": _kubectl_list_get(kub.get("kubectl-spdy")), "direct": "n/a"},
+        "0 (no polling)", None if v is None else v == 0)
+
+    # 6. start-up
+    st = sc.get("startup", {})
+    s = _get(st, "summary", "first_active_s") or {}
+    cells = {"tender": fmt_summary(s.get("tender-all"), 3, " s"), "kubectl-ws": fmt_summary(s.get("kubectl-ws"), 3, " s"),
+             "kubectl-spdy": fmt_summary(s.get("kubectl-spdy"), 3, " s"), "direct": "n/a"}
+    tm = _med(s.get("tender-all"))
+    row(f"6 Start-up ({st.get('profiles', '?')} profiles, `run --all`)", "spawn → first forward active", cells,
+        "≤ 1.5 s", None if tm is None else tm <= 1.5, ratio(tm, _med(s.get("kubectl-ws"))))
+    cells = {"tender": fmt_summary(s.get("tender-one"), 3, " s"), "kubectl-ws": "—", "kubectl-spdy": "—",
+             "direct": "n/a"}
+    row(f"6 Start-up ({st.get('profiles', '?')} profiles, `run NAME`)", "spawn → the one forward active", cells,
+        "", None, ratio(_med(s.get("tender-one")), _med(s.get("kubectl-ws"))))
+    return rows
+
+
+def _kubectl_list_get(kr: Any) -> str:
+    if not kr:
+        return "—"
+    return str(sum(v.get("relevant_list_get", 0) for v in kr.get("requests", {}).values()))
+
+
+def markdown(results: dict[str, Any], rows: list[Row]) -> str:
+    m = results.get("meta", {})
+    cfg = results.get("config", {})
+    lines = [f"# Tender benchmark — {m.get('date', '?')}", ""]
+    lines.append(f"- Mode: {'quick' if results.get('quick') else 'full'}; data-plane rounds: {cfg.get('rounds')} "
+                 "(tools interleaved, order rotated each round); figures are median (min–max) over rounds.")
+    lines.append(f"- Machine: {m.get('nproc')} × {m.get('cpu_model')} (nproc {m.get('nproc')}), "
+                 f"{m.get('mem_gb', 0):.0f} GB RAM, Linux {m.get('kernel')}, Python {m.get('python')}.")
+    lines.append(f"- Kubernetes server {m.get('server_version')} (tests/cluster test cluster, 2 clusters); "
+                 f"kubectl {m.get('kubectl_version')}; Tender {m.get('tender_version')} (CLI, its own process).")
+    lines.append(f"- Load: the {m.get('nproc')} cores are shared by both clusters' apiserver/etcd/kubelet/"
+                 "controllers, kubectl, Tender and the load clients; "
+                 f"load average {m.get('loadavg_start')} at start, {m.get('loadavg_end')} at end; machine CPU busy "
+                 f"{m.get('machine_busy_pct', 0):.0f} % over the run; "
+                 f"other test-cluster apiservers running on the machine (not ours): {m.get('foreign_apiservers')}.")
+    dirty = m.get("tray_uncommitted") or []
+    lines.append(f"- Source: git {m.get('git_head')}" + (f" plus uncommitted changes in {len(dirty)} tray/ file(s)"
+                 if dirty else "") + f"; tray/ content hash {m.get('tray_sha256')}.")
+    lines.append(f"- Run time {m.get('duration_s', 0):.0f} s (cluster start included).")
+    lines.append("")
+    lines.append("| Scenario | Metric | Tender | kubectl (WS) | kubectl (SPDY) | direct | Tender ÷ kubectl WS "
+                 "| Target | Result |")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        res = "" if r["pass"] is None else ("✅ pass" if r["pass"] else "❌ FAIL")
+        if r["target"] and r["pass"] is None:
+            res = "not measured"
+        c = r["cells"]
+        lines.append(f"| {r['scenario']} | {r['metric']} | {c.get('tender', '—')} | {c.get('kubectl-ws', '—')} | "
+                     f"{c.get('kubectl-spdy', '—')} | {c.get('direct', '—')} | {_ratio_text(r['ratio'])} | "
+                     f"{r['target']} | {res} |")
+    passed = sum(1 for r in rows if r["pass"] is True)
+    failed = [r for r in rows if r["pass"] is False]
+    targets = sum(1 for r in rows if r["target"])
+    lines.append("")
+    lines.append(f"**{passed} of {targets} targets met.**" + (
+        " Missed: " + "; ".join(f"{r['scenario']} — {r['metric']}" for r in failed) + "." if failed else ""))
+    notes = results.get("notes", [])
+    errors = results.get("errors", {})
+    if errors:
+        lines += ["", "Scenarios that failed to run:", ""]
+        lines += [f"- {k}: {v.splitlines()[-1] if v else ''}" for k, v in errors.items()]
+    if notes:
+        lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,34 @@
+"""Fixtures of the engine's integration tests (see tests/conftest.py for the cluster)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.clusterlib import Cluster
+from tests.integration.engine import EventLog
+from tray.manager import ForwardManager
+
+
+@pytest.fixture
+def manager(cluster: Cluster) -> ForwardManager:
+    """An engine on the test kubeconfig (both clusters' contexts); always shut down."""
+    m = ForwardManager(cluster.kubeconfig)
+    try:
+        yield m
+    finally:
+        m.shutdown()
+
+
+@pytest.fixture
+def events(manager: ForwardManager) -> EventLog:
+    log = EventLog()
+    manager.subscribe(log)
+    return log
+
+
+@pytest.fixture
+def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reconnect delays of 0.1-0.5 s instead of 1-16 s (same count: 5 attempts)."""
+    import tray.backoff
+
+    monkeypatch.setattr(tray.backoff, "DELAYS", (0.1, 0.2, 0.3, 0.4, 0.5))

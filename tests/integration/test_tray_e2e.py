@@ -1,0 +1,320 @@
+"""The tray app end to end, as a person uses it, against the real test cluster.
+
+Each test runs ``tender tray`` as its own process on a throwaway desktop:
+Xvfb, a private D-Bus session bus, a StatusNotifierWatcher and a
+notification daemon (tests/ui/harness/desktop_services.py), with pystray's
+appindicator backend.  The tests read the live menu over
+``com.canonical.dbusmenu`` and click items there, as a panel would; they
+answer the real (Tk) dialogs with xdotool; they read notifications as the
+notification daemon received them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.clusterlib import Cluster, deployment_manifest
+
+pytest.importorskip("gi", reason="needs PyGObject (pip install -e '.[tray]')")
+from tests.integration.engine import hostname, http_get, wait_for
+from tests.ui.harness.app import TrayApp
+from tests.ui.harness.desktop import ROOT, Desktop, missing_tools
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="module")
+def desktop() -> Desktop:
+    missing = missing_tools("Xvfb", "dbus-daemon", "xdotool")
+    try:
+        import gi
+
+        gi.require_version("Gtk", "3.0")
+        gi.require_version("AyatanaAppIndicator3", "0.1")
+    except (ImportError, ValueError) as exc:
+        missing.append(f"PyGObject/AyatanaAppIndicator3 ({exc})")
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (make deps installs them)")
+    d = Desktop().start()
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def launch(desktop: Desktop, cluster: Cluster, tmp_path: Path):  # noqa: ANN201
+    apps: list[TrayApp] = []
+
+    def start(profiles_text: str = "version: 1\nprofiles: []\n", kubeconfig: str | None = None,
+              env: dict[str, str] | None = None, on: Desktop | None = None) -> TrayApp:
+        profiles = tmp_path / "profiles.yaml"
+        profiles.write_text(profiles_text)
+        app = TrayApp(on or desktop, tmp_path / f"home{len(apps)}", kubeconfig or cluster.kubeconfig, profiles,
+                      env=env)
+        apps.append(app)
+        return app.start()
+
+    yield start
+    for app in apps:
+        app.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_closed(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def deploy(cluster: Cluster, namespace: str, name: str = "web", port: int = 8080, replicas: int = 1) -> list[str]:
+    cluster.apply(deployment_manifest(name, replicas=replicas, args=f"netexec --http-port={port}", port=port),
+                  namespace)
+    return cluster.wait_ready(namespace, f"app={name}", replicas)
+
+
+def profile_yaml(name: str, namespace: str, target: str, ports: str, *, context: str = "tender-a",
+                 group: str = "e2e", autostart: bool = False) -> str:
+    return (f"  - name: {name}\n    context: {context}\n    namespace: {namespace}\n    target: {target}\n"
+            f"    ports: [{ports}]\n    group: {group}\n    autostart: {'true' if autostart else 'false'}\n")
+
+
+def entry(target: str, local: int, remote: int | str, namespace: str, status: str, context: str = "tender-a") -> str:
+    return f"{target}  {local} → {remote}  {context}/{namespace}  {status}"
+
+
+def is_context(name: str):  # noqa: ANN201
+    return lambda label: label.split(" ")[0] == name
+
+
+def notifications_about(desktop: Desktop, text: str) -> list[dict]:
+    return [n for n in desktop.read_notifications() if text in n["summary"] + " " + n["body"]]
+
+
+# ---------------------------------------------------------------------------------------------
+def test_profile_from_the_menu_reaches_the_pod_and_survives_its_deletion(
+        desktop: Desktop, cluster: Cluster, namespace: str, launch) -> None:  # noqa: ANN001
+    [pod] = deploy(cluster, namespace)
+    local = free_port()
+    app = launch("version: 1\nprofiles:\n" + profile_yaml("e2e-web", namespace, "deploy/web", f'"{local}:8080"'))
+    menu = app.menu
+
+    menu.click_path("Profiles", "e2e (0 of 1 running)", lambda l: l.startswith("e2e-web  "))
+    active = entry("deploy/web", local, 8080, namespace, "active")
+    item = menu.wait_for(active, timeout=30)
+    assert hostname(local) == pod
+    assert menu.find(active, f"Pod {pod}", root=menu.layout()) is not None
+    assert [c.label for c in item.children if c.type != "separator"][-3:] == ["Open in browser", "Copy address", "Stop"]
+    profile_item = menu.wait_for("Profiles", "e2e (1 of 1 running)", lambda l: l.startswith("e2e-web  "))
+    assert profile_item.toggle_state == 1
+    assert menu.layout().children[0].label == "1 active · 0 reconnecting · 0 errors"
+
+    # The pod goes away: a notification says so, then the forward is active on the new pod.
+    cluster.kubectl("delete", "pod", pod, "-n", namespace, "--wait=false")
+    try:
+        wait_for(lambda: notifications_about(desktop, "Reconnect"), 45, "a reconnecting notification")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{desktop.read_notifications()}\n{app.output()}") from None
+    new = wait_for(lambda: [p for p in cluster.ready_pods(namespace, "app=web") if p != pod], 60, "a new pod")[0]
+    menu.wait_for(active, f"Pod {new}", timeout=45)
+    assert wait_for(lambda: hostname(local) == new, 20, "traffic on the new pod")
+    seen = notifications_about(desktop, "deploy/web")
+    assert any(n["summary"].startswith(("Reconnecting: deploy/web", "Reconnected: deploy/web")) for n in seen), seen
+    assert any(f"reconnected to pod {new}" in n["body"] for n in seen), seen
+
+
+def test_forward_from_the_clusters_menu_then_its_actions(cluster: Cluster, namespace: str, launch,
+                                                        tmp_path: Path) -> None:  # noqa: ANN001
+    port = free_port()  # the container port, which is also the local port the menu offers
+    [pod] = deploy(cluster, namespace, port=port)
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser"
+    browser.write_text(f'#!/bin/sh\necho "$1" >> {opened}\n')
+    browser.chmod(0o755)
+    app = launch(env={"BROWSER": f"{browser} %s"})
+    menu = app.menu
+    ns_path = ("Clusters", is_context("tender-a"), lambda l: l.split(" ")[0] == namespace)
+    node = menu.wait_for(*ns_path, where=lambda n: any(c.label != "Loading…" for c in n.children), timeout=30)
+    if node.children[0].label == "Load resources…":
+        menu.click(node.children[0])
+    menu.click_path(*ns_path, "Deployments", "web", f"Forward {port} (http)", timeout=30)
+    active = entry("deploy/web", port, port, namespace, "active")
+    menu.wait_for(active, timeout=30)
+    assert hostname(port) == pod
+
+    menu.click_path(active, "Copy address")
+    assert wait_for(lambda: app.clipboard() == f"127.0.0.1:{port}", 10, "the address on the clipboard")
+    menu.click_path(active, "Open in browser")
+    wait_for(lambda: opened.exists() and opened.read_text().strip() == f"http://127.0.0.1:{port}/", 10,
+             "the browser to be asked")
+    menu.click_path(active, "Save as profile…")
+    profile = menu.wait_for("Profiles", lambda l: l.startswith(f"web-{port}  (deploy/web {port} · tender-a/"),
+                            timeout=15)
+    assert profile.toggle_state == 1  # the running forward is that profile now
+    assert f"name: web-{port}" in app.profiles.read_text()
+    assert menu.find(active, "Save as profile…") is None
+
+    menu.click_path(active, "Stop")
+    wait_for(lambda: menu.find(lambda l: l.startswith("deploy/web  ")) is None, 20, "the entry to go")
+    assert wait_for(lambda: port_closed(port), 10, "the port to close")
+    assert menu.layout().children[0].label == "No forwards running"
+
+
+def test_retry_and_remove_errored_forwards(cluster: Cluster, namespace: str, launch) -> None:  # noqa: ANN001
+    late, never = free_port(), free_port()
+    app = launch("version: 1\nprofiles:\n"
+                 + profile_yaml("late", namespace, "deploy/late", f'"{late}:8080"', autostart=True)
+                 + profile_yaml("never", namespace, "deploy/never", f'"{never}:8080"', autostart=True))
+    menu = app.menu
+    failed = entry("deploy/late", late, 8080, namespace, "error")
+    item = menu.wait_for(failed, timeout=40)
+    reason = item.children[0]
+    assert not reason.enabled and "late" in reason.label, reason.label
+    labels = [c.label for c in item.children if c.type != "separator"]
+    assert "Retry" in labels and "Remove" in labels and "Stop" not in labels
+    assert menu.layout().children[0].label == "0 active · 0 reconnecting · 2 errors"
+
+    [pod] = deploy(cluster, namespace, "late")
+    menu.click_path(failed, "Retry")
+    menu.wait_for(entry("deploy/late", late, 8080, namespace, "active"), timeout=40)
+    assert hostname(late) == pod
+
+    menu.click_path(entry("deploy/never", never, 8080, namespace, "error"), "Remove")
+    wait_for(lambda: menu.find(lambda l: l.startswith("deploy/never")) is None, 20, "the errored entry to go")
+
+
+def test_stop_all_in_cluster_asks_first(two_clusters, namespace: str, launch) -> None:  # noqa: ANN001
+    a, b = two_clusters
+    deploy(a, namespace)
+    ns_b = b.new_namespace()
+    try:
+        deploy(b, ns_b)
+        p1, p2, p3 = free_port(), free_port(), free_port()
+        app = launch("version: 1\nprofiles:\n"
+                     + profile_yaml("a1", namespace, "deploy/web", f'"{p1}:8080"', autostart=True)
+                     + profile_yaml("a2", namespace, "deploy/web", f'"{p2}:8080"', autostart=True)
+                     + profile_yaml("b1", ns_b, "deploy/web", f'"{p3}:8080"', context="tender-b", autostart=True))
+        menu = app.menu
+        menu.wait_for(entry("deploy/web", p3, 8080, ns_b, "active", "tender-b"), timeout=40)
+        menu.wait_for(entry("deploy/web", p1, 8080, namespace, "active"), timeout=40)
+        stop_all = ("Clusters", is_context("tender-a"), "Stop all in this cluster (2)")
+
+        menu.click_path(*stop_all)
+        app.answer("Stop all forwards in tender-a?", "Escape")  # changed my mind
+        time.sleep(1)
+        assert menu.layout().children[0].label.startswith("3 active")
+
+        menu.click_path(*stop_all)
+        app.answer("Stop all forwards in tender-a?", "Return")
+        wait_for(lambda: menu.layout().children[0].label.startswith("1 active"), 20, "tender-a's forwards to stop")
+        assert port_closed(p1) and port_closed(p2)
+        http_get(p3, "/hostname")
+    finally:
+        b.kubectl("delete", "namespace", ns_b, "--wait=false", check=False)
+
+
+def test_custom_port_dialog(cluster: Cluster, namespace: str, launch) -> None:  # noqa: ANN001
+    [pod] = deploy(cluster, namespace)
+    app = launch()
+    menu = app.menu
+    ns_path = ("Clusters", is_context("tender-a"), lambda l: l.split(" ")[0] == namespace)
+    node = menu.wait_for(*ns_path, where=lambda n: any(c.label != "Loading…" for c in n.children), timeout=30)
+    if node.children[0].label == "Load resources…":
+        menu.click(node.children[0])
+    menu.click_path(*ns_path, "Deployments", "web", "Custom port…", timeout=30)
+    local = free_port()
+    app.answer("Forward a port", "Return", text=str(local))  # "Forward a port — Tender"
+    menu.wait_for(entry("deploy/web", local, 8080, namespace, "active"), timeout=30)
+    assert hostname(local) == pod
+
+
+def test_quit_asks_and_stops_the_forwards(cluster: Cluster, namespace: str, launch) -> None:  # noqa: ANN001
+    deploy(cluster, namespace)
+    local = free_port()
+    app = launch("version: 1\nprofiles:\n"
+                 + profile_yaml("q", namespace, "deploy/web", f'"{local}:8080"', autostart=True))
+    menu = app.menu
+    menu.wait_for(entry("deploy/web", local, 8080, namespace, "active"), timeout=40)
+
+    menu.click_path("Quit")
+    app.answer("Quit Tender?", "Escape")
+    time.sleep(1)
+    assert app.proc.poll() is None
+    http_get(local, "/hostname")
+
+    menu.click_path("Quit")
+    app.answer("Quit Tender?", "Return")
+    assert app.proc.wait(20) == 0, app.output()
+    assert port_closed(local)
+
+
+def test_files_change_under_a_running_tray(desktop: Desktop, cluster: Cluster, namespace: str, launch,
+                                           tmp_path: Path) -> None:  # noqa: ANN001
+    kubeconfig = tmp_path / "kubeconfig"
+    shutil.copy(cluster.kubeconfig, kubeconfig)
+    good = "version: 1\nprofiles:\n" + profile_yaml("keep", namespace, "deploy/web", '"18999:8080"')
+    app = launch(good, kubeconfig=str(kubeconfig))
+    menu = app.menu
+    menu.wait_for("Clusters", is_context("tender-b"))
+
+    # A broken profiles file: one error line, the last good profiles stay.
+    app.profiles.write_text(good.replace('"18999:8080"', '"18999:80 80"'))
+    line = menu.wait_for("Profiles", lambda l: l.startswith("⚠ profiles.yaml:"), timeout=15)
+    assert not line.enabled and "profiles.yaml:" in line.label
+    assert menu.find("Profiles", "e2e (0 of 1 running)", lambda l: l.startswith("keep  ")) is not None
+    app.profiles.write_text(good)
+    wait_for(lambda: menu.find("Profiles", lambda l: l.startswith("⚠")) is None, 15, "the error line to go")
+
+    # A context removed from the kubeconfig disappears (with a notification); a new one appears.
+    subprocess.run(["kubectl", "config", "delete-context", "tender-b", "--kubeconfig", str(kubeconfig)],
+                   check=True, capture_output=True)
+    wait_for(lambda: menu.find("Clusters", is_context("tender-b")) is None, 15, "tender-b to disappear")
+    wait_for(lambda: notifications_about(desktop, "Context tender-b was removed"), 10, "a notification")
+    subprocess.run(["kubectl", "config", "set-context", "tender-b-again", "--cluster", "tender-b", "--user",
+                    "tender-b-admin", "--kubeconfig", str(kubeconfig)], check=True, capture_output=True)
+    menu.wait_for("Clusters", is_context("tender-b-again"), timeout=15)
+
+    # Start at login, from the menu.
+    menu.click_path("Start at login")
+    autostart = app.home / "config" / "autostart" / "tender.desktop"
+    wait_for(autostart.is_file, 10, "the autostart entry")
+    assert "tray" in autostart.read_text()
+    assert menu.wait_for("Start at login", where=lambda n: n.toggle_state == 1)
+
+
+def test_display_without_a_tray_says_so(cluster: Cluster, tmp_path: Path) -> None:
+    with Desktop(watcher=False) as bare:  # an X display and a session bus, but no panel
+        env = bare.env(HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path / "state"))
+        env.pop("PYSTRAY_BACKEND", None)
+        proc = subprocess.run([sys.executable, "-m", "tray", "tray", "--kubeconfig", cluster.kubeconfig], env=env,
+                              capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert "no system tray here: no tray host" in line and "tender run" in line and "tender forward" in line
+
+
+def test_no_notification_service_is_logged_once_and_the_tray_keeps_running(
+        cluster: Cluster, namespace: str, launch) -> None:  # noqa: ANN001
+    with Desktop(notifications=False) as quiet:
+        never = free_port()
+        app = launch("version: 1\nprofiles:\n"
+                     + profile_yaml("n1", namespace, "deploy/none1", f'"{never}:80"', autostart=True)
+                     + profile_yaml("n2", namespace, "deploy/none2", f'"{free_port()}:80"', autostart=True),
+                     on=quiet)
+        app.menu.wait_for(entry("deploy/none1", never, 80, namespace, "error"), timeout=40)
+        app.menu.click_path("Notifications")  # twice: on, off; the app answers throughout
+        app.menu.click_path("Notifications", timeout=20)
+        wait_for(lambda: "notifications are unavailable" in app.log_file.read_text(), 20, "the log line")
+        time.sleep(1.5)
+        assert app.proc.poll() is None
+        assert app.log_file.read_text().count("notifications are unavailable") == 1

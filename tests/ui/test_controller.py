@@ -1,0 +1,228 @@
+"""The controller with a fake engine, view, dialogs and notifier: clicks to engine calls,
+events to coalesced menus, files to reloads."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.ui.fakes import FakeDialogs, FakeManager, FakeNotifier, FakeView, cluster
+from tray.errors import UsageError
+from tray.ui.controller import Controller
+from tray.ui.model import Action
+
+PROFILES = """\
+version: 1
+profiles:
+  - name: web
+    context: tender-a
+    namespace: shop
+    target: svc/web
+    ports: ["8080:80", ":http", "metrics"]
+    group: shop
+    autostart: true
+  - name: db
+    namespace: data
+    target: sts/db
+    ports: ["15432:5432"]
+    group: shop
+"""
+
+
+def wait_until(pred, timeout: float = 5.0, what: str = "condition"):  # noqa: ANN001, ANN201
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch):  # noqa: ANN201
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text(PROFILES)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("placeholder")
+    manager = FakeManager(kubeconfig=str(kubeconfig))
+    view, dialogs, notifier = FakeView(), FakeDialogs(), FakeNotifier()
+    c = Controller(manager, view, dialogs, notifier, profiles_path=profiles, settings_file=tmp_path / "settings.json",
+                   refresh_interval=0.05, watch_interval=0.05)
+    c.notifications._buffer.window = 0.05
+    c.start()
+    yield c, manager, view, dialogs, notifier, tmp_path
+    c.close()
+
+
+def run(c: Controller, kind: str, *args) -> None:  # noqa: ANN001
+    c.dispatch(Action(kind, args))
+    c.pool.submit(lambda: None).result(5)  # the pool is FIFO per worker: wait for idle
+    time.sleep(0.05)
+
+
+def starts(manager: FakeManager) -> list[tuple]:
+    return [call for call in manager.calls if call[0] == "start"]
+
+
+def test_autostart_profiles_start_with_the_profile_port_rules(env) -> None:  # noqa: ANN001
+    c, manager, view, *_ = env
+    # "8080:80" -> local 8080; ":http" -> free (0); "metrics" (bare name) -> None (same as remote)
+    assert starts(manager) == [
+        ("start", "tender-a", "shop", "Service", "web", 80, 8080, "127.0.0.1", "web"),
+        ("start", "tender-a", "shop", "Service", "web", "http", 0, "127.0.0.1", "web"),
+        ("start", "tender-a", "shop", "Service", "web", "metrics", None, "127.0.0.1", "web"),
+    ]
+    wait_until(lambda: view.shown and view.menu.children[0].label.startswith("0 active · 3 starting"), what="menu")
+
+
+def test_profile_without_context_uses_the_current_one_and_stops_again(env) -> None:  # noqa: ANN001
+    c, manager, view, *_ = env
+    run(c, "profile-start", "db")
+    assert starts(manager)[-1] == ("start", "tender-a", "data", "StatefulSet", "db", 5432, 15432, "127.0.0.1", "db")
+    run(c, "profile-stop", "db")
+    assert not [s for s in manager.list() if s.profile == "db"]
+    run(c, "group-stop", "shop")
+    assert manager.list() == []
+    run(c, "group-start", "shop")
+    assert len(manager.list()) == 4
+
+
+def test_failed_action_is_notified_even_with_notifications_off(env) -> None:  # noqa: ANN001
+    c, manager, view, dialogs, notifier, _ = env
+    run(c, "toggle-notifications")
+    assert c.settings.notifications is False
+
+    def refuse(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        raise UsageError("local port 8080 is already used by the forward to svc/web (tender-a/shop)")
+
+    manager.start = refuse
+    run(c, "forward", "tender-a", "shop", "Service", "web", 8080, 8080)
+    wait_until(lambda: notifier.sent, what="notification")
+    assert notifier.sent[-1] == ("Could not start the forward",
+                                 "local port 8080 is already used by the forward to svc/web (tender-a/shop)")
+
+
+def test_event_storm_is_a_few_rebuilds(env) -> None:  # noqa: ANN001
+    c, manager, view, *_ = env
+    for i in range(200):
+        manager.start("tender-b", "bulk", "Service", f"s{i}", 80, 20000 + i)
+    time.sleep(0.3)
+    before = len(view.shown)
+    for sid in [s.id for s in manager.list()]:
+        manager.set_status(sid, "active", pod="p")
+    wait_until(lambda: view.menu.children[0].label.startswith("203 active"), what="all active")
+    assert len(view.shown) - before <= 6  # 200 events in well under a second: a handful of rebuilds
+
+
+def test_quit_asks_when_forwards_run(env) -> None:  # noqa: ANN001
+    c, manager, view, dialogs, *_ = env
+    dialogs.answer = False
+    run(c, "quit")
+    assert dialogs.asked[-1][1:4] == ("Quit Tender?", "3 forwards running. Quitting stops them.", "Stop & Quit")
+    assert not manager.shut and not view.stopped
+    dialogs.answer = True
+    run(c, "quit")
+    assert manager.shut and view.stopped
+
+
+def test_quit_without_forwards_does_not_ask(env) -> None:  # noqa: ANN001
+    c, manager, view, dialogs, *_ = env
+    for s in manager.list():
+        manager.stop(s.id)
+    run(c, "quit")
+    assert dialogs.asked == [] and view.stopped
+
+
+def test_stop_cluster_confirms_only_with_running_forwards(env) -> None:  # noqa: ANN001
+    c, manager, view, dialogs, *_ = env
+    dialogs.answer = False
+    run(c, "stop-cluster", "tender-a")
+    assert dialogs.asked[-1][1] == "Stop all forwards in tender-a?"
+    assert ("stop_cluster", "tender-a") not in manager.calls
+    dialogs.answer = True
+    run(c, "stop-cluster", "tender-a")
+    assert ("stop_cluster", "tender-a") in manager.calls
+    asked = len(dialogs.asked)
+    sid = manager.start("tender-b", "x", "Service", "s", 80, 1)
+    manager.set_status(sid, "error", "boom")
+    run(c, "stop-cluster", "tender-b")  # only errors: nothing to confirm
+    assert len(dialogs.asked) == asked and manager.list() == []
+
+
+def test_custom_port_dialog_answer_starts_the_forward(env) -> None:  # noqa: ANN001
+    c, manager, view, dialogs, *_ = env
+    dialogs.port = (8080, 18081)
+    run(c, "custom-port", "tender-a", "demo", "Deployment", "web", ((8080, "http"),))
+    request = dialogs.asked[-1][1]
+    assert request.resource == "deploy/web" and request.cluster == "tender-a / demo"
+    assert request.ports == ((8080, "http"),) and 8080 in request.used
+    assert starts(manager)[-1] == ("start", "tender-a", "demo", "Deployment", "web", 8080, 18081, "127.0.0.1", None)
+
+
+def test_broken_profiles_file_keeps_the_last_good_profiles(env) -> None:  # noqa: ANN001
+    c, manager, view, dialogs, notifier, tmp = env
+    path = tmp / "profiles.yaml"
+    path.write_text(PROFILES.replace('["15432:5432"]', '["15432:99999"]'))
+    wait_until(lambda: c.profiles_error, what="error")
+    assert c.profiles_error.startswith("profiles.yaml:")
+    assert "out of range" in c.profiles_error
+    assert [p.name for p in c.profiles] == ["web", "db"]
+    wait_until(lambda: any(i.label.startswith("⚠ profiles.yaml:") for _, i in view.menu.walk()), what="error line")
+    path.write_text(PROFILES.replace("name: db", "name: db2"))
+    wait_until(lambda: c.profiles_error is None and [p.name for p in c.profiles] == ["web", "db2"], what="reload")
+
+
+def test_removed_context_stops_its_forwards_and_new_one_appears(env) -> None:  # noqa: ANN001
+    c, manager, view, dialogs, notifier, tmp = env
+    manager.start("tender-b", "x", "Service", "s", 80, 1)
+    manager.set_clusters([cluster("tender-a", True), cluster("tender-c")])
+    (tmp / "kubeconfig").write_text("changed")
+    wait_until(lambda: ("stop_cluster", "tender-b") in manager.calls, what="stop_cluster")
+    wait_until(lambda: any(t == "Context tender-b was removed from the kubeconfig" for t, _ in notifier.sent),
+               what="notification")
+    assert ("Context tender-b was removed from the kubeconfig", "1 forward stopped") in notifier.sent
+    wait_until(lambda: [i.label for i in view.menu.child("Clusters").children] == ["tender-a (current)", "tender-c"],
+               what="menu")
+
+
+def test_broken_kubeconfig_keeps_the_contexts(env) -> None:  # noqa: ANN001
+    c, manager, view, dialogs, notifier, tmp = env
+    manager.clusters_error = UsageError("kubeconfig not found", source="/k")
+    (tmp / "kubeconfig").write_text("broken")
+    wait_until(lambda: c.kubeconfig_error, what="error")
+    assert [x.id for x in c.clusters] == ["tender-a", "tender-b"]
+    assert not [call for call in manager.calls if call[0] == "stop_cluster"]
+
+
+def test_save_as_profile_writes_the_file(env) -> None:  # noqa: ANN001
+    c, manager, view, dialogs, notifier, tmp = env
+    sid = manager.start("tender-b", "data", "StatefulSet", "db", 5432, 15433)
+    run(c, "save-profile", sid)
+    text = (tmp / "profiles.yaml").read_text()
+    assert "name: db-5432" in text and "context: tender-b" in text and "15433:5432" in text
+    assert "db-5432" in [p.name for p in c.profiles]
+
+
+def test_settings_toggles_persist(env) -> None:  # noqa: ANN001
+    c, manager, view, dialogs, notifier, tmp = env
+    run(c, "toggle-autostart")
+    assert (tmp / "cfg" / "autostart" / "tender.desktop").is_file()
+    assert '"start_at_login": true' in (tmp / "settings.json").read_text()
+    run(c, "toggle-autostart")
+    assert not (tmp / "cfg" / "autostart" / "tender.desktop").exists()
+
+
+def test_copy_and_status_notifications(env) -> None:  # noqa: ANN001
+    c, manager, view, dialogs, notifier, _ = env
+    run(c, "copy", "127.0.0.1:8080")
+    assert view.copied == ["127.0.0.1:8080"]
+    sid = manager.list()[0].id
+    manager.set_status(sid, "active", pod="web-1")
+    manager.set_status(sid, "reconnecting", "pod web-1 was deleted")
+    wait_until(lambda: notifier.sent, what="notification")
+    assert notifier.sent[-1][0] == "Reconnecting: svc/web 8080 → 80"

@@ -1,0 +1,36 @@
+"""`tender install-desktop`: the launcher and icons for this user."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+
+from tray.ui.desktop import install_desktop
+from tray.ui.icon import APP_ICON_SIZES
+
+
+def test_installs_launcher_and_icons(tmp_path: Path) -> None:
+    summary = install_desktop(str(tmp_path))
+    launcher = tmp_path / "applications" / "tender.desktop"
+    assert str(launcher) in summary
+    text = launcher.read_text()
+    exec_line = next(line for line in text.splitlines() if line.startswith("Exec="))
+    assert exec_line.split()[0].startswith("Exec=/")  # an absolute path to this installation
+    assert "Icon=tender" in text
+    for size in APP_ICON_SIZES:
+        icon = tmp_path / "icons" / "hicolor" / f"{size}x{size}" / "apps" / "tender.png"
+        assert Image.open(icon).size == (size, size)
+
+
+def test_default_prefix_is_xdg_data_home(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    install_desktop(None)
+    assert (tmp_path / "data" / "applications" / "tender.desktop").is_file()
+
+
+def test_cli_command(monkeypatch, tmp_path: Path, capsys) -> None:
+    from tray.cli import main
+
+    assert main(["install-desktop", "--prefix", str(tmp_path)]) == 0
+    assert "tender.desktop" in capsys.readouterr().out

@@ -1,0 +1,296 @@
+"""The menu model is a pure function of the engine's state: checked on plain data."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.ui.fakes import cluster, profile, session
+from tray.ui import labels
+from tray.ui.menu import MAX_TOP_LEVEL_FORWARDS, MenuState, build_menu, session_item
+from tray.ui.model import Action, Item
+from tray.ui.resources import ClusterTree, Failed, Loading, Ready, Resource
+
+
+def labels_of(item: Item) -> list[str]:
+    return [c.label for c in item.children if not c.separator]
+
+
+def actions_of(item: Item) -> set[str]:
+    return {c.action.kind for c in item.children if c.action}
+
+
+# ------------------------------------------------------------------ status line and labels
+def test_status_line_counts_every_status() -> None:
+    statuses = ["active"] * 3 + ["reconnecting", "error", "error"]
+    assert labels.status_line(statuses) == "3 active · 1 reconnecting · 2 errors"
+    assert labels.status_line(["active", "error"]) == "1 active · 0 reconnecting · 1 error"
+    assert labels.status_line(["starting", "active"]) == "1 active · 1 starting · 0 reconnecting · 0 errors"
+    assert labels.status_line([]) == "No forwards running"
+
+
+def test_status_line_is_the_first_line_and_disabled() -> None:
+    menu = build_menu(MenuState(sessions=[session(), session(status="reconnecting", reason="no ready pod")]))
+    first = menu.children[0]
+    assert first.label == "1 active · 1 reconnecting · 0 errors"
+    assert not first.enabled and first.action is None
+
+
+def test_session_label_format() -> None:
+    s = session("svc/web", 8080, 80, cluster="tender-a", namespace="shop")
+    assert labels.session_label(s) == "svc/web  8080 → 80  tender-a/shop  active"
+    # a free local port that is not bound yet
+    assert labels.session_label(session("deploy/api", 0, "http", status="starting")).startswith("deploy/api  … → http")
+
+
+def test_forwards_of_every_cluster_are_listed_at_the_top() -> None:
+    a = session("svc/web", 8080, 80, cluster="tender-a")
+    b = session("sts/db", 15432, 5432, cluster="tender-b", namespace="data")
+    menu = build_menu(MenuState(sessions=[a, b]))
+    assert labels.session_label(a) in labels_of(menu)
+    assert labels.session_label(b) in labels_of(menu)
+
+
+# ------------------------------------------------------------------ actions per status
+def test_active_forward_actions() -> None:
+    item = session_item(session("svc/web", 8080, 80, pod="web-7c9"))
+    assert labels_of(item) == ["Pod web-7c9", "Open in browser", "Copy address", "Stop", "Save as profile…"]
+    assert item.child("Open in browser").action == Action("open-url", ("http://127.0.0.1:8080/",))
+    assert item.child("Copy address").action == Action("copy", ("127.0.0.1:8080",))
+
+
+def test_reconnecting_forward_shows_its_reason_and_can_be_stopped() -> None:
+    item = session_item(session(status="reconnecting", reason="no ready pod behind svc/web; retrying in 4s"))
+    first = item.children[0]
+    assert first.label == "no ready pod behind svc/web; retrying in 4s" and not first.enabled
+    assert {"stop", "copy", "open-url"} <= actions_of(item)
+    assert "retry" not in actions_of(item) and "remove" not in actions_of(item)
+
+
+def test_error_forward_offers_retry_and_remove_but_not_stop() -> None:
+    item = session_item(session(status="error", reason="deployments.apps \"web\" not found"))
+    assert item.children[0].label == 'deployments.apps "web" not found'
+    assert actions_of(item) == {"retry", "remove", "save-profile"}
+
+
+def test_starting_forward_can_be_stopped() -> None:
+    assert "stop" in actions_of(session_item(session(status="starting", local=0)))
+
+
+def test_long_reasons_are_cut_to_one_line() -> None:
+    item = session_item(session(status="error", reason="x" * 500 + "\nsecond line"))
+    assert len(item.children[0].label) <= 100 and "\n" not in item.children[0].label
+
+
+def test_open_in_browser_only_for_http_like_ports() -> None:
+    for remote, name_or_port in ((80, 80), (443, 443), (3000, 3000), (9090, 9090), ("http", 8080), ("web-ui", 5000)):
+        s = session("deploy/x", 18000, remote, container_port=name_or_port if isinstance(name_or_port, int) else 0)
+        assert "open-url" in actions_of(session_item(s)), remote
+    for remote in (5432, 6379, "metrics", "grpc"):
+        s = session("deploy/x", 18000, remote, container_port=remote if isinstance(remote, int) else 7000)
+        assert "open-url" not in actions_of(session_item(s)), remote
+
+
+def test_https_ports_open_with_https_and_hosts_are_reachable() -> None:
+    assert labels.browser_url(session("svc/api", 8443, 443)) == "https://127.0.0.1:8443/"
+    assert labels.browser_url(session("svc/api", 8080, 80, address="localhost")) == "http://localhost:8080/"
+    assert labels.local_address(session("svc/api", 8080, 80, address="::1")) == "[::1]:8080"
+    assert labels.local_address(session("svc/api", 8080, 80, address="0.0.0.0")) == "127.0.0.1:8080"
+
+
+def test_profile_sessions_are_not_offered_to_be_saved_again() -> None:
+    s = session(profile="shop-web")
+    item = session_item(s)
+    assert "save-profile" not in actions_of(item)
+    assert "Profile shop-web" in labels_of(item)
+    # A forward saved by hand (no profile recorded by the engine) matches its profile by coordinates.
+    adopted = session("svc/web", 8080, 80, cluster="tender-a", namespace="shop")
+    menu = build_menu(MenuState(sessions=[adopted], profiles=[profile("web-80")], clusters=[cluster("tender-a", True)]))
+    assert "save-profile" not in actions_of(menu.child(labels.session_label(adopted)))
+
+
+def test_many_forwards_are_grouped_per_cluster() -> None:
+    many = [session("svc/s%d" % i, 20000 + i, 80, cluster="tender-a") for i in range(MAX_TOP_LEVEL_FORWARDS)]
+    many += [session("svc/b", 30000, 80, cluster="tender-b", status="error", reason="boom")]
+    menu = build_menu(MenuState(sessions=many))
+    groups = [c for c in menu.children if c.label.startswith("tender-")]
+    assert [g.label for g in groups] == [
+        "tender-a: 12 forwards (12 active · 0 reconnecting · 0 errors)",
+        "tender-b: 1 forward (0 active · 0 reconnecting · 1 error)",
+    ]
+    assert len(groups[0].children) == MAX_TOP_LEVEL_FORWARDS
+
+
+# ------------------------------------------------------------------ profiles
+def test_profiles_grouped_with_start_and_stop_all() -> None:
+    profiles = [
+        profile("loose", "svc/loose", ("7000",)),
+        profile("shop-web", "svc/web", ("8080:80",), group="shop"),
+        profile("shop-db", "sts/db", ("15432:5432",), group="shop"),
+        profile("metrics", "ds/agent", ("9100",), group="infra", context=None),
+    ]
+    running = [session("svc/web", 8080, 80, profile="shop-web")]
+    menu = build_menu(MenuState(sessions=running, profiles=profiles, clusters=[cluster("tender-a", True)]))
+    prof = menu.child("Profiles")
+    assert labels_of(prof) == [
+        "loose  (svc/loose 7000 · tender-a/shop)",
+        "shop (1 of 2 running)",
+        "infra (0 of 1 running)",
+        "Edit profiles…",
+    ]
+    loose = prof.children[0]
+    assert loose.checked is False and loose.action == Action("profile-start", ("loose",))
+    shop = prof.child("shop (1 of 2 running)")
+    assert labels_of(shop)[:2] == ["Start all", "Stop all"]
+    assert shop.child("Start all").enabled and shop.child("Stop all").enabled
+    web = shop.child("shop-web  (svc/web 8080:80 · tender-a/shop)")
+    assert web.checked is True and web.action == Action("profile-stop", ("shop-web",))
+    infra = prof.child("infra (0 of 1 running)")
+    assert not infra.child("Stop all").enabled
+    # no context: the current one is shown
+    assert "metrics  (ds/agent 9100 · tender-a/shop)" in labels_of(infra)
+
+
+def test_profiles_error_is_one_disabled_line_and_profiles_stay() -> None:
+    err = "profiles.yaml:14: profiles[2].ports[1]: invalid port spec \"8080:x y\""
+    menu = build_menu(MenuState(profiles=[profile("keep")], profiles_error=err))
+    prof = menu.child("Profiles")
+    line = [c for c in prof.children if c.label.startswith("⚠")]
+    assert len(line) == 1 and not line[0].enabled and "profiles.yaml:14:" in line[0].label
+    assert any(c.label.startswith("keep") for c in prof.children)
+    assert prof.child("Edit profiles…").action == Action("edit-profiles")
+
+
+def test_no_profiles_still_offers_editing() -> None:
+    prof = build_menu(MenuState()).child("Profiles")
+    assert labels_of(prof) == ["No profiles yet", "Edit profiles…"]
+
+
+# ------------------------------------------------------------------ clusters
+def _tree(nss: tuple[str, ...] = ("demo", "default"), resources: dict | None = None) -> ClusterTree:
+    return ClusterTree(namespaces=Ready(nss), resources=resources or {})
+
+
+def _ready(ns: str, **kinds: tuple[Resource, ...]) -> dict:
+    out = {}
+    for kind in ("Pod", "Service", "Deployment", "StatefulSet", "DaemonSet"):
+        out[(ns, kind)] = Ready(kinds.get(kind, ()))
+    return out
+
+
+def test_clusters_loading_failed_and_unreachable() -> None:
+    clusters = [cluster("tender-a", True), cluster("tender-b"), cluster("tender-c")]
+    trees = {"tender-a": ClusterTree(), "tender-b": ClusterTree(Failed("cluster unreachable: connection refused")),
+             "tender-c": ClusterTree(Failed("forbidden: namespaces is forbidden"))}
+    menu = build_menu(MenuState(clusters=clusters, trees=trees)).child("Clusters")
+    assert labels_of(menu) == ["tender-a (current)", "tender-b — unreachable", "tender-c"]
+    assert labels_of(menu.child("tender-a (current)"))[0] == "Loading…"
+    b = menu.child("tender-b — unreachable")
+    assert b.children[0].label == "⚠ cluster unreachable: connection refused" and not b.children[0].enabled
+    assert "Refresh" in labels_of(b)
+
+
+def test_namespace_resources_and_port_entries() -> None:
+    web = Resource("web", ((8080, "http", "TCP"), (9100, None, "TCP"), (53, "dns", "UDP")))
+    tree = _tree(resources=_ready("demo", Deployment=(web,)))
+    menu = build_menu(MenuState(clusters=[cluster("tender-a", True)], trees={"tender-a": tree})).child("Clusters")
+    demo = menu.child("tender-a (current)").child("demo")
+    assert labels_of(demo) == ["Deployments"]  # empty kinds are left out
+    entry = demo.child("Deployments").child("web")
+    assert labels_of(entry) == ["Forward 8080 (http)", "Forward 9100", "Custom port…"]
+    assert entry.child("Forward 8080 (http)").action == Action("forward", ("tender-a", "demo", "Deployment", "web", 8080, 8080))
+    custom = entry.child("Custom port…").action
+    assert custom == Action("custom-port", ("tender-a", "demo", "Deployment", "web", ((8080, "http"), (9100, None))))
+    # not loaded yet: an explicit "Load resources…"
+    default = menu.child("tender-a (current)").child("default")
+    assert default.children[0].action == Action("load-namespace", ("tender-a", "default"))
+
+
+def test_namespace_loading_and_empty() -> None:
+    loading = {("demo", k): Loading() for k in ("Pod", "Service", "Deployment", "StatefulSet", "DaemonSet")}
+    tree = _tree(resources={**loading, **_ready("default")})
+    a = build_menu(MenuState(clusters=[cluster("tender-a")], trees={"tender-a": tree})).child("Clusters").child("tender-a")
+    assert labels_of(a.child("demo")) == ["Loading…"]
+    assert labels_of(a.child("default")) == ["No pods, services or workloads"]
+
+
+def test_port_in_use_or_privileged_goes_to_a_free_local_port() -> None:
+    svc = Resource("web", ((80, "http", "TCP"), (8080, None, "TCP")))
+    tree = _tree(resources=_ready("demo", Service=(svc,)))
+    other = session("svc/other", 8080, 8080, namespace="elsewhere")
+    state = MenuState(sessions=[other], clusters=[cluster("tender-a")], trees={"tender-a": tree}, privileged_below=1024)
+    entry = build_menu(state).child("Clusters").child("tender-a").child("demo")
+    web = entry.child("Services").child("web")
+    assert web.child("Forward 80 (http) on a free local port").action.args[-1] == 0
+    assert web.child("Forward 8080 on a free local port (8080 is in use)").action.args[-1] == 0
+
+
+def test_existing_forward_is_shown_instead_of_offered_again() -> None:
+    svc = Resource("web", ((80, "http", "TCP"),))
+    tree = _tree(resources=_ready("demo", Service=(svc,)))
+    s = session("svc/web", 8080, 80, namespace="demo")
+    cl = build_menu(MenuState(sessions=[s], clusters=[cluster("tender-a")], trees={"tender-a": tree})).child("Clusters")
+    a = cl.child("tender-a")
+    web = a.child("demo (1 forward)").child("Services").child("web")
+    assert web.children[0].label == "Forwarding 80 on 127.0.0.1:8080" and not web.children[0].enabled
+    stop_all = a.child("Stop all in this cluster (1)")
+    assert stop_all.action == Action("stop-cluster", ("tender-a",))
+
+
+def test_stop_all_in_cluster_disabled_without_forwards() -> None:
+    a = build_menu(MenuState(clusters=[cluster("tender-a")], trees={"tender-a": _tree()})).child("Clusters").child("tender-a")
+    assert not a.child("Stop all in this cluster").enabled
+
+
+def test_resource_lists_are_capped() -> None:
+    pods = tuple(Resource(f"p{i:04d}", ((80, None, "TCP"),)) for i in range(130))
+    tree = _tree(resources=_ready("demo", Pod=pods))
+    demo = build_menu(MenuState(clusters=[cluster("tender-a")], trees={"tender-a": tree})).child("Clusters").child("tender-a").child("demo")
+    assert len(demo.child("Pods").children) == 101
+    assert demo.child("Pods").children[-1].label.startswith("… and 30 more")
+
+
+def test_kubeconfig_error_is_shown() -> None:
+    menu = build_menu(MenuState(kubeconfig_error="/home/u/.kube/config: kubeconfig not found")).child("Clusters")
+    assert labels_of(menu) == ["⚠ /home/u/.kube/config: kubeconfig not found"]
+
+
+# ------------------------------------------------------------------ settings and quit
+def test_settings_items_and_quit() -> None:
+    menu = build_menu(MenuState(notifications=False, start_at_login=True))
+    assert menu.child("Start at login").checked is True
+    assert menu.child("Notifications").checked is False
+    assert menu.children[-1] == Item("Quit", Action("quit"))
+
+
+# ------------------------------------------------------------------ invariants on random states
+statuses = st.sampled_from(["starting", "active", "reconnecting", "error"])
+sessions_st = st.lists(
+    st.builds(lambda i, status, c, port: session(f"svc/s{i}", 10000 + i, port, status=status, cluster=c,
+                                                  reason="why" if status in ("error", "reconnecting") else "",
+                                                  id=f"id{i}"),
+              st.integers(0, 999), statuses, st.sampled_from(["tender-a", "tender-b"]),
+              st.sampled_from([80, 5432, "http"])),
+    max_size=30, unique_by=lambda s: s.id)
+
+
+@settings(max_examples=60, deadline=None)
+@given(sessions_st)
+def test_menu_invariants(sessions: list) -> None:
+    state = MenuState(sessions=sessions, clusters=[cluster("tender-a", True), cluster("tender-b")],
+                      trees={"tender-a": _tree(), "tender-b": ClusterTree()})
+    menu = build_menu(state)
+    assert build_menu(state) == menu  # pure: same input, same menu
+    counts = {s: sum(1 for x in sessions if x.status == s) for s in ("active", "reconnecting", "error")}
+    assert menu.children[0].label.startswith(f"{counts['active']} active") or not sessions
+    entries = [i for p, i in menu.walk() if i.label in {labels.session_label(s) for s in sessions}]
+    assert len(entries) == len(sessions)
+    for _, item in menu.walk():
+        assert not (item.children and item.action)
+        if item.children:
+            assert any(not c.separator for c in item.children)  # no empty submenu
+        if item.action and item.action.kind in ("stop", "retry", "remove"):
+            sid = item.action.args[0]
+            status = next(s.status for s in sessions if s.id == sid)
+            allowed = {"stop": {"starting", "active", "reconnecting"}, "retry": {"error"}, "remove": {"error"}}
+            assert status in allowed[item.action.kind]

@@ -1,0 +1,346 @@
+"""The tray's brain: engine events in, menu and notifications out, clicks to actions.
+
+Threads (none of them the UI thread does any real work on):
+
+* engine thread → ``_on_event``: only feeds the notifier and pokes the coalescer;
+* coalescer thread → ``refresh``: snapshot, ``build_menu`` (pure), ``view.show``;
+* UI thread → ``dispatch``: hands the click's action to the worker pool;
+* worker pool → ``_do_*``: engine calls, dialogs, file writes, resource lists;
+* file watcher thread → profiles and kubeconfig reloads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from tray.errors import TenderError, UsageError
+from tray.kubeconfig import ClusterInfo
+from tray.manager import ListEvent, StatusEvent
+from tray.portspec import PortSpec
+from tray.profiles import Profile, add_profile, ensure_profiles_file, load_profiles
+from tray.targets import SHORT_NAMES, Target
+from tray.ui import autostart, labels, system
+from tray.ui.coalesce import DEFAULT_INTERVAL, Coalescer
+from tray.ui.dialogs import PortRequest
+from tray.ui.filewatch import FileWatcher
+from tray.ui.icon import IconState, state_of
+from tray.ui.loader import ResourceLoader
+from tray.ui.menu import MenuState, build_menu
+from tray.ui.menu_profiles import profile_sessions
+from tray.ui.model import Action, Item
+from tray.ui.notify import Notifications, Notifier
+from tray.ui.resources import ResourceStore
+from tray.ui.settings import Settings, load_settings, save_settings, settings_path
+
+log = logging.getLogger(__name__)
+
+
+class View(Protocol):
+    def show(self, menu: Item, state: IconState, count: int, tooltip: str) -> None: ...
+    def copy_text(self, text: str) -> None: ...
+    def stop(self) -> None: ...
+
+
+class Dialogs(Protocol):
+    def confirm(self, title: str, text: str, ok: str, cancel: str = "Cancel") -> bool: ...
+    def ask_port(self, request: PortRequest) -> tuple[int | str, int] | None: ...
+
+
+#: What a failed action is called in its notification.
+FAILURE_TITLES = {
+    "forward": "Could not start the forward", "custom-port": "Could not start the forward",
+    "profile-start": "Could not start the profile", "group-start": "Could not start the group",
+    "stop": "Could not stop the forward", "retry": "Could not retry the forward",
+    "save-profile": "Could not save the profile", "edit-profiles": "Could not open the profiles file",
+    "open-url": "Could not open the browser", "copy": "Could not copy the address",
+    "toggle-autostart": "Could not change Start at login",
+}
+
+
+def privileged_below() -> int:
+    """Local ports below this need privileges here (Linux: root or the sysctl says otherwise)."""
+    if not sys.platform.startswith("linux") or os.geteuid() == 0:
+        return 0
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text().strip())
+    except (OSError, ValueError):
+        return 1024
+
+
+class Controller:
+    def __init__(self, manager: Any, view: View, dialogs: Dialogs, notifier: Notifier, *,
+                 profiles_path: str | os.PathLike[str], settings_file: str | os.PathLike[str] | None = None,
+                 launch_args: Sequence[str] = (), refresh_interval: float = DEFAULT_INTERVAL,
+                 watch_interval: float = 2.0) -> None:
+        self.manager = manager
+        self.view = view
+        self.dialogs = dialogs
+        self.profiles_path = Path(profiles_path)
+        self.settings_file = Path(settings_file) if settings_file else settings_path()
+        self.launch_args = list(launch_args)
+        self.settings: Settings = load_settings(self.settings_file)
+        self.profiles: tuple[Profile, ...] = ()
+        self.profiles_error: str | None = None
+        self.clusters: tuple[ClusterInfo, ...] = ()
+        self.kubeconfig_error: str | None = None
+        self.privileged_below = privileged_below()
+        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tender-work")
+        self.coalescer = Coalescer(self.refresh, refresh_interval)
+        self.store = ResourceStore(on_change=self.coalescer.poke)
+        self.loader = ResourceLoader(manager, self.store, self.pool.submit)
+        self.notifications = Notifications(notifier, enabled=lambda: self.settings.notifications)
+        self.files = FileWatcher(watch_interval)
+        self._closed = False
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Load everything and start autostart profiles (not on the UI thread: it reads files)."""
+        self._sync_autostart()
+        self.manager.subscribe(self._on_event)
+        self.reload_profiles()
+        self.reload_clusters()
+        for p in self.profiles:
+            if p.autostart:
+                self._guarded("profile-start", self.start_profile, p)
+        self.files.watch([str(self.profiles_path)], self.reload_profiles)
+        self.files.watch([p for p in self.manager.kubeconfig.split(os.pathsep) if p], self.reload_clusters)
+        self.files.start()
+        self.coalescer.poke()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.manager.unsubscribe(self._on_event)
+        self.files.close()
+        self.coalescer.close()
+        self.notifications.close()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------ events
+    def _on_event(self, event: StatusEvent | ListEvent) -> None:
+        """Engine thread: hand over, return at once."""
+        if isinstance(event, StatusEvent):
+            self.notifications.feed(event.session)
+        else:
+            self.notifications.forget_except({s.id for s in event.sessions})
+        self.coalescer.poke()
+
+    def menu_state(self) -> MenuState:
+        return MenuState(
+            sessions=tuple(self.manager.list()), profiles=self.profiles, profiles_error=self.profiles_error,
+            clusters=self.clusters, kubeconfig_error=self.kubeconfig_error, trees=self.store.snapshot(),
+            notifications=self.settings.notifications, start_at_login=self.settings.start_at_login,
+            privileged_below=self.privileged_below,
+        )
+
+    def refresh(self) -> None:
+        """Coalescer thread: rebuild the menu and the icon from a fresh snapshot."""
+        state = self.menu_state()
+        statuses = [s.status for s in state.sessions]
+        icon, count = state_of(statuses)
+        self.view.show(build_menu(state), icon, count, f"Tender — {labels.status_line(statuses)}")
+
+    # ------------------------------------------------------------ files
+    def reload_profiles(self) -> None:
+        try:
+            pf = load_profiles(self.profiles_path, missing_ok=True)
+        except UsageError as exc:
+            # Keep the last good profiles; show where the file is wrong.
+            self.profiles_error = str(exc).replace(str(self.profiles_path), self.profiles_path.name, 1)
+            log.warning("profiles file has a problem: %s", exc)
+        else:
+            self.profiles, self.profiles_error = pf.profiles, None
+        self.coalescer.poke()
+
+    def reload_clusters(self) -> None:
+        try:
+            clusters = tuple(self.manager.clusters())
+        except UsageError as exc:
+            # A kubeconfig caught mid-write, or broken: keep what we had, say why.
+            self.kubeconfig_error = str(exc)
+            self.coalescer.poke()
+            return
+        first = not self.clusters and self.kubeconfig_error is None
+        old = {c.id for c in self.clusters}
+        new = {c.id for c in clusters}
+        self.clusters, self.kubeconfig_error = clusters, None
+        for cid in sorted(old - new) if not first else []:
+            stopped = self.manager.stop_cluster(cid)
+            self.store.forget(cid)
+            self.notifications.send(f"Context {cid} was removed from the kubeconfig",
+                                     f"{labels.plural(len(stopped), 'forward')} stopped" if stopped
+                                     else "It had no forwards.", always=True)
+        for cid in sorted(new - old):
+            self.loader.load_cluster(cid, prefer=self._namespaces_in_use(cid))
+        self.coalescer.poke()
+
+    def _namespaces_in_use(self, cluster: str) -> list[str]:
+        current = next((c.id for c in self.clusters if c.current), None)
+        used = [s.namespace for s in self.manager.list() if s.cluster_id == cluster]
+        used += [p.namespace for p in self.profiles if p.namespace and (p.context or current) == cluster]
+        return used
+
+    # ------------------------------------------------------------ actions
+    def dispatch(self, action: Action) -> None:
+        """UI thread: queue the click's work and return."""
+        self.pool.submit(self._guarded, action.kind, getattr(self, "_do_" + action.kind.replace("-", "_")),
+                         *action.args)
+
+    def _guarded(self, kind: str, fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except TenderError as exc:
+            log.warning("%s: %s", kind, exc)
+            self.notifications.send(FAILURE_TITLES.get(kind, "Tender"), labels.shorten(str(exc), 200), always=True)
+        except Exception as exc:
+            log.exception("%s failed", kind)
+            self.notifications.send(FAILURE_TITLES.get(kind, "Tender"), labels.shorten(str(exc), 200), always=True)
+        finally:
+            self.coalescer.poke()
+
+    def _do_stop(self, session_id: str) -> None:
+        self.manager.stop(session_id)
+
+    def _do_retry(self, session_id: str) -> None:
+        self.manager.retry(session_id)
+
+    def _do_remove(self, session_id: str) -> None:
+        self.manager.remove(session_id)
+
+    def _do_open_url(self, url: str) -> None:
+        system.open_url(url)
+
+    def _do_copy(self, text: str) -> None:
+        self.view.copy_text(text)
+
+    def _do_forward(self, cluster: str, namespace: str, kind: str, name: str, port: int | str, local: int) -> None:
+        self.manager.start(cluster, namespace, kind, name, port, local)
+
+    def _do_custom_port(self, cluster: str, namespace: str, kind: str, name: str,
+                        ports: tuple[tuple[int, str | None], ...]) -> None:
+        used = tuple(sorted({s.local_port for s in self.manager.list() if s.status in labels.RUNNING and s.local_port}))
+        request = PortRequest(f"{SHORT_NAMES[kind]}/{name}", f"{cluster} / {namespace}", tuple(ports), used)
+        answer = self.dialogs.ask_port(request)
+        if answer is not None:
+            remote, local = answer
+            self.manager.start(cluster, namespace, kind, name, remote, local)
+
+    def _do_load_namespace(self, cluster: str, namespace: str) -> None:
+        self.loader.load_namespace(cluster, namespace)
+
+    def _do_refresh_cluster(self, cluster: str) -> None:
+        self.reload_clusters()
+        self.loader.load_cluster(cluster, prefer=self._namespaces_in_use(cluster))
+
+    def _do_stop_cluster(self, cluster: str) -> None:
+        running = [s for s in self.manager.list() if s.cluster_id == cluster and s.status in labels.RUNNING]
+        if running and not self.dialogs.confirm(
+                f"Stop all forwards in {cluster}?",
+                f"{labels.plural(len(running), 'forward')} in {cluster} will stop.", "Stop all", "Cancel"):
+            return
+        self.manager.stop_cluster(cluster)
+
+    # profiles
+    def _current_context(self) -> str | None:
+        return next((c.id for c in self.clusters if c.current), None)
+
+    def start_profile(self, p: Profile) -> None:
+        context = p.context or self._current_context()
+        if context is None:
+            raise UsageError(f"profile {p.name}: no context, and the kubeconfig has no current context")
+        for spec in p.ports:
+            local = spec.local if spec.local is not None else (None if spec.local_same_as_remote else 0)
+            self.manager.start(context, p.namespace, p.target.kind, p.target.name, spec.remote, local, p.address,
+                               profile=p.name)
+
+    def stop_profile(self, p: Profile) -> None:
+        for s in profile_sessions(p, self.manager.list(), self._current_context()):
+            try:
+                self.manager.stop(s.id)
+            except UsageError:
+                pass  # already gone
+
+    def _profile(self, name: str) -> Profile:
+        for p in self.profiles:
+            if p.name == name:
+                return p
+        raise UsageError(f"no profile named {name!r} any more (the file changed?)")
+
+    def _do_profile_start(self, name: str) -> None:
+        self.start_profile(self._profile(name))
+
+    def _do_profile_stop(self, name: str) -> None:
+        self.stop_profile(self._profile(name))
+
+    def _do_group_start(self, group: str) -> None:
+        sessions = self.manager.list()
+        for p in self.profiles:
+            if p.group == group and not profile_sessions(p, sessions, self._current_context()):
+                self._guarded("profile-start", self.start_profile, p)
+
+    def _do_group_stop(self, group: str) -> None:
+        for p in self.profiles:
+            if p.group == group:
+                self.stop_profile(p)
+
+    def _do_edit_profiles(self) -> None:
+        ensure_profiles_file(self.profiles_path)
+        system.edit_file(str(self.profiles_path))
+
+    def _do_save_profile(self, session_id: str) -> None:
+        s = self.manager.get(session_id)
+        remote: int | str = int(s.remote_port) if str(s.remote_port).isdigit() else s.remote_port
+        local = s.local_port or None
+        profile = Profile(name=self._free_profile_name(f"{s.target_name}-{s.remote_port}"), context=s.cluster_id,
+                          namespace=s.namespace, target=Target(s.target_kind, s.target_name),
+                          ports=(PortSpec(local, remote),), address=s.address)
+        add_profile(self.profiles_path, profile)
+        self.reload_profiles()
+        self.notifications.send(f"Saved as profile {profile.name}", f"in {self.profiles_path}", always=True)
+
+    def _free_profile_name(self, base: str) -> str:
+        base = re.sub(r"[^A-Za-z0-9._-]", "-", base).strip("-._")[:56] or "forward"
+        taken = {p.name for p in self.profiles}
+        name, n = base, 2
+        while name in taken:
+            name, n = f"{base}-{n}", n + 1
+        return name
+
+    # settings and quitting
+    def _sync_autostart(self) -> None:
+        """Keep the login entry pointing at this installation (it may have moved)."""
+        if self.settings.start_at_login:
+            try:
+                autostart.set_enabled(True, autostart.tender_command(self.launch_args))
+            except OSError as exc:
+                log.warning("cannot refresh the login entry: %s", exc)
+
+    def _do_toggle_autostart(self) -> None:
+        enabled = not self.settings.start_at_login
+        autostart.set_enabled(enabled, autostart.tender_command(self.launch_args))
+        self.settings = replace(self.settings, start_at_login=enabled)
+        save_settings(self.settings, self.settings_file)
+
+    def _do_toggle_notifications(self) -> None:
+        self.settings = replace(self.settings, notifications=not self.settings.notifications)
+        save_settings(self.settings, self.settings_file)
+
+    def _do_quit(self) -> None:
+        running = [s for s in self.manager.list() if s.status in labels.RUNNING]
+        if running and not self.dialogs.confirm(
+                "Quit Tender?", f"{labels.plural(len(running), 'forward')} running. Quitting stops "
+                f"{'it' if len(running) == 1 else 'them'}.", "Stop & Quit", "Cancel"):
+            return
+        log.info("quitting (%d forwards running)", len(running))
+        self.close()
+        self.manager.shutdown()
+        self.view.stop()

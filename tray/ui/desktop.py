@@ -1,0 +1,52 @@
+"""The launcher: ``tender.desktop`` and the application icon, for the user's menus.
+
+``icons/make_icons.py`` writes the same files into the repository (from this
+code), and ``tender install-desktop`` installs them under the XDG data dir
+with ``Exec=`` pointing at this installation's ``tender``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from tray.atomicfile import write_atomic
+from tray.ui.autostart import desktop_exec, tender_command
+from tray.ui.icon import APP_ICON_SIZES, app_icon
+
+
+def desktop_entry(argv: Sequence[str] = ("tender", "tray")) -> str:
+    return (
+        "[Desktop Entry]\n"
+        "Type=Application\n"
+        "Name=Tender\n"
+        "GenericName=Port-forward manager\n"
+        "Comment=Kubernetes port-forwards that survive pod restarts, in the system tray\n"
+        f"Exec={desktop_exec(argv)}\n"
+        "Icon=tender\n"
+        "Terminal=false\n"
+        "Categories=Development;Network;\n"
+        "Keywords=kubernetes;kubectl;port-forward;tray;\n"
+        "StartupNotify=false\n"
+    )
+
+
+def data_home() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+
+
+def install_desktop(prefix: str | None = None) -> str:
+    """Install the icons and the launcher for this user; returns what was done, in one line."""
+    base = Path(prefix).expanduser() if prefix else data_home()
+    icons = base / "icons" / "hicolor"
+    for size in APP_ICON_SIZES:
+        target = icons / f"{size}x{size}" / "apps" / "tender.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        app_icon(size).save(target, "PNG")
+    launcher = base / "applications" / "tender.desktop"
+    launcher.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(launcher, desktop_entry(tender_command()), mode=0o644)
+    # Desktops notice new icons by the theme directory's mtime.
+    os.utime(icons, None)
+    return f"installed {launcher} and the Tender icon ({len(APP_ICON_SIZES)} sizes) under {icons}"

@@ -1,0 +1,103 @@
+"""The whole tray menu as a pure function of the app's state.
+
+``build_menu(MenuState) -> Item`` has no side effects and reads no clock, so
+the tests check labels, grouping and which actions exist per status on
+plain data.  The controller builds a :class:`MenuState` snapshot and hands
+the result to the view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from tray.kubeconfig import ClusterInfo
+from tray.profiles import Profile
+from tray.ui import labels
+from tray.ui.menu_clusters import clusters_menu
+from tray.ui.menu_profiles import profile_sessions, profiles_menu
+from tray.ui.model import SEPARATOR, Action, Item, note, root, submenu
+from tray.ui.resources import ClusterTree
+
+#: More forwards than this go into one submenu per cluster instead of the top level.
+MAX_TOP_LEVEL_FORWARDS = 12
+
+
+@dataclass(frozen=True)
+class MenuState:
+    sessions: Sequence[labels.SessionLike] = ()
+    profiles: Sequence[Profile] = ()
+    profiles_error: str | None = None
+    clusters: Sequence[ClusterInfo] = ()
+    kubeconfig_error: str | None = None
+    trees: Mapping[str, ClusterTree] = field(default_factory=dict)
+    notifications: bool = True
+    start_at_login: bool = False
+    privileged_below: int = 0
+
+    @property
+    def current_context(self) -> str | None:
+        return next((c.id for c in self.clusters if c.current), None)
+
+
+def build_menu(state: MenuState) -> Item:
+    sessions = list(state.sessions)
+    current = state.current_context
+    saved = {id(s) for p in state.profiles for s in profile_sessions(p, sessions, current)}
+    return root([
+        note(labels.status_line(s.status for s in sessions)),
+        SEPARATOR,
+        *_forwards(sessions, saved),
+        SEPARATOR,
+        profiles_menu(state.profiles, sessions, current_context=current, error=state.profiles_error),
+        clusters_menu(state.clusters, state.trees, sessions, kubeconfig_error=state.kubeconfig_error,
+                      privileged_below=state.privileged_below),
+        SEPARATOR,
+        Item("Start at login", Action("toggle-autostart"), checked=state.start_at_login),
+        Item("Notifications", Action("toggle-notifications"), checked=state.notifications),
+        SEPARATOR,
+        Item("Quit", Action("quit")),
+    ])
+
+
+def _forwards(sessions: list[labels.SessionLike], saved: set[int]) -> list[Item]:
+    if len(sessions) <= MAX_TOP_LEVEL_FORWARDS:
+        return [session_item(s, id(s) in saved) for s in sessions]
+    by_cluster: dict[str, list[labels.SessionLike]] = {}
+    for s in sessions:
+        by_cluster.setdefault(s.cluster_id, []).append(s)
+    return [
+        submenu(f"{cluster}: {labels.plural(len(group), 'forward')} ({labels.status_line(s.status for s in group)})",
+                [session_item(s, id(s) in saved) for s in group])
+        for cluster, group in by_cluster.items()
+    ]
+
+
+def session_item(s: labels.SessionLike, saved: bool = False) -> Item:
+    """One forward's submenu: what it is doing and what can be done to it."""
+    items: list[Item] = []
+    running = s.status in labels.RUNNING
+    if s.status in ("error", "reconnecting") and s.status_reason:
+        items.append(note(labels.shorten(s.status_reason, 100)))
+    if s.pod_name and s.status == "active":
+        items.append(note(f"Pod {s.pod_name}"))
+    if s.profile:
+        items.append(note(f"Profile {s.profile}"))
+    if items:
+        items.append(SEPARATOR)
+    if running and s.local_port and labels.session_is_http(s):
+        items.append(Item("Open in browser", Action("open-url", (labels.browser_url(s),))))
+    if running and s.local_port:
+        items.append(Item("Copy address", Action("copy", (labels.local_address(s),))))
+    if running:
+        items.append(Item("Stop", Action("stop", (_id(s),))))
+    if s.status == "error":
+        items.append(Item("Retry", Action("retry", (_id(s),))))
+        items.append(Item("Remove", Action("remove", (_id(s),))))
+    if not s.profile and not saved:
+        items.append(Item(f"Save as profile{labels.ELLIPSIS}", Action("save-profile", (_id(s),))))
+    return submenu(labels.session_label(s), items)
+
+
+def _id(s: labels.SessionLike) -> str:
+    return str(getattr(s, "id"))

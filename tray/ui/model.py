@@ -1,0 +1,83 @@
+"""The menu model: plain data that the menu builders return and the tests read.
+
+An :class:`Item` is what a person sees in the tray menu; its :class:`Action`
+is what a click asks the controller to do.  Nothing here knows about pystray
+(``pystray_menu`` adapts the model), so the whole menu is testable as data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Action:
+    """What a click does: a verb and its arguments (all hashable, comparable)."""
+
+    kind: str
+    args: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class Item:
+    label: str
+    action: Action | None = None
+    enabled: bool = True
+    checked: bool | None = None  # None: not a check item
+    children: tuple[Item, ...] = ()
+    separator: bool = False
+
+    def __post_init__(self) -> None:
+        # pystray (and GTK) turn a submenu-less parent into a clickable item;
+        # an item with an action and children would be ambiguous.
+        if self.action is not None and self.children:
+            raise ValueError(f"menu item {self.label!r} has both an action and children")
+
+    @property
+    def is_submenu(self) -> bool:
+        return bool(self.children)
+
+    def walk(self, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Item]]:
+        """(path of labels, item) for every descendant, depth first."""
+        for child in self.children:
+            here = (*path, child.label)
+            yield here, child
+            yield from child.walk(here)
+
+    def child(self, label: str) -> Item:
+        for c in self.children:
+            if c.label == label:
+                return c
+        raise KeyError(f"{label!r} not in {[c.label for c in self.children]}")
+
+
+SEPARATOR = Item("", separator=True, enabled=False)
+
+
+def note(label: str) -> Item:
+    """A disabled line that only informs (a reason, an error, "Loading…")."""
+    return Item(label, enabled=False)
+
+
+def submenu(label: str, children: list[Item] | tuple[Item, ...], *, placeholder: str = "(none)") -> Item:
+    """A submenu; an empty one gets a disabled placeholder so it stays a submenu."""
+    items = tuple(children) or (note(placeholder),)
+    return Item(label, children=items)
+
+
+def root(children: list[Item]) -> Item:
+    return Item("", children=tuple(_tidy(children)))
+
+
+def _tidy(items: list[Item]) -> list[Item]:
+    """No leading, trailing or doubled separators (sections may be empty)."""
+    out: list[Item] = []
+    for item in items:
+        if item.separator and (not out or out[-1].separator):
+            continue
+        out.append(item)
+    while out and out[-1].separator:
+        out.pop()
+    return out
