@@ -89,12 +89,19 @@ def source_info() -> dict[str, Any]:
         r = subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True, timeout=30)
         return r.stdout.strip()
 
-    h = hashlib.sha256()
-    for f in sorted((ROOT / "tray").rglob("*.py")):
-        h.update(f.relative_to(ROOT).as_posix().encode() + b"\0" + f.read_bytes())
     return {"git_head": git("rev-parse", "--short", "HEAD"),
             "tray_uncommitted": git("status", "--porcelain", "--", "tray").splitlines(),
-            "tray_sha256": h.hexdigest()[:16]}
+            "tray_sha256": engine_hash()}
+
+
+def engine_hash() -> str:
+    """Hash of the code the CLI runs (tray/*.py; the tray UI in tray/ui/ is not loaded by it)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted((ROOT / "tray").glob("*.py")):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def foreign_apiservers(our_dir: Path) -> int:
@@ -209,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
     p.add_argument("--only", action="append", choices=SCENARIOS, help="run only these scenarios (repeatable)")
     args = p.parse_args(argv)
+    # Installed explicitly: a shell starting us in the background may have set SIGINT to "ignore".
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _on_term)
     signal.signal(signal.SIGHUP, _on_term)
 
@@ -249,9 +258,11 @@ def main(argv: list[str] | None = None) -> int:
                 return
             log(f"--- {name}")
             t0 = time.monotonic()
+            code = engine_hash()
             try:
                 results["scenarios"][name] = fn()
                 results["scenarios"][name]["duration_s"] = time.monotonic() - t0
+                results["scenarios"][name]["engine_sha256"] = code
             except Exception:
                 results["errors"][name] = traceback.format_exc()
                 log(f"{name} FAILED:\n{results['errors'][name]}")
@@ -281,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         missing = [n for n in wanted if n not in results["scenarios"]]
         rc = 1 if missing else 0
     except (KeyboardInterrupt, Interrupted) as exc:
-        log(f"interrupted ({exc or 'Ctrl-C'}); cleaning up")
+        log(f"interrupted ({str(exc) or 'Ctrl-C'}); cleaning up")
         results["errors"]["interrupted"] = repr(exc)
         rc = 130
     except Exception:
@@ -306,11 +317,13 @@ def main(argv: list[str] | None = None) -> int:
         meta["duration_s"] = time.monotonic() - t_begin
         results["notes"] = notes(results)
         if "tray_sha256" in meta:
-            meta["tray_sha256_end"] = source_info()["tray_sha256"]
-            if meta["tray_sha256_end"] != meta["tray_sha256"]:
-                results["notes"].insert(0, "WARNING: tray/ changed while the benchmark ran "
-                                           f"({meta['tray_sha256']} → {meta['tray_sha256_end']}): later "
-                                           "scenarios measured different code.")
+            meta["tray_sha256_end"] = engine_hash()
+            seen = {n: sc.get("engine_sha256") for n, sc in results["scenarios"].items()}
+            if meta["tray_sha256_end"] != meta["tray_sha256"] or len(set(seen.values())) > 1:
+                results["notes"].insert(0, "WARNING: the engine (tray/*.py) changed while the benchmark ran "
+                                           f"({meta['tray_sha256']} at the start, {meta['tray_sha256_end']} at the "
+                                           "end); code each scenario started with: "
+                                           + ", ".join(f"{n} {h}" for n, h in seen.items()) + ".")
         rows = report.evaluate(results)
         results["targets"] = [{k: v for k, v in r.items()} for r in rows]
         tmp = out.with_name(out.name + ".tmp")

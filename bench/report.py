@@ -107,7 +107,12 @@ def evaluate(results: dict[str, Any]) -> list[Row]:
     cells["direct"] = "n/a"
     tm = _med(s.get("tender"))
     ok = None if "tender" not in rec else (rec["tender"] == nr and tm is not None and tm <= 0.5)
-    row(f"4b Pod deleted ({nr} round{'s' if nr != 1 else ''})", "first success after new pod Ready", cells, "≤ 0.5 s (median)", ok)
+    label4b = f"4b Pod deleted ({nr} round{'s' if nr != 1 else ''}, 1 conn./{1000 * pd.get('interval_s', 0):.0f} ms)"
+    row(label4b, "first success after new pod Ready", cells, "≤ 0.5 s (median)", ok)
+    sw = _get(pd, "summary", "tender_reported_new_pod_after_ready_s")
+    if sw:
+        row(label4b, "Tender's `active` event for the new pod, after Ready",
+            {"tender": fmt_summary(sw, 3, " s"), "kubectl-ws": "n/a", "kubectl-spdy": "n/a", "direct": "n/a"}, "", None)
 
     # 5. scale
     scl = sc.get("scale", {})
@@ -203,7 +208,7 @@ def markdown(results: dict[str, Any], rows: list[Row]) -> str:
                  f"other test-cluster apiservers running on the machine (not ours): {m.get('foreign_apiservers')}.")
     dirty = m.get("tray_uncommitted") or []
     lines.append(f"- Source: git {m.get('git_head')}" + (f" plus uncommitted changes in {len(dirty)} tray/ file(s)"
-                 if dirty else "") + f"; tray/ content hash {m.get('tray_sha256')}.")
+                 if dirty else "") + f"; engine (tray/*.py) content hash {m.get('tray_sha256')}.")
     lines.append(f"- Run time {m.get('duration_s', 0):.0f} s (cluster start included).")
     lines.append("")
     lines.append("| Scenario | Metric | Tender | kubectl (WS) | kubectl (SPDY) | direct | Tender ÷ kubectl WS "

@@ -491,6 +491,8 @@ def pod_deletion(cfg: Config, cluster: Cluster, namespace: str, log: Log) -> dic
     s = {"first_success_after_ready_s": {
         t: summary([r["tools"][t]["first_success_after_ready_s"] for r in rounds]) for t in FORWARDERS},
         "recovered": {t: sum(1 for r in rounds if r["tools"][t]["recovered"]) for t in FORWARDERS},
+        "tender_reported_new_pod_after_ready_s": summary(
+            [r["tools"]["tender"].get("tender_reported_new_pod_after_ready_s") for r in rounds]),
         "rounds": len(rounds)}
     return {"interval_s": cfg.delete_probe_interval, "never_window_s": cfg.never_window, "rounds": rounds,
             "summary": s}

@@ -172,6 +172,24 @@ async def pump(
             pass
         writer.close()
         await ws.close()
+        forget_traceback(ws)
         channel.finish()
     return result
+
+
+def forget_traceback(ws: ClientConnection) -> None:
+    """Break the reference cycle a finished stream leaves behind.
+
+    When the API server closes the TLS connection first (the usual end of a
+    port-forward stream), the TLS shutdown's write fails with EPIPE and the
+    WebSocket library keeps that error as ``connection_exc``; its traceback's
+    frames hold the transport, which holds the connection: a cycle that only
+    the cyclic GC frees, late (the objects are old by then).  Each carries a
+    256 KiB TLS read buffer, so under load hundreds piled up: 64 clients in
+    parallel took Tender from ~80 MB to ~250 MB RSS (found by test_load).
+    """
+    exc = getattr(ws, "connection_exc", None)
+    while exc is not None:
+        exc.__traceback__ = None
+        exc = exc.__context__ or exc.__cause__
 

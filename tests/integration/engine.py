@@ -60,6 +60,16 @@ def wait_status(manager: ForwardManager, session_id: str, *statuses: str, timeou
     return info
 
 
+def assert_stays(manager: ForwardManager, session_id: str, status: str, seconds: float) -> None:
+    """Assert the session keeps ``status`` for ``seconds`` (checked continuously):
+    e.g. that an error is final, with no retry loop behind it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        info = manager.get(session_id)
+        assert info.status == status, f"status changed to {info.status} ({info.status_reason!r})"
+        time.sleep(0.05)
+
+
 # ------------------------------------------------------------------ talking
 def http_request(port: int, path: str, *, method: str = "GET", body: Any = None, timeout: float = 10.0,
                  host: str = "127.0.0.1", headers: dict[str, str] | None = None) -> tuple[int, bytes]:

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 
 import pytest
 
 from tests.clusterlib import Cluster, deployment_manifest
-from tests.integration.engine import hostname, pod_manifest, port_refuses, wait_for, wait_status
+from tests.integration.engine import assert_stays, hostname, pod_manifest, port_refuses, wait_for, wait_status
 from tray.manager import ForwardManager
 
 pytestmark = pytest.mark.cluster
-
-
-def _hold(manager: ForwardManager, sid: str, status: str, seconds: float) -> None:
-    """Assert the session keeps ``status`` for ``seconds`` (checked continuously)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        info = manager.get(sid)
-        assert info.status == status, f"status changed to {info.status} ({info.status_reason!r})"
-        time.sleep(0.05)
 
 
 def test_apiserver_down_then_retry(two_clusters: tuple[Cluster, Cluster], manager: ForwardManager) -> None:
@@ -99,7 +89,7 @@ def test_viewer_is_forbidden(cluster: Cluster, namespace: str, manager: ForwardM
     assert namespace in reason, reason
     assert info.attempts == 0
     assert port_refuses(port)
-    _hold(manager, sid, "error", 1.5)
+    assert_stays(manager, sid, "error", 1.5)
     assert manager.get(sid).attempts == 0
 
 
@@ -118,7 +108,7 @@ def test_local_port_in_use(cluster: Cluster, namespace: str, manager: ForwardMan
         assert str(port) in info.status_reason, info.status_reason
         assert "in use" in info.status_reason, info.status_reason
         assert info.attempts == 0
-        _hold(manager, sid, "error", 0.5)
+        assert_stays(manager, sid, "error", 0.5)
         # The other program's socket is untouched.
         with socket.create_connection(("127.0.0.1", port), timeout=2):
             pass
@@ -152,7 +142,7 @@ def test_pod_never_ready(cluster: Cluster, namespace: str, manager: ForwardManag
     info = wait_status(manager, sid, "error", timeout=10)
     assert f"pod {pod} is not ready" in info.status_reason, info.status_reason
     assert info.attempts == 0
-    _hold(manager, sid, "error", 0.5)
+    assert_stays(manager, sid, "error", 0.5)
 
 
 def test_stop_cluster_stops_only_that_cluster(two_clusters: tuple[Cluster, Cluster],

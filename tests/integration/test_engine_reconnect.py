@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
 import subprocess
@@ -11,20 +12,21 @@ import time
 import pytest
 
 from tests.clusterlib import KUBECTL, Cluster, deployment_manifest
-from tests.integration.engine import READINESS_PROBE, EventLog, collapse, hostname, pod_manifest, port_refuses, \
-    wait_for, wait_hostname, wait_status
+from tests.integration.engine import (
+    READINESS_PROBE,
+    EventLog,
+    assert_stays,
+    collapse,
+    hostname,
+    pod_manifest,
+    port_refuses,
+    wait_for,
+    wait_hostname,
+    wait_status,
+)
 from tray.manager import ForwardManager
 
 pytestmark = pytest.mark.cluster
-
-
-def _hold(manager: ForwardManager, sid: str, status: str, seconds: float) -> None:
-    """Assert the session keeps ``status`` for ``seconds`` (checked continuously)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        info = manager.get(sid)
-        assert info.status == status, f"status changed to {info.status} ({info.status_reason!r})"
-        time.sleep(0.05)
 
 
 def test_deployment_pod_deleted_moves_to_new_pod(cluster: Cluster, namespace: str, manager: ForwardManager,
@@ -86,7 +88,7 @@ def test_bare_pod_deleted_is_an_error(cluster: Cluster, namespace: str, manager:
     assert "lonely" in info.status_reason
     assert info.attempts == 0
     assert port_refuses(info.local_port)
-    _hold(manager, sid, "error", 1.5)
+    assert_stays(manager, sid, "error", 1.5)
     assert "reconnecting" not in events.statuses(sid)
     assert manager.get(sid).pod_name == "lonely"
 
@@ -169,7 +171,7 @@ def test_network_drop_recovers(cluster: Cluster, namespace: str, manager: Forwar
     kubelet reports it as an error of the pod's connection ("use of closed network connection")
     and closes the stream normally (1000), exactly as for a pod resetting a connection
     (kubernetes#111825, see test_tcp_reset_keeps_forward), so the session rightly stays active.
-    The test repeats the drop until it has seen the reconnecting path at least once."""
+    The test drops at least 5 times, and until it has seen the reconnecting path at least once."""
     cluster.apply(deployment_manifest("web", replicas=1), namespace)
     pod = cluster.wait_ready(namespace, "app=web")[0]
     sid = manager.start(cluster.context, namespace, "Deployment", "web", 8080, local_port=0)
@@ -194,10 +196,11 @@ def test_network_drop_recovers(cluster: Cluster, namespace: str, manager: Forwar
         seen = collapse(e.status for e in events.since(mark, sid))
         assert seen in ([], ["reconnecting", "active"]), seen
         assert (info.status, info.pod_name, info.local_port) == ("active", pod, port)
-        assert hostname(port) == pod
-        assert hostname(port) == pod
+        # New connections work at once (none may get a stream the drop cut).
+        for _ in range(3):
+            assert hostname(port) == pod
         paths.append(tuple(seen))
-        if seen:
+        if len(paths) >= 5 and ("reconnecting", "active") in paths:
             break
     assert ("reconnecting", "active") in paths, paths
 
@@ -215,20 +218,24 @@ def test_target_deleted_is_an_error(cluster: Cluster, namespace: str, manager: F
     assert "deploy/web" in info.status_reason and "deleted" in info.status_reason, info.status_reason
     assert info.attempts == 0
     assert port_refuses(info.local_port)
-    _hold(manager, sid, "error", 1.0)
+    assert_stays(manager, sid, "error", 1.0)
 
 
 def test_tcp_reset_keeps_forward(cluster: Cluster, namespace: str, manager: ForwardManager,
-                                 events: EventLog) -> None:
+                                 events: EventLog, caplog: pytest.LogCaptureFixture) -> None:
     """kubernetes#111825: the pod resets the first connection; the forward stays active and a
-    second connection still reaches the pod (it is reset too: that is the program)."""
+    second (and third) connection still reaches the pod, which resets it too (that is the
+    program).  "Reaches the pod" is what `tender -v` shows: the pod's reset, reported by the
+    kubelet for that connection."""
+    caplog.set_level(logging.INFO, logger="tray.session")
     cluster.apply(pod_manifest("reset", args="tcp-reset", port=8080), namespace)
     cluster.wait_ready(namespace, "app=reset")
     sid = manager.start(cluster.context, namespace, "Pod", "reset", 8080, local_port=0)
     port = wait_status(manager, sid, "active").local_port
 
-    def logs() -> int:
-        return cluster.kubectl("logs", "reset", "-n", namespace).stdout.count("TCP request from")
+    def resets() -> int:
+        return sum("connection reset by peer" in r.getMessage() for r in caplog.records
+                   if r.name == "tray.session")
 
     for n in (1, 2, 3):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
@@ -238,8 +245,8 @@ def test_tcp_reset_keeps_forward(cluster: Cluster, namespace: str, manager: Forw
             except ConnectionResetError:
                 answer = b""
             assert answer == b"", answer  # the reset ends the connection without data
-        # The connection reached the pod (which logs each one it resets).
-        wait_for(lambda: logs() >= n, 10, f"connection {n} in the pod's log")
+        wait_for(lambda: resets() >= n, 10, f"the pod's reset of connection {n}")
+        assert resets() == n
         info = manager.get(sid)
         assert info.status == "active", (info.status, info.status_reason)
     assert set(events.statuses(sid)) <= {"starting", "active"}, events.statuses(sid)

@@ -7,8 +7,16 @@ import uuid
 import pytest
 
 from tests.clusterlib import Cluster, deployment_manifest
-from tests.integration.engine import AGNHOST, free_port, hostname, http_get, pod_manifest, service_manifest, wait_for, \
-    wait_status
+from tests.integration.engine import (
+    AGNHOST,
+    free_port,
+    hostname,
+    http_get,
+    pod_manifest,
+    service_manifest,
+    wait_for,
+    wait_status,
+)
 from tray.manager import ForwardManager
 
 pytestmark = pytest.mark.cluster

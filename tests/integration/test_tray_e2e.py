@@ -109,13 +109,13 @@ def test_profile_from_the_menu_reaches_the_pod_and_survives_its_deletion(
     app = launch("version: 1\nprofiles:\n" + profile_yaml("e2e-web", namespace, "deploy/web", f'"{local}:8080"'))
     menu = app.menu
 
-    menu.click_path("Profiles", "e2e (0 of 1 running)", lambda l: l.startswith("e2e-web  "))
+    menu.click_path("Profiles", "e2e (0 of 1 running)", lambda label: label.startswith("e2e-web  "))
     active = entry("deploy/web", local, 8080, namespace, "active")
     item = menu.wait_for(active, timeout=30)
     assert hostname(local) == pod
     assert menu.find(active, f"Pod {pod}", root=menu.layout()) is not None
     assert [c.label for c in item.children if c.type != "separator"][-3:] == ["Open in browser", "Copy address", "Stop"]
-    profile_item = menu.wait_for("Profiles", "e2e (1 of 1 running)", lambda l: l.startswith("e2e-web  "))
+    profile_item = menu.wait_for("Profiles", "e2e (1 of 1 running)", lambda label: label.startswith("e2e-web  "))
     assert profile_item.toggle_state == 1
     assert menu.layout().children[0].label == "1 active · 0 reconnecting · 0 errors"
 
@@ -143,12 +143,12 @@ def test_forward_from_the_clusters_menu_then_its_actions(cluster: Cluster, names
     browser.chmod(0o755)
     app = launch(env={"BROWSER": f"{browser} %s"})
     menu = app.menu
-    ns_path = ("Clusters", is_context("tender-a"), lambda l: l.split(" ")[0] == namespace)
+    ns_path = ("Clusters", is_context("tender-a"), lambda label: label.split(" ")[0] == namespace)
     node = menu.wait_for(*ns_path, where=lambda n: any(c.label != "Loading…" for c in n.children), timeout=30)
     if node.children[0].label == "Load resources…":
         menu.click(node.children[0])
     menu.click_path(*ns_path, "Deployments", "web", f"Forward {port} (http)", timeout=30)
-    active = entry("deploy/web", port, port, namespace, "active")
+    active = entry("deploy/web", port, "http", namespace, "active")
     menu.wait_for(active, timeout=30)
     assert hostname(port) == pod
 
@@ -158,14 +158,14 @@ def test_forward_from_the_clusters_menu_then_its_actions(cluster: Cluster, names
     wait_for(lambda: opened.exists() and opened.read_text().strip() == f"http://127.0.0.1:{port}/", 10,
              "the browser to be asked")
     menu.click_path(active, "Save as profile…")
-    profile = menu.wait_for("Profiles", lambda l: l.startswith(f"web-{port}  (deploy/web {port} · tender-a/"),
+    profile = menu.wait_for("Profiles", lambda label: label.startswith(f"web-http  (deploy/web {port}:http · tender-a/"),
                             timeout=15)
     assert profile.toggle_state == 1  # the running forward is that profile now
-    assert f"name: web-{port}" in app.profiles.read_text()
+    assert "name: web-http" in app.profiles.read_text()
     assert menu.find(active, "Save as profile…") is None
 
     menu.click_path(active, "Stop")
-    wait_for(lambda: menu.find(lambda l: l.startswith("deploy/web  ")) is None, 20, "the entry to go")
+    wait_for(lambda: menu.find(lambda label: label.startswith("deploy/web  ")) is None, 20, "the entry to go")
     assert wait_for(lambda: port_closed(port), 10, "the port to close")
     assert menu.layout().children[0].label == "No forwards running"
 
@@ -190,7 +190,7 @@ def test_retry_and_remove_errored_forwards(cluster: Cluster, namespace: str, lau
     assert hostname(late) == pod
 
     menu.click_path(entry("deploy/never", never, 8080, namespace, "error"), "Remove")
-    wait_for(lambda: menu.find(lambda l: l.startswith("deploy/never")) is None, 20, "the errored entry to go")
+    wait_for(lambda: menu.find(lambda label: label.startswith("deploy/never")) is None, 20, "the errored entry to go")
 
 
 def test_stop_all_in_cluster_asks_first(two_clusters, namespace: str, launch) -> None:  # noqa: ANN001
@@ -227,7 +227,7 @@ def test_custom_port_dialog(cluster: Cluster, namespace: str, launch) -> None:  
     [pod] = deploy(cluster, namespace)
     app = launch()
     menu = app.menu
-    ns_path = ("Clusters", is_context("tender-a"), lambda l: l.split(" ")[0] == namespace)
+    ns_path = ("Clusters", is_context("tender-a"), lambda label: label.split(" ")[0] == namespace)
     node = menu.wait_for(*ns_path, where=lambda n: any(c.label != "Loading…" for c in n.children), timeout=30)
     if node.children[0].label == "Load resources…":
         menu.click(node.children[0])
@@ -269,11 +269,11 @@ def test_files_change_under_a_running_tray(desktop: Desktop, cluster: Cluster, n
 
     # A broken profiles file: one error line, the last good profiles stay.
     app.profiles.write_text(good.replace('"18999:8080"', '"18999:80 80"'))
-    line = menu.wait_for("Profiles", lambda l: l.startswith("⚠ profiles.yaml:"), timeout=15)
+    line = menu.wait_for("Profiles", lambda label: label.startswith("⚠ profiles.yaml:"), timeout=15)
     assert not line.enabled and "profiles.yaml:" in line.label
-    assert menu.find("Profiles", "e2e (0 of 1 running)", lambda l: l.startswith("keep  ")) is not None
+    assert menu.find("Profiles", "e2e (0 of 1 running)", lambda label: label.startswith("keep  ")) is not None
     app.profiles.write_text(good)
-    wait_for(lambda: menu.find("Profiles", lambda l: l.startswith("⚠")) is None, 15, "the error line to go")
+    wait_for(lambda: menu.find("Profiles", lambda label: label.startswith("⚠")) is None, 15, "the error line to go")
 
     # A context removed from the kubeconfig disappears (with a notification); a new one appears.
     subprocess.run(["kubectl", "config", "delete-context", "tender-b", "--kubeconfig", str(kubeconfig)],

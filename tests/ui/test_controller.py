@@ -226,3 +226,16 @@ def test_copy_and_status_notifications(env) -> None:  # noqa: ANN001
     manager.set_status(sid, "reconnecting", "pod web-1 was deleted")
     wait_until(lambda: notifier.sent, what="notification")
     assert notifier.sent[-1][0] == "Reconnecting: svc/web 8080 → 80"
+
+
+def test_clicks_return_at_once_even_when_the_engine_is_slow(env) -> None:  # noqa: ANN001
+    c, manager, *_ = env
+
+    def slow(sid: str) -> None:
+        time.sleep(1.0)
+
+    manager.stop = slow
+    started = time.monotonic()
+    for _ in range(5):
+        c.dispatch(Action("stop", ("whatever",)))  # the UI thread's part of a click
+    assert time.monotonic() - started < 0.1

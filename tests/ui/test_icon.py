@@ -22,7 +22,7 @@ def background(img: Image.Image) -> tuple[int, int, int]:
 
 
 def close(a: tuple[int, ...], b: tuple[int, ...], tolerance: int = 12) -> bool:
-    return all(abs(x - y) <= tolerance for x, y in zip(a, b))
+    return all(abs(x - y) <= tolerance for x, y in zip(a, b, strict=True))
 
 
 def pixels(img: Image.Image) -> list[tuple[int, int, int, int]]:
@@ -45,7 +45,7 @@ def test_states_have_distinct_colours() -> None:
     colours = [background(render(s, 1 if s is not IconState.IDLE else 0, 32)) for s in IconState]
     for i, a in enumerate(colours):
         for b in colours[i + 1:]:
-            assert sum(abs(x - y) for x, y in zip(a, b)) > 60, (a, b)
+            assert sum(abs(x - y) for x, y in zip(a, b, strict=True)) > 60, (a, b)
 
 
 def test_count_changes_the_picture() -> None:

@@ -198,7 +198,8 @@ def test_namespace_resources_and_port_entries() -> None:
     assert labels_of(demo) == ["Deployments"]  # empty kinds are left out
     entry = demo.child("Deployments").child("web")
     assert labels_of(entry) == ["Forward 8080 (http)", "Forward 9100", "Custom port…"]
-    assert entry.child("Forward 8080 (http)").action == Action("forward", ("tender-a", "demo", "Deployment", "web", 8080, 8080))
+    assert entry.child("Forward 8080 (http)").action == Action("forward", ("tender-a", "demo", "Deployment", "web", "http", 8080))
+    assert entry.child("Forward 9100").action.args[-2:] == (9100, 9100)
     custom = entry.child("Custom port…").action
     assert custom == Action("custom-port", ("tender-a", "demo", "Deployment", "web", ((8080, "http"), (9100, None))))
     # not loaded yet: an explicit "Load resources…"
@@ -228,7 +229,7 @@ def test_port_in_use_or_privileged_goes_to_a_free_local_port() -> None:
 def test_existing_forward_is_shown_instead_of_offered_again() -> None:
     svc = Resource("web", ((80, "http", "TCP"),))
     tree = _tree(resources=_ready("demo", Service=(svc,)))
-    s = session("svc/web", 8080, 80, namespace="demo")
+    s = session("svc/web", 8080, "http", namespace="demo")
     cl = build_menu(MenuState(sessions=[s], clusters=[cluster("tender-a")], trees={"tender-a": tree})).child("Clusters")
     a = cl.child("tender-a")
     web = a.child("demo (1 forward)").child("Services").child("web")

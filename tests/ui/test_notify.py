@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import time
 
+import pytest
+
 from tests.ui.fakes import FakeNotifier, session
 from tray.ui import notify
 from tray.ui.notify import BurstBuffer, Notice, Notifications, PlyerNotifier, TransitionTracker, summarize
@@ -144,6 +146,7 @@ def test_no_notification_service_is_logged_once(monkeypatch, caplog) -> None:
     assert len([r for r in caplog.records if "notifications are unavailable" in r.getMessage()]) == 1
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # plyer's own warning about dbus-python
 def test_plyer_failure_is_logged_once(monkeypatch, caplog) -> None:
     import plyer
 

@@ -115,15 +115,22 @@ def _window(title: str):  # type: ignore[no-untyped-def]
     return root, frame
 
 
-def _show(root) -> None:  # type: ignore[no-untyped-def]
-    # No window manager may place us (or give us focus): centre and take focus ourselves.
+def _show(root, focus) -> None:  # type: ignore[no-untyped-def]
+    """Centre the dialog, wait until it is on screen, focus ``focus()``'s widget, run.
+
+    No window manager may place us or give us focus, so we do both ourselves,
+    before the first keystroke can arrive.
+    """
     root.update_idletasks()
     w, h = root.winfo_reqwidth(), root.winfo_reqheight()
     x = (root.winfo_screenwidth() - w) // 2
     y = (root.winfo_screenheight() - h) // 3
     root.geometry(f"+{x}+{y}")
     root.attributes("-topmost", True)
-    root.after(50, root.focus_force)
+    root.wait_visibility()
+    root.focus_force()
+    focus()
+    root.update()
     root.mainloop()
 
 
@@ -148,15 +155,17 @@ def _confirm_child(spec: dict) -> int:
         result["code"] = code
         root.destroy()
 
-    ttk.Label(frame, text=spec["text"], wraplength=380, justify="left").grid(row=0, column=0, columnspan=2,
+    # The question again inside: some panels' dialogs have no title bar.
+    ttk.Label(frame, text=spec["title"], font=("TkDefaultFont", 11, "bold")).grid(row=0, column=0, columnspan=2,
+                                                                                  sticky="w", pady=(0, 6))
+    ttk.Label(frame, text=spec["text"], wraplength=380, justify="left").grid(row=1, column=0, columnspan=2,
                                                                              sticky="w")
-    ok_button = _buttons(frame, 1, spec["ok"], spec["cancel"], lambda: done(0), lambda: done(1))
+    ok_button = _buttons(frame, 2, spec["ok"], spec["cancel"], lambda: done(0), lambda: done(1))
     root.bind("<Return>", lambda e: done(0))
     root.bind("<KP_Enter>", lambda e: done(0))
     root.bind("<Escape>", lambda e: done(1))
     root.protocol("WM_DELETE_WINDOW", lambda: done(1))
-    root.after(60, ok_button.focus_set)
-    _show(root)
+    _show(root, ok_button.focus_set)
     return result["code"]
 
 
@@ -191,8 +200,20 @@ def _port_child(spec: dict) -> int:
             remote.set(number)
 
         combo.bind("<<ComboboxSelected>>", picked)
+        first_field = None
     else:
-        row(2, "Remote port", ttk.Entry(frame, textvariable=remote, width=26))
+        first_field = ttk.Entry(frame, textvariable=remote, width=26)
+        row(2, "Remote port", first_field)
+        follow = {"last": ""}
+
+        def typed(*_: object) -> None:
+            # The local port follows a numeric remote port until the user sets it apart.
+            value = remote.get().strip()
+            if local.get() in ("", follow["last"]) and value.isdigit():
+                local.set(value)
+            follow["last"] = value if value.isdigit() else follow["last"]
+
+        remote.trace_add("write", typed)
     local.set(remote.get())
     local_entry = ttk.Entry(frame, textvariable=local, width=26)
     row(3, "Local port", local_entry)
@@ -217,11 +238,13 @@ def _port_child(spec: dict) -> int:
     root.protocol("WM_DELETE_WINDOW", cancel)
 
     def focus_local() -> None:
+        if first_field is not None:  # nothing declared: the remote port comes first
+            first_field.focus_set()
+            return
         local_entry.focus_set()
         local_entry.select_range(0, "end")  # typing replaces the suggested port
 
-    root.after(60, focus_local)
-    _show(root)
+    _show(root, focus_local)
     if result["code"] == 0:
         print(json.dumps({"remote": result["remote"], "local": result["local"]}))
     return result["code"]

@@ -16,6 +16,7 @@ ELLIPSIS = "…"
 
 
 class SessionLike(Protocol):
+    id: str
     cluster_id: str
     namespace: str
     pod_name: str

@@ -116,7 +116,7 @@ class ResourceLoader:
             self.store.set_resources(cluster, namespace, {kind: failed for kind, _ in KIND_SECTIONS})
             return
         states = {}
-        for (kind, _), result in zip(KIND_SECTIONS, results):
+        for (kind, _), result in zip(KIND_SECTIONS, results, strict=True):
             if isinstance(result, BaseException):
                 states[kind] = Failed(describe(result))
             else:

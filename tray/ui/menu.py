@@ -90,14 +90,10 @@ def session_item(s: labels.SessionLike, saved: bool = False) -> Item:
     if running and s.local_port:
         items.append(Item("Copy address", Action("copy", (labels.local_address(s),))))
     if running:
-        items.append(Item("Stop", Action("stop", (_id(s),))))
+        items.append(Item("Stop", Action("stop", (s.id,))))
     if s.status == "error":
-        items.append(Item("Retry", Action("retry", (_id(s),))))
-        items.append(Item("Remove", Action("remove", (_id(s),))))
+        items.append(Item("Retry", Action("retry", (s.id,))))
+        items.append(Item("Remove", Action("remove", (s.id,))))
     if not s.profile and not saved:
-        items.append(Item(f"Save as profile{labels.ELLIPSIS}", Action("save-profile", (_id(s),))))
+        items.append(Item(f"Save as profile{labels.ELLIPSIS}", Action("save-profile", (s.id,))))
     return submenu(labels.session_label(s), items)
-
-
-def _id(s: labels.SessionLike) -> str:
-    return str(getattr(s, "id"))

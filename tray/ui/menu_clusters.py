@@ -96,8 +96,8 @@ def _resource(cluster: str, ns: str, kind: str, r: Resource, mine: Sequence[labe
     items: list[Item] = []
     for port, name in r.tcp_ports:
         existing = next((s for s in mine if s.status in labels.RUNNING + ("error",) and s.namespace == ns
-                         and s.target_kind == kind and s.target_name == r.name and str(s.remote_port) == str(port)),
-                        None)
+                         and s.target_kind == kind and s.target_name == r.name
+                         and str(s.remote_port) in (str(port), name)), None)
         if existing is not None:
             items.append(note(f"Forwarding {port} on {labels.local_address(existing)}"))
             continue
@@ -107,7 +107,9 @@ def _resource(cluster: str, ns: str, kind: str, r: Resource, mine: Sequence[labe
             local, label = 0, f"{label} on a free local port"
         elif port in used:
             local, label = 0, f"{label} on a free local port ({port} is in use)"
-        items.append(Item(label, Action("forward", (cluster, ns, kind, r.name, port, local))))
+        # By name when it has one, as a person would type it: the entry then reads "8080 → http",
+        # and the name tells the menu it speaks HTTP.
+        items.append(Item(label, Action("forward", (cluster, ns, kind, r.name, name or port, local))))
     if items:
         items.append(SEPARATOR)
     ports = tuple((p, n) for p, n in r.tcp_ports)

@@ -57,7 +57,7 @@ class TransitionTracker:
         self._last: dict[str, tuple[str, str]] = {}  # session id -> (status, pod)
 
     def feed(self, s: labels.SessionLike) -> Notice | None:
-        sid = str(getattr(s, "id"))
+        sid = str(s.id)
         before, pod_before = self._last.get(sid, (None, ""))
         self._last[sid] = (s.status, s.pod_name)
         if s.status == before:
