@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tray.errors import UsageError
+from tray.errors import TenderError, UsageError
 from tray.kubeapi import KubeAPI
 from tray.kubeconfig import ClusterAuth, ClusterInfo, kubeconfig_paths, list_clusters
 from tray.session import Session, SessionInfo, Status
@@ -64,6 +64,7 @@ class ClusterConn:
         self.api = KubeAPI(self.auth)
         self._loaded = False
         self._lock = asyncio.Lock()
+        self._may_forward: dict[str, bool] = {}
 
     def mark_loaded(self) -> None:
         self._loaded = True
@@ -76,6 +77,27 @@ class ClusterConn:
             if not self._loaded:
                 await asyncio.to_thread(self.auth.refresh, full=True)
                 self._loaded = True
+
+    async def may_forward(self, namespace: str) -> bool:
+        """Whether these credentials may create pods/portforward in the namespace.
+
+        Asked once per namespace (a SelfSubjectAccessReview), so a forward
+        that RBAC will refuse fails at start, as kubectl's does, instead of at
+        its first connection.  If the question itself cannot be asked, the
+        answer is yes: the first connection will tell.
+        """
+        if namespace not in self._may_forward:
+            review = {
+                "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": {"namespace": namespace, "verb": "create",
+                                                "resource": "pods", "subresource": "portforward"}},
+            }
+            try:
+                answer = await self.api.post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", review)
+                self._may_forward[namespace] = bool(answer.get("status", {}).get("allowed"))
+            except TenderError:
+                return True
+        return self._may_forward[namespace]
 
 
 class ForwardManager:

@@ -242,6 +242,8 @@ class Session:
         self.backoff.reset()
         self._set(Status.STARTING, "")
         await self.conn.ensure_auth()
+        if not await self.conn.may_forward(self.namespace):
+            raise ForbiddenError(await self._forbidden_reason(ForbiddenError("access review denied")))
         if self.requested_local == 0 and self.local_port:
             # Retry of an "any free port" forward: keep the port it had, which
             # the user's clients (and the menu) already know; another free

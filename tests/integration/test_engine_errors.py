@@ -65,30 +65,18 @@ def test_apiserver_down_then_retry(two_clusters: tuple[Cluster, Cluster], manage
 
 
 def test_viewer_is_forbidden(cluster: Cluster, namespace: str, manager: ForwardManager) -> None:
-    """A context whose user may read but not port-forward: the first connection is refused and the
-    forward goes to error with the server's message (user, pods/portforward, namespace); no retries.
-
-    (The viewer may list and watch pods, so the forward resolves its pod and listens; the 403
-    comes with the first stream, as the engine opens streams per connection.)"""
+    """A context whose user may read but not port-forward: the forward goes to error at start
+    (as kubectl's does), naming the user, the verb and resource, and the namespace; no retries."""
     cluster.apply(pod_manifest("web"), namespace)
     cluster.wait_ready(namespace, "app=web")
     sid = manager.start(f"{cluster.context}-viewer", namespace, "Pod", "web", 8080, local_port=0)
-    info = wait_status(manager, sid, "active", "error", timeout=15)
-    port = info.local_port
-    if info.status == "active":
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(b"GET /hostname HTTP/1.1\r\nHost: x\r\n\r\n")
-            try:
-                assert sock.recv(1024) == b""
-            except ConnectionResetError:
-                pass
-    info = wait_status(manager, sid, "error", timeout=10)
+    info = wait_status(manager, sid, "error", timeout=15)
     reason = info.status_reason
     assert 'User "viewer"' in reason, reason
     assert "pods/portforward" in reason and "create" in reason, reason
     assert namespace in reason, reason
     assert info.attempts == 0
-    assert port_refuses(port)
+    assert info.local_port == 0 or port_refuses(info.local_port)
     assert_stays(manager, sid, "error", 1.5)
     assert manager.get(sid).attempts == 0
 
