@@ -118,6 +118,20 @@ class _Printer:
     def __call__(self, event: Any) -> None:  # engine thread: hand over only
         self.events.put(event)
 
+    def show_batch(self, batch: list[Any]) -> None:
+        """Show events in order, but only the newest full list of a burst.
+
+        Starting 200 forwards emits 200 lists of up to 200 sessions; printing
+        each would be quadratic.  Every status event is still printed.
+        """
+        from tray.manager import ListEvent
+
+        last_list = max((i for i, e in enumerate(batch) if isinstance(e, ListEvent)), default=-1)
+        for i, event in enumerate(batch):
+            if isinstance(event, ListEvent) and i != last_list:
+                continue
+            self.show(event)
+
     def show(self, event: Any) -> None:
         from tray.manager import ListEvent
 
@@ -162,7 +176,7 @@ def _serve(manager: Any, ids: list[str], printer: _Printer) -> int:
     try:
         while not stop["signal"]:
             try:
-                printer.show(printer.events.get(timeout=0.2))
+                printer.show_batch(_drain(printer.events, printer.events.get(timeout=0.2)))
                 continue
             except queue.Empty:
                 pass
@@ -171,9 +185,18 @@ def _serve(manager: Any, ids: list[str], printer: _Printer) -> int:
                 return 1
         return 0
     finally:
-        while not printer.events.empty():
-            printer.show(printer.events.get())
+        if not printer.events.empty():
+            printer.show_batch(_drain(printer.events, printer.events.get()))
         manager.shutdown()
+
+
+def _drain(events: queue.Queue[Any], first: Any) -> list[Any]:
+    batch = [first]
+    while True:
+        try:
+            batch.append(events.get_nowait())
+        except queue.Empty:
+            return batch
 
 
 def _resolve_context(manager: Any, context: str | None) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -100,6 +101,17 @@ class ClusterConn:
         return self._may_forward[namespace]
 
 
+def _files_stamp(paths: str) -> tuple[tuple[str, int, int], ...]:
+    stamp = []
+    for p in paths.split(os.pathsep):
+        try:
+            st = os.stat(os.path.expanduser(p))
+            stamp.append((p, st.st_mtime_ns, st.st_size))
+        except OSError:
+            stamp.append((p, -1, -1))
+    return tuple(stamp)
+
+
 class ForwardManager:
     def __init__(self, kubeconfig: str | None = None) -> None:
         self.kubeconfig = kubeconfig_paths(kubeconfig)
@@ -108,6 +120,7 @@ class ForwardManager:
         self._order: list[str] = []
         self._clusters: dict[str, ClusterConn] = {}
         self._subscribers: list[Subscriber] = []
+        self._clusters_cache: tuple[tuple[tuple[str, int, int], ...], list[ClusterInfo]] | None = None
         self._loop = asyncio.new_event_loop()
         self._watches = WatchRegistry()
         self._thread = threading.Thread(target=self._loop.run_forever, name="tender-engine", daemon=True)
@@ -148,8 +161,19 @@ class ForwardManager:
 
     # ------------------------------------------------------------ clusters
     def clusters(self) -> list[ClusterInfo]:
-        """The kubeconfig's contexts (re-read each time: it may have changed)."""
-        return list_clusters(self.kubeconfig)
+        """The kubeconfig's contexts, re-read whenever one of its files changed.
+
+        Parsing a kubeconfig costs milliseconds; starting 200 profiles asks
+        200 times, so the answer is kept until a file's size or mtime moves.
+        """
+        stamp = _files_stamp(self.kubeconfig)
+        with self._lock:
+            if self._clusters_cache is not None and self._clusters_cache[0] == stamp:
+                return list(self._clusters_cache[1])
+        infos = list_clusters(self.kubeconfig)
+        with self._lock:
+            self._clusters_cache = (stamp, infos)
+        return list(infos)
 
     def _cluster(self, cluster_id: str) -> ClusterConn:
         # The kubeconfig is read again on every call, even for a context
