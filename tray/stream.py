@@ -23,6 +23,7 @@ Why it looks the way it does:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from urllib.parse import quote
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.proxy import get_proxy
+from websockets.uri import parse_uri
 
 from tray.errors import TenderError
 from tray.framing import SUBPROTOCOL, Data, ErrorText, PortForwardChannel, ProtocolError, encode_data
@@ -61,6 +64,16 @@ class StreamResult:
     dropped: bool = False  # the stream died under an open connection (network drop)
 
 
+@functools.lru_cache(maxsize=64)
+def _system_proxy(server: str) -> str | None:
+    """The proxy the environment names for this server, looked up once.
+
+    websockets would scan the environment on every connect (~2 % of the CPU
+    per connection); the proxy settings do not change while Tender runs.
+    """
+    return get_proxy(parse_uri(portforward_url(server, "x", "x", 1)))
+
+
 def portforward_url(server: str, namespace: str, pod: str, port: int) -> str:
     base = server.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
     return f"{base}/api/v1/namespaces/{quote(namespace)}/pods/{quote(pod)}/portforward?ports={port}"
@@ -88,7 +101,7 @@ async def open_stream(api: KubeAPI, namespace: str, pod: str, port: int) -> Clie
                 close_timeout=2,
                 write_limit=(256 * 1024, 64 * 1024),
                 max_queue=16,
-                proxy=api.auth.proxy if api.auth.proxy else True,
+                proxy=api.auth.proxy or _system_proxy(api.auth.server),
                 user_agent_header="tender/0.1",
                 **kwargs,
             )
@@ -112,6 +125,8 @@ async def pump(
     result = StreamResult()
     channel = PortForwardChannel(port)
     local_eof = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    last_rx = [loop.time()]
 
     async def upstream() -> None:
         try:
@@ -124,15 +139,26 @@ async def pump(
         except (ConnectionError, ConnectionClosed, OSError):
             pass
         finally:
+            last_rx[0] = loop.time()
             local_eof.set()
+
+    async def linger() -> None:
+        # After the local EOF the pod may still be answering; once it has been
+        # silent for LINGER_IDLE, end the stream (a keep-alive server never
+        # closes on its own, and the client may have closed completely).
+        await local_eof.wait()
+        while True:
+            idle = loop.time() - last_rx[0]
+            if idle >= LINGER_IDLE:
+                await ws.close()
+                return
+            await asyncio.sleep(LINGER_IDLE - idle)
 
     async def downstream() -> None:
         try:
             while True:
-                if local_eof.is_set():
-                    message = await asyncio.wait_for(ws.recv(), LINGER_IDLE)
-                else:
-                    message = await ws.recv()
+                message = await ws.recv()
+                last_rx[0] = loop.time()
                 for event in channel.receive(message):
                     if isinstance(event, Data):
                         writer.write(event.payload)
@@ -149,22 +175,22 @@ async def pump(
             code = exc.rcvd.code if exc.rcvd is not None else 1006
             if code != 1000 and not local_eof.is_set() and not result.error:
                 result.dropped = True
-        except TimeoutError:
-            pass  # lingered long enough after the local EOF
         except ProtocolError as exc:
             result.error = result.error or f"protocol error: {exc}"
         except (ConnectionError, OSError):
             pass
 
     up = asyncio.ensure_future(upstream())
+    watchdog = asyncio.ensure_future(linger())
     try:
         await downstream()
     finally:
-        up.cancel()
-        try:
-            await up
-        except asyncio.CancelledError:
-            pass
+        for task in (up, watchdog):
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, ConnectionClosed):
+                pass
         try:
             if not writer.transport.is_closing():
                 await writer.drain()
