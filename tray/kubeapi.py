@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 
 __all__ = ["ApiError", "NotFound", "Gone", "Unauthorized", "KubeAPI", "status_message"]
 
+# After the credentials are reloaded (a new TLS context, so a new client), the
+# old client is closed this much later: past its 30 s read timeout, so the
+# requests still running on it finish first.
+RETIRE_AFTER = 45.0
+
 # A watch with no traffic for this long is presumed dead (a laptop that slept,
 # a NAT that forgot us).  The server sends bookmarks about once a minute.
 WATCH_IDLE_TIMEOUT = 90.0
@@ -99,6 +104,7 @@ class KubeAPI:
         self.auth = auth
         self._client: httpx.AsyncClient | None = None
         self._client_ssl: object = None
+        self._retired: set[httpx.AsyncClient] = set()
         self._reauth_lock = asyncio.Lock()
 
     def _http(self) -> httpx.AsyncClient:
@@ -115,7 +121,13 @@ class KubeAPI:
             )
             self._client_ssl = ctx
             if old is not None:
-                asyncio.get_running_loop().create_task(old.aclose())
+                # Not closed at once: that cut every request in flight on it.
+                # A forward starting while another request got a 401 (and so
+                # reloaded the credentials) failed with "cluster unreachable:
+                # ReadError" (found by test_faults' token revocation).
+                self._retired.add(old)
+                loop = asyncio.get_running_loop()
+                loop.call_later(RETIRE_AFTER, lambda: loop.create_task(self._close_retired(old)))
         self._client.headers.clear()
         self._client.headers.update(headers)
         self._client.headers["Accept"] = "application/json"
@@ -199,7 +211,14 @@ class KubeAPI:
                 # A read timeout or a dropped stream: the caller re-watches.
                 raise ApiError(0, f"watch interrupted: {type(exc).__name__}") from None
 
+    async def _close_retired(self, client: httpx.AsyncClient) -> None:
+        if client in self._retired:
+            self._retired.discard(client)
+            await client.aclose()
+
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+        for client in list(self._retired):
+            await self._close_retired(client)

@@ -66,6 +66,7 @@ class ClusterConn:
         self._loaded = False
         self._lock = asyncio.Lock()
         self._may_forward: dict[str, bool] = {}
+        self._may_forward_creds: tuple[Any, Any] | None = None
 
     def mark_loaded(self) -> None:
         self._loaded = True
@@ -87,6 +88,17 @@ class ClusterConn:
         its first connection.  If the question itself cannot be asked, the
         answer is yes: the first connection will tell.
         """
+        # Only a "yes" is kept, and only for the credentials that got it: a
+        # kept "no" outlived the fix (RBAC granted, or the kubeconfig's token
+        # replaced and reloaded), so Retry said "forbidden" until a restart;
+        # a kept "yes" outlived a reload to weaker credentials (found by
+        # test_faults' credential changes).  A revoked "yes" still shows at
+        # the first connection (403).
+        headers, ctx = self.auth.snapshot()
+        creds = (headers.get("Authorization"), ctx)
+        if creds != self._may_forward_creds:
+            self._may_forward.clear()
+            self._may_forward_creds = creds
         if namespace not in self._may_forward:
             review = {
                 "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
@@ -95,9 +107,11 @@ class ClusterConn:
             }
             try:
                 answer = await self.api.post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", review)
-                self._may_forward[namespace] = bool(answer.get("status", {}).get("allowed"))
             except TenderError:
                 return True
+            if not answer.get("status", {}).get("allowed"):
+                return False
+            self._may_forward[namespace] = True
         return self._may_forward[namespace]
 
 
@@ -317,6 +331,8 @@ class ForwardManager:
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop every forward and the engine thread."""
+        if self._loop.is_closed():
+            return  # shut down already
         with self._lock:
             ids = list(self._order)
         for i in ids:
@@ -334,6 +350,8 @@ class ForwardManager:
             others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             if others:
                 await asyncio.wait(others, timeout=3)
+            # The threads that loaded credentials (asyncio.to_thread).
+            await asyncio.get_running_loop().shutdown_default_executor()
 
         try:
             self.run(close_all(), timeout)
@@ -341,6 +359,11 @@ class ForwardManager:
             pass
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout)
+        if not self._thread.is_alive():
+            # Its epoll fd and wake-up socket pair; before, they (and the
+            # executor's threads) stayed until the GC found the loop (found by
+            # test_load: a process that made managers kept their fds).
+            self._loop.close()
 
     def watch_keys(self) -> list[tuple[str, str, str]]:
         """The shared watches now open (for tests and the benchmark)."""

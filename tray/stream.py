@@ -215,7 +215,9 @@ def forget_traceback(ws: ClientConnection) -> None:
     parallel took Tender from ~80 MB to ~250 MB RSS (found by test_load).
     """
     exc = getattr(ws, "connection_exc", None)
-    while exc is not None:
+    for _ in range(8):  # its chain of causes, which is short (and must not loop)
+        if exc is None:
+            break
         exc.__traceback__ = None
         exc = exc.__context__ or exc.__cause__
 

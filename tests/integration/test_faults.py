@@ -607,17 +607,19 @@ def test_kubeconfig_context_removed(two_clusters: tuple[Cluster, Cluster], names
 
 
 def test_kubeconfig_credentials_changed(two_clusters: tuple[Cluster, Cluster], ns_b: str, tmp_path: Path) -> None:
-    """The token of the running forward's user replaced in the kubeconfig.
+    """The token of the forward's user edited in the kubeconfig, over and over.
 
-    * Until the credentials are reloaded, the forward keeps its loaded (still valid) token and
-      keeps answering: the truth.  Credentials are reloaded on a 401 and by ``preflight`` (which
-      every ``tender forward`` / ``tender run`` does when it starts).
-    * A token the server rejects (401) once reloaded: the next connection fails, the forward
-      goes to error naming 401 at once — no 31 s of reconnecting, no retry loop — and a Retry
-      fails the same way, promptly.
-    * The viewer's token (authenticated, may not create pods/portforward): error naming the
-      user and the permission (403).
-    * The admin token back: Retry → active, answering."""
+    * The viewer's token (authenticated, may not create pods/portforward): the start is refused,
+      naming the user and the permission (403).  The admin token put back and reloaded
+      (``preflight``, as every ``tender forward``/``tender run`` does when it starts): Retry →
+      active, answering (a refusal is not remembered past a credential change).
+    * The file changed again without a reload: the forward keeps its loaded, still valid token
+      and keeps answering — the truth.  (Credentials are reloaded on a 401, and by preflight.)
+    * A token the server rejects, reloaded: the next connection fails and the forward goes to
+      error naming 401 at once — no 31 s of reconnecting, no retry loop; a Retry fails the same
+      way within seconds (not after the 20 s sync timeout, blaming the network).
+    * The viewer's token reloaded: Retry is refused at start (403), never shown active.
+    * The admin token reloaded: Retry → active, answering."""
     b = two_clusters[1]
     path = _private_kubeconfig(b, tmp_path)
     user = f"{b.context}-admin"
@@ -626,14 +628,22 @@ def test_kubeconfig_credentials_changed(two_clusters: tuple[Cluster, Cluster], n
     manager.subscribe(events)
     try:
         pod = _web(b, ns_b)[0]
-        sid, port = _forward(manager, b, ns_b)
+        _set_token(path, user, b.state["viewer_token"])
+        sid = manager.start(b.context, ns_b, "Deployment", "web", 8080, local_port=0)
+        _wait_forbidden(manager, sid)
+
+        _set_token(path, user, b.admin_token)
+        manager.preflight(b.context)
+        manager.retry(sid)
+        port = wait_status(manager, sid, "active", timeout=15).local_port
+        assert settle(manager, sid, 10) == "active"
 
         _set_token(path, user, b.state["viewer_token"])
         time.sleep(1)
         assert hostname(port) == pod and manager.get(sid).status == "active"
 
         _set_token(path, user, "not-a-valid-token-0123456789")
-        manager.preflight(b.context)  # reload, as a new start does
+        manager.preflight(b.context)
         mark = events.mark()
         _use_until_error(manager, sid, port)
         info = wait_status(manager, sid, "error", timeout=10)
@@ -649,12 +659,10 @@ def test_kubeconfig_credentials_changed(two_clusters: tuple[Cluster, Cluster], n
 
         _set_token(path, user, b.state["viewer_token"])
         manager.preflight(b.context)
+        mark = events.mark()
         manager.retry(sid)
-        wait_status(manager, sid, "active", timeout=15)  # the viewer may list and watch pods
-        _use_until_error(manager, sid, port)
-        info = wait_status(manager, sid, "error", timeout=10)
-        assert '"viewer"' in info.status_reason and "pods/portforward" in info.status_reason, info.status_reason
-        assert_truth_now(manager, sid)
+        _wait_forbidden(manager, sid)
+        assert "active" not in [e.status for e in events.since(mark, sid)]
 
         _set_token(path, user, b.admin_token)
         manager.preflight(b.context)
@@ -665,6 +673,12 @@ def test_kubeconfig_credentials_changed(two_clusters: tuple[Cluster, Cluster], n
         assert_engine_empty(manager)
     finally:
         manager.shutdown()
+
+
+def _wait_forbidden(manager: ForwardManager, sid: str) -> None:
+    info = wait_status(manager, sid, "error", timeout=15)
+    assert '"viewer"' in info.status_reason and "pods/portforward" in info.status_reason, info.status_reason
+    assert_truth_now(manager, sid)
 
 
 def _use_until_error(manager: ForwardManager, sid: str, port: int) -> None:
@@ -678,6 +692,44 @@ def _use_until_error(manager: ForwardManager, sid: str, port: int) -> None:
         except (OSError, AssertionError, http.client.HTTPException):
             pass
         time.sleep(0.1)
+
+
+def test_credentials_refused_while_reconnecting(two_clusters: tuple[Cluster, Cluster], ns_b: str,
+                                                tmp_path: Path) -> None:
+    """The kubelet down (the forward reconnecting, probing on its backoff) and meanwhile the
+    kubeconfig's token replaced by one the server rejects, and reloaded: the next probe is
+    refused with 401, and the forward goes to error naming it at once, instead of spending
+    the rest of its 5 attempts and then blaming the pod."""
+    b = two_clusters[1]
+    path = _private_kubeconfig(b, tmp_path)
+    manager = ForwardManager(str(path))
+    try:
+        _web(b, ns_b)
+        sid, port = _forward(manager, b, ns_b)
+        with component_down(b, "kubelet"):
+            _use_until_reconnecting(manager, sid, port)
+            _set_token(path, f"{b.context}-admin", "not-a-valid-token-0123456789")
+            manager.preflight(b.context)
+            info = wait_status(manager, sid, "error", timeout=20)  # the next probe: within 1+2+4 s
+            assert "401" in info.status_reason and "gave up" not in info.status_reason, info.status_reason
+            assert info.attempts < 5, info
+            assert_truth_now(manager, sid)
+            _hold(manager, sid, "error", 2.0)
+        assert_engine_empty(manager)
+    finally:
+        manager.shutdown()
+
+
+def _use_until_reconnecting(manager: ForwardManager, sid: str, port: int) -> None:
+    for _ in range(20):
+        if manager.get(sid).status == "reconnecting":
+            return
+        try:
+            hostname(port, timeout=3)
+        except (OSError, AssertionError, http.client.HTTPException):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"still {manager.get(sid).status} after 20 failed requests")
 
 
 def _tokens_without(tokens: str, token: str) -> str:
@@ -735,6 +787,12 @@ def test_token_revoked(two_clusters: tuple[Cluster, Cluster], ns_b: str, manager
         tokens.write_text(original)
         b.stop("apiserver")
         b.start("apiserver")
+        # The controller manager, scheduler and kubelet use the admin token too: after a
+        # stretch of 401s their informers back off for tens of seconds (a new namespace then
+        # gets no ServiceAccount for a while).  Restarted, they are at once as before.
+        for component in ("controller-manager", "scheduler", "kubelet"):
+            b.stop(component)
+            b.start(component)
         wait_cluster_healthy(b)
     manager.retry(sid)
     wait_status(manager, sid, "active", timeout=30)
