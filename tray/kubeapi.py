@@ -142,10 +142,11 @@ class KubeAPI:
         async with self._reauth_lock:
             await asyncio.to_thread(self.auth.refresh, full=True)
 
-    async def get(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """One JSON request; a 401 reloads the credentials and tries once more."""
         for attempt in (1, 2):
             try:
-                resp = await self._http().get(path, params=params, extensions=self._extensions())
+                resp = await self._http().request(method, path, extensions=self._extensions(), **kwargs)
             except httpx.TransportError as exc:
                 raise unreachable(exc) from None
             if resp.status_code == 401 and attempt == 1:
@@ -156,19 +157,11 @@ class KubeAPI:
             return resp.json()
         raise AssertionError("unreachable")
 
+    async def get(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        return await self._request("GET", path, params=params)
+
     async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        for attempt in (1, 2):
-            try:
-                resp = await self._http().post(path, json=body, extensions=self._extensions())
-            except httpx.TransportError as exc:
-                raise unreachable(exc) from None
-            if resp.status_code == 401 and attempt == 1:
-                await self.reauthenticate()
-                continue
-            if resp.status_code >= 400:
-                raise error_for(resp.status_code, resp.content)
-            return resp.json()
-        raise AssertionError("unreachable")
+        return await self._request("POST", path, json=body)
 
     async def whoami(self) -> str:
         """The user name the API server sees for these credentials."""
