@@ -38,6 +38,7 @@ from tray.backoff import Backoff
 from tray.errors import ClusterUnreachable, ForbiddenError, TargetError, TenderError, UsageError
 from tray.kubeapi import NotFound, Unauthorized
 from tray.pool import StreamPool
+from tray.profiles import LOCALHOST_ADDRESSES
 from tray.stream import open_stream, pump
 from tray.targets import KIND_PLURAL, Target
 
@@ -94,8 +95,9 @@ class SessionInfo:
 
 
 def _addresses(address: str) -> list[str]:
-    # kubectl's rule: "localhost" listens on both loopback addresses.
-    return ["127.0.0.1", "::1"] if address == "localhost" else [address]
+    # kubectl's rule: "localhost" listens on both loopback addresses (the same
+    # rule the profiles loader uses to find clashing local ports).
+    return list(LOCALHOST_ADDRESSES) if address == "localhost" else [address]
 
 
 async def _start_server_or_close(*args: Any, **kwargs: Any) -> asyncio.base_events.Server:
