@@ -64,7 +64,7 @@ class Unauthorized(ApiError):
     """
 
 
-def status_message(status: int, body: bytes | str) -> str:
+def status_message(status: int, body: bytes | bytearray | str) -> str:
     """The human message of a Kubernetes Status body, else a short summary."""
     try:
         data = json.loads(body)
@@ -72,12 +72,12 @@ def status_message(status: int, body: bytes | str) -> str:
             return str(data["message"])
     except (ValueError, TypeError):
         pass
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray)) else body
     text = " ".join(text.split())[:200]
     return f"HTTP {status}" + (f": {text}" if text else "")
 
 
-def error_for(status: int, body: bytes | str) -> TenderError:
+def error_for(status: int, body: bytes | bytearray | str) -> TenderError:
     message = status_message(status, body)
     if status == 403:
         return ForbiddenError(message)

@@ -140,6 +140,11 @@ class ClusterAuth:
     _ssl: ssl.SSLContext | None = field(default=None, repr=False)
     _config: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: Bumped whenever a refresh changes who we are or where we connect, so
+    #: long-lived connections (port-forward tunnels) can tell they were
+    #: opened with credentials the kubeconfig no longer names.
+    generation: int = 0
+    _identity: tuple[Any, ...] = field(default=(), repr=False)
 
     def snapshot(self) -> tuple[dict[str, str], ssl.SSLContext | None]:
         with self._lock:
@@ -182,7 +187,12 @@ class ClusterAuth:
         if cfg.username and cfg.password and "Authorization" not in headers:
             headers["Authorization"] = cfg.get_basic_auth_token()
         ctx = _ssl_context(cfg, self.kubeconfig, self.context)
+        identity = (cfg.host, tuple(sorted(headers.items())), cfg.cert_file, cfg.key_file, cfg.ssl_ca_cert,
+                    bool(cfg.verify_ssl), cfg.proxy)
         with self._lock:
+            if identity != self._identity:
+                self._identity = identity
+                self.generation += 1
             self._config = cfg
             self.server = cfg.host.rstrip("/")
             self.proxy = cfg.proxy or None

@@ -37,9 +37,8 @@ from tray import selection
 from tray.backoff import Backoff
 from tray.errors import ClusterUnreachable, ForbiddenError, TargetError, TenderError, UsageError
 from tray.kubeapi import NotFound, Unauthorized
-from tray.pool import StreamPool
+from tray.dialer import Dialer
 from tray.profiles import LOCALHOST_ADDRESSES
-from tray.stream import open_stream, pump
 from tray.targets import KIND_PLURAL, Target
 
 if TYPE_CHECKING:
@@ -162,7 +161,7 @@ class Session:
         self._task: asyncio.Task[None] | None = None
         self._probing = False
         self._conn_tasks: set[asyncio.Task[None]] = set()
-        self._pool = StreamPool(lambda pod, port: open_stream(self.conn.api, self.namespace, pod, port))
+        self._dialer = Dialer(conn.api, namespace)
         self._retry_task: asyncio.Task[None] | None = None
         self.pod_uid: str | None = None
 
@@ -207,7 +206,7 @@ class Session:
         self._set(status, reason)
 
     async def _teardown(self) -> None:
-        self._pool.close()
+        self._dialer.close()
         for server in self._servers:
             server.close()
         self._servers = []
@@ -403,7 +402,7 @@ class Session:
         self.backoff.reset()
         self._cancel_retry()
         if changed:
-            self._pool.flush()  # spares lead to the old pod
+            self._dialer.pod_changed()  # spares and the tunnel lead to the old pod
         reason = f"reconnected to pod {name}" if was == Status.RECONNECTING else ""
         if changed:
             log.info("forward %s now uses pod %s", self.target, name)
@@ -450,7 +449,7 @@ class Session:
     async def _probe(self, pod: str, port: int) -> str:
         """Open (and close) one stream to the pod; '' if the path works, else why not."""
         try:
-            ws = await open_stream(self.conn.api, self.namespace, pod, port)
+            await self._dialer.check(pod, port)
         except (ForbiddenError, Unauthorized) as exc:
             # Refused credentials are not a reason to keep retrying (the
             # design's "no retry loop" for a 403; a 401 is the same).
@@ -461,7 +460,6 @@ class Session:
         except TenderError as exc:
             log.info("probe of %s/%s failed: %s", pod, port, exc)
             return f"cannot reach pod {pod}: {exc}"
-        await ws.close()
         return ""
 
     def _on_drop(self, why: str) -> None:
@@ -527,13 +525,13 @@ class Session:
                 writer.close()
                 return
             try:
-                ws = self._pool.take(pod, port) or await open_stream(self.conn.api, self.namespace, pod, port)
+                link = await self._dialer.connect(pod, port)
             except ForbiddenError as exc:
                 writer.close()
                 await self._fail(await self._forbidden_reason(exc))
                 return
             except Unauthorized as exc:
-                # Rejected even after reloading the kubeconfig (open_stream
+                # Rejected even after reloading the kubeconfig (the dialer
                 # does that once): an error now, not 31 s of reconnecting.
                 writer.close()
                 await self._fail(self._unauthorized_reason(exc))
@@ -550,17 +548,16 @@ class Session:
                 writer.close()
                 self._on_drop(f"cannot reach pod {pod}: {exc}")
                 return
-            result = await pump(reader, writer, ws, port)
+            result = await link.pump(reader, writer)
             if result.error:
                 log.info("forward %s: %s", self.target, result.error.strip())
             if result.error or result.dropped:
                 # The path to the pod failed under this connection (a drop, or
-                # the kubelet's side of it cut): the spare streams share that
-                # path and may be dead without knowing it yet, so the next
-                # connection must open a fresh one rather than take a spare.
-                # (test_network_drop_recovers: a GET right after a drop got a
-                # cut spare and saw "closed without a response", ~1 in 100.)
-                self._pool.flush()
+                # the kubelet's side of it cut): what shares that path may be
+                # dead without knowing it yet, so the next connection must not
+                # reuse it.  (test_network_drop_recovers: a GET right after a
+                # drop got a cut spare stream, ~1 in 100.)
+                self._dialer.connection_failed(dropped=result.dropped)
             if result.dropped:
                 self._on_drop(f"connection to pod {pod} lost")
         except asyncio.CancelledError:

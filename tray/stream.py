@@ -42,7 +42,7 @@ from tray.kubeapi import KubeAPI, error_for, unreachable
 
 log = logging.getLogger(__name__)
 
-__all__ = ["StreamResult", "open_stream", "pump", "LINGER_IDLE", "READ_SIZE"]
+__all__ = ["StreamResult", "open_stream", "connect_websocket", "portforward_url", "pump", "LINGER_IDLE", "READ_SIZE"]
 
 #: How much to read from the local socket at once.  Large reads mean fewer,
 #: larger WebSocket frames: the per-frame cost dominates bulk transfers.
@@ -74,13 +74,61 @@ def _system_proxy(server: str) -> str | None:
     return get_proxy(parse_uri(portforward_url(server, "x", "x", 1)))
 
 
-def portforward_url(server: str, namespace: str, pod: str, port: int) -> str:
+def portforward_url(server: str, namespace: str, pod: str, port: int | None) -> str:
+    """The pod's portforward URL as a WebSocket URL.
+
+    v4 names its one port in the query; the SPDY tunnel names ports per
+    stream, so it passes ``None``.
+    """
     base = server.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
-    return f"{base}/api/v1/namespaces/{quote(namespace)}/pods/{quote(pod)}/portforward?ports={port}"
+    url = f"{base}/api/v1/namespaces/{quote(namespace)}/pods/{quote(pod)}/portforward"
+    return url if port is None else f"{url}?ports={port}"
 
 
 async def open_stream(api: KubeAPI, namespace: str, pod: str, port: int) -> ClientConnection:
-    """Open a port-forward WebSocket; raises precise errors (403, 404, unreachable)."""
+    """Open a v4 port-forward WebSocket; raises precise errors (403, 404, unreachable)."""
+    return await connect_websocket(api, portforward_url(api.auth.server, namespace, pod, port), SUBPROTOCOL)
+
+
+class _RawSubprotocolConnection(ClientConnection):
+    """A client connection that offers one subprotocol verbatim.
+
+    The tunnel's subprotocol ``SPDY/3.1+portforward.k8s.io`` contains "/",
+    which is not an RFC 7230 token, so websockets refuses it when offered
+    and cannot parse it when the server answers.  kubectl (gorilla) sends it
+    as is; so does this: the name goes on the sans-I/O protocol object after
+    connect()'s validation, and the answer is compared as a plain string.
+    """
+
+    offer = ""
+
+    def __init__(self, protocol: Any, **kwargs: Any) -> None:
+        protocol.available_subprotocols = [self.offer]
+        protocol.process_subprotocol = functools.partial(_exact_subprotocol, self.offer)
+        super().__init__(protocol, **kwargs)
+
+
+def _exact_subprotocol(offer: str, headers: Any) -> str | None:
+    answers = [value.strip() for value in headers.get_all("Sec-WebSocket-Protocol")]
+    if not answers:
+        return None
+    if answers != [offer]:
+        raise InvalidHandshake(f"the server chose subprotocol {', '.join(answers)!r}, not {offer!r}")
+    return offer
+
+
+@functools.lru_cache(maxsize=8)
+def _offering(subprotocol: str) -> type[ClientConnection]:
+    return type("RawSubprotocolConnection", (_RawSubprotocolConnection,), {"offer": subprotocol})
+
+
+async def connect_websocket(api: KubeAPI, url: str, subprotocol: str) -> ClientConnection:
+    """Upgrade ``url`` to a WebSocket offering ``subprotocol``, with the cluster's credentials.
+
+    A 401 reloads the kubeconfig once (rotated tokens, exec plugins); other
+    refusals become the project's precise errors.  The caller checks which
+    subprotocol the server chose.
+    """
     for attempt in (1, 2):
         headers, ctx = api.auth.snapshot()
         kwargs: dict[str, Any] = {}
@@ -90,8 +138,9 @@ async def open_stream(api: KubeAPI, namespace: str, pod: str, port: int) -> Clie
                 kwargs["server_hostname"] = api.auth.tls_server_name
         try:
             return await connect(
-                portforward_url(api.auth.server, namespace, pod, port),
-                subprotocols=[websockets.Subprotocol(SUBPROTOCOL)],
+                url,
+                subprotocols=None,  # offered by the connection class (see above)
+                create_connection=_offering(subprotocol),
                 additional_headers=headers,
                 compression=None,  # the API server does not negotiate it anyway
                 max_size=None,  # frames are bounded by the kubelet's buffers

@@ -25,6 +25,7 @@ import asyncio
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -324,9 +325,10 @@ def test_apiserver_stopped_then_started(two_clusters: tuple[Cluster, Cluster], n
 def test_kubelet_stopped_then_started(two_clusters: tuple[Cluster, Cluster], ns_b: str,
                                       manager: ForwardManager, events: EventLog) -> None:
     """The kubelet serves port-forward: with it stopped, new connections fail (the API server
-    cannot dial it), and the forward must not stay active: the first failed request puts it in
-    reconnecting (the backoff probes it).  The kubelet back within the backoff → active again,
-    on the same pod (the kubelet adopts its pods), answering; never error."""
+    cannot dial it, and the tunnel it held ends under the first connection that tries it), and
+    the forward must not stay active: the first failed request puts it in reconnecting (the
+    backoff probes it).  The kubelet back within the backoff → active again, on the same pod
+    (the kubelet adopts its pods), answering; never error."""
     b = two_clusters[1]
     pod = _web(b, ns_b)[0]
     sid, port = _forward(manager, b, ns_b)
@@ -335,7 +337,8 @@ def test_kubelet_stopped_then_started(two_clusters: tuple[Cluster, Cluster], ns_
             t_down = time.monotonic()
             info = wait_for(lambda: manager.get(sid).status == "reconnecting" and manager.get(sid), 10,
                             "the forward to leave active after its requests fail")
-            assert "cannot reach pod" in info.status_reason, info.status_reason
+            assert re.search(f"cannot reach pod {pod}|connection to pod {pod} lost", info.status_reason), \
+                info.status_reason
             time.sleep(2)  # a few failing requests, a probe or two
             assert manager.get(sid).status == "reconnecting"
         info = wait_status(manager, sid, "active", timeout=30)
@@ -374,15 +377,11 @@ def test_kubelet_down_longer_than_backoff_is_an_error(two_clusters: tuple[Cluste
 def test_etcd_stopped_then_started(two_clusters: tuple[Cluster, Cluster], ns_b: str,
                                    manager: ForwardManager, events: EventLog) -> None:
     """etcd stopped for ~20 s (short of the 40 s after which the node controller would mark the
-    nodes, and so the pods, unready).  What the forward does, as observed:
-
-    * the API server stays up but cannot read the pod, so a port-forward request *hangs*; the
-      forward keeps answering briefly (on spare streams opened before), then its requests
-      wait, and it says ``active`` until the stream-open timeout (15 s) reports the failure:
-      reconnecting (asserted: never active while failing for more than STALE_BOUND);
-    * the watch stays open (no events, no error), so it does not go to error;
-    * etcd back → a probe succeeds and it is active again, on the same pod, answering — or, if
-      the outage outlasted the backoff, error with a reason.  Either way, the truth."""
+    nodes, and so the pods, unready), under a forward in use.  The API server stays up but can
+    read nothing, so opening a port-forward would hang; but the forward's tunnel to the pod is
+    already open and a connection through it asks the API server for nothing: every request
+    answers and the forward is, truthfully, active throughout.  The watch stays open (no
+    events, no error).  etcd back: still active, answering."""
     b = two_clusters[1]
     pod = _web(b, ns_b)[0]
     sid, port = _forward(manager, b, ns_b)
@@ -394,10 +393,12 @@ def test_etcd_stopped_then_started(two_clusters: tuple[Cluster, Cluster], ns_b: 
             wait_hostname(port, pod, timeout=10)
     print(truth.summary())
     assert truth.lies(STALE_BOUND) == [], truth.summary()
-    assert any(not s.ok for s in truth.samples), "etcd down and every request answered?\n" + truth.summary()
-    seen = collapse(events.statuses(sid))
-    assert "reconnecting" in seen, seen  # the failure was noticed
-    assert end == "active" or "gave up" in manager.get(sid).status_reason, (end, manager.get(sid))
+    # The tunnel to the pod was open before etcd stopped, and a new connection
+    # through it needs nothing from etcd: the forward answers throughout and
+    # rightly never leaves active (kubectl's session behaves the same).
+    assert all(s.ok for s in truth.samples), "a request failed with the tunnel open\n" + truth.summary()
+    assert collapse(events.statuses(sid)) == ["active"], events.statuses(sid)
+    assert end == "active"
     assert_engine_empty(manager)
 
 

@@ -1,0 +1,170 @@
+"""The SPDY tunnel: one WebSocket per pod for every connection, v4 as the fallback.
+
+What is counted comes from the API server's own metrics:
+``apiserver_stream_tunnel_requests_total{code="101"}`` counts tunnels opened
+(kubectl's path); ``apiserver_request_total`` for the portforward subresource
+counts every port-forward request once it has ended, tunnels and v4
+WebSockets alike.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import time
+
+import pytest
+
+import tray.tunnel
+from tests.clusterlib import Cluster
+from tests.integration.engine import hostname, pod_manifest, wait_for, wait_hostname, wait_status
+from tray.manager import ForwardManager
+
+pytestmark = pytest.mark.cluster
+
+
+def _metric(cluster: Cluster, name: str, labels: str) -> float:
+    text = cluster.kubectl("get", "--raw", "/metrics").stdout
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(label in line for label in labels.split(",") if label):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def tunnels_opened(cluster: Cluster) -> float:
+    return _metric(cluster, "apiserver_stream_tunnel_requests_total", 'code="101"')
+
+
+def portforward_requests(cluster: Cluster) -> float:
+    return _metric(cluster, "apiserver_request_total", 'subresource="portforward"')
+
+
+def v4_websockets(cluster: Cluster) -> float:
+    """Port-forward requests that were not tunnels (counted when they end)."""
+    return portforward_requests(cluster) - tunnels_opened(cluster)
+
+
+def wait_v4_count(cluster: Cluster, since: float, at_least: int) -> float:
+    return wait_for(lambda: (n := v4_websockets(cluster) - since) >= at_least and n, 10,
+                    f"{at_least} v4 port-forward requests to be counted")
+
+
+def _web_pod(cluster: Cluster, namespace: str, manager: ForwardManager) -> tuple[str, int]:
+    cluster.apply(pod_manifest("web"), namespace)
+    cluster.wait_ready(namespace, "app=web")
+    sid = manager.start(cluster.context, namespace, "Pod", "web", 8080, local_port=0)
+    return sid, wait_status(manager, sid, "active").local_port
+
+
+def test_connections_share_one_tunnel(cluster: Cluster, namespace: str, manager: ForwardManager) -> None:
+    """30 connections, one after another and 10 at once: one tunnel opened, no v4 WebSocket."""
+    tunnels, requests = tunnels_opened(cluster), portforward_requests(cluster)
+    sid, port = _web_pod(cluster, namespace, manager)
+    for _ in range(20):
+        assert hostname(port) == "web"
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(10)]
+    for s in socks:
+        s.sendall(b"GET /hostname HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    for s in socks:
+        with s:
+            reply = b""
+            while chunk := s.recv(65536):
+                reply += chunk
+            assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"web"), reply
+    assert tunnels_opened(cluster) - tunnels == 1
+    manager.stop(sid)  # ends the tunnel, so that its request is counted too
+    wait_for(lambda: portforward_requests(cluster) - requests >= 1, 10, "the tunnel's request to be counted")
+    time.sleep(0.5)
+    assert portforward_requests(cluster) - requests == 1  # the tunnel, and nothing else
+
+
+def test_v4_when_asked(cluster: Cluster, namespace: str, manager: ForwardManager,
+                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """TENDER_PORT_FORWARD=v4 keeps the old path: a WebSocket per connection, no tunnel."""
+    monkeypatch.setenv("TENDER_PORT_FORWARD", "v4")
+    tunnels, v4 = tunnels_opened(cluster), v4_websockets(cluster)
+    _, port = _web_pod(cluster, namespace, manager)
+    for _ in range(5):
+        assert hostname(port) == "web"
+    assert tunnels_opened(cluster) - tunnels == 0
+    wait_v4_count(cluster, v4, 5)
+
+
+def test_falls_back_to_v4_when_the_tunnel_is_refused(cluster: Cluster, namespace: str, manager: ForwardManager,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """An API server or kubelet that refuses the tunnel's protocol (here the kubelet, offered
+    one it does not know) → the forward works anyway, over v4, and stays on it."""
+    monkeypatch.setattr(tray.tunnel, "SUBPROTOCOL", "SPDY/3.1+unknown.tender.dev")
+    tunnels, v4 = tunnels_opened(cluster), v4_websockets(cluster)
+    _, port = _web_pod(cluster, namespace, manager)
+    for _ in range(5):
+        assert hostname(port) == "web"
+    assert tunnels_opened(cluster) - tunnels == 0
+    wait_v4_count(cluster, v4, 5)
+
+
+def test_half_close_gets_the_whole_reply(cluster: Cluster, namespace: str, manager: ForwardManager) -> None:
+    """SPDY has a real half-close: after the client's FIN the pod's reply still arrives, and
+    the connection ends when the pod closes (no linger wait)."""
+    _, port = _web_pod(cluster, namespace, manager)
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /hostname HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        s.shutdown(socket.SHUT_WR)
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"web"), reply
+    assert time.monotonic() - t0 < 2
+
+
+def test_refused_port_fails_one_connection_not_the_tunnel(cluster: Cluster, namespace: str,
+                                                          manager: ForwardManager) -> None:
+    """Nothing listens on the pod's port: each connection is closed (the kubelet's error stream
+    says why) but the forward stays active and the tunnel is not reopened per connection."""
+    cluster.apply(pod_manifest("web", port=9999), namespace)  # declares 9999, serves 8080
+    cluster.wait_ready(namespace, "app=web")
+    tunnels = tunnels_opened(cluster)
+    sid = manager.start(cluster.context, namespace, "Pod", "web", 9999, local_port=0)
+    port = wait_status(manager, sid, "active").local_port
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert s.recv(100) == b""
+    assert manager.get(sid).status == "active"
+    assert tunnels_opened(cluster) - tunnels == 1
+
+
+def _kubelet_pid(cluster: Cluster) -> int:
+    pid = int((cluster.dir / cluster.letter / "pids" / "kubelet.pid").read_text())
+    assert re.search(rb"kubelet", open(f"/proc/{pid}/cmdline", "rb").read())
+    return pid
+
+
+def test_frozen_kubelet_is_noticed(cluster: Cluster, namespace: str, manager: ForwardManager,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kubelet stops answering without closing anything (SIGSTOP: as a network that
+    silently drops, or a peer that slept).  The open tunnel looks fine, but a new connection's
+    streams are never acknowledged: within the reply timeout the forward must leave "active";
+    once the kubelet runs again it is active and answering."""
+    monkeypatch.setattr(tray.tunnel, "REPLY_TIMEOUT", 2.0)
+    sid, port = _web_pod(cluster, namespace, manager)
+    assert hostname(port) == "web"  # the tunnel is open
+    pid = _kubelet_pid(cluster)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"GET /hostname HTTP/1.1\r\nHost: x\r\n\r\n")
+            t0 = time.monotonic()
+            assert s.recv(100) == b""  # closed, not hanging
+            assert time.monotonic() - t0 < 5
+        info = wait_for(lambda: manager.get(sid).status != "active" and manager.get(sid), 5,
+                        "the forward to stop claiming active")
+        assert info.status == "reconnecting", info
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_status(manager, sid, "active", timeout=40)
+    wait_hostname(port, "web", timeout=10)

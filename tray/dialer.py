@@ -1,0 +1,200 @@
+"""How a forward reaches its pod: which port-forward protocol, which connection.
+
+Two paths lead through the API server to the kubelet:
+
+* the SPDY tunnel (:mod:`tray.tunnel`): one WebSocket per pod carrying every
+  connection, kubectl's default since Kubernetes 1.31.  Tender prefers it.
+* ``v4.channel.k8s.io`` (:mod:`tray.stream`): one WebSocket per connection,
+  with spare streams kept warm while the forward is busy (:mod:`tray.pool`).
+  Every API server since 1.4 speaks it.
+
+An API server without the tunnel refuses its subprotocol in several ways
+(no subprotocol chosen, a 400, the kubelet's 403 "unable to negotiate
+protocol").  Rather than read those, the :class:`Dialer` tries v4 when a
+tunnel fails to open for any reason but a missing pod, bad credentials, an
+unreachable cluster or a 5xx (the kubelet unreachable: a moment's trouble,
+not a protocol matter): if v4 works, the forward uses v4 from then on; if it
+fails too, its error (say an RBAC 403) is the one to show.  ``TENDER_PORT_FORWARD=v4`` (or ``tunnel``) forces
+a path, as ``KUBECTL_PORT_FORWARD_WEBSOCKETS`` does for kubectl.
+
+The session sees only :meth:`Dialer.connect`, which returns a :class:`Link`
+to pump one local connection through, and the failure hooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Protocol
+
+from websockets.asyncio.client import ClientConnection
+
+from tray.errors import ClusterUnreachable, TenderError
+from tray.kubeapi import ApiError, KubeAPI, NotFound, Unauthorized
+from tray.pool import StreamPool
+from tray.stream import StreamResult, forget_traceback, open_stream, pump
+from tray.tunnel import Tunnel
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Dialer", "Link", "PROTOCOL_ENV", "protocol_from_env"]
+
+PROTOCOL_ENV = "TENDER_PORT_FORWARD"
+_PROTOCOLS = ("auto", "tunnel", "v4")
+
+
+def protocol_from_env() -> str:
+    value = os.environ.get(PROTOCOL_ENV, "auto").strip().lower() or "auto"
+    return value if value in _PROTOCOLS else "auto"
+
+
+class Link(Protocol):
+    """One local connection's way to the pod."""
+
+    async def pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> StreamResult: ...
+
+
+class _V4Link:
+    def __init__(self, ws: ClientConnection, port: int) -> None:
+        self._ws, self._port = ws, port
+
+    async def pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> StreamResult:
+        return await pump(reader, writer, self._ws, self._port)
+
+
+class _TunnelLink:
+    def __init__(self, tunnel: Tunnel, port: int) -> None:
+        self._tunnel, self._port = tunnel, port
+
+    async def pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> StreamResult:
+        return await self._tunnel.forward(reader, writer, self._port)
+
+
+class Dialer:
+    """One session's connections to its current pod.  Runs on the engine's loop."""
+
+    def __init__(self, api: KubeAPI, namespace: str, *, protocol: str | None = None) -> None:
+        self._api, self._namespace = api, namespace
+        self.protocol = protocol or protocol_from_env()
+        self._pool = StreamPool(lambda pod, port: open_stream(api, namespace, pod, port))
+        self._tunnel: Tunnel | None = None
+        self._opening: tuple[str, asyncio.Future[Tunnel | None]] | None = None
+        self._retired: set[Tunnel] = set()
+        self._generation = 0  # bumped by close(): a tunnel opened for an older one is dropped
+
+    @property
+    def uses_tunnel(self) -> bool:
+        return self.protocol != "v4"
+
+    async def connect(self, pod: str, port: int) -> Link:
+        """A way to the pod for one new connection; raises the precise errors."""
+        if self.uses_tunnel:
+            tunnel = await self._tunnel_to(pod, port)
+            if tunnel is not None and not await tunnel.answers():
+                # Silent for a while and no answer to a PING now: dead
+                # without knowing it (the kubelet went away, or the network).
+                # A fresh tunnel, before this connection sends anything.
+                tunnel = await self._tunnel_to(pod, port)
+            if tunnel is not None:
+                return _TunnelLink(tunnel, port)
+        ws = self._pool.take(pod, port) or await open_stream(self._api, self._namespace, pod, port)
+        return _V4Link(ws, port)
+
+    async def check(self, pod: str, port: int) -> None:
+        """Prove the path to the pod works now (after a drop): raises if not.
+
+        On the tunnel path this opens a fresh tunnel (the old one may be dead
+        without knowing it) that the next connections then use.
+        """
+        if self.uses_tunnel:
+            self._retire_current()
+            if await self._tunnel_to(pod, port) is not None:
+                return
+        ws = await open_stream(self._api, self._namespace, pod, port)
+        await ws.close()
+        forget_traceback(ws)
+
+    def connection_failed(self, *, dropped: bool) -> None:
+        """A connection ended in an error or a drop: do not reuse what may be broken.
+
+        Spare v4 streams share the failed path and may be cut without knowing
+        it yet.  A tunnel is only abandoned on a drop: an error on one stream
+        (connection refused inside the pod) says nothing about the tunnel.
+        """
+        self._pool.flush()
+        if dropped:
+            self._retire_current()
+        elif self._tunnel is not None:
+            # The kubelet's error may come from a path that is going away
+            # (drop-connections cuts the pod's side and the session at once,
+            # and the API server keeps our WebSocket until we next write).
+            self._tunnel.suspect()
+
+    def pod_changed(self) -> None:
+        """New connections go to another pod: old spares and tunnels retire."""
+        self._pool.flush()
+        self._retire_current()
+
+    def close(self) -> None:
+        """Drop everything (the forward stopped or failed); Retry may use the dialer again."""
+        self._generation += 1
+        self._pool.close()
+        self._retire_current()
+        if self._opening is not None:
+            self._opening[1].cancel()
+            self._opening = None
+        for tunnel in list(self._retired):
+            tunnel.abort("forward stopped")
+        self._retired.clear()
+
+    # ------------------------------------------------------------ tunnels
+    def _retire_current(self) -> None:
+        tunnel, self._tunnel = self._tunnel, None
+        if tunnel is not None:
+            tunnel.retire()
+            if tunnel.closed_reason is None:
+                self._retired.add(tunnel)
+        self._retired = {t for t in self._retired if t.closed_reason is None}
+
+    async def _tunnel_to(self, pod: str, port: int) -> Tunnel | None:
+        """The pod's tunnel, opened once however many connections wait for it."""
+        current = self._tunnel
+        if current is not None:
+            # Credentials reloaded since it opened (the kubeconfig changed):
+            # new connections use what the kubeconfig says now, as on v4.
+            if current.pod == pod and current.usable and current.auth_generation == self._api.auth.generation:
+                return current
+            self._retire_current()
+        if self._opening is None or self._opening[0] != pod:
+            self._opening = (pod, asyncio.ensure_future(self._open_tunnel(pod, port)))
+        opening = self._opening[1]
+        try:
+            return await asyncio.shield(opening)
+        finally:
+            if self._opening is not None and self._opening[1] is opening and opening.done():
+                self._opening = None
+
+    async def _open_tunnel(self, pod: str, port: int) -> Tunnel | None:
+        generation = self._generation
+        try:
+            tunnel = await Tunnel.open(self._api, self._namespace, pod)
+        except (NotFound, Unauthorized, ClusterUnreachable):
+            raise  # the same on either path
+        except TenderError as exc:
+            if self.protocol == "tunnel" or (isinstance(exc, ApiError) and exc.status >= 500):
+                raise  # forced, or the API server cannot reach the kubelet now: not a protocol matter
+            # Perhaps an API server without the tunnel: does v4 work?
+            ws = await open_stream(self._api, self._namespace, pod, port)
+            await ws.close()
+            forget_traceback(ws)
+            log.info("port-forward to %s: the SPDY tunnel failed (%s); using v4.channel.k8s.io", pod, exc)
+            self.protocol = "v4"
+            return None
+        if generation != self._generation:
+            tunnel.abort("forward stopped")
+            raise TenderError("the forward stopped")
+        if self._tunnel is not None:
+            self._retire_current()
+        self._tunnel = tunnel
+        return tunnel
