@@ -99,7 +99,7 @@ class _Connection:
         self.writer = writer
         self.error_id, self.data_id = error_id, data_id
         self.result = StreamResult()
-        self.replied = asyncio.Event()
+        self.replied = False  # the kubelet's SYN_REPLY for the data stream
         self.finished = loop.create_future()
         self.last_rx = loop.time()
         self._error = b""
@@ -168,6 +168,7 @@ class Tunnel:
         self._pings: dict[int, asyncio.Future[bool]] = {}  # True: answered, False: tunnel ended
         self._next_ping = 1  # ours are odd, the server's even
         self._checking: asyncio.Future[bool] | None = None
+        self._stalled = False  # the reader waits for a slow local client (back-pressure)
         self._reader = asyncio.ensure_future(self._read_loop())
         self._keepalive = asyncio.ensure_future(self._keep_alive())
         self._arm_idle()
@@ -191,8 +192,8 @@ class Tunnel:
         """
         if self.closed_reason is not None:
             return False
-        if asyncio.get_running_loop().time() - self._last_rx < CHECK_AFTER:
-            return True
+        if self._stalled or asyncio.get_running_loop().time() - self._last_rx < CHECK_AFTER:
+            return True  # spoke recently, or has data waiting that we hold back ourselves
         if self._checking is None or self._checking.done():
             self._checking = asyncio.ensure_future(self._ping())
         return await asyncio.shield(self._checking)
@@ -216,7 +217,7 @@ class Tunnel:
         """PING a silent tunnel that carries connections, so a dead one ends them."""
         while self.closed_reason is None:
             await asyncio.sleep(CHECK_AFTER)
-            if self._active and asyncio.get_running_loop().time() - self._last_rx >= CHECK_AFTER:
+            if self._active:
                 await self.answers()
 
     def suspect(self) -> None:
@@ -234,12 +235,20 @@ class Tunnel:
             self.closed_reason = reason
             log.info("port-forward tunnel to %s: %s", self.pod, reason)
         self._spawn(self._ws.close())
+        self._unstall()
 
     async def close(self) -> None:
         if self.closed_reason is None:
             self.closed_reason = "closed"
+        self._unstall()
         await self._ws.close()
         await asyncio.wait([self._reader])
+
+    def _unstall(self) -> None:
+        # A reader held up by a slow client would end only when that client
+        # reads; an ending tunnel must not wait for it.
+        if self._stalled:
+            self._reader.cancel()
 
     def _arm_idle(self) -> None:
         if self._idle_timer is not None:
@@ -312,17 +321,22 @@ class Tunnel:
                     self._cancel(conn)
                     return
                 if conn.writer.transport.get_write_buffer_size() > HIGH_WATER:
+                    self._stalled = True
                     try:
                         await conn.writer.drain()
                     except (ConnectionError, OSError):
                         self._cancel(conn)
                         return
+                    finally:
+                        self._stalled = False
+                        # Silence while we held back is ours, not the kubelet's.
+                        self._last_rx = asyncio.get_running_loop().time()
             if event.fin:
                 conn.end()
         elif isinstance(event, StreamReply):
             conn = self._routes.get(event.stream_id)
             if conn is not None and event.stream_id == conn.data_id:
-                conn.replied.set()
+                conn.replied = True
                 if event.fin:
                     conn.end()
         elif isinstance(event, StreamReset):
@@ -339,7 +353,11 @@ class Tunnel:
                 if answer is not None and not answer.done():
                     answer.set_result(True)
         elif isinstance(event, GoAway):
+            # No new streams; those after last_good were never seen by the kubelet.
             self._going_away = True
+            for conn in list(self._routes.values()):
+                if conn.data_id > event.last_good:
+                    conn.end(dropped=True)
         elif isinstance(event, StreamPushed):
             self._spawn(self._send(SpdyEncoder.rst_stream(event.stream_id, RST_REFUSED_STREAM)))
 
@@ -357,13 +375,12 @@ class Tunnel:
         conn = _Connection(writer, error_id, data_id)
         if self.closed_reason is not None:
             conn.end(dropped=True)
-            await _close_writer(writer)
+            _close_writer(writer)
             return conn.result
         self._routes[error_id] = self._routes[data_id] = conn
         self._active += 1
         self._arm_idle()
         loop = asyncio.get_running_loop()
-        local_eof = asyncio.Event()
         headers = {"streamtype": "error", "port": str(port), "requestid": str(next(self._requests))}
         # kubectl's order: the error stream (closed at once on our side: we
         # never write to it), then the data stream; one message, no wait.
@@ -378,54 +395,51 @@ class Tunnel:
                         break
                     conn.result.bytes_up += len(data)
                     if not await self._send(SpdyEncoder.data(data_id, data)):
-                        return
+                        return  # the tunnel ended; the reader ends the connection
                 await self._send(SpdyEncoder.data(data_id, b"", fin=True))
             except (ConnectionError, OSError):
                 self._cancel(conn)  # the client reset: no FIN, abort the stream
-            finally:
-                conn.last_rx = loop.time()
-                local_eof.set()
-
-        async def linger() -> None:
-            await local_eof.wait()
+                return
+            # After our FIN the pod may still be answering; once it has been
+            # silent for LINGER_IDLE, end the stream (one setting for both paths).
+            conn.last_rx = loop.time()
             while not conn.finished.done():
                 idle = loop.time() - conn.last_rx
-                if idle >= stream.LINGER_IDLE:  # one setting for both paths
+                if idle >= stream.LINGER_IDLE:
                     self._cancel(conn)
                     return
                 await asyncio.sleep(stream.LINGER_IDLE - idle)
 
-        async def acknowledged() -> None:
-            try:
-                await asyncio.wait_for(conn.replied.wait(), self._reply_timeout)
-            except TimeoutError:
-                if not conn.finished.done():
-                    self.abort(f"the kubelet did not answer within {self._reply_timeout:.0f} s")
-
-        helpers: list[asyncio.Future[None]] = []
+        pumping: asyncio.Future[None] | None = None
+        reply_timer = loop.call_later(self._reply_timeout, self._unacknowledged, conn)
         try:
             if await self._send(opening):
-                helpers = [asyncio.ensure_future(f()) for f in (upstream, linger, acknowledged)]
+                pumping = asyncio.ensure_future(upstream())
             else:
                 conn.end(dropped=True)
             await conn.finished
         finally:
-            for task in helpers:
-                task.cancel()
-            if helpers:
-                await asyncio.wait(helpers)
+            reply_timer.cancel()
+            if pumping is not None:
+                pumping.cancel()
+                await asyncio.wait([pumping])
             del self._routes[error_id], self._routes[data_id]
             self._active -= 1
             self._arm_idle()
-            await _close_writer(writer)
+            _close_writer(writer)
         return conn.result
 
+    def _unacknowledged(self, conn: _Connection) -> None:
+        if conn.replied or conn.finished.done():
+            return
+        if self._stalled:  # the reply may be waiting behind data we hold back
+            loop = asyncio.get_running_loop()
+            loop.call_later(self._reply_timeout, self._unacknowledged, conn)
+            return
+        self.abort(f"the kubelet did not answer within {self._reply_timeout:.0f} s")
 
-async def _close_writer(writer: asyncio.StreamWriter) -> None:
-    try:
-        if not writer.transport.is_closing():
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
+
+def _close_writer(writer: asyncio.StreamWriter) -> None:
+    # close() flushes what is buffered in the background; awaiting drain()
+    # here would hang on a client that stopped reading.
     writer.close()
-

@@ -1,0 +1,840 @@
+"""Tests for tray.tunnel: the SPDY session protocol, against an in-memory kubelet.
+
+The end-to-end path (a real API server and kubelet) is covered by
+tests/integration/test_engine_tunnel.py.  These tests drive what a healthy
+kubelet never does on cue: resets, GOAWAY, pushed streams, PINGs, silence,
+a WebSocket that dies, a local client that stops reading or resets.
+
+Only the WebSocket transport is faked (:class:`FakeWebSocket`: what the
+tunnel sends is recorded, what the "kubelet" sends is queued for ``recv``).
+The local side is real: a listener on 127.0.0.1 whose connections go
+through ``Tunnel.forward``, and clients made with ``asyncio.open_connection``.
+The kubelet's frames are built by hand or with ``SpdyEncoder``; the tunnel's
+frames are split by hand, SYN_STREAM decoded by hand (headers through one
+zlib stream, as a kubelet reads them) and the rest parsed with ``SpdyParser``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Close
+
+from tray import tunnel as tunnel_mod
+from tray.spdy import (
+    FLAG_FIN,
+    RST_CANCEL,
+    RST_REFUSED_STREAM,
+    SUBPROTOCOL,
+    Ping,
+    SpdyEncoder,
+    SpdyParser,
+    StreamData,
+    StreamReset,
+    encode_header_block,
+)
+from tray.stream import StreamResult
+from tray.tunnel import Tunnel
+
+PORT = 8080  # the pod port every test forwards to
+TIMEOUT = 2.0  # how long any expected thing may take (they take milliseconds)
+
+
+# ---------------------------------------------------------------- the transport double
+class FakeWebSocket:
+    """The WebSocket to the API server, in memory.
+
+    ``sent`` holds every message the tunnel sent, in order; ``incoming`` is
+    what ``recv`` hands out (the kubelet's bytes, via the API server).
+    After ``close()`` (ours) or ``drop()`` / ``peer_close()`` (theirs),
+    ``recv`` and ``send`` raise ``ConnectionClosed`` as websockets does.
+    """
+
+    subprotocol = SUBPROTOCOL
+
+    def __init__(self) -> None:
+        self.incoming: asyncio.Queue[bytes | str] = asyncio.Queue()
+        self.sent: list[bytes] = []
+        self.close_calls = 0
+        self._closed = asyncio.Event()
+        self._closed_exc: ConnectionClosed | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed_exc is not None
+
+    def _end(self, exc: ConnectionClosed) -> None:
+        if self._closed_exc is None:
+            self._closed_exc = exc
+            self._closed.set()
+
+    async def send(self, message: bytes) -> None:
+        if self._closed_exc is not None:
+            raise self._closed_exc
+        assert isinstance(message, (bytes, bytearray)), "the tunnel sends binary messages only"
+        self.sent.append(bytes(message))
+
+    async def recv(self) -> bytes | str:
+        if self._closed_exc is None:
+            getter = asyncio.ensure_future(self.incoming.get())
+            closing = asyncio.ensure_future(self._closed.wait())
+            try:
+                await asyncio.wait({getter, closing}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                closing.cancel()
+                if not getter.done():
+                    getter.cancel()
+            if getter.done() and not getter.cancelled():
+                return getter.result()
+        assert self._closed_exc is not None
+        raise self._closed_exc
+
+    async def close(self) -> None:
+        """Our side closes: a clean close handshake."""
+        self.close_calls += 1
+        self._end(ConnectionClosed(Close(1000, ""), Close(1000, ""), False))
+
+    def drop(self) -> None:
+        """The connection dies without a close frame (network cut, 1006)."""
+        self._end(ConnectionClosed(None, None))
+
+    def peer_close(self, code: int = 1000) -> None:
+        """The API server closes the WebSocket with a close frame."""
+        self._end(ConnectionClosed(Close(code, ""), Close(code, ""), True))
+
+
+# ---------------------------------------------------------------- the kubelet's end
+def control(frame_type: int, body: bytes, flags: int = 0) -> bytes:
+    """A SPDY/3 control frame, header packed by hand."""
+    return struct.pack(">HHI", 0x8000 | 3, frame_type, flags << 24 | len(body)) + body
+
+
+def syn_reply(stream_id: int, *, fin: bool = False) -> bytes:
+    # An empty header block: the tunnel does not read reply headers.
+    return control(2, struct.pack(">I", stream_id), FLAG_FIN if fin else 0)
+
+
+def rst_stream(stream_id: int, status: int) -> bytes:
+    return control(3, struct.pack(">II", stream_id, status))
+
+
+def ping(ping_id: int) -> bytes:
+    return control(6, struct.pack(">I", ping_id))
+
+
+def goaway(last_good: int, status: int = 0) -> bytes:
+    return control(7, struct.pack(">II", last_good, status))
+
+
+def pushed_stream(stream_id: int) -> bytes:
+    """A SYN_STREAM from the server (port-forward never opens streams that way)."""
+    deflate = zlib.compressobj()
+    block = deflate.compress(encode_header_block({"streamtype": "data"})) + deflate.flush(zlib.Z_SYNC_FLUSH)
+    return control(1, struct.pack(">IIH", stream_id, 0, 0) + block)
+
+
+@dataclass
+class SynStream:
+    """A SYN_STREAM the tunnel sent, decoded by hand."""
+
+    stream_id: int
+    headers: dict[str, str]
+    fin: bool = False
+    associated: int = 0
+
+
+class Kubelet:
+    """The far end of the SPDY session: decodes what the tunnel sends, queues frames for it."""
+
+    def __init__(self, ws: FakeWebSocket) -> None:
+        self.ws = ws
+        self._decoded = 0  # messages of ws.sent decoded so far
+        self._buf = b""
+        self._inflate = zlib.decompressobj()  # one zlib stream for all header blocks
+        self._parser = SpdyParser()
+        self._messages: list[list[object]] = []
+
+    # --- what the tunnel sent
+    @property
+    def messages(self) -> list[list[object]]:
+        """The frames of each WebSocket message the tunnel sent (SynStream or spdy events)."""
+        while self._decoded < len(self.ws.sent):
+            self._buf += self.ws.sent[self._decoded]
+            self._decoded += 1
+            frames: list[object] = []
+            while len(self._buf) >= 8:
+                first, second = struct.unpack_from(">II", self._buf)
+                end = 8 + (second & 0xFFFFFF)
+                if len(self._buf) < end:
+                    break
+                frame, self._buf = self._buf[:end], self._buf[end:]
+                if first == 0x80030001:  # control, version 3, type 1: SYN_STREAM
+                    frames.append(self._syn_stream(frame))
+                else:
+                    frames.extend(self._parser.feed(frame))
+            self._messages.append(frames)
+        return self._messages
+
+    def _syn_stream(self, frame: bytes) -> SynStream:
+        flags, body = frame[4], frame[8:]
+        stream_id, associated, _priority = struct.unpack_from(">IIH", body)
+        block = self._inflate.decompress(body[10:])
+        assert not self._inflate.unconsumed_tail, "a header block must end with a sync flush"
+        (count,), pos, headers = struct.unpack_from(">I", block), 4, {}
+        for _ in range(count):
+            (size,) = struct.unpack_from(">I", block, pos)
+            name = block[pos + 4:pos + 4 + size].decode()
+            pos += 4 + size
+            (size,) = struct.unpack_from(">I", block, pos)
+            headers[name] = block[pos + 4:pos + 4 + size].decode()
+            pos += 4 + size
+        assert pos == len(block), "trailing bytes after the header block"
+        return SynStream(stream_id, headers, bool(flags & FLAG_FIN), associated)
+
+    @property
+    def events(self) -> list[object]:
+        return [frame for message in self.messages for frame in message]
+
+    def syn_streams(self) -> list[SynStream]:
+        return [e for e in self.events if isinstance(e, SynStream)]
+
+    def data(self, stream_id: int) -> bytes:
+        return b"".join(e.payload for e in self.events if isinstance(e, StreamData) and e.stream_id == stream_id)
+
+    def fin(self, stream_id: int) -> bool:
+        return any(isinstance(e, StreamData) and e.stream_id == stream_id and e.fin for e in self.events)
+
+    def resets(self) -> list[StreamReset]:
+        return [e for e in self.events if isinstance(e, StreamReset)]
+
+    def pings(self) -> list[int]:
+        return [e.ping_id for e in self.events if isinstance(e, Ping)]
+
+    # --- what the kubelet sends
+    def send(self, *frames: bytes) -> None:
+        self.ws.incoming.put_nowait(b"".join(frames))
+
+    def reply(self, *stream_ids: int) -> None:
+        self.send(*(syn_reply(i) for i in stream_ids))
+
+    def send_data(self, stream_id: int, payload: bytes, *, fin: bool = False) -> None:
+        self.send(SpdyEncoder.data(stream_id, payload, fin=fin))
+
+
+# ---------------------------------------------------------------- the harness
+async def eventually(condition: Callable[[], object], what: str, timeout: float = TIMEOUT) -> None:
+    """Poll until ``condition()`` holds; fail naming ``what`` if it never does."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
+        await asyncio.sleep(0.005)
+
+
+async def read_eof(reader: asyncio.StreamReader) -> bytes:
+    """Everything the client still gets before EOF (fails if EOF never comes)."""
+    return await asyncio.wait_for(reader.read(), TIMEOUT)
+
+
+@dataclass
+class Client:
+    """One local TCP connection through the tunnel."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    server_writer: asyncio.StreamWriter  # the tunnel's end of the local socket
+    error_id: int = 0
+    data_id: int = 0
+
+
+def small_buffers(sock: socket.socket | object, option: int) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, option, 16 * 1024)  # type: ignore[attr-defined]
+
+
+class Harness:
+    """A Tunnel over a FakeWebSocket, a local listener it forwards, and the kubelet."""
+
+    def __init__(self, **tunnel_options: float) -> None:
+        self.ws = FakeWebSocket()
+        self.kubelet = Kubelet(self.ws)
+        self.tunnel = Tunnel(self.ws, "web-0", **tunnel_options)  # type: ignore[arg-type]
+        self.results: asyncio.Queue[StreamResult | BaseException] = asyncio.Queue()
+        self._accepted: asyncio.Queue[asyncio.StreamWriter] = asyncio.Queue()
+        self._handled = self._finished = 0
+        self._small_buffers = False
+        self.server: asyncio.base_events.Server | None = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._handled += 1
+        if self._small_buffers:
+            small_buffers(writer.get_extra_info("socket"), socket.SO_SNDBUF)
+        self._accepted.put_nowait(writer)
+        try:
+            self.results.put_nowait(await self.tunnel.forward(reader, writer, PORT))
+        except BaseException as exc:  # forward must not raise: make the test see it
+            self.results.put_nowait(exc)
+            raise
+        finally:
+            self._finished += 1
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+
+    async def connect(self, *, small: bool = False) -> Client:
+        """A local connection, its SYN_STREAMs not yet answered."""
+        assert self.server is not None
+        address = self.server.sockets[0].getsockname()
+        self._small_buffers = small
+        if small:  # the kernel then holds little, so the tunnel's own buffer shows
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            small_buffers(sock, socket.SO_RCVBUF)
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, address)
+            reader, writer = await asyncio.open_connection(sock=sock)
+        else:
+            reader, writer = await asyncio.open_connection(*address)
+        server_writer = await asyncio.wait_for(self._accepted.get(), TIMEOUT)
+        return Client(reader, writer, server_writer)
+
+    async def open(self, *, small: bool = False) -> Client:
+        """A local connection whose two streams the kubelet has acknowledged."""
+        before = len(self.kubelet.syn_streams())
+        client = await self.connect(small=small)
+        await eventually(lambda: len(self.kubelet.syn_streams()) >= before + 2, "the SYN_STREAM pair")
+        error, data = self.kubelet.syn_streams()[before:before + 2]
+        client.error_id, client.data_id = error.stream_id, data.stream_id
+        self.kubelet.reply(client.error_id, client.data_id)
+        return client
+
+    async def result(self) -> StreamResult:
+        """How the next local connection ended."""
+        result = await asyncio.wait_for(self.results.get(), TIMEOUT)
+        if isinstance(result, BaseException):
+            raise AssertionError(f"Tunnel.forward raised {result!r}") from result
+        return result
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.tunnel.close()
+        await eventually(lambda: self._finished == self._handled, "every forward() to return")
+        await self.server.wait_closed()
+
+
+def run(scenario: Callable[[Harness], Awaitable[None]], **tunnel_options: float) -> None:
+    """Run one scenario on a fresh loop; fail on anything the loop reports (lost exceptions)."""
+
+    async def main() -> None:
+        problems: list[dict[str, object]] = []
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, context: problems.append(context))
+        harness = Harness(**tunnel_options)
+        await harness.start()
+        try:
+            await asyncio.wait_for(scenario(harness), 5.0)
+        finally:
+            await harness.stop()
+        assert not problems, problems
+
+    asyncio.run(main())
+
+
+# ---------------------------------------------------------------- 1. opening streams
+def test_a_connection_opens_error_and_data_streams_in_one_message():
+    # kubectl's order, without waiting for replies: SYN_STREAM for the error
+    # stream, our FIN on it (we never write there), SYN_STREAM for the data
+    # stream; both name the port and share a requestid.  Client stream ids
+    # are odd and increasing; the next connection takes the next pair.
+    async def scenario(h: Harness) -> None:
+        first_client = await h.connect()  # kept: a collected client would close (and send FIN)
+        await eventually(lambda: h.ws.sent, "the opening message")
+        assert len(h.ws.sent) == 1, "the pair must be opened in a single WebSocket message"
+        first = {"port": str(PORT), "requestid": h.kubelet.syn_streams()[0].headers["requestid"]}
+        assert h.kubelet.messages == [[
+            SynStream(1, {"streamtype": "error", **first}),
+            StreamData(1, b"", True),
+            SynStream(3, {"streamtype": "data", **first}),
+        ]]
+
+        second_client = await h.connect()
+        await eventually(lambda: len(h.ws.sent) == 2, "the second opening message")
+        second = {"port": str(PORT), "requestid": str(int(first["requestid"]) + 1)}
+        assert h.kubelet.messages[1] == [
+            SynStream(5, {"streamtype": "error", **second}),
+            StreamData(5, b"", True),
+            SynStream(7, {"streamtype": "data", **second}),
+        ]
+        assert h.tunnel.connections == 2
+        assert not first_client.reader.at_eof() and not second_client.reader.at_eof()
+
+    run(scenario)
+
+
+# ---------------------------------------------------------------- 2. data both ways, half-close
+def test_data_flows_both_ways_with_half_close():
+    # The client's bytes become DATA on the data stream; its half-close
+    # (shutdown SHUT_WR) becomes an empty DATA with FIN, and the pod's reply
+    # still reaches it; the kubelet's FIN on the data stream ends the
+    # connection.  The kubelet closing the error stream (FIN, no text, as
+    # it does when all went well) does not end anything.
+    async def scenario(h: Harness) -> None:
+        c = await h.open()
+        h.kubelet.send_data(c.error_id, b"", fin=True)
+
+        c.writer.write(b"GET / HTTP/1.0\r\n\r\n")
+        await c.writer.drain()
+        await eventually(lambda: h.kubelet.data(c.data_id) == b"GET / HTTP/1.0\r\n\r\n", "the request upstream")
+        assert not h.kubelet.fin(c.data_id)
+
+        c.writer.write_eof()  # shutdown(SHUT_WR)
+        await eventually(lambda: h.kubelet.fin(c.data_id), "FIN on the data stream")
+        last = [e for e in h.kubelet.events if isinstance(e, StreamData) and e.stream_id == c.data_id][-1]
+        assert last == StreamData(c.data_id, b"", True), "the half-close is an empty DATA frame with FIN"
+
+        h.kubelet.send_data(c.data_id, b"HTTP/1.0 200 OK\r\n\r\n")
+        h.kubelet.send_data(c.data_id, b"hello")
+        assert await asyncio.wait_for(c.reader.readexactly(24), TIMEOUT) == b"HTTP/1.0 200 OK\r\n\r\nhello"
+        h.kubelet.send_data(c.data_id, b"", fin=True)
+        assert await read_eof(c.reader) == b""
+
+        assert await h.result() == StreamResult(bytes_up=18, bytes_down=24, error="", dropped=False)
+        assert h.tunnel.connections == 0 and h.tunnel.usable
+        assert not h.kubelet.resets(), "a clean end resets nothing"
+
+    run(scenario)
+
+
+def test_frames_split_across_messages_at_any_byte():
+    # The API server forwards the kubelet's bytes in whatever pieces it
+    # reads: replies and data cut one byte per message must still work.
+    async def scenario(h: Harness) -> None:
+        c = await h.connect()
+        await eventually(lambda: len(h.kubelet.syn_streams()) == 2, "the SYN_STREAM pair")
+        stream = syn_reply(1) + syn_reply(3) + SpdyEncoder.data(3, b"piecemeal", fin=True)
+        for i in range(len(stream)):
+            h.kubelet.send(stream[i:i + 1])
+        assert await read_eof(c.reader) == b"piecemeal"
+        assert await h.result() == StreamResult(bytes_down=9)
+
+    run(scenario)
+
+
+# ---------------------------------------------------------------- 3. errors and resets
+def test_error_text_then_reset_fails_the_connection_not_the_tunnel():
+    # How the kubelet reports "connection refused" inside the pod: text on
+    # the error stream, then RST_STREAM.  The client's connection closes and
+    # the text is the result's error; the tunnel stays usable, and late
+    # frames for the ended streams are ignored.
+    text = b"error forwarding port 8080 to pod web-0: dial tcp4 127.0.0.1:8080: connect: connection refused"
+
+    async def scenario(h: Harness) -> None:
+        c = await h.open()
+        h.kubelet.send_data(c.error_id, text[:30])
+        h.kubelet.send_data(c.error_id, text[30:], fin=True)
+        h.kubelet.send(rst_stream(c.error_id, 5), rst_stream(c.data_id, 5))
+        assert await read_eof(c.reader) == b""
+        result = await h.result()
+        assert result.error == text.decode() and not result.dropped
+
+        h.kubelet.send_data(c.data_id, b"late", fin=True)
+        h.kubelet.send(rst_stream(c.data_id, 5))
+        nxt = await h.open()
+        h.kubelet.send_data(nxt.data_id, b"ok", fin=True)
+        assert await read_eof(nxt.reader) == b"ok"
+        assert (await h.result()).bytes_down == 2
+        assert h.tunnel.usable
+
+    run(scenario)
+
+
+def test_reset_without_text_names_the_reason():
+    async def scenario(h: Harness) -> None:
+        c = await h.open()
+        h.kubelet.send(rst_stream(c.data_id, 6))  # INTERNAL_ERROR
+        assert await read_eof(c.reader) == b""
+        result = await h.result()
+        assert "reset" in result.error and "internal error" in result.error
+        assert not result.dropped and h.tunnel.usable
+
+    run(scenario)
+
+
+# ---------------------------------------------------------------- 4. PING
+def test_server_pings_are_echoed_and_odd_ones_are_not():
+    # Even ids are the server's and must be echoed with the same id; an odd
+    # id is an answer to one of ours, so an unsolicited one is not echoed.
+    async def scenario(h: Harness) -> None:
+        h.kubelet.send(ping(7))
+        h.kubelet.send(ping(2))
+        await eventually(lambda: h.kubelet.pings(), "the echo")
+        assert h.kubelet.pings() == [2]
+        assert h.tunnel.usable
+
+    run(scenario)
+
+
+def test_answers_trusts_a_tunnel_that_spoke_recently():
+    # Just opened (or just heard from): no PING, no wait.
+    async def scenario(h: Harness) -> None:
+        assert await h.tunnel.answers() is True
+        assert h.kubelet.pings() == []
+
+    run(scenario)
+
+
+def test_answers_pings_a_silent_tunnel(monkeypatch):
+    # Silent for CHECK_AFTER: answers() sends one PING with an odd id (the
+    # client's), shared by concurrent callers, and is True once answered.
+    monkeypatch.setattr(tunnel_mod, "CHECK_AFTER", 0.05)
+
+    async def scenario(h: Harness) -> None:
+        await asyncio.sleep(0.08)
+        checks = asyncio.gather(h.tunnel.answers(), h.tunnel.answers())
+        await eventually(lambda: h.kubelet.pings(), "our PING")
+        (ping_id,) = h.kubelet.pings()
+        assert ping_id % 2 == 1
+        h.kubelet.send(ping(ping_id))
+        assert await asyncio.wait_for(checks, TIMEOUT) == [True, True]
+        assert await h.tunnel.answers() is True
+        assert len(h.kubelet.pings()) == 1, "the answer counts as hearing from the tunnel"
+
+    run(scenario, reply_timeout=0.2)
+
+
+def test_suspect_forces_a_ping_and_no_answer_aborts():
+    # After suspect() the next check PINGs at once; no answer within the
+    # reply timeout means the tunnel is dead: aborted, not usable, and
+    # answers() says False (then and afterwards, without another PING).
+    async def scenario(h: Harness) -> None:
+        h.tunnel.suspect()
+        assert await h.tunnel.answers() is False
+        assert h.kubelet.pings() == [1]
+        assert not h.tunnel.usable
+        assert "no answer to a ping" in h.tunnel.closed_reason
+        await eventually(lambda: h.ws.closed, "the WebSocket closed")
+        assert await h.tunnel.answers() is False
+        assert h.kubelet.pings() == [1]
+
+    run(scenario, reply_timeout=0.2)
+
+
+def test_keep_alive_pings_only_while_carrying_connections(monkeypatch):
+    # Every CHECK_AFTER of silence a tunnel with connections is PINGed; an
+    # answer keeps it, no answer ends it and its connections count as
+    # dropped.  A tunnel without connections is not PINGed (idle_close
+    # handles it).
+    monkeypatch.setattr(tunnel_mod, "CHECK_AFTER", 0.05)
+
+    async def scenario(h: Harness) -> None:
+        await asyncio.sleep(0.15)
+        assert h.kubelet.pings() == [], "no keep-alive PING without connections"
+
+        c = await h.open()
+        await eventually(lambda: h.kubelet.pings(), "a keep-alive PING")
+        h.kubelet.send(ping(h.kubelet.pings()[0]))
+        await eventually(lambda: len(h.kubelet.pings()) >= 2, "the next keep-alive PING")
+        assert h.tunnel.closed_reason is None
+        # This one goes unanswered.
+        assert await read_eof(c.reader) == b""
+        result = await h.result()
+        assert result.dropped
+        assert "no answer to a ping" in h.tunnel.closed_reason
+
+    run(scenario, reply_timeout=0.2, idle_close=10)
+
+
+# ---------------------------------------------------------------- 5. GOAWAY, pushed streams
+def test_goaway_stops_new_connections_but_open_ones_carry_on():
+    async def scenario(h: Harness) -> None:
+        c = await h.open()
+        h.kubelet.send(goaway(c.data_id))
+        await eventually(lambda: not h.tunnel.usable, "usable to turn False")
+        assert h.tunnel.closed_reason is None
+
+        c.writer.write(b"still here")
+        await eventually(lambda: h.kubelet.data(c.data_id) == b"still here", "data after GOAWAY")
+        h.kubelet.send_data(c.data_id, b"me too", fin=True)
+        assert await read_eof(c.reader) == b"me too"
+        assert await h.result() == StreamResult(bytes_up=10, bytes_down=6)
+
+    run(scenario)
+
+
+def test_goaway_drops_the_streams_after_last_good():
+    # GOAWAY names the last stream the kubelet saw: a connection opened after
+    # it was never seen and fails at once (dropped: the session checks the
+    # path), while the one before it carries on.
+    async def scenario(h: Harness) -> None:
+        first = await h.open()
+        second_client = await h.connect()
+        await eventually(lambda: len(h.kubelet.syn_streams()) >= 4, "the second SYN_STREAM pair")
+        h.kubelet.send(goaway(first.data_id))
+        assert await read_eof(second_client.reader) == b""
+        assert (await h.result()).dropped
+        h.kubelet.send_data(first.data_id, b"fine", fin=True)
+        assert await read_eof(first.reader) == b"fine"
+        assert await h.result() == StreamResult(bytes_down=4)
+
+    run(scenario)
+
+
+def test_a_stream_pushed_by_the_server_is_refused():
+    async def scenario(h: Harness) -> None:
+        h.kubelet.send(pushed_stream(2))
+        await eventually(lambda: h.kubelet.resets(), "RST_STREAM")
+        assert h.kubelet.resets() == [StreamReset(2, RST_REFUSED_STREAM)]
+        assert h.tunnel.usable
+
+    run(scenario)
+
+
+# ---------------------------------------------------------------- 6. the tunnel going away
+@pytest.mark.parametrize("how, reason", [
+    ("drop", "port-forward session lost"),
+    ("close 1011", "port-forward session lost"),
+    ("close 1000", "the API server ended the port-forward session"),
+])
+def test_websocket_ending_drops_open_connections(how, reason):
+    async def scenario(h: Harness) -> None:
+        c = await h.open()
+        h.kubelet.send_data(c.data_id, b"partial")
+        assert await asyncio.wait_for(c.reader.readexactly(7), TIMEOUT) == b"partial"
+        if how == "drop":
+            h.ws.drop()
+        else:
+            h.ws.peer_close(int(how.split()[1]))
+        assert await read_eof(c.reader) == b""
+        assert await h.result() == StreamResult(bytes_down=7, dropped=True)
+        assert h.tunnel.closed_reason.startswith(reason)
+        assert not h.tunnel.usable and await h.tunnel.answers() is False
+
+    run(scenario)
+
+
+def test_forward_on_an_ended_tunnel_is_dropped_at_once():
+    async def scenario(h: Harness) -> None:
+        h.ws.drop()
+        await eventually(lambda: h.tunnel.closed_reason, "the tunnel to end")
+        c = await h.connect()
+        assert await read_eof(c.reader) == b""
+        assert await h.result() == StreamResult(dropped=True)
+        assert h.ws.sent == []
+
+    run(scenario)
+
+
+def test_unacknowledged_stream_aborts_the_tunnel():
+    # A new stream the kubelet does not SYN_REPLY within the reply timeout
+    # means the path is dead: the tunnel is aborted and the connection
+    # counts as dropped (so the session checks the path).
+    async def scenario(h: Harness) -> None:
+        c = await h.connect()
+        assert await read_eof(c.reader) == b""
+        assert await h.result() == StreamResult(dropped=True)
+        assert "did not answer" in h.tunnel.closed_reason
+        assert h.ws.closed and not h.tunnel.usable
+
+    run(scenario, reply_timeout=0.2)
+
+
+def test_acknowledged_stream_outlives_the_reply_timeout():
+    async def scenario(h: Harness) -> None:
+        c = await h.open()
+        await asyncio.sleep(0.3)
+        assert h.tunnel.closed_reason is None
+        h.kubelet.send_data(c.data_id, b"late but fine", fin=True)
+        assert await read_eof(c.reader) == b"late but fine"
+
+    run(scenario, reply_timeout=0.1)
+
+
+@pytest.mark.parametrize("garbage", [
+    struct.pack(">HHI", 0x8000 | 2, 2, 4) + b"\0\0\0\1",  # SPDY/2 SYN_REPLY
+    "a text message",
+])
+def test_protocol_error_aborts_the_tunnel(garbage):
+    async def scenario(h: Harness) -> None:
+        c = await h.open()
+        h.ws.incoming.put_nowait(garbage)
+        assert await read_eof(c.reader) == b""
+        assert (await h.result()).dropped
+        assert h.tunnel.closed_reason.startswith("protocol error from the kubelet")
+        assert h.ws.closed
+
+    run(scenario)
+
+
+# ---------------------------------------------------------------- 7. idle and retire
+def test_idle_tunnel_closes_itself():
+    async def scenario(h: Harness) -> None:
+        await eventually(lambda: h.tunnel.closed_reason == "idle", "the idle close", timeout=1.0)
+        await eventually(lambda: h.ws.closed, "the WebSocket closed")
+        assert not h.tunnel.usable
+
+    run(scenario, idle_close=0.1)
+
+
+def test_idle_timer_waits_for_connections_to_end():
+    async def scenario(h: Harness) -> None:
+        c = await h.open()
+        await asyncio.sleep(0.25)
+        assert h.tunnel.closed_reason is None, "a tunnel carrying a connection is not idle"
+        h.kubelet.send_data(c.data_id, b"", fin=True)
+        await h.result()
+        loop = asyncio.get_running_loop()
+        ended = loop.time()
+        await eventually(lambda: h.tunnel.closed_reason == "idle", "the idle close", timeout=1.0)
+        assert loop.time() - ended >= 0.09, "closes idle_close after the last connection"
+
+    run(scenario, idle_close=0.1)
+
+
+def test_retire_without_connections_closes_at_once():
+    async def scenario(h: Harness) -> None:
+        h.tunnel.retire()
+        assert not h.tunnel.usable
+        await eventually(lambda: h.ws.closed, "the WebSocket closed", timeout=0.1)
+        assert h.tunnel.closed_reason == "idle"
+
+    run(scenario, idle_close=60)
+
+
+def test_retire_with_a_connection_closes_when_it_ends():
+    async def scenario(h: Harness) -> None:
+        c = await h.open()
+        h.tunnel.retire()
+        assert not h.tunnel.usable
+        await asyncio.sleep(0.05)
+        assert h.tunnel.closed_reason is None and not h.ws.closed
+
+        c.writer.write(b"ping")
+        await eventually(lambda: h.kubelet.data(c.data_id) == b"ping", "data on a retired tunnel")
+        h.kubelet.send_data(c.data_id, b"pong", fin=True)
+        assert await read_eof(c.reader) == b"pong"
+        assert not (await h.result()).dropped
+        await eventually(lambda: h.ws.closed, "the WebSocket closed", timeout=0.1)
+        assert h.tunnel.closed_reason == "idle"
+
+    run(scenario, idle_close=60)
+
+
+# ---------------------------------------------------------------- 8. back-pressure
+CHUNK = 64 * 1024
+CHUNKS = 32  # 2 MiB from the kubelet, far more than the local socket holds
+
+
+def chunk(i: int) -> bytes:
+    return bytes([i % 251]) * CHUNK
+
+
+def test_slow_client_stops_the_tunnel_reading(monkeypatch):
+    # No SPDY flow control: when a local client stops reading and its buffer
+    # passes HIGH_WATER, the tunnel must stop reading the WebSocket (the
+    # rest stays in the transport: here, the fake's queue), so its memory
+    # stays bounded; once the client reads, everything arrives in order.
+    monkeypatch.setattr(tunnel_mod, "HIGH_WATER", CHUNK)
+
+    async def scenario(h: Harness) -> None:
+        c = await h.open(small=True)
+        for i in range(CHUNKS):
+            h.kubelet.send_data(c.data_id, chunk(i))
+        h.kubelet.send_data(c.data_id, b"", fin=True)
+
+        buffered = c.server_writer.transport.get_write_buffer_size
+        await eventually(lambda: buffered() > CHUNK, "the local buffer to pass HIGH_WATER")
+        left = h.ws.incoming.qsize()
+        await asyncio.sleep(0.1)  # time to read on, were the tunnel going to
+        assert h.ws.incoming.qsize() == left > CHUNKS // 2, "the tunnel kept reading"
+        assert buffered() <= CHUNK + CHUNK, "more than HIGH_WATER plus one frame buffered"
+
+        received = await asyncio.wait_for(c.reader.readexactly(CHUNK * CHUNKS), TIMEOUT)
+        assert received == b"".join(chunk(i) for i in range(CHUNKS))
+        assert await read_eof(c.reader) == b""
+        assert await h.result() == StreamResult(bytes_down=CHUNK * CHUNKS)
+        assert h.ws.incoming.qsize() == 0
+
+    run(scenario)
+
+
+def test_slow_client_does_not_get_a_healthy_tunnel_aborted(monkeypatch):
+    # While the tunnel waits for a slow client it reads nothing, so the
+    # kubelet's answer to a keep-alive PING sits unread behind the data.
+    # A client pausing for CHECK_AFTER + REPLY_TIMEOUT (15 s by default)
+    # must not make the tunnel look dead: the kubelet answered at once.
+    monkeypatch.setattr(tunnel_mod, "HIGH_WATER", CHUNK)
+    monkeypatch.setattr(tunnel_mod, "CHECK_AFTER", 0.05)
+
+    async def scenario(h: Harness) -> None:
+        c = await h.open(small=True)
+        for i in range(CHUNKS):
+            h.kubelet.send_data(c.data_id, chunk(i))
+
+        answered: set[int] = set()
+
+        async def answer_pings() -> None:  # a live kubelet answers at once
+            while True:
+                for ping_id in set(h.kubelet.pings()) - answered:
+                    answered.add(ping_id)
+                    h.kubelet.send(ping(ping_id))
+                await asyncio.sleep(0.005)
+
+        answering = asyncio.ensure_future(answer_pings())
+        try:
+            await asyncio.sleep(0.6)  # the client pauses
+            received = await asyncio.wait_for(c.reader.read(CHUNK * CHUNKS + 1), TIMEOUT)
+            while len(received) < CHUNK * CHUNKS:
+                more = await asyncio.wait_for(c.reader.read(CHUNK * CHUNKS), TIMEOUT)
+                if not more:
+                    break
+                received += more
+            assert h.tunnel.closed_reason is None
+            assert len(received) == CHUNK * CHUNKS
+        finally:
+            answering.cancel()
+
+    run(scenario, reply_timeout=0.2, idle_close=10)
+
+
+def test_abort_while_a_slow_client_holds_the_tunnel_ends_it_at_once(monkeypatch):
+    # The reader waits for the slow client; an abort (the forward stopped,
+    # the session declared dead) must not wait for that client to read.
+    monkeypatch.setattr(tunnel_mod, "HIGH_WATER", CHUNK)
+
+    async def scenario(h: Harness) -> None:
+        c = await h.open(small=True)
+        for i in range(CHUNKS):
+            h.kubelet.send_data(c.data_id, chunk(i))
+        buffered = c.server_writer.transport.get_write_buffer_size
+        await eventually(lambda: buffered() > CHUNK, "the local buffer to pass HIGH_WATER")
+        h.tunnel.abort("forward stopped")
+        result = await h.result()  # without the client reading a byte
+        assert result.dropped and h.tunnel.closed_reason == "forward stopped"
+
+    run(scenario)
+
+
+# ---------------------------------------------------------------- 9. local reset
+def test_local_client_reset_cancels_the_data_stream():
+    # A client that resets (close with SO_LINGER 0) sends no FIN: the
+    # kubelet is told to stop with RST_STREAM CANCEL on the data stream.
+    async def scenario(h: Harness) -> None:
+        c = await h.open()
+        c.writer.write(b"half a request")
+        await eventually(lambda: h.kubelet.data(c.data_id) == b"half a request", "the data upstream")
+        c.writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.writer.transport.abort()
+        await eventually(lambda: h.kubelet.resets(), "RST_STREAM")
+        assert h.kubelet.resets() == [StreamReset(c.data_id, RST_CANCEL)]
+        assert not h.kubelet.fin(c.data_id), "a reset is not a half-close"
+        result = await h.result()
+        assert result.bytes_up == 14 and not result.dropped and not result.error
+        assert h.tunnel.usable
+
+    run(scenario)
