@@ -126,7 +126,7 @@ class StreamData:
     """
 
     stream_id: int
-    payload: bytes
+    payload: bytes | memoryview  # a view of the chunk fed, valid as long as it is kept
     fin: bool
 
 
@@ -255,53 +255,99 @@ class SpdyParser:
     """
 
     def __init__(self) -> None:
-        self._buf = b""
+        self._buf = b""  # the start of a frame split by a message boundary (a header, a control frame)
         self._data_left = 0  # payload bytes of the current data frame not yet seen
         self._data_stream = 0
         self._data_fin = False
 
     def feed(self, chunk: bytes | bytearray | memoryview) -> list[Event]:
+        """The events in ``chunk`` (continuing whatever the last chunk left open).
+
+        Payload is handed on without copying: the chunk itself when it is all
+        payload, else a read-only memoryview of it (a mutable chunk is copied
+        once first, so later changes by the caller cannot reach the views).
+        Only a frame header or control frame split between chunks is copied.
+        """
         events: list[Event] = []
-        buf = self._buf + chunk if self._buf else bytes(chunk)
-        pos, end = 0, len(buf)
-        while True:
+        data = chunk if type(chunk) is bytes else bytes(chunk)
+        pos, end = 0, len(data)
+        if self._buf:
+            pos = self._complete_split_frame(data, events)
+            if self._buf:
+                return events
+        view: memoryview | None = None
+        while pos < end:
             if self._data_left:
                 take = min(self._data_left, end - pos)
-                if take == 0:
-                    break
-                # A whole message of payload is handed on without a copy.
-                payload = buf if (pos == 0 and take == end) else buf[pos:pos + take]
+                if pos == 0 and take == end:
+                    payload: bytes | memoryview = data
+                else:
+                    view = view or memoryview(data)
+                    payload = view[pos:pos + take]
                 pos += take
                 self._data_left -= take
                 events.append(StreamData(self._data_stream, payload, self._data_fin and not self._data_left))
                 continue
-            if end - pos < 8:
+            used = self._frame(data, pos, end, events)
+            if not used:
+                self._buf = data[pos:]
                 break
-            first, second = _HEADER.unpack_from(buf, pos)
-            flags, length = second >> 24, second & 0xFFFFFF
-            if not first & 0x80000000:  # data frame
-                if first == 0:
-                    raise SpdyError("data frame on stream 0")
-                pos += 8
-                self._data_stream, self._data_fin = first, bool(flags & FLAG_FIN)
-                if length:
-                    self._data_left = length
-                elif self._data_fin:
-                    events.append(StreamData(first, b"", True))
-                continue
-            if length > MAX_CONTROL_LENGTH:
-                raise SpdyError(f"control frame of {length} bytes")
-            if end - pos < 8 + length:
-                break
-            version, frame_type = (first >> 16) & 0x7FFF, first & 0xFFFF
-            if version != VERSION:
-                raise SpdyError(f"SPDY version {version}, expected {VERSION}")
-            event = _control_event(frame_type, flags, buf[pos + 8:pos + 8 + length])
-            if event is not None:
-                events.append(event)
-            pos += 8 + length
-        self._buf = buf[pos:] if pos < end else b""
+            pos += used
         return events
+
+    def _complete_split_frame(self, data: bytes, events: list[Event]) -> int:
+        """Finish the frame start kept from the last chunk; returns the bytes of ``data`` used."""
+        buf, taken = self._buf, 0
+        if len(buf) < 8:
+            taken = min(8 - len(buf), len(data))
+            buf += data[:taken]
+            if len(buf) < 8:
+                self._buf = buf
+                return taken
+        first, second = _HEADER.unpack_from(buf)
+        if first & 0x80000000:  # a control frame: its whole body is needed
+            length = second & 0xFFFFFF
+            _check_control_header(first, length)
+            more = min(8 + length - len(buf), len(data) - taken)
+            buf += data[taken:taken + more]
+            taken += more
+        if not self._frame(buf, 0, len(buf), events):
+            self._buf = buf
+            return taken
+        self._buf = b""
+        return taken
+
+    def _frame(self, buf: bytes, pos: int, end: int, events: list[Event]) -> int:
+        """Parse the frame at ``pos``: bytes used (a data frame's header, a whole control frame), 0 if incomplete."""
+        if end - pos < 8:
+            return 0
+        first, second = _HEADER.unpack_from(buf, pos)
+        flags, length = second >> 24, second & 0xFFFFFF
+        if not first & 0x80000000:  # data frame
+            if first == 0:
+                raise SpdyError("data frame on stream 0")
+            self._data_stream, self._data_fin = first, bool(flags & FLAG_FIN)
+            if length:
+                self._data_left = length
+            elif self._data_fin:
+                events.append(StreamData(first, b"", True))
+            return 8
+        _check_control_header(first, length)
+        if end - pos < 8 + length:
+            return 0
+        event = _control_event(first & 0xFFFF, flags, buf[pos + 8:pos + 8 + length])
+        if event is not None:
+            events.append(event)
+        return 8 + length
+
+
+def _check_control_header(first: int, length: int) -> None:
+    # Both refusals come as soon as the header is in: nothing is buffered for them.
+    if length > MAX_CONTROL_LENGTH:
+        raise SpdyError(f"control frame of {length} bytes")
+    version = (first >> 16) & 0x7FFF
+    if version != VERSION:
+        raise SpdyError(f"SPDY version {version}, expected {VERSION}")
 
 
 def _control_event(frame_type: int, flags: int, body: bytes) -> Event | None:

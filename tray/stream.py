@@ -27,6 +27,7 @@ import functools
 import logging
 import ssl
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -39,6 +40,7 @@ from websockets.uri import parse_uri
 from tray.errors import TenderError
 from tray.framing import SUBPROTOCOL, Data, ErrorText, PortForwardChannel, ProtocolError, encode_data
 from tray.kubeapi import KubeAPI, error_for, unreachable
+from tray.wsstream import FrameSplitter
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,27 @@ class _RawSubprotocolConnection(ClientConnection):
         protocol.available_subprotocols = [self.offer]
         protocol.process_subprotocol = functools.partial(_exact_subprotocol, self.offer)
         super().__init__(protocol, **kwargs)
+        self._sink: Callable[[bytes | memoryview], None] | None = None
+        self._splitter: FrameSplitter | None = None
+
+    def divert(self, sink: Callable[[bytes | memoryview], None]) -> None:
+        """From now on, binary payload goes to ``sink`` as it arrives (see :mod:`tray.wsstream`).
+
+        ``recv()`` then only ever sees what the library handles itself (pings,
+        close); the caller learns of the end from ``wait_closed()``.
+        """
+        self._splitter = FrameSplitter()
+        self._sink = sink
+
+    def data_received(self, data: bytes) -> None:
+        if self._splitter is None or self._sink is None:
+            super().data_received(data)
+            return
+        for is_payload, piece in self._splitter.feed(data):
+            if is_payload:
+                self._sink(piece)
+            else:
+                super().data_received(bytes(piece))
 
 
 def _exact_subprotocol(offer: str, headers: Any) -> str | None:

@@ -126,7 +126,7 @@ def merged(events: list[Event]) -> list[Event]:
             and last.stream_id == ev.stream_id
             and not last.fin
         ):
-            out[-1] = StreamData(ev.stream_id, last.payload + ev.payload, ev.fin)
+            out[-1] = StreamData(ev.stream_id, bytes(last.payload) + bytes(ev.payload), ev.fin)
         else:
             out.append(ev)
     return out
@@ -685,7 +685,10 @@ def test_feed_accepts_buffers_split(wrap: type) -> None:
     stream = syn_reply(1) + data_frame(1, b"hello", fin=True)
     events = p.feed(wrap(stream[:7])) + p.feed(wrap(stream[7:15])) + p.feed(wrap(stream[15:]))
     assert merged(events) == [StreamReply(1, False), StreamData(1, b"hello", True)]
-    assert all(type(e.payload) is bytes for e in events if isinstance(e, StreamData))
+    # Payload is the chunk itself or a read-only view of it: never the caller's mutable buffer.
+    for e in events:
+        if isinstance(e, StreamData):
+            assert type(e.payload) is bytes or (type(e.payload) is memoryview and e.payload.readonly)
 
 
 def test_parser_does_not_hold_caller_memoryview() -> None:
