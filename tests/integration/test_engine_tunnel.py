@@ -81,23 +81,16 @@ def test_connections_share_one_tunnel(cluster: Cluster, namespace: str, manager:
     assert portforward_requests(cluster) - requests == 1  # the tunnel, and nothing else
 
 
-def test_v4_when_asked(cluster: Cluster, namespace: str, manager: ForwardManager,
-                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """TENDER_PORT_FORWARD=v4 keeps the old path: a WebSocket per connection, no tunnel."""
-    monkeypatch.setenv("TENDER_PORT_FORWARD", "v4")
-    tunnels, v4 = tunnels_opened(cluster), v4_websockets(cluster)
-    _, port = _web_pod(cluster, namespace, manager)
-    for _ in range(5):
-        assert hostname(port) == "web"
-    assert tunnels_opened(cluster) - tunnels == 0
-    wait_v4_count(cluster, v4, 5)
-
-
-def test_falls_back_to_v4_when_the_tunnel_is_refused(cluster: Cluster, namespace: str, manager: ForwardManager,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """An API server or kubelet that refuses the tunnel's protocol (here the kubelet, offered
-    one it does not know) → the forward works anyway, over v4, and stays on it."""
-    monkeypatch.setattr(tray.tunnel, "SUBPROTOCOL", "SPDY/3.1+unknown.tender.dev")
+@pytest.mark.parametrize("why", ["asked", "refused"])
+def test_v4_path(why: str, cluster: Cluster, namespace: str, manager: ForwardManager,
+                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """v4 (one WebSocket per connection, no tunnel) when asked (TENDER_PORT_FORWARD=v4), and
+    when the tunnel's protocol is refused (here by the kubelet, offered one it does not know:
+    as an API server before 1.30 would): the forward works anyway, over v4, and stays on it."""
+    if why == "asked":
+        monkeypatch.setenv("TENDER_PORT_FORWARD", "v4")
+    else:
+        monkeypatch.setattr(tray.tunnel, "SUBPROTOCOL", "SPDY/3.1+unknown.tender.dev")
     tunnels, v4 = tunnels_opened(cluster), v4_websockets(cluster)
     _, port = _web_pod(cluster, namespace, manager)
     for _ in range(5):
