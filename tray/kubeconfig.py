@@ -176,6 +176,11 @@ class ClusterAuth:
             except OSError as exc:
                 raise UsageError(f"cannot read a file it names: {exc.strerror}: {exc.filename}",
                                  source=self.kubeconfig, field=f"context {self.context}") from None
+            except UsageError:
+                raise
+            except Exception as exc:  # YAML errors, wrong types: the file was edited badly
+                raise UsageError(f"cannot read kubeconfig: {_clean(exc)}", source=self.kubeconfig,
+                                 field=f"context {self.context}") from None
             finally:
                 logging.getLogger().removeFilter(failures)
         elif cfg.refresh_api_key_hook is not None:

@@ -322,6 +322,14 @@ class ForwardManager:
 
     async def _retry(self, session: Session) -> None:
         await session.stop(Status.STARTING)
+        # The user may have fixed the kubeconfig (a new token, `aws sso
+        # login`, RBAC granted to another user): Retry uses what it says now,
+        # as a new kubectl would.  An exec plugin may be slow: off the loop.
+        try:
+            await asyncio.to_thread(session.conn.auth.refresh, full=True)
+        except TenderError as exc:
+            await session.stop(Status.ERROR, str(exc))
+            return
         session.start()
 
     def remove(self, session_id: str) -> None:

@@ -676,6 +676,36 @@ def test_kubeconfig_credentials_changed(two_clusters: tuple[Cluster, Cluster], n
         manager.shutdown()
 
 
+def test_retry_uses_the_kubeconfig_as_it_is_now(two_clusters: tuple[Cluster, Cluster], ns_b: str,
+                                                 tmp_path: Path) -> None:
+    """Refused (the viewer's token); the user breaks the kubeconfig while editing it and presses
+    Retry: error naming the file, the forward not started; then fixes the token and presses
+    Retry, with nothing else reloading the file: active and answering."""
+    b = two_clusters[1]
+    path = _private_kubeconfig(b, tmp_path)
+    user = f"{b.context}-admin"
+    manager = ForwardManager(str(path))
+    try:
+        pod = _web(b, ns_b)[0]
+        _set_token(path, user, b.state["viewer_token"])
+        sid = manager.start(b.context, ns_b, "Deployment", "web", 8080, local_port=0)
+        _wait_forbidden(manager, sid)
+
+        good = path.read_text()
+        path.write_text("apiVersion: v1\nkind: Config\ncontexts: [\n")  # broken YAML
+        manager.retry(sid)
+        wait_for(lambda: str(path) in manager.get(sid).status_reason, 15, "Retry to name the broken file")
+        assert manager.get(sid).status == "error" and port_refuses(manager.get(sid).local_port or 1)
+
+        path.write_text(good)
+        _set_token(path, user, b.admin_token)
+        manager.retry(sid)
+        port = wait_status(manager, sid, "active", timeout=15).local_port
+        assert hostname(port) == pod
+    finally:
+        manager.shutdown()
+
+
 def _wait_forbidden(manager: ForwardManager, sid: str) -> None:
     info = wait_status(manager, sid, "error", timeout=15)
     assert '"viewer"' in info.status_reason and "pods/portforward" in info.status_reason, info.status_reason
