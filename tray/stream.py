@@ -145,12 +145,14 @@ def _offering(subprotocol: str) -> type[ClientConnection]:
     return type("RawSubprotocolConnection", (_RawSubprotocolConnection,), {"offer": subprotocol})
 
 
-async def connect_websocket(api: KubeAPI, url: str, subprotocol: str) -> ClientConnection:
+async def connect_websocket(api: KubeAPI, url: str, subprotocol: str, *, ping: bool = True) -> ClientConnection:
     """Upgrade ``url`` to a WebSocket offering ``subprotocol``, with the cluster's credentials.
 
     A 401 reloads the kubeconfig once (rotated tokens, exec plugins); other
     refusals become the project's precise errors.  The caller checks which
-    subprotocol the server chose.
+    subprotocol the server chose.  ``ping=False`` leaves liveness to the
+    caller (the SPDY tunnel pings end to end, and a WebSocket ping could not
+    be answered while it holds reading back for a slow client).
     """
     for attempt in (1, 2):
         headers, ctx = api.auth.snapshot()
@@ -167,8 +169,8 @@ async def connect_websocket(api: KubeAPI, url: str, subprotocol: str) -> ClientC
                 additional_headers=headers,
                 compression=None,  # the API server does not negotiate it anyway
                 max_size=None,  # frames are bounded by the kubelet's buffers
-                ping_interval=PING_INTERVAL,
-                ping_timeout=PING_INTERVAL,
+                ping_interval=PING_INTERVAL if ping else None,
+                ping_timeout=PING_INTERVAL if ping else None,
                 open_timeout=15,
                 close_timeout=2,
                 write_limit=(256 * 1024, 64 * 1024),

@@ -186,7 +186,8 @@ class Tunnel:
     @classmethod
     async def open(cls, api: KubeAPI, namespace: str, pod: str) -> Tunnel:
         """Open a tunnel; raises the project's precise errors, or TunnelUnsupported."""
-        ws = await connect_websocket(api, portforward_url(api.auth.server, namespace, pod, None), SUBPROTOCOL)
+        ws = await connect_websocket(api, portforward_url(api.auth.server, namespace, pod, None), SUBPROTOCOL,
+                                     ping=False)  # the tunnel's own SPDY PINGs prove the whole path
         if ws.subprotocol != SUBPROTOCOL:
             await ws.close()
             forget_traceback(ws)
