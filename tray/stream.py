@@ -31,7 +31,6 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-import websockets
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.proxy import get_proxy

@@ -128,19 +128,18 @@ class _Connection:
         self.finished = loop.create_future()
         self.last_rx = loop.time()
         self._error = b""
-        self._pending: list[bytes] = []
+        self._pending: list[bytes | memoryview] = []
         self._pending_size = 0
 
-    def deliver(self, payload: bytes) -> bool:
+    def deliver(self, payload: bytes | memoryview) -> bool:
         """Pass pod bytes to the local client; False if it is gone.
 
         The API server forwards the kubelet's bytes in pieces of one TLS
         record (16 KiB), one WebSocket message each: writing each to the
         socket made one send() per 16 KiB, a fifth of Tender's CPU in a
-        download.  Pieces are gathered instead and written once the tunnel
-        has handled every message that had arrived (``call_soon`` runs when
-        the read loop next waits), in one send() of up to a socket read's
-        worth.
+        download.  Pieces are gathered instead and written once the whole
+        socket read they came in has been handled (``call_soon``), in one
+        send().  They are views of that read's bytes, which nothing mutates.
         """
         loop = asyncio.get_running_loop()
         self.last_rx = loop.time()
@@ -164,7 +163,7 @@ class _Connection:
         """Bytes on their way to the local client, ours and the transport's."""
         return self._pending_size + self.writer.transport.get_write_buffer_size()
 
-    def error_text(self, payload: bytes) -> None:
+    def error_text(self, payload: bytes | memoryview) -> None:
         self.last_rx = asyncio.get_running_loop().time()
         if len(self._error) < MAX_ERROR_CHARS:
             self._error += payload[: MAX_ERROR_CHARS - len(self._error)]
