@@ -64,11 +64,29 @@ class _V4Link:
 
 
 class _TunnelLink:
-    def __init__(self, tunnel: Tunnel, port: int) -> None:
-        self._tunnel, self._port = tunnel, port
+    def __init__(self, dialer: Dialer, tunnel: Tunnel, pod: str, port: int) -> None:
+        self._dialer, self._tunnel, self._pod, self._port = dialer, tunnel, pod, port
 
     async def pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> StreamResult:
-        return await self._tunnel.forward(reader, writer, self._port)
+        result = await self._tunnel.forward(reader, writer, self._port)
+        if result.replay is None:
+            return result
+        # The tunnel was dead before the kubelet saw this connection (see
+        # tray.tunnel): once more on a fresh one, with what it had sent.
+        sent_before = result.bytes_up
+        try:
+            fresh = await self._dialer.replace_tunnel(self._tunnel, self._pod, self._port)
+        except TenderError as exc:
+            log.info("connection to %s could not start again: %s", self._pod, exc)
+            fresh = None
+        if fresh is not None:
+            result = await fresh.forward(reader, writer, self._port, replay=result.replay,
+                                         replay_eof=result.replay_eof)
+            result.bytes_up += sent_before
+        if result.replay is not None or fresh is None:  # failed twice: a drop after all
+            result.replay, result.dropped = None, True
+            writer.close()
+        return result
 
 
 class Dialer:
@@ -97,7 +115,7 @@ class Dialer:
                 # A fresh tunnel, before this connection sends anything.
                 tunnel = await self._tunnel_to(pod, port)
             if tunnel is not None:
-                return _TunnelLink(tunnel, port)
+                return _TunnelLink(self, tunnel, pod, port)
         ws = self._pool.take(pod, port) or await open_stream(self._api, self._namespace, pod, port)
         return _V4Link(ws, port)
 
@@ -114,6 +132,12 @@ class Dialer:
         ws = await open_stream(self._api, self._namespace, pod, port)
         await ws.close()
         forget_traceback(ws)
+
+    async def replace_tunnel(self, dead: Tunnel, pod: str, port: int) -> Tunnel | None:
+        """A working tunnel instead of ``dead`` (one replacement however many connections ask)."""
+        if self._tunnel is dead:
+            self._retire_current()
+        return await self._tunnel_to(pod, port) if self.uses_tunnel else None
 
     def connection_failed(self, *, dropped: bool) -> None:
         """A connection ended in an error or a drop: do not reuse what may be broken.

@@ -63,6 +63,11 @@ class StreamResult:
     bytes_down: int = 0
     error: str = ""  # text from the error channel (e.g. connection refused in the pod)
     dropped: bool = False  # the stream died under an open connection (network drop)
+    #: SPDY tunnel only: the tunnel ended before the kubelet saw this
+    #: connection, which may start again on a fresh one, sending these bytes
+    #: first (and then FIN if ``replay_eof``).  The local socket is left open.
+    replay: bytes | None = None
+    replay_eof: bool = False
 
 
 @functools.lru_cache(maxsize=64)

@@ -38,6 +38,14 @@ The rules, and why:
   (:mod:`tray.wsstream`), and pod bytes reach the local client in one write
   per socket read.  (The API server sends one message per 16 KiB TLS
   record; handling them one by one cost a quarter of download speed.)
+* A connection whose tunnel ends before the kubelet acknowledged its
+  streams starts again on a fresh tunnel, once, with the bytes it had sent
+  (kept until the acknowledgement, up to :data:`REPLAY_LIMIT`).  That is
+  the common way to meet a dead tunnel: the API server noticed, and closes
+  our WebSocket, only when the new connection's SYN_STREAM reaches it.  The
+  kubelet acknowledges a stream before it dials the pod, so such a
+  connection never reached the pod.  Not after our own timeout, though: a
+  frozen kubelet may still act on what it has queued.
 * No SPDY flow control exists on the kubelet's side, so back-pressure is the
   transport's: when one local client stops reading and its buffer passes
   :data:`HIGH_WATER`, the tunnel pauses reading the WebSocket until it
@@ -91,6 +99,8 @@ CHECK_AFTER = 5.0
 IDLE_CLOSE = 60.0
 #: Bytes queued for one local client above which the tunnel stops reading.
 HIGH_WATER = 1 << 20
+#: Bytes of a connection kept until the kubelet acknowledges it, for a replay.
+REPLAY_LIMIT = 64 * 1024
 #: Cap on the error text kept per connection.
 MAX_ERROR_CHARS = 64 * 1024
 
@@ -130,6 +140,8 @@ class _Connection:
         self._error = b""
         self._pending: list[bytes | memoryview] = []
         self._pending_size = 0
+        self.unacked: list[bytes] | None = []  # sent before the kubelet's reply; None: too much
+        self.local_eof = False
 
     def deliver(self, payload: bytes | memoryview) -> bool:
         """Pass pod bytes to the local client; False if it is gone.
@@ -169,13 +181,26 @@ class _Connection:
             self._error += payload[: MAX_ERROR_CHARS - len(self._error)]
             self.result.error = self._error.decode("utf-8", "replace")
 
-    def end(self, *, reset: StreamReset | None = None, dropped: bool = False) -> None:
+    def sent(self, data: bytes) -> None:
+        """Keep what goes out before the kubelet's reply, for a replay."""
+        if self.unacked is not None and not self.replied:
+            if sum(map(len, self.unacked)) + len(data) <= REPLAY_LIMIT:
+                self.unacked.append(data)
+            else:
+                self.unacked = None
+
+    def end(self, *, reset: StreamReset | None = None, dropped: bool = False, unseen: bool = False) -> None:
+        """``unseen``: the tunnel ended and the kubelet cannot have seen this connection."""
         if self.finished.done():
             return
         if reset is not None and not self.result.error:
             self.result.error = f"the kubelet reset the connection ({reset.reason})"
         if dropped and not self.result.error:
-            self.result.dropped = True
+            if unseen and not self.replied and self.unacked is not None:
+                self.result.replay = b"".join(self.unacked)
+                self.result.replay_eof = self.local_eof
+            else:
+                self.result.dropped = True
         self.finished.set_result(None)
 
 
@@ -297,9 +322,9 @@ class Tunnel:
         await self._ws.close()
         await asyncio.wait([self._watcher])
 
-    def _end_connections(self) -> None:
+    def _end_connections(self, *, unseen: bool = False) -> None:
         for conn in list(self._routes.values()):
-            conn.end(dropped=True)
+            conn.end(dropped=True, unseen=unseen)
         for answer in self._pings.values():
             if not answer.done():
                 answer.set_result(False)
@@ -348,12 +373,13 @@ class Tunnel:
         try:
             await self._ws.wait_closed()
         finally:
-            if self.closed_reason is None:
+            far_side = self.closed_reason is None  # not our abort (a timeout: the kubelet may yet act)
+            if far_side:
                 code = self._ws.close_code
                 self.closed_reason = ("the API server ended the port-forward session" if code == 1000
                                       else f"port-forward session lost (WebSocket close code {code})")
                 log.info("port-forward tunnel to %s: %s", self.pod, self.closed_reason)
-            self._end_connections()
+            self._end_connections(unseen=far_side)
             self._keepalive.cancel()
             forget_traceback(self._ws)
 
@@ -378,6 +404,7 @@ class Tunnel:
             conn = self._routes.get(event.stream_id)
             if conn is not None and event.stream_id == conn.data_id:
                 conn.replied = True
+                conn.unacked = None
                 if event.fin:
                     conn.end()
         elif isinstance(event, StreamReset):
@@ -398,7 +425,7 @@ class Tunnel:
             self._going_away = True
             for conn in list(self._routes.values()):
                 if conn.data_id > event.last_good:
-                    conn.end(dropped=True)
+                    conn.end(dropped=True, unseen=True)
         elif isinstance(event, StreamPushed):
             self._spawn(self._send(SpdyEncoder.rst_stream(event.stream_id, RST_REFUSED_STREAM)))
 
@@ -429,14 +456,24 @@ class Tunnel:
             conn.end()
 
     # ------------------------------------------------------------ forwarding
-    async def forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int) -> StreamResult:
-        """Carry one local connection to ``port`` in the pod; never raises for I/O errors."""
+    async def forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int, *,
+                      replay: bytes = b"", replay_eof: bool = False) -> StreamResult:
+        """Carry one local connection to ``port`` in the pod; never raises for I/O errors.
+
+        ``replay``/``replay_eof``: what an earlier attempt had sent (see
+        :attr:`StreamResult.replay`), sent first.  When the result has
+        ``replay`` set, the local socket is left open for the caller.
+        """
         error_id, data_id = self._next_id, self._next_id + 2
         self._next_id += 4
         conn = _Connection(writer, error_id, data_id)
+        conn.local_eof = replay_eof
+        if replay:
+            conn.sent(replay)
         if self.closed_reason is not None:
-            conn.end(dropped=True)
-            _close_writer(writer)
+            conn.end(dropped=True, unseen=True)
+            if conn.result.replay is None:
+                _close_writer(writer)
             return conn.result
         self._routes[error_id] = self._routes[data_id] = conn
         self._active += 1
@@ -447,17 +484,23 @@ class Tunnel:
         # never write to it), then the data stream; one message, no wait.
         opening = (self._encoder.syn_stream(error_id, headers) + SpdyEncoder.data(error_id, b"", fin=True)
                    + self._encoder.syn_stream(data_id, {**headers, "streamtype": "data"}))
+        if replay:
+            opening += SpdyEncoder.data(data_id, replay)
+        if replay_eof:
+            opening += SpdyEncoder.data(data_id, b"", fin=True)
 
         async def upstream() -> None:
             try:
-                while True:
+                while not conn.local_eof:
                     data = await reader.read(READ_SIZE)
                     if not data:
+                        conn.local_eof = True
+                        await self._send(SpdyEncoder.data(data_id, b"", fin=True))
                         break
                     conn.result.bytes_up += len(data)
+                    conn.sent(data)  # before the send: a cancelled send is still replayed
                     if not await self._send(SpdyEncoder.data(data_id, data)):
-                        return  # the tunnel ended; the reader ends the connection
-                await self._send(SpdyEncoder.data(data_id, b"", fin=True))
+                        return  # the tunnel ended; the watcher ends the connection
             except (ConnectionError, OSError):
                 self._cancel(conn)  # the client reset: no FIN, abort the stream
                 return
@@ -477,7 +520,7 @@ class Tunnel:
             if await self._send(opening):
                 pumping = asyncio.ensure_future(upstream())
             else:
-                conn.end(dropped=True)
+                conn.end(dropped=True, unseen=True)
             await conn.finished
         finally:
             reply_timer.cancel()
@@ -488,7 +531,8 @@ class Tunnel:
             self._active -= 1
             self._arm_idle()
             conn.flush()
-            _close_writer(writer)
+            if conn.result.replay is None:
+                _close_writer(writer)
         return conn.result
 
     def _unacknowledged(self, conn: _Connection) -> None:

@@ -161,3 +161,25 @@ def test_frozen_kubelet_is_noticed(cluster: Cluster, namespace: str, manager: Fo
         os.kill(pid, signal.SIGCONT)
     wait_status(manager, sid, "active", timeout=40)
     wait_hostname(port, "web", timeout=10)
+
+
+def _drops_logged(cluster: Cluster) -> int:
+    log = cluster.dir / "logs" / f"{cluster.context}-kubelet.log"
+    return log.read_text(errors="replace").count("drop-connections: closed")
+
+
+def test_connection_after_a_silent_drop_is_not_lost(cluster: Cluster, namespace: str,
+                                                    manager: ForwardManager) -> None:
+    """drop-connections cuts the kubelet's side of the tunnel, and the API server keeps our
+    WebSocket open until we next write to it.  The next connection meets a dead tunnel: it must
+    not fail, but start again on a fresh one (the kubelet never saw it).  Five times over."""
+    sid, port = _web_pod(cluster, namespace, manager)
+    assert hostname(port) == "web"
+    tunnels = tunnels_opened(cluster)
+    for i in range(5):
+        before = _drops_logged(cluster)
+        cluster.drop_connections("web", namespace)
+        wait_for(lambda: _drops_logged(cluster) > before, 10, "the kubelet to cut the connections")
+        assert hostname(port) == "web", f"the request after drop {i + 1} failed"
+    assert tunnels_opened(cluster) - tunnels == 5  # one fresh tunnel per drop
+    assert manager.get(sid).status == "active"

@@ -627,20 +627,25 @@ def test_goaway_stops_new_connections_but_open_ones_carry_on():
     run(scenario)
 
 
-def test_goaway_drops_the_streams_after_last_good():
+def test_goaway_hands_back_the_streams_after_last_good():
     # GOAWAY names the last stream the kubelet saw: a connection opened after
-    # it was never seen and fails at once (dropped: the session checks the
-    # path), while the one before it carries on.
+    # it was never seen, so forward() returns it for a replay elsewhere (with
+    # what it had sent, the local socket left open), while the one before
+    # it carries on.
     async def scenario(h: Harness) -> None:
         first = await h.open()
         second_client = await h.connect()
+        second_client.writer.write(b"GET / HTTP/1.1\r\n\r\n")
         await eventually(lambda: len(h.kubelet.syn_streams()) >= 4, "the second SYN_STREAM pair")
+        second_data = h.kubelet.syn_streams()[3].stream_id
+        await eventually(lambda: h.kubelet.data(second_data), "the second connection's request")
         h.kubelet.send(goaway(first.data_id))
-        assert await read_eof(second_client.reader) == b""
-        assert (await h.result()).dropped
+        result = await h.result()
+        assert result.replay == b"GET / HTTP/1.1\r\n\r\n" and not result.replay_eof and not result.dropped
         h.kubelet.send_data(first.data_id, b"fine", fin=True)
         assert await read_eof(first.reader) == b"fine"
         assert await h.result() == StreamResult(bytes_down=4)
+        assert not second_client.reader.at_eof()  # still the caller's to replay or close
 
     run(scenario)
 
@@ -678,14 +683,47 @@ def test_websocket_ending_drops_open_connections(how, reason):
     run(scenario)
 
 
-def test_forward_on_an_ended_tunnel_is_dropped_at_once():
+def test_forward_on_an_ended_tunnel_is_handed_back_at_once():
+    # Nothing was sent: the connection can start again elsewhere, untouched.
     async def scenario(h: Harness) -> None:
         h.ws.drop()
         await eventually(lambda: h.tunnel.closed_reason, "the tunnel to end")
-        c = await h.connect()
-        assert await read_eof(c.reader) == b""
-        assert await h.result() == StreamResult(dropped=True)
+        await h.connect()
+        assert await h.result() == StreamResult(replay=b"")
         assert h.ws.sent == []
+
+    run(scenario)
+
+
+def test_unacknowledged_connection_is_handed_back_when_the_far_side_ends():
+    # The API server closes the WebSocket before the kubelet answered (it
+    # noticed its kubelet connection was gone when our SYN_STREAM came):
+    # forward() returns what was sent, and the client's half-close, for a
+    # replay on a fresh tunnel.
+    async def scenario(h: Harness) -> None:
+        c = await h.connect()
+        c.writer.write(b"request")
+        c.writer.write_eof()
+        await eventually(lambda: len(h.kubelet.syn_streams()) >= 2, "the SYN_STREAM pair")
+        data_id = h.kubelet.syn_streams()[1].stream_id
+        await eventually(lambda: h.kubelet.data(data_id) == b"request", "the request")
+        h.ws.peer_close(1000)
+        result = await h.result()
+        assert (result.replay, result.replay_eof, result.dropped) == (b"request", True, False)
+
+    run(scenario)
+
+
+def test_acknowledged_connection_is_dropped_not_handed_back():
+    # Once the kubelet has answered it may have reached the pod: a drop.
+    async def scenario(h: Harness) -> None:
+        c = await h.open()
+        c.writer.write(b"request")
+        await eventually(lambda: h.kubelet.data(c.data_id) == b"request", "the request")
+        h.ws.peer_close(1000)
+        result = await h.result()
+        assert result.dropped and result.replay is None
+        assert await read_eof(c.reader) == b""
 
     run(scenario)
 
