@@ -115,13 +115,15 @@ class _RawSubprotocolConnection(ClientConnection):
         self._sink: Callable[[bytes | memoryview], None] | None = None
         self._splitter: FrameSplitter | None = None
 
-    def divert(self, sink: Callable[[bytes | memoryview], None]) -> None:
+    def divert(self, sink: Callable[[bytes | memoryview], None] | None) -> None:
         """From now on, binary payload goes to ``sink`` as it arrives (see :mod:`tray.wsstream`).
 
         ``recv()`` then only ever sees what the library handles itself (pings,
-        close); the caller learns of the end from ``wait_closed()``.
+        close); the caller learns of the end from ``wait_closed()``.  ``None``
+        lets go of the sink once the connection is over, which breaks the
+        reference cycle between it and its owner.
         """
-        self._splitter = FrameSplitter()
+        self._splitter = FrameSplitter() if sink is not None else None
         self._sink = sink
 
     def data_received(self, data: bytes) -> None:

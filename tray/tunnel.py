@@ -113,7 +113,7 @@ class TunnelSocket(Protocol):
     @property
     def close_code(self) -> int | None: ...
 
-    def divert(self, sink: Callable[[bytes | memoryview], None]) -> None: ...
+    def divert(self, sink: Callable[[bytes | memoryview], None] | None) -> None: ...
 
     async def send(self, message: bytes) -> None: ...
 
@@ -248,7 +248,7 @@ class Tunnel:
         self._broken = False  # the kubelet broke the framing: ignore the rest
         ws.divert(self._on_bytes)  # binary payload straight to the SPDY parser
         self._watcher = asyncio.ensure_future(self._watch())
-        self._keepalive = asyncio.ensure_future(self._keep_alive())
+        self._keepalive: asyncio.Task[None] | None = asyncio.ensure_future(self._keep_alive())
         self._arm_idle()
 
     # ------------------------------------------------------------ state
@@ -380,7 +380,15 @@ class Tunnel:
                                       else f"port-forward session lost (WebSocket close code {code})")
                 log.info("port-forward tunnel to %s: %s", self.pod, self.closed_reason)
             self._end_connections(unseen=far_side)
-            self._keepalive.cancel()
+            # Let go of everything that refers back to the tunnel (the socket's
+            # sink; the cancelled keepalive task, whose CancelledError holds
+            # its frame): a dead tunnel (a zlib stream and TLS buffers,
+            # ~0.4 MB) is then freed at once, not at the next full collection
+            # (the hour-long soak grew 25 MB in 12 minutes without this).
+            keepalive, self._keepalive = self._keepalive, None
+            if keepalive is not None:
+                keepalive.cancel()
+            self._ws.divert(None)
             forget_traceback(self._ws)
 
     def _dispatch(self, event: object) -> None:
