@@ -183,3 +183,25 @@ def test_connection_after_a_silent_drop_is_not_lost(cluster: Cluster, namespace:
         assert hostname(port) == "web", f"the request after drop {i + 1} failed"
     assert tunnels_opened(cluster) - tunnels == 5  # one fresh tunnel per drop
     assert manager.get(sid).status == "active"
+
+
+def test_dead_tunnels_are_freed_at_once(cluster: Cluster, namespace: str, manager: ForwardManager) -> None:
+    """Every drop replaces the tunnel; the dead ones (a zlib stream and TLS buffers each) must
+    be freed by reference counting alone, not left for an occasional full collection: an
+    hour of pod churn grew Tender by 25 MB in 12 minutes when a cycle kept them."""
+    import gc
+
+    sid, port = _web_pod(cluster, namespace, manager)
+    assert hostname(port) == "web"
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(5):
+            before = _drops_logged(cluster)
+            cluster.drop_connections("web", namespace)
+            wait_for(lambda: _drops_logged(cluster) > before, 10, "the kubelet to cut the connections")
+            assert hostname(port) == "web"
+        live = [o for o in gc.get_objects() if type(o) is tray.tunnel.Tunnel]
+        assert len(live) == 1, [t.closed_reason for t in live]
+    finally:
+        gc.enable()
