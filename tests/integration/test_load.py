@@ -214,16 +214,30 @@ async def _tasks() -> list[str]:
     return sorted(f"{t.get_name()} {t.get_coro()!r}"[:120] for t in asyncio.all_tasks() if t is not me)
 
 
-def _port_free(port: int) -> bool:
-    """Can a new listener take the port (as Tender binds: SO_REUSEADDR)?"""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+def _our_listening_ports() -> set[int]:
+    """Ports this process (the engine runs in it) listens on, from /proc.
+
+    Asking whether a port can be bound again was not enough: on a busy machine
+    another program's outgoing connection may take the freed port number as
+    its ephemeral port, which says nothing about Tender.
+    """
+    ours = set()
+    for fd in os.listdir("/proc/self/fd"):
         try:
-            s.bind(("127.0.0.1", port))
-            s.listen()
+            target = os.readlink(f"/proc/self/fd/{fd}")
         except OSError:
-            return False
-    return True
+            continue
+        if target.startswith("socket:["):
+            ours.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        with open(table) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if fields[3] == "0A" and fields[9] in ours:  # LISTEN, and our socket
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 def test_500_forwards_started_and_stopped_leave_nothing_behind(cluster: Cluster, namespace: str) -> None:
@@ -284,8 +298,8 @@ def test_500_forwards_started_and_stopped_leave_nothing_behind(cluster: Cluster,
             wait_for(no_tasks, 10, "the engine's tasks to end", interval=0.2)
         except AssertionError:
             raise AssertionError(f"{len(left)} tasks left: {left[:10]}") from None
-        busy = [p for p in sorted(ports) if not _port_free(p)]
-        assert busy == [], f"ports still taken after stop: {busy}"
+        busy = sorted(ports & _our_listening_ports())
+        assert busy == [], f"still listening after stop: {busy}"
         try:
             wait_for(lambda: (s := proc_stats()).fds <= baseline.fds and s.threads <= baseline.threads, 10,
                      "fds and threads back to the baseline")
