@@ -1,6 +1,7 @@
-"""Spare port-forward streams, opened ahead of the next connection.
+"""Spare port-forward streams, opened ahead of the next connection (v4 path only).
 
-``v4.channel.k8s.io`` carries one TCP connection per WebSocket, so every
+Used when a forward falls back to v4 (:mod:`tray.dialer`); the SPDY tunnel
+needs no spares.  ``v4.channel.k8s.io`` carries one TCP connection per WebSocket, so every
 new local connection would otherwise pay a TLS handshake and an HTTP upgrade
 through the API server and the kubelet before its first byte: several times
 kubectl's latency, whose SPDY/tunnelled session multiplexes streams over one

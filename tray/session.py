@@ -447,7 +447,7 @@ class Session:
                 return
 
     async def _probe(self, pod: str, port: int) -> str:
-        """Open (and close) one stream to the pod; '' if the path works, else why not."""
+        """Prove the path to the pod (a fresh tunnel, or a v4 stream); '' if it works, else why not."""
         try:
             await self._dialer.check(pod, port)
         except (ForbiddenError, Unauthorized) as exc:
