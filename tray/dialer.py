@@ -129,6 +129,10 @@ class Dialer:
             self._retire_current()
             if await self._tunnel_to(pod, port) is not None:
                 return
+        await self._open_and_close_v4(pod, port)
+
+    async def _open_and_close_v4(self, pod: str, port: int) -> None:
+        """One v4 stream opened and closed: the path works, or its precise error is raised."""
         ws = await open_stream(self._api, self._namespace, pod, port)
         await ws.close()
         forget_traceback(ws)
@@ -211,9 +215,7 @@ class Dialer:
             if self.protocol == "tunnel" or (isinstance(exc, ApiError) and exc.status >= 500):
                 raise  # forced, or the API server cannot reach the kubelet now: not a protocol matter
             # Perhaps an API server without the tunnel: does v4 work?
-            ws = await open_stream(self._api, self._namespace, pod, port)
-            await ws.close()
-            forget_traceback(ws)
+            await self._open_and_close_v4(pod, port)
             log.info("port-forward to %s: the SPDY tunnel failed (%s); using v4.channel.k8s.io", pod, exc)
             self.protocol = "v4"
             return None

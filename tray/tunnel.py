@@ -141,6 +141,7 @@ class _Connection:
         self._pending: list[bytes | memoryview] = []
         self._pending_size = 0
         self.unacked: list[bytes] | None = []  # sent before the kubelet's reply; None: too much
+        self._unacked_size = 0
         self.local_eof = False
 
     def deliver(self, payload: bytes | memoryview) -> bool:
@@ -184,7 +185,8 @@ class _Connection:
     def sent(self, data: bytes) -> None:
         """Keep what goes out before the kubelet's reply, for a replay."""
         if self.unacked is not None and not self.replied:
-            if sum(map(len, self.unacked)) + len(data) <= REPLAY_LIMIT:
+            self._unacked_size += len(data)
+            if self._unacked_size <= REPLAY_LIMIT:
                 self.unacked.append(data)
             else:
                 self.unacked = None
