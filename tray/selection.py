@@ -86,6 +86,8 @@ _SHORT_KIND: Final = {
     "StatefulSet": "sts",
     "DaemonSet": "ds",
     "ReplicaSet": "rs",
+    "ReplicationController": "rc",
+    "Job": "job",
 }
 _PHASE_RANK: Final = {"Running": 0, "Unknown": 1}  # everything else: 2, like Pending
 _MAX_DETAIL: Final = 200
@@ -191,15 +193,30 @@ def _normalize_selector(raw: Any, owner: str | None) -> dict[str, Any]:
 
 
 def selector_from_workload(obj: JSON) -> dict[str, Any]:
-    """The pod selector of a Deployment/StatefulSet/DaemonSet (``spec.selector``).
+    """The pod selector of a workload (``spec.selector``), as kubectl reads it.
+
+    Deployment, StatefulSet, DaemonSet, ReplicaSet and Job carry a
+    LabelSelector (``matchLabels`` / ``matchExpressions``); a
+    ReplicationController carries a plain label map (``{"app": "web"}``),
+    which kubectl reads with ``labels.SelectorFromSet``
+    (``polymorphichelpers.SelectorsForObject``).  The kind comes from
+    ``obj["kind"]`` when present, else from the selector's shape (list
+    items carry no kind): a map whose values are all strings is a label map,
+    since a LabelSelector's values are a mapping and a list.
 
     Returns ``{"matchLabels": {...}, "matchExpressions": [...]}`` (both keys
     always present, copied).  An absent or empty selector is a TargetError:
-    apps/v1 forbids it, and an empty selector would match every pod in the
-    namespace -- the last thing a forward should pick from.
+    the API forbids it (a ReplicationController's defaults to its template's
+    labels), and an empty selector would match every pod in the namespace --
+    the last thing a forward should pick from.
     """
     owner = _describe(obj)
-    sel = _normalize_selector(_spec(obj).get("selector"), owner)
+    raw = _spec(obj).get("selector")
+    kind = obj.get("kind")
+    flat = isinstance(raw, Mapping) and bool(raw) and all(isinstance(v, str) for v in raw.values())
+    if kind == "ReplicationController" or (not kind and flat):
+        raw = {"matchLabels": raw}
+    sel = _normalize_selector(raw, owner)
     if not sel["matchLabels"] and not sel["matchExpressions"]:
         raise TargetError(f"{owner} has no pod selector")
     return sel
