@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     fw.add_argument("--address", default="127.0.0.1",
                     help="local address to listen on (default 127.0.0.1; 'localhost' = 127.0.0.1 and ::1)")
     fw.add_argument("-o", "--output", choices=("text", "json"), default="text")
-    fw.add_argument("target", help="pod/NAME, svc/NAME, deploy/NAME, sts/NAME, ds/NAME or NAME")
+    fw.add_argument("target", help="pod/NAME, svc/NAME, deploy/NAME, sts/NAME, ds/NAME, rs/NAME, rc/NAME, job/NAME or NAME")
     fw.add_argument("ports", nargs="+", metavar="[LOCAL:]REMOTE", help="8080, 8080:80, :80, 8080:http")
 
     run = sub.add_parser("run", help="run saved profiles headless")

@@ -3,10 +3,12 @@
 ``kubectl port-forward`` takes ``TYPE/NAME`` (or a bare pod ``NAME``), where
 TYPE is any name the API discovery knows for the resource: singular, plural,
 short name, Kind, optionally group-qualified (``deployment.apps``,
-``deployments.v1.apps``), case-insensitively.  Tender supports the five kinds
-that make sense to forward to and spells out that list in the error for
-anything else, instead of kubectl's generic "the server doesn't have a
-resource type".
+``deployments.v1.apps``), case-insensitively.  Tender supports the kinds
+kubectl can forward to (those ``polymorphichelpers.AttachablePodForObjectFn``
+finds a pod for: Pod, Service, Deployment, StatefulSet, DaemonSet,
+ReplicaSet, ReplicationController, Job) and spells out that list in the
+error for anything else, instead of kubectl's generic "the server doesn't
+have a resource type".
 
 Parsing is offline: no discovery call, so a typo is reported immediately and
 the profiles file can be validated without a cluster.
@@ -24,7 +26,8 @@ from tray.errors import UsageError
 __all__ = ["KINDS", "KIND_PLURAL", "SHORT_NAMES", "Target", "parse_target", "validate_name"]
 
 #: The supported kinds, in the order used in messages.
-KINDS: Final = ("Pod", "Service", "Deployment", "StatefulSet", "DaemonSet")
+KINDS: Final = ("Pod", "Service", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet",
+                "ReplicationController", "Job")
 
 #: Kind -> (API path prefix, plural resource); the engine builds URLs as
 #: ``/{prefix}/namespaces/{ns}/{plural}/{name}``.
@@ -34,6 +37,9 @@ KIND_PLURAL: Final[dict[str, tuple[str, str]]] = {
     "Deployment": ("apis/apps/v1", "deployments"),
     "StatefulSet": ("apis/apps/v1", "statefulsets"),
     "DaemonSet": ("apis/apps/v1", "daemonsets"),
+    "ReplicaSet": ("apis/apps/v1", "replicasets"),
+    "ReplicationController": ("api/v1", "replicationcontrollers"),
+    "Job": ("apis/batch/v1", "jobs"),
 }
 
 #: Kind -> the short resource name used in ``str(target)`` (kubectl's short names).
@@ -43,6 +49,9 @@ SHORT_NAMES: Final[dict[str, str]] = {
     "Deployment": "deploy",
     "StatefulSet": "sts",
     "DaemonSet": "ds",
+    "ReplicaSet": "rs",
+    "ReplicationController": "rc",
+    "Job": "job",
 }
 
 # Every spelling accepted before the optional group, lowercase.
@@ -62,6 +71,14 @@ _ALIASES: Final[dict[str, str]] = {
     "daemonset": "DaemonSet",
     "daemonsets": "DaemonSet",
     "ds": "DaemonSet",
+    "replicaset": "ReplicaSet",
+    "replicasets": "ReplicaSet",
+    "rs": "ReplicaSet",
+    "replicationcontroller": "ReplicationController",
+    "replicationcontrollers": "ReplicationController",
+    "rc": "ReplicationController",
+    "job": "Job",
+    "jobs": "Job",
 }
 
 # Group qualifiers accepted after the alias (``RESOURCE.GROUP`` and
@@ -74,12 +91,15 @@ _GROUP_SUFFIXES: Final[dict[str, frozenset[str]]] = {
     "Deployment": frozenset({"", "apps", "v1.apps"}),
     "StatefulSet": frozenset({"", "apps", "v1.apps"}),
     "DaemonSet": frozenset({"", "apps", "v1.apps"}),
+    "ReplicaSet": frozenset({"", "apps", "v1.apps"}),
+    "ReplicationController": frozenset({""}),
+    "Job": frozenset({"", "batch", "v1.batch"}),
 }
 
 _DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS1123_SUBDOMAIN_RE: Final = re.compile(rf"{_DNS1123_LABEL}(\.{_DNS1123_LABEL})*")
 _MAX_NAME_LEN: Final = 253
-_EXPECTED_KINDS: Final = "expected pod, svc, deploy, sts or ds"
+_EXPECTED_KINDS: Final = "expected pod, svc, deploy, sts, ds, rs, rc or job"
 
 
 def _quote(text: str) -> str:
@@ -159,9 +179,11 @@ def parse_target(text: str) -> Target:
 
     A bare name is a pod.  TYPE is matched case-insensitively against the
     singular, plural and short names (``po``, ``svc``, ``deploy``, ``sts``,
-    ``ds``), optionally qualified with the API group for the apps kinds
-    (``deployment.apps/web``, ``statefulsets.v1.apps/db``).  Raises
-    :class:`UsageError` naming the offending text.
+    ``ds``, ``rs``, ``rc``; Job has no short name), optionally qualified
+    with the API group for the apps and batch kinds (``deployment.apps/web``,
+    ``statefulsets.v1.apps/db``, ``jobs.batch/migrate``).  Returns a
+    :class:`Target`; raises :class:`UsageError` naming the offending text.
+    Pure and offline: never blocks.
     """
     if not isinstance(text, str):
         raise UsageError(f"target must be text, not {type(text).__name__}")

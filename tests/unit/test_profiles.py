@@ -525,7 +525,7 @@ def test_free_and_named_local_ports_never_collide() -> None:
 
 
 def test_collision_with_a_profile_that_has_other_errors_is_still_found() -> None:
-    text = _doc(_p("a", ports="[8080]", target="job/x"), _p("b", ports="[8080]"))
+    text = _doc(_p("a", ports="[8080]", target="cronjob/x"), _p("b", ports="[8080]"))
     errors = _errors_of(text)
     assert len(errors) == 2
     assert "unknown resource kind" in errors[0]
@@ -901,7 +901,7 @@ _TARGET_SAMPLES = [
     "web", "db-0", "a.b.c", "svc/web", "SVC/web", "service/web", "services/web", "po/x", "pod/x", "pods/x",
     "Pod/x", "deploy/web", "deployment/web", "Deployments/web", "deployment.apps/web", "deployments.v1.apps/web",
     "sts/db", "statefulset.apps/db", "ds/agent", "DaemonSets.V1.Apps/agent", "svc.apps/web", "pod.v1/x",
-    "job/x", "/web", "svc/", "", "svc/web/x", "svc/Web", "svc/-web", "svc/web-", "svc/we b", "svc/web\n",
+    "job/x", "rs/web", "rc/web", "jobs.batch/x", "job.apps/x", "rc.v1/x", "cronjob/x", "/web", "svc/", "", "svc/web/x", "svc/Web", "svc/-web", "svc/web-", "svc/we b", "svc/web\n",
     "svc/a..b", "deploy.extensions/web", "cronjob/x", "svc//web",
 ]
 

@@ -41,6 +41,19 @@ from tray.targets import KIND_PLURAL, KINDS, Target, parse_target
         ("daemonset/agent", "DaemonSet", "agent"),
         ("daemonsets/agent", "DaemonSet", "agent"),
         ("daemonsets.v1.apps/agent", "DaemonSet", "agent"),
+        ("rs/web-7c9f", "ReplicaSet", "web-7c9f"),
+        ("replicaset/web-7c9f", "ReplicaSet", "web-7c9f"),
+        ("ReplicaSets/web-7c9f", "ReplicaSet", "web-7c9f"),
+        ("replicasets.apps/web-7c9f", "ReplicaSet", "web-7c9f"),
+        ("rs.v1.apps/web-7c9f", "ReplicaSet", "web-7c9f"),
+        ("rc/legacy", "ReplicationController", "legacy"),
+        ("replicationcontroller/legacy", "ReplicationController", "legacy"),
+        ("ReplicationControllers/legacy", "ReplicationController", "legacy"),
+        ("job/migrate", "Job", "migrate"),
+        ("jobs/migrate", "Job", "migrate"),
+        ("Job/migrate", "Job", "migrate"),
+        ("job.batch/migrate", "Job", "migrate"),
+        ("jobs.v1.batch/migrate", "Job", "migrate"),
         ("svc/my.dotted.name", "Service", "my.dotted.name"),
         ("pod/0abc", "Pod", "0abc"),
         ("a", "Pod", "a"),
@@ -58,6 +71,9 @@ def test_parse_valid(text: str, kind: str, name: str) -> None:
         (Target("Deployment", "x"), "deploy/x", True),
         (Target("StatefulSet", "x"), "sts/x", True),
         (Target("DaemonSet", "x"), "ds/x", True),
+        (Target("ReplicaSet", "x"), "rs/x", True),
+        (Target("ReplicationController", "x"), "rc/x", True),
+        (Target("Job", "x"), "job/x", True),
     ],
 )
 def test_str_and_reconnects(target: Target, text: str, reconnects: bool) -> None:
@@ -72,6 +88,9 @@ def test_kind_plural() -> None:
     assert KIND_PLURAL["Deployment"] == ("apis/apps/v1", "deployments")
     assert KIND_PLURAL["StatefulSet"] == ("apis/apps/v1", "statefulsets")
     assert KIND_PLURAL["DaemonSet"] == ("apis/apps/v1", "daemonsets")
+    assert KIND_PLURAL["ReplicaSet"] == ("apis/apps/v1", "replicasets")
+    assert KIND_PLURAL["ReplicationController"] == ("api/v1", "replicationcontrollers")
+    assert KIND_PLURAL["Job"] == ("apis/batch/v1", "jobs")
     assert set(KIND_PLURAL) == set(KINDS)
 
 
@@ -79,6 +98,8 @@ def test_api_path_and_plural() -> None:
     assert Target("Deployment", "web").api_path("prod") == "/apis/apps/v1/namespaces/prod/deployments/web"
     assert Target("Pod", "p").api_path("default") == "/api/v1/namespaces/default/pods/p"
     assert Target("Service", "s").plural == "services"
+    assert Target("Job", "m").api_path("ci") == "/apis/batch/v1/namespaces/ci/jobs/m"
+    assert Target("ReplicationController", "r").api_path("ci") == "/api/v1/namespaces/ci/replicationcontrollers/r"
 
 
 def test_target_is_frozen_and_hashable() -> None:
@@ -90,16 +111,19 @@ def test_target_is_frozen_and_hashable() -> None:
 
 def test_target_rejects_unknown_kind() -> None:
     with pytest.raises(ValueError):
-        Target("ReplicaSet", "x")
+        Target("CronJob", "x")
 
 
 @pytest.mark.parametrize(
     "text,message",
     [
-        ("foo/x", 'unknown resource kind "foo" in "foo/x"; expected pod, svc, deploy, sts or ds'),
-        ("rs/x", 'unknown resource kind "rs" in "rs/x"'),
-        ("replicaset/x", 'unknown resource kind "replicaset"'),
-        ("job/x", 'unknown resource kind "job"'),
+        ("foo/x", 'unknown resource kind "foo" in "foo/x"; expected pod, svc, deploy, sts, ds, rs, rc or job'),
+        ("cronjob/x", 'unknown resource kind "cronjob" in "cronjob/x"'),
+        ("cj/x", 'unknown resource kind "cj"'),
+        ("replicaset.extensions/x", 'unknown resource kind "replicaset.extensions"'),
+        ("job.apps/x", 'unknown resource kind "job.apps"'),
+        ("rc.v1/x", 'unknown resource kind "rc.v1"'),
+        ("jobs.v1/x", 'unknown resource kind "jobs.v1"'),
         ("pods.v1/x", 'unknown resource kind "pods.v1"'),
         ("pod.apps/x", 'unknown resource kind "pod.apps"'),
         ("deployment.extensions/x", 'unknown resource kind "deployment.extensions"'),
@@ -154,7 +178,8 @@ label = st.from_regex(r"[a-z0-9]([-a-z0-9]{0,10}[a-z0-9])?", fullmatch=True)
 
 @given(
     alias=st.sampled_from(
-        ["pod", "svc", "deploy", "sts", "ds", "services", "Deployments", "StatefulSet.apps"]
+        ["pod", "svc", "deploy", "sts", "ds", "services", "Deployments", "StatefulSet.apps", "rs", "rc",
+         "job", "Jobs.batch", "replicationcontrollers"]
     ),
     labels=st.lists(label, min_size=1, max_size=3),
 )
