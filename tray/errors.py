@@ -26,6 +26,7 @@ __all__ = [
     "TargetError",
     "ForbiddenError",
     "ClusterUnreachable",
+    "PortUsageError",
 ]
 
 
@@ -71,6 +72,13 @@ def _rebuild_usage_error(
     cls: type[UsageError], message: str, source: str | None, line: int | None, field: str | None
 ) -> UsageError:
     return cls(message, source=source, line=line, field=field)
+
+
+class PortUsageError(UsageError):
+    """The requested port does not exist on the target as typed: an unknown
+    Service port or port name, or a port declared only for UDP/SCTP.  A
+    forward that hits it is ``error`` for good (``usage_error``), and the CLI
+    exits 2, as kubectl refuses such a command line."""
 
 
 class TargetError(TenderError):

@@ -26,13 +26,13 @@ from typing import Any
 from tray.errors import TenderError, UsageError
 from tray.kubeapi import KubeAPI
 from tray.kubeconfig import ClusterAuth, ClusterInfo, kubeconfig_paths, list_clusters
-from tray.session import Session, SessionInfo, Status
+from tray.session import ConnectionFailure, Session, SessionInfo, Status
 from tray.targets import KINDS, Target
 from tray.watches import WatchRegistry
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ForwardManager", "StatusEvent", "ListEvent", "ClusterConn"]
+__all__ = ["ForwardManager", "StatusEvent", "ListEvent", "ConnectionEvent", "ClusterConn"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,21 @@ class ListEvent:
     sessions: list[SessionInfo]
 
 
-Event = StatusEvent | ListEvent
+@dataclass(frozen=True)
+class ConnectionEvent:
+    """A local connection failed inside the pod (kubectl prints these as
+    "an error occurred forwarding ..."): at most one per second per forward,
+    ``suppressed`` counting the others since the previous event."""
+
+    session_id: str
+    pod_name: str
+    port: int
+    error: str  # short, e.g. "connection refused"
+    suppressed: int
+    session: SessionInfo
+
+
+Event = StatusEvent | ListEvent | ConnectionEvent
 Subscriber = Callable[[Event], None]
 
 
@@ -173,6 +187,10 @@ class ForwardManager:
         if pod_changed:
             self._emit(ListEvent(self.list()))
 
+    def _on_connection_failure(self, session: Session, failure: ConnectionFailure) -> None:
+        self._emit(ConnectionEvent(session.id, failure.pod_name, failure.port, failure.error,
+                                   failure.suppressed, session.info()))
+
     # ------------------------------------------------------------ clusters
     def clusters(self) -> list[ClusterInfo]:
         """The kubeconfig's contexts, re-read whenever one of its files changed.
@@ -269,6 +287,7 @@ class ForwardManager:
                 conn=conn, watches=self._watches, namespace=ns, target=target,
                 remote_port=container_port, local_port=local_port, address=address,
                 profile=profile, on_change=self._on_session_change,
+                on_connection_failure=self._on_connection_failure,
             )
             self._sessions[session.id] = session
             self._order.append(session.id)

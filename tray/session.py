@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -34,8 +35,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from tray import selection
-from tray.backoff import Backoff
-from tray.errors import ClusterUnreachable, ForbiddenError, TargetError, TenderError, UsageError
+from tray.backoff import MAX_ATTEMPTS, Backoff
+from tray.errors import (ClusterUnreachable, ForbiddenError, PortUsageError, TargetError, TenderError,
+                         UsageError)
 from tray.kubeapi import NotFound, Unauthorized
 from tray.dialer import Dialer
 from tray.profiles import LOCALHOST_ADDRESSES
@@ -47,7 +49,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Status", "SessionInfo", "Session"]
+__all__ = ["Status", "SessionInfo", "Session", "ConnectionFailure"]
 
 # How long the first LIST of a namespace may take before the start fails.
 SYNC_TIMEOUT = 20.0
@@ -82,6 +84,18 @@ class SessionInfo:
     profile: str | None
     attempts: int
     connections: int
+    #: In ``error``: True while the forward still watches its target and will
+    #: return to ``active`` on its own when a ready pod appears.
+    recoverable: bool = False
+    #: In ``error``: True when the request cannot work as typed (unknown
+    #: service port or port name, a UDP-only port): the CLI exits 2 for it.
+    usage_error: bool = False
+    #: While ``reconnecting`` (or a recoverable ``error``): ISO 8601 UTC time
+    #: of the next attempt; "" otherwise.
+    next_retry_at: str = ""
+    #: Something the user should know that does not stop the forward, e.g. a
+    #: port the pod's containers do not declare; "" when none.
+    warning: str = ""
 
     @property
     def target(self) -> str:
@@ -91,6 +105,38 @@ class SessionInfo:
         d = asdict(self)
         d["session_id"] = d.pop("id")
         return d
+
+
+@dataclass(frozen=True)
+class ConnectionFailure:
+    """One local connection that failed inside the pod (say, "connection refused").
+
+    ``suppressed`` counts failures of the same forward not reported since the
+    previous one: at most one is reported per :data:`CONNECTION_FAILURE_INTERVAL`.
+    """
+
+    pod_name: str
+    port: int
+    error: str
+    suppressed: int
+
+
+#: Seconds between two :class:`ConnectionFailure` reports of one forward.
+CONNECTION_FAILURE_INTERVAL = 1.0
+
+
+def _iso(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+
+
+def _short_error(text: str) -> str:
+    """The kubelet's error for one connection, short: its last clause
+    ("connection refused", "connection reset by peer"), as kubectl's users read it."""
+    text = text.strip().splitlines()[0] if text.strip() else "failed"
+    tail = text.rsplit(": ", 1)[-1].strip()
+    return tail or text
 
 
 def _addresses(address: str) -> list[str]:
@@ -135,6 +181,7 @@ class Session:
         address: str,
         profile: str | None,
         on_change: Callable[[Session, bool], None],
+        on_connection_failure: Callable[[Session, ConnectionFailure], None] | None = None,
     ) -> None:
         self.id = str(uuid.uuid4())
         self.conn = conn
@@ -147,13 +194,20 @@ class Session:
         self.address = address
         self.profile = profile
         self._on_change = on_change
+        self._on_connection_failure = on_connection_failure
         self.status = Status.STARTING
         self.reason = ""
         self.pod_name = ""
         self.container_port = remote_port if isinstance(remote_port, int) else 0
         self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.connections = 0
-        self.backoff = Backoff()
+        # Never exhausted: the session itself says `error` after MAX_ATTEMPTS
+        # and, while its target exists, goes on trying at the capped delay.
+        self.backoff = Backoff(max_attempts=None)
+        self.recoverable = False
+        self.usage_error = False
+        self.warning = ""
+        self.next_retry_at: float | None = None
         self._servers: list[asyncio.base_events.Server] = []
         self._pods: ResourceCache | None = None
         self._owner: ResourceCache | None = None
@@ -164,6 +218,10 @@ class Session:
         self._dialer = Dialer(conn.api, namespace)
         self._retry_task: asyncio.Task[None] | None = None
         self.pod_uid: str | None = None
+        self._failure_reported_at = 0.0
+        self._failures_suppressed = 0
+        self._failure_flush: asyncio.TimerHandle | None = None
+        self._last_failure: ConnectionFailure | None = None
 
     # ----------------------------------------------------------- snapshot
     def info(self) -> SessionInfo:
@@ -174,6 +232,10 @@ class Session:
             status=str(self.status), status_reason=self.reason, started_at=self.started_at,
             address=self.address, remote_port=str(self.remote_port), profile=self.profile,
             attempts=self.backoff.attempts, connections=self.connections,
+            recoverable=self.status == Status.ERROR and self.recoverable,
+            usage_error=self.status == Status.ERROR and self.usage_error,
+            next_retry_at=_iso(self.next_retry_at) if self._retry_task is not None else "",
+            warning=self.warning,
         )
 
     def _set(self, status: Status, reason: str = "", *, pod_changed: bool = False) -> None:
@@ -203,9 +265,11 @@ class Session:
             retry.cancel()
             await asyncio.wait([retry])  # gone when stop() returns; never raises
         await self._teardown()
+        self.recoverable = self.usage_error = False
         self._set(status, reason)
 
-    async def _teardown(self) -> None:
+    def _close_listeners(self) -> None:
+        """Stop listening and cut open connections (the watches stay)."""
         self._dialer.close()
         for server in self._servers:
             server.close()
@@ -214,25 +278,53 @@ class Session:
         for t in list(self._conn_tasks):
             if t is not current:
                 t.cancel()
+        if self._failure_flush is not None:
+            self._failure_flush.cancel()
+            self._failure_flush = None
+
+    async def _teardown(self) -> None:
+        self._close_listeners()
         for cache in (self._pods, self._owner):
             if cache is not None:
                 cache.unsubscribe(self._on_cache)
                 await self.watches.release(self.conn.id, cache)
         self._pods = self._owner = None
 
-    async def _fail(self, reason: str) -> None:
-        """Go to error: stop listening and watching; Retry starts over."""
+    async def _fail(self, reason: str, *, recoverable: bool = False, usage: bool = False) -> None:
+        """Go to error.
+
+        Not recoverable: stop listening and watching; only Retry starts over.
+        Recoverable (the target exists, the pods may come back): stop
+        listening but keep the watches and the capped retries, so the forward
+        returns to ``active`` on its own (issue: forwards must not give up
+        while their target exists).
+        """
         log.info("forward %s %s: error: %s", self.target, self.local_port, reason)
-        self._cancel_retry()
-        await self._teardown()
+        self.recoverable, self.usage_error = recoverable, usage
+        if recoverable:
+            self._close_listeners()
+        else:
+            self._cancel_retry()
+            await self._teardown()
         self._set(Status.ERROR, reason)
         self._wake.set()  # lets _supervise see the error and return
+
+    def _can_recover(self) -> bool:
+        """Whether an errored forward may come back by itself: its target
+        (not a bare Pod) still exists in a healthy, synced cache."""
+        if not self.target.reconnects or self._owner is None or self._pods is None:
+            return False
+        if self._cache_error() is not None or not self._owner.synced.is_set():
+            return False
+        return self._owner_object() is not None
 
     async def _run(self) -> None:
         try:
             await self._run_inner()
         except asyncio.CancelledError:
             raise
+        except PortUsageError as exc:
+            await self._fail(str(exc), usage=True)
         except TenderError as exc:
             await self._fail(str(exc))
         except Exception as exc:  # a bug must still show up as a reason
@@ -241,6 +333,7 @@ class Session:
 
     async def _run_inner(self) -> None:
         self.backoff.reset()
+        self.warning = ""
         self._set(Status.STARTING, "")
         await self.conn.ensure_auth()
         if not await self.conn.may_forward(self.namespace):
@@ -264,11 +357,13 @@ class Session:
             self._owner.subscribe(self._on_cache)
             await self._owner.wait_synced(SYNC_TIMEOUT)
         await self._pods.wait_synced(SYNC_TIMEOUT)
+        self._check_ports()  # the port as typed must exist: a usage error, never retried
         pod, port = self._resolve()  # the first resolution fails fast: pod not ready → error
         if not self._servers:
             await self._listen(self._local_for(pod))
         self.pod_name, self.container_port = pod["metadata"]["name"], port
         self.pod_uid = pod["metadata"].get("uid")
+        self._note_port(pod, port)
         self._set(Status.ACTIVE, "", pod_changed=True)
         await self._supervise()
 
@@ -314,6 +409,29 @@ class Session:
             return None
         return self._owner.objects.get(self.target.name)
 
+    def _check_ports(self) -> None:
+        """The requested port must exist on the target as typed (kubectl fails
+        the same way, before forwarding): an unknown Service port, an unknown
+        port name or a UDP-only port raise :class:`PortUsageError`.
+
+        For workloads the pod template says it; for a bare Pod, the pod.
+        """
+        owner = self._owner_object()
+        try:
+            if self.target.kind == "Service" and owner is not None:
+                selection.find_service_port(owner, self.remote_port)
+            elif self.target.kind == "Pod":
+                pod = self._pods.objects.get(self.target.name) if self._pods is not None else None
+                if pod is not None:
+                    selection.container_port_for_pod(pod, self.remote_port)
+            elif owner is not None:
+                template = {"metadata": {"name": f"{self.target}"},
+                            "spec": (owner.get("spec", {}).get("template") or {}).get("spec") or {}}
+                if template["spec"].get("containers"):
+                    selection.container_port_for_pod(template, self.remote_port)
+        except TargetError as exc:
+            raise PortUsageError(str(exc).replace(f"pod/{self.target}", str(self.target))) from None
+
     def _candidate_pods(self) -> list[dict[str, Any]]:
         assert self._pods is not None
         if self.target.kind == "Pod":
@@ -329,6 +447,27 @@ class Session:
         return [p for p in self._pods.objects.values()
                 if selection.matches(sel, p.get("metadata", {}).get("labels"))]
 
+    def _serving(self, pods: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+        """The pods that serve the requested port, and why the others do not.
+
+        A Service's port is served by the endpoints whose pods resolve its
+        targetPort (a named targetPort may exist on only some of the
+        Service's pods: the EndpointSlice controller's rule, podutil.FindPort);
+        other targets' pods all serve it.
+        """
+        owner = self._owner_object()
+        if self.target.kind != "Service" or owner is None:
+            return pods, []
+        serving, why = [], []
+        for pod in pods:
+            try:
+                selection.container_port_for_service(owner, pod, self.remote_port)
+            except TargetError as exc:
+                why.append(str(exc))
+            else:
+                serving.append(pod)
+        return serving, why
+
     def _container_port(self, pod: dict[str, Any]) -> int:
         owner = self._owner_object()
         if self.target.kind == "Service" and owner is not None:
@@ -340,17 +479,35 @@ class Session:
         pods = self._candidate_pods()
         if self.target.kind == "Pod" and not pods:
             raise TargetError(f"pod {self.target.name} not found in namespace {self.namespace}")
-        pod = selection.choose_pod(pods)
+        serving, why = self._serving(pods)
+        if pods and not serving:
+            raise TargetError(f"no pod of {self.target} serves port {self.remote_port}: {why[0]}")
+        pod = selection.choose_pod(serving)
         if pod is None:
-            raise TargetError(selection.why_no_pod(pods, str(self.target)))
+            raise TargetError(selection.why_no_pod(serving, str(self.target)))
         return pod, self._container_port(pod)
+
+    def _note_port(self, pod: dict[str, Any], port: int) -> None:
+        """Warn when the pod's containers do not declare the port (kubectl
+        forwards anyway; the connections are then likely refused)."""
+        declared = [(n, name, proto) for n, name, proto in selection.declared_ports(pod)]
+        if any(n == port for n, _, _ in declared):
+            self.warning = ""
+            return
+        listing = ", ".join(f"{name + ' ' if name else ''}{n}/{proto}" for n, name, proto in declared)
+        self.warning = (f"pod {pod['metadata']['name']} declares no port {port}"
+                        f" (declares: {listing or 'none'})")
 
     # ----------------------------------------------------------- supervision
     def _on_cache(self, cache: ResourceCache) -> None:
         self._wake.set()
 
+    def _supervised(self) -> bool:
+        return self.status in (Status.ACTIVE, Status.RECONNECTING) or (
+            self.status == Status.ERROR and self.recoverable)
+
     async def _supervise(self) -> None:
-        while self.status in (Status.ACTIVE, Status.RECONNECTING):
+        while self._supervised():
             await self._wake.wait()
             self._wake.clear()
             await self._evaluate()
@@ -363,7 +520,7 @@ class Session:
 
     async def _evaluate(self) -> None:
         """React to a change in the watched objects (runs after every event)."""
-        if self.status not in (Status.ACTIVE, Status.RECONNECTING):
+        if not self._supervised():
             return
         err = self._cache_error()
         if err is not None:
@@ -383,7 +540,8 @@ class Session:
             await self._fail(f"{self.target} was deleted")
             return
         current = self._pods.objects.get(self.pod_name)
-        if current is not None and selection.is_pod_usable(current) and self.status == Status.ACTIVE:
+        if (current is not None and self.status == Status.ACTIVE and selection.is_pod_usable(current)
+                and current["metadata"].get("uid") == self.pod_uid):
             return
         await self._switch_pod()
 
@@ -392,18 +550,36 @@ class Session:
         try:
             pod, port = self._resolve()
         except TargetError as exc:
-            self._enter_reconnecting(str(exc))
+            if self.status == Status.ERROR:
+                if self.reason.endswith(str(exc)):
+                    return
+                self._set(Status.ERROR, self._gave_up_reason(str(exc)))
+            else:
+                self._enter_reconnecting(str(exc))
             return
-        name = pod["metadata"]["name"]
-        changed = name != self.pod_name
         was = self.status
+        if was == Status.ERROR and not self._servers:
+            try:
+                await self._listen(self.local_port)  # the port its clients know
+            except UsageError as exc:
+                await self._fail(f"cannot recover: {exc}")
+                return
+        name = pod["metadata"]["name"]
+        changed = name != self.pod_name or pod["metadata"].get("uid") != self.pod_uid
         self.pod_name, self.container_port = name, port
         self.pod_uid = pod["metadata"].get("uid")
         self.backoff.reset()
         self._cancel_retry()
+        self.recoverable = False
         if changed:
             self._dialer.pod_changed()  # spares and the tunnel lead to the old pod
-        reason = f"reconnected to pod {name}" if was == Status.RECONNECTING else ""
+            self._note_port(pod, port)
+        if was == Status.ERROR:
+            reason = f"recovered: pod {name} is ready"
+        elif was == Status.RECONNECTING:
+            reason = f"reconnected to pod {name}"
+        else:
+            reason = ""
         if changed:
             log.info("forward %s now uses pod %s", self.target, name)
         self._set(Status.ACTIVE, reason, pod_changed=changed)
@@ -412,6 +588,7 @@ class Session:
         if self._retry_task is not None and self._retry_task is not asyncio.current_task():
             self._retry_task.cancel()
         self._retry_task = None
+        self.next_retry_at = None
 
     def _enter_reconnecting(self, why: str) -> None:
         if not self.target.reconnects:
@@ -420,26 +597,51 @@ class Session:
         if self._retry_task is None:
             self._retry_task = asyncio.get_running_loop().create_task(self._retry_loop())
 
+    def _gave_up_reason(self, why: str) -> str:
+        return f"gave up after {MAX_ATTEMPTS} attempts: {why}"
+
     async def _retry_loop(self) -> None:
-        """The design's backoff: 1, 2, 4, 8, 16 s; error after 5 failed attempts."""
+        """The design's backoff: 1, 2, 4, 8, 16 s, then every 30 s.
+
+        After :data:`~tray.backoff.MAX_ATTEMPTS` failed attempts the forward
+        is ``error``.  While its target exists it stays watched and keeps
+        trying at the capped delay (and at once when the watch shows a ready
+        pod); a bare Pod, or a target that is gone, stays ``error``.
+        """
         while True:
+            if self.backoff.attempts >= MAX_ATTEMPTS and self.status != Status.ERROR:
+                why = self._gave_up_reason(self.reason)
+                if not self._can_recover():
+                    self._retry_task = None
+                    await self._fail(why)
+                    return
+                await self._fail(why, recoverable=True)
             delay = self.backoff.next_delay()
-            if delay is None:
-                self._retry_task = None
-                await self._fail(f"gave up after {self.backoff.attempts} attempts: {self.reason}")
-                return
+            assert delay is not None  # never exhausted
+            self.next_retry_at = time.time() + delay
+            self._on_change(self, False)  # attempt count and next retry changed
             await asyncio.sleep(delay)
-            self._on_change(self, False)  # attempt count changed
+            self.next_retry_at = None
             try:
                 pod, port = self._resolve()
             except TargetError as exc:
-                self._set(Status.RECONNECTING, str(exc))
+                if self.status == Status.ERROR:
+                    if not self._can_recover():
+                        self._retry_task = None
+                        await self._fail(self.reason)
+                        return
+                    self._set(Status.ERROR, self._gave_up_reason(str(exc)))
+                else:
+                    self._set(Status.RECONNECTING, str(exc))
                 continue
             problem = await self._probe(pod["metadata"]["name"], port)
-            if self.status == Status.ERROR:
+            if self.status == Status.ERROR and not self.recoverable:
                 return  # the probe was refused (401/403): _probe failed the forward
             if problem:
-                self._set(Status.RECONNECTING, problem)
+                if self.status == Status.ERROR:
+                    self._set(Status.ERROR, self._gave_up_reason(problem))
+                else:
+                    self._set(Status.RECONNECTING, problem)
             else:
                 self._retry_task = None
                 self.pod_name = ""  # force the switch below to report the pod
@@ -491,6 +693,37 @@ class Session:
         task = asyncio.get_running_loop().create_task(check())
         self._conn_tasks.add(task)
         task.add_done_callback(self._conn_tasks.discard)
+
+    def _report_failure(self, failure: ConnectionFailure) -> None:
+        """Hand a failed connection to the shells, at most one a second.
+
+        The first failure after a quiet second is reported at once; later ones
+        are counted and reported together one interval after the previous
+        report, so a client retrying in a tight loop cannot flood a terminal.
+        """
+        if self._on_connection_failure is None:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._last_failure = failure
+        if now - self._failure_reported_at >= CONNECTION_FAILURE_INTERVAL and self._failure_flush is None:
+            self._failure_reported_at = now
+            self._on_connection_failure(self, failure)
+            return
+        self._failures_suppressed += 1
+        if self._failure_flush is None:
+            delay = max(0.0, self._failure_reported_at + CONNECTION_FAILURE_INTERVAL - now)
+            self._failure_flush = loop.call_later(delay, self._flush_failures)
+
+    def _flush_failures(self) -> None:
+        self._failure_flush = None
+        last, count = self._last_failure, self._failures_suppressed
+        self._failures_suppressed = 0
+        if last is None or count == 0 or self._on_connection_failure is None:
+            return
+        self._failure_reported_at = asyncio.get_running_loop().time()
+        # The newest failure, with how many others since the last report.
+        self._on_connection_failure(self, ConnectionFailure(last.pod_name, last.port, last.error, count - 1))
 
     async def _forbidden_reason(self, exc: ForbiddenError) -> str:
         """A 403 the user can act on: who, which verb, on what, where.
@@ -551,6 +784,7 @@ class Session:
             result = await link.pump(reader, writer)
             if result.error:
                 log.info("forward %s: %s", self.target, result.error.strip())
+                self._report_failure(ConnectionFailure(pod, port, _short_error(result.error), 0))
             if result.error or result.dropped:
                 # The path to the pod failed under this connection (a drop, or
                 # the kubelet's side of it cut): what shares that path may be

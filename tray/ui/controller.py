@@ -130,8 +130,10 @@ class Controller:
         """Engine thread: hand over, return at once."""
         if isinstance(event, StatusEvent):
             self.notifications.feed(event.session)
-        else:
+        elif isinstance(event, ListEvent):
             self.notifications.forget_except({s.id for s in event.sessions})
+        else:
+            return  # a ConnectionEvent: the menu does not show those
         self.coalescer.poke()
 
     def menu_state(self) -> MenuState:
