@@ -38,10 +38,18 @@ Things worth knowing about the YAML:
 * Duplicate keys in a mapping are an error (PyYAML would silently keep the
   last one).
 
-Saving (:func:`save_profiles`, :func:`add_profile`) writes the file anew
-from the parsed profiles, atomically: **comments and formatting in the file
-are not preserved** when Tender saves it.  What Tender writes always loads
-back to equal profiles.
+Saving (:func:`save_profiles`, :func:`add_profile`, :func:`update_profile`,
+:func:`remove_profile`) edits the file in place, atomically: only the
+profiles and keys that changed are touched, and the user's comments, blank
+lines, quoting and indentation stay as they were (:func:`edit_profiles_text`).
+A missing file is written anew.  What Tender writes always loads back to
+equal profiles.
+
+Reading stays with PyYAML's composer (not a round-trip library) because the
+node tree it gives is what the checks above are built on: exact line marks,
+YAML 1.1 typing as the user's tools see it, and the anchor, size and depth
+bounds enforced before anything is built.  The editor splices text at that
+tree's marks, so a file is only ever edited after it passed the checks.
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import json
+import logging
 import os
 import re
 import stat
@@ -65,6 +74,8 @@ from tray.errors import UsageError
 from tray.portspec import PortSpec, parse_port_spec
 from tray.targets import Target, parse_target
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "DEFAULT_ADDRESS",
     "EMPTY_PROFILES_TEXT",
@@ -77,10 +88,13 @@ __all__ = [
     "check_profiles",
     "default_profiles_path",
     "dump_profiles",
+    "edit_profiles_text",
     "ensure_profiles_file",
     "load_profiles",
     "parse_profiles",
+    "remove_profile",
     "save_profiles",
+    "update_profile",
 ]
 
 #: The only version of the format this code reads and writes.
@@ -109,8 +123,8 @@ MAX_ERRORS: Final = 100
 EMPTY_PROFILES_TEXT: Final = "version: 1\nprofiles: []\n"
 
 _SAVE_HEADER: Final = (
-    "# Tender profiles (format version 1). Written by Tender: comments and\n"
-    "# formatting are not kept when Tender saves this file.\n"
+    "# Tender profiles (format version 1); check with: tender profiles check FILE\n"
+    "# Comments and layout are kept when Tender edits this file.\n"
 )
 
 NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
@@ -958,7 +972,7 @@ def _host_port(address: str, port: int) -> str:
 
 
 def dump_profiles(profiles: Iterable[Profile]) -> str:
-    """The YAML text Tender writes for *profiles* (version 1)."""
+    """The YAML text Tender writes for *profiles* when it writes a file anew (version 1)."""
     items = [p.to_dict() for p in profiles]
     if not items:
         return _SAVE_HEADER + EMPTY_PROFILES_TEXT
@@ -973,17 +987,28 @@ def dump_profiles(profiles: Iterable[Profile]) -> str:
 
 
 def save_profiles(path: str | os.PathLike[str], profiles: Iterable[Profile] | ProfilesFile) -> ProfilesFile:
-    """Write *profiles* to *path* atomically (mode 0600 for a new file).
+    """Write *profiles* to *path* atomically (mode 0600 for a new file); blocks for one small write.
 
-    The text is validated with the same rules as loading before anything is
-    written, so Tender never writes a file it would refuse; a problem (e.g.
+    The profiles are validated with the same rules as loading before anything
+    is written, so Tender never writes a file it would refuse; a problem (e.g.
     two profiles with the same name) raises UsageError and leaves the file
-    untouched.  Comments in an existing file are lost.  Returns what was
-    written, as loaded back (with line numbers).
+    untouched.
+
+    When *path* holds a valid profiles file, only what changed is edited in
+    its text (see :func:`edit_profiles_text`): comments, blank lines, key
+    order, quoting and indentation of everything else are kept, byte for
+    byte.  A missing or unreadable-as-profiles file is written anew.  Returns
+    what was written, as loaded back (with line numbers).
     """
     source = os.fspath(path)
-    text = dump_profiles(profiles)
-    written = parse_profiles(text, source=source, path=path)
+    wanted = tuple(profiles)
+    fresh = dump_profiles(wanted)
+    written = parse_profiles(fresh, source=source, path=path)  # raises for invalid profiles
+    text = _edited_file_text(Path(path), source, written.profiles)
+    if text is None:
+        text = fresh
+    else:
+        written = parse_profiles(text, source=source, path=path)
     parent = os.path.dirname(os.path.abspath(source))
     os.makedirs(parent, mode=0o700, exist_ok=True)
     write_atomic(path, text)
@@ -995,7 +1020,7 @@ def add_profile(path: str | os.PathLike[str], profile: Profile) -> ProfilesFile:
 
     Raises UsageError if the file has problems (it is not overwritten then),
     if a profile of that name exists, or if the new profile clashes with
-    another.  Comments in the file are lost.
+    another.  The rest of the file is kept as it was, comments included.
     """
     current = load_profiles(path, missing_ok=True)
     existing = current.by_name(profile.name)
@@ -1004,6 +1029,30 @@ def add_profile(path: str | os.PathLike[str], profile: Profile) -> ProfilesFile:
             f"a profile named {profile.name!r} already exists", source=os.fspath(path), line=existing.line or None
         )
     return save_profiles(path, [*current.profiles, profile])
+
+
+def update_profile(path: str | os.PathLike[str], name: str, profile: Profile) -> ProfilesFile:
+    """Replace the profile called *name* with *profile* (which may rename it) and save.
+
+    Only the changed keys of that profile are edited in the file.  Raises
+    UsageError if the file has problems, has no profile *name*, or if the
+    result would be invalid (the file is left untouched then).
+    """
+    current = load_profiles(path)
+    if current.by_name(name) is None:
+        raise UsageError(f"no profile named {name!r}", source=os.fspath(path))
+    return save_profiles(path, [profile if p.name == name else p for p in current.profiles])
+
+
+def remove_profile(path: str | os.PathLike[str], name: str) -> ProfilesFile:
+    """Remove the profile called *name* (with the comment lines just above it) and save.
+
+    Raises UsageError if the file has problems or has no profile *name*.
+    """
+    current = load_profiles(path)
+    if current.by_name(name) is None:
+        raise UsageError(f"no profile named {name!r}", source=os.fspath(path))
+    return save_profiles(path, [p for p in current.profiles if p.name != name])
 
 
 def ensure_profiles_file(path: str | os.PathLike[str] | None = None) -> tuple[Path, bool]:
@@ -1017,3 +1066,290 @@ def ensure_profiles_file(path: str | os.PathLike[str] | None = None) -> tuple[Pa
     resolved.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     write_atomic(resolved, EMPTY_PROFILES_TEXT)
     return resolved, True
+
+
+# --------------------------------------------------------------------------
+# Editing a file in place
+# --------------------------------------------------------------------------
+#
+# Why not a round-trip YAML library (ruamel.yaml): tried on the example file,
+# its round trip re-indents every line to one global indentation, drops a
+# leading "---", turns CRLF into LF, and attaches a comment to the node
+# *before* it, so deleting a profile kept its comment and took the next
+# profile's, and a key added at the end of a profile landed below the next
+# profile's comment.  Fixing that means rewriting its comment attributes,
+# whose layout differs between its releases.  The strict loader above
+# already knows where every node starts and ends; splicing the text there
+# changes exactly the edited bytes.  Every result is loaded back by the
+# strict loader and must equal what was asked for, or the file is written
+# anew instead.
+
+_LINE_BREAK_RE: Final = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
+
+
+def _edited_file_text(path: Path, source: str, wanted: tuple[Profile, ...]) -> str | None:
+    """The file at *path* edited to hold *wanted*; None to write it anew (missing or invalid)."""
+    try:
+        data = _read_limited(path, source)
+    except (FileNotFoundError, UsageError):
+        return None
+    if _Checker(source, None).run(data)[1]:
+        return None  # a broken file is replaced, as before
+    bom = ""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = data.decode("utf-16")  # written back as UTF-8
+    else:
+        text = data.decode("utf-8")
+    if text.startswith("\ufeff"):
+        bom, text = "\ufeff", text[1:]
+    try:
+        edited = edit_profiles_text(text, wanted)
+    except Exception:  # a bug here must not cost the user the save
+        log.warning("could not edit %s in place; writing it anew", source, exc_info=True)
+        return None
+    if edited is None:
+        return None
+    try:
+        again = parse_profiles(edited, source=source).profiles
+    except UsageError:
+        again = None
+    if again != wanted:
+        log.warning("editing %s in place went wrong; writing it anew", source)
+        return None
+    return bom + edited
+
+
+def edit_profiles_text(text: str, wanted: Iterable[Profile]) -> str | None:
+    """*text* (a valid profiles file) edited so that it holds *wanted*, in that order.
+
+    Profiles are matched by name (one renamed profile, at the same place in
+    the list, is matched as a rename).  A kept profile keeps its text except
+    for the keys whose value changed (edited in place, keeping the comment at
+    the end of the line), were added (a line after the key before it in
+    :data:`PROFILE_KEYS` order) or were removed (their lines).  A removed
+    profile takes the comment and blank lines just above it along; a new
+    one is added after the last, indented like the others.  Everything
+    outside the profiles list is kept byte for byte.
+
+    Returns None when the layout is one this does not edit (a non-empty flow
+    list ``profiles: [{...}]``); the caller then writes the file anew.
+    Pure; raises UsageError only if *text* is not a valid profiles file.
+    """
+    wanted = tuple(wanted)
+    checker = _Checker("<profiles>", None)
+    old, errors = checker.run(text)
+    if errors:
+        raise errors[0]
+    root = _BoundedLoader(text).get_single_node()
+    assert isinstance(root, MappingNode)
+    key_node, seq = next((k, v) for k, v in root.value if isinstance(k, ScalarNode) and k.value == "profiles")
+    newline = "\r\n" if "\r\n" in text else "\n"
+    if not isinstance(seq, SequenceNode):
+        return None
+    if seq.flow_style and seq.value:
+        return None
+    items: list[MappingNode] = list(seq.value)  # type: ignore[arg-type]
+    assert len(items) == len(old)
+    old_by_name = {p.name: i for i, p in enumerate(old)}
+    match: list[int | None] = [old_by_name.get(p.name) for p in wanted]
+    unmatched_old = set(range(len(old))) - {m for m in match if m is not None}
+    unmatched_new = [i for i, m in enumerate(match) if m is None]
+    if len(unmatched_old) == 1 and len(unmatched_new) == 1 and unmatched_new[0] == min(unmatched_old):
+        match[unmatched_new[0]] = unmatched_old.pop()  # a rename, in place
+
+    if not items:  # "profiles: []" (or a multi-line empty flow list)
+        if not wanted:
+            return text
+        head = text[: seq.start_mark.index].rstrip(" \t") + text[seq.end_mark.index : _line_end(text, seq.end_mark.index)]
+        if not head.endswith(("\n", "\r")):
+            head += newline
+        rest = text[_line_end(text, seq.end_mark.index) :]
+        chunks = [_render_profile(p, 2, 4, newline) for p in wanted]
+        return head + "".join(chunks) + rest
+
+    bounds = _chunk_bounds(text, key_node, items)
+    head, rest = text[: bounds[0][0]], text[bounds[-1][1] :]
+    if not wanted:
+        return text[: key_node.end_mark.index] + ": []" + newline + rest
+    dash, indent = _item_columns(text, items)
+    separated = any(_starts_with_blank_line(text[a:b]) for a, b in bounds[1:])
+    chunks = []
+    for position, (profile, index) in enumerate(zip(wanted, match)):
+        if index is None:
+            chunk = _render_profile(profile, dash, indent, newline)
+            if separated and position > 0:
+                chunk = newline + chunk
+        else:
+            a, b = bounds[index]
+            chunk = _edit_item(text, a, b, items[index], old[index], profile, newline)
+            if position == 0 and index != 0 and separated:
+                chunk = _drop_leading_blank_lines(chunk)
+            elif position > 0 and index == 0 and separated and not _starts_with_blank_line(chunk):
+                chunk = newline + chunk
+        if not chunk.endswith(("\n", "\r")):
+            chunk += newline
+        chunks.append(chunk)
+    if not rest and not text.endswith(("\n", "\r")):
+        chunks[-1] = chunks[-1].rstrip("\r\n")  # the file had no final line break: keep it that way
+    return head + "".join(chunks) + rest
+
+
+def _line_end(text: str, index: int) -> int:
+    """The index just after the line break ending the line that holds *index* (or the end of *text*)."""
+    if index > 0 and text[index - 1] in "\n\r\x85\u2028\u2029" and not (
+        text[index - 1] == "\r" and text[index : index + 1] == "\n"
+    ):
+        return index  # already at the start of a line
+    found = _LINE_BREAK_RE.search(text, index)
+    return found.end() if found else len(text)
+
+
+def _line_start(text: str, index: int) -> int:
+    while index > 0 and text[index - 1] not in "\n\r\x85\u2028\u2029":
+        index -= 1
+    return index
+
+
+def _content_end(node: Node) -> int:
+    """Where a node's own text ends (a block collection's end mark lies past the comments after it)."""
+    if isinstance(node, MappingNode) and not node.flow_style and node.value:
+        return _content_end(node.value[-1][1])
+    if isinstance(node, SequenceNode) and not node.flow_style and node.value:
+        return _content_end(node.value[-1])
+    return node.end_mark.index
+
+
+def _chunk_bounds(text: str, key_node: Node, items: list[MappingNode]) -> list[tuple[int, int]]:
+    """Each item's text: from the end of the line before it (so its comment lines go with it) to its end of line."""
+    bounds = []
+    start = _line_end(text, key_node.end_mark.index)
+    for item in items:
+        end = _line_end(text, _content_end(item))
+        bounds.append((start, end))
+        start = end
+    return bounds
+
+
+def _item_columns(text: str, items: list[MappingNode]) -> tuple[int, int]:
+    """(column of the "-", column of the keys) of the first block-style item; (2, 4) if none."""
+    for item in items:
+        if not item.flow_style and item.value:
+            key_column = item.value[0][0].start_mark.column
+            line = text[_line_start(text, item.start_mark.index) : item.start_mark.index]
+            dash = line.rfind("-")
+            if dash >= 0 and not line[:dash].strip():
+                return dash, key_column
+    return 2, 4
+
+
+def _starts_with_blank_line(chunk: str) -> bool:
+    first = _LINE_BREAK_RE.split(chunk, maxsplit=1)[0]
+    return not first.strip() and chunk != first
+
+
+def _drop_leading_blank_lines(chunk: str) -> str:
+    while _starts_with_blank_line(chunk):
+        chunk = chunk[_LINE_BREAK_RE.search(chunk).end() :]  # type: ignore[union-attr]
+    return chunk
+
+
+def _scalar_text(value: str | bool) -> str:
+    """A YAML scalar that the loader reads back as *value* (quoted where YAML 1.1 would retype it)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    dumped = yaml.safe_dump([value], default_flow_style=True, allow_unicode=True, width=1 << 16)
+    return dumped.strip()[1:-1]
+
+
+def _ports_text(ports: tuple[PortSpec, ...]) -> str:
+    parts = []
+    for spec in ports:
+        text = str(spec)
+        parts.append(text if text.isdigit() and not text.startswith("0") else json.dumps(text))
+    return "[" + ", ".join(parts) + "]"
+
+
+def _field_text(key: str, profile: Profile) -> str | None:
+    """The value of *key* as Tender writes it, or None when the key is to be left out."""
+    value = profile.to_dict().get(key)
+    if value is None:
+        return None
+    if key == "ports":
+        return _ports_text(profile.ports)
+    return _scalar_text(value)
+
+
+def _render_profile(profile: Profile, dash: int, indent: int, newline: str) -> str:
+    lines = []
+    for key in PROFILE_KEYS:
+        value = _field_text(key, profile)
+        if value is not None:
+            lines.append(f"{key}: {value}")
+    first = " " * dash + "-" + " " * max(1, indent - dash - 1) + lines[0]
+    return newline.join([first, *(" " * indent + line for line in lines[1:])]) + newline
+
+
+_PROFILE_ATTRS: Final = {
+    "name": "name", "context": "context", "namespace": "namespace", "target": "target", "ports": "ports",
+    "address": "address", "autostart": "autostart", "group": "group",
+}
+
+
+def _edit_item(
+    text: str, start: int, end: int, item: MappingNode, old: Profile, new: Profile, newline: str
+) -> str:
+    """The item's chunk text[start:end] with the keys that differ between *old* and *new* edited."""
+    entries = [(k, v) for k, v in item.value if isinstance(k, ScalarNode)]
+    where = {k.value: i for i, (k, _) in enumerate(entries)}
+    edits: list[tuple[int, int, str]] = []  # (from, to, replacement), indexes into text
+    for key in PROFILE_KEYS:
+        attr = _PROFILE_ATTRS[key]
+        if getattr(old, attr) == getattr(new, attr):
+            continue
+        value = _field_text(key, new)
+        if key in where:
+            i = where[key]
+            key_node, value_node = entries[i]
+            if value is None:
+                edits.append(_deletion(text, item, entries, i))
+            elif isinstance(value_node, SequenceNode) and not value_node.flow_style:
+                edits.append((key_node.end_mark.index, _content_end(value_node), f": {value}"))
+            else:
+                a, b = value_node.start_mark.index, _content_end(value_node)
+                edits.append((a, b, value if a < b else " " + value))
+        elif value is not None:
+            edits.append(_insertion(text, item, entries, key, value, newline))
+    # Last first, so earlier indexes stay valid; two insertions at one place
+    # keep PROFILE_KEYS order (the later key is applied first, ends up after).
+    order = sorted(range(len(edits)), key=lambda n: (edits[n][0], edits[n][1], n), reverse=True)
+    chunk = text[start:end]
+    for a, b, replacement in (edits[n] for n in order):
+        chunk = chunk[: a - start] + replacement + chunk[b - start :]
+    return chunk
+
+
+def _deletion(text: str, item: MappingNode, entries: list[tuple[Node, Node]], i: int) -> tuple[int, int, str]:
+    key_node, value_node = entries[i]
+    if item.flow_style:
+        if i > 0:
+            return (_content_end(entries[i - 1][1]), _content_end(value_node), "")
+        return (key_node.start_mark.index, entries[1][0].start_mark.index, "")
+    line_start = _line_start(text, key_node.start_mark.index)
+    if text[line_start : key_node.start_mark.index].strip():  # on the "- " line: the next key moves up
+        return (key_node.start_mark.index, entries[i + 1][0].start_mark.index, "")
+    return (line_start, _line_end(text, _content_end(value_node)), "")
+
+
+def _insertion(
+    text: str, item: MappingNode, entries: list[tuple[Node, Node]], key: str, value: str, newline: str
+) -> tuple[int, int, str]:
+    order = {k: n for n, k in enumerate(PROFILE_KEYS)}
+    before = [n for n, (k, _) in enumerate(entries) if order.get(k.value, -1) < order[key]]  # type: ignore[attr-defined]
+    anchor = entries[before[-1] if before else len(entries) - 1][1]
+    if item.flow_style:
+        at = _content_end(anchor)
+        return (at, at, f", {key}: {value}")
+    at = _line_end(text, _content_end(anchor))
+    column = entries[0][0].start_mark.column
+    prefix = "" if at == 0 or text[at - 1] in "\n\r" else newline
+    return (at, at, f"{prefix}{' ' * column}{key}: {value}{newline}")

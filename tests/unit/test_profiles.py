@@ -750,8 +750,8 @@ def test_save_and_reload_the_example(tmp_path: Path) -> None:
     assert again.profiles == original.profiles
     assert [p.line for p in again] == [p.line for p in written]
     text = path.read_text()
-    assert text.startswith("# Tender profiles (format version 1).")
-    assert "formatting are not kept when Tender saves this file" in text
+    assert text.startswith("# Tender profiles (format version 1)")
+    assert "Comments and layout are kept when Tender edits this file" in text
 
 
 def test_save_creates_private_file_and_directories(tmp_path: Path) -> None:
