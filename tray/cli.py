@@ -6,10 +6,18 @@
 * ``tender run [--profiles F] [NAME...] [--group G] [--all]`` — saved profiles, headless.
 * ``tender profiles check [F]`` / ``tender profiles list [F]``.
 
-Usage and configuration errors print one line and exit 2, without a
-traceback.  ``forward`` and ``run`` exit 0 on SIGINT/SIGTERM, and 1 when
-every forward they started has ended in ``error`` (as kubectl exits when it
-cannot forward), after printing why.
+``forward`` and ``run`` also take ``-o text|json``, ``--timestamps`` and
+``--exit-on-error``; :class:`_Printer` describes the output.
+
+Exit codes: 2 and one line on stderr, without a traceback, for usage and
+configuration errors, including a remote port the target does not have as
+typed (an unknown Service port or port name, a UDP-only port: kubectl
+refuses those too), no profiles to run, and ``profiles check`` of a missing
+file.  ``forward`` and ``run`` exit 0 on SIGINT/SIGTERM; they keep running
+while any forward can still recover (the engine keeps a forward whose target
+exists watched, and it returns to ``active`` by itself), and exit 1 once
+every forward is in ``error`` and none can; ``--exit-on-error`` exits 1 as
+soon as every forward is in ``error`` (kubectl exits when it cannot forward).
 """
 
 from __future__ import annotations
@@ -38,6 +46,13 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--timestamps", action="store_true",
+                   help="start each line with the local time (JSON: a \"time\" field)")
+    p.add_argument("--exit-on-error", action="store_true",
+                   help="exit 1 once every forward is in error, even one that would recover by itself")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="tender", description="Kubernetes port-forwards that survive pod restarts.")
     p.add_argument("--version", action="version", version=f"tender {__version__}")
@@ -55,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     fw.add_argument("--address", default="127.0.0.1",
                     help="local address to listen on (default 127.0.0.1; 'localhost' = 127.0.0.1 and ::1)")
     fw.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    _add_run_flags(fw)
     fw.add_argument("target", help="pod/NAME, svc/NAME, deploy/NAME, sts/NAME, ds/NAME, rs/NAME, rc/NAME, job/NAME or NAME")
     fw.add_argument("ports", nargs="+", metavar="[LOCAL:]REMOTE", help="8080, 8080:80, :80, 8080:http")
 
@@ -64,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--group", action="append", default=[], help="run the profiles of this group")
     run.add_argument("--all", action="store_true", help="run every profile")
     run.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    _add_run_flags(run)
     run.add_argument("names", nargs="*", metavar="NAME")
 
     prof = sub.add_parser("profiles", help="check or list profiles")
@@ -107,13 +124,43 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # ---------------------------------------------------------------- forwards
-class _Printer:
-    """Prints events as kubectl-like text or as JSON lines, from the main thread."""
+def _now_stamp() -> str:
+    """The local time, RFC 3339 with milliseconds (``--timestamps``)."""
+    from datetime import datetime
 
-    def __init__(self, output: str) -> None:
+    return datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+def _clock(iso: str) -> str:
+    """``HH:MM:SS`` local time of an ISO 8601 instant (the engine's ``next_retry_at``), or ''."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%H:%M:%S")
+    except ValueError:
+        return ""
+
+
+class _Printer:
+    """Prints engine events as text lines or JSON lines, from the main thread.
+
+    Text: one line per change, each naming the profile (if any) and the
+    context: ``shop-web (tender-a): Forwarding from 127.0.0.1:8080 -> 80
+    (svc/web in demo, pod web-7c9f-abcd)``.  A reconnecting forward prints
+    one line per attempt, with the attempt number and the time of the next
+    one; an unchanged state is not printed again.  Connections that fail in
+    the pod print one line each (the engine sends at most one a second per
+    forward and counts the rest).  With ``timestamps`` every line starts with
+    the local time.  JSON: every event, one object per line (``status``,
+    ``list``, ``connection-error``), with ``time`` when ``timestamps``.
+    """
+
+    def __init__(self, output: str, *, timestamps: bool = False) -> None:
         self.output = output
+        self.timestamps = timestamps
         self.events: queue.Queue[Any] = queue.Queue()
-        self._last: dict[str, tuple[str, str]] = {}
+        self._last: dict[str, tuple[Any, ...]] = {}
+        self._warned: dict[str, str] = {}
 
     def __call__(self, event: Any) -> None:  # engine thread: hand over only
         self.events.put(event)
@@ -122,50 +169,108 @@ class _Printer:
         """Show events in order, but only the newest full list of a burst.
 
         Starting 200 forwards emits 200 lists of up to 200 sessions; printing
-        each would be quadratic.  Every status event is still printed.
+        each would be quadratic.  In JSON every status event is still printed;
+        in text, a status event followed in the same burst by another of the
+        same forward and status says nothing the later one does not.
         """
-        from tray.manager import ListEvent
+        from tray.manager import ListEvent, StatusEvent
 
         last_list = max((i for i, e in enumerate(batch) if isinstance(e, ListEvent)), default=-1)
+        superseded: set[int] = set()
+        if self.output == "text":
+            newest: dict[str, tuple[int, str]] = {}
+            for i, e in enumerate(batch):
+                if isinstance(e, StatusEvent):
+                    prev = newest.get(e.session_id)
+                    if prev is not None and prev[1] == e.session.status:
+                        superseded.add(prev[0])
+                    newest[e.session_id] = (i, e.session.status)
         for i, event in enumerate(batch):
-            if isinstance(event, ListEvent) and i != last_list:
+            if (isinstance(event, ListEvent) and i != last_list) or i in superseded:
                 continue
             self.show(event)
 
+    def _emit(self, line: str, *, stream: Any = None) -> None:
+        if self.timestamps:
+            line = f"{_now_stamp()} {line}"
+        print(line, file=stream or sys.stdout, flush=True)
+
     def show(self, event: Any) -> None:
-        from tray.manager import ListEvent
+        from tray.manager import ConnectionEvent, ListEvent
 
         if self.output == "json":
             if isinstance(event, ListEvent):
                 obj = {"event": "list", "sessions": [_public(s.to_dict()) for s in event.sessions]}
+            elif isinstance(event, ConnectionEvent):
+                s = event.session
+                obj = {"event": "connection-error", "session_id": event.session_id, "pod_name": event.pod_name,
+                       "port": event.port, "error": event.error, "suppressed": event.suppressed,
+                       "cluster_id": s.cluster_id, "namespace": s.namespace, "target_kind": s.target_kind,
+                       "target_name": s.target_name, "local_port": s.local_port, "address": s.address,
+                       "profile": s.profile}
             else:
                 obj = {"event": "status", **_public(event.session.to_dict())}
+            if self.timestamps:
+                obj["time"] = _now_stamp()
             print(json.dumps(obj, sort_keys=True), flush=True)
             return
         if isinstance(event, ListEvent):
             return
         s = event.session
-        key = (s.status, s.pod_name)
-        if self._last.get(s.id) == key and s.status != "reconnecting":
+        prefix = f"{s.profile} ({s.cluster_id})" if s.profile else s.cluster_id
+        addr = f"[{s.address}]" if ":" in s.address else s.address
+        if isinstance(event, ConnectionEvent):
+            more = f" (and {event.suppressed} more)" if event.suppressed else ""
+            self._emit(f"{prefix}: error forwarding {addr}:{s.local_port} -> pod {event.pod_name} port "
+                       f"{event.port}: {event.error}{more}")
+            return
+        if s.status == "reconnecting":
+            key: tuple[Any, ...] = (s.status, s.status_reason, s.attempts if s.next_retry_at else None)
+        elif s.status == "active":
+            key = (s.status, s.pod_name)
+        else:
+            key = (s.status, s.status_reason, s.recoverable)
+        if self._last.get(s.id) == key:
             return
         self._last[s.id] = key
-        addr = f"[{s.address}]" if ":" in s.address else s.address
         if s.status == "active":
-            print(f"Forwarding from {addr}:{s.local_port} -> {s.container_port} "
-                  f"({s.target_kind.lower()} {s.target_name}, pod {s.pod_name})", flush=True)
-        elif s.status in ("reconnecting", "error"):
-            print(f"{s.target} {s.local_port} -> {s.remote_port}: {s.status}: {s.status_reason}", flush=True)
+            self._emit(f"{prefix}: Forwarding from {addr}:{s.local_port} -> {s.container_port} "
+                       f"({s.target} in {s.namespace}, pod {s.pod_name})")
+            if s.warning and self._warned.get(s.id) != s.warning:
+                self._warned[s.id] = s.warning
+                self._emit(f"{prefix}: warning: {s.warning}; connections to it will likely be refused")
+        elif s.status == "reconnecting":
+            when = ""
+            if s.next_retry_at:
+                when = f" (attempt {s.attempts}, next at {_clock(s.next_retry_at)})"
+            self._emit(f"{prefix}: {s.target} {s.local_port} -> {s.remote_port}: reconnecting{when}: "
+                       f"{s.status_reason}")
+        elif s.status == "error" and not s.usage_error:  # usage errors: one line on stderr (_serve)
+            tail = ""
+            if s.recoverable:
+                tail = f"; still watching {s.target}, forwards again when a pod is ready"
+            self._emit(f"{prefix}: {s.target} {s.local_port} -> {s.remote_port}: error: {s.status_reason}{tail}")
 
 
 def _public(d: dict[str, Any]) -> dict[str, Any]:
     keep = ("session_id", "cluster_id", "cluster_name", "namespace", "target_kind", "target_name",
-            "pod_name", "container_port", "local_port", "address", "status", "status_reason",
-            "profile", "started_at", "attempts")
+            "pod_name", "container_port", "local_port", "address", "remote_port", "status", "status_reason",
+            "profile", "started_at", "attempts", "next_retry_at", "recoverable", "usage_error", "warning")
     return {k: d[k] for k in keep if k in d}
 
 
-def _serve(manager: Any, ids: list[str], printer: _Printer) -> int:
-    """Print events until a signal, or until every forward is in error."""
+def _serve(manager: Any, ids: list[str], printer: _Printer, origins: dict[str, UsageError], *,
+           exit_on_error: bool, usage_exits: bool) -> int:
+    """Print events until a signal, or until the forwards cannot go on; returns the exit code.
+
+    Blocks.  Exit codes: 0 after SIGINT/SIGTERM; 2 for a usage error (a port
+    the target does not have as typed), at once if ``usage_exits`` (``forward``:
+    kubectl refuses such a command line), else once nothing else runs
+    (``run``); 1 once every forward is in ``error`` and none can recover
+    (``exit_on_error``: once every forward is in ``error``, recoverable or
+    not).  ``origins`` maps session ids to where the forward was asked for
+    (argument or profile), to name it in a usage error's line.
+    """
     stop = {"signal": False}
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -173,16 +278,33 @@ def _serve(manager: Any, ids: list[str], printer: _Printer) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    reported: set[str] = set()
     try:
         while not stop["signal"]:
             try:
-                printer.show_batch(_drain(printer.events, printer.events.get(timeout=0.2)))
-                continue
+                first = printer.events.get(timeout=0.2)
             except queue.Empty:
-                pass
-            states = [manager.get(i).status for i in ids]
-            if states and all(s == "error" for s in states) and printer.events.empty():
-                return 1
+                first = None
+            if first is not None:
+                printer.show_batch(_drain(printer.events, first, settle=0.05))
+            infos = [manager.get(i) for i in ids]
+            usage = False
+            for info in infos:
+                if info.status == "error" and info.usage_error:
+                    usage = True
+                    if info.id not in reported:
+                        reported.add(info.id)
+                        origin = origins.get(info.id) or UsageError("")
+                        err = UsageError(info.status_reason, source=origin.source, line=origin.line,
+                                         field=origin.field)
+                        printer._emit(f"tender: error: {err}", stream=sys.stderr)
+            if usage and usage_exits:
+                return 2
+            if not printer.events.empty():
+                continue
+            if infos and all(i.status == "error" for i in infos):
+                if exit_on_error or not any(i.recoverable for i in infos):
+                    return 2 if usage else 1
         return 0
     finally:
         if not printer.events.empty():
@@ -190,11 +312,23 @@ def _serve(manager: Any, ids: list[str], printer: _Printer) -> int:
         manager.shutdown()
 
 
-def _drain(events: queue.Queue[Any], first: Any) -> list[Any]:
+def _drain(events: queue.Queue[Any], first: Any, settle: float = 0.0) -> list[Any]:
+    """``first`` and whatever else is queued, waiting up to ``settle`` seconds for more."""
+    import time
+
     batch = [first]
+    deadline = time.monotonic() + settle
     while True:
         try:
             batch.append(events.get_nowait())
+            continue
+        except queue.Empty:
+            pass
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return batch
+        try:
+            batch.append(events.get(timeout=left))
         except queue.Empty:
             return batch
 
@@ -229,17 +363,21 @@ def _forward(args: argparse.Namespace) -> int:
             raise UsageError(exc.message, field=f"port {text!r}") from None
     _check_address(args.address)
     manager = ForwardManager(args.kubeconfig)
-    printer = _Printer(args.output)
+    printer = _Printer(args.output, timestamps=args.timestamps)
+    origins: dict[str, UsageError] = {}
     try:
         context = _resolve_context(manager, args.context)
         manager.preflight(context)
         manager.subscribe(printer)
-        ids = [manager.start(context, args.namespace, target.kind, target.name, spec.remote,
-                             _local(spec), args.address) for spec in specs]
+        ids = []
+        for text, spec in zip(args.ports, specs):
+            ids.append(manager.start(context, args.namespace, target.kind, target.name, spec.remote,
+                                     _local(spec), args.address))
+            origins[ids[-1]] = UsageError("", field=f"port {text!r}")
     except BaseException:
         manager.shutdown()
         raise
-    return _serve(manager, ids, printer)
+    return _serve(manager, ids, printer, origins, exit_on_error=args.exit_on_error, usage_exits=True)
 
 
 def _local(spec: Any) -> int | None:
@@ -273,9 +411,10 @@ def _run_profiles(args: argparse.Namespace) -> int:
                            known_contexts={c.id for c in clusters})
         chosen = _choose_profiles(pf, args)
         current = next((c.id for c in clusters if c.current), None)
-        printer = _Printer(args.output)
+        printer = _Printer(args.output, timestamps=args.timestamps)
         manager.subscribe(printer)
         ids: list[str] = []
+        origins: dict[str, UsageError] = {}
         checked: set[str] = set()
         for prof in chosen:
             context = prof.context or current
@@ -285,16 +424,30 @@ def _run_profiles(args: argparse.Namespace) -> int:
             if context not in checked:
                 manager.preflight(context)
                 checked.add(context)
-            for spec in prof.ports:
+            for n, spec in enumerate(prof.ports):
                 ids.append(manager.start(context, prof.namespace, prof.target.kind, prof.target.name,
                                          spec.remote, _local(spec), prof.address, profile=prof.name))
+                origins[ids[-1]] = UsageError("", source=str(pf.path), line=prof.line or None,
+                                              field=f"{prof.name}.ports[{n}]")
     except BaseException:
         manager.shutdown()
         raise
-    return _serve(manager, ids, printer)
+    return _serve(manager, ids, printer, origins, exit_on_error=args.exit_on_error, usage_exits=False)
+
+
+def _no_profiles(pf: Any) -> UsageError:
+    """Why there is nothing to run: no file at all, or a file without profiles."""
+    if not pf.path.exists():
+        return UsageError(f"no profiles file: {pf.path} does not exist (create it, set $TENDER_PROFILES "
+                          "or pass --profiles FILE; 'tender forward' needs none)")
+    return UsageError("the file has no profiles ('profiles: []'); add one, or use 'tender forward'",
+                      source=str(pf.path), field="profiles")
 
 
 def _choose_profiles(pf: Any, args: argparse.Namespace) -> list[Any]:
+    """The profiles ``run`` starts; UsageError (exit 2) when that is none."""
+    if not pf.profiles:
+        raise _no_profiles(pf)
     if args.all:
         return list(pf.profiles)
     chosen = []
@@ -318,22 +471,29 @@ def _choose_profiles(pf: Any, args: argparse.Namespace) -> list[Any]:
 
 
 def _profiles(args: argparse.Namespace) -> int:
-    from tray.profiles import check_profiles, load_profiles
+    from tray.profiles import check_profiles, default_profiles_path, load_profiles
 
     known = None
     if args.kubeconfig:
         from tray.kubeconfig import list_clusters
 
         known = {c.id for c in list_clusters(args.kubeconfig)}
+    path = args.file if args.file is not None else default_profiles_path()
+    if args.file is None and not os.path.lexists(path):
+        # The tray treats a missing default file as "no profiles yet"; asked
+        # about it by name, say it is not there (exit 2), not "ok".
+        raise UsageError("no such file (the default profiles file; pass FILE or set $TENDER_PROFILES)",
+                         source=str(path))
     if args.profiles_command == "check":
-        errors = check_profiles(args.file, known_contexts=known)
+        errors = check_profiles(path, known_contexts=known, missing_ok=False)
         for err in errors:
             print(str(err), file=sys.stderr)
         if errors:
             return 2
-        print(f"{args.file or 'profiles'}: ok")
+        pf = load_profiles(path, known_contexts=known)
+        print(f"{path}: ok ({len(pf.profiles)} profile{'' if len(pf.profiles) == 1 else 's'})")
         return 0
-    pf = load_profiles(args.file, known_contexts=known)
+    pf = load_profiles(path, known_contexts=known)
     for prof in pf.profiles:
         ports = " ".join(str(p) for p in prof.ports)
         print(f"{prof.name}\t{prof.group or '-'}\t{prof.context or '(current)'}\t"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +19,16 @@ contexts: [{name: only, context: {cluster: c, user: u}}]
 """
 
 
-def tender(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tray", *args], capture_output=True, text=True, timeout=60, cwd=cwd)
+def tender(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tray", *args], capture_output=True, text=True, timeout=60, cwd=cwd,
+                          env=env)
+
+
+def no_profiles_env(tmp_path: Path) -> dict[str, str]:
+    """An environment whose default profiles file (under XDG_CONFIG_HOME) does not exist."""
+    env = {k: v for k, v in os.environ.items() if k != "TENDER_PROFILES"}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    return env
 
 
 @pytest.fixture
@@ -108,3 +117,46 @@ def test_profiles_check_ok():
     root = Path(__file__).resolve().parents[2]
     proc = tender("profiles", "check", str(root / "config" / "profiles.example.yaml"))
     assert proc.returncode == 0 and "ok" in proc.stdout
+
+
+def test_run_all_without_a_profiles_file(tmp_path: Path, kubeconfig: str):
+    default = tmp_path / "config" / "tender" / "profiles.yaml"
+    proc = tender("run", "--kubeconfig", kubeconfig, "--all", env=no_profiles_env(tmp_path))
+    assert_one_line_exit_2(proc, "no profiles file", str(default), "does not exist")
+
+
+@pytest.mark.parametrize("args", [["--all"], [], ["--group", "g"]])
+def test_run_with_an_empty_profiles_list(tmp_path: Path, kubeconfig: str, args: list[str]):
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text("version: 1\nprofiles: []\n")
+    proc = tender("run", "--kubeconfig", kubeconfig, "--profiles", str(profiles), *args)
+    assert_one_line_exit_2(proc, f"{profiles}: profiles: the file has no profiles")
+
+
+def test_profiles_check_of_a_missing_default_file(tmp_path: Path):
+    default = tmp_path / "config" / "tender" / "profiles.yaml"
+    for command in ("check", "list"):
+        proc = tender("profiles", command, env=no_profiles_env(tmp_path))
+        assert_one_line_exit_2(proc, f"{default}: no such file")
+        assert proc.stdout == ""
+
+
+def test_profiles_check_of_a_missing_named_file(tmp_path: Path):
+    assert_one_line_exit_2(tender("profiles", "check", str(tmp_path / "nope.yaml")), "nope.yaml: no such file")
+
+
+def test_profiles_check_of_the_default_file(tmp_path: Path):
+    env = no_profiles_env(tmp_path)
+    default = tmp_path / "config" / "tender" / "profiles.yaml"
+    default.parent.mkdir(parents=True)
+    default.write_text("version: 1\nprofiles: []\n")
+    proc = tender("profiles", "check", env=env)
+    assert proc.returncode == 0 and proc.stdout == f"{default}: ok (0 profiles)\n", proc
+
+
+@pytest.mark.parametrize("target", ["rs/web", "rc/web", "job/web", "replicationcontrollers/web", "jobs.batch/web"])
+def test_new_kinds_parse(kubeconfig: str, target: str):
+    # Accepted: the command gets as far as the (unreachable) cluster, not a usage error about the kind.
+    proc = tender("forward", "--kubeconfig", kubeconfig, target, "80", "--exit-on-error")
+    assert "unknown resource kind" not in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
