@@ -51,6 +51,23 @@ The rules, and why:
   :data:`HIGH_WATER`, the tunnel pauses reading the WebSocket until it
   drains, holding up the tunnel's other connections as kubectl does.
   Memory stays bounded.
+* The other way round, a pod that does not read what a connection sends
+  would stall every connection of the tunnel, for good: the kubelet's SPDY
+  library hands each stream's data to the copy to the pod from one of five
+  frame workers, and waits there; behind the waiting worker its other
+  frames wait, and once its queue is full (50 frames) the session's reader
+  stops (:class:`KubeletQueues` has the rules).  kubectl freezes so.  Tender
+  contains it: a connection sends its first :data:`FREE_BYTES` freely (any
+  pod's socket takes that much); beyond them it is *bulk*, and it may have
+  at most :data:`WINDOW` bytes and :data:`WINDOW_FRAMES` frames on their way
+  that the kubelet is not known to have taken, known from PINGs aimed at its
+  worker (an answered PING proves the worker handled what was queued before
+  it).  New connections take stream ids whose workers hold no such bulk
+  data, so they never queue behind it; liveness PINGs count only when aimed
+  at such a clear worker.  A worker whose PING stays unanswered while later
+  ones come back is stuck: the tunnel then takes no new connections (the
+  next one opens a fresh tunnel) and carries its open ones to their end.  A
+  stuck connection neither delays nor drops the others.
 * A tunnel with no connections closes after :data:`IDLE_CLOSE` seconds, so
   an unused forward holds nothing open on the API server.
 """
@@ -58,10 +75,12 @@ The rules, and why:
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from websockets.exceptions import ConnectionClosed
@@ -88,7 +107,8 @@ from tray.stream import READ_SIZE, StreamResult, connect_websocket, forget_trace
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Tunnel", "TunnelUnsupported", "REPLY_TIMEOUT", "CHECK_AFTER", "IDLE_CLOSE", "HIGH_WATER"]
+__all__ = ["Tunnel", "TunnelUnsupported", "KubeletQueues", "REPLY_TIMEOUT", "CHECK_AFTER", "IDLE_CLOSE",
+           "HIGH_WATER", "FREE_BYTES", "WINDOW", "WINDOW_FRAMES", "STALL_AFTER"]
 
 #: Seconds the kubelet may take to acknowledge a new stream (it does so
 #: before dialling the pod, normally within milliseconds).
@@ -103,6 +123,31 @@ HIGH_WATER = 1 << 20
 REPLAY_LIMIT = 64 * 1024
 #: Cap on the error text kept per connection.
 MAX_ERROR_CHARS = 64 * 1024
+
+#: moby/spdystream's frame workers per session (``FRAME_WORKERS``) and the
+#: frames each one's queue holds before the session's reader waits (``QUEUE_SIZE``).
+WORKERS = 5
+QUEUE_FRAMES = 50
+#: Bytes a connection sends before it counts as bulk: any pod's socket takes
+#: this much unread (a loopback or veth socket's first window is 64 KiB), so
+#: the kubelet never waits on them; HTTP requests without a large body fit.
+FREE_BYTES = 32 * 1024
+#: A bulk connection's bytes on their way that the kubelet is not known to
+#: have taken (acknowledged by PINGs aimed at its worker).
+WINDOW = 8 << 20
+#: Frames one worker's queue may hold that are not known handled, before a
+#: bulk connection waits: under QUEUE_FRAMES, with room for PINGs and a few
+#: connections' last frames (FIN, RST_STREAM).
+WINDOW_FRAMES = 36
+#: No PING goes to a worker holding bulk data once this many frames may be queued there.
+PING_LIMIT = 46
+#: A bulk connection asks for an acknowledgement every ACK_EVERY bytes, or
+#: ACK_DELAY seconds after its last frame, whichever comes first.
+ACK_EVERY = WINDOW // 4
+ACK_DELAY = 0.005
+#: Seconds a PING may stay unanswered after a later one to another worker
+#: came back before its worker counts as stuck.
+STALL_AFTER = 1.0
 
 
 class TunnelSocket(Protocol):
@@ -126,6 +171,126 @@ class TunnelUnsupported(TenderError):
     """The API server did not negotiate the SPDY tunnel subprotocol."""
 
 
+# ------------------------------------------------------------ the kubelet's frame workers
+@dataclass(slots=True)
+class _PingRecord:
+    worker: int
+    index: int  # its place among the frames sent to that worker (1-based)
+    seq: int  # its place among all our PINGs
+    overtaken_at: float | None = None  # when a later PING to another worker was answered
+
+
+class KubeletQueues:
+    """Where the kubelet's SPDY library puts each frame Tender sends, and what an answered PING proves.
+
+    Sans-I/O: the tunnel reports every frame as it writes it (in wire order)
+    and every PING answer; this says which of the kubelet's frame workers
+    holds what, which workers hold data that is not yet known to be taken,
+    and which look stuck.  The rules are moby/spdystream's
+    (``connection.go``, ``Connection.Serve``), the library inside the
+    kubelet's streaming server, containerd's and CRI-O's:
+
+    * one goroutine reads the session's frames in order and queues each for
+      one of :data:`WORKERS` frame workers: a stream's frames (SYN_STREAM,
+      DATA, RST_STREAM) for worker ``stream_id % WORKERS``, each PING (and
+      any control frame it does not know) for the next worker round-robin;
+    * each worker's queue holds :data:`QUEUE_FRAMES`; the reader waits while
+      the one it needs is full, and then nothing on the session moves;
+    * a worker handles its frames in order (all of Tender's have priority 0),
+      handing a DATA frame's bytes to the stream's reader (the kubelet's copy
+      to the pod) and waiting until it takes them; it answers a PING at once.
+
+    So an answered PING proves that its worker has handled every frame queued
+    for it before the PING: the bytes of those DATA frames were taken by the
+    kubelet's copy to the pod.  A PING still unanswered after a later PING to
+    another worker came back means that its worker is stuck (waiting for a
+    pod that does not read); :meth:`stalled` names such workers once that has
+    lasted ``stall_after`` seconds.
+    """
+
+    def __init__(self, stall_after: float = 1.0) -> None:
+        self.stall_after = stall_after
+        self.sent = [0] * WORKERS  # frames written for each worker
+        self.handled = [0] * WORKERS  # of those, how many are known handled
+        self.bulk_mark = [0] * WORKERS  # the last frame for each worker that must be seen handled
+        self.last_ping = [0] * WORKERS  # the index of the last PING for each worker
+        self._next_worker = 0  # the reader's round-robin counter (PINGs only: we send no other)
+        self._pings: dict[int, _PingRecord] = {}
+        self._seq = 0
+
+    @staticmethod
+    def worker_of(stream_id: int) -> int:
+        return stream_id % WORKERS
+
+    def stream_frame(self, stream_id: int, *, bulk: bool = False) -> int:
+        """A frame of ``stream_id`` written; its index in its worker's queue.
+
+        ``bulk``: its worker is reserved (:meth:`reserved`) until it is seen handled.
+        """
+        worker = stream_id % WORKERS
+        self.sent[worker] += 1
+        if bulk:
+            self.bulk_mark[worker] = self.sent[worker]
+        return self.sent[worker]
+
+    def next_ping_worker(self) -> int:
+        return self._next_worker
+
+    def ping(self, ping_id: int | None = None) -> int:
+        """A PING written (ours with its id, or an echo of the server's); the worker it goes to."""
+        worker = self._next_worker
+        self._next_worker = (worker + 1) % WORKERS
+        self.sent[worker] += 1
+        self.last_ping[worker] = self.sent[worker]
+        if ping_id is not None:
+            self._seq += 1
+            self._pings[ping_id] = _PingRecord(worker, self.sent[worker], self._seq)
+        return worker
+
+    def answered(self, ping_id: int, now: float) -> int | None:
+        """Our PING came back: the worker whose handled frames advanced, or None (not ours)."""
+        record = self._pings.pop(ping_id, None)
+        if record is None:
+            return None
+        worker = record.worker
+        self.handled[worker] = max(self.handled[worker], record.index)
+        for other_id, other in list(self._pings.items()):
+            if other.seq >= record.seq:
+                continue
+            if other.worker == worker:
+                del self._pings[other_id]  # handled in order: it was answered, or lost with the frame
+            elif other.overtaken_at is None:
+                other.overtaken_at = now
+        return worker
+
+    def forget_pings(self) -> None:
+        self._pings.clear()
+
+    def outstanding(self, worker: int) -> int:
+        """Frames written for ``worker`` not yet known handled (an upper bound of its queue)."""
+        return self.sent[worker] - self.handled[worker]
+
+    def pings_waiting(self, worker: int) -> int:
+        return sum(1 for r in self._pings.values() if r.worker == worker)
+
+    def reserved(self, worker: int) -> bool:
+        """The worker holds bulk data not yet seen handled: new streams keep away from it."""
+        return self.handled[worker] < self.bulk_mark[worker]
+
+    def covered(self, worker: int) -> bool:
+        """A PING written after the worker's last bulk frame is on its way."""
+        return self.last_ping[worker] > self.bulk_mark[worker] and self.last_ping[worker] > self.handled[worker]
+
+    def stalled(self, now: float) -> set[int]:
+        return {r.worker for r in self._pings.values()
+                if r.overtaken_at is not None and now - r.overtaken_at >= self.stall_after}
+
+    def overtaken_since(self) -> float | None:
+        """The earliest time a still unanswered PING was overtaken (None: none is)."""
+        times = [r.overtaken_at for r in self._pings.values() if r.overtaken_at is not None]
+        return min(times) if times else None
+
+
 class _Connection:
     """The tunnel's side of one forwarded TCP connection (two SPDY streams)."""
 
@@ -143,6 +308,22 @@ class _Connection:
         self.unacked: list[bytes] | None = []  # sent before the kubelet's reply; None: too much
         self._unacked_size = 0
         self.local_eof = False
+        # Bulk flow control (see KubeletQueues): bytes sent, bytes the kubelet
+        # is known to have taken, and the frames in between (index in the data
+        # stream's worker queue, bytes sent up to and including it).
+        self.bulk = False
+        self.up_sent = self.up_acked = 0
+        self.in_flight: collections.deque[tuple[int, int]] = collections.deque()
+        self.credit = asyncio.Event()
+
+    def taken_through(self, handled: int) -> None:
+        """The data stream's worker has handled its first ``handled`` frames."""
+        acked = self.up_acked
+        while self.in_flight and self.in_flight[0][0] <= handled:
+            acked = self.in_flight.popleft()[1]
+        if acked != self.up_acked:
+            self.up_acked = acked
+            self.credit.set()
 
     def deliver(self, payload: bytes | memoryview) -> bool:
         """Pass pod bytes to the local client; False if it is gone.
@@ -248,6 +429,16 @@ class Tunnel:
         self._checking: asyncio.Future[bool] | None = None
         self._stalled = False  # reading paused for a slow local client (back-pressure)
         self._broken = False  # the kubelet broke the framing: ignore the rest
+        # Where our frames wait in the kubelet (see KubeletQueues), the open
+        # connections by their data stream's worker, and PINGs for bulk data.
+        self._queues = KubeletQueues(STALL_AFTER)
+        self._by_worker: list[set[_Connection]] = [set() for _ in range(WORKERS)]
+        self._unpinged = [0] * WORKERS  # bulk bytes written to each worker since its last PING
+        self._ack_timers: dict[int, asyncio.TimerHandle] = {}
+        self._ack_queued: set[int] = set()  # workers whose PING is spawned, not yet written
+        self._probing = False
+        self._stall_timer: asyncio.TimerHandle | None = None
+        self._wedged = False  # a worker is stuck: no new connections here
         ws.divert(self._on_bytes)  # binary payload straight to the SPDY parser
         self._watcher = asyncio.ensure_future(self._watch())
         self._keepalive: asyncio.Task[None] | None = asyncio.ensure_future(self._keep_alive())
@@ -256,9 +447,20 @@ class Tunnel:
     # ------------------------------------------------------------ state
     @property
     def usable(self) -> bool:
-        """Whether a new connection may use this tunnel."""
+        """Whether a new connection may use this tunnel.
+
+        Not once a kubelet frame worker is stuck on a connection the pod does
+        not read (:class:`KubeletQueues`), nor while every worker holds bulk
+        data: the next connection then opens a fresh tunnel.
+        """
         return (self.closed_reason is None and not self._retired and not self._going_away
-                and self._next_id + 4 <= MAX_STREAM_ID)
+                and self._next_id + 8 * WORKERS <= MAX_STREAM_ID and not self._check_wedged()
+                and len(self._avoid()) < WORKERS)
+
+    @property
+    def wedged(self) -> bool:
+        """A kubelet frame worker of this tunnel is stuck (a pod does not read a connection)."""
+        return self._check_wedged()
 
     @property
     def connections(self) -> int:
@@ -279,19 +481,152 @@ class Tunnel:
         return await asyncio.shield(self._checking)
 
     async def _ping(self) -> bool:
-        ping_id, self._next_ping = self._next_ping, self._next_ping + 2
-        answer = asyncio.get_running_loop().create_future()
-        self._pings[ping_id] = answer
+        """PINGs up to a clear worker (:meth:`_liveness_pings`); any answer proves the path.
+
+        No answer within the reply timeout aborts the tunnel, unless no PING
+        could be aimed at a clear worker (each holds another connection's
+        unread data): then silence proves nothing, and the tunnel is trusted.
+        """
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        sent: list[int] = []
+        decisive = False
+
+        def pings() -> bytes:
+            nonlocal decisive
+            frames, decisive = self._liveness_pings(sent)
+            for ping_id in sent:
+                self._pings[ping_id] = answer
+            return frames
+
         try:
-            if not await self._send(SpdyEncoder.ping(ping_id)):
+            if not await self._send(pings):
                 return False
+            if not sent:
+                return True  # nothing could be sent without filling a stuck worker's queue
             return await asyncio.wait_for(answer, self._reply_timeout)
         except TimeoutError:
+            if not decisive:
+                return True
             if self.closed_reason is None:
                 self.abort(f"no answer to a ping within {self._reply_timeout:.0f} s")
             return False
         finally:
-            self._pings.pop(ping_id, None)
+            for ping_id in sent:
+                self._pings.pop(ping_id, None)
+
+    def _new_ping_id(self) -> int:
+        ping_id, self._next_ping = self._next_ping, self._next_ping + 2
+        if self._next_ping > 0x7FFFFFFF:
+            self._next_ping = 1
+        return ping_id
+
+    def _clear(self, worker: int, stalled: set[int]) -> bool:
+        """No bulk data waits at this worker: a PING there is answered at once."""
+        return not self._queues.reserved(worker) and worker not in stalled
+
+    def _may_ping(self, worker: int) -> bool:
+        # A worker holding bulk data may be stuck for good: every frame queued
+        # there stays, and a full queue would stop the whole session.
+        return not self._queues.reserved(worker) or self._queues.outstanding(worker) < PING_LIMIT
+
+    def _liveness_pings(self, ids: list[int]) -> tuple[bytes, bool]:
+        """PINGs round-robin until one reaches a clear worker; (frames, whether one did).
+
+        Called as they are written.  PINGs go to the kubelet's workers in
+        turn, so reaching a clear one may take a PING to each busy one before it.
+        """
+        stalled = self._queues.stalled(asyncio.get_running_loop().time())
+        frames = []
+        for _ in range(WORKERS):
+            worker = self._queues.next_ping_worker()
+            if not self._may_ping(worker):
+                break
+            ping_id = self._new_ping_id()
+            self._record_ping(ping_id)
+            ids.append(ping_id)
+            frames.append(SpdyEncoder.ping(ping_id))
+            if self._clear(worker, stalled):
+                return b"".join(frames), True
+        return b"".join(frames), False
+
+    def _record_ping(self, ping_id: int | None) -> None:
+        worker = self._queues.ping(ping_id)
+        self._unpinged[worker] = 0
+
+    def _ack_pings(self, target: int) -> bytes:
+        """PINGs round-robin up to and including ``target``'s worker (written now)."""
+        self._ack_queued.discard(target)
+        frames = []
+        for _ in range(WORKERS):
+            worker = self._queues.next_ping_worker()
+            if not self._may_ping(worker):
+                break
+            ping_id = self._new_ping_id()
+            self._record_ping(ping_id)
+            frames.append(SpdyEncoder.ping(ping_id))
+            if worker == target:
+                break
+        return b"".join(frames)
+
+    def _want_ack(self, worker: int, *, urgent: bool = False) -> None:
+        """Make sure a PING follows the bulk data written to ``worker`` (now, or shortly)."""
+        queues = self._queues
+        if (self.closed_reason is not None or not queues.reserved(worker) or queues.covered(worker)
+                or worker in self._ack_queued or queues.pings_waiting(worker) >= 2):
+            return  # nothing to acknowledge, or answers on their way will call again
+        if urgent or self._unpinged[worker] >= ACK_EVERY:
+            timer = self._ack_timers.pop(worker, None)
+            if timer is not None:
+                timer.cancel()
+            self._ack_queued.add(worker)
+            self._spawn(self._send(lambda: self._ack_pings(worker)))
+        elif worker not in self._ack_timers:
+            self._ack_timers[worker] = asyncio.get_running_loop().call_later(ACK_DELAY, self._ack_due, worker)
+
+    def _ack_due(self, worker: int) -> None:
+        self._ack_timers.pop(worker, None)
+        self._want_ack(worker, urgent=True)
+
+    def _answered(self, ping_id: int) -> None:
+        """One of our PINGs came back: credit the connections of its worker."""
+        now = asyncio.get_running_loop().time()
+        worker = self._queues.answered(ping_id, now)
+        if worker is None:
+            return
+        handled = self._queues.handled[worker]
+        for conn in self._by_worker[worker]:
+            conn.taken_through(handled)
+        self._want_ack(worker)
+        if self._stall_timer is None and not self._wedged and self._queues.overtaken_since() is not None:
+            self._stall_timer = asyncio.get_running_loop().call_later(self._queues.stall_after, self._stall_due)
+
+    def _stall_due(self) -> None:
+        self._stall_timer = None
+        if self.closed_reason is None and not self._check_wedged() and self._queues.overtaken_since() is not None:
+            self._stall_timer = asyncio.get_running_loop().call_later(0.1, self._stall_due)
+
+    def _check_wedged(self) -> bool:
+        if not self._wedged and self.closed_reason is None:
+            stuck = self._queues.stalled(asyncio.get_running_loop().time())
+            if stuck:
+                self._wedged = True
+                log.info("port-forward tunnel to %s: the kubelet is stuck on a connection the pod does not read "
+                         "(its frame worker %s); new connections use a fresh tunnel", self.pod,
+                         ", ".join(map(str, sorted(stuck))))
+        return self._wedged
+
+    def _probe(self) -> None:
+        """A PING to a clear worker, unawaited: its answer shows up a stuck one (rate-limited)."""
+        if self._probing or self._wedged or self.closed_reason is not None:
+            return
+        self._probing = True
+        sent: list[int] = []
+
+        def pings() -> bytes:
+            self._probing = False
+            return self._liveness_pings(sent)[0]
+
+        self._spawn(self._send(pings))
 
     async def _keep_alive(self) -> None:
         """PING a silent tunnel that carries connections, so a dead one ends them."""
@@ -350,12 +685,59 @@ class Tunnel:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _send(self, frame: bytes) -> bool:
+    async def _send(self, message: bytes | Callable[[], bytes]) -> bool:
+        """Write one WebSocket message; False if the tunnel has ended.
+
+        ``message`` may be a function making it: it is called just before the
+        write, so frames are counted (:class:`KubeletQueues`) in the order
+        the kubelet reads them.  (websockets writes a message to the
+        transport before its first wait; only the drain after it waits.)
+        """
+        if callable(message):
+            if self.closed_reason is not None:
+                return False
+            message = message()
+            if not message:
+                return True
         try:
-            await self._ws.send(frame)
+            await self._ws.send(message)
             return True
         except ConnectionClosed:
             return False
+
+    def _frames(self, stream_id: int, frame: bytes) -> Callable[[], bytes]:
+        """A control frame or FIN of one stream, counted as it is written."""
+        def make() -> bytes:
+            self._queues.stream_frame(stream_id)
+            return frame
+        return make
+
+    def _data_frame(self, conn: _Connection, data: bytes) -> bytes:
+        """``data`` on the connection's data stream, counted as it is written."""
+        conn.bulk = conn.bulk or conn.up_sent + len(data) > FREE_BYTES
+        index = self._queues.stream_frame(conn.data_id, bulk=conn.bulk)
+        conn.up_sent += len(data)
+        if conn.bulk:
+            worker = conn.data_id % WORKERS
+            conn.in_flight.append((index, conn.up_sent))
+            self._unpinged[worker] += len(data)
+            self._want_ack(worker)
+        else:
+            conn.up_acked = conn.up_sent  # the pod's socket takes it (FREE_BYTES)
+        return SpdyEncoder.data(conn.data_id, data)
+
+    async def _window(self, conn: _Connection) -> None:
+        """Wait until a bulk connection may send more (see :class:`KubeletQueues`)."""
+        worker = conn.data_id % WORKERS
+        while (self.closed_reason is None and not conn.finished.done()
+               and (conn.up_sent - conn.up_acked >= WINDOW
+                    or self._queues.outstanding(worker) >= WINDOW_FRAMES)):
+            conn.credit.clear()
+            self._want_ack(worker, urgent=True)
+            try:
+                await asyncio.wait_for(conn.credit.wait(), STALL_AFTER)
+            except TimeoutError:
+                self._probe()  # is the kubelet slow for everyone, or stuck on this pod?
 
     # ------------------------------------------------------------ reading
     def _on_bytes(self, chunk: bytes | memoryview) -> None:
@@ -390,6 +772,11 @@ class Tunnel:
             keepalive, self._keepalive = self._keepalive, None
             if keepalive is not None:
                 keepalive.cancel()
+            for timer in [*self._ack_timers.values(), self._stall_timer]:
+                if timer is not None:
+                    timer.cancel()
+            self._ack_timers.clear()
+            self._stall_timer = None
             self._ws.divert(None)
             forget_traceback(self._ws)
 
@@ -425,11 +812,15 @@ class Tunnel:
                 conn.end(reset=event)
         elif isinstance(event, Ping):
             if event.ping_id % 2 == 0:  # the server's: echo it
-                self._spawn(self._send(SpdyEncoder.ping(event.ping_id)))
+                def echo(frame: bytes = SpdyEncoder.ping(event.ping_id)) -> bytes:
+                    self._record_ping(None)  # a PING to the kubelet too: it takes a worker's turn
+                    return frame
+                self._spawn(self._send(echo))
             else:  # the answer to ours
                 answer = self._pings.get(event.ping_id)
                 if answer is not None and not answer.done():
                     answer.set_result(True)
+                self._answered(event.ping_id)
         elif isinstance(event, GoAway):
             # No new streams; those after last_good were never seen by the kubelet.
             self._going_away = True
@@ -437,7 +828,8 @@ class Tunnel:
                 if conn.data_id > event.last_good:
                     conn.end(dropped=True, unseen=True)
         elif isinstance(event, StreamPushed):
-            self._spawn(self._send(SpdyEncoder.rst_stream(event.stream_id, RST_REFUSED_STREAM)))
+            self._spawn(self._send(self._frames(event.stream_id,
+                                                SpdyEncoder.rst_stream(event.stream_id, RST_REFUSED_STREAM))))
 
     def _stall(self, conn: _Connection) -> None:
         """Stop reading the WebSocket until a slow local client has caught up."""
@@ -462,7 +854,7 @@ class Tunnel:
     def _cancel(self, conn: _Connection) -> None:
         """The local client went away: tell the kubelet to stop sending."""
         if not conn.finished.done():
-            self._spawn(self._send(SpdyEncoder.rst_stream(conn.data_id, RST_CANCEL)))
+            self._spawn(self._send(self._frames(conn.data_id, SpdyEncoder.rst_stream(conn.data_id, RST_CANCEL))))
             conn.end()
 
     # ------------------------------------------------------------ forwarding
@@ -474,42 +866,53 @@ class Tunnel:
         :attr:`StreamResult.replay`), sent first.  When the result has
         ``replay`` set, the local socket is left open for the caller.
         """
-        error_id, data_id = self._next_id, self._next_id + 2
-        self._next_id += 4
+        ids = self._place() if self.closed_reason is None else None
+        error_id, data_id = ids or (0, 0)
         conn = _Connection(writer, error_id, data_id)
         conn.local_eof = replay_eof
         if replay:
             conn.sent(replay)
-        if self.closed_reason is not None:
+        if ids is None:  # ended, or every worker holds another connection's unread data
             conn.end(dropped=True, unseen=True)
             if conn.result.replay is None:
                 _close_writer(writer)
             return conn.result
+        worker = data_id % WORKERS
         self._routes[error_id] = self._routes[data_id] = conn
+        self._by_worker[worker].add(conn)
         self._active += 1
         self._arm_idle()
         loop = asyncio.get_running_loop()
         headers = {"streamtype": "error", "port": str(port), "requestid": str(next(self._requests))}
-        # kubectl's order: the error stream (closed at once on our side: we
-        # never write to it), then the data stream; one message, no wait.
-        opening = (self._encoder.syn_stream(error_id, headers) + SpdyEncoder.data(error_id, b"", fin=True)
-                   + self._encoder.syn_stream(data_id, {**headers, "streamtype": "data"}))
-        if replay:
-            opening += SpdyEncoder.data(data_id, replay)
-        if replay_eof:
-            opening += SpdyEncoder.data(data_id, b"", fin=True)
+
+        def opening() -> bytes:
+            # kubectl's order: the error stream (closed at once on our side: we
+            # never write to it), then the data stream; one message, no wait.
+            # Made as it is written: the header compression and the kubelet's
+            # queues both count in wire order.
+            for stream_id in (error_id, error_id, data_id):
+                self._queues.stream_frame(stream_id)
+            frames = (self._encoder.syn_stream(error_id, headers) + SpdyEncoder.data(error_id, b"", fin=True)
+                      + self._encoder.syn_stream(data_id, {**headers, "streamtype": "data"}))
+            if replay:
+                frames += self._data_frame(conn, replay)
+            if replay_eof:
+                frames += self._frames(data_id, SpdyEncoder.data(data_id, b"", fin=True))()
+            return frames
 
         async def upstream() -> None:
             try:
                 while not conn.local_eof:
+                    if conn.bulk:
+                        await self._window(conn)
                     data = await reader.read(READ_SIZE)
                     if not data:
                         conn.local_eof = True
-                        await self._send(SpdyEncoder.data(data_id, b"", fin=True))
+                        await self._send(self._frames(data_id, SpdyEncoder.data(data_id, b"", fin=True)))
                         break
                     conn.result.bytes_up += len(data)
                     conn.sent(data)  # before the send: a cancelled send is still replayed
-                    if not await self._send(SpdyEncoder.data(data_id, data)):
+                    if not await self._send(lambda: self._data_frame(conn, data)):
                         return  # the tunnel ended; the watcher ends the connection
             except (ConnectionError, OSError):
                 self._cancel(conn)  # the client reset: no FIN, abort the stream
@@ -538,12 +941,51 @@ class Tunnel:
                 pumping.cancel()
                 await asyncio.wait([pumping])
             del self._routes[error_id], self._routes[data_id]
+            self._by_worker[worker].discard(conn)
             self._active -= 1
             self._arm_idle()
+            self._want_ack(worker)  # bulk data it left unacknowledged keeps the worker reserved until then
             conn.flush()
             if conn.result.replay is None:
                 _close_writer(writer)
         return conn.result
+
+    def _place(self) -> tuple[int, int] | None:
+        """Stream ids for a new connection: (error, data), or None if no worker is clear.
+
+        Both streams go to kubelet workers holding no bulk data and not
+        stuck, so the connection never queues behind another's unread bytes;
+        the data stream to the one carrying the fewest open connections
+        (should one of them turn bulk later, it shares its worker with as
+        few as can be).  Ids only have to increase: the kubelet takes any
+        odd id above the last (spdystream ``validateStreamId``), and pairs
+        the two by their ``requestid`` header.
+        """
+        avoid = self._avoid()
+        if len(avoid) >= WORKERS:
+            return None
+        first = self._next_id
+        best: tuple[int, int, int] | None = None
+        for data_id in range(first + 2, first + 4 * WORKERS + 1, 2):
+            worker = data_id % WORKERS
+            if worker in avoid:
+                continue
+            error_id = next((e for e in range(first, data_id, 2) if e % WORKERS not in avoid), None)
+            if error_id is None:
+                continue
+            load = len(self._by_worker[worker])
+            if best is None or load < best[0]:
+                best = (load, error_id, data_id)
+        if best is None:
+            return None
+        self._next_id = best[2] + 2
+        return best[1], best[2]
+
+    def _avoid(self) -> set[int]:
+        """Workers a new stream must not use: holding bulk data, or stuck."""
+        queues = self._queues
+        return ({w for w in range(WORKERS) if queues.reserved(w)}
+                | queues.stalled(asyncio.get_running_loop().time()))
 
     def _unacknowledged(self, conn: _Connection) -> None:
         if conn.replied or conn.finished.done():
@@ -551,6 +993,14 @@ class Tunnel:
         if self._stalled:  # the reply may be waiting behind data we hold back
             loop = asyncio.get_running_loop()
             loop.call_later(self._reply_timeout, self._unacknowledged, conn)
+            return
+        stuck = self._queues.stalled(asyncio.get_running_loop().time())
+        if {conn.error_id % WORKERS, conn.data_id % WORKERS} & stuck:
+            # Queued behind a pod that does not read (it shared a worker with
+            # a connection that turned bulk after it opened): this one fails,
+            # the tunnel is fine.
+            conn.result.error = "the kubelet is stuck on another connection to the pod (the pod does not read it)"
+            conn.end()
             return
         self.abort(f"the kubelet did not answer within {self._reply_timeout:.0f} s")
 

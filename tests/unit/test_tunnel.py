@@ -939,3 +939,326 @@ def test_local_client_reset_cancels_the_data_stream():
         assert h.tunnel.usable
 
     run(scenario)
+
+
+# ---------------------------------------------------------------- 10. a pod that does not read
+# The kubelet's SPDY library (moby/spdystream, Connection.Serve) as it runs
+# inside the kubelet: one reader queues each frame for one of 5 frame
+# workers (a stream's by id % 5, PINGs round-robin), 50 frames a queue, and
+# stops reading while the queue it needs is full; a worker handling a DATA
+# frame waits until the stream's copy to the pod takes it.  The pods behind
+# it: "web" reads everything and answers a GET; a connection whose first
+# bytes are a POST goes to a pod that reads nothing (its socket takes SOCKET_BYTES).
+SOCKET_BYTES = 128 * 1024
+
+
+@dataclass
+class PodStream:
+    headers: dict[str, str]
+    app: str = ""  # "web" or "sink", chosen by the first bytes
+    holding: int = 0  # bytes the copy to the pod holds (it waits to write them)
+    in_socket: int = 0  # bytes in the pod's socket, unread
+    received: bytes = b""  # what the web pod read
+    reset: bool = False
+    answered: bool = False
+
+
+class SpdystreamKubelet:
+    """The far end as moby/spdystream runs it (see above); frames are handled as they are sent."""
+
+    WORKERS, QUEUE = 5, 50
+
+    def __init__(self, ws: FakeWebSocket) -> None:
+        self.ws = ws
+        self._buf = b""
+        self._inflate = zlib.decompressobj()
+        self._unread: collections.deque[tuple[int, object]] = collections.deque()  # (partition, frame)
+        self.queues: list[collections.deque[object]] = [collections.deque() for _ in range(self.WORKERS)]
+        self._rr = 0
+        self.streams: dict[int, PodStream] = {}
+        self.reader_blocked = False
+        self.max_queued = [0] * self.WORKERS
+        self.pings_answered = 0
+        ws.on_send = self.feed
+
+    # --- reading the session
+    def feed(self, message: bytes) -> None:
+        self._buf += message
+        while len(self._buf) >= 8:
+            first, second = struct.unpack_from(">II", self._buf)
+            end = 8 + (second & 0xFFFFFF)
+            if len(self._buf) < end:
+                break
+            frame, self._buf = self._buf[:end], self._buf[end:]
+            if first & 0x80000000:
+                kind = first & 0xFFFF
+                body = frame[8:]
+                if kind == 1:  # SYN_STREAM
+                    stream_id = struct.unpack_from(">I", body)[0]
+                    block = self._inflate.decompress(body[10:])
+                    (count,), pos, headers = struct.unpack_from(">I", block), 4, {}
+                    for _ in range(count):
+                        (size,) = struct.unpack_from(">I", block, pos)
+                        name = block[pos + 4:pos + 4 + size].decode()
+                        pos += 4 + size
+                        (size,) = struct.unpack_from(">I", block, pos)
+                        headers[name] = block[pos + 4:pos + 4 + size].decode()
+                        pos += 4 + size
+                    self._unread.append((stream_id % 5, ("syn", stream_id, headers)))
+                elif kind == 3:  # RST_STREAM
+                    stream_id = struct.unpack_from(">I", body)[0]
+                    self._unread.append((stream_id % 5, ("rst", stream_id)))
+                elif kind == 6:  # PING: round-robin
+                    self._unread.append((self._rr, ("ping", struct.unpack_from(">I", body)[0])))
+                    self._rr = (self._rr + 1) % self.WORKERS
+            else:
+                self._unread.append((first % 5, ("data", first, frame[8:], bool(frame[4] & FLAG_FIN))))
+        self.run()
+
+    def run(self) -> None:
+        progress = True
+        while progress:
+            progress = False
+            while self._unread:  # the reader
+                partition, frame = self._unread[0]
+                if len(self.queues[partition]) >= self.QUEUE:
+                    self.reader_blocked = True
+                    break
+                self._unread.popleft()
+                self.queues[partition].append(frame)
+                self.max_queued[partition] = max(self.max_queued[partition], len(self.queues[partition]))
+                progress = True
+            for queue in self.queues:  # the workers
+                while queue and self._handle(queue[0]):
+                    queue.popleft()
+                    progress = True
+
+    def _handle(self, frame: tuple) -> bool:
+        kind = frame[0]
+        if kind == "syn":
+            _, stream_id, headers = frame
+            self.streams[stream_id] = PodStream(headers)
+            self.ws.receive(syn_reply(stream_id))
+        elif kind == "ping":
+            self.pings_answered += 1
+            self.ws.receive(ping(frame[1]))
+        elif kind == "rst":
+            stream = self.streams.get(frame[1])
+            if stream is not None:
+                stream.reset = True
+        else:
+            _, stream_id, payload, fin = frame
+            stream = self.streams.get(stream_id)
+            if stream is None or stream.reset or stream.headers.get("streamtype") != "data":
+                return True
+            if payload:
+                if stream.holding:
+                    return False  # the worker waits for the copy to the pod
+                stream.app = stream.app or ("sink" if payload.startswith(b"POST") else "web")
+                stream.holding = len(payload)
+                self._pod(stream_id, stream, payload)
+            if fin and stream.app == "web" and not stream.answered:
+                self._answer(stream_id, stream)
+        return True
+
+    def _pod(self, stream_id: int, stream: PodStream, payload: bytes) -> None:
+        if stream.app == "web":
+            stream.received += payload
+            stream.holding = 0
+            if stream.received.startswith(b"GET") and b"\r\n\r\n" in stream.received and not stream.answered:
+                self._answer(stream_id, stream)
+        else:  # the copy writes what the socket takes; the pod reads none of it
+            taken = min(stream.holding, SOCKET_BYTES - stream.in_socket)
+            stream.in_socket += taken
+            stream.holding -= taken
+
+    def _answer(self, stream_id: int, stream: PodStream) -> None:
+        stream.answered = True
+        self.ws.receive(SpdyEncoder.data(stream_id, b"HTTP/1.1 200 OK\r\n\r\nok", fin=True))
+
+    def sink_reads(self) -> None:
+        """Every sink pod reads what waits in its socket (and goes on not reading)."""
+        for stream in self.streams.values():
+            if stream.app == "sink":
+                stream.in_socket = 0
+                taken = min(stream.holding, SOCKET_BYTES)
+                stream.in_socket, stream.holding = taken, stream.holding - taken
+        self.run()
+
+    def sink_bytes(self) -> int:
+        return sum(s.in_socket + s.holding for s in self.streams.values() if s.app == "sink")
+
+
+class HookedWebSocket(FakeWebSocket):
+    on_send: Callable[[bytes], None] | None = None
+
+    async def send(self, message: bytes) -> None:
+        await super().send(message)
+        if self.on_send is not None:
+            self.on_send(bytes(message))
+
+
+def run_spdystream(scenario: Callable[[Harness, SpdystreamKubelet], Awaitable[None]], *,
+                   timeout: float = 20.0, **tunnel_options: float) -> None:
+    """A scenario against the spdystream model (see above), on a fresh loop."""
+
+    async def main() -> None:
+        problems: list[dict[str, object]] = []
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, context: problems.append(context))
+        harness = Harness(**tunnel_options)
+        harness.ws = HookedWebSocket()
+        harness.kubelet = Kubelet(harness.ws)
+        harness.tunnel = Tunnel(harness.ws, "web-0", **tunnel_options)  # type: ignore[arg-type]
+        model = SpdystreamKubelet(harness.ws)
+        await harness.start()
+        try:
+            await asyncio.wait_for(scenario(harness, model), timeout)
+        finally:
+            await harness.stop()
+        assert not problems, problems
+
+    asyncio.run(main())
+
+
+async def timed_get(h: Harness, deadline: float) -> float:
+    """One GET on a new connection; its time in seconds (fails past ``deadline``)."""
+    assert h.server is not None
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    reader, writer = await asyncio.open_connection(*h.server.sockets[0].getsockname())
+    try:
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        reply = await asyncio.wait_for(reader.read(), deadline)
+    except TimeoutError:
+        raise AssertionError(f"a GET got no answer within {deadline} s") from None
+    finally:
+        writer.close()
+    assert reply.endswith(b"ok"), reply
+    return loop.time() - start
+
+
+async def post_forever(h: Harness, size: int) -> None:
+    """A POST of ``size`` bytes to the pod that reads nothing; never answered."""
+    assert h.server is not None
+    reader, writer = await asyncio.open_connection(*h.server.sockets[0].getsockname())
+    try:
+        writer.write(b"POST /delay HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size)
+        writer.write(b"y" * size)
+        await writer.drain()
+        await reader.read()
+    finally:
+        writer.close()
+
+
+def test_a_pod_that_does_not_read_delays_no_other_connection():
+    # Three clients POST 12 MiB each to a pod that reads none of it, while
+    # another makes GETs one after another, each on a new connection.  Every
+    # GET answers at once; nothing reconnects; the kubelet's reader never
+    # stops and no queue fills; what the kubelet holds of the POSTs is
+    # bounded by the window.  (Before: the POSTs' frames filled a worker's
+    # queue, the reader stopped, and every GET and PING waited for good.)
+    async def scenario(h: Harness, model: SpdystreamKubelet) -> None:
+        posts = [asyncio.ensure_future(post_forever(h, 12 << 20)) for _ in range(3)]
+        try:
+            await eventually(lambda: model.sink_bytes() > 0, "the POSTs to reach the pod")
+            for _ in range(40):
+                await timed_get(h, 1.0)
+            assert h.tunnel.closed_reason is None and not h.ws.closed
+            assert not model.reader_blocked, "the kubelet's reader stopped"
+            assert max(model.max_queued) < SpdystreamKubelet.QUEUE
+            held = model.sink_bytes() + sum(len(f[2]) for q in model.queues for f in q if f[0] == "data")
+            assert held <= 3 * (tunnel_mod.WINDOW + SOCKET_BYTES)
+        finally:
+            for post in posts:
+                post.cancel()
+
+    run_spdystream(scenario)
+
+
+def test_a_stuck_worker_moves_new_connections_and_keeps_the_old_ones(monkeypatch):
+    # The POST's worker never answers its PING while PINGs to other workers
+    # come back: after STALL_AFTER the tunnel takes no new connections (the
+    # next one gets a fresh tunnel), but it is not aborted: its keep-alive
+    # PINGs go to clear workers, a GET opened before still completes, and
+    # once the pod reads again the POST carries on.
+    monkeypatch.setattr(tunnel_mod, "CHECK_AFTER", 0.1)
+    monkeypatch.setattr(tunnel_mod, "STALL_AFTER", 0.2)
+
+    async def scenario(h: Harness, model: SpdystreamKubelet) -> None:
+        post = asyncio.ensure_future(post_forever(h, 6 << 20))
+        try:
+            await eventually(lambda: not h.tunnel.usable, "the tunnel to take no new connections", timeout=5)
+            assert h.tunnel.wedged and h.tunnel.closed_reason is None
+            answered = model.pings_answered
+            await eventually(lambda: model.pings_answered > answered, "a keep-alive PING answered")
+            await asyncio.sleep(0.5)  # keep-alive checks come and go
+            assert h.tunnel.closed_reason is None and h.tunnel.connections == 1
+            before = model.sink_bytes()
+            model.sink_reads()
+            await eventually(lambda: model.sink_bytes() > before or model.sink_bytes() > SOCKET_BYTES,
+                             "the POST to carry on")
+        finally:
+            post.cancel()
+
+    run_spdystream(scenario, reply_timeout=0.3, idle_close=10)
+
+
+def test_bulk_upload_to_a_reading_pod_is_whole_and_windowed(monkeypatch):
+    # A pod that reads: 20 MiB arrives whole, in order; the kubelet never
+    # queued more than WINDOW_FRAMES of it at one worker.
+    monkeypatch.setattr(tunnel_mod, "WINDOW", 1 << 20)
+
+    async def scenario(h: Harness, model: SpdystreamKubelet) -> None:
+        size = 20 << 20
+        c = await h.connect()
+        body = bytes(range(256)) * (size // 256)
+        c.writer.write(b"PUT / HTTP/1.1\r\n\r\n" + body)  # "web": reads everything
+        await eventually(lambda: sum(len(s.received) for s in model.streams.values()) >= size, "the upload",
+                         timeout=15)
+        (stream,) = [s for s in model.streams.values() if s.received]
+        assert stream.received == b"PUT / HTTP/1.1\r\n\r\n" + body
+        assert max(model.max_queued) <= tunnel_mod.WINDOW_FRAMES + 2
+        c.writer.close()
+
+    run_spdystream(scenario)
+
+
+# ---------------------------------------------------------------- 11. the kubelet's queues, as data
+def test_kubelet_queues_follow_spdystream():
+    # Streams go to worker id % 5, PINGs round-robin from worker 0; an answer
+    # proves its worker handled everything queued before it, and bulk data
+    # reserves its worker until then.
+    from tray.tunnel import KubeletQueues
+
+    q = KubeletQueues(stall_after=1.0)
+    assert [q.stream_frame(i) for i in (1, 3, 7)] == [1, 1, 1]  # workers 1, 3, 2
+    assert q.stream_frame(11, bulk=True) == 2  # worker 1, its second frame
+    assert q.reserved(1) and not q.reserved(3)
+    assert [q.ping(pid) for pid in (1, 3)] == [0, 1]
+    assert q.covered(1) and q.outstanding(1) == 3
+    assert q.answered(3, now=10.0) == 1
+    assert not q.reserved(1) and q.outstanding(1) == 0
+    # The PING to worker 0 was overtaken: stuck after stall_after.
+    assert q.stalled(10.5) == set() and q.stalled(11.0) == {0}
+    assert q.answered(1, now=12.0) == 0 and q.stalled(20.0) == set()
+    assert q.answered(99, now=12.0) is None
+
+
+def test_new_connections_keep_away_from_bulk_workers():
+    # While a connection's bulk data waits unacknowledged at its worker, new
+    # connections take stream ids whose workers (error and data) are clear.
+    async def scenario(h: Harness) -> None:
+        c = await h.open()  # streams 1 and 3
+        c.writer.write(b"x" * (tunnel_mod.FREE_BYTES + 1))
+        await eventually(lambda: len(h.kubelet.data(c.data_id)) > tunnel_mod.FREE_BYTES, "the bulk data")
+        assert h.tunnel._queues.reserved(c.data_id % 5)
+        for _ in range(6):
+            other = await h.connect()
+            await eventually(lambda: len(h.kubelet.syn_streams()) % 2 == 0 and h.kubelet.syn_streams()[-1].stream_id
+                             > c.data_id, "the next pair")
+            error, data = h.kubelet.syn_streams()[-2:]
+            assert error.stream_id % 5 != c.data_id % 5 and data.stream_id % 5 != c.data_id % 5
+            assert error.headers["requestid"] == data.headers["requestid"] and error.stream_id < data.stream_id
+            other.writer.close()
+
+    run(scenario)
