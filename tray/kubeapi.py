@@ -106,10 +106,15 @@ class KubeAPI:
         self._client_ssl: object = None
         self._retired: set[httpx.AsyncClient] = set()
         self._reauth_lock = asyncio.Lock()
+        self._fresh = False
+        #: Loop time (s) the API server last answered anything (a response, a
+        #: watch line); :mod:`tray.health` probes when it has been quiet.
+        self.last_heard = 0.0
 
     def _http(self) -> httpx.AsyncClient:
         headers, ctx = self.auth.snapshot()
-        if self._client is None or self._client_ssl is not ctx:
+        if self._client is None or self._client_ssl is not ctx or self._fresh:
+            self._fresh = False
             old = self._client
             self._client = httpx.AsyncClient(
                 base_url=self.auth.server,
@@ -134,6 +139,15 @@ class KubeAPI:
         self._client.headers["User-Agent"] = "tender/0.1"
         return self._client
 
+    def reset_connections(self) -> None:
+        """Use new connections from now on (the pooled ones may be dead:
+        half-open after a network change).  Requests running on the old ones
+        finish or time out there; the old pool is closed later."""
+        self._fresh = True
+
+    def _heard(self) -> None:
+        self.last_heard = asyncio.get_running_loop().time()
+
     def _extensions(self) -> dict[str, Any]:
         return {"sni_hostname": self.auth.tls_server_name} if self.auth.tls_server_name else {}
 
@@ -149,6 +163,7 @@ class KubeAPI:
                 resp = await self._http().request(method, path, extensions=self._extensions(), **kwargs)
             except httpx.TransportError as exc:
                 raise unreachable(exc) from None
+            self._heard()
             if resp.status_code == 401 and attempt == 1:
                 await self.reauthenticate()
                 continue
@@ -162,6 +177,17 @@ class KubeAPI:
 
     async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return await self._request("POST", path, json=body)
+
+    async def ping(self, timeout: float) -> None:
+        """GET /version within ``timeout`` seconds (allowed for any user by
+        the default RBAC, system:public-info-viewer); raises
+        :class:`ClusterUnreachable` when there is no answer in time."""
+        try:
+            resp = await self._http().get("/version", timeout=timeout, extensions=self._extensions())
+        except httpx.TransportError as exc:
+            raise unreachable(exc) from None
+        self._heard()
+        resp.close()
 
     async def whoami(self) -> str:
         """The user name the API server sees for these credentials."""
@@ -189,7 +215,9 @@ class KubeAPI:
                         continue
                     if resp.status_code >= 400:
                         raise error_for(resp.status_code, await resp.aread())
+                    self._heard()
                     async for line in resp.aiter_lines():
+                        self._heard()
                         if not line:
                             continue
                         event = json.loads(line)

@@ -222,6 +222,8 @@ class Session:
         self._failures_suppressed = 0
         self._failure_flush: asyncio.TimerHandle | None = None
         self._last_failure: ConnectionFailure | None = None
+        self._stale_seen = False  # the caches were stale at the last evaluation
+        self._cluster_wait = False  # reconnecting because of the cluster, not the pod
 
     # ----------------------------------------------------------- snapshot
     def info(self) -> SessionInfo:
@@ -287,6 +289,8 @@ class Session:
         for cache in (self._pods, self._owner):
             if cache is not None:
                 cache.unsubscribe(self._on_cache)
+                if cache is self._owner or self.target.kind == "Pod":
+                    cache.unwant(self.target.name)
                 await self.watches.release(self.conn.id, cache)
         self._pods = self._owner = None
 
@@ -312,11 +316,24 @@ class Session:
     def _can_recover(self) -> bool:
         """Whether an errored forward may come back by itself: its target
         (not a bare Pod) still exists in a healthy, synced cache."""
+        if self._cluster_trouble():
+            return True  # the API server's trouble, not the target's: it may be all there
         if not self.target.reconnects or self._owner is None or self._pods is None:
             return False
         if self._cache_error() is not None or not self._owner.synced.is_set():
             return False
         return self._owner_object() is not None
+
+    def _caches(self) -> list[ResourceCache]:
+        return [c for c in (self._owner, self._pods) if c is not None]
+
+    def _stale_reason(self) -> str:
+        """Why the watched objects may be out of date ("" when they are not)."""
+        return next((c.stale_reason for c in self._caches() if c.stale), "")
+
+    def _cluster_trouble(self) -> bool:
+        """The API server is not answering, or cannot be reached."""
+        return bool(self._stale_reason()) or isinstance(self._cache_error(), ClusterUnreachable)
 
     async def _run(self) -> None:
         try:
@@ -351,10 +368,13 @@ class Session:
         prefix, plural = KIND_PLURAL["Pod"]
         self._pods = self.watches.acquire(self.conn.id, self.conn.api, prefix, self.namespace, plural)
         self._pods.subscribe(self._on_cache)
-        if self.target.kind != "Pod":
+        if self.target.kind == "Pod":
+            self._pods.want(self.target.name)  # a GET of it serves where LIST is forbidden
+        else:
             prefix, plural = KIND_PLURAL[self.target.kind]
             self._owner = self.watches.acquire(self.conn.id, self.conn.api, prefix, self.namespace, plural)
             self._owner.subscribe(self._on_cache)
+            self._owner.want(self.target.name)
             await self._owner.wait_synced(SYNC_TIMEOUT)
         await self._pods.wait_synced(SYNC_TIMEOUT)
         self._check_ports()  # the port as typed must exist: a usage error, never retried
@@ -364,8 +384,12 @@ class Session:
         self.pod_name, self.container_port = pod["metadata"]["name"], port
         self.pod_uid = pod["metadata"].get("uid")
         self._note_port(pod, port)
-        self._set(Status.ACTIVE, "", pod_changed=True)
+        self._set(Status.ACTIVE, self._degraded(), pod_changed=True)
         await self._supervise()
+
+    def _degraded(self) -> str:
+        """Why the forward's watches poll instead of watching ("" when they watch)."""
+        return "; ".join(c.degraded for c in self._caches() if c.degraded)
 
     def _local_for(self, pod: dict[str, Any]) -> int:
         if self.requested_local is not None:
@@ -476,6 +500,9 @@ class Session:
 
     def _resolve(self) -> tuple[dict[str, Any], int]:
         """The pod and container port to use now; TargetError explains why not."""
+        stale = self._stale_reason()
+        if stale:
+            raise TargetError(stale)  # what the caches say may be gone already
         pods = self._candidate_pods()
         if self.target.kind == "Pod" and not pods:
             raise TargetError(f"pod {self.target.name} not found in namespace {self.namespace}")
@@ -524,8 +551,30 @@ class Session:
             return
         err = self._cache_error()
         if err is not None:
-            await self._fail(str(err))
+            if isinstance(err, ClusterUnreachable):
+                # The design's "cluster disconnected": error, but the watch goes
+                # on and the forward comes back when the API server does.
+                if not (self.status == Status.ERROR and self.reason == str(err)):
+                    self._cancel_retry()
+                    await self._fail(str(err), recoverable=True)
+            else:
+                await self._fail(str(err))
             return
+        stale = self._stale_reason()
+        if stale:
+            # The API server is not answering (or the pod in use was not
+            # found and the pods are being listed again): no connection can be
+            # trusted to work, so the status must not say active.
+            self._stale_seen = True
+            if self.status == Status.ACTIVE:
+                self._enter_reconnecting(stale, cluster=True)
+            elif self.status == Status.RECONNECTING and self.reason != stale:
+                self._set(Status.RECONNECTING, stale)
+            return
+        if self._stale_seen:
+            # Back from not answering: the tunnel and spares may be half-open.
+            self._stale_seen = False
+            self._dialer.pod_changed()
         assert self._pods is not None
         if self.target.kind == "Pod":
             pod = self._pods.objects.get(self.target.name)
@@ -535,6 +584,8 @@ class Session:
                 await self._fail(f"pod {self.target.name} is terminating")
             elif pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
                 await self._fail(f"pod {self.target.name} has stopped ({pod['status']['phase']})")
+            elif self.status == Status.ERROR or (self.status == Status.RECONNECTING and self._cluster_wait):
+                await self._switch_pod()  # the cluster is back and so is the pod
             return
         if self._owner_object() is None and self._owner is not None and self._owner.synced.is_set():
             await self._fail(f"{self.target} was deleted")
@@ -571,6 +622,7 @@ class Session:
         self.backoff.reset()
         self._cancel_retry()
         self.recoverable = False
+        self._cluster_wait = False
         if changed:
             self._dialer.pod_changed()  # spares and the tunnel lead to the old pod
             self._note_port(pod, port)
@@ -579,7 +631,7 @@ class Session:
         elif was == Status.RECONNECTING:
             reason = f"reconnected to pod {name}"
         else:
-            reason = ""
+            reason = self._degraded()
         if changed:
             log.info("forward %s now uses pod %s", self.target, name)
         self._set(Status.ACTIVE, reason, pod_changed=changed)
@@ -590,9 +642,12 @@ class Session:
         self._retry_task = None
         self.next_retry_at = None
 
-    def _enter_reconnecting(self, why: str) -> None:
-        if not self.target.reconnects:
+    def _enter_reconnecting(self, why: str, *, cluster: bool = False) -> None:
+        """Go ``reconnecting`` and start the backoff.  A bare Pod does not
+        move to another pod, so it only waits here for the cluster (``cluster``)."""
+        if not (self.target.reconnects or cluster):
             return
+        self._cluster_wait = cluster
         self._set(Status.RECONNECTING, why)
         if self._retry_task is None:
             self._retry_task = asyncio.get_running_loop().create_task(self._retry_loop())
@@ -770,9 +825,14 @@ class Session:
                 await self._fail(self._unauthorized_reason(exc))
                 return
             except NotFound as exc:
+                # The pod in use is gone although the watch has not said so
+                # (its connection may be dead): list the pods again now, and
+                # say reconnecting until that answer is in.
                 log.info("connection to %s failed: %s", pod, exc)
                 writer.close()
-                self._wake.set()  # the watch tells where to go next
+                if self._pods is not None and self.pod_name == pod:
+                    self._pods.resync(f"pod {pod} not found; listing pods again")
+                self._wake.set()
                 return
             except TenderError as exc:
                 # The kubelet or the API server failed us: the forward is not

@@ -6,25 +6,49 @@ state nothing polls: the cache is a LIST followed by a WATCH that resumes
 from the last resourceVersion (bookmarks keep it fresh), and relists only
 when the server says the version is gone (410).
 
+Degraded modes (the credentials may not watch or list; kubectl itself needs
+only ``get`` for a pod and ``list`` for a workload's pods):
+
+* WATCH forbidden: LIST every :data:`POLL_INTERVAL` s (with jitter), said
+  once in :attr:`ResourceCache.degraded` and the log;
+* LIST forbidden too: GET each object a forward names (:meth:`ResourceCache.want`)
+  every :data:`POLL_INTERVAL` s;
+* GET forbidden as well (or nothing named): the cache's error is the API
+  server's 403, which names the missing verb.
+
+A cache can be marked stale (:meth:`ResourceCache.resync`): when the API
+server was found not answering, after the process was frozen, or when a
+dial says the pod in use does not exist.  It then lists again at once, and
+until that LIST is back :attr:`ResourceCache.stale` is True, so no forward
+trusts what it may have missed.
+
 Subscribers are plain callables ``fn(cache)`` run on the engine loop after
-every change, and after the cache's health changes (``cache.error``).
+every change, and after the cache's health changes (``cache.error``,
+``cache.stale``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Callable
 from typing import Any
 
 from tray.errors import ClusterUnreachable, ForbiddenError, TenderError
-from tray.kubeapi import ApiError, Gone, KubeAPI, Unauthorized
+from tray.health import ClusterHealth, HealthChange
+from tray.kubeapi import ApiError, Gone, KubeAPI, NotFound, Unauthorized
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ResourceCache", "WatchRegistry"]
+__all__ = ["ResourceCache", "WatchRegistry", "POLL_INTERVAL"]
 
 Listener = Callable[["ResourceCache"], None]
+
+#: Seconds between two LISTs (or GETs) of a cache that may not watch.
+POLL_INTERVAL = 5.0
+#: Each poll waits POLL_INTERVAL * (1 ± POLL_JITTER), so many caches spread out.
+POLL_JITTER = 0.2
 
 
 class ResourceCache:
@@ -39,6 +63,15 @@ class ResourceCache:
         self.synced = asyncio.Event()
         # Set while the cache cannot reach the server; None when healthy.
         self.error: TenderError | None = None
+        # True from resync() (or while the API server is not answering) until
+        # the next LIST (or GETs) is back; stale_reason says why, for the user.
+        self.stale = False
+        self.stale_reason = ""
+        # Called when a request of this cache could not reach the API server.
+        self.on_unreachable: Callable[[], None] | None = None
+        # Why the cache polls instead of watching ("" when it watches).
+        self.degraded = ""
+        self._wanted: dict[str, int] = {}
         self._listeners: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
         self.refs = 0
@@ -49,6 +82,38 @@ class ResourceCache:
     def unsubscribe(self, fn: Listener) -> None:
         if fn in self._listeners:
             self._listeners.remove(fn)
+
+    def want(self, name: str) -> None:
+        """Name an object a forward needs (fetched by GET when LIST is forbidden)."""
+        self._wanted[name] = self._wanted.get(name, 0) + 1
+
+    def unwant(self, name: str) -> None:
+        n = self._wanted.get(name, 0) - 1
+        if n <= 0:
+            self._wanted.pop(name, None)
+        else:
+            self._wanted[name] = n
+
+    def resync(self, reason: str = "", *, mark_stale: bool = True) -> None:
+        """List again now: what the watch said may be out of date.
+
+        ``reason`` (a sentence for the user) says why; with ``mark_stale``
+        the cache is stale until the LIST is back (subscribers are told).
+        Restarts the cache's task, which drops a watch that may be stuck on
+        a dead connection.  Returns at once.
+        """
+        if self._task is None:
+            return
+        if mark_stale:
+            self.mark_stale(reason or f"listing {self.plural} again")
+        self._task.cancel()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"watch {self.path}")
+
+    def mark_stale(self, reason: str) -> None:
+        """Say the cache may be out of date (the API server is not answering)."""
+        if not self.stale or self.stale_reason != reason:
+            self.stale, self.stale_reason = True, reason
+            self._notify()
 
     def _notify(self) -> None:
         for fn in list(self._listeners):
@@ -90,20 +155,28 @@ class ResourceCache:
         delay = 0.5
         while True:
             try:
-                listing = await self.api.get(self.path)
-                self.objects = {o["metadata"]["name"]: o for o in listing.get("items", [])}
-                rv = listing["metadata"]["resourceVersion"]
-                self.error = None
-                self.synced.set()
-                self._notify()
+                try:
+                    rv = await self._list()
+                except _GetOnly:
+                    await self._poll()  # never returns; raises what ends the polling
                 delay = 0.5
+                if self.degraded:
+                    await self._poll()
                 while True:
-                    rv = await self._watch_once(rv)
+                    try:
+                        rv = await self._watch_once(rv)
+                    except ForbiddenError as exc:
+                        self._degrade(f"cannot watch {self.plural} in namespace {self.namespace} ({exc})")
+                        await self._poll()
             except asyncio.CancelledError:
                 raise
             except Gone:
                 continue  # relist at once
-            except (ClusterUnreachable, ForbiddenError, Unauthorized) as exc:
+            except ClusterUnreachable as exc:
+                self._set_error(exc)
+                if self.on_unreachable is not None:
+                    self.on_unreachable()
+            except (ForbiddenError, Unauthorized) as exc:
                 # Unauthorized too: before, a rejected token was logged at
                 # debug level and retried forever, so a forward being started
                 # waited 20 s and then blamed an unreachable cluster.
@@ -116,6 +189,49 @@ class ResourceCache:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
 
+    async def _list(self) -> str:
+        """LIST (or, where LIST is forbidden, GET the wanted objects) into the
+        cache; returns the resourceVersion to watch from ("" after GETs)."""
+        try:
+            listing = await self.api.get(self.path)
+        except ForbiddenError as exc:
+            if not self._wanted:
+                raise
+            self._degrade(f"cannot list {self.plural} in namespace {self.namespace} ({exc})")
+            objects = {}
+            for name in list(self._wanted):
+                try:
+                    objects[name] = await self.api.get(f"{self.path}/{name}")
+                except NotFound:
+                    pass
+            self._replace(objects)
+            raise _GetOnly() from None
+        self._replace({o["metadata"]["name"]: o for o in listing.get("items", [])})
+        return str(listing["metadata"]["resourceVersion"])
+
+    def _replace(self, objects: dict[str, dict[str, Any]]) -> None:
+        changed = objects != self.objects or self.error is not None or self.stale or not self.synced.is_set()
+        self.objects = objects
+        self.error = None
+        self.stale, self.stale_reason = False, ""
+        self.synced.set()
+        if changed:
+            self._notify()
+
+    def _degrade(self, why: str) -> None:
+        if not self.degraded:
+            self.degraded = f"{why}; checking every {POLL_INTERVAL:.0f} s instead"
+            log.warning("%s", self.degraded)
+
+    async def _poll(self) -> None:
+        """The degraded mode: LIST (or GET) every POLL_INTERVAL s, for good."""
+        while True:
+            await asyncio.sleep(POLL_INTERVAL * random.uniform(1 - POLL_JITTER, 1 + POLL_JITTER))
+            try:
+                await self._list()
+            except _GetOnly:
+                pass
+
     def _set_error(self, exc: TenderError) -> None:
         self.error = exc
         self._notify()
@@ -127,6 +243,8 @@ class ResourceCache:
             kind = event["type"]
             if kind == "BOOKMARK":
                 continue
+            if self.stale:
+                continue  # a resync is under way; its LIST will have this
             name = obj["metadata"]["name"]
             if kind == "DELETED":
                 self.objects.pop(name, None)
@@ -137,10 +255,16 @@ class ResourceCache:
 
 
 class WatchRegistry:
-    """Reference-counted caches, so a watch lives exactly as long as it is used."""
+    """Reference-counted caches, so a watch lives exactly as long as it is used.
+
+    While a cluster has caches, a :class:`~tray.health.ClusterHealth`
+    watches its API server: not answering marks the cluster's caches stale;
+    answering again (or waking from a freeze) lists them all again.
+    """
 
     def __init__(self) -> None:
         self._caches: dict[tuple[str, str, str], ResourceCache] = {}
+        self._health: dict[str, ClusterHealth] = {}
 
     def acquire(self, cluster: str, api: KubeAPI, prefix: str, namespace: str, plural: str) -> ResourceCache:
         key = (cluster, namespace, plural)
@@ -148,9 +272,34 @@ class WatchRegistry:
         if cache is None or cache.api is not api:
             cache = ResourceCache(api, prefix, namespace, plural)
             self._caches[key] = cache
+            health = self._health_of(cluster, api)
+            cache.on_unreachable = health.check_soon
+            if not health.answering:
+                cache.mark_stale(health.reason)
             cache.start()
         cache.refs += 1
         return cache
+
+    def _health_of(self, cluster: str, api: KubeAPI) -> ClusterHealth:
+        health = self._health.get(cluster)
+        if health is None or health.api is not api:
+            old = health
+
+            def on_change(change: HealthChange, reason: str) -> None:
+                for (c, _, _), cache in list(self._caches.items()):
+                    if c != cluster or cache.api is not api:
+                        continue
+                    if change == HealthChange.DOWN:
+                        cache.mark_stale(reason)
+                    else:  # answering again, or awake after a freeze: what did we miss?
+                        cache.resync(mark_stale=change == HealthChange.UP)
+
+            health = ClusterHealth(api, on_change)
+            self._health[cluster] = health
+            health.start()
+            if old is not None:
+                asyncio.get_running_loop().create_task(old.stop())
+        return health
 
     async def release(self, cluster: str, cache: ResourceCache) -> None:
         cache.refs -= 1
@@ -159,6 +308,10 @@ class WatchRegistry:
             if self._caches.get(key) is cache:
                 del self._caches[key]
             await cache.stop()
+            if not any(k[0] == cluster for k in self._caches):
+                health = self._health.pop(cluster, None)
+                if health is not None:
+                    await health.stop()
 
     def active(self) -> list[tuple[str, str, str]]:
         return sorted(self._caches)
@@ -167,3 +320,10 @@ class WatchRegistry:
         for key in [k for k in self._caches if k[0] == cluster]:
             cache = self._caches.pop(key)
             await cache.stop()
+        health = self._health.pop(cluster, None)
+        if health is not None:
+            await health.stop()
+
+
+class _GetOnly(Exception):
+    """Internal: the cache was filled by GETs (LIST is forbidden); poll, do not watch."""
