@@ -161,3 +161,17 @@ def test_plyer_failure_is_logged_once(monkeypatch, caplog) -> None:
         p.send("a", "b")
         p.send("a", "b")
     assert len([r for r in caplog.records if "notifications are unavailable" in r.getMessage()]) == 1
+
+
+def test_a_forward_that_recovers_from_error_on_its_own_notifies() -> None:
+    """Forwards in error whose target exists come back by themselves (no Retry, so no
+    "starting" in between): that is news, worded as a recovery."""
+    t = TransitionTracker()
+    notices = feed_all(
+        t,
+        session(id="r", status="active", pod="db-0"),
+        session(id="r", status="reconnecting", reason="no ready pod"),
+        session(id="r", status="error", reason="gave up after 5 attempts: no ready pod"),
+        session(id="r", status="active", pod="db-0"),
+    )
+    assert [n.kind for n in notices] == ["reconnecting", "error", "recovered"]

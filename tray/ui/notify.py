@@ -72,7 +72,7 @@ class TransitionTracker:
             return Notice("reconnecting", detail=s.status_reason or "reconnecting", **common)
         if s.status == "error":
             return Notice("error", detail=s.status_reason or "failed", **common)
-        if s.status == "active" and before == "reconnecting":
+        if s.status == "active" and before in ("reconnecting", "error"):  # on its own from error too
             return Notice("recovered", detail=s.pod_name, **common)
         return None
 
