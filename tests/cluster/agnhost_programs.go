@@ -144,6 +144,21 @@ func netexecMux(p *proc) *http.ServeMux {
 			n -= chunk
 		}
 	})
+	mux.HandleFunc("/delay", func(w http.ResponseWriter, r *http.Request) {
+		// Not an agnhost endpoint: a slow answer for timeout tests. While it
+		// waits it reads none of the request body, so a large POST here is
+		// a connection whose bytes the pod never takes.
+		ms, err := strconv.ParseInt(r.URL.Query().Get("ms"), 10, 64)
+		if err != nil || ms < 0 {
+			http.Error(w, "argument 'ms' must be a non-negative integer", http.StatusBadRequest)
+			return
+		}
+		p.logf("%s /delay?ms=%d", r.Method, ms)
+		if !p.sleep(time.Duration(ms) * time.Millisecond) {
+			return
+		}
+		fmt.Fprintf(w, "delayed %d ms", ms)
+	})
 	mux.HandleFunc("/upload", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost && r.Method != http.MethodPut {
 			http.Error(w, "POST the data to upload", http.StatusMethodNotAllowed)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -240,6 +241,49 @@ func TestTCPReset(t *testing.T) {
 		t.Errorf("read error %v, want connection reset", err)
 	}
 	if !strings.Contains(logText(p), "Serving on port 8080.") {
+		t.Errorf("logs: %s", logText(p))
+	}
+}
+
+// TestNetexecDelay: /delay?ms= answers after the delay, and reads none of a
+// POST body meanwhile (the sender stalls once the socket buffers are full).
+func TestNetexecDelay(t *testing.T) {
+	p := startTestProc(t, "netexec", nil, nil)
+	base := "http://" + p.addr(8080)
+	start := time.Now()
+	if code, body := httpGet(t, base+"/delay?ms=300"); code != 200 || body != "delayed 300 ms" {
+		t.Errorf("/delay = %d %q", code, body)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("/delay?ms=300 answered after %v", d)
+	}
+	for _, q := range []string{"", "?ms=-1", "?ms=x"} {
+		if code, _ := httpGet(t, base+"/delay"+q); code != 400 {
+			t.Errorf("/delay%s = %d, want 400", q, code)
+		}
+	}
+
+	c, err := net.Dial("tcp", p.addr(8080))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const size = 256 << 20
+	fmt.Fprintf(c, "POST /delay?ms=60000 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size)
+	buf := make([]byte, 1<<20)
+	sent := 0
+	c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	for sent < size {
+		n, err := c.Write(buf)
+		sent += n
+		if err != nil {
+			break
+		}
+	}
+	if sent >= size {
+		t.Fatalf("all %d bytes were taken by a handler that reads nothing", sent)
+	}
+	if !strings.Contains(logText(p), "POST /delay?ms=60000") {
 		t.Errorf("logs: %s", logText(p))
 	}
 }

@@ -35,7 +35,14 @@ type kubeletConfig struct {
 	kubeconfig, cluster, certFile, keyFile, stateDir string
 	nodes, subnet                                    int
 	ports                                            []int
+	// streamIdle is the kubelet's streamingConnectionIdleTimeout: a
+	// port-forward session with no traffic for this long is closed; 0
+	// means never, as in the kubelet.
+	streamIdle time.Duration
 }
+
+// defaultStreamIdle is the kubelet's default streamingConnectionIdleTimeout.
+const defaultStreamIdle = 4 * time.Hour
 
 func parseKubeletFlags(args []string) (*kubeletConfig, error) {
 	c := &kubeletConfig{}
@@ -48,6 +55,8 @@ func parseKubeletFlags(args []string) (*kubeletConfig, error) {
 	fs.StringVar(&c.keyFile, "key", "", "TLS serving key (PEM)")
 	fs.StringVar(&c.stateDir, "state-dir", "", "writable directory")
 	fs.IntVar(&c.subnet, "pod-subnet", 0, "pod IPs are 10.N.x.y, N in 1..250")
+	fs.DurationVar(&c.streamIdle, "streaming-connection-idle-timeout", defaultStreamIdle,
+		"close a port-forward session idle this long, 0 = never (the kubelet's streamingConnectionIdleTimeout)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -68,6 +77,8 @@ func parseKubeletFlags(args []string) (*kubeletConfig, error) {
 		return nil, fmt.Errorf("--ports must list one port for each of the %d nodes", c.nodes)
 	case c.subnet < 1 || c.subnet > 250:
 		return nil, fmt.Errorf("--pod-subnet must be 1..250")
+	case c.streamIdle < 0:
+		return nil, fmt.Errorf("--streaming-connection-idle-timeout must not be negative")
 	}
 	return c, nil
 }

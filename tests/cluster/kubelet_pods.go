@@ -32,8 +32,10 @@ type kubelet struct {
 	cs      kubernetes.Interface
 	podsDir string
 	nodes   []*testNode
-	ips     *ipAllocator
-	wg      sync.WaitGroup
+	// streamIdle: see kubeletConfig.streamIdle.
+	streamIdle time.Duration
+	ips        *ipAllocator
+	wg         sync.WaitGroup
 
 	mu        sync.Mutex
 	pods      map[types.UID]*podRecord
@@ -46,7 +48,7 @@ type kubelet struct {
 
 func newKubelet(ctx context.Context, cs kubernetes.Interface, cfg *kubeletConfig, podsDir string) *kubelet {
 	k := &kubelet{
-		ctx: ctx, cs: cs, podsDir: podsDir, ips: newIPAllocator(cfg.subnet),
+		ctx: ctx, cs: cs, podsDir: podsDir, ips: newIPAllocator(cfg.subnet), streamIdle: cfg.streamIdle,
 		pods: map[types.UID]*podRecord{}, byName: map[string]*podRecord{},
 		bySandbox: map[string]*podRecord{}, finished: map[types.UID]time.Time{},
 	}

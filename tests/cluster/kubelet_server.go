@@ -84,7 +84,7 @@ func (k *kubelet) servePortForward(n *testNode, w http.ResponseWriter, req *http
 		defer r.track(c)()
 	}
 	portforward.ServePortForward(w, req, forwarder{k}, r.sandbox, "", opts,
-		4*time.Hour, 30*time.Second, portforward.SupportedProtocols)
+		k.streamIdle, 30*time.Second, portforward.SupportedProtocols)
 }
 
 // forwarder plays the container runtime: the streaming server calls it once

@@ -206,6 +206,12 @@ type testKubelet struct {
 }
 
 func startTestKubelet(t *testing.T, objs ...runtime.Object) *testKubelet {
+	return startTestKubeletIdle(t, 0, objs...)
+}
+
+// startTestKubeletIdle starts a test kubelet whose
+// streamingConnectionIdleTimeout is idle (0 = none).
+func startTestKubeletIdle(t *testing.T, idle time.Duration, objs ...runtime.Object) *testKubelet {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -215,7 +221,7 @@ func startTestKubelet(t *testing.T, objs ...runtime.Object) *testKubelet {
 	cs := fake.NewClientset(objs...)
 	ctx, cancel := context.WithCancel(context.Background())
 	podsDir := t.TempDir()
-	k := newKubelet(ctx, cs, &kubeletConfig{cluster: "t", nodes: 1, ports: []int{port}, subnet: 7}, podsDir)
+	k := newKubelet(ctx, cs, &kubeletConfig{cluster: "t", nodes: 1, ports: []int{port}, subnet: 7, streamIdle: idle}, podsDir)
 	shutdown, err := k.serveNode(k.nodes[0], testCert(t))
 	if err != nil {
 		t.Fatal(err)
@@ -615,4 +621,50 @@ func wsGetHostname(t *testing.T, base, pod string) string {
 		}
 	}
 	return string(data)
+}
+
+// TestStreamingIdleTimeout: a port-forward session that carries traffic
+// stays up past the idle timeout; once idle that long, the kubelet closes it
+// and client-go reports the lost connection.
+func TestStreamingIdleTimeout(t *testing.T) {
+	netexec := corev1.Container{Name: "c", Image: "agnhost", Args: []string{"netexec"}}
+	tk := startTestKubeletIdle(t, time.Second, testPod("a", corev1.RestartPolicyAlways, netexec))
+	tk.waitPod(t, "a", "Ready", isReady)
+	local, fwdErr := tk.startForward(t, "a")
+	for start := time.Now(); time.Since(start) < 2500*time.Millisecond; time.Sleep(300 * time.Millisecond) {
+		if _, body := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/hostname", local)); body != "a" {
+			t.Fatalf("hostname through port-forward = %q", body)
+		}
+		select {
+		case err := <-fwdErr:
+			t.Fatalf("busy session closed after %v: %v", time.Since(start), err)
+		default:
+		}
+	}
+	idleSince := time.Now()
+	select {
+	case err := <-fwdErr:
+		if !errors.Is(err, portforward.ErrLostConnectionToPod) {
+			t.Errorf("port-forward ended with %v", err)
+		}
+		if d := time.Since(idleSince); d < 500*time.Millisecond {
+			t.Errorf("idle session closed after only %v", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("idle port-forward session not closed")
+	}
+}
+
+func TestKubeletFlags(t *testing.T) {
+	base := []string{"--kubeconfig=k", "--cluster=c", "--cert=c", "--key=k", "--state-dir=d", "--nodes=1", "--ports=1234", "--pod-subnet=3"}
+	c, err := parseKubeletFlags(base)
+	if err != nil || c.streamIdle != 4*time.Hour {
+		t.Errorf("default idle timeout %v (%v), want 4h", c.streamIdle, err)
+	}
+	if c, err := parseKubeletFlags(append(base, "--streaming-connection-idle-timeout=90s")); err != nil || c.streamIdle != 90*time.Second {
+		t.Errorf("idle timeout %v (%v), want 90s", c.streamIdle, err)
+	}
+	if _, err := parseKubeletFlags(append(base, "--streaming-connection-idle-timeout=-1s")); err == nil {
+		t.Error("negative idle timeout accepted")
+	}
 }

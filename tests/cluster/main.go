@@ -28,7 +28,7 @@ func main() {
 
 func usage() {
 	fmt.Fprintln(os.Stderr, `usage:
-  testcluster up --dir DIR [--clusters N] [--nodes M]
+  testcluster up --dir DIR [--clusters N] [--nodes M] [--streaming-connection-idle-timeout 4h0m0s]
   testcluster down --dir DIR
   testcluster stop|start --dir DIR --cluster a --component apiserver|kubelet|etcd|controller-manager|scheduler
   testcluster status --dir DIR`)

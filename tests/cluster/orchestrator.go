@@ -57,6 +57,8 @@ func runOrchestrator(cmd string, args []string) int {
 	nodes := fs.Int("nodes", 2, "nodes per cluster")
 	cluster := fs.String("cluster", "", "cluster letter or name (stop/start)")
 	component := fs.String("component", "", "component (stop/start)")
+	streamIdle := fs.Duration("streaming-connection-idle-timeout", defaultStreamIdle,
+		"up: the kubelets close a port-forward session idle this long; 0 = never")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -72,7 +74,11 @@ func runOrchestrator(cmd string, args []string) int {
 			fmt.Fprintln(os.Stderr, "testcluster: --clusters must be 1..26 and --nodes >= 1")
 			return 2
 		}
-		return up(abs, *clusters, *nodes)
+		if *streamIdle < 0 {
+			fmt.Fprintln(os.Stderr, "testcluster: --streaming-connection-idle-timeout must not be negative")
+			return 2
+		}
+		return up(abs, *clusters, *nodes, *streamIdle)
 	case "down":
 		return down(abs)
 	case "stop", "start":
@@ -120,7 +126,7 @@ func freePort() int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func up(dir string, nClusters, nNodes int) int {
+func up(dir string, nClusters, nNodes int, streamIdle time.Duration) int {
 	start := time.Now()
 	if len(allStates(dir)) > 0 {
 		fmt.Fprintln(os.Stderr, "testcluster: clusters already exist in", dir, "- run down first")
@@ -129,7 +135,7 @@ func up(dir string, nClusters, nNodes int) int {
 	must(os.MkdirAll(filepath.Join(dir, "logs"), 0o755))
 	var states []*clusterState
 	for i := 0; i < nClusters; i++ {
-		states = append(states, prepareCluster(dir, i, nNodes))
+		states = append(states, prepareCluster(dir, i, nNodes, streamIdle))
 	}
 	writeKubeconfig(dir, states)
 	var wg sync.WaitGroup
@@ -153,7 +159,7 @@ func up(dir string, nClusters, nNodes int) int {
 	return 0
 }
 
-func prepareCluster(dir string, index, nNodes int) *clusterState {
+func prepareCluster(dir string, index, nNodes int, streamIdle time.Duration) *clusterState {
 	letter := string(rune('a' + index))
 	cdir := filepath.Join(dir, letter)
 	pki := filepath.Join(cdir, "pki")
@@ -246,6 +252,7 @@ func prepareCluster(dir string, index, nNodes int) *clusterState {
 			"--cert=" + p("kubelet.crt"), "--key=" + p("kubelet.key"),
 			"--state-dir=" + filepath.Join(cdir, "kubelet"),
 			fmt.Sprintf("--pod-subnet=%d", 10+index),
+			"--streaming-connection-idle-timeout=" + streamIdle.String(),
 		},
 	}
 	data, err := json.MarshalIndent(st, "", "  ")
