@@ -55,7 +55,7 @@ from tray.errors import UsageError
 
 __all__ = [
     "ClusterInfo", "ClusterAuth", "Kubeconfig", "kubeconfig_paths", "load_kubeconfig", "merge_kubeconfigs",
-    "list_clusters", "default_context", "load_auth", "REREAD_FOR",
+    "list_clusters", "default_context", "no_context_message", "load_auth", "REREAD_FOR",
 ]
 
 #: How long a read is retried while a kubeconfig file looks mid-rewrite (seconds).
@@ -113,8 +113,9 @@ def merge_kubeconfigs(files: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     client-go's ``ClientConfigLoadingRules.Load`` with ``ResolveLocalPaths``.
 
     Raises :class:`UsageError` naming the file and field for a document that
-    is not a kubeconfig (not a mapping, a list that is not a list, an entry
-    without a name, a name twice in one file, a path that is not a string).
+    is not a kubeconfig (not a mapping; clusters, contexts or users not a
+    list; an entry without a name; a name twice in one file; a path that is
+    not a string), as client-go refuses such a file.
     """
     return _merge(list(files))[0]
 
