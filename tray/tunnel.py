@@ -141,9 +141,10 @@ WINDOW = 8 << 20
 WINDOW_FRAMES = 36
 #: No PING goes to a worker holding bulk data once this many frames may be queued there.
 PING_LIMIT = 46
-#: A bulk connection asks for an acknowledgement every ACK_EVERY bytes, or
-#: ACK_DELAY seconds after its last frame, whichever comes first.
+#: A bulk connection asks for an acknowledgement every ACK_EVERY bytes or
+#: ACK_EVERY_FRAMES frames, or once it has paused for ACK_DELAY seconds.
 ACK_EVERY = WINDOW // 4
+ACK_EVERY_FRAMES = WINDOW_FRAMES // 4
 ACK_DELAY = 0.005
 #: Seconds a PING may stay unanswered after a later one to another worker
 #: came back before its worker counts as stuck.
@@ -278,8 +279,8 @@ class KubeletQueues:
         return self.handled[worker] < self.bulk_mark[worker]
 
     def covered(self, worker: int) -> bool:
-        """A PING written after the worker's last bulk frame is on its way."""
-        return self.last_ping[worker] > self.bulk_mark[worker] and self.last_ping[worker] > self.handled[worker]
+        """A PING written after every frame for the worker is on its way."""
+        return self.last_ping[worker] == self.sent[worker] and self.last_ping[worker] > self.handled[worker]
 
     def stalled(self, now: float) -> set[int]:
         return {r.worker for r in self._pings.values()
@@ -434,6 +435,8 @@ class Tunnel:
         self._queues = KubeletQueues(STALL_AFTER)
         self._by_worker: list[set[_Connection]] = [set() for _ in range(WORKERS)]
         self._unpinged = [0] * WORKERS  # bulk bytes written to each worker since its last PING
+        self._unpinged_frames = [0] * WORKERS  # and bulk frames
+        self._bulk_written = [0.0] * WORKERS  # when bulk data was last written to each worker
         self._ack_timers: dict[int, asyncio.TimerHandle] = {}
         self._ack_queued: set[int] = set()  # workers whose PING is spawned, not yet written
         self._probing = False
@@ -551,7 +554,7 @@ class Tunnel:
 
     def _record_ping(self, ping_id: int | None) -> None:
         worker = self._queues.ping(ping_id)
-        self._unpinged[worker] = 0
+        self._unpinged[worker] = self._unpinged_frames[worker] = 0
 
     def _ack_pings(self, target: int) -> bytes:
         """PINGs round-robin up to and including ``target``'s worker (written now)."""
@@ -571,10 +574,12 @@ class Tunnel:
     def _want_ack(self, worker: int, *, urgent: bool = False) -> None:
         """Make sure a PING follows the bulk data written to ``worker`` (now, or shortly)."""
         queues = self._queues
-        if (self.closed_reason is not None or not queues.reserved(worker) or queues.covered(worker)
+        # Urgent: a bulk connection waits, perhaps for frames of others queued there.
+        needed = queues.reserved(worker) or (urgent and queues.outstanding(worker) > 0)
+        if (self.closed_reason is not None or not needed or queues.covered(worker)
                 or worker in self._ack_queued or queues.pings_waiting(worker) >= 2):
             return  # nothing to acknowledge, or answers on their way will call again
-        if urgent or self._unpinged[worker] >= ACK_EVERY:
+        if urgent or self._unpinged[worker] >= ACK_EVERY or self._unpinged_frames[worker] >= ACK_EVERY_FRAMES:
             timer = self._ack_timers.pop(worker, None)
             if timer is not None:
                 timer.cancel()
@@ -584,7 +589,12 @@ class Tunnel:
             self._ack_timers[worker] = asyncio.get_running_loop().call_later(ACK_DELAY, self._ack_due, worker)
 
     def _ack_due(self, worker: int) -> None:
+        """ACK_DELAY after bulk data: PING once the worker's bulk data has paused that long."""
         self._ack_timers.pop(worker, None)
+        quiet = asyncio.get_running_loop().time() - self._bulk_written[worker]
+        if quiet < ACK_DELAY:  # still flowing: ACK_EVERY asks in time
+            self._ack_timers[worker] = asyncio.get_running_loop().call_later(ACK_DELAY - quiet, self._ack_due, worker)
+            return
         self._want_ack(worker, urgent=True)
 
     def _answered(self, ping_id: int) -> None:
@@ -721,6 +731,8 @@ class Tunnel:
             worker = conn.data_id % WORKERS
             conn.in_flight.append((index, conn.up_sent))
             self._unpinged[worker] += len(data)
+            self._unpinged_frames[worker] += 1
+            self._bulk_written[worker] = asyncio.get_running_loop().time()
             self._want_ack(worker)
         else:
             conn.up_acked = conn.up_sent  # the pod's socket takes it (FREE_BYTES)
