@@ -382,8 +382,11 @@ def default_context(kubeconfig: str | None = None) -> str:
     raise UsageError(no_context_message(kc), field="--context")
 
 
-def no_context_message(kc: Kubeconfig) -> str:
-    """One line: why there is no default context, and what to pass instead."""
+def no_context_message(kc: Kubeconfig, remedy: str = "pass --context NAME") -> str:
+    """One line: why there is no default context, then ``remedy`` and the contexts to choose from.
+
+    ``remedy`` says what to do, e.g. ``set context: NAME`` for a profile.
+    """
     names = kc.contexts()
     if not names:
         return f"the kubeconfig ({kc.paths}) has no contexts"
@@ -391,8 +394,8 @@ def no_context_message(kc: Kubeconfig) -> str:
     current = kc.current_context
     if current:
         return (f'current-context "{current}" (set in {kc.source("current-context", "")}) is not a context '
-                f"of the kubeconfig; pass --context NAME (contexts: {listing})")
-    return f"the kubeconfig sets no current-context; pass --context NAME (contexts: {listing})"
+                f"of the kubeconfig; {remedy} (contexts: {listing})")
+    return f"the kubeconfig sets no current-context; {remedy} (contexts: {listing})"
 
 
 # ---------------------------------------------------------------- credentials
