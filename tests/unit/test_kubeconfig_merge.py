@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from tray.errors import UsageError
-from tray.kubeconfig import default_context, list_clusters, load_auth, load_kubeconfig, merge_kubeconfigs
+from tray.kubeconfig import (default_context, list_clusters, load_auth, load_kubeconfig, merge_kubeconfigs,
+                             no_context_message)
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "kubeconfig"
 CA = DATA / "ca.crt"
@@ -107,6 +108,9 @@ def test_no_current_context_is_accepted_and_the_hint_lists_contexts(tmp_path: Pa
         default_context(str(path))
     one_line(err, "sets no current-context", "pass --context NAME (contexts: one, two)")
     assert err.value.field == "--context"
+    # A profile has another remedy.
+    assert no_context_message(load_kubeconfig(str(path)), "set context: NAME") == (
+        "the kubeconfig sets no current-context; set context: NAME (contexts: one, two)")
 
 
 # ---------------------------------------------------------------- entries
