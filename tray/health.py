@@ -10,7 +10,8 @@ meanwhile a deleted pod would still look alive.  This module finds out:
   response, no watch line), it asks ``GET /version`` (any user may);
 * no answer within :data:`TIMEOUT` seconds: the cluster is *not answering*.
   Its caches are marked stale (forwards say ``reconnecting``), the HTTP
-  connections are replaced, and it asks again every :data:`TICK` second;
+  connections are replaced, and it asks again every :data:`TICK` second
+  (each time on a new connection, within :data:`RECHECK_TIMEOUT` s);
 * the first answer after that: every cache lists again at once, so forwards
   follow what happened meanwhile (a pod replaced) within a second or two;
 * a tick that comes much later than due means the process was stopped
@@ -38,12 +39,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ClusterHealth", "HealthChange", "IDLE", "TIMEOUT", "TICK", "JUMP"]
+__all__ = ["ClusterHealth", "HealthChange", "IDLE", "TIMEOUT", "RECHECK_TIMEOUT", "TICK", "JUMP"]
 
 #: Seconds of silence from the API server before it is asked.
 IDLE = 15.0
 #: Seconds it has to answer.
 TIMEOUT = 5.0
+#: Seconds it has to answer while it is known not to: short, so the first
+#: answer after an outage comes soon (each try is on a new connection).
+RECHECK_TIMEOUT = 2.0
 #: Seconds between two looks.
 TICK = 1.0
 #: A tick this many seconds late means the process was frozen or the machine slept.
@@ -95,16 +99,15 @@ class ClusterHealth:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        last, last_boot = loop.time(), _boottime()
-        self.api.last_heard = max(self.api.last_heard, last)
+        self.api.last_heard = max(self.api.last_heard, loop.time())
         while True:
+            last, last_boot = loop.time(), _boottime()  # the wait alone is timed, not the ping
             try:
                 await asyncio.wait_for(self._check.wait(), TICK)
             except TimeoutError:
                 pass
             now, boot = loop.time(), _boottime()
             elapsed, elapsed_boot = now - last, boot - last_boot
-            last, last_boot = now, boot
             asked = self._check.is_set()
             self._check.clear()
             woke = elapsed > TICK + JUMP or elapsed_boot - elapsed > JUMP
@@ -115,7 +118,7 @@ class ClusterHealth:
             if self.answering and not (woke or asked) and now - self.api.last_heard < IDLE:
                 continue
             try:
-                await self.api.ping(TIMEOUT)
+                await self.api.ping(TIMEOUT if self.answering else RECHECK_TIMEOUT)
             except TenderError as exc:
                 self.api.reset_connections()  # the pooled connections may be the dead ones
                 if self.answering:

@@ -107,12 +107,13 @@ class KubeAPI:
         self._retired: set[httpx.AsyncClient] = set()
         self._reauth_lock = asyncio.Lock()
         self._fresh = False
+        self._client_born = 0.0
         #: Loop time (s) the API server last answered anything (a response, a
         #: watch line); :mod:`tray.health` probes when it has been quiet.
         self.last_heard = 0.0
 
     def _http(self) -> httpx.AsyncClient:
-        headers, ctx = self.auth.snapshot()
+        headers, ctx = self.auth.api_snapshot()
         if self._client is None or self._client_ssl is not ctx or self._fresh:
             self._fresh = False
             old = self._client
@@ -121,10 +122,16 @@ class KubeAPI:
                 verify=ctx if ctx is not None else True,
                 proxy=self.auth.proxy,
                 timeout=httpx.Timeout(15.0, read=30.0),
+                # HTTP/2, as client-go speaks it: the watches, the requests and
+                # tray.health's ping share one connection, so an answered ping
+                # proves the watches' connection alive too (a half-open
+                # connection fails them all together, and is replaced).
+                http2=True,
                 limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
                 trust_env=self.auth.proxy is None,
             )
             self._client_ssl = ctx
+            self._client_born = asyncio.get_running_loop().time()
             if old is not None:
                 # Not closed at once: that cut every request in flight on it.
                 # A forward starting while another request got a 401 (and so
@@ -142,8 +149,11 @@ class KubeAPI:
     def reset_connections(self) -> None:
         """Use new connections from now on (the pooled ones may be dead:
         half-open after a network change).  Requests running on the old ones
-        finish or time out there; the old pool is closed later."""
-        self._fresh = True
+        finish or time out there; the old pool is closed later.  Asked again
+        within a second of the last replacement, it does nothing."""
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._client_born >= 1.0:
+            self._fresh = True
 
     def _heard(self) -> None:
         self.last_heard = asyncio.get_running_loop().time()
@@ -183,11 +193,17 @@ class KubeAPI:
         the default RBAC, system:public-info-viewer); raises
         :class:`ClusterUnreachable` when there is no answer in time."""
         try:
-            resp = await self._http().get("/version", timeout=timeout, extensions=self._extensions())
+            # A hard deadline too: on HTTP/2 a request can wait for the
+            # connection's read lock (held by a watch) where httpx's own
+            # timeouts do not count.
+            resp = await asyncio.wait_for(
+                self._http().get("/version", timeout=timeout, extensions=self._extensions()), timeout)
         except httpx.TransportError as exc:
             raise unreachable(exc) from None
+        except TimeoutError:
+            raise ClusterUnreachable(f"cluster unreachable: no reply from the API server in {timeout:.0f} s") from None
         self._heard()
-        resp.close()
+        del resp  # read whole by get(); its status does not matter: it answered
 
     async def whoami(self) -> str:
         """The user name the API server sees for these credentials."""

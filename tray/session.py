@@ -378,7 +378,16 @@ class Session:
             await self._owner.wait_synced(SYNC_TIMEOUT)
         await self._pods.wait_synced(SYNC_TIMEOUT)
         self._check_ports()  # the port as typed must exist: a usage error, never retried
-        pod, port = self._resolve()  # the first resolution fails fast: pod not ready → error
+        try:
+            pod, port = self._resolve()  # the first resolution fails fast: pod not ready → error
+        except TargetError as exc:
+            if not self._can_recover():
+                raise
+            # The target exists: error now (the design's "pod not ready"),
+            # and active on its own once a pod is ready.
+            await self._fail(str(exc), recoverable=True)
+            await self._supervise()
+            return
         if not self._servers:
             await self._listen(self._local_for(pod))
         self.pod_name, self.container_port = pod["metadata"]["name"], port
@@ -464,6 +473,10 @@ class Session:
         owner = self._owner_object()
         if owner is None:
             raise TargetError(f"{self.target} not found in namespace {self.namespace}")
+        if self._pods.list_forbidden is not None:
+            # Only named pods could be fetched: a selector needs a LIST
+            # (kubectl's port-forward to a workload or Service needs it too).
+            raise self._pods.list_forbidden
         if self.target.kind == "Service":
             sel = selection.selector_from_service(owner)
         else:
@@ -593,6 +606,9 @@ class Session:
         current = self._pods.objects.get(self.pod_name)
         if (current is not None and self.status == Status.ACTIVE and selection.is_pod_usable(current)
                 and current["metadata"].get("uid") == self.pod_uid):
+            degraded = self._degraded()
+            if degraded and not self.reason:
+                self._set(Status.ACTIVE, degraded)  # said once: the watch turned out forbidden
             return
         await self._switch_pod()
 
@@ -611,7 +627,8 @@ class Session:
         was = self.status
         if was == Status.ERROR and not self._servers:
             try:
-                await self._listen(self.local_port)  # the port its clients know
+                # The port its clients know (or, never bound yet, kubectl's rule).
+                await self._listen(self.local_port or self._local_for(pod))
             except UsageError as exc:
                 await self._fail(f"cannot recover: {exc}")
                 return

@@ -71,6 +71,10 @@ class ResourceCache:
         self.on_unreachable: Callable[[], None] | None = None
         # Why the cache polls instead of watching ("" when it watches).
         self.degraded = ""
+        # The API server's refusal to LIST, while the cache holds only GETs of
+        # named objects (a forward that needs a selector's pods cannot work).
+        self.list_forbidden: ForbiddenError | None = None
+        self._relisting = False  # resync() restarted the task; its LIST is not back yet
         self._wanted: dict[str, int] = {}
         self._listeners: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
@@ -106,6 +110,10 @@ class ResourceCache:
             return
         if mark_stale:
             self.mark_stale(reason or f"listing {self.plural} again")
+        if self._relisting:
+            return  # a new LIST is under way: restarting it would only delay it
+        self._relisting = True
+        self.api.reset_connections()  # the watch's connection is the suspect
         self._task.cancel()
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"watch {self.path}")
 
@@ -173,6 +181,7 @@ class ResourceCache:
             except Gone:
                 continue  # relist at once
             except ClusterUnreachable as exc:
+                self._relisting = False  # the next resync may restart it
                 self._set_error(exc)
                 if self.on_unreachable is not None:
                     self.on_unreachable()
@@ -197,6 +206,7 @@ class ResourceCache:
         except ForbiddenError as exc:
             if not self._wanted:
                 raise
+            self.list_forbidden = exc
             self._degrade(f"cannot list {self.plural} in namespace {self.namespace} ({exc})")
             objects = {}
             for name in list(self._wanted):
@@ -206,6 +216,7 @@ class ResourceCache:
                     pass
             self._replace(objects)
             raise _GetOnly() from None
+        self.list_forbidden = None
         self._replace({o["metadata"]["name"]: o for o in listing.get("items", [])})
         return str(listing["metadata"]["resourceVersion"])
 
@@ -214,6 +225,7 @@ class ResourceCache:
         self.objects = objects
         self.error = None
         self.stale, self.stale_reason = False, ""
+        self._relisting = False
         self.synced.set()
         if changed:
             self._notify()
@@ -222,6 +234,7 @@ class ResourceCache:
         if not self.degraded:
             self.degraded = f"{why}; checking every {POLL_INTERVAL:.0f} s instead"
             log.warning("%s", self.degraded)
+            self._notify()
 
     async def _poll(self) -> None:
         """The degraded mode: LIST (or GET) every POLL_INTERVAL s, for good."""
