@@ -158,5 +158,6 @@ def test_profiles_check_of_the_default_file(tmp_path: Path):
 def test_new_kinds_parse(kubeconfig: str, target: str):
     # Accepted: the command gets as far as the (unreachable) cluster, not a usage error about the kind.
     proc = tender("forward", "--kubeconfig", kubeconfig, target, "80", "--exit-on-error")
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
     assert "unknown resource kind" not in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
