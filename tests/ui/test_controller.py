@@ -239,3 +239,19 @@ def test_clicks_return_at_once_even_when_the_engine_is_slow(env) -> None:  # noq
     for _ in range(5):
         c.dispatch(Action("stop", ("whatever",)))  # the UI thread's part of a click
     assert time.monotonic() - started < 0.1
+
+
+def test_a_context_that_failed_to_load_is_loaded_again_when_the_kubeconfig_changes(env) -> None:  # noqa: ANN001
+    """A context's tree failed (say, its TLS material was read mid-rewrite): the next change
+    of the kubeconfig loads it again, instead of keeping the error until Refresh."""
+    from tray.ui.resources import Failed
+
+    c, manager, view, dialogs, notifier, tmp = env
+    c.store.set_namespaces("tender-a", Failed("cannot load TLS material: NO_CERTIFICATE_OR_CRL_FOUND"))
+    c.store.set_namespaces("tender-b", Failed("cannot list namespaces: timed out"))
+    calls: list[str] = []
+    original = c.loader.load_cluster
+    c.loader.load_cluster = lambda cid, prefer=(): (calls.append(cid), original(cid, prefer))  # type: ignore[method-assign]
+    (tmp / "kubeconfig").write_text("rewritten")
+    wait_until(lambda: "tender-a" in calls, what="tender-a loaded again")
+    assert sorted(set(calls)) == ["tender-a", "tender-b"]

@@ -37,7 +37,7 @@ from tray.ui.menu import MenuState, build_menu
 from tray.ui.menu_profiles import profile_sessions
 from tray.ui.model import Action, Item
 from tray.ui.notify import Notifications, Notifier
-from tray.ui.resources import ResourceStore
+from tray.ui.resources import Failed, ResourceStore
 from tray.ui.settings import Settings, load_settings, save_settings, settings_path
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,11 @@ class Controller:
             self.notifications.send(f"Context {cid} was removed from the kubeconfig",
                                      f"{labels.plural(len(stopped), 'forward')} stopped" if stopped
                                      else "It had no forwards.", always=True)
-        for cid in sorted(new - old):
+        # New contexts, and those whose last load failed: the kubeconfig
+        # changed, so the failure (say, TLS material read mid-rewrite) may be
+        # gone; an error is never kept once the file reads.
+        failed = {cid for cid, tree in self.store.snapshot().items() if isinstance(tree.namespaces, Failed)}
+        for cid in sorted((new - old) | (failed & new)):
             self.loader.load_cluster(cid, prefer=self._namespaces_in_use(cid))
         self.coalescer.poke()
 
