@@ -26,6 +26,8 @@ var standIns = map[string]func(p *proc){
 	"port-forward-tester": runPortForwardTester,
 	"tcp-reset":           runTCPReset,
 	"serve-hostname":      runServeHostname,
+	"pause":               runPause,
+	"test-webserver":      runTestWebserver,
 }
 
 // procConfig is what a container's program gets to see.
@@ -38,6 +40,9 @@ type procConfig struct {
 	logs     *logBuffer
 	attempt  int32  // restart count of this run, tags its log lines
 	onPorts  func() // called (without locks held) when listeners change
+	// root is the container's filesystem: a real directory that stands
+	// for "/" (see agnhost_shell.go); "" means none (unit tests).
+	root string
 }
 
 // proc is one run of a container's program.
@@ -49,8 +54,15 @@ type proc struct {
 	listeners map[int32]net.Listener
 	addrs     map[int32]string
 	conns     map[*trackedConn]struct{}
+	udpAddrs  map[int32]string // UDP port -> real address
 	cleanups  []func()
 	done      chan struct{}
+	// term closes when the kubelet sends SIGTERM (pod deletion); onTerm,
+	// if set by the stand-in, runs then. A stand-in without one ignores
+	// SIGTERM and runs until the grace period ends.
+	term     chan struct{}
+	termOnce sync.Once
+	onTerm   func()
 }
 
 func startStandIn(cfg procConfig) *proc {
@@ -59,7 +71,9 @@ func startStandIn(cfg procConfig) *proc {
 		listeners:  map[int32]net.Listener{},
 		addrs:      map[int32]string{},
 		conns:      map[*trackedConn]struct{}{},
+		udpAddrs:   map[int32]string{},
 		done:       make(chan struct{}),
+		term:       make(chan struct{}),
 	}
 	if p.onPorts == nil {
 		p.onPorts = func() {}
@@ -102,6 +116,41 @@ func (p *proc) println(s string) {
 	}
 }
 
+// printPartial logs text that does not end its line (fmt.Printf without
+// "\n"): the next output continues the same line, as a container runtime
+// shows it.
+func (p *proc) printPartial(s string) { p.logs.addPartial(p.attempt, s) }
+
+// sigterm delivers SIGTERM once; see proc.term.
+func (p *proc) sigterm() {
+	p.termOnce.Do(func() {
+		close(p.term)
+		p.mu.Lock()
+		f := p.onTerm
+		p.mu.Unlock()
+		if f != nil {
+			go f()
+		}
+	})
+}
+
+// handleTerm sets what the program does on SIGTERM.
+func (p *proc) handleTerm(f func()) {
+	p.mu.Lock()
+	p.onTerm = f
+	p.mu.Unlock()
+}
+
+// terminating reports whether SIGTERM has arrived.
+func (p *proc) terminating() bool {
+	select {
+	case <-p.term:
+		return true
+	default:
+		return false
+	}
+}
+
 // exit ends the program with code (the first call wins): listeners and
 // open connections close as they would when a real process dies.
 func (p *proc) exit(code int) {
@@ -113,6 +162,7 @@ func (p *proc) exit(code int) {
 	p.exited, p.code = true, code
 	cleanups, listeners, conns := p.cleanups, p.listeners, p.conns
 	p.listeners, p.addrs, p.conns = map[int32]net.Listener{}, map[int32]string{}, map[*trackedConn]struct{}{}
+	p.udpAddrs = map[int32]string{}
 	p.mu.Unlock()
 	for _, f := range cleanups {
 		f()
@@ -167,6 +217,49 @@ func (p *proc) portAddrs() map[int32]string {
 		m[k] = v
 	}
 	return m
+}
+
+// udpPortAddrs snapshots UDP containerPort -> real address.
+func (p *proc) udpPortAddrs() map[int32]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := make(map[int32]string, len(p.udpAddrs))
+	for k, v := range p.udpAddrs {
+		m[k] = v
+	}
+	return m
+}
+
+// udpAddr is the real address standing for UDP containerPort port, or "".
+func (p *proc) udpAddr(port int32) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.udpAddrs[port]
+}
+
+// listenUDP opens the real UDP socket standing for containerPort port; it
+// closes when the program exits.
+func (p *proc) listenUDP(port int32) (*net.UDPConn, error) {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	if p.exited {
+		p.mu.Unlock()
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	if _, taken := p.udpAddrs[port]; taken {
+		p.mu.Unlock()
+		c.Close()
+		return nil, fmt.Errorf("listen udp :%d: bind: address already in use", port)
+	}
+	p.udpAddrs[port] = c.LocalAddr().String()
+	p.cleanups = append(p.cleanups, func() { c.Close() })
+	p.mu.Unlock()
+	p.onPorts()
+	return c, nil
 }
 
 // addr is the real address standing for containerPort port, or "".

@@ -22,6 +22,7 @@ type logLine struct {
 	t       time.Time
 	attempt int32
 	text    string
+	partial bool // the line goes on in the next entry (no newline yet)
 }
 
 // maxLogLines bounds memory when a benchmark makes netexec log a lot.
@@ -36,10 +37,15 @@ func (b *logBuffer) notifyLocked() {
 	b.changed = make(chan struct{})
 }
 
-func (b *logBuffer) add(attempt int32, text string) {
+func (b *logBuffer) add(attempt int32, text string) { b.append(attempt, text, false) }
+
+// addPartial adds text that the program has not ended with a newline yet.
+func (b *logBuffer) addPartial(attempt int32, text string) { b.append(attempt, text, true) }
+
+func (b *logBuffer) append(attempt int32, text string, partial bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.lines = append(b.lines, logLine{time.Now(), attempt, text})
+	b.lines = append(b.lines, logLine{time.Now(), attempt, text, partial})
 	if len(b.lines) > maxLogLines {
 		drop := len(b.lines) - maxLogLines/2
 		b.lines = append([]logLine(nil), b.lines[drop:]...)

@@ -4,6 +4,8 @@ package main
 // tests grep `kubectl logs` for them.
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,8 +36,10 @@ func (p *proc) serveHTTP(port int32, h http.Handler) bool {
 // genericStandIn serves netexec's HTTP API on each declared TCP port, so an
 // nginx or any other image still answers through port-forward.
 func genericStandIn(p *proc) {
+	ready := &atomic.Bool{}
+	ready.Store(true)
 	for _, port := range p.ports {
-		if !p.serveHTTP(port, netexecMux(p)) {
+		if !p.serveHTTP(port, netexecMux(p, ready)) {
 			return
 		}
 		p.logf("Started HTTP server on port %d", port)
@@ -43,20 +48,109 @@ func genericStandIn(p *proc) {
 
 // netexec ------------------------------------------------------------------
 
+// runNetexec: HTTP on --http-port (8080), the UDP server on --udp-port
+// (8081, -1 = none), and --delay-shutdown=N: on SIGTERM /readyz answers
+// 503, it logs, keeps serving N seconds and exits 0. Without
+// --delay-shutdown agnhost exits at once on SIGTERM; here it keeps serving
+// until the kubelet stops it at the end of the grace period (what the
+// suite's grace-period tests were written against).
 func runNetexec(p *proc) {
 	port := int32(intFlag(p.args, "http-port", 8080))
-	if p.serveHTTP(port, netexecMux(p)) {
-		p.logf("Started HTTP server on port %d", port)
+	udpPort := intFlag(p.args, "udp-port", 8081)
+	delay := intFlag(p.args, "delay-shutdown", 0)
+	// ready is agnhost's serverReady: set once the UDP server runs, so
+	// /healthz and /readyz answer 412 with --udp-port=-1, as upstream.
+	ready := &atomic.Bool{}
+	p.handleTerm(func() {
+		if delay <= 0 {
+			return
+		}
+		p.logf("Sleeping %d seconds before terminating...", delay)
+		if p.sleep(time.Duration(delay) * time.Second) {
+			p.exit(0)
+		}
+	})
+	if !p.serveHTTP(port, netexecMux(p, ready)) {
+		return
+	}
+	p.logf("Started HTTP server on port %d", port)
+	if udpPort != -1 {
+		startUDPServer(p, int32(udpPort), ready)
 	}
 }
 
-// xBuf is shared read-only by every /bytes response.
-var xBuf = []byte(strings.Repeat("x", 64<<10))
+// startUDPServer answers "hostname", "echo MSG" and "clientip" datagrams
+// (lower-cased and trimmed first, as upstream).
+func startUDPServer(p *proc, port int32, ready *atomic.Bool) {
+	c, err := p.listenUDP(port)
+	if err != nil {
+		p.logf("Error occurred: failed to create listener for UDP address :%d:%v", port, err)
+		p.exit(1)
+		return
+	}
+	p.logf("Started UDP server on port  %d", port)
+	ready.Store(true)
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := c.ReadFromUDP(buf)
+			if err != nil {
+				ready.Store(false)
+				return
+			}
+			text := strings.ToLower(strings.TrimSpace(string(buf[:n])))
+			switch {
+			case text == "hostname":
+				p.logf("Sending udp hostName response")
+				c.WriteToUDP([]byte(p.hostname), from)
+			case strings.HasPrefix(text, "echo "):
+				msg := strings.SplitN(text, " ", 2)[1]
+				p.logf("Echoing %v to UDP client %s", msg, from)
+				c.WriteToUDP([]byte(msg), from)
+			case text == "clientip":
+				p.logf("Sending clientip back to UDP client %s", from)
+				c.WriteToUDP([]byte(from.String()), from)
+			case text != "":
+				p.logf("Unknown UDP command received from %s: %v", from, text)
+			}
+		}
+	}()
+}
+
+// /bytes content: a seeded pseudo-random stream that never repeats a block,
+// so that a checksum catches lost, repeated or reordered data. Block b
+// (bytesBlock bytes, the last one cut short) is the seed's table XOR the
+// 8-byte little-endian b repeated; the table is SHA-256("tender-bytes:SEED:i")
+// for i = 0..2047, concatenated. tests/clusterlib.py (expected_bytes)
+// computes the same stream.
+const bytesBlock = 64 << 10
+
+var bytesTables sync.Map // seed -> *[bytesBlock]byte
+
+func bytesTable(seed uint64) *[bytesBlock]byte {
+	if t, ok := bytesTables.Load(seed); ok {
+		return t.(*[bytesBlock]byte)
+	}
+	t := new([bytesBlock]byte)
+	for i := 0; i < bytesBlock/sha256.Size; i++ {
+		sum := sha256.Sum256([]byte(fmt.Sprintf("tender-bytes:%d:%d", seed, i)))
+		copy(t[i*sha256.Size:], sum[:])
+	}
+	t2, _ := bytesTables.LoadOrStore(seed, t)
+	return t2.(*[bytesBlock]byte)
+}
+
+// fillBytesBlock writes block b of the seed's stream into dst (bytesBlock long).
+func fillBytesBlock(dst []byte, table *[bytesBlock]byte, b uint64) {
+	for i := 0; i < bytesBlock; i += 8 {
+		binary.LittleEndian.PutUint64(dst[i:], binary.LittleEndian.Uint64(table[i:])^b)
+	}
+}
 
 // copyBufs are the 64 KiB buffers of the hot paths (uploads, port-forward).
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
 
-func netexecMux(p *proc) *http.ServeMux {
+func netexecMux(p *proc, ready *atomic.Bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		p.logf("GET /")
@@ -96,7 +190,23 @@ func netexecMux(p *proc) *http.ServeMux {
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		p.logf("GET /healthz")
-		w.WriteHeader(http.StatusOK)
+		if ready.Load() {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		w.WriteHeader(http.StatusPreconditionFailed)
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		p.logf("GET /readyz")
+		switch {
+		case p.terminating():
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, "shutting down")
+		case ready.Load():
+			fmt.Fprint(w, "ok")
+		default:
+			w.WriteHeader(http.StatusPreconditionFailed)
+		}
 	})
 	mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) {
 		loc, code := r.FormValue("location"), r.FormValue("code")
@@ -108,9 +218,24 @@ func netexecMux(p *proc) *http.ServeMux {
 		http.Redirect(w, r, loc, n)
 	})
 	mux.HandleFunc("/shell", func(w http.ResponseWriter, r *http.Request) {
-		p.logf("GET /shell?cmd=%s", r.FormValue("cmd"))
-		w.WriteHeader(http.StatusExpectationFailed)
-		fmt.Fprint(w, `{"error":"no shell in the test cluster's stand-in"}`)
+		cmd := r.FormValue("shellCommand")
+		if cmd == "" {
+			cmd = r.FormValue("cmd")
+		}
+		p.logf("GET /shell?cmd=%s", cmd)
+		out, code, err := p.shellOutput(r.Context(), []string{"/bin/sh", "-c", cmd})
+		output := map[string]string{}
+		if len(out) > 0 {
+			output["output"] = string(out)
+		}
+		switch {
+		case err != nil:
+			output["error"] = "signal: killed"
+		case code != 0:
+			output["error"] = fmt.Sprintf("exit status %d", code)
+		}
+		p.logf("Output: %s", output)
+		json.NewEncoder(w).Encode(output)
 	})
 	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
 		codeStr, wait := r.FormValue("code"), r.FormValue("wait")
@@ -121,7 +246,7 @@ func netexecMux(p *proc) *http.ServeMux {
 			return
 		}
 		d, _ := time.ParseDuration(wait)
-		p.logf("Will begin shutdown in %s, then will exit with %d", d, code)
+		p.logf("Will begin shutdown in %s, allowing %s for connections to close, then will exit with %d", d, r.FormValue("timeout"), code)
 		exitAfterResponse(w, p, d, code)
 	})
 	mux.HandleFunc("/shutdown", func(w http.ResponseWriter, r *http.Request) {
@@ -129,16 +254,30 @@ func netexecMux(p *proc) *http.ServeMux {
 		exitAfterResponse(w, p, 0, 0)
 	})
 	mux.HandleFunc("/bytes", func(w http.ResponseWriter, r *http.Request) {
+		// Not an agnhost endpoint: N bytes of the stream described at
+		// bytesBlock, for bulk transfers that can be checked.
 		n, err := strconv.ParseInt(r.FormValue("n"), 10, 64)
 		if err != nil || n < 0 {
 			http.Error(w, "argument 'n' must be a non-negative integer", http.StatusBadRequest)
 			return
 		}
+		var seed uint64
+		if s := r.FormValue("seed"); s != "" {
+			if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+				http.Error(w, "argument 'seed' must be a non-negative integer", http.StatusBadRequest)
+				return
+			}
+		}
+		table := bytesTable(seed)
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
-		for n > 0 {
-			chunk := min(n, int64(len(xBuf)))
-			if _, err := w.Write(xBuf[:chunk]); err != nil {
+		buf := copyBufs.Get().(*[]byte)
+		defer copyBufs.Put(buf)
+		block := (*buf)[:bytesBlock]
+		for b := uint64(0); n > 0; b++ {
+			fillBytesBlock(block, table, b)
+			chunk := min(n, bytesBlock)
+			if _, err := w.Write(block[:chunk]); err != nil {
 				return
 			}
 			n -= chunk
@@ -186,6 +325,43 @@ func exitAfterResponse(w http.ResponseWriter, p *proc, wait time.Duration, code 
 		p.sleep(wait + 100*time.Millisecond)
 		p.exit(code)
 	}()
+}
+
+// pause -----------------------------------------------------------------------
+
+// runPause waits for SIGTERM, then (after --delay-shutdown=N seconds)
+// exits 2, logging as upstream (whose "Sleeping ..." has no newline).
+func runPause(p *proc) {
+	delay := intFlag(p.args, "delay-shutdown", 0)
+	p.println("Paused")
+	p.handleTerm(func() {
+		if delay > 0 {
+			p.printPartial(fmt.Sprintf("Sleeping %d seconds before exit ...", delay))
+			if !p.sleep(time.Duration(delay) * time.Second) {
+				return
+			}
+		}
+		p.println("exiting 2")
+		p.exit(2)
+	})
+}
+
+// test-webserver ----------------------------------------------------------------
+
+// runTestWebserver serves the container's files on --port (80), with
+// upstream's headers; If-Modified-Since is ignored, as upstream.
+func runTestWebserver(p *proc) {
+	port := int32(intFlag(p.args, "port", 80))
+	files := http.StripPrefix("/", http.FileServer(http.Dir(p.fsRoot())))
+	p.serveHTTP(port, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "private")
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		w.Header().Set("Access-Control-Allow-Credentials", "true")
+		w.Header().Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+		w.Header().Set("Access-Control-Allow-Headers", "DNT,X-Mx-ReqToken,Keep-Alive,User-Agent,X-Requested-With,Cache-Control,Content-Type")
+		r.Header.Del("If-Modified-Since")
+		files.ServeHTTP(w, r)
+	}))
 }
 
 // serve-hostname -------------------------------------------------------------

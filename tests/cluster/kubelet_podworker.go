@@ -33,6 +33,7 @@ type podRecord struct {
 	goneOnce   sync.Once
 	finished   chan struct{} // the worker is done
 	stateKick  chan struct{}
+	probeKick  chan struct{} // a readiness probe changed a container's readiness
 	writerDone chan struct{}
 
 	mu      sync.Mutex // the worker writes, HTTP handlers read
@@ -58,19 +59,21 @@ type exitEvent struct {
 
 // ctr is one container of the pod.
 type ctr struct {
-	spec      corev1.Container
-	init      bool // a plain init container: reported Completed at once
-	sidecar   bool // a restartable init container: runs like a container
-	logs      *logBuffer
-	id        string
-	restarts  int32
-	running   bool
-	started   time.Time
-	readyAt   time.Time
-	term      *corev1.ContainerStateTerminated // state when not running
-	last      *corev1.ContainerStateTerminated
-	restartAt time.Time // a restart is due then
-	proc      *proc
+	spec     corev1.Container
+	init     bool // a plain init container: reported Completed at once
+	sidecar  bool // a restartable init container: runs like a container
+	logs     *logBuffer
+	id       string
+	restarts int32
+	running  bool
+	started  time.Time
+	// probeReady is the readiness probe's verdict on the current run
+	// (kubelet_probe.go); without a probe a running container is ready.
+	probeReady bool
+	term       *corev1.ContainerStateTerminated // state when not running
+	last       *corev1.ContainerStateTerminated
+	restartAt  time.Time // a restart is due then
+	proc       *proc
 }
 
 func newPodRecord(k *kubelet, node string, pod *corev1.Pod) *podRecord {
@@ -81,7 +84,8 @@ func newPodRecord(k *kubelet, node string, pod *corev1.Pod) *podRecord {
 		updates:   make(chan struct{}, 1), exits: make(chan exitEvent, 16),
 		gone: make(chan struct{}), finished: make(chan struct{}),
 		stateKick: make(chan struct{}, 1), writerDone: make(chan struct{}),
-		latest: pod, fwd: map[io.Closer]struct{}{},
+		probeKick: make(chan struct{}, 1),
+		latest:    pod, fwd: map[io.Closer]struct{}{},
 	}
 	if v, ok := pod.Annotations[dropAnnotation]; ok {
 		r.dropVal = &v
@@ -203,6 +207,7 @@ func (r *podRecord) run() {
 			r.handleUpdate()
 		case ev := <-r.exits:
 			r.onExit(ev)
+		case <-r.probeKick:
 		case <-wake:
 		}
 	}
@@ -212,11 +217,12 @@ func (r *podRecord) run() {
 func (r *podRecord) startLocked(c *ctr) {
 	now := time.Now()
 	c.id = "tender://" + randHex(32)
-	c.running, c.term, c.restartAt, c.started, c.readyAt = true, nil, time.Time{}, now, now
-	if p := c.spec.ReadinessProbe; p != nil {
-		c.readyAt = now.Add(time.Duration(p.InitialDelaySeconds) * time.Second)
-	}
+	c.running, c.term, c.restartAt, c.started, c.probeReady = true, nil, time.Time{}, now, false
 	env := r.containerEnv(&c.spec)
+	root, err := r.makeRootLocked(c)
+	if err != nil {
+		kubeletLog.Printf("pod %s: container %s: root directory: %v", r.key, c.spec.Name, err)
+	}
 	sub, args := commandLine(expandAll(c.spec.Command, env), expandAll(c.spec.Args, env))
 	var ports []int32
 	for _, p := range c.spec.Ports {
@@ -226,9 +232,12 @@ func (r *podRecord) startLocked(c *ctr) {
 	}
 	p := startStandIn(procConfig{
 		hostname: r.hostname, sub: sub, args: args, env: env, ports: ports,
-		logs: c.logs, attempt: c.restarts, onPorts: r.kickState,
+		logs: c.logs, attempt: c.restarts, onPorts: r.kickState, root: root,
 	})
 	c.proc = p
+	if probe := c.spec.ReadinessProbe; probe != nil {
+		go r.runReadinessProbe(c, p, *probe, now)
+	}
 	go func() {
 		select {
 		case <-p.done:
@@ -309,6 +318,14 @@ func (r *podRecord) handleUpdate() {
 	if !r.deleting || deadline.Before(r.deadline) {
 		kubeletLog.Printf("pod %s: terminating, stopping containers in %ds", r.key, grace)
 		r.deleting, r.deadline = true, deadline
+		// SIGTERM: each program reacts as it would (proc.onTerm).
+		r.mu.Lock()
+		for _, c := range r.all() {
+			if c.running {
+				c.proc.sigterm()
+			}
+		}
+		r.mu.Unlock()
 	}
 }
 
@@ -358,12 +375,8 @@ func (r *podRecord) nextWake() time.Time {
 	if r.deleting && !r.stopped {
 		consider(r.deadline)
 	}
-	now := time.Now()
 	for _, c := range r.all() {
 		consider(c.restartAt)
-		if c.running && c.readyAt.After(now) {
-			consider(c.readyAt)
-		}
 	}
 	return at
 }
@@ -429,6 +442,7 @@ func (r *podRecord) cleanup() {
 	}
 	close(r.finished)
 	<-r.writerDone
+	os.RemoveAll(r.fsDir())
 	k := r.k
 	k.mu.Lock()
 	delete(k.pods, r.uid)
@@ -505,7 +519,7 @@ func (r *podRecord) stateWriter() {
 	for {
 		select {
 		case <-r.stateKick:
-			ports := map[string]string{}
+			ports, udp, roots := map[string]string{}, map[string]string{}, map[string]string{}
 			r.mu.Lock()
 			for _, c := range r.all() {
 				if c.running {
@@ -514,10 +528,17 @@ func (r *podRecord) stateWriter() {
 							ports[itoa(int(port))] = addr
 						}
 					}
+					for port, addr := range c.proc.udpPortAddrs() {
+						if _, dup := udp[itoa(int(port))]; !dup {
+							udp[itoa(int(port))] = addr
+						}
+					}
+					roots[c.spec.Name] = c.proc.root
 				}
 			}
 			r.mu.Unlock()
-			if err := writeJSONAtomic(file, map[string]any{"uid": r.uid, "ports": ports}); err != nil {
+			state := map[string]any{"uid": r.uid, "ports": ports, "udp_ports": udp, "roots": roots}
+			if err := writeJSONAtomic(file, state); err != nil {
 				kubeletLog.Printf("pod %s: state file: %v", r.key, err)
 			}
 		case <-r.finished:
@@ -525,4 +546,61 @@ func (r *podRecord) stateWriter() {
 			return
 		}
 	}
+}
+
+// Container filesystems ---------------------------------------------------------
+
+// fsDir holds the pod's container roots (one directory per container) and
+// its emptyDir volumes (.volumes/NAME), beside the pod's state file.
+func (r *podRecord) fsDir() string { return filepath.Join(r.k.podsDir, r.ns+"_"+r.name) }
+
+// makeRootLocked lays out a fresh root for a run of c (a restarted container
+// loses what it wrote, as with a container's writable layer): /etc/hostname
+// and /etc/hosts as the kubelet mounts them, /tmp, and its emptyDir volume
+// mounts, which link to the pod's volume directories and so outlive
+// restarts and are shared between the pod's containers.
+func (r *podRecord) makeRootLocked(c *ctr) (string, error) {
+	root := filepath.Join(r.fsDir(), c.spec.Name)
+	if err := os.RemoveAll(root); err != nil {
+		return "", err
+	}
+	for _, d := range []string{"etc", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return "", err
+		}
+	}
+	hosts := "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+	if r.ip != "" {
+		hosts += r.ip + "\t" + r.hostname + "\n"
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc", "hosts"), []byte(hosts), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc", "hostname"), []byte(r.hostname+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	emptyDirs := map[string]bool{}
+	for _, v := range r.latest.Spec.Volumes {
+		if v.EmptyDir != nil {
+			emptyDirs[v.Name] = true
+		}
+	}
+	for _, m := range c.spec.VolumeMounts {
+		if !emptyDirs[m.Name] {
+			continue
+		}
+		vol := filepath.Join(r.fsDir(), ".volumes", m.Name)
+		at := containerPath(root, "/", m.MountPath)
+		if err := os.MkdirAll(vol, 0o777); err != nil {
+			return "", err
+		}
+		os.RemoveAll(at)
+		if err := os.MkdirAll(filepath.Dir(at), 0o755); err != nil {
+			return "", err
+		}
+		if err := os.Symlink(vol, at); err != nil {
+			return "", err
+		}
+	}
+	return root, nil
 }

@@ -243,7 +243,10 @@ func (k *kubelet) serveLogs(n *testNode, w http.ResponseWriter, req *http.Reques
 			if stamps {
 				b.WriteString(l.t.UTC().Format(time.RFC3339Nano) + " ")
 			}
-			b.WriteString(l.text + "\n")
+			b.WriteString(l.text)
+			if !l.partial {
+				b.WriteByte('\n')
+			}
 		}
 		out := b.Bytes()
 		if limit >= 0 && int64(len(out)) > limit {

@@ -126,7 +126,7 @@ func (c *ctr) status(now time.Time, hold bool) corev1.ContainerStatus {
 	switch {
 	case c.running:
 		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(c.started)}
-		cs.Ready = !hold && !now.Before(c.readyAt)
+		cs.Ready = !hold && (c.spec.ReadinessProbe == nil || c.probeReady)
 	case c.term != nil:
 		cs.State.Terminated = c.term
 		cs.Ready = c.init && c.term.ExitCode == 0 // a completed init container counts as ready

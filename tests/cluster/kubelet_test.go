@@ -34,6 +34,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
@@ -368,7 +369,8 @@ func TestKubeletPodLifecycle(t *testing.T) {
 	netexec := corev1.Container{
 		Name: "c", Image: "registry.k8s.io/e2e-test-images/agnhost:2.53",
 		Args:           []string{"netexec", "--http-port=8080"},
-		ReadinessProbe: &corev1.Probe{InitialDelaySeconds: 1},
+		ReadinessProbe: &corev1.Probe{InitialDelaySeconds: 1, PeriodSeconds: 1,
+			ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}}},
 	}
 	never := netexec
 	never.ReadinessProbe = nil
@@ -666,5 +668,191 @@ func TestKubeletFlags(t *testing.T) {
 	}
 	if _, err := parseKubeletFlags(append(base, "--streaming-connection-idle-timeout=-1s")); err == nil {
 		t.Error("negative idle timeout accepted")
+	}
+}
+
+func shellIn(t *testing.T, tk *testKubelet, pod, cmd string) {
+	t.Helper()
+	httpGet(t, "http://"+tk.stateAddr(t, pod, "8080")+"/shell?cmd="+url.QueryEscape(cmd))
+}
+
+// readyFor asserts that pod's Ready condition stays want for d.
+func (tk *testKubelet) readyFor(t *testing.T, name string, want bool, d time.Duration) {
+	t.Helper()
+	for start := time.Now(); time.Since(start) < d; time.Sleep(50 * time.Millisecond) {
+		pod, err := tk.cs.CoreV1().Pods("default").Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if isReady(pod) != want {
+			t.Fatalf("pod %s Ready=%v after %v, want %v", name, !want, time.Since(start), want)
+		}
+	}
+}
+
+// TestReadinessProbes: exec, httpGet and tcpSocket probes drive the pod's
+// Ready condition with the kubelet's timing (initialDelaySeconds,
+// periodSeconds, thresholds, timeoutSeconds); the ready annotation overrides.
+func TestReadinessProbes(t *testing.T) {
+	probed := func(name string, probe corev1.Probe) *corev1.Pod {
+		c := corev1.Container{Name: "c", Image: "agnhost", Args: []string{"netexec"},
+			Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}, ReadinessProbe: &probe}
+		return testPod(name, corev1.RestartPolicyAlways, c)
+	}
+	exec := func(cmd ...string) corev1.ProbeHandler {
+		return corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: cmd}}
+	}
+	tk := startTestKubelet(t,
+		probed("exec", corev1.Probe{ProbeHandler: exec("cat", "/tmp/ready"), PeriodSeconds: 1, FailureThreshold: 2}),
+		probed("http", corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromString("http")}},
+			InitialDelaySeconds: 2, PeriodSeconds: 1, SuccessThreshold: 2}),
+		probed("tcp", corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}}, PeriodSeconds: 1}),
+		probed("refused", corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(9999)}}, PeriodSeconds: 1}),
+		probed("slow", corev1.Probe{ProbeHandler: exec("sh", "-c", "sleep 2"), PeriodSeconds: 1, TimeoutSeconds: 1}),
+		probed("status", corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/echo?code=503", Port: intstr.FromInt32(8080)}}, PeriodSeconds: 1}),
+	)
+	start := time.Now()
+	tk.waitPod(t, "tcp", "Ready", isReady)
+	tk.waitPod(t, "http", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	if d := time.Since(start); d < 1500*time.Millisecond {
+		tk.readyFor(t, "http", false, 1500*time.Millisecond-d)
+	}
+	tk.waitPod(t, "http", "Ready", isReady)
+	// initialDelaySeconds 2, then two successes one period apart.
+	if d := time.Since(start); d < 3*time.Second {
+		t.Errorf("http probe: Ready after %v, want >= 3s", d)
+	}
+
+	// exec: not ready until the file exists; unready after two failures.
+	tk.readyFor(t, "exec", false, 500*time.Millisecond)
+	shellIn(t, tk, "exec", "touch /tmp/ready")
+	tk.waitPod(t, "exec", "Ready", isReady)
+	shellIn(t, tk, "exec", "rm /tmp/ready")
+	removed := time.Now()
+	tk.waitPod(t, "exec", "not Ready", func(p *corev1.Pod) bool { return !isReady(p) })
+	if d := time.Since(removed); d < 900*time.Millisecond {
+		t.Errorf("unready %v after one failure, want two failures a period apart", d)
+	}
+	pod := tk.waitPod(t, "exec", "a message", func(p *corev1.Pod) bool { return !isReady(p) })
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady && c.Reason != "ContainersNotReady" {
+			t.Errorf("Ready condition: %+v", c)
+		}
+	}
+	// The annotation holds a pod that probes ready unready, and lets go.
+	shellIn(t, tk, "exec", "touch /tmp/ready")
+	tk.waitPod(t, "exec", "Ready again", isReady)
+	tk.update(t, "exec", func(p *corev1.Pod) { p.Annotations = map[string]string{readyAnnotation: "false"} })
+	tk.waitPod(t, "exec", "held", func(p *corev1.Pod) bool { return !isReady(p) })
+	tk.update(t, "exec", func(p *corev1.Pod) { p.Annotations = nil })
+	tk.waitPod(t, "exec", "released", isReady)
+
+	// Refused connections, timeouts and 5xx never make a pod Ready.
+	for _, name := range []string{"refused", "slow", "status"} {
+		tk.readyFor(t, name, false, 100*time.Millisecond)
+		if p := tk.waitPod(t, name, "Running", func(p *corev1.Pod) bool { return true }); p.Status.Phase != corev1.PodRunning {
+			t.Errorf("pod %s: %s", name, p.Status.Phase)
+		}
+	}
+
+	// A restarted container starts unready again.
+	httpGet(t, "http://"+tk.stateAddr(t, "exec", "8080")+"/exit?code=1")
+	tk.waitPod(t, "exec", "restarted, unready", func(p *corev1.Pod) bool {
+		return p.Status.ContainerStatuses[0].RestartCount == 1 && !isReady(p)
+	})
+}
+
+// TestTermination: deletion sends SIGTERM; netexec --delay-shutdown=1 turns
+// /readyz to 503 (its probe makes the pod unready) and exits after 1 s, so
+// the pod goes long before its 30 s grace period; pause exits 2.
+func TestTermination(t *testing.T) {
+	netexec := corev1.Container{Name: "c", Image: "agnhost", Args: []string{"netexec", "--delay-shutdown=1"},
+		ReadinessProbe: &corev1.Probe{PeriodSeconds: 1, FailureThreshold: 1,
+			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromInt32(8080)}}}}
+	pause := corev1.Container{Name: "p", Image: "agnhost", Args: []string{"pause"}}
+	tk := startTestKubelet(t, testPod("n", corev1.RestartPolicyAlways, netexec), testPod("p", corev1.RestartPolicyAlways, pause))
+	tk.waitPod(t, "n", "Ready", isReady)
+	tk.waitPod(t, "p", "Ready", isReady)
+	addr := tk.stateAddr(t, "n", "8080")
+	tk.cs.ClearActions()
+	deleted := time.Now()
+	for _, name := range []string{"n", "p"} {
+		tk.update(t, name, func(p *corev1.Pod) {
+			p.DeletionTimestamp = ptr.To(metav1.Now())
+			p.DeletionGracePeriodSeconds = ptr.To[int64](30)
+		})
+	}
+	if code, body := httpGet(t, "http://"+addr+"/readyz"); code != 503 || body != "shutting down" {
+		t.Errorf("/readyz while terminating: %d %q", code, body)
+	}
+	waitGone(t, tk, "p")
+	waitGone(t, tk, "n")
+	if d := time.Since(deleted); d < time.Second || d > 8*time.Second {
+		t.Errorf("netexec pod gone %v after deletion, want about 1s", d)
+	}
+	var unready bool
+	finals := map[string]*corev1.Pod{}
+	for _, a := range tk.cs.Actions() {
+		if u, ok := a.(k8stesting.UpdateActionImpl); ok && u.GetSubresource() == "status" {
+			pod := u.GetObject().(*corev1.Pod)
+			finals[pod.Name] = pod
+			if pod.Name == "n" && !isReady(pod) && pod.Status.Phase == corev1.PodRunning {
+				unready = true
+			}
+		}
+	}
+	if !unready {
+		t.Error("the terminating netexec pod never went unready")
+	}
+	if p := finals["p"]; p == nil || p.Status.ContainerStatuses[0].State.Terminated == nil || p.Status.ContainerStatuses[0].State.Terminated.ExitCode != 2 {
+		t.Errorf("pause final status: %+v", p)
+	}
+	if p := finals["n"]; p == nil || p.Status.Phase != corev1.PodSucceeded {
+		t.Errorf("netexec final status: %+v", p)
+	}
+}
+
+// TestContainerRoot: a container's root has /etc/hostname and /etc/hosts,
+// loses what it wrote when it restarts, and shares emptyDir volumes with the
+// pod's other containers; test-webserver serves it.
+func TestContainerRoot(t *testing.T) {
+	pod := testPod("r", corev1.RestartPolicyAlways, corev1.Container{Name: "web", Image: "agnhost",
+		Args: []string{"test-webserver", "--port=8080"}, VolumeMounts: []corev1.VolumeMount{{Name: "shared", MountPath: "/srv/shared"}}})
+	pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: "sh", Image: "agnhost",
+		Args: []string{"netexec", "--http-port=9090", "--udp-port=-1"}, VolumeMounts: []corev1.VolumeMount{{Name: "shared", MountPath: "/data"}}})
+	pod.Spec.Volumes = []corev1.Volume{{Name: "shared", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	tk := startTestKubelet(t, pod)
+	tk.waitPod(t, "r", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	web := "http://" + tk.stateAddr(t, "r", "8080")
+	if _, body := httpGet(t, web+"/etc/hostname"); body != "r\n" {
+		t.Errorf("/etc/hostname = %q", body)
+	}
+	if _, body := httpGet(t, web+"/etc/hosts"); !strings.Contains(body, "\tr\n") {
+		t.Errorf("/etc/hosts = %q", body)
+	}
+	sh := "http://" + tk.stateAddr(t, "r", "9090")
+	httpGet(t, sh+"/shell?cmd="+url.QueryEscape("echo shared > /data/f; echo private > /tmp/p"))
+	if _, body := httpGet(t, web+"/srv/shared/f"); body != "shared\n" {
+		t.Errorf("emptyDir file through the other container: %q", body)
+	}
+	if code, _ := httpGet(t, web+"/tmp/p"); code != 404 {
+		t.Errorf("another container's /tmp visible: %d", code)
+	}
+	var st struct {
+		Roots map[string]string `json:"roots"`
+	}
+	data, _ := os.ReadFile(filepath.Join(tk.podsDir, "default_r.json"))
+	json.Unmarshal(data, &st)
+	if b, err := os.ReadFile(filepath.Join(st.Roots["sh"], "tmp", "p")); err != nil || string(b) != "private\n" {
+		t.Errorf("state file's root for sh: %q %v (%v)", b, err, st.Roots)
+	}
+	httpGet(t, sh+"/exit?code=1")
+	tk.waitPod(t, "r", "restart", func(p *corev1.Pod) bool { return p.Status.ContainerStatuses[1].RestartCount == 1 })
+	sh = "http://" + tk.stateAddr(t, "r", "9090")
+	var out map[string]string
+	_, body := httpGet(t, sh+"/shell?cmd="+url.QueryEscape("cat /data/f; test -e /tmp/p"))
+	json.Unmarshal([]byte(body), &out)
+	if out["output"] != "shared\n" || out["error"] != "exit status 1" {
+		t.Errorf("after restart: %q", out)
 	}
 }
