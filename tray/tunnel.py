@@ -134,17 +134,17 @@ QUEUE_FRAMES = 50
 FREE_BYTES = 32 * 1024
 #: A bulk connection's bytes on their way that the kubelet is not known to
 #: have taken (acknowledged by PINGs aimed at its worker).
-WINDOW = 8 << 20
+WINDOW = 16 << 20
 #: Frames one worker's queue may hold that are not known handled, before a
 #: bulk connection waits: under QUEUE_FRAMES, with room for PINGs and a few
 #: connections' last frames (FIN, RST_STREAM).
-WINDOW_FRAMES = 36
+WINDOW_FRAMES = 38
 #: No PING goes to a worker holding bulk data once this many frames may be queued there.
-PING_LIMIT = 46
+PING_LIMIT = 45
 #: A bulk connection asks for an acknowledgement every ACK_EVERY bytes or
 #: ACK_EVERY_FRAMES frames, or once it has paused for ACK_DELAY seconds.
-ACK_EVERY = WINDOW // 4
-ACK_EVERY_FRAMES = WINDOW_FRAMES // 4
+ACK_EVERY = WINDOW // 2
+ACK_EVERY_FRAMES = WINDOW_FRAMES // 2
 ACK_DELAY = 0.005
 #: Seconds a PING may stay unanswered after a later one to another worker
 #: came back before its worker counts as stuck.
