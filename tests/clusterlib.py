@@ -123,9 +123,33 @@ class Cluster:
         host, _, p = state["ports"][str(port)].rpartition(":")
         return host, int(p)
 
+    def _pod_state(self, namespace: str, pod: str) -> dict:
+        path = self.dir / self.letter / "kubelet" / "pods" / f"{namespace}_{pod}.json"
+        return json.loads(path.read_text())
+
+    def udp_address(self, namespace: str, pod: str, port: int) -> tuple[str, int]:
+        """The real loopback address of the pod's UDP socket for container port PORT
+        (netexec's UDP server, --udp-port, default 8081).  Port-forward carries TCP
+        only, so this is the one way to reach it.  KeyError if nothing listens."""
+        host, _, p = self._pod_state(namespace, pod)["udp_ports"][str(port)].rpartition(":")
+        return host, int(p)
+
+    def container_root(self, namespace: str, pod: str, container: str) -> Path:
+        """The real directory standing for CONTAINER's "/" (a running container only):
+        what netexec's /shell, exec probes and test-webserver see.  A test may put
+        files there; a restart of the container starts from a fresh root."""
+        return Path(self._pod_state(namespace, pod)["roots"][container])
+
 
 def cluster_up(directory: Path, clusters: int) -> list[Cluster]:
     run([str(TESTCLUSTER), "up", "--dir", str(directory), "--clusters", str(clusters)], timeout=1800)
+    return [Cluster(directory, chr(ord("a") + i)) for i in range(clusters)]
+
+
+def cluster_up_with(directory: Path, clusters: int, *flags: str) -> list[Cluster]:
+    """cluster_up with extra `testcluster up` flags, e.g.
+    "--streaming-connection-idle-timeout=2s"."""
+    run([str(TESTCLUSTER), "up", "--dir", str(directory), "--clusters", str(clusters), *flags], timeout=1800)
     return [Cluster(directory, chr(ord("a") + i)) for i in range(clusters)]
 
 
@@ -274,3 +298,48 @@ def eventually(check, *, timeout: float = 30, interval: float = 0.2, what: str =
         if time.time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f": {last}" if last else ""))
         time.sleep(interval)
+
+
+BYTES_BLOCK = 64 << 10
+
+
+def _bytes_table(seed: int) -> int:
+    import hashlib
+
+    table = b"".join(hashlib.sha256(f"tender-bytes:{seed}:{i}".encode()).digest()
+                     for i in range(BYTES_BLOCK // 32))
+    return int.from_bytes(table, "little")
+
+
+def iter_expected_bytes(n: int, seed: int = 0):
+    """The test cluster's `GET /bytes?n=N&seed=SEED` body, in blocks of up to 64 KiB.
+
+    Block b is the seed's 64 KiB table XOR the 8-byte little-endian b repeated;
+    the table is SHA-256("tender-bytes:SEED:i") for i = 0..2047 concatenated
+    (tests/cluster/agnhost_programs.go, bytesBlock).  No block repeats, so lost,
+    repeated or reordered data changes the checksum.
+    """
+    table = _bytes_table(seed)
+    b = 0
+    while n > 0:
+        mask = int.from_bytes(b.to_bytes(8, "little") * (BYTES_BLOCK // 8), "little")
+        block = (table ^ mask).to_bytes(BYTES_BLOCK, "little")
+        yield block[:n] if n < BYTES_BLOCK else block
+        n -= BYTES_BLOCK
+        b += 1
+
+
+def expected_bytes(n: int, seed: int = 0) -> bytes:
+    """The whole `/bytes?n=N&seed=SEED` body (N bytes in memory)."""
+    return b"".join(iter_expected_bytes(n, seed))
+
+
+def expected_sha256(n: int, seed: int = 0) -> str:
+    """Hex SHA-256 of the `/bytes?n=N&seed=SEED` body, computed block by block
+    (constant memory; about 0.5 s per 256 MiB)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for block in iter_expected_bytes(n, seed):
+        h.update(block)
+    return h.hexdigest()
