@@ -320,6 +320,8 @@ class TenderProcess(Forwarder):
         if not line.startswith("{"):
             return False
         ev = json.loads(line)
+        if ev.get("event") != "status":
+            return True  # e.g. "connection-error": not a forward's state
         with self._changed:
             self.status_events += 1
             sid = ev.get("session_id", "")
