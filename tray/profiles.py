@@ -1036,7 +1036,8 @@ def update_profile(path: str | os.PathLike[str], name: str, profile: Profile) ->
 
     Only the changed keys of that profile are edited in the file.  Raises
     UsageError if the file has problems, has no profile *name*, or if the
-    result would be invalid (the file is left untouched then).
+    result would be invalid (the file is left untouched then).  Blocks for
+    one read and one atomic write of the file.
     """
     current = load_profiles(path)
     if current.by_name(name) is None:
@@ -1048,6 +1049,7 @@ def remove_profile(path: str | os.PathLike[str], name: str) -> ProfilesFile:
     """Remove the profile called *name* (with the comment lines just above it) and save.
 
     Raises UsageError if the file has problems or has no profile *name*.
+    Blocks for one read and one atomic write of the file.
     """
     current = load_profiles(path)
     if current.by_name(name) is None:
