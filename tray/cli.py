@@ -342,7 +342,9 @@ def _resolve_context(manager: Any, context: str | None) -> str:
         return context
     current = [c.id for c in clusters if c.current]
     if not current:
-        raise UsageError("the kubeconfig has no current context; pass --context", field="--context")
+        from tray.kubeconfig import load_kubeconfig, no_context_message
+
+        raise UsageError(no_context_message(load_kubeconfig(manager.kubeconfig)), field="--context")
     return current[0]
 
 
@@ -419,7 +421,9 @@ def _run_profiles(args: argparse.Namespace) -> int:
         for prof in chosen:
             context = prof.context or current
             if context is None:
-                raise UsageError("no context and the kubeconfig has no current context",
+                from tray.kubeconfig import load_kubeconfig, no_context_message
+
+                raise UsageError(no_context_message(load_kubeconfig(manager.kubeconfig), "set context: NAME"),
                                  source=str(pf.path), line=prof.line, field=f"{prof.name}.context")
             if context not in checked:
                 manager.preflight(context)

@@ -161,3 +161,17 @@ def test_new_kinds_parse(kubeconfig: str, target: str):
     assert proc.returncode == 1, (proc.stdout, proc.stderr)
     assert "unknown resource kind" not in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_no_current_context_says_what_to_pass(tmp_path: Path):
+    """kubectl accepts a kubeconfig without current-context; a command that needs one says
+    what to pass, with the contexts to choose from."""
+    path = tmp_path / "config"
+    path.write_text("apiVersion: v1\nkind: Config\n"
+                    "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+                    "users: [{name: u, user: {token: x}}]\n"
+                    "contexts: [{name: a, context: {cluster: c, user: u}}, {name: b, context: {cluster: c, user: u}}]\n")
+    r = tender("forward", "--kubeconfig", str(path), "pod/x", "80")
+    assert r.returncode == 2
+    assert r.stderr.strip() == ("tender: error: --context: the kubeconfig sets no current-context; "
+                                "pass --context NAME (contexts: a, b)")

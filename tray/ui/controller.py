@@ -262,7 +262,10 @@ class Controller:
     def start_profile(self, p: Profile) -> None:
         context = p.context or self._current_context()
         if context is None:
-            raise UsageError(f"profile {p.name}: no context, and the kubeconfig has no current context")
+            from tray.kubeconfig import load_kubeconfig, no_context_message
+
+            raise UsageError(f"profile {p.name}: "
+                             + no_context_message(load_kubeconfig(self.manager.kubeconfig), "set context: NAME"))
         for spec in p.ports:
             local = spec.local if spec.local is not None else (None if spec.local_same_as_remote else 0)
             self.manager.start(context, p.namespace, p.target.kind, p.target.name, spec.remote, local, p.address,
