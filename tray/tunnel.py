@@ -429,6 +429,7 @@ class Tunnel:
         self._next_ping = 1  # ours are odd, the server's even
         self._checking: asyncio.Future[bool] | None = None
         self._stalled = False  # reading paused for a slow local client (back-pressure)
+        self._stalled_at = 0.0  # since when
         self._broken = False  # the kubelet broke the framing: ignore the rest
         # Where our frames wait in the kubelet (see KubeletQueues), the open
         # connections by their data stream's worker, and PINGs for bulk data.
@@ -454,11 +455,21 @@ class Tunnel:
 
         Not once a kubelet frame worker is stuck on a connection the pod does
         not read (:class:`KubeletQueues`), nor while every worker holds bulk
-        data: the next connection then opens a fresh tunnel.
+        data, nor while a local client that does not read holds up reading
+        (:data:`HIGH_WATER`) for :data:`STALL_AFTER` or more: the next
+        connection then opens a fresh tunnel.
         """
         return (self.closed_reason is None and not self._retired and not self._going_away
                 and self._next_id + 8 * WORKERS <= MAX_STREAM_ID and not self._check_wedged()
-                and len(self._avoid()) < WORKERS)
+                and len(self._avoid()) < WORKERS and not self._held_up())
+
+    def _held_up(self) -> bool:
+        """Reading has been paused for a slow local client for STALL_AFTER or more.
+
+        Everything the kubelet sends waits meanwhile (one TCP stream), so a
+        new connection here would too: it goes to a fresh tunnel instead.
+        """
+        return self._stalled and asyncio.get_running_loop().time() - self._stalled_at >= STALL_AFTER
 
     @property
     def wedged(self) -> bool:
@@ -847,6 +858,7 @@ class Tunnel:
         """Stop reading the WebSocket until a slow local client has caught up."""
         conn.flush()
         self._stalled = True
+        self._stalled_at = asyncio.get_running_loop().time()
         self._ws.transport.pause_reading()
 
         async def catch_up() -> None:

@@ -1262,3 +1262,25 @@ def test_new_connections_keep_away_from_bulk_workers():
             other.writer.close()
 
     run(scenario)
+
+
+def test_a_client_that_does_not_read_sends_new_connections_elsewhere(monkeypatch):
+    # A local client that stops reading holds up the tunnel's reading (no
+    # flow control on the kubelet's side): past STALL_AFTER the tunnel takes
+    # no new connections, which would wait behind it, and is not aborted.
+    monkeypatch.setattr(tunnel_mod, "HIGH_WATER", CHUNK)
+    monkeypatch.setattr(tunnel_mod, "STALL_AFTER", 0.2)
+
+    async def scenario(h: Harness) -> None:
+        c = await h.open(small=True)
+        for i in range(CHUNKS):
+            h.kubelet.send_data(c.data_id, chunk(i))
+        await eventually(lambda: h.ws.transport.paused, "reading to pause")
+        assert h.tunnel.usable, "a short pause is no reason to move"
+        await eventually(lambda: not h.tunnel.usable, "the tunnel to take no new connections", timeout=2)
+        assert h.tunnel.closed_reason is None
+        received = await asyncio.wait_for(c.reader.readexactly(CHUNK * CHUNKS), TIMEOUT)
+        assert len(received) == CHUNK * CHUNKS
+        await eventually(lambda: h.tunnel.usable, "the tunnel to be usable again")
+
+    run(scenario)
