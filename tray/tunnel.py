@@ -50,7 +50,8 @@ The rules, and why:
   transport's: when one local client stops reading and its buffer passes
   :data:`HIGH_WATER`, the tunnel pauses reading the WebSocket until it
   drains, holding up the tunnel's other connections as kubectl does.
-  Memory stays bounded.
+  Memory stays bounded.  Once that has lasted :data:`STALL_AFTER`, new
+  connections go to a fresh tunnel rather than wait behind it.
 * The other way round, a pod that does not read what a connection sends
   would stall every connection of the tunnel, for good: the kubelet's SPDY
   library hands each stream's data to the copy to the pod from one of five
@@ -188,8 +189,9 @@ class KubeletQueues:
     and every PING answer; this says which of the kubelet's frame workers
     holds what, which workers hold data that is not yet known to be taken,
     and which look stuck.  The rules are moby/spdystream's
-    (``connection.go``, ``Connection.Serve``), the library inside the
-    kubelet's streaming server, containerd's and CRI-O's:
+    (``connection.go``, ``Connection.Serve``, v0.5.1), which the kubelet's
+    streaming server (k8s.io/streaming's httpstream/spdy) runs for each
+    port-forward session:
 
     * one goroutine reads the session's frames in order and queues each for
       one of :data:`WORKERS` frame workers: a stream's frames (SYN_STREAM,
@@ -210,6 +212,7 @@ class KubeletQueues:
     """
 
     def __init__(self, stall_after: float = 1.0) -> None:
+        """``stall_after``: seconds an overtaken PING may stay unanswered before its worker counts as stuck."""
         self.stall_after = stall_after
         self.sent = [0] * WORKERS  # frames written for each worker
         self.handled = [0] * WORKERS  # of those, how many are known handled
@@ -218,10 +221,6 @@ class KubeletQueues:
         self._next_worker = 0  # the reader's round-robin counter (PINGs only: we send no other)
         self._pings: dict[int, _PingRecord] = {}
         self._seq = 0
-
-    @staticmethod
-    def worker_of(stream_id: int) -> int:
-        return stream_id % WORKERS
 
     def stream_frame(self, stream_id: int, *, bulk: bool = False) -> int:
         """A frame of ``stream_id`` written; its index in its worker's queue.
@@ -235,6 +234,7 @@ class KubeletQueues:
         return self.sent[worker]
 
     def next_ping_worker(self) -> int:
+        """The worker (0 to WORKERS-1) the next PING written will go to."""
         return self._next_worker
 
     def ping(self, ping_id: int | None = None) -> int:
@@ -249,7 +249,12 @@ class KubeletQueues:
         return worker
 
     def answered(self, ping_id: int, now: float) -> int | None:
-        """Our PING came back: the worker whose handled frames advanced, or None (not ours)."""
+        """Our PING came back (``now``: the loop's clock, seconds): its worker, or None if not ours.
+
+        Every frame queued for that worker before the PING counts as handled;
+        earlier PINGs to other workers that are still unanswered count as
+        overtaken from ``now`` on.
+        """
         record = self._pings.pop(ping_id, None)
         if record is None:
             return None
@@ -264,14 +269,12 @@ class KubeletQueues:
                 other.overtaken_at = now
         return worker
 
-    def forget_pings(self) -> None:
-        self._pings.clear()
-
     def outstanding(self, worker: int) -> int:
         """Frames written for ``worker`` not yet known handled (an upper bound of its queue)."""
         return self.sent[worker] - self.handled[worker]
 
     def pings_waiting(self, worker: int) -> int:
+        """Our PINGs to ``worker`` not yet answered."""
         return sum(1 for r in self._pings.values() if r.worker == worker)
 
     def reserved(self, worker: int) -> bool:
@@ -283,6 +286,7 @@ class KubeletQueues:
         return self.last_ping[worker] == self.sent[worker] and self.last_ping[worker] > self.handled[worker]
 
     def stalled(self, now: float) -> set[int]:
+        """Workers with a PING overtaken ``stall_after`` seconds or more before ``now``."""
         return {r.worker for r in self._pings.values()
                 if r.overtaken_at is not None and now - r.overtaken_at >= self.stall_after}
 
