@@ -97,6 +97,11 @@ def unreachable(exc: BaseException) -> ClusterUnreachable:
     return ClusterUnreachable(f"cluster unreachable: {' '.join(reason.split())[:200]}")
 
 
+# Errors of a pooled connection that is gone (the API server restarted and
+# closed it, a reset): the request never reached a server that is there now.
+_STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+
+
 class KubeAPI:
     """One cluster's API server (one httpx connection pool, shared)."""
 
@@ -113,7 +118,7 @@ class KubeAPI:
         self.last_heard = 0.0
 
     def _http(self) -> httpx.AsyncClient:
-        headers, ctx = self.auth.api_snapshot()
+        headers, ctx = self.auth.snapshot()
         if self._client is None or self._client_ssl is not ctx or self._fresh:
             self._fresh = False
             old = self._client
@@ -122,11 +127,9 @@ class KubeAPI:
                 verify=ctx if ctx is not None else True,
                 proxy=self.auth.proxy,
                 timeout=httpx.Timeout(15.0, read=30.0),
-                # HTTP/2, as client-go speaks it: the watches, the requests and
-                # tray.health's ping share one connection, so an answered ping
-                # proves the watches' connection alive too (a half-open
-                # connection fails them all together, and is replaced).
-                http2=True,
+                # HTTP/1.1, not HTTP/2: the API server answers a rejected token
+                # over HTTP/2 with a GOAWAY that httpcore turns into an error,
+                # hiding the 401 that makes Tender reload the kubeconfig.
                 limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
                 trust_env=self.auth.proxy is None,
             )
@@ -146,13 +149,13 @@ class KubeAPI:
         self._client.headers["User-Agent"] = "tender/0.1"
         return self._client
 
-    def reset_connections(self) -> None:
+    def reset_connections(self, *, force: bool = False) -> None:
         """Use new connections from now on (the pooled ones may be dead:
         half-open after a network change).  Requests running on the old ones
         finish or time out there; the old pool is closed later.  Asked again
         within a second of the last replacement, it does nothing."""
         loop = asyncio.get_running_loop()
-        if loop.time() - self._client_born >= 1.0:
+        if force or loop.time() - self._client_born >= 1.0:
             self._fresh = True
 
     def _heard(self) -> None:
@@ -171,6 +174,13 @@ class KubeAPI:
         for attempt in (1, 2):
             try:
                 resp = await self._http().request(method, path, extensions=self._extensions(), **kwargs)
+            except _STALE_CONNECTION as exc:
+                # The pooled connection was closed under us (the server
+                # restarted) or broke: once more on a new one.
+                if attempt == 2:
+                    raise unreachable(exc) from None
+                self.reset_connections(force=True)
+                continue
             except httpx.TransportError as exc:
                 raise unreachable(exc) from None
             self._heard()
@@ -193,9 +203,8 @@ class KubeAPI:
         the default RBAC, system:public-info-viewer); raises
         :class:`ClusterUnreachable` when there is no answer in time."""
         try:
-            # A hard deadline too: on HTTP/2 a request can wait for the
-            # connection's read lock (held by a watch) where httpx's own
-            # timeouts do not count.
+            # A hard deadline too: httpx's timeouts count per phase, not the
+            # whole request (a pool wait, a slow TLS handshake).
             resp = await asyncio.wait_for(
                 self._http().get("/version", timeout=timeout, extensions=self._extensions()), timeout)
         except httpx.TransportError as exc:

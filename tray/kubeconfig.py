@@ -502,7 +502,6 @@ class ClusterAuth:
     verify: bool = True
     _headers: dict[str, str] = field(default_factory=dict, repr=False)
     _ssl: ssl.SSLContext | None = field(default=None, repr=False)
-    _ssl_api: ssl.SSLContext | None = field(default=None, repr=False)
     _config: Any = field(default=None, repr=False)
     _source: str = field(default="", repr=False)  # the file defining the context, for errors
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -513,16 +512,8 @@ class ClusterAuth:
     _identity: tuple[Any, ...] = field(default=(), repr=False)
 
     def snapshot(self) -> tuple[dict[str, str], ssl.SSLContext | None]:
-        """The headers and the TLS context for port-forward connections (HTTP/1.1 only)."""
         with self._lock:
             return dict(self._headers), self._ssl
-
-    def api_snapshot(self) -> tuple[dict[str, str], ssl.SSLContext | None]:
-        """The headers and a TLS context of its own for the REST client, which
-        offers HTTP/2 by ALPN (an SSLContext's ALPN list is shared by every
-        connection made with it, so the WebSocket upgrades must not share it)."""
-        with self._lock:
-            return dict(self._headers), self._ssl_api
 
     def refresh(self, *, full: bool = False) -> None:
         """(Re)load credentials.  Blocking: may run an exec plugin (for as long as it takes).
@@ -551,9 +542,6 @@ class ClusterAuth:
         if cfg.username and cfg.password and "Authorization" not in headers:
             headers["Authorization"] = cfg.get_basic_auth_token()
         ctx = _ssl_context(cfg, source, self.context)
-        ctx_api = _ssl_context(cfg, source, self.context)
-        if ctx_api is not None:
-            ctx_api.set_alpn_protocols(["h2", "http/1.1"])
         identity = (cfg.host, tuple(sorted(headers.items())), cfg.cert_file, cfg.key_file, cfg.ssl_ca_cert,
                     bool(cfg.verify_ssl), cfg.proxy)
         with self._lock:
@@ -567,7 +555,6 @@ class ClusterAuth:
             self.verify = bool(cfg.verify_ssl)
             self._headers = headers
             self._ssl = ctx
-            self._ssl_api = ctx_api
 
     def _load(self) -> tuple[Any, str]:
         """A fresh client Configuration for the context, and the file that defines the context."""

@@ -69,6 +69,7 @@ __all__ = [
     "rank_pods",
     "choose_pod",
     "why_no_pod",
+    "is_finished_job",
     "find_service_port",
     "service_port_number",
     "container_port_for_service",
@@ -626,6 +627,14 @@ def _looks_like_service(obj: JSON) -> bool:
         and "template" not in spec
         and ("ports" in spec or "selector" in spec or "clusterIP" in spec or "type" in spec)
     )
+
+
+def is_finished_job(obj: JSON) -> bool:
+    """A Job whose ``Complete`` or ``Failed`` condition is True: it starts no
+    more pods (the Job controller's terminal conditions), so a forward to it
+    has nothing to come back to."""
+    return any(_dict(c).get("type") in ("Complete", "Failed") and _dict(c).get("status") == "True"
+               for c in _list(_status(obj).get("conditions")))
 
 
 def declared_ports(obj: JSON) -> list[tuple[int, str | None, str]]:

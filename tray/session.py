@@ -223,6 +223,7 @@ class Session:
         self._failure_flush: asyncio.TimerHandle | None = None
         self._last_failure: ConnectionFailure | None = None
         self._stale_seen = False  # the caches were stale at the last evaluation
+        self._unreachable_uid: str | None = None  # the pod whose path failed the last probe
         self._cluster_wait = False  # reconnecting because of the cluster, not the pod
 
     # ----------------------------------------------------------- snapshot
@@ -322,7 +323,17 @@ class Session:
             return False
         if self._cache_error() is not None or not self._owner.synced.is_set():
             return False
-        return self._owner_object() is not None
+        owner = self._owner_object()
+        return owner is not None and not (self.target.kind == "Job" and selection.is_finished_job(owner))
+
+    def _final_reason(self) -> str:
+        """Why an errored forward can no longer come back by itself."""
+        owner = self._owner_object()
+        if self._owner is not None and self._owner.synced.is_set() and owner is None:
+            return f"{self.target} was deleted"
+        if owner is not None and self.target.kind == "Job" and selection.is_finished_job(owner):
+            return f"{self.target} has finished; {self.reason}"
+        return self.reason
 
     def _caches(self) -> list[ResourceCache]:
         return [c for c in (self._owner, self._pods) if c is not None]
@@ -337,7 +348,15 @@ class Session:
 
     async def _run(self) -> None:
         try:
-            await self._run_inner()
+            try:
+                await self._run_inner()
+            except ClusterUnreachable as exc:
+                if self._pods is None:
+                    raise
+                # The design's "cluster disconnected" at start (or on Retry):
+                # error, and back by itself once the API server answers.
+                await self._fail(str(exc), recoverable=True)
+                await self._supervise()
         except asyncio.CancelledError:
             raise
         except PortUsageError as exc:
@@ -612,8 +631,13 @@ class Session:
             return
         await self._switch_pod()
 
-    async def _switch_pod(self) -> None:
-        """Move new connections to another ready pod, or go reconnecting."""
+    async def _switch_pod(self, *, probed: bool = False) -> None:
+        """Move new connections to another ready pod, or go reconnecting.
+
+        A pod whose path just failed a probe (``_unreachable_uid``) still
+        looks ready in the API; only a probe (``probed``) brings it back, so a
+        watch event about anything else cannot make the forward claim it.
+        """
         try:
             pod, port = self._resolve()
         except TargetError as exc:
@@ -624,6 +648,9 @@ class Session:
             else:
                 self._enter_reconnecting(str(exc))
             return
+        if not probed and self._unreachable_uid and pod["metadata"].get("uid") == self._unreachable_uid:
+            return  # the retry loop's probe decides about this pod
+        self._unreachable_uid = None
         was = self.status
         if was == Status.ERROR and not self._servers:
             try:
@@ -700,7 +727,7 @@ class Session:
                 if self.status == Status.ERROR:
                     if not self._can_recover():
                         self._retry_task = None
-                        await self._fail(self.reason)
+                        await self._fail(self._final_reason())
                         return
                     self._set(Status.ERROR, self._gave_up_reason(str(exc)))
                 else:
@@ -710,6 +737,7 @@ class Session:
             if self.status == Status.ERROR and not self.recoverable:
                 return  # the probe was refused (401/403): _probe failed the forward
             if problem:
+                self._unreachable_uid = pod["metadata"].get("uid")
                 if self.status == Status.ERROR:
                     self._set(Status.ERROR, self._gave_up_reason(problem))
                 else:
@@ -717,7 +745,7 @@ class Session:
             else:
                 self._retry_task = None
                 self.pod_name = ""  # force the switch below to report the pod
-                await self._switch_pod()
+                await self._switch_pod(probed=True)
                 return
 
     async def _probe(self, pod: str, port: int) -> str:
@@ -753,8 +781,10 @@ class Session:
                 if self.status == Status.ERROR:
                     return  # refused (401/403): _probe failed the forward
                 if not problem:
+                    self._unreachable_uid = None
                     self._set(Status.ACTIVE, f"reconnected to pod {self.pod_name}")
                 elif self.target.reconnects:
+                    self._unreachable_uid = self.pod_uid
                     self._retry_task = self._retry_task or asyncio.get_running_loop().create_task(
                         self._retry_loop())
                 else:

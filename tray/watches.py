@@ -6,6 +6,12 @@ state nothing polls: the cache is a LIST followed by a WATCH that resumes
 from the last resourceVersion (bookmarks keep it fresh), and relists only
 when the server says the version is gone (410).
 
+A watch is proven alive by its end: the server closes each one after
+:data:`WATCH_SECONDS` and the cache watches again from where it was; a watch
+still open :data:`WATCH_GRACE` s after that is dead (a half-open connection
+after sleep or a network change says nothing), and the cache lists again on
+a new connection.
+
 Degraded modes (the credentials may not watch or list; kubectl itself needs
 only ``get`` for a pod and ``list`` for a workload's pods):
 
@@ -41,10 +47,15 @@ from tray.kubeapi import ApiError, Gone, KubeAPI, NotFound, Unauthorized
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ResourceCache", "WatchRegistry", "POLL_INTERVAL"]
+__all__ = ["ResourceCache", "WatchRegistry", "WatchStalled", "POLL_INTERVAL", "WATCH_SECONDS", "WATCH_GRACE"]
 
 Listener = Callable[["ResourceCache"], None]
 
+#: The server ends each watch after this many seconds; the cache watches again
+#: from where it was (no LIST).  What bounds the life of a dead watch.
+WATCH_SECONDS = 30.0
+#: A watch still open this long after WATCH_SECONDS is presumed dead.
+WATCH_GRACE = 10.0
 #: Seconds between two LISTs (or GETs) of a cache that may not watch.
 POLL_INTERVAL = 5.0
 #: Each poll waits POLL_INTERVAL * (1 ± POLL_JITTER), so many caches spread out.
@@ -180,6 +191,10 @@ class ResourceCache:
                 raise
             except Gone:
                 continue  # relist at once
+            except WatchStalled as exc:
+                log.info("%s; listing again", exc)
+                self.api.reset_connections()
+                continue
             except ClusterUnreachable as exc:
                 self._relisting = False  # the next resync may restart it
                 self._set_error(exc)
@@ -250,7 +265,22 @@ class ResourceCache:
         self._notify()
 
     async def _watch_once(self, rv: str) -> str:
-        async for event in self.api.watch(self.path, rv, {"timeoutSeconds": "300"}):
+        """One WATCH from ``rv``; returns the last resourceVersion seen.
+
+        The server ends the watch after :data:`WATCH_SECONDS`; one that has
+        not ended :data:`WATCH_GRACE` s later is presumed dead (its
+        connection half-open: bytes vanish, no FIN) and the cache lists again
+        (:class:`WatchStalled`), so a dead watch is found within
+        WATCH_SECONDS + WATCH_GRACE s however quiet the namespace is.
+        """
+        try:
+            async with asyncio.timeout(WATCH_SECONDS + WATCH_GRACE):
+                return await self._follow(rv)
+        except TimeoutError:
+            raise WatchStalled(f"watch of {self.path} did not end in {WATCH_SECONDS + WATCH_GRACE:.0f} s") from None
+
+    async def _follow(self, rv: str) -> str:
+        async for event in self.api.watch(self.path, rv, {"timeoutSeconds": str(int(WATCH_SECONDS))}):
             obj = event["object"]
             rv = obj.get("metadata", {}).get("resourceVersion", rv)
             kind = event["type"]
@@ -336,6 +366,10 @@ class WatchRegistry:
         health = self._health.pop(cluster, None)
         if health is not None:
             await health.stop()
+
+
+class WatchStalled(TenderError):
+    """A watch the server should have ended by now: its connection is presumed dead."""
 
 
 class _GetOnly(Exception):

@@ -168,9 +168,6 @@ def test_job_whose_pod_completes(cluster: Cluster, namespace: str, manager: Forw
     assert pod in gone.status_reason and "Succeeded" in gone.status_reason, gone
 
 
-@pytest.mark.xfail(strict=True, reason="engine (tray/session.py): a finished Job (condition Complete or Failed) "
-                                       "has no pod to come back, so its forward is not recoverable; asked of "
-                                       "the engine's owner")
 def test_finished_job_fails_the_forward_like_kubectl(cluster: Cluster, namespace: str,
                                                      manager: ForwardManager) -> None:
     """kubectl port-forward job/x whose pod completed: "unable to forward port because pod is not

@@ -93,3 +93,35 @@ def test_a_dial_that_finds_the_pod_gone_lists_again(cluster: Cluster, namespace:
     finally:
         m.shutdown()
         proxy.close()
+
+
+def test_a_silent_dead_watch_is_replaced_within_its_deadline(cluster: Cluster, namespace: str, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the watch's flow dies (new flows work, so the API server answers pings) and
+    nobody connects: the watch, which the server should have ended after WATCH_SECONDS,
+    is still silent WATCH_GRACE s later, so the cache lists again and the forward follows
+    the pod that was replaced meanwhile.  (Shortened here to 6 + 4 s; 30 + 10 s by default.)"""
+    from tray import watches
+
+    monkeypatch.setattr(watches, "WATCH_SECONDS", 6.0)
+    monkeypatch.setattr(watches, "WATCH_GRACE", 4.0)
+    cluster.apply(deployment_manifest("web", replicas=1), namespace)
+    old = cluster.wait_ready(namespace, "app=web")[0]
+    proxy = FreezeProxy(server_address(cluster))
+    kubeconfig = single_context(cluster, tmp_path / "proxied.yaml", server=f"https://127.0.0.1:{proxy.port}")
+    m = ForwardManager(kubeconfig)
+    try:
+        sid = m.start(cluster.context, namespace, "Deployment", "web", 8080, local_port=0)
+        assert wait_status(m, sid, "active").pod_name == old
+        t0 = time.monotonic()
+        proxy.freeze_existing()
+        cluster.kubectl("delete", "pod", old, "-n", namespace, "--wait=false")
+        new = wait_for(lambda: [p for p in cluster.ready_pods(namespace, "app=web") if p != old], 60,
+                       "the replacement pod")[0]
+        info = wait_for(lambda: (lambda i: i if i.pod_name == new and i.status == "active" else None)(m.get(sid)),
+                        6 + 4 + 10, "the forward to follow the new pod without any connection")
+        print(f"followed the new pod {time.monotonic() - t0:.1f}s after the watch's flow froze")
+        assert hostname(info.local_port) == new
+    finally:
+        m.shutdown()
+        proxy.close()

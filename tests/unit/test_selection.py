@@ -910,3 +910,16 @@ def test_declared_ports_nothing() -> None:
     assert declared_ports({}) == []
     assert declared_ports(pod("p")) == []
     assert declared_ports(service("s", None)) == []
+
+
+def test_a_job_is_finished_by_its_terminal_conditions() -> None:
+    from tray.selection import is_finished_job
+
+    def job(*conditions: tuple[str, str]) -> dict:
+        return {"spec": {"template": {}}, "status": {"conditions": [{"type": t, "status": s} for t, s in conditions]}}
+
+    assert not is_finished_job(job())
+    assert not is_finished_job(job(("Complete", "False"), ("Suspended", "True")))
+    assert is_finished_job(job(("Complete", "True")))
+    assert is_finished_job(job(("Failed", "True")))
+    assert not is_finished_job({"status": {"conditions": "garbage"}})
