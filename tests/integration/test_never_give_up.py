@@ -100,3 +100,62 @@ def test_a_start_with_no_ready_pod_comes_up_when_one_is(
     cluster.annotate("pod", "db-0", namespace, HOLD, "true")
     info = wait_status(manager, sid, "active", timeout=20, allow_error=True)
     assert hostname(info.local_port) == "db-0"
+
+
+def test_the_reported_case_slow_readiness_probe_through_the_cli(cluster: Cluster, namespace: str) -> None:
+    """The report as it was filed: a single-replica StatefulSet whose new pod takes 40 s to be
+    Ready (a readiness probe with initialDelaySeconds: 40).  `tender forward` goes to error after
+    5 attempts (31 s) but keeps running, and is active again on its own when the pod is Ready;
+    `tender forward --exit-on-error` keeps the old behaviour for scripts and exits 1."""
+    import json
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from tests.clusterlib import ROOT
+
+    probe = ('{"readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, '
+             '"initialDelaySeconds": 40, "periodSeconds": 1}}')
+    cluster.apply(_sts(), namespace)
+    cluster.wait_ready(namespace, "app=db")
+
+    def tender(*extra: str) -> tuple[subprocess.Popen[str], list[dict]]:
+        proc = subprocess.Popen([sys.executable, "-m", "tray", "forward", "--kubeconfig", cluster.kubeconfig,
+                                 "--context", cluster.context, "-n", namespace, *extra, "sts/db", ":8080",
+                                 "-o", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        events: list[dict] = []
+        threading.Thread(target=lambda: events.extend(json.loads(line) for line in proc.stdout), daemon=True).start()
+        return proc, events
+
+    def statuses(events: list[dict]) -> list[str]:
+        return [e["status"] for e in list(events) if e.get("event") == "status"]
+
+    keeps, keep_events = tender()
+    quits, quit_events = tender("--exit-on-error")
+    try:
+        for events in (keep_events, quit_events):
+            wait_for(lambda: "active" in statuses(events), 30, "both forwards active")
+        t0 = time.monotonic()
+        patch = '{"spec": {"template": {"spec": {"containers": [{"name": "app", %s}]}}}}' % probe[1:-1]
+        cluster.kubectl("patch", "sts/db", "-n", namespace, "--type=strategic", "-p", patch)
+        wait_for(lambda: "error" in statuses(keep_events), 60, "error after the backoff")
+        assert quits.wait(timeout=20) == 1, quit_events[-3:]
+        errored = time.monotonic() - t0
+        assert keeps.poll() is None, "tender forward exited although the StatefulSet exists"
+        wait_for(lambda: statuses(keep_events)[-1] == "active", 60, "active again, on its own")
+        recovered = time.monotonic() - t0
+        last = [e for e in keep_events if e.get("event") == "status"][-1]
+        assert last["pod_name"] == "db-0" and hostname(last["local_port"]) == "db-0"
+        assert collapse(statuses(keep_events))[-3:] == ["reconnecting", "error", "active"], statuses(keep_events)
+        print(f"error after {errored:.0f}s, active again after {recovered:.0f}s")
+        assert recovered >= 38, "the new pod cannot have been Ready before its probe's initial delay"
+    finally:
+        for proc in (keeps, quits):
+            if proc.poll() is None:
+                proc.send_signal(2)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    assert keeps.returncode == 0
