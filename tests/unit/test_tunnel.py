@@ -1185,6 +1185,9 @@ def test_a_stuck_worker_moves_new_connections_and_keeps_the_old_ones(monkeypatch
     monkeypatch.setattr(tunnel_mod, "STALL_AFTER", 0.2)
 
     async def scenario(h: Harness, model: SpdystreamKubelet) -> None:
+        assert h.server is not None
+        reader, writer = await asyncio.open_connection(*h.server.sockets[0].getsockname())  # opened first
+        await eventually(lambda: h.tunnel.connections == 1, "the first connection")
         post = asyncio.ensure_future(post_forever(h, 6 << 20))
         try:
             await eventually(lambda: not h.tunnel.usable, "the tunnel to take no new connections", timeout=5)
@@ -1192,7 +1195,10 @@ def test_a_stuck_worker_moves_new_connections_and_keeps_the_old_ones(monkeypatch
             answered = model.pings_answered
             await eventually(lambda: model.pings_answered > answered, "a keep-alive PING answered")
             await asyncio.sleep(0.5)  # keep-alive checks come and go
-            assert h.tunnel.closed_reason is None and h.tunnel.connections == 1
+            assert h.tunnel.closed_reason is None and h.tunnel.connections == 2
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # the connection opened before carries on
+            assert (await asyncio.wait_for(reader.read(), TIMEOUT)).endswith(b"ok")
+            writer.close()
             before = model.sink_bytes()
             model.sink_reads()
             await eventually(lambda: model.sink_bytes() > before or model.sink_bytes() > SOCKET_BYTES,
