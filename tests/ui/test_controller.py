@@ -4,6 +4,7 @@ events to coalesced menus, files to reloads."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import CancelledError
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,12 @@ def env(tmp_path: Path, monkeypatch):  # noqa: ANN201
 
 def run(c: Controller, kind: str, *args) -> None:  # noqa: ANN001
     c.dispatch(Action(kind, args))
-    c.pool.submit(lambda: None).result(5)  # the pool is FIFO per worker: wait for idle
+    try:
+        c.pool.submit(lambda: None).result(5)  # the pool is FIFO per worker: wait for idle
+    except (CancelledError, RuntimeError):
+        # The action was Quit: it shut the pool down (cancelling this barrier, or refusing
+        # it), possibly while still running; wait for it to finish.
+        c.pool.shutdown(wait=True)
     time.sleep(0.05)
 
 
