@@ -1,9 +1,16 @@
 """How a forward reaches its pod: which port-forward protocol, which connection.
 
-Two paths lead through the API server to the kubelet:
+Three paths lead through the API server to the kubelet:
 
 * the SPDY tunnel (:mod:`tray.tunnel`): one WebSocket per pod carrying every
   connection, kubectl's default since Kubernetes 1.31.  Tender prefers it.
+* the same SPDY session straight over an HTTP/1.1 upgrade (``POST``,
+  :mod:`tray.spdyconn`): kubectl's fallback.  The API server authorizes a
+  WebSocket upgrade (a GET) as ``get pods/portforward`` and the POST as
+  ``create``, so credentials that may only ``create`` (all kubectl needs)
+  get a 403 for the WebSocket and a 101 here.  Tender uses it when the
+  tunnel's WebSocket is refused with 403, as client-go's ``FallbackDialer``
+  does (kubectl's ``shouldFallback``: any upgrade failure).
 * ``v4.channel.k8s.io`` (:mod:`tray.stream`): one WebSocket per connection,
   with spare streams kept warm while the forward is busy (:mod:`tray.pool`).
   Every API server since 1.4 speaks it.
@@ -12,10 +19,16 @@ An API server without the tunnel refuses its subprotocol in several ways
 (no subprotocol chosen, a 400, the kubelet's 403 "unable to negotiate
 protocol").  Rather than read those, the :class:`Dialer` tries v4 when a
 tunnel fails to open for any reason but a missing pod, bad credentials, an
-unreachable cluster or a 5xx (the kubelet unreachable: a moment's trouble,
-not a protocol matter): if v4 works, the forward uses v4 from then on; if it
-fails too, its error (say an RBAC 403) is the one to show.  ``TENDER_PORT_FORWARD=v4`` (or ``tunnel``) forces
-a path, as ``KUBECTL_PORT_FORWARD_WEBSOCKETS`` does for kubectl.
+unreachable cluster, a 5xx (the kubelet unreachable: a moment's trouble,
+not a protocol matter) or a 403 (then the POST upgrade first; v4 only if
+that fails for a reason of its own, such as an unsupported proxy): if v4
+works, the forward uses v4 from then on; if it fails too, its error (say an
+RBAC 403) is the one to show.  Whichever path worked is kept for the
+forward's later tunnels.
+
+``TENDER_PORT_FORWARD`` forces a path, as ``KUBECTL_PORT_FORWARD_WEBSOCKETS``
+does for kubectl: ``tunnel`` (the WebSocket tunnel only), ``spdy`` (the
+POST upgrade only), ``v4``; anything else is ``auto``, the order above.
 
 The session sees only :meth:`Dialer.connect`, which returns a :class:`Link`
 to pump one local connection through, and the failure hooks.
@@ -30,7 +43,7 @@ from typing import Protocol
 
 from websockets.asyncio.client import ClientConnection
 
-from tray.errors import ClusterUnreachable, TenderError
+from tray.errors import ClusterUnreachable, ForbiddenError, TenderError
 from tray.kubeapi import ApiError, KubeAPI, NotFound, Unauthorized
 from tray.pool import StreamPool
 from tray.stream import StreamResult, forget_traceback, open_stream, pump
@@ -41,10 +54,11 @@ log = logging.getLogger(__name__)
 __all__ = ["Dialer", "Link", "PROTOCOL_ENV", "protocol_from_env"]
 
 PROTOCOL_ENV = "TENDER_PORT_FORWARD"
-_PROTOCOLS = ("auto", "tunnel", "v4")
+_PROTOCOLS = ("auto", "tunnel", "spdy", "v4")
 
 
 def protocol_from_env() -> str:
+    """``TENDER_PORT_FORWARD`` (case and spaces ignored): auto, tunnel, spdy or v4; auto if unset or unknown."""
     value = os.environ.get(PROTOCOL_ENV, "auto").strip().lower() or "auto"
     return value if value in _PROTOCOLS else "auto"
 
@@ -208,17 +222,15 @@ class Dialer:
     async def _open_tunnel(self, pod: str, port: int) -> Tunnel | None:
         generation = self._generation
         try:
-            tunnel = await Tunnel.open(self._api, self._namespace, pod)
+            tunnel = await Tunnel.open(self._api, self._namespace, pod, upgrade=self.protocol == "spdy")
         except (NotFound, Unauthorized, ClusterUnreachable):
-            raise  # the same on either path
+            raise  # the same on every path
         except TenderError as exc:
-            if self.protocol == "tunnel" or (isinstance(exc, ApiError) and exc.status >= 500):
+            if self.protocol in ("tunnel", "spdy") or (isinstance(exc, ApiError) and exc.status >= 500):
                 raise  # forced, or the API server cannot reach the kubelet now: not a protocol matter
-            # Perhaps an API server without the tunnel: does v4 work?
-            await self._open_and_close_v4(pod, port)
-            log.info("port-forward to %s: the SPDY tunnel failed (%s); using v4.channel.k8s.io", pod, exc)
-            self.protocol = "v4"
-            return None
+            tunnel = await self._fall_back(pod, port, exc)
+            if tunnel is None:
+                return None
         if generation != self._generation:
             tunnel.abort("forward stopped")
             raise TenderError("the forward stopped")
@@ -226,3 +238,31 @@ class Dialer:
             self._retire_current()
         self._tunnel = tunnel
         return tunnel
+
+    async def _fall_back(self, pod: str, port: int, exc: TenderError) -> Tunnel | None:
+        """The WebSocket tunnel failed with ``exc``: the POST upgrade (after a 403) or v4.
+
+        Returns the upgraded tunnel, or None when v4 works; raises the error
+        to show otherwise.  The path that worked is kept (``self.protocol``).
+        """
+        if isinstance(exc, ForbiddenError):
+            # The WebSocket is a GET, authorized as `get pods/portforward`;
+            # the POST upgrade needs only `create` (client-go's FallbackDialer).
+            try:
+                tunnel = await Tunnel.open(self._api, self._namespace, pod, upgrade=True)
+            except (NotFound, Unauthorized, ClusterUnreachable, ForbiddenError):
+                raise  # the upgrade's own answer (a 403 naming `create`) is the one to show
+            except TenderError as upgrade_exc:
+                if isinstance(upgrade_exc, ApiError) and upgrade_exc.status >= 500:
+                    raise
+                log.info("port-forward to %s: the SPDY upgrade failed too (%s)", pod, upgrade_exc)
+            else:
+                log.info("port-forward to %s: the WebSocket was refused (%s); using SPDY over an HTTP/1.1 upgrade",
+                         pod, exc)
+                self.protocol = "spdy"
+                return tunnel
+        # Perhaps an API server without the tunnel: does v4 work?
+        await self._open_and_close_v4(pod, port)
+        log.info("port-forward to %s: the SPDY tunnel failed (%s); using v4.channel.k8s.io", pod, exc)
+        self.protocol = "v4"
+        return None

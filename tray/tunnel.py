@@ -10,6 +10,12 @@ per connection, :mod:`tray.stream`), a new connection costs no TLS handshake,
 no HTTP upgrade and no apiserver→kubelet dial: kubectl's latency, and the
 kubelet decodes SPDY instead of masked WebSocket frames on uploads.
 
+The same session also runs without the WebSocket, straight on the TLS stream
+of an HTTP/1.1 upgrade (``POST``, :mod:`tray.spdyconn`): kubectl's fallback
+when the API server refuses the WebSocket (a GET, authorized as ``get
+pods/portforward``; the POST needs only ``create``).  Every rule below holds
+for both; only ``Tunnel.open`` knows which one it dialled.
+
 The rules, and why:
 
 * Half-close is real here: the local client's EOF becomes FIN on the data
@@ -103,7 +109,7 @@ from tray.spdy import (
     StreamReply,
     StreamReset,
 )
-from tray import stream
+from tray import spdyconn, stream
 from tray.stream import READ_SIZE, StreamResult, connect_websocket, forget_traceback, portforward_url
 
 log = logging.getLogger(__name__)
@@ -153,7 +159,15 @@ STALL_AFTER = 1.0
 
 
 class TunnelSocket(Protocol):
-    """What the tunnel needs of its WebSocket (``tray.stream``'s client connection)."""
+    """What the tunnel needs of its byte stream to the kubelet.
+
+    Either ``tray.stream``'s WebSocket client connection, or the TLS stream
+    of an HTTP/1.1 upgrade (:class:`tray.spdyconn.SpdySocket`).  ``send``
+    writes one buffer before its first wait and raises websockets'
+    ``ConnectionClosed`` or a ``ConnectionError`` once the stream has ended;
+    ``close_code`` is a WebSocket close code (1000: ended cleanly).  A socket
+    may also have ``close_detail``, a text saying why it was lost.
+    """
 
     transport: Any  # pause_reading / resume_reading / is_closing
 
@@ -396,17 +410,29 @@ class Tunnel:
     """One port-forward SPDY session to one pod.  Runs on the engine's loop."""
 
     @classmethod
-    async def open(cls, api: KubeAPI, namespace: str, pod: str) -> Tunnel:
-        """Open a tunnel; raises the project's precise errors, or TunnelUnsupported."""
-        ws = await connect_websocket(api, portforward_url(api.auth.server, namespace, pod, None), SUBPROTOCOL,
-                                     ping=False)  # the tunnel's own SPDY PINGs prove the whole path
-        if ws.subprotocol != SUBPROTOCOL:
-            await ws.close()
-            forget_traceback(ws)
-            raise TunnelUnsupported(f"the API server chose subprotocol {ws.subprotocol or 'none'}, not {SUBPROTOCOL}")
-        tunnel = cls(ws, pod)  # type: ignore[arg-type]  # tray.stream's connection class diverts
-        # After any reload a 401 caused inside connect_websocket: the
-        # credentials the tunnel was finally opened with.
+    async def open(cls, api: KubeAPI, namespace: str, pod: str, *, upgrade: bool = False) -> Tunnel:
+        """Open a tunnel; raises the project's precise errors, or TunnelUnsupported.
+
+        ``upgrade``: SPDY straight over an HTTP/1.1 upgrade (``POST``,
+        kubectl's fallback when the WebSocket is refused; :mod:`tray.spdyconn`)
+        instead of tunnelled in a WebSocket.  Blocks for the dial (at most
+        15 s, twice if a 401 reloads the kubeconfig).
+        """
+        sock: TunnelSocket
+        if upgrade:
+            sock = await spdyconn.connect(api, namespace, pod)
+        else:
+            ws = await connect_websocket(api, portforward_url(api.auth.server, namespace, pod, None), SUBPROTOCOL,
+                                         ping=False)  # the tunnel's own SPDY PINGs prove the whole path
+            if ws.subprotocol != SUBPROTOCOL:
+                await ws.close()
+                forget_traceback(ws)
+                raise TunnelUnsupported(
+                    f"the API server chose subprotocol {ws.subprotocol or 'none'}, not {SUBPROTOCOL}")
+            sock = ws  # type: ignore[assignment]  # tray.stream's connection class diverts
+        tunnel = cls(sock, pod)
+        # After any reload a 401 caused while connecting: the credentials the
+        # tunnel was finally opened with.
         tunnel.auth_generation = api.auth.generation
         return tunnel
 
@@ -727,7 +753,7 @@ class Tunnel:
         try:
             await self._ws.send(message)
             return True
-        except ConnectionClosed:
+        except (ConnectionClosed, ConnectionError):
             return False
 
     def _frames(self, stream_id: int, frame: bytes) -> Callable[[], bytes]:
@@ -787,8 +813,9 @@ class Tunnel:
             far_side = self.closed_reason is None  # not our abort (a timeout: the kubelet may yet act)
             if far_side:
                 code = self._ws.close_code
+                detail = getattr(self._ws, "close_detail", None) or f"WebSocket close code {code}"
                 self.closed_reason = ("the API server ended the port-forward session" if code == 1000
-                                      else f"port-forward session lost (WebSocket close code {code})")
+                                      else f"port-forward session lost ({detail})")
                 log.info("port-forward tunnel to %s: %s", self.pod, self.closed_reason)
             self._end_connections(unseen=far_side)
             # Let go of everything that refers back to the tunnel (the socket's
