@@ -145,6 +145,8 @@ class Handshake:
                 elif event is h11.PAUSED:
                     self._switch()
         except h11.RemoteProtocolError as exc:
+            if data == b"":
+                raise UpgradeFailed("the server closed the connection before its answer was complete") from None
             raise UpgradeFailed(f"the server's answer is not valid HTTP/1.1: {exc}") from None
         return True
 

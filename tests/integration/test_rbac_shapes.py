@@ -19,7 +19,7 @@ from tray.manager import ForwardManager
 
 pytestmark = pytest.mark.cluster
 
-PORTFORWARD = {"apiGroups": [""], "resources": ["pods/portforward"], "verbs": ["create", "get"]}
+PORTFORWARD = {"apiGroups": [""], "resources": ["pods/portforward"], "verbs": ["create"]}
 
 
 def _rules(*verbs: str, portforward: bool = True) -> list[dict]:
