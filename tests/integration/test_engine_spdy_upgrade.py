@@ -23,11 +23,11 @@ import yaml
 
 from tests.clusterlib import Cluster, deployment_manifest, expected_sha256
 from tests.integration.engine import hostname, pod_manifest, wait_for, wait_hostname, wait_status
-from tests.integration.kubeconfigs import user_with_rules
+from tests.integration.kubeconfigs import single_context, user_with_rules
 from tests.integration.test_engine_cli import Tender
 from tests.integration.test_engine_tunnel import tunnels_opened
 from tray.errors import ForbiddenError
-from tray.kubeapi import KubeAPI, NotFound
+from tray.kubeapi import KubeAPI, NotFound, Unauthorized
 from tray.kubeconfig import load_auth
 from tray.manager import ForwardManager
 from tray.tunnel import Tunnel
@@ -70,6 +70,15 @@ def test_the_websocket_is_refused_and_the_upgrade_accepted(cluster: Cluster, nam
             await tunnel.close()
             with pytest.raises(NotFound, match='pods "gone" not found'):
                 await Tunnel.open(api, namespace, "gone", upgrade=True)
+        finally:
+            await api.aclose()
+        # A rejected token: the kubeconfig is read again once, then the 401 is the error.
+        bogus = load_auth("bogus", single_context(cluster, tmp_path / "bogus.yaml", token="not-a-token", name="bogus"))
+        await asyncio.to_thread(bogus.refresh, full=True)
+        api = KubeAPI(bogus)
+        try:
+            with pytest.raises(Unauthorized, match="rejected the credentials"):
+                await Tunnel.open(api, namespace, solo, upgrade=True)
         finally:
             await api.aclose()
 
