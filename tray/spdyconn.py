@@ -98,10 +98,19 @@ class Handshake:
     """
 
     def __init__(self, method: str, target: str, headers: list[tuple[str, str]]) -> None:
-        """``target``: the request target (a path and query, or ``host:port`` for CONNECT)."""
+        """``target``: the request target (a path and query, or ``host:port`` for CONNECT).
+
+        Raises :class:`UpgradeFailed` if a header cannot be sent (a value with a line break).
+        """
         self._h11 = h11.Connection(h11.CLIENT)
-        self.request = (self._h11.send(h11.Request(method=method, target=target, headers=headers))
-                        + (self._h11.send(h11.EndOfMessage()) or b""))
+        try:
+            self.request = (self._h11.send(h11.Request(method=method, target=target, headers=headers))
+                            + (self._h11.send(h11.EndOfMessage()) or b""))
+        except h11.LocalProtocolError:
+            # Not the library's text: it would quote the offending value (a token, say).
+            names = ", ".join(name for name, _ in headers)
+            raise UpgradeFailed(f"cannot send the {method} request: a header value is not valid HTTP "
+                                f"(one of {names})") from None
         self.status = 0
         self.headers: dict[str, str] = {}
         self.body = b""

@@ -90,6 +90,12 @@ def test_connect_request_carries_the_proxys_credentials() -> None:
     assert "Proxy-Authorization" not in connect_request("10.0.0.1:6443", "http://proxy:3128").request.decode()
 
 
+def test_a_header_that_cannot_be_sent_is_refused_without_quoting_it() -> None:
+    with pytest.raises(UpgradeFailed) as err:
+        upgrade_request("https://127.0.0.1:6443", "demo", "web", {"Authorization": "Bearer se\r\ncret"})
+    assert "cret" not in str(err.value) and "Authorization" in str(err.value)
+
+
 # ---------------------------------------------------------------- the answer
 def test_a_switch_keeps_the_bytes_after_it() -> None:
     h = upgrade()
