@@ -22,7 +22,8 @@ import pytest
 import yaml
 
 from tests.clusterlib import Cluster, deployment_manifest, expected_sha256
-from tests.integration.engine import hostname, pod_manifest, wait_for, wait_hostname, wait_status
+from tests.integration import test_engine_stall, test_engine_tunnel
+from tests.integration.engine import EventLog, hostname, pod_manifest, wait_for, wait_hostname, wait_status
 from tests.integration.kubeconfigs import single_context, user_with_rules
 from tests.integration.test_engine_cli import Tender
 from tests.integration.test_engine_tunnel import tunnels_opened
@@ -301,3 +302,38 @@ def cluster_port(cluster: Cluster) -> int:
     from tests.integration.kubeconfigs import server_address
 
     return server_address(cluster)[1]
+
+
+# ---------------------------------------------------------------- the tunnel's rules, on the upgraded stream
+def test_a_connection_after_a_silent_drop_is_not_lost(cluster: Cluster, namespace: str, manager: ForwardManager,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """drop-connections cuts the kubelet's side of the session five times; each next request answers."""
+    monkeypatch.setenv("TENDER_PORT_FORWARD", "spdy")
+    cluster.apply(pod_manifest("web"), namespace)
+    cluster.wait_ready(namespace, "app=web")
+    sid = manager.start(cluster.context, namespace, "Pod", "web", 8080, local_port=0)
+    port = wait_status(manager, sid, "active").local_port
+    assert hostname(port) == "web"
+    for i in range(5):
+        before = test_engine_tunnel._drops_logged(cluster)
+        cluster.drop_connections("web", namespace)
+        wait_for(lambda: test_engine_tunnel._drops_logged(cluster) > before, 10, "the kubelet to cut the connections")
+        assert hostname(port) == "web", f"the request after drop {i + 1} failed"
+    assert manager.get(sid).status == "active"
+
+
+@pytest.mark.parametrize("rule", ["half-close", "frozen kubelet", "dead tunnels freed", "a pod that never reads"])
+def test_the_tunnels_rules_hold_on_the_upgrade(rule: str, cluster: Cluster, namespace: str, manager: ForwardManager,
+                                                events: EventLog, monkeypatch: pytest.MonkeyPatch,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    """The WebSocket tunnel's own tests (test_engine_tunnel, test_engine_stall), with the POST upgrade forced."""
+    monkeypatch.setenv("TENDER_PORT_FORWARD", "spdy")
+    if rule == "half-close":
+        test_engine_tunnel.test_half_close_gets_the_whole_reply(cluster, namespace, manager)
+    elif rule == "frozen kubelet":
+        test_engine_tunnel.test_frozen_kubelet_is_noticed(cluster, namespace, manager, monkeypatch)
+    elif rule == "dead tunnels freed":
+        test_engine_tunnel.test_dead_tunnels_are_freed_at_once(cluster, namespace, manager)
+    else:
+        test_engine_stall.test_a_pod_that_never_reads_stalls_no_other_connection("Pod", cluster, namespace, manager,
+                                                                                 events, caplog)
