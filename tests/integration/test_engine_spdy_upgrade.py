@@ -309,6 +309,7 @@ def test_a_connection_after_a_silent_drop_is_not_lost(cluster: Cluster, namespac
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """drop-connections cuts the kubelet's side of the session five times; each next request answers."""
     monkeypatch.setenv("TENDER_PORT_FORWARD", "spdy")
+    websockets = tunnels_opened(cluster)
     cluster.apply(pod_manifest("web"), namespace)
     cluster.wait_ready(namespace, "app=web")
     sid = manager.start(cluster.context, namespace, "Pod", "web", 8080, local_port=0)
@@ -320,6 +321,7 @@ def test_a_connection_after_a_silent_drop_is_not_lost(cluster: Cluster, namespac
         wait_for(lambda: test_engine_tunnel._drops_logged(cluster) > before, 10, "the kubelet to cut the connections")
         assert hostname(port) == "web", f"the request after drop {i + 1} failed"
     assert manager.get(sid).status == "active"
+    assert tunnels_opened(cluster) == websockets  # all of it over the upgrade
 
 
 @pytest.mark.parametrize("rule", ["half-close", "frozen kubelet", "dead tunnels freed", "a pod that never reads"])
@@ -328,6 +330,7 @@ def test_the_tunnels_rules_hold_on_the_upgrade(rule: str, cluster: Cluster, name
                                                 caplog: pytest.LogCaptureFixture) -> None:
     """The WebSocket tunnel's own tests (test_engine_tunnel, test_engine_stall), with the POST upgrade forced."""
     monkeypatch.setenv("TENDER_PORT_FORWARD", "spdy")
+    websockets = tunnels_opened(cluster)
     if rule == "half-close":
         test_engine_tunnel.test_half_close_gets_the_whole_reply(cluster, namespace, manager)
     elif rule == "frozen kubelet":
@@ -337,3 +340,4 @@ def test_the_tunnels_rules_hold_on_the_upgrade(rule: str, cluster: Cluster, name
     else:
         test_engine_stall.test_a_pod_that_never_reads_stalls_no_other_connection("Pod", cluster, namespace, manager,
                                                                                  events, caplog)
+    assert tunnels_opened(cluster) == websockets  # all of it over the upgrade
