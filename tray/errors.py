@@ -27,6 +27,7 @@ __all__ = [
     "ForbiddenError",
     "ClusterUnreachable",
     "PortUsageError",
+    "TLSVerificationError",
 ]
 
 
@@ -91,3 +92,9 @@ class ForbiddenError(TenderError):
 
 class ClusterUnreachable(TenderError):
     """The API server could not be reached or did not answer sensibly."""
+
+
+class TLSVerificationError(TenderError):
+    """The API server's certificate did not verify against what the kubeconfig
+    says (certificate-authority, tls-server-name): not a network problem that
+    waiting mends, so a forward that meets it is ``error`` for good."""

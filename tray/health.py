@@ -82,14 +82,20 @@ class ClusterHealth:
         self._on_change = on_change
         self._task: asyncio.Task[None] | None = None
         self._check = asyncio.Event()
+        self._pinging = False
+        self._stopped = False
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="cluster health")
 
     async def stop(self) -> None:
+        """End the monitor.  A ping in flight is not cancelled (a request
+        cancelled while connecting can leave its socket open until the GC
+        finds it): the monitor ends after it, within :data:`TIMEOUT` s."""
         task, self._task = self._task, None
-        if task is not None:
+        self._stopped = True
+        if task is not None and not self._pinging:
             task.cancel()
             await asyncio.wait([task])
 
@@ -117,9 +123,12 @@ class ClusterHealth:
                 self._on_change(HealthChange.WOKE, "")
             if self.answering and not (woke or asked) and now - self.api.last_heard < IDLE:
                 continue
+            self._pinging = True
             try:
                 await self.api.ping(TIMEOUT if self.answering else RECHECK_TIMEOUT)
             except TenderError as exc:
+                if self._stopped:
+                    return
                 self.api.reset_connections()  # the pooled connections may be the dead ones
                 if self.answering:
                     self.answering = False
@@ -135,6 +144,10 @@ class ClusterHealth:
             except Exception:  # never let the monitor die
                 log.exception("health check of %s failed", self.api.auth.server)
                 continue
+            finally:
+                self._pinging = False
+            if self._stopped:
+                return
             if not self.answering:
                 self.answering = True
                 self.reason = ""

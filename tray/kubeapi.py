@@ -20,12 +20,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
-from tray.errors import ClusterUnreachable, ForbiddenError, TenderError
+from tray.errors import ClusterUnreachable, ForbiddenError, TenderError, TLSVerificationError
 from tray.kubeconfig import ClusterAuth
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,31 @@ def error_for(status: int, body: bytes | bytearray | str) -> TenderError:
     return ApiError(status, message)
 
 
-def unreachable(exc: BaseException) -> ClusterUnreachable:
+def _tls_refusal(exc: BaseException) -> BaseException | None:
+    """The certificate check that failed under ``exc``, if that is what failed."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(e):
+            return e
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def unreachable(exc: BaseException) -> TenderError:
+    """The error for a request that got no answer from the API server.
+
+    :class:`ClusterUnreachable` (transient: forwards come back by themselves
+    when it answers), except a failed certificate check, which no waiting
+    mends (the kubeconfig's certificate-authority or tls-server-name is wrong,
+    or it is another server): :class:`TLSVerificationError`.
+    """
+    refusal = _tls_refusal(exc)
+    if refusal is not None:
+        reason = " ".join((str(refusal) or type(refusal).__name__).split())[:200]
+        return TLSVerificationError(f"cannot verify the API server's certificate: {reason} (check the "
+                                    "kubeconfig's certificate-authority and tls-server-name)")
     reason = str(exc) or type(exc).__name__
     return ClusterUnreachable(f"cluster unreachable: {' '.join(reason.split())[:200]}")
 
@@ -117,22 +142,26 @@ class KubeAPI:
         #: watch line); :mod:`tray.health` probes when it has been quiet.
         self.last_heard = 0.0
 
+    def _new_client(self, ctx: ssl.SSLContext | None, **kwargs: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.auth.server,
+            verify=ctx if ctx is not None else True,
+            proxy=self.auth.proxy,
+            timeout=httpx.Timeout(15.0, read=30.0),
+            # HTTP/1.1, not HTTP/2: the API server answers a rejected token
+            # over HTTP/2 with a GOAWAY that httpcore turns into an error,
+            # hiding the 401 that makes Tender reload the kubeconfig.
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+            trust_env=self.auth.proxy is None,
+            **kwargs,
+        )
+
     def _http(self) -> httpx.AsyncClient:
         headers, ctx = self.auth.snapshot()
         if self._client is None or self._client_ssl is not ctx or self._fresh:
             self._fresh = False
             old = self._client
-            self._client = httpx.AsyncClient(
-                base_url=self.auth.server,
-                verify=ctx if ctx is not None else True,
-                proxy=self.auth.proxy,
-                timeout=httpx.Timeout(15.0, read=30.0),
-                # HTTP/1.1, not HTTP/2: the API server answers a rejected token
-                # over HTTP/2 with a GOAWAY that httpcore turns into an error,
-                # hiding the 401 that makes Tender reload the kubeconfig.
-                limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
-                trust_env=self.auth.proxy is None,
-            )
+            self._client = self._new_client(ctx)
             self._client_ssl = ctx
             self._client_born = asyncio.get_running_loop().time()
             if old is not None:
@@ -202,15 +231,18 @@ class KubeAPI:
         """GET /version within ``timeout`` seconds (allowed for any user by
         the default RBAC, system:public-info-viewer); raises
         :class:`ClusterUnreachable` when there is no answer in time."""
+        headers, ctx = self.auth.snapshot()
         try:
-            # A hard deadline too: httpx's timeouts count per phase, not the
-            # whole request (a pool wait, a slow TLS handshake).
-            resp = await asyncio.wait_for(
-                self._http().get("/version", timeout=timeout, extensions=self._extensions()), timeout)
+            # A connection of its own, opened and closed here (whatever ends
+            # the call): it proves a new connection reaches the server now,
+            # and leaves nothing in the shared pool.  httpx's own timeouts
+            # (connect, write, read: each ``timeout``).
+            async with self._new_client(ctx, headers={"User-Agent": "tender/0.1"}) as client:
+                resp = await client.get("/version", timeout=timeout, extensions=self._extensions())
+        except httpx.TimeoutException:
+            raise ClusterUnreachable(f"cluster unreachable: no reply from the API server in {timeout:.0f} s") from None
         except httpx.TransportError as exc:
             raise unreachable(exc) from None
-        except TimeoutError:
-            raise ClusterUnreachable(f"cluster unreachable: no reply from the API server in {timeout:.0f} s") from None
         self._heard()
         del resp  # read whole by get(); its status does not matter: it answered
 

@@ -81,7 +81,11 @@ class StreamPool:
             log.debug("spare stream to %s failed: %s", key, exc)
             return
         if key != self._key or self._clock() - self._last_use > WARM_FOR:
-            await stream.close()
+            try:
+                await stream.close()
+            except asyncio.CancelledError:  # flushed meanwhile: leave no socket open
+                stream.transport.abort()
+                raise
             return
         self._spares.append(stream)
 

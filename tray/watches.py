@@ -41,7 +41,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from tray.errors import ClusterUnreachable, ForbiddenError, TenderError
+from tray.errors import ClusterUnreachable, ForbiddenError, TenderError, TLSVerificationError
 from tray.health import ClusterHealth, HealthChange
 from tray.kubeapi import ApiError, Gone, KubeAPI, NotFound, Unauthorized
 
@@ -200,7 +200,7 @@ class ResourceCache:
                 self._set_error(exc)
                 if self.on_unreachable is not None:
                     self.on_unreachable()
-            except (ForbiddenError, Unauthorized) as exc:
+            except (ForbiddenError, Unauthorized, TLSVerificationError) as exc:
                 # Unauthorized too: before, a rejected token was logged at
                 # debug level and retried forever, so a forward being started
                 # waited 20 s and then blamed an unreachable cluster.
