@@ -46,7 +46,7 @@ from websockets.asyncio.client import ClientConnection
 from tray.errors import ClusterUnreachable, ForbiddenError, TenderError
 from tray.kubeapi import ApiError, KubeAPI, NotFound, Unauthorized
 from tray.pool import StreamPool
-from tray.stream import StreamResult, forget_traceback, open_stream, pump
+from tray.stream import StreamResult, close_ws, forget_traceback, open_stream, pump
 from tray.tunnel import Tunnel
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ class Dialer:
     async def _open_and_close_v4(self, pod: str, port: int) -> None:
         """One v4 stream opened and closed: the path works, or its precise error is raised."""
         ws = await open_stream(self._api, self._namespace, pod, port)
-        await ws.close()
+        await close_ws(ws)
         forget_traceback(ws)
 
     async def replace_tunnel(self, dead: Tunnel, pod: str, port: int) -> Tunnel | None:
