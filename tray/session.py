@@ -13,12 +13,22 @@ happens when that pod goes away.
 * With no ready pod, the session is ``reconnecting`` and retries on the
   design's backoff (1, 2, 4, 8, 16 s; :mod:`tray.backoff`), and at once when
   the watch shows a pod turning ready; after 5 failed attempts, ``error``.
-* The target itself gone → ``error`` without retries; a bare Pod gone →
-  ``error`` (a forward to a pod does not move to another pod).
+* A forward in ``error`` whose target still exists stays *recoverable*: it
+  keeps its watches, tries every 30 s, and is ``active`` again by itself
+  (on the same local port) when a ready pod appears.
+* The target itself gone, a finished Job → ``error`` for good; a bare Pod
+  gone → ``error`` for good (a forward to a pod does not move to another pod).
 * A stream dropped under an open connection (network drop) → ``reconnecting``
-  while a probe stream checks the pod → ``active`` again.
+  while a probe stream checks the pod → ``active`` again.  A pod whose probe
+  failed comes back only by a probe, never by a watch event.
+* The API server not answering (:mod:`tray.health` marks the caches stale) →
+  ``reconnecting`` for every kind, bare Pods included; a dial told the pod
+  in use is gone → the pods are listed again at once.
 * 403 on ``pods/portforward`` → ``error`` with the server's message, no retry
-  loop; API server unreachable → ``error`` ("cluster unreachable: …").
+  loop; API server unreachable → ``error`` ("cluster unreachable: …"),
+  recoverable: back by itself when the server is.
+* The port as typed does not exist on the target (unknown Service port or
+  port name, UDP only) → ``error`` with ``usage_error``, never retried.
 """
 
 from __future__ import annotations
