@@ -45,9 +45,10 @@ __all__ = ["ClusterHealth", "HealthChange", "IDLE", "TIMEOUT", "RECHECK_TIMEOUT"
 IDLE = 15.0
 #: Seconds it has to answer.
 TIMEOUT = 5.0
-#: Seconds it has to answer while it is known not to: short, so the first
-#: answer after an outage comes soon (each try is on a new connection).
-RECHECK_TIMEOUT = 2.0
+#: Seconds it has to answer while it is known not to (and on the second try
+#: right after a first one timed out): short, so the first answer after an
+#: outage comes soon (each try is on a new connection).
+RECHECK_TIMEOUT = 1.5
 #: Seconds between two looks.
 TICK = 1.0
 #: A tick this many seconds late means the process was frozen or the machine slept.
@@ -125,7 +126,16 @@ class ClusterHealth:
                 continue
             self._pinging = True
             try:
-                await self.api.ping(TIMEOUT if self.answering else RECHECK_TIMEOUT)
+                try:
+                    await self.api.ping(TIMEOUT if self.answering else RECHECK_TIMEOUT)
+                except TenderError:
+                    if not self.answering or self._stopped:
+                        raise
+                    # One more, at once and short: the network may have come
+                    # back while the first one waited (then what we missed
+                    # meanwhile is listed again, without a "not answering").
+                    await self.api.ping(RECHECK_TIMEOUT)
+                    self._on_change(HealthChange.WOKE, "")
             except TenderError as exc:
                 if self._stopped:
                     return

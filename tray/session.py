@@ -281,22 +281,31 @@ class Session:
         self.recoverable = self.usage_error = False
         self._set(status, reason)
 
-    def _close_listeners(self) -> None:
-        """Stop listening and cut open connections (the watches stay)."""
-        self._dialer.close()
+    def _close_listeners(self, *, cut: bool = True) -> None:
+        """Stop listening (the watches stay).
+
+        ``cut``: also cut the open connections and drop every tunnel (the
+        user stopped or retried the forward).  Otherwise (the forward failed)
+        open connections finish on their tunnel, as kubectl's do: a pod that
+        turned unready or is terminating may still be serving them.
+        """
+        if cut:
+            self._dialer.close()
+        else:
+            self._dialer.pod_changed()  # retire: new connections, if any, start afresh
         for server in self._servers:
             server.close()
         self._servers = []
         current = asyncio.current_task()
-        for t in list(self._conn_tasks):
+        for t in list(self._conn_tasks) if cut else []:
             if t is not current:
                 t.cancel()
         if self._failure_flush is not None:
             self._failure_flush.cancel()
             self._failure_flush = None
 
-    async def _teardown(self) -> None:
-        self._close_listeners()
+    async def _teardown(self, *, cut: bool = True) -> None:
+        self._close_listeners(cut=cut)
         for cache in (self._pods, self._owner):
             if cache is not None:
                 cache.unsubscribe(self._on_cache)
@@ -312,15 +321,16 @@ class Session:
         Recoverable (the target exists, the pods may come back): stop
         listening but keep the watches and the capped retries, so the forward
         returns to ``active`` on its own (issue: forwards must not give up
-        while their target exists).
+        while their target exists).  Either way connections already open
+        finish where they are (Stop, Remove and Retry cut them).
         """
         log.info("forward %s %s: error: %s", self.target, self.local_port, reason)
         self.recoverable, self.usage_error = recoverable, usage
         if recoverable:
-            self._close_listeners()
+            self._close_listeners(cut=False)
         else:
             self._cancel_retry()
-            await self._teardown()
+            await self._teardown(cut=False)
         self._set(Status.ERROR, reason)
         self._wake.set()  # lets _supervise see the error and return
 
@@ -893,10 +903,13 @@ class Session:
                 return
             except TenderError as exc:
                 # The kubelet or the API server failed us: the forward is not
-                # answering, so it must not keep saying "active".
+                # answering, so it must not keep saying "active" -- unless the
+                # forward has moved to another pod meanwhile (a dial to the old
+                # one that ends late says nothing about the new one).
                 log.info("connection to %s failed: %s", pod, exc)
                 writer.close()
-                self._on_drop(f"cannot reach pod {pod}: {exc}")
+                if pod == self.pod_name:
+                    self._on_drop(f"cannot reach pod {pod}: {exc}")
                 return
             result = await link.pump(reader, writer)
             if result.error:
@@ -909,7 +922,7 @@ class Session:
                 # reuse it.  (test_network_drop_recovers: a GET right after a
                 # drop got a cut spare stream, ~1 in 100.)
                 self._dialer.connection_failed(dropped=result.dropped)
-            if result.dropped:
+            if result.dropped and pod == self.pod_name:
                 self._on_drop(f"connection to pod {pod} lost")
         except asyncio.CancelledError:
             # _teardown cancels open connections when the forward stops or

@@ -159,3 +159,46 @@ def test_the_reported_case_slow_readiness_probe_through_the_cli(cluster: Cluster
                 except subprocess.TimeoutExpired:
                     proc.kill()
     assert keeps.returncode == 0
+
+
+def test_going_to_error_lets_open_connections_finish(cluster: Cluster, namespace: str, manager: ForwardManager,
+                                                     fast_backoff: None) -> None:
+    """A forward that fails (its only pod unready past the backoff; a bare pod terminating)
+    stops taking new connections, but the ones open finish on the pod that still serves them,
+    as kubectl's do (a long pg_dump must not die because a readiness probe failed)."""
+    import threading
+    import time
+
+    from tests.clusterlib import deployment_manifest
+    from tests.integration.engine import http_request, pod_manifest
+
+    cluster.apply(deployment_manifest("web", replicas=1), namespace)
+    cluster.apply(pod_manifest("solo", grace=30), namespace)
+    web = cluster.wait_ready(namespace, "app=web")[0]
+    cluster.wait_ready(namespace, "app=solo")
+    results: dict[str, tuple[int, bytes] | Exception] = {}
+
+    def slow(key: str, port: int) -> None:
+        try:
+            results[key] = http_request(port, "/delay?ms=6000", timeout=20)
+        except Exception as exc:  # recorded, asserted below
+            results[key] = exc
+
+    dep = manager.start(cluster.context, namespace, "Deployment", "web", 8080, local_port=0)
+    solo = manager.start(cluster.context, namespace, "Pod", "solo", 8080, local_port=0)
+    threads = []
+    for key, sid in (("dep", dep), ("solo", solo)):
+        port = wait_status(manager, sid, "active").local_port
+        threads.append(threading.Thread(target=slow, args=(key, port)))
+        threads[-1].start()
+    time.sleep(0.5)  # both requests are in the pods now
+    cluster.annotate("pod", web, namespace, HOLD, "false")
+    cluster.kubectl("delete", "pod", "solo", "-n", namespace, "--wait=false")
+    assert "gave up" in wait_status(manager, dep, "error", timeout=20).status_reason
+    assert "solo" in wait_status(manager, solo, "error", timeout=20).status_reason
+    for t in threads:
+        t.join(30)
+    for key in ("dep", "solo"):
+        assert not isinstance(results[key], Exception), (key, results[key])
+        status, body = results[key]
+        assert status == 200, (key, status, body)
