@@ -409,22 +409,31 @@ def _run_profiles(args: argparse.Namespace) -> int:
     manager = ForwardManager(args.kubeconfig)
     try:
         clusters = manager.clusters()
-        pf = load_profiles(args.profiles or os.environ.get("TENDER_PROFILES") or None,
-                           known_contexts={c.id for c in clusters})
+        # Contexts are checked for the profiles that run, below: a profile for
+        # another kubeconfig must not stop the others (the file itself is valid).
+        pf = load_profiles(args.profiles or os.environ.get("TENDER_PROFILES") or None)
         chosen = _choose_profiles(pf, args)
+        known = {c.id for c in clusters}
         current = next((c.id for c in clusters if c.current), None)
         printer = _Printer(args.output, timestamps=args.timestamps)
         manager.subscribe(printer)
         ids: list[str] = []
         origins: dict[str, UsageError] = {}
         checked: set[str] = set()
+        skipped: list[UsageError] = []
         for prof in chosen:
             context = prof.context or current
+            where = dict(source=str(pf.path), line=prof.line, field=f"{prof.name}.context")
             if context is None:
                 from tray.kubeconfig import load_kubeconfig, no_context_message
 
-                raise UsageError(no_context_message(load_kubeconfig(manager.kubeconfig), "set context: NAME"),
-                                 source=str(pf.path), line=prof.line, field=f"{prof.name}.context")
+                skipped.append(UsageError(no_context_message(load_kubeconfig(manager.kubeconfig),
+                                                             "set context: NAME"), **where))
+                continue
+            if context not in known:
+                skipped.append(UsageError(f'unknown context "{context}" (contexts: '
+                                          f'{", ".join(sorted(known)) or "none"})', **where))
+                continue
             if context not in checked:
                 manager.preflight(context)
                 checked.add(context)
@@ -433,6 +442,11 @@ def _run_profiles(args: argparse.Namespace) -> int:
                                          spec.remote, _local(spec), prof.address, profile=prof.name))
                 origins[ids[-1]] = UsageError("", source=str(pf.path), line=prof.line or None,
                                               field=f"{prof.name}.ports[{n}]")
+        for problem in skipped:  # one line each; the others run
+            print(f"tender: error: {problem}", file=sys.stderr)
+        if skipped and not ids:
+            manager.shutdown()
+            return 2  # nothing could start
     except BaseException:
         manager.shutdown()
         raise

@@ -205,3 +205,25 @@ def test_keeps_running_while_the_forward_can_recover(cluster: Cluster, namespace
     finally:
         keep.kill()
         leave.kill()
+
+
+def test_a_profile_for_another_kubeconfig_does_not_stop_the_others(cluster: Cluster, namespace: str,
+                                                                    web: list[str], tmp_path) -> None:
+    """A profiles file shared across machines names a context this kubeconfig lacks: `run --all`
+    says so in one line (file, line, profile) and runs the other profiles."""
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text(f"version: 1\nprofiles:\n  - name: shop-web\n    context: {cluster.context}\n"
+                        f"    namespace: {namespace}\n    target: deploy/web\n    ports: [':8080']\n"
+                        f"  - name: prod-web\n    context: prod\n    namespace: shop\n"
+                        f"    target: deploy/web\n    ports: [':8080']\n")
+    t = Tender("run", "--kubeconfig", cluster.kubeconfig, "--profiles", str(profiles), "--all")
+    try:
+        m = _line_until(t, rf"^shop-web \({re.escape(cluster.context)}\): Forwarding from 127\.0\.0\.1:(\d+) ", 30)
+        assert hostname(int(m.group(1))) == web[0]
+        t.proc.send_signal(signal.SIGINT)
+        code, out, err = t.wait()
+        assert code == 0, (out, err)
+        assert f'{profiles}:8: prod-web.context: unknown context "prod"' in err, err
+        assert "Traceback" not in err
+    finally:
+        t.kill()

@@ -175,3 +175,15 @@ def test_no_current_context_says_what_to_pass(tmp_path: Path):
     assert r.returncode == 2
     assert r.stderr.strip() == ("tender: error: --context: the kubeconfig sets no current-context; "
                                 "pass --context NAME (contexts: a, b)")
+
+
+def test_run_with_only_unknown_contexts_names_each_and_exits_2(kubeconfig: str, tmp_path: Path):
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text("version: 1\nprofiles:\n"
+                        "  - {name: a, context: prod, target: deploy/web, ports: ['8080']}\n"
+                        "  - {name: b, context: staging, target: deploy/web, ports: ['8081']}\n")
+    r = tender("run", "--kubeconfig", kubeconfig, "--profiles", str(profiles), "--all")
+    assert r.returncode == 2, r
+    lines = r.stderr.strip().splitlines()
+    assert lines == [f'tender: error: {profiles}:3: a.context: unknown context "prod" (contexts: only)',
+                     f'tender: error: {profiles}:4: b.context: unknown context "staging" (contexts: only)'], lines
