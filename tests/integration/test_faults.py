@@ -316,7 +316,11 @@ def test_apiserver_stopped_then_started(two_clusters: tuple[Cluster, Cluster], n
     assert watch_a.lies(REFUSED_BOUND) == [] and watch_b.lies(REFUSED_BOUND) == [], \
         watch_a.summary() + "\n---\n" + watch_b.summary()
     assert all(s.ok for s in watch_a.samples), watch_a.summary()
-    assert "reconnecting" not in events.statuses(dep) and events.statuses(other) == ["active"]
+    # The outage may be seen first by the health check ("cluster not answering": reconnecting)
+    # or by the watch ("cluster unreachable": error); once in error, no flapping.
+    seen = events.statuses(dep)
+    assert "reconnecting" not in seen[seen.index("error"):], seen
+    assert events.statuses(other) == ["active"]
     assert_engine_empty(manager)
 
 
