@@ -35,7 +35,8 @@ The rules, and why:
   laptop or a cut network says nothing at all.  So a tunnel silent for
   :data:`CHECK_AFTER` seconds is checked with a SPDY PING (answered by the
   kubelet itself, so it proves the whole path) before a new connection uses
-  it, and every :data:`CHECK_AFTER` seconds while it carries connections.
+  it, after every :data:`KEEPALIVE_AFTER` seconds of silence while it
+  carries connections, and at once when the kubelet fails a connection.
   No answer within :data:`REPLY_TIMEOUT` (or a new stream not acknowledged
   within it) aborts the tunnel; a new connection then gets a fresh one
   before it has sent anything, so nothing is ever sent twice.
@@ -114,14 +115,17 @@ from tray.stream import READ_SIZE, StreamResult, connect_websocket, forget_trace
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Tunnel", "TunnelUnsupported", "KubeletQueues", "REPLY_TIMEOUT", "CHECK_AFTER", "IDLE_CLOSE",
+__all__ = ["Tunnel", "TunnelUnsupported", "KubeletQueues", "REPLY_TIMEOUT", "CHECK_AFTER", "KEEPALIVE_AFTER",
+           "IDLE_CLOSE",
            "HIGH_WATER", "FREE_BYTES", "WINDOW", "WINDOW_FRAMES", "STALL_AFTER"]
 
 #: Seconds the kubelet may take to acknowledge a new stream (it does so
 #: before dialling the pod, normally within milliseconds).
 REPLY_TIMEOUT = 10.0
-#: Seconds of silence after which a tunnel is PINGed before it is trusted.
+#: Seconds of silence after which a tunnel is PINGed before a new connection trusts it.
 CHECK_AFTER = 5.0
+#: Seconds of silence after which a tunnel carrying connections is PINGed.
+KEEPALIVE_AFTER = 1.0
 #: Seconds a tunnel without connections stays open for the next one.
 IDLE_CLOSE = 60.0
 #: Bytes queued for one local client above which the tunnel stops reading.
@@ -518,11 +522,17 @@ class Tunnel:
         """
         if self.closed_reason is not None:
             return False
-        if self._stalled or asyncio.get_running_loop().time() - self._last_rx < CHECK_AFTER:
-            return True  # spoke recently, or has data waiting that we hold back ourselves
+        if self._checking is None or self._checking.done():
+            if self._stalled or asyncio.get_running_loop().time() - self._last_rx < CHECK_AFTER:
+                return True  # spoke recently, or has data waiting that we hold back ourselves
+        return await asyncio.shield(self._check())  # a check in flight (suspect(), keep-alive) decides
+
+    def _check(self) -> asyncio.Future[bool]:
+        """The PING check in flight, or a new one (:meth:`_ping`); concurrent askers share it."""
         if self._checking is None or self._checking.done():
             self._checking = asyncio.ensure_future(self._ping())
-        return await asyncio.shield(self._checking)
+            self._checking.add_done_callback(_consume)
+        return self._checking
 
     async def _ping(self) -> bool:
         """PINGs up to a clear worker (:meth:`_liveness_pings`); any answer proves the path.
@@ -680,15 +690,36 @@ class Tunnel:
         self._spawn(self._send(pings))
 
     async def _keep_alive(self) -> None:
-        """PING a silent tunnel that carries connections, so a dead one ends them."""
+        """PING a tunnel that carries connections after KEEPALIVE_AFTER of silence, so a dead one ends them.
+
+        The API server notices that its side of the session is gone (the
+        kubelet restarted, drop-connections, a cut between them) only when it
+        next writes there, that is when we next write; until then our
+        WebSocket stays open and every connection on it waits.  A PING is
+        that write, 12 bytes a second, and only while connections are open.
+        """
+        loop = asyncio.get_running_loop()
         while self.closed_reason is None:
-            await asyncio.sleep(CHECK_AFTER)
-            if self._active:
-                await self.answers()
+            await asyncio.sleep(KEEPALIVE_AFTER)
+            if self._active and not self._stalled and loop.time() - self._last_rx >= KEEPALIVE_AFTER:
+                await asyncio.shield(self._check())
 
     def suspect(self) -> None:
-        """Check with a PING before the next connection (one just failed on it)."""
-        self._last_rx = -CHECK_AFTER
+        """A connection just failed on this tunnel: PING it now; does not block.
+
+        The kubelet's error may come from a path that is going away
+        (drop-connections, a kubelet restart cut its side of the session),
+        and the API server keeps our WebSocket open until we next write: the
+        connections still open on the tunnel would wait for an answer that
+        never comes, and nothing of ours might write for seconds.  The PING
+        is that write: the API server then closes the WebSocket (its
+        connections that the kubelet never acknowledged start again on a
+        fresh tunnel), or the kubelet answers and all is well.  Until the
+        check is decided, :meth:`answers` waits for it, whatever arrives
+        meanwhile (the failing path's last frames say nothing about it).
+        """
+        if self.closed_reason is None:
+            self._check()
 
     def retire(self) -> None:
         """Take no new connections; close once the open ones are done."""
@@ -1058,6 +1089,12 @@ class Tunnel:
             conn.end()
             return
         self.abort(f"the kubelet did not answer within {self._reply_timeout:.0f} s")
+
+
+def _consume(task: asyncio.Future[bool]) -> None:
+    """Retrieve a finished check's outcome, so an unawaited one logs nothing."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _close_writer(writer: asyncio.StreamWriter) -> None:

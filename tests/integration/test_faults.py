@@ -449,6 +449,37 @@ def test_drop_connections_under_load(cluster: Cluster, namespace: str, manager: 
     assert_engine_empty(manager)
 
 
+def test_drop_connections_ends_every_open_connection_at_once(cluster: Cluster, namespace: str,
+                                                            manager: ForwardManager) -> None:
+    """The drop-connections hook under six idle keep-alive connections and nothing else: each one
+    ends (EOF or reset) within 2 s.  The kubelet reports the cut on some streams only; the API
+    server keeps the WebSocket open until the client writes, so the others would wait for the
+    tunnel's next keep-alive PING (5 s of silence, then up to 10 s for its answer): a browser's
+    pooled connections hang.  Five rounds, since which streams hear of the cut varies."""
+    pod = _web(cluster, namespace)[0]
+    sid, port = _forward(manager, cluster, namespace)
+    for round_ in range(5):
+        socks = [_keepalive(port) for _ in range(6)]
+        cluster.drop_connections(pod, namespace)
+        t0 = time.monotonic()
+        for i, s in enumerate(socks):
+            s.settimeout(max(0.1, t0 + 8 - time.monotonic()))
+            try:
+                assert s.recv(1) == b"", "an open connection survived the drop"
+            except ConnectionResetError:
+                pass
+            except TimeoutError:
+                raise AssertionError(f"round {round_}: connection {i} still open 8 s after the drop") from None
+            finally:
+                s.close()
+        took = time.monotonic() - t0
+        # The annotation reaches the kubelet through its watch: allow for that.
+        assert took < 2.0, f"round {round_}: the open connections took {took:.1f}s to end"
+        wait_status(manager, sid, "active", timeout=20)
+        assert settle(manager, sid, 10) == "active"
+    assert_engine_empty(manager)
+
+
 def _keepalive(port: int):
     import socket
 

@@ -585,12 +585,37 @@ def test_suspect_forces_a_ping_and_no_answer_aborts():
     run(scenario, reply_timeout=0.2)
 
 
+def test_suspect_pings_at_once_and_later_frames_do_not_call_it_off():
+    # A connection failed (the kubelet's error on it): the tunnel PINGs now,
+    # though the kubelet spoke a moment ago, so that the API server, which
+    # keeps a WebSocket whose kubelet side is gone open until we write,
+    # closes it and the other open connections end instead of waiting.
+    # Frames arriving meanwhile (the failing path's last words) do not make
+    # answers() trust the tunnel: it waits for the PING's answer.
+    async def scenario(h: Harness) -> None:
+        c = await h.open()
+        h.kubelet.send_data(c.data_id, b"hello")
+        assert await asyncio.wait_for(c.reader.readexactly(5), TIMEOUT) == b"hello"
+        h.tunnel.suspect()
+        await eventually(lambda: h.kubelet.pings(), "a PING at once")
+        h.kubelet.send_data(c.data_id, b" more")
+        check = asyncio.ensure_future(h.tunnel.answers())
+        await asyncio.sleep(0.05)
+        assert not check.done(), "answers() trusted the tunnel before the PING came back"
+        h.ws.peer_close()  # the API server, on our write
+        assert await asyncio.wait_for(check, TIMEOUT) is False
+        assert await read_eof(c.reader) == b" more"
+        assert (await h.result()).dropped
+
+    run(scenario)
+
+
 def test_keep_alive_pings_only_while_carrying_connections(monkeypatch):
-    # Every CHECK_AFTER of silence a tunnel with connections is PINGed; an
-    # answer keeps it, no answer ends it and its connections count as
+    # Every KEEPALIVE_AFTER of silence a tunnel with connections is PINGed;
+    # an answer keeps it, no answer ends it and its connections count as
     # dropped.  A tunnel without connections is not PINGed (idle_close
     # handles it).
-    monkeypatch.setattr(tunnel_mod, "CHECK_AFTER", 0.05)
+    monkeypatch.setattr(tunnel_mod, "KEEPALIVE_AFTER", 0.05)
 
     async def scenario(h: Harness) -> None:
         await asyncio.sleep(0.15)
@@ -867,10 +892,11 @@ def test_slow_client_stops_the_tunnel_reading(monkeypatch):
 def test_slow_client_does_not_get_a_healthy_tunnel_aborted(monkeypatch):
     # While the tunnel waits for a slow client it reads nothing, so the
     # kubelet's answer to a keep-alive PING sits unread behind the data.
-    # A client pausing for CHECK_AFTER + REPLY_TIMEOUT (15 s by default)
+    # A client pausing for KEEPALIVE_AFTER + REPLY_TIMEOUT (11 s by default)
     # must not make the tunnel look dead: the kubelet answered at once.
     monkeypatch.setattr(tunnel_mod, "HIGH_WATER", CHUNK)
     monkeypatch.setattr(tunnel_mod, "CHECK_AFTER", 0.05)
+    monkeypatch.setattr(tunnel_mod, "KEEPALIVE_AFTER", 0.05)
 
     async def scenario(h: Harness) -> None:
         c = await h.open(small=True)
@@ -1182,6 +1208,7 @@ def test_a_stuck_worker_moves_new_connections_and_keeps_the_old_ones(monkeypatch
     # PINGs go to clear workers, a GET opened before still completes, and
     # once the pod reads again the POST carries on.
     monkeypatch.setattr(tunnel_mod, "CHECK_AFTER", 0.1)
+    monkeypatch.setattr(tunnel_mod, "KEEPALIVE_AFTER", 0.1)
     monkeypatch.setattr(tunnel_mod, "STALL_AFTER", 0.2)
 
     async def scenario(h: Harness, model: SpdystreamKubelet) -> None:
