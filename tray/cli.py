@@ -173,7 +173,7 @@ class _Printer:
         in text, a status event followed in the same burst by another of the
         same forward and status says nothing the later one does not.
         """
-        from tray.manager import ListEvent, StatusEvent
+        from tray.engine.manager import ListEvent, StatusEvent
 
         last_list = max((i for i, e in enumerate(batch) if isinstance(e, ListEvent)), default=-1)
         superseded: set[int] = set()
@@ -196,7 +196,7 @@ class _Printer:
         print(line, file=stream or sys.stdout, flush=True)
 
     def show(self, event: Any) -> None:
-        from tray.manager import ConnectionEvent, ListEvent
+        from tray.engine.manager import ConnectionEvent, ListEvent
 
         if self.output == "json":
             if isinstance(event, ListEvent):
@@ -342,16 +342,16 @@ def _resolve_context(manager: Any, context: str | None) -> str:
         return context
     current = [c.id for c in clusters if c.current]
     if not current:
-        from tray.kubeconfig import load_kubeconfig, no_context_message
+        from tray.kube.kubeconfig import load_kubeconfig, no_context_message
 
         raise UsageError(no_context_message(load_kubeconfig(manager.kubeconfig)), field="--context")
     return current[0]
 
 
 def _forward(args: argparse.Namespace) -> int:
-    from tray.manager import ForwardManager
-    from tray.portspec import parse_port_spec
-    from tray.targets import parse_target
+    from tray.engine.manager import ForwardManager
+    from tray.domain.portspec import parse_port_spec
+    from tray.domain.targets import parse_target
 
     try:
         target = parse_target(args.target)
@@ -403,7 +403,7 @@ def _check_address(address: str) -> None:
 
 
 def _run_profiles(args: argparse.Namespace) -> int:
-    from tray.manager import ForwardManager
+    from tray.engine.manager import ForwardManager
     from tray.profiles import load_profiles
 
     manager = ForwardManager(args.kubeconfig)
@@ -425,7 +425,7 @@ def _run_profiles(args: argparse.Namespace) -> int:
             context = prof.context or current
             where = dict(source=str(pf.path), line=prof.line, field=f"{prof.name}.context")
             if context is None:
-                from tray.kubeconfig import load_kubeconfig, no_context_message
+                from tray.kube.kubeconfig import load_kubeconfig, no_context_message
 
                 skipped.append(UsageError(no_context_message(load_kubeconfig(manager.kubeconfig),
                                                              "set context: NAME"), **where))
@@ -493,7 +493,7 @@ def _profiles(args: argparse.Namespace) -> int:
 
     known = None
     if args.kubeconfig:
-        from tray.kubeconfig import list_clusters
+        from tray.kube.kubeconfig import list_clusters
 
         known = {c.id for c in list_clusters(args.kubeconfig)}
     path = args.file if args.file is not None else default_profiles_path()

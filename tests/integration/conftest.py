@@ -6,7 +6,7 @@ import pytest
 
 from tests.clusterlib import Cluster
 from tests.integration.engine import EventLog
-from tray.manager import ForwardManager
+from tray.engine.manager import ForwardManager
 
 
 @pytest.fixture
@@ -29,6 +29,6 @@ def events(manager: ForwardManager) -> EventLog:
 @pytest.fixture
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Reconnect delays of 0.1-0.5 s instead of 1-16 s (same count: 5 attempts)."""
-    import tray.backoff
+    import tray.domain.backoff
 
-    monkeypatch.setattr(tray.backoff, "DELAYS", (0.1, 0.2, 0.3, 0.4, 0.5))
+    monkeypatch.setattr(tray.domain.backoff, "DELAYS", (0.1, 0.2, 0.3, 0.4, 0.5))

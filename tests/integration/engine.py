@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from tray.manager import ForwardManager, ListEvent, StatusEvent
-from tray.session import SessionInfo
+from tray.engine.manager import ForwardManager, ListEvent, StatusEvent
+from tray.engine.session import SessionInfo
 
 AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.53"
 

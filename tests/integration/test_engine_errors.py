@@ -9,7 +9,7 @@ import pytest
 
 from tests.clusterlib import Cluster, deployment_manifest
 from tests.integration.engine import assert_stays, hostname, pod_manifest, port_refuses, wait_for, wait_status
-from tray.manager import ForwardManager
+from tray.engine.manager import ForwardManager
 
 pytestmark = pytest.mark.cluster
 

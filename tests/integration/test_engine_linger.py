@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-import tray.pool
-import tray.stream
+import tray.engine.pool
+import tray.engine.stream
 from tests.clusterlib import Cluster
 from tests.integration.engine import pod_manifest, wait_for, wait_status
-from tray.manager import ForwardManager
+from tray.engine.manager import ForwardManager
 
 pytestmark = pytest.mark.cluster
 
@@ -28,8 +28,8 @@ def test_keepalive_streams_end_after_the_client_closes(cluster: Cluster, namespa
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """A keep-alive server never closes: once the client is gone and the pod silent for
     LINGER_IDLE, the stream must end (it used to stay open for good)."""
-    monkeypatch.setattr(tray.stream, "LINGER_IDLE", 0.5)
-    monkeypatch.setattr(tray.pool, "WARM_FOR", 0.5)
+    monkeypatch.setattr(tray.engine.stream, "LINGER_IDLE", 0.5)
+    monkeypatch.setattr(tray.engine.pool, "WARM_FOR", 0.5)
     cluster.apply(pod_manifest("web"), namespace)
     cluster.wait_ready(namespace, "app=web")
     sid = manager.start(cluster.context, namespace, "Pod", "web", 8080, local_port=0)

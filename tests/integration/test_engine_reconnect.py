@@ -24,7 +24,7 @@ from tests.integration.engine import (
     wait_hostname,
     wait_status,
 )
-from tray.manager import ForwardManager
+from tray.engine.manager import ForwardManager
 
 pytestmark = pytest.mark.cluster
 
@@ -227,7 +227,7 @@ def test_tcp_reset_keeps_forward(cluster: Cluster, namespace: str, manager: Forw
     second (and third) connection still reaches the pod, which resets it too (that is the
     program).  "Reaches the pod" is what `tender -v` shows: the pod's reset, reported by the
     kubelet for that connection."""
-    caplog.set_level(logging.INFO, logger="tray.session")
+    caplog.set_level(logging.INFO, logger="tray.engine.session")
     cluster.apply(pod_manifest("reset", args="tcp-reset", port=8080), namespace)
     cluster.wait_ready(namespace, "app=reset")
     sid = manager.start(cluster.context, namespace, "Pod", "reset", 8080, local_port=0)
@@ -235,7 +235,7 @@ def test_tcp_reset_keeps_forward(cluster: Cluster, namespace: str, manager: Forw
 
     def resets() -> int:
         return sum("connection reset by peer" in r.getMessage() for r in caplog.records
-                   if r.name == "tray.session")
+                   if r.name == "tray.engine.session")
 
     for n in (1, 2, 3):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:

@@ -28,10 +28,10 @@ from tests.integration.kubeconfigs import single_context, user_with_rules
 from tests.integration.test_engine_cli import Tender
 from tests.integration.test_engine_tunnel import tunnels_opened
 from tray.errors import ForbiddenError
-from tray.kubeapi import KubeAPI, NotFound, Unauthorized
-from tray.kubeconfig import load_auth
-from tray.manager import ForwardManager
-from tray.tunnel import Tunnel
+from tray.kube.kubeapi import KubeAPI, NotFound, Unauthorized
+from tray.kube.kubeconfig import load_auth
+from tray.engine.manager import ForwardManager
+from tray.engine.tunnel import Tunnel
 
 pytestmark = pytest.mark.cluster
 

@@ -25,7 +25,7 @@ import pytest
 
 from tests.clusterlib import Cluster, deployment_manifest
 from tests.integration.engine import EventLog, http_request, pod_manifest, wait_status
-from tray.manager import ForwardManager
+from tray.engine.manager import ForwardManager
 
 pytestmark = pytest.mark.cluster
 

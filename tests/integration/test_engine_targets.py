@@ -17,7 +17,7 @@ from tests.integration.engine import (
     wait_for,
     wait_status,
 )
-from tray.manager import ForwardManager
+from tray.engine.manager import ForwardManager
 
 pytestmark = pytest.mark.cluster
 

@@ -17,7 +17,7 @@ import pytest
 
 from tests.clusterlib import ROOT, Cluster
 from tests.integration.engine import AGNHOST, hostname, http_request, wait_for, wait_hostname, wait_status
-from tray.manager import ForwardManager
+from tray.engine.manager import ForwardManager
 
 pytestmark = pytest.mark.cluster
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.clusterlib import Cluster
 from tests.integration.engine import pod_manifest, wait_status
-from tray.manager import ForwardManager
+from tray.engine.manager import ForwardManager
 
 pytestmark = pytest.mark.cluster
 

@@ -17,10 +17,10 @@ import time
 
 import pytest
 
-import tray.tunnel
+import tray.engine.tunnel
 from tests.clusterlib import Cluster
 from tests.integration.engine import hostname, pod_manifest, wait_for, wait_hostname, wait_status
-from tray.manager import ForwardManager
+from tray.engine.manager import ForwardManager
 
 pytestmark = pytest.mark.cluster
 
@@ -90,7 +90,7 @@ def test_v4_path(why: str, cluster: Cluster, namespace: str, manager: ForwardMan
     if why == "asked":
         monkeypatch.setenv("TENDER_PORT_FORWARD", "v4")
     else:
-        monkeypatch.setattr(tray.tunnel, "SUBPROTOCOL", "SPDY/3.1+unknown.tender.dev")
+        monkeypatch.setattr(tray.engine.tunnel, "SUBPROTOCOL", "SPDY/3.1+unknown.tender.dev")
     tunnels, v4 = tunnels_opened(cluster), v4_websockets(cluster)
     _, port = _web_pod(cluster, namespace, manager)
     for _ in range(5):
@@ -143,7 +143,7 @@ def test_frozen_kubelet_is_noticed(cluster: Cluster, namespace: str, manager: Fo
     silently drops, or a peer that slept).  The open tunnel looks fine, but a new connection's
     streams are never acknowledged: within the reply timeout the forward must leave "active";
     once the kubelet runs again it is active and answering."""
-    monkeypatch.setattr(tray.tunnel, "REPLY_TIMEOUT", 2.0)
+    monkeypatch.setattr(tray.engine.tunnel, "REPLY_TIMEOUT", 2.0)
     sid, port = _web_pod(cluster, namespace, manager)
     assert hostname(port) == "web"  # the tunnel is open
     pid = _kubelet_pid(cluster)
@@ -194,7 +194,7 @@ def test_dead_tunnels_are_freed_at_once(cluster: Cluster, namespace: str, manage
     import weakref
 
     # Earlier tests' engines are still referenced by pytest (their fixtures): count only ours.
-    earlier = weakref.WeakSet(o for o in gc.get_objects() if type(o) is tray.tunnel.Tunnel)
+    earlier = weakref.WeakSet(o for o in gc.get_objects() if type(o) is tray.engine.tunnel.Tunnel)
     sid, port = _web_pod(cluster, namespace, manager)
     assert hostname(port) == "web"
     gc.collect()
@@ -205,8 +205,8 @@ def test_dead_tunnels_are_freed_at_once(cluster: Cluster, namespace: str, manage
             cluster.drop_connections("web", namespace)
             wait_for(lambda: _drops_logged(cluster) > before, 10, "the kubelet to cut the connections")
             assert hostname(port) == "web"
-        def live() -> list[tray.tunnel.Tunnel]:
-            return [o for o in gc.get_objects() if type(o) is tray.tunnel.Tunnel and o not in earlier]
+        def live() -> list[tray.engine.tunnel.Tunnel]:
+            return [o for o in gc.get_objects() if type(o) is tray.engine.tunnel.Tunnel and o not in earlier]
 
         # The last dead one may still be finishing its closing handshake: a few seconds, GC still off.
         try:

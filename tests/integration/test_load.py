@@ -27,8 +27,8 @@ import pytest
 
 from tests.clusterlib import ROOT, Cluster, deployment_manifest
 from tests.integration.engine import hostname, pod_manifest, service_manifest, wait_for, wait_status
-from tray.manager import ForwardManager
-from tray.pool import WARM_FOR
+from tray.engine.manager import ForwardManager
+from tray.engine.pool import WARM_FOR
 
 pytestmark = pytest.mark.cluster
 

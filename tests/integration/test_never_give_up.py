@@ -14,7 +14,7 @@ import pytest
 from tests.clusterlib import Cluster
 from tests.integration.engine import (AGNHOST, EventLog, collapse, hostname, port_refuses, wait_for,
                                       wait_hostname, wait_status, assert_stays)
-from tray.manager import ForwardManager
+from tray.engine.manager import ForwardManager
 
 pytestmark = pytest.mark.cluster
 

@@ -15,7 +15,7 @@ import pytest
 from tests.clusterlib import Cluster, deployment_manifest
 from tests.integration.engine import hostname, pod_manifest, service_manifest, wait_for, wait_hostname, wait_status
 from tests.integration.kubeconfigs import user_with_rules
-from tray.manager import ForwardManager
+from tray.engine.manager import ForwardManager
 
 pytestmark = pytest.mark.cluster
 

@@ -15,7 +15,7 @@ import pytest
 
 from tests.clusterlib import Cluster
 from tests.integration.engine import AGNHOST, EventLog, hostname, wait_for, wait_hostname, wait_status
-from tray.manager import ForwardManager
+from tray.engine.manager import ForwardManager
 
 pytestmark = pytest.mark.cluster
 

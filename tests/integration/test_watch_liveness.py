@@ -21,8 +21,8 @@ from tests.clusterlib import Cluster, deployment_manifest
 from tests.integration.engine import hostname, wait_for, wait_hostname, wait_status
 from tests.integration.freezeproxy import FreezeProxy
 from tests.integration.kubeconfigs import server_address, single_context
-from tray import health
-from tray.manager import ForwardManager
+from tray.kube import health
+from tray.engine.manager import ForwardManager
 
 pytestmark = pytest.mark.cluster
 
@@ -111,7 +111,7 @@ def test_a_silent_dead_watch_is_replaced_within_its_deadline(cluster: Cluster, n
     nobody connects: the watch, which the server should have ended after WATCH_SECONDS,
     is still silent WATCH_GRACE s later, so the cache lists again and the forward follows
     the pod that was replaced meanwhile.  (Shortened here to 6 + 4 s; 30 + 10 s by default.)"""
-    from tray import watches
+    from tray.kube import watches
 
     monkeypatch.setattr(watches, "WATCH_SECONDS", 6.0)
     monkeypatch.setattr(watches, "WATCH_GRACE", 4.0)

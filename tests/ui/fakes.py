@@ -7,12 +7,12 @@ import threading
 from typing import Any
 
 from tray.errors import UsageError
-from tray.kubeconfig import ClusterInfo
-from tray.manager import ListEvent, StatusEvent
-from tray.portspec import parse_port_spec
+from tray.kube.kubeconfig import ClusterInfo
+from tray.engine.manager import ListEvent, StatusEvent
+from tray.domain.portspec import parse_port_spec
 from tray.profiles import Profile
-from tray.session import SessionInfo
-from tray.targets import parse_target
+from tray.engine.session import SessionInfo
+from tray.domain.targets import parse_target
 
 _ids = itertools.count(1)
 
@@ -81,7 +81,7 @@ class FakeManager:
     def start(self, cluster: str, namespace: str | None, kind: str, name: str, container_port: int | str,
               local_port: int | None = None, address: str = "127.0.0.1", profile: str | None = None) -> str:
         self.calls.append(("start", cluster, namespace, kind, name, container_port, local_port, address, profile))
-        from tray.targets import SHORT_NAMES
+        from tray.domain.targets import SHORT_NAMES
 
         s = session(f"{SHORT_NAMES[kind]}/{name}", local_port or 0, container_port, cluster=cluster,
                     namespace=namespace or "default", profile=profile, address=address, status="starting")

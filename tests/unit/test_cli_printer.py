@@ -9,8 +9,8 @@ from dataclasses import replace
 import pytest
 
 from tray.cli import _Printer
-from tray.manager import ConnectionEvent, ListEvent, StatusEvent
-from tray.session import SessionInfo
+from tray.engine.manager import ConnectionEvent, ListEvent, StatusEvent
+from tray.engine.session import SessionInfo
 
 BASE = SessionInfo(
     id="s1", cluster_id="tender-a", cluster_name="a", namespace="demo", pod_name="web-1", container_port=8080,

@@ -1,4 +1,4 @@
-"""The tray app: a shell around :class:`tray.manager.ForwardManager`.
+"""The tray app: a shell around :class:`tray.engine.manager.ForwardManager`.
 
 How the pieces fit (each module has one job):
 

@@ -24,7 +24,7 @@ def run_tray(kubeconfig: str | None = None, profiles: str | None = None) -> int:
     if host.backend:
         os.environ["PYSTRAY_BACKEND"] = host.backend  # read by pystray at import
 
-    from tray.manager import ForwardManager
+    from tray.engine.manager import ForwardManager
     from tray.profiles import default_profiles_path
     from tray.ui.controller import Controller
     from tray.ui.dialogs import Dialogs

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tray.errors import TenderError, UsageError
-from tray.kubeconfig import ClusterInfo
-from tray.manager import ListEvent, StatusEvent
-from tray.portspec import PortSpec
+from tray.kube.kubeconfig import ClusterInfo
+from tray.engine.manager import ListEvent, StatusEvent
+from tray.domain.portspec import PortSpec
 from tray.profiles import Profile, add_profile, ensure_profiles_file, load_profiles
-from tray.targets import SHORT_NAMES, Target
+from tray.domain.targets import SHORT_NAMES, Target
 from tray.ui import autostart, labels, system
 from tray.ui.coalesce import DEFAULT_INTERVAL, Coalescer
 from tray.ui.dialogs import PortRequest
@@ -262,7 +262,7 @@ class Controller:
     def start_profile(self, p: Profile) -> None:
         context = p.context or self._current_context()
         if context is None:
-            from tray.kubeconfig import load_kubeconfig, no_context_message
+            from tray.kube.kubeconfig import load_kubeconfig, no_context_message
 
             raise UsageError(f"profile {p.name}: "
                              + no_context_message(load_kubeconfig(self.manager.kubeconfig), "set context: NAME"))

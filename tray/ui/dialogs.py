@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tray.portspec import is_port_name
+from tray.domain.portspec import is_port_name
 
 log = logging.getLogger(__name__)
 

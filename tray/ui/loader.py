@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from tray.errors import ForbiddenError
-from tray.targets import KIND_PLURAL
+from tray.domain.targets import KIND_PLURAL
 from tray.ui.labels import shorten
 from tray.ui.resources import KIND_SECTIONS, Failed, Loading, Ready, Resource, ResourceStore
 
@@ -44,7 +44,7 @@ def priority(names: Iterable[str], first: Iterable[str]) -> list[str]:
 
 
 def parse_resources(kind: str, data: dict[str, Any]) -> tuple[Resource, ...]:
-    from tray.selection import declared_ports
+    from tray.domain.selection import declared_ports
 
     out = []
     for item in data.get("items") or []:

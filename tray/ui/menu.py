@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from tray.kubeconfig import ClusterInfo
+from tray.kube.kubeconfig import ClusterInfo
 from tray.profiles import Profile
 from tray.ui import labels
 from tray.ui.menu_clusters import clusters_menu

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from tray.kubeconfig import ClusterInfo
+from tray.kube.kubeconfig import ClusterInfo
 from tray.ui import labels
 from tray.ui.model import SEPARATOR, Action, Item, note, submenu
 from tray.ui.resources import KIND_SECTIONS, ClusterTree, Failed, Loading, Ready, Resource

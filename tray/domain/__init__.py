@@ -1,0 +1,1 @@
+"""The nouns and kubectl's rules on plain data. Rule: standard library only, no I/O."""

@@ -1,0 +1,1 @@
+"""The asyncio data plane and supervision of forwards. Rule: knows nothing of the tray or the CLI."""

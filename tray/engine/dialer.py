@@ -1,0 +1,268 @@
+"""How a forward reaches its pod: which port-forward protocol, which connection.
+
+Three paths lead through the API server to the kubelet:
+
+* the SPDY tunnel (:mod:`tray.engine.tunnel`): one WebSocket per pod carrying every
+  connection, kubectl's default since Kubernetes 1.31.  Tender prefers it.
+* the same SPDY session straight over an HTTP/1.1 upgrade (``POST``,
+  :mod:`tray.kube.spdyconn`): kubectl's fallback.  The API server authorizes a
+  WebSocket upgrade (a GET) as ``get pods/portforward`` and the POST as
+  ``create``, so credentials that may only ``create`` (all kubectl needs)
+  get a 403 for the WebSocket and a 101 here.  Tender uses it when the
+  tunnel's WebSocket is refused with 403, as client-go's ``FallbackDialer``
+  does (kubectl's ``shouldFallback``: any upgrade failure).
+* ``v4.channel.k8s.io`` (:mod:`tray.engine.stream`): one WebSocket per connection,
+  with spare streams kept warm while the forward is busy (:mod:`tray.engine.pool`).
+  Every API server since 1.4 speaks it.
+
+An API server without the tunnel refuses its subprotocol in several ways
+(no subprotocol chosen, a 400, the kubelet's 403 "unable to negotiate
+protocol").  Rather than read those, the :class:`Dialer` tries v4 when a
+tunnel fails to open for any reason but a missing pod, bad credentials, an
+unreachable cluster, a 5xx (the kubelet unreachable: a moment's trouble,
+not a protocol matter) or a 403 (then the POST upgrade first; v4 only if
+that fails for a reason of its own, such as an unsupported proxy): if v4
+works, the forward uses v4 from then on; if it fails too, its error (say an
+RBAC 403) is the one to show.  Whichever path worked is kept for the
+forward's later tunnels.
+
+``TENDER_PORT_FORWARD`` forces a path, as ``KUBECTL_PORT_FORWARD_WEBSOCKETS``
+does for kubectl: ``tunnel`` (the WebSocket tunnel only), ``spdy`` (the
+POST upgrade only), ``v4``; anything else is ``auto``, the order above.
+
+The session sees only :meth:`Dialer.connect`, which returns a :class:`Link`
+to pump one local connection through, and the failure hooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Protocol
+
+from websockets.asyncio.client import ClientConnection
+
+from tray.errors import ClusterUnreachable, ForbiddenError, TenderError
+from tray.kube.kubeapi import ApiError, KubeAPI, NotFound, Unauthorized
+from tray.engine.pool import StreamPool
+from tray.engine.stream import StreamResult, close_ws, forget_traceback, open_stream, pump
+from tray.engine.tunnel import Tunnel
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Dialer", "Link", "PROTOCOL_ENV", "protocol_from_env"]
+
+PROTOCOL_ENV = "TENDER_PORT_FORWARD"
+_PROTOCOLS = ("auto", "tunnel", "spdy", "v4")
+
+
+def protocol_from_env() -> str:
+    """``TENDER_PORT_FORWARD`` (case and spaces ignored): auto, tunnel, spdy or v4; auto if unset or unknown."""
+    value = os.environ.get(PROTOCOL_ENV, "auto").strip().lower() or "auto"
+    return value if value in _PROTOCOLS else "auto"
+
+
+class Link(Protocol):
+    """One local connection's way to the pod."""
+
+    async def pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> StreamResult: ...
+
+
+class _V4Link:
+    def __init__(self, ws: ClientConnection, port: int) -> None:
+        self._ws, self._port = ws, port
+
+    async def pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> StreamResult:
+        return await pump(reader, writer, self._ws, self._port)
+
+
+class _TunnelLink:
+    def __init__(self, dialer: Dialer, tunnel: Tunnel, pod: str, port: int) -> None:
+        self._dialer, self._tunnel, self._pod, self._port = dialer, tunnel, pod, port
+
+    async def pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> StreamResult:
+        result = await self._tunnel.forward(reader, writer, self._port)
+        if result.replay is None:
+            return result
+        # The tunnel was dead before the kubelet saw this connection (see
+        # tray.engine.tunnel): once more on a fresh one, with what it had sent.
+        sent_before = result.bytes_up
+        try:
+            fresh = await self._dialer.replace_tunnel(self._tunnel, self._pod, self._port)
+        except TenderError as exc:
+            log.info("connection to %s could not start again: %s", self._pod, exc)
+            fresh = None
+        if fresh is not None:
+            result = await fresh.forward(reader, writer, self._port, replay=result.replay,
+                                         replay_eof=result.replay_eof)
+            result.bytes_up += sent_before
+        if result.replay is not None or fresh is None:  # failed twice: a drop after all
+            result.replay, result.dropped = None, True
+            writer.close()
+        return result
+
+
+class Dialer:
+    """One session's connections to its current pod.  Runs on the engine's loop."""
+
+    def __init__(self, api: KubeAPI, namespace: str, *, protocol: str | None = None) -> None:
+        self._api, self._namespace = api, namespace
+        self.protocol = protocol or protocol_from_env()
+        self._pool = StreamPool(lambda pod, port: open_stream(api, namespace, pod, port))
+        self._tunnel: Tunnel | None = None
+        self._opening: tuple[str, asyncio.Future[Tunnel | None]] | None = None
+        self._retired: set[Tunnel] = set()
+        self._generation = 0  # bumped by close(): a tunnel opened for an older one is dropped
+
+    @property
+    def uses_tunnel(self) -> bool:
+        return self.protocol != "v4"
+
+    async def connect(self, pod: str, port: int) -> Link:
+        """A way to the pod for one new connection; raises the precise errors."""
+        if self.uses_tunnel:
+            tunnel = await self._tunnel_to(pod, port)
+            if tunnel is not None and not await tunnel.answers():
+                # Silent for a while and no answer to a PING now: dead
+                # without knowing it (the kubelet went away, or the network).
+                # A fresh tunnel, before this connection sends anything.
+                tunnel = await self._tunnel_to(pod, port)
+            if tunnel is not None:
+                return _TunnelLink(self, tunnel, pod, port)
+        ws = self._pool.take(pod, port) or await open_stream(self._api, self._namespace, pod, port)
+        return _V4Link(ws, port)
+
+    async def check(self, pod: str, port: int) -> None:
+        """Prove the path to the pod works now (after a drop): raises if not.
+
+        On the tunnel path this opens a fresh tunnel (the old one may be dead
+        without knowing it) that the next connections then use.
+        """
+        if self.uses_tunnel:
+            self._retire_current()
+            if await self._tunnel_to(pod, port) is not None:
+                return
+        await self._open_and_close_v4(pod, port)
+
+    async def _open_and_close_v4(self, pod: str, port: int) -> None:
+        """One v4 stream opened and closed: the path works, or its precise error is raised."""
+        ws = await open_stream(self._api, self._namespace, pod, port)
+        await close_ws(ws)
+        forget_traceback(ws)
+
+    async def replace_tunnel(self, dead: Tunnel, pod: str, port: int) -> Tunnel | None:
+        """A working tunnel instead of ``dead`` (one replacement however many connections ask)."""
+        if self._tunnel is dead:
+            self._retire_current()
+        return await self._tunnel_to(pod, port) if self.uses_tunnel else None
+
+    def connection_failed(self, *, dropped: bool) -> None:
+        """A connection ended in an error or a drop: do not reuse what may be broken.
+
+        Spare v4 streams share the failed path and may be cut without knowing
+        it yet.  A tunnel is only abandoned on a drop: an error on one stream
+        (connection refused inside the pod) says nothing about the tunnel.
+        """
+        self._pool.flush()
+        if dropped:
+            self._retire_current()
+        elif self._tunnel is not None:
+            # The kubelet's error may come from a path that is going away
+            # (drop-connections cuts the pod's side and the session at once,
+            # and the API server keeps our WebSocket until we next write).
+            self._tunnel.suspect()
+
+    def pod_changed(self) -> None:
+        """New connections go to another pod: old spares and tunnels retire."""
+        self._pool.flush()
+        self._retire_current()
+
+    def close(self) -> None:
+        """Drop everything (the forward stopped or failed); Retry may use the dialer again."""
+        self._generation += 1
+        self._pool.close()
+        self._retire_current()
+        if self._opening is not None:
+            self._opening[1].cancel()
+            self._opening = None
+        for tunnel in list(self._retired):
+            tunnel.abort("forward stopped")
+        self._retired.clear()
+
+    # ------------------------------------------------------------ tunnels
+    def _retire_current(self) -> None:
+        tunnel, self._tunnel = self._tunnel, None
+        if tunnel is not None:
+            tunnel.retire()
+            if tunnel.closed_reason is None:
+                self._retired.add(tunnel)
+        self._retired = {t for t in self._retired if t.closed_reason is None}
+
+    async def _tunnel_to(self, pod: str, port: int) -> Tunnel | None:
+        """The pod's tunnel, opened once however many connections wait for it."""
+        if self._retired:  # let go of retired tunnels that have ended (they hold ~0.4 MB each)
+            self._retired = {t for t in self._retired if t.closed_reason is None}
+        current = self._tunnel
+        if current is not None:
+            # Credentials reloaded since it opened (the kubeconfig changed):
+            # new connections use what the kubeconfig says now, as on v4.
+            if current.pod == pod and current.usable and current.auth_generation == self._api.auth.generation:
+                return current
+            self._retire_current()
+        if self._opening is None or self._opening[0] != pod:
+            self._opening = (pod, asyncio.ensure_future(self._open_tunnel(pod, port)))
+        opening = self._opening[1]
+        try:
+            return await asyncio.shield(opening)
+        finally:
+            if self._opening is not None and self._opening[1] is opening and opening.done():
+                self._opening = None
+
+    async def _open_tunnel(self, pod: str, port: int) -> Tunnel | None:
+        generation = self._generation
+        try:
+            tunnel = await Tunnel.open(self._api, self._namespace, pod, upgrade=self.protocol == "spdy")
+        except (NotFound, Unauthorized, ClusterUnreachable):
+            raise  # the same on every path
+        except TenderError as exc:
+            if self.protocol in ("tunnel", "spdy") or (isinstance(exc, ApiError) and exc.status >= 500):
+                raise  # forced, or the API server cannot reach the kubelet now: not a protocol matter
+            tunnel = await self._fall_back(pod, port, exc)
+            if tunnel is None:
+                return None
+        if generation != self._generation:
+            tunnel.abort("forward stopped")
+            raise TenderError("the forward stopped")
+        if self._tunnel is not None:
+            self._retire_current()
+        self._tunnel = tunnel
+        return tunnel
+
+    async def _fall_back(self, pod: str, port: int, exc: TenderError) -> Tunnel | None:
+        """The WebSocket tunnel failed with ``exc``: the POST upgrade (after a 403) or v4.
+
+        Returns the upgraded tunnel, or None when v4 works; raises the error
+        to show otherwise.  The path that worked is kept (``self.protocol``).
+        """
+        if isinstance(exc, ForbiddenError):
+            # The WebSocket is a GET, authorized as `get pods/portforward`;
+            # the POST upgrade needs only `create` (client-go's FallbackDialer).
+            try:
+                tunnel = await Tunnel.open(self._api, self._namespace, pod, upgrade=True)
+            except (NotFound, Unauthorized, ClusterUnreachable, ForbiddenError):
+                raise  # the upgrade's own answer (a 403 naming `create`) is the one to show
+            except TenderError as upgrade_exc:
+                if isinstance(upgrade_exc, ApiError) and upgrade_exc.status >= 500:
+                    raise
+                log.info("port-forward to %s: the SPDY upgrade failed too (%s)", pod, upgrade_exc)
+            else:
+                log.info("port-forward to %s: the WebSocket was refused (%s); using SPDY over an HTTP/1.1 upgrade",
+                         pod, exc)
+                self.protocol = "spdy"
+                return tunnel
+        # Perhaps an API server without the tunnel: does v4 work?
+        await self._open_and_close_v4(pod, port)
+        log.info("port-forward to %s: the SPDY tunnel failed (%s); using v4.channel.k8s.io", pod, exc)
+        self.protocol = "v4"
+        return None

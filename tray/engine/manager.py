@@ -1,0 +1,400 @@
+"""The forward manager: the engine's one public entry point.
+
+``ForwardManager`` is thread-safe.  It runs the engine on its own asyncio
+loop in a background thread, so neither the tray's UI thread nor the CLI's
+main thread ever makes a Kubernetes call.  Its API is the design's::
+
+    start(cluster, namespace, kind, name, container_port, local_port, address) -> id
+    stop(id); stop_cluster(cluster_id); list(); retry(id); remove(id)
+
+Subscribers receive :class:`StatusEvent` on every status change of a
+session, and :class:`ListEvent` (the full list) on start, stop, remove and
+reconnect.  They are called on the engine thread and must return quickly
+(the tray hands them to its own thread; see ``tray.ui``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tray.errors import TenderError, UsageError
+from tray.kube.kubeapi import KubeAPI
+from tray.kube.kubeconfig import ClusterAuth, ClusterInfo, kubeconfig_paths, list_clusters
+from tray.engine.session import ConnectionFailure, Session, SessionInfo, Status
+from tray.domain.targets import KINDS, Target
+from tray.kube.watches import WatchRegistry
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ForwardManager", "StatusEvent", "ListEvent", "ConnectionEvent", "ClusterConn"]
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    session_id: str
+    status: str
+    local_port: int
+    pod_name: str
+    error: str
+    session: SessionInfo
+
+
+@dataclass(frozen=True)
+class ListEvent:
+    sessions: list[SessionInfo]
+
+
+@dataclass(frozen=True)
+class ConnectionEvent:
+    """A local connection failed inside the pod (kubectl prints these as
+    "an error occurred forwarding ..."): at most one per second per forward,
+    ``suppressed`` counting the others since the previous event."""
+
+    session_id: str
+    pod_name: str
+    port: int
+    error: str  # short, e.g. "connection refused"
+    suppressed: int
+    session: SessionInfo
+
+
+Event = StatusEvent | ListEvent | ConnectionEvent
+Subscriber = Callable[[Event], None]
+
+
+class ClusterConn:
+    """One kubeconfig context: its credentials and its API client (lazy)."""
+
+    def __init__(self, info: ClusterInfo, kubeconfig: str) -> None:
+        self.id = info.id
+        self.cluster_name = info.cluster_name
+        self.default_namespace = info.namespace
+        self.auth = ClusterAuth(context=info.id, kubeconfig=kubeconfig)
+        self.api = KubeAPI(self.auth)
+        self._loaded = False
+        self._lock = asyncio.Lock()
+        self._may_forward: dict[str, bool] = {}
+        self._may_forward_creds: tuple[Any, Any] | None = None
+
+    def mark_loaded(self) -> None:
+        self._loaded = True
+
+    async def ensure_auth(self) -> None:
+        """Load credentials once, off the loop (an exec plugin may be slow)."""
+        if self._loaded:
+            return
+        async with self._lock:
+            if not self._loaded:
+                await asyncio.to_thread(self.auth.refresh, full=True)
+                self._loaded = True
+
+    async def may_forward(self, namespace: str) -> bool:
+        """Whether these credentials may create pods/portforward in the namespace.
+
+        Asked once per namespace (a SelfSubjectAccessReview), so a forward
+        that RBAC will refuse fails at start, as kubectl's does, instead of at
+        its first connection.  If the question itself cannot be asked, the
+        answer is yes: the first connection will tell.
+        """
+        # Only a "yes" is kept, and only for the credentials that got it: a
+        # kept "no" outlived the fix (RBAC granted, or the kubeconfig's token
+        # replaced and reloaded), so Retry said "forbidden" until a restart;
+        # a kept "yes" outlived a reload to weaker credentials (found by
+        # test_faults' credential changes).  A revoked "yes" still shows at
+        # the first connection (403).
+        headers, ctx = self.auth.snapshot()
+        creds = (headers.get("Authorization"), ctx)
+        if creds != self._may_forward_creds:
+            self._may_forward.clear()
+            self._may_forward_creds = creds
+        if namespace not in self._may_forward:
+            review = {
+                "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": {"namespace": namespace, "verb": "create",
+                                                "resource": "pods", "subresource": "portforward"}},
+            }
+            try:
+                answer = await self.api.post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", review)
+            except TenderError:
+                return True
+            if not answer.get("status", {}).get("allowed"):
+                return False
+            self._may_forward[namespace] = True
+        return self._may_forward[namespace]
+
+
+def _files_stamp(paths: str) -> tuple[tuple[str, int, int], ...]:
+    stamp = []
+    for p in paths.split(os.pathsep):
+        try:
+            st = os.stat(os.path.expanduser(p))
+            stamp.append((p, st.st_mtime_ns, st.st_size))
+        except OSError:
+            stamp.append((p, -1, -1))
+    return tuple(stamp)
+
+
+class ForwardManager:
+    def __init__(self, kubeconfig: str | None = None) -> None:
+        self.kubeconfig = kubeconfig_paths(kubeconfig)
+        self._lock = threading.RLock()
+        self._sessions: dict[str, Session] = {}
+        self._order: list[str] = []
+        self._clusters: dict[str, ClusterConn] = {}
+        self._subscribers: list[Subscriber] = []
+        self._clusters_cache: tuple[tuple[tuple[str, int, int], ...], list[ClusterInfo]] | None = None
+        self._loop = asyncio.new_event_loop()
+        self._watches = WatchRegistry()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="tender-engine", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------ plumbing
+    def _call(self, coro: Any, timeout: float | None = 30.0) -> Any:
+        if threading.current_thread() is self._thread:
+            # Called from a subscriber: schedule, never block the loop on itself.
+            self._loop.create_task(coro)
+            return None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def subscribe(self, fn: Subscriber) -> None:
+        with self._lock:
+            self._subscribers.append(fn)
+
+    def unsubscribe(self, fn: Subscriber) -> None:
+        with self._lock:
+            if fn in self._subscribers:
+                self._subscribers.remove(fn)
+
+    def _emit(self, event: Event) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for fn in subscribers:
+            try:
+                fn(event)
+            except Exception:
+                log.exception("event subscriber failed")
+
+    def _on_session_change(self, session: Session, pod_changed: bool) -> None:
+        info = session.info()
+        self._emit(StatusEvent(session.id, info.status, info.local_port, info.pod_name, info.status_reason
+                               if info.status in ("error", "reconnecting") else "", info))
+        if pod_changed:
+            self._emit(ListEvent(self.list()))
+
+    def _on_connection_failure(self, session: Session, failure: ConnectionFailure) -> None:
+        self._emit(ConnectionEvent(session.id, failure.pod_name, failure.port, failure.error,
+                                   failure.suppressed, session.info()))
+
+    # ------------------------------------------------------------ clusters
+    def clusters(self) -> list[ClusterInfo]:
+        """The kubeconfig's contexts, re-read whenever one of its files changed.
+
+        Parsing a kubeconfig costs milliseconds; starting 200 profiles asks
+        200 times, so the answer is kept until a file's size or mtime moves.
+        """
+        stamp = _files_stamp(self.kubeconfig)
+        with self._lock:
+            if self._clusters_cache is not None and self._clusters_cache[0] == stamp:
+                return list(self._clusters_cache[1])
+        infos = list_clusters(self.kubeconfig)
+        with self._lock:
+            self._clusters_cache = (stamp, infos)
+        return list(infos)
+
+    def _cluster(self, cluster_id: str) -> ClusterConn:
+        # The kubeconfig is read again on every call, even for a context
+        # already in use: a context removed from the file while forwards run
+        # on it must fail new starts with a clear error (the running forwards
+        # keep their loaded credentials and go on).  Before, the cached
+        # connection let starts succeed on a context the file no longer had.
+        infos = {c.id: c for c in self.clusters()}
+        with self._lock:
+            conn = self._clusters.get(cluster_id)
+        if conn is not None and cluster_id in infos:
+            return conn
+        if cluster_id not in infos:
+            known = ", ".join(sorted(infos)) or "none"
+            raise UsageError(f'context "{cluster_id}" not found in the kubeconfig (contexts: {known})',
+                             source=self.kubeconfig, field="context")
+        with self._lock:
+            return self._clusters.setdefault(cluster_id, ClusterConn(infos[cluster_id], self.kubeconfig))
+
+    def preflight(self, cluster_id: str) -> None:
+        """Load a context's credentials now, in the calling thread.
+
+        The CLI calls it before starting, so kubeconfig trouble (a broken exec
+        plugin, an unreadable certificate) is a one-line usage error.  Never
+        call it from a UI thread: an exec plugin may take its time.
+        """
+        conn = self._cluster(cluster_id)
+        conn.auth.refresh(full=True)
+        conn.mark_loaded()
+
+    def api_for(self, cluster_id: str) -> ClusterConn:
+        """The cluster connection (the tray's browser lists resources through it)."""
+        return self._cluster(cluster_id)
+
+    def run(self, coro: Any, timeout: float | None = 30.0) -> Any:
+        """Run a coroutine on the engine loop and wait for it (not from the loop)."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    # ------------------------------------------------------------ the API
+    def start(
+        self,
+        cluster: str,
+        namespace: str | None,
+        kind: str,
+        name: str,
+        container_port: int | str,
+        local_port: int | None = None,
+        address: str = "127.0.0.1",
+        profile: str | None = None,
+    ) -> str:
+        """Start a forward; returns its session id.
+
+        ``container_port`` is the remote port as kubectl reads it: a Service
+        port (number or name) for a Service, a container port (number or
+        name) otherwise.  ``local_port`` None means "the same number as the
+        remote port", 0 means "any free port".  Validation errors raise
+        :class:`UsageError`; everything later shows as the session's status.
+        """
+        if kind not in KINDS:
+            raise UsageError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}", field="kind")
+        target = Target(kind, name)
+        if local_port is not None and not (0 <= local_port <= 65535):
+            raise UsageError(f"local port {local_port} is out of range 1-65535 (0: any free port)",
+                             field="local_port")
+        if isinstance(container_port, int) and not (1 <= container_port <= 65535):
+            raise UsageError(f"remote port {container_port} is out of range 1-65535", field="container_port")
+        conn = self._cluster(cluster)
+        ns = namespace or conn.default_namespace
+        with self._lock:
+            if local_port:
+                for other in self._sessions.values():
+                    if other.local_port == local_port and other.status != Status.STOPPED and (
+                        other.address == address or "localhost" in (other.address, address)
+                    ):
+                        raise UsageError(
+                            f"local port {local_port} is already used by the forward to "
+                            f"{other.target} ({other.conn.id}/{other.namespace})", field="local_port")
+            session = Session(
+                conn=conn, watches=self._watches, namespace=ns, target=target,
+                remote_port=container_port, local_port=local_port, address=address,
+                profile=profile, on_change=self._on_session_change,
+                on_connection_failure=self._on_connection_failure,
+            )
+            self._sessions[session.id] = session
+            self._order.append(session.id)
+        self._call(self._start(session))
+        return session.id
+
+    async def _start(self, session: Session) -> None:
+        session.start()
+        self._emit(ListEvent(self.list()))
+
+    def get(self, session_id: str) -> SessionInfo:
+        return self._session(session_id).info()
+
+    def _session(self, session_id: str) -> Session:
+        with self._lock:
+            session = self._sessions.get(session_id)
+        if session is None:
+            raise UsageError(f"no forward with id {session_id}")
+        return session
+
+    def list(self) -> list[SessionInfo]:
+        with self._lock:
+            return [self._sessions[i].info() for i in self._order if i in self._sessions]
+
+    def stop(self, session_id: str) -> None:
+        """Stop a forward and drop it from the list."""
+        session = self._session(session_id)
+        self._call(self._stop(session))
+
+    async def _stop(self, session: Session) -> None:
+        await session.stop()
+        with self._lock:
+            self._sessions.pop(session.id, None)
+            if session.id in self._order:
+                self._order.remove(session.id)
+        self._emit(ListEvent(self.list()))
+
+    def stop_cluster(self, cluster_id: str) -> list[str]:
+        """Stop every forward of one cluster; returns their ids."""
+        with self._lock:
+            ids = [s.id for s in self._sessions.values() if s.conn.id == cluster_id]
+        for i in ids:
+            self.stop(i)
+        return ids
+
+    def retry(self, session_id: str) -> None:
+        session = self._session(session_id)
+        if session.status not in (Status.ERROR,):
+            return
+        self._call(self._retry(session))
+
+    async def _retry(self, session: Session) -> None:
+        await session.stop(Status.STARTING)
+        # The user may have fixed the kubeconfig (a new token, `aws sso
+        # login`, RBAC granted to another user): Retry uses what it says now,
+        # as a new kubectl would.  An exec plugin may be slow: off the loop.
+        try:
+            await asyncio.to_thread(session.conn.auth.refresh, full=True)
+        except TenderError as exc:
+            await session.stop(Status.ERROR, str(exc))
+            return
+        session.start()
+
+    def remove(self, session_id: str) -> None:
+        """Drop an errored (or stopped) forward from the list."""
+        session = self._session(session_id)
+        self._call(self._stop(session))
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop every forward and the engine thread."""
+        if self._loop.is_closed():
+            return  # shut down already
+        with self._lock:
+            ids = list(self._order)
+        for i in ids:
+            try:
+                self.stop(i)
+            except UsageError:
+                pass
+
+        async def close_all() -> None:
+            for conn in list(self._clusters.values()):
+                await conn.api.aclose()
+            # Stopped sessions close their spare streams in the background;
+            # let those closes finish rather than stop the loop under them
+            # ("Task was destroyed but it is pending", sockets left to the GC).
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            if others:
+                await asyncio.wait(others, timeout=3)
+            # The threads that loaded credentials (asyncio.to_thread).
+            await asyncio.get_running_loop().shutdown_default_executor()
+
+        try:
+            self.run(close_all(), timeout)
+        except Exception:
+            pass
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            # Its epoll fd and wake-up socket pair; before, they (and the
+            # executor's threads) stayed until the GC found the loop (found by
+            # test_load: a process that made managers kept their fds).
+            self._loop.close()
+
+    def watch_keys(self) -> list[tuple[str, str, str]]:
+        """The shared watches now open (for tests and the benchmark)."""
+        return self.run(self._watch_keys())
+
+    async def _watch_keys(self) -> list[tuple[str, str, str]]:
+        return self._watches.active()
