@@ -34,6 +34,7 @@ from typing import Any, NoReturn
 
 from tray import __version__
 from tray.errors import TenderError, UsageError
+from tray.domain.spec import ForwardSpec
 
 __all__ = ["main"]
 
@@ -373,8 +374,8 @@ def _forward(args: argparse.Namespace) -> int:
         manager.subscribe(printer)
         ids = []
         for text, spec in zip(args.ports, specs):
-            ids.append(manager.start(context, args.namespace, target.kind, target.name, spec.remote,
-                                     _local(spec), args.address))
+            ids.append(manager.start(ForwardSpec(context, args.namespace, target, spec.remote,
+                                                 local_port=_local(spec), address=args.address)))
             origins[ids[-1]] = UsageError("", field=f"port {text!r}")
     except BaseException:
         manager.shutdown()
@@ -438,8 +439,9 @@ def _run_profiles(args: argparse.Namespace) -> int:
                 manager.preflight(context)
                 checked.add(context)
             for n, spec in enumerate(prof.ports):
-                ids.append(manager.start(context, prof.namespace, prof.target.kind, prof.target.name,
-                                         spec.remote, _local(spec), prof.address, profile=prof.name))
+                ids.append(manager.start(ForwardSpec(context, prof.namespace, prof.target, spec.remote,
+                                                     local_port=_local(spec), address=prof.address,
+                                                     profile=prof.name)))
                 origins[ids[-1]] = UsageError("", source=str(pf.path), line=prof.line or None,
                                               field=f"{prof.name}.ports[{n}]")
         for problem in skipped:  # one line each; the others run

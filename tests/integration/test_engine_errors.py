@@ -10,6 +10,8 @@ import pytest
 from tests.clusterlib import Cluster, deployment_manifest
 from tests.integration.engine import assert_stays, hostname, pod_manifest, port_refuses, wait_for, wait_status
 from tray.engine.manager import ForwardManager
+from tray.domain.spec import ForwardSpec
+from tray.domain.targets import Target
 
 pytestmark = pytest.mark.cluster
 
@@ -25,9 +27,9 @@ def test_apiserver_down_then_retry(two_clusters: tuple[Cluster, Cluster], manage
             c.apply(deployment_manifest("web"), ns)
         pod_a = a.wait_ready(ns_a, "app=web")[0]
         pod_b = b.wait_ready(ns_b, "app=web")[0]
-        sa = manager.start(a.context, ns_a, "Deployment", "web", 8080, local_port=0)
-        sb = manager.start(b.context, ns_b, "Deployment", "web", 8080, local_port=0)
-        sb2 = manager.start(b.context, ns_b, "Pod", pod_b, 8080, local_port=0)
+        sa = manager.start(ForwardSpec(a.context, ns_a, Target("Deployment", "web"), 8080, local_port=0))
+        sb = manager.start(ForwardSpec(b.context, ns_b, Target("Deployment", "web"), 8080, local_port=0))
+        sb2 = manager.start(ForwardSpec(b.context, ns_b, Target("Pod", pod_b), 8080, local_port=0))
         port_a = wait_status(manager, sa, "active").local_port
         port_b = wait_status(manager, sb, "active").local_port
         wait_status(manager, sb2, "active")
@@ -69,7 +71,7 @@ def test_viewer_is_forbidden(cluster: Cluster, namespace: str, manager: ForwardM
     (as kubectl's does), naming the user, the verb and resource, and the namespace; no retries."""
     cluster.apply(pod_manifest("web"), namespace)
     cluster.wait_ready(namespace, "app=web")
-    sid = manager.start(f"{cluster.context}-viewer", namespace, "Pod", "web", 8080, local_port=0)
+    sid = manager.start(ForwardSpec(f"{cluster.context}-viewer", namespace, Target("Pod", "web"), 8080, local_port=0))
     info = wait_status(manager, sid, "error", timeout=15)
     reason = info.status_reason
     assert 'User "viewer"' in reason, reason
@@ -90,7 +92,7 @@ def test_local_port_in_use(cluster: Cluster, namespace: str, manager: ForwardMan
         blocker.listen()
         port = blocker.getsockname()[1]
         t0 = time.monotonic()
-        sid = manager.start(cluster.context, namespace, "Pod", "web", 8080, local_port=port)
+        sid = manager.start(ForwardSpec(cluster.context, namespace, Target("Pod", "web"), 8080, local_port=port))
         info = wait_status(manager, sid, "error", timeout=5)
         assert time.monotonic() - t0 < 5
         assert str(port) in info.status_reason, info.status_reason
@@ -126,7 +128,7 @@ def test_pod_never_ready(cluster: Cluster, namespace: str, manager: ForwardManag
         cluster.apply(manifest, namespace)
     pod = _wait_running(cluster, namespace, "app=web")[0]
     assert cluster.ready_pods(namespace, "app=web") == []
-    sid = manager.start(cluster.context, namespace, kind, "web", 8080, local_port=0)
+    sid = manager.start(ForwardSpec(cluster.context, namespace, Target(kind, "web"), 8080, local_port=0))
     info = wait_status(manager, sid, "error", timeout=10)
     assert f"pod {pod} is not ready" in info.status_reason, info.status_reason
     assert info.attempts == 0
@@ -142,9 +144,9 @@ def test_stop_cluster_stops_only_that_cluster(two_clusters: tuple[Cluster, Clust
             c.apply(deployment_manifest("web"), ns)
         pod_a = a.wait_ready(ns_a, "app=web")[0]
         pod_b = b.wait_ready(ns_b, "app=web")[0]
-        a_ids = [manager.start(a.context, ns_a, "Deployment", "web", 8080, local_port=0),
-                 manager.start(a.context, ns_a, "Pod", pod_a, 8080, local_port=0)]
-        b_ids = [manager.start(b.context, ns_b, "Deployment", "web", 8080, local_port=0)]
+        a_ids = [manager.start(ForwardSpec(a.context, ns_a, Target("Deployment", "web"), 8080, local_port=0)),
+                 manager.start(ForwardSpec(a.context, ns_a, Target("Pod", pod_a), 8080, local_port=0))]
+        b_ids = [manager.start(ForwardSpec(b.context, ns_b, Target("Deployment", "web"), 8080, local_port=0))]
         ports = {sid: wait_status(manager, sid, "active").local_port for sid in a_ids + b_ids}
         stopped = manager.stop_cluster(a.context)
         assert sorted(stopped) == sorted(a_ids)

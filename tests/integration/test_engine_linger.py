@@ -12,6 +12,8 @@ import tray.engine.stream
 from tests.clusterlib import Cluster
 from tests.integration.engine import pod_manifest, wait_for, wait_status
 from tray.engine.manager import ForwardManager
+from tray.domain.spec import ForwardSpec
+from tray.domain.targets import Target
 
 pytestmark = pytest.mark.cluster
 
@@ -32,7 +34,7 @@ def test_keepalive_streams_end_after_the_client_closes(cluster: Cluster, namespa
     monkeypatch.setattr(tray.engine.pool, "WARM_FOR", 0.5)
     cluster.apply(pod_manifest("web"), namespace)
     cluster.wait_ready(namespace, "app=web")
-    sid = manager.start(cluster.context, namespace, "Pod", "web", 8080, local_port=0)
+    sid = manager.start(ForwardSpec(cluster.context, namespace, Target("Pod", "web"), 8080, local_port=0))
     port = wait_status(manager, sid, "active").local_port
     for _ in range(5):
         assert b"200 OK" in _request(port, half_close=False)
@@ -43,7 +45,7 @@ def test_reply_after_half_close_is_delivered(cluster: Cluster, namespace: str, m
     """A client that shuts down its sending side still gets the whole reply (v4 has no half-close)."""
     cluster.apply(pod_manifest("web"), namespace)
     cluster.wait_ready(namespace, "app=web")
-    sid = manager.start(cluster.context, namespace, "Pod", "web", 8080, local_port=0)
+    sid = manager.start(ForwardSpec(cluster.context, namespace, Target("Pod", "web"), 8080, local_port=0))
     port = wait_status(manager, sid, "active").local_port
     t0 = time.monotonic()
     reply = _request(port, half_close=True)

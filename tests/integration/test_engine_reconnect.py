@@ -25,6 +25,8 @@ from tests.integration.engine import (
     wait_status,
 )
 from tray.engine.manager import ForwardManager
+from tray.domain.spec import ForwardSpec
+from tray.domain.targets import Target
 
 pytestmark = pytest.mark.cluster
 
@@ -38,7 +40,7 @@ def test_deployment_pod_deleted_moves_to_new_pod(cluster: Cluster, namespace: st
     # A 4 s grace period: long enough for the checks on the old connection below.
     cluster.apply(deployment_manifest("web", replicas=1, grace=4), namespace)
     old = cluster.wait_ready(namespace, "app=web")[0]
-    sid = manager.start(cluster.context, namespace, "Deployment", "web", 8080, local_port=0)
+    sid = manager.start(ForwardSpec(cluster.context, namespace, Target("Deployment", "web"), 8080, local_port=0))
     info = wait_status(manager, sid, "active")
     port = info.local_port
     assert hostname(port) == old
@@ -80,7 +82,7 @@ def test_bare_pod_deleted_is_an_error(cluster: Cluster, namespace: str, manager:
     # A look-alike pod that a label-based forward could wrongly pick.
     cluster.apply(pod_manifest("twin", labels={"app": "lonely"}), namespace)
     cluster.wait_ready(namespace, "app=lonely", 2)
-    sid = manager.start(cluster.context, namespace, "Pod", "lonely", 8080, local_port=0)
+    sid = manager.start(ForwardSpec(cluster.context, namespace, Target("Pod", "lonely"), 8080, local_port=0))
     info = wait_status(manager, sid, "active")
     assert hostname(info.local_port) == "lonely"
     cluster.kubectl("delete", "pod", "lonely", "-n", namespace, "--wait=false")
@@ -101,7 +103,7 @@ def test_rolling_restart_fails_no_connection(cluster: Cluster, namespace: str, m
     cluster.apply(deployment_manifest("web", replicas=2, extra_pod_spec=READINESS_PROBE if probe else ""),
                   namespace)
     old = set(cluster.wait_ready(namespace, "app=web", 2))
-    sid = manager.start(cluster.context, namespace, "Deployment", "web", 8080, local_port=0)
+    sid = manager.start(ForwardSpec(cluster.context, namespace, Target("Deployment", "web"), 8080, local_port=0))
     port = wait_status(manager, sid, "active").local_port
 
     seen: list[str] = []
@@ -174,7 +176,7 @@ def test_network_drop_recovers(cluster: Cluster, namespace: str, manager: Forwar
     The test drops at least 5 times, and until it has seen the reconnecting path at least once."""
     cluster.apply(deployment_manifest("web", replicas=1), namespace)
     pod = cluster.wait_ready(namespace, "app=web")[0]
-    sid = manager.start(cluster.context, namespace, "Deployment", "web", 8080, local_port=0)
+    sid = manager.start(ForwardSpec(cluster.context, namespace, Target("Deployment", "web"), 8080, local_port=0))
     port = wait_status(manager, sid, "active").local_port
     paths = []
     for _ in range(10):
@@ -210,7 +212,7 @@ def test_target_deleted_is_an_error(cluster: Cluster, namespace: str, manager: F
     """The Deployment (and with it its pods) deleted → error, no retry loop."""
     cluster.apply(deployment_manifest("web", replicas=1), namespace)
     cluster.wait_ready(namespace, "app=web")
-    sid = manager.start(cluster.context, namespace, "Deployment", "web", 8080, local_port=0)
+    sid = manager.start(ForwardSpec(cluster.context, namespace, Target("Deployment", "web"), 8080, local_port=0))
     info = wait_status(manager, sid, "active")
     cluster.kubectl("delete", "deploy", "web", "-n", namespace, "--wait=false")
     cluster.kubectl("delete", "pods", "-l", "app=web", "-n", namespace, "--wait=false")
@@ -230,7 +232,7 @@ def test_tcp_reset_keeps_forward(cluster: Cluster, namespace: str, manager: Forw
     caplog.set_level(logging.INFO, logger="tray.engine.session")
     cluster.apply(pod_manifest("reset", args="tcp-reset", port=8080), namespace)
     cluster.wait_ready(namespace, "app=reset")
-    sid = manager.start(cluster.context, namespace, "Pod", "reset", 8080, local_port=0)
+    sid = manager.start(ForwardSpec(cluster.context, namespace, Target("Pod", "reset"), 8080, local_port=0))
     port = wait_status(manager, sid, "active").local_port
 
     def resets() -> int:
@@ -259,7 +261,7 @@ def test_no_ready_pod_gives_up_after_5_attempts(cluster: Cluster, namespace: str
     still exists, so when the pod is ready again the forward is back on its own."""
     cluster.apply(deployment_manifest("web", replicas=1), namespace)
     pod = cluster.wait_ready(namespace, "app=web")[0]
-    sid = manager.start(cluster.context, namespace, "Deployment", "web", 8080, local_port=0)
+    sid = manager.start(ForwardSpec(cluster.context, namespace, Target("Deployment", "web"), 8080, local_port=0))
     port = wait_status(manager, sid, "active").local_port
     cluster.annotate("pod", pod, namespace, "testcluster.tender.dev/ready", "false")
     info = wait_status(manager, sid, "reconnecting", timeout=15)
@@ -288,7 +290,7 @@ def test_reconnecting_recovers_when_pod_turns_ready(cluster: Cluster, namespace:
     watch sees it; no waiting for the next backoff step)."""
     cluster.apply(deployment_manifest("web", replicas=1), namespace)
     pod = cluster.wait_ready(namespace, "app=web")[0]
-    sid = manager.start(cluster.context, namespace, "Deployment", "web", 8080, local_port=0)
+    sid = manager.start(ForwardSpec(cluster.context, namespace, Target("Deployment", "web"), 8080, local_port=0))
     port = wait_status(manager, sid, "active").local_port
     mark = events.mark()
     cluster.annotate("pod", pod, namespace, "testcluster.tender.dev/ready", "false")

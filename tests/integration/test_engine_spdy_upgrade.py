@@ -32,6 +32,8 @@ from tray.kube.kubeapi import KubeAPI, NotFound, Unauthorized
 from tray.kube.kubeconfig import load_auth
 from tray.engine.manager import ForwardManager
 from tray.engine.tunnel import Tunnel
+from tray.domain.spec import ForwardSpec
+from tray.domain.targets import Target
 
 pytestmark = pytest.mark.cluster
 
@@ -111,7 +113,7 @@ def test_deployment_forward_moves_on_a_deleted_pod(cluster: Cluster, namespace: 
     old = cluster.wait_ready(namespace, "app=web")[0]
     m = ForwardManager(_create_only(cluster, namespace, tmp_path))
     try:
-        sid = m.start("createonly", namespace, "Deployment", "web", 8080, local_port=0)
+        sid = m.start(ForwardSpec("createonly", namespace, Target("Deployment", "web"), 8080, local_port=0))
         info = wait_status(m, sid, "active", timeout=30)
         assert info.status_reason == "", info.status_reason
         port = info.local_port
@@ -131,7 +133,7 @@ def test_big_download_and_upload_are_whole(cluster: Cluster, namespace: str, sol
     size, up_size = 128 << 20, 64 << 20
     m = ForwardManager(_create_only(cluster, namespace, tmp_path))
     try:
-        sid = m.start("createonly", namespace, "Pod", "solo", 8080, local_port=0)
+        sid = m.start(ForwardSpec("createonly", namespace, Target("Pod", "solo"), 8080, local_port=0))
         port = wait_status(m, sid, "active", timeout=30).local_port
 
         def download(seed: int, n: int) -> str:
@@ -173,7 +175,7 @@ def test_forced_by_the_environment(cluster: Cluster, namespace: str, solo: str, 
     """TENDER_PORT_FORWARD=spdy: the POST upgrade even where the WebSocket would do (no tunnel counted)."""
     monkeypatch.setenv("TENDER_PORT_FORWARD", "spdy")
     before = tunnels_opened(cluster)
-    sid = manager.start(cluster.context, namespace, "Pod", "solo", 8080, local_port=0)
+    sid = manager.start(ForwardSpec(cluster.context, namespace, Target("Pod", "solo"), 8080, local_port=0))
     port = wait_status(manager, sid, "active").local_port
     for _ in range(5):
         assert hostname(port) == "solo"
@@ -281,7 +283,7 @@ def test_through_the_kubeconfigs_proxy(cluster: Cluster, namespace: str, solo: s
         path.write_text(yaml.safe_dump(config))
         m = ForwardManager(str(path))
         try:
-            sid = m.start("createonly", namespace, "Pod", "solo", 8080, local_port=0)
+            sid = m.start(ForwardSpec("createonly", namespace, Target("Pod", "solo"), 8080, local_port=0))
             port = wait_status(m, sid, "active", timeout=30).local_port
             size = 16 << 20
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -312,7 +314,7 @@ def test_a_connection_after_a_silent_drop_is_not_lost(cluster: Cluster, namespac
     websockets = tunnels_opened(cluster)
     cluster.apply(pod_manifest("web"), namespace)
     cluster.wait_ready(namespace, "app=web")
-    sid = manager.start(cluster.context, namespace, "Pod", "web", 8080, local_port=0)
+    sid = manager.start(ForwardSpec(cluster.context, namespace, Target("Pod", "web"), 8080, local_port=0))
     port = wait_status(manager, sid, "active").local_port
     assert hostname(port) == "web"
     for i in range(5):

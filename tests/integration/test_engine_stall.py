@@ -26,6 +26,8 @@ import pytest
 from tests.clusterlib import Cluster, deployment_manifest
 from tests.integration.engine import EventLog, http_request, pod_manifest, wait_status
 from tray.engine.manager import ForwardManager
+from tray.domain.spec import ForwardSpec
+from tray.domain.targets import Target
 
 pytestmark = pytest.mark.cluster
 
@@ -92,7 +94,7 @@ def test_a_pod_that_never_reads_stalls_no_other_connection(
     else:
         cluster.apply(deployment_manifest("web"), namespace)
     cluster.wait_ready(namespace, "app=web")
-    sid = manager.start(cluster.context, namespace, kind, "web", 8080, local_port=0)
+    sid = manager.start(ForwardSpec(cluster.context, namespace, Target(kind, "web"), 8080, local_port=0))
     port = wait_status(manager, sid, "active").local_port
     normal = _baseline(port)
     mark = events.mark()

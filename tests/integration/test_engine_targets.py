@@ -18,6 +18,8 @@ from tests.integration.engine import (
     wait_status,
 )
 from tray.engine.manager import ForwardManager
+from tray.domain.spec import ForwardSpec
+from tray.domain.targets import Target
 
 pytestmark = pytest.mark.cluster
 
@@ -93,7 +95,7 @@ KIND_CASES = [
                          ids=[f"{k}-{n}-{r}" for k, n, r, _, _ in KIND_CASES])
 def test_every_target_kind(cluster: Cluster, kinds_ns: str, manager: ForwardManager, kind: str, name: str,
                            remote: int | str, container_port: int, selector: str) -> None:
-    sid = manager.start(cluster.context, kinds_ns, kind, name, remote, local_port=0)
+    sid = manager.start(ForwardSpec(cluster.context, kinds_ns, Target(kind, name), remote, local_port=0))
     info = wait_status(manager, sid, "active", timeout=15)
     assert info.container_port == container_port
     assert info.local_port > 0
@@ -109,7 +111,7 @@ def test_local_port_defaults_to_remote_port(cluster: Cluster, namespace: str, ma
     port = free_port()  # a number nothing on this machine listens on, for the pod to serve on
     cluster.apply(pod_manifest("same", args=f"netexec --http-port={port}", port=port), namespace)
     cluster.wait_ready(namespace, "app=same")
-    sid = manager.start(cluster.context, namespace, "Pod", "same", port)
+    sid = manager.start(ForwardSpec(cluster.context, namespace, Target("Pod", "same"), port))
     info = wait_status(manager, sid, "active", timeout=15)
     assert (info.local_port, info.container_port) == (port, port)
     assert hostname(port) == "same"
@@ -137,8 +139,8 @@ def test_multi_port_pod(cluster: Cluster, namespace: str, manager: ForwardManage
     """Both ports of a two-container pod, one session each; each reaches its own container."""
     cluster.apply(MULTI_PORT_POD, namespace)
     cluster.wait_ready(namespace, "app=duo")
-    first = manager.start(cluster.context, namespace, "Pod", "duo", 8080, local_port=0)
-    second = manager.start(cluster.context, namespace, "Pod", "duo", "admin", local_port=0)
+    first = manager.start(ForwardSpec(cluster.context, namespace, Target("Pod", "duo"), 8080, local_port=0))
+    second = manager.start(ForwardSpec(cluster.context, namespace, Target("Pod", "duo"), "admin", local_port=0))
     a = wait_status(manager, first, "active")
     b = wait_status(manager, second, "active")
     assert (a.container_port, b.container_port) == (8080, 9090)
@@ -170,7 +172,7 @@ def test_two_clusters_at_once(two_clusters: tuple[Cluster, Cluster], manager: Fo
             c.apply(deployment_manifest("web"), ns)
         for c, ns in namespaces:
             pods[c.context] = c.wait_ready(ns, "app=web")[0]
-        ids = {c.context: manager.start(c.context, ns, "Deployment", "web", 8080, local_port=0)
+        ids = {c.context: manager.start(ForwardSpec(c.context, ns, Target("Deployment", "web"), 8080, local_port=0))
                for c, ns in namespaces}
         infos = {ctx: wait_status(manager, sid, "active") for ctx, sid in ids.items()}
         assert infos["tender-a"].local_port != infos["tender-b"].local_port
@@ -192,7 +194,7 @@ def test_shared_watches(cluster: Cluster, namespace: str, manager: ForwardManage
     cluster.apply("\n---\n".join(deployment_manifest(n) for n in names), namespace)
     for n in names:
         cluster.wait_ready(namespace, f"app={n}")
-    ids = [manager.start(cluster.context, namespace, "Deployment", n, 8080, local_port=0) for n in names]
+    ids = [manager.start(ForwardSpec(cluster.context, namespace, Target("Deployment", n), 8080, local_port=0)) for n in names]
     infos = [wait_status(manager, sid, "active") for sid in ids]
     for n, info in zip(names, infos):
         assert hostname(info.local_port).startswith(f"{n}-")

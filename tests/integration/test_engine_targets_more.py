@@ -18,6 +18,8 @@ import pytest
 from tests.clusterlib import ROOT, Cluster
 from tests.integration.engine import AGNHOST, hostname, http_request, wait_for, wait_hostname, wait_status
 from tray.engine.manager import ForwardManager
+from tray.domain.spec import ForwardSpec
+from tray.domain.targets import Target
 
 pytestmark = pytest.mark.cluster
 
@@ -89,7 +91,7 @@ CASES = [
                          ids=[f"{k}-{r}" for k, _, r, _, _ in CASES])
 def test_forward_to_each_new_kind(cluster: Cluster, more_ns: str, manager: ForwardManager, kind: str, name: str,
                                   remote: int | str, container_port: int, selector: str) -> None:
-    sid = manager.start(cluster.context, more_ns, kind, name, remote, local_port=0)
+    sid = manager.start(ForwardSpec(cluster.context, more_ns, Target(kind, name), remote, local_port=0))
     info = wait_status(manager, sid, "active", timeout=20)
     assert info.container_port == container_port
     assert info.pod_name in cluster.ready_pods(more_ns, selector)
@@ -99,7 +101,7 @@ def test_forward_to_each_new_kind(cluster: Cluster, more_ns: str, manager: Forwa
 
 def test_replication_controller_pod_replaced(cluster: Cluster, more_ns: str, manager: ForwardManager) -> None:
     """The RC's pod deleted: its controller makes another, and the forward follows it (label-map selector)."""
-    sid = manager.start(cluster.context, more_ns, "ReplicationController", "legacy", 9000, local_port=0)
+    sid = manager.start(ForwardSpec(cluster.context, more_ns, Target("ReplicationController", "legacy"), 9000, local_port=0))
     first = wait_status(manager, sid, "active", timeout=20)
     cluster.kubectl("delete", "pod", first.pod_name, "-n", more_ns, "--wait=false")
     wait_for(lambda: (i := manager.get(sid)).status == "active" and i.pod_name != first.pod_name and i,
@@ -109,7 +111,7 @@ def test_replication_controller_pod_replaced(cluster: Cluster, more_ns: str, man
 
 
 def test_replica_set_moves_to_the_other_replica(cluster: Cluster, more_ns: str, manager: ForwardManager) -> None:
-    sid = manager.start(cluster.context, more_ns, "ReplicaSet", "web-7c9f", 8080, local_port=0)
+    sid = manager.start(ForwardSpec(cluster.context, more_ns, Target("ReplicaSet", "web-7c9f"), 8080, local_port=0))
     first = wait_status(manager, sid, "active", timeout=20)
     cluster.annotate("pod", first.pod_name, more_ns, "testcluster.tender.dev/ready", "false")
     try:
@@ -152,7 +154,7 @@ def _complete_the_job(cluster: Cluster, namespace: str, manager: ForwardManager)
     """Run Job "migrate", forward to it, make its pod exit 0 through the forward: (pod, session id)."""
     cluster.apply(WORKLOADS.split("---")[2], namespace)
     (pod,) = cluster.wait_ready(namespace, "app=migrate", 1)
-    sid = manager.start(cluster.context, namespace, "Job", "migrate", 7070, local_port=0)
+    sid = manager.start(ForwardSpec(cluster.context, namespace, Target("Job", "migrate"), 7070, local_port=0))
     info = wait_status(manager, sid, "active", timeout=20)
     assert hostname(info.local_port) == pod
     http_request(info.local_port, "/exit?code=0")  # netexec exits 0: the pod Succeeds
@@ -177,7 +179,7 @@ def test_finished_job_fails_the_forward_like_kubectl(cluster: Cluster, namespace
     wait_for(lambda: any(c.get("type") == "Complete" and c.get("status") == "True" for c in
                          cluster.get("job", "migrate", namespace).get("status", {}).get("conditions", [])),
              60, "the Job to be Complete")
-    again = manager.start(cluster.context, namespace, "Job", "migrate", 7070, local_port=0)
+    again = manager.start(ForwardSpec(cluster.context, namespace, Target("Job", "migrate"), 7070, local_port=0))
     failed = wait_status(manager, again, "error", timeout=20)
     assert pod in failed.status_reason and "Succeeded" in failed.status_reason, failed
     assert not failed.recoverable, failed

@@ -12,6 +12,8 @@ import pytest
 from tests.clusterlib import Cluster
 from tests.integration.engine import pod_manifest, wait_status
 from tray.engine.manager import ForwardManager
+from tray.domain.spec import ForwardSpec
+from tray.domain.targets import Target
 
 pytestmark = pytest.mark.cluster
 
@@ -59,7 +61,7 @@ def test_256mib_download_and_upload(cluster: Cluster, namespace: str, manager: F
     caplog.set_level(logging.INFO, logger="websockets")
     cluster.apply(pod_manifest("bulk"), namespace)
     cluster.wait_ready(namespace, "app=bulk")
-    sid = manager.start(cluster.context, namespace, "Pod", "bulk", 8080, local_port=0)
+    sid = manager.start(ForwardSpec(cluster.context, namespace, Target("Pod", "bulk"), 8080, local_port=0))
     port = wait_status(manager, sid, "active").local_port
     # Warm up: one small request of each kind, so lazily built things exist.
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)

@@ -21,6 +21,8 @@ import tray.engine.tunnel
 from tests.clusterlib import Cluster
 from tests.integration.engine import hostname, pod_manifest, wait_for, wait_hostname, wait_status
 from tray.engine.manager import ForwardManager
+from tray.domain.spec import ForwardSpec
+from tray.domain.targets import Target
 
 pytestmark = pytest.mark.cluster
 
@@ -55,7 +57,7 @@ def wait_v4_count(cluster: Cluster, since: float, at_least: int) -> float:
 def _web_pod(cluster: Cluster, namespace: str, manager: ForwardManager) -> tuple[str, int]:
     cluster.apply(pod_manifest("web"), namespace)
     cluster.wait_ready(namespace, "app=web")
-    sid = manager.start(cluster.context, namespace, "Pod", "web", 8080, local_port=0)
+    sid = manager.start(ForwardSpec(cluster.context, namespace, Target("Pod", "web"), 8080, local_port=0))
     return sid, wait_status(manager, sid, "active").local_port
 
 
@@ -121,7 +123,7 @@ def test_refused_port_fails_one_connection_not_the_tunnel(cluster: Cluster, name
     cluster.apply(pod_manifest("web", port=9999), namespace)  # declares 9999, serves 8080
     cluster.wait_ready(namespace, "app=web")
     tunnels = tunnels_opened(cluster)
-    sid = manager.start(cluster.context, namespace, "Pod", "web", 9999, local_port=0)
+    sid = manager.start(ForwardSpec(cluster.context, namespace, Target("Pod", "web"), 9999, local_port=0))
     port = wait_status(manager, sid, "active").local_port
     for _ in range(3):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as s:

@@ -54,6 +54,8 @@ from tests.integration.engine import (
 )
 from tray.errors import UsageError
 from tray.engine.manager import ForwardManager
+from tray.domain.spec import ForwardSpec
+from tray.domain.targets import Target
 
 pytestmark = pytest.mark.cluster
 
@@ -265,7 +267,7 @@ def _web(c: Cluster, ns: str, replicas: int = 1, **kw: object) -> list[str]:
 
 def _forward(manager: ForwardManager, c: Cluster, ns: str, kind: str = "Deployment", name: str = "web",
              context: str | None = None) -> tuple[str, int]:
-    sid = manager.start(context or c.context, ns, kind, name, 8080, local_port=0)
+    sid = manager.start(ForwardSpec(context or c.context, ns, Target(kind, name), 8080, local_port=0))
     info = wait_status(manager, sid, "active")
     assert hostname(info.local_port) == info.pod_name
     return sid, info.local_port
@@ -547,7 +549,7 @@ def test_service_deleted_is_an_error(cluster: Cluster, namespace: str, manager: 
     Service does not silently keep using pods the Service no longer selects), port closed."""
     _web(cluster, namespace)
     cluster.apply(service_manifest("web", {"app": "web"}, "[{name: http, port: 80, targetPort: http}]"), namespace)
-    sid = manager.start(cluster.context, namespace, "Service", "web", 80, local_port=0)
+    sid = manager.start(ForwardSpec(cluster.context, namespace, Target("Service", "web"), 80, local_port=0))
     wait_status(manager, sid, "active")
     cluster.kubectl("delete", "service", "web", "-n", namespace)
     info = wait_status(manager, sid, "error", timeout=15)
@@ -567,7 +569,7 @@ def test_namespace_deleted_is_an_error(cluster: Cluster, manager: ForwardManager
         cluster.apply(pod_manifest("solo"), ns)
         cluster.wait_ready(ns, "app=solo")
         ids = {"deploy/web": _forward(manager, cluster, ns)[0],
-               "svc/web": manager.start(cluster.context, ns, "Service", "web", 80, local_port=0),
+               "svc/web": manager.start(ForwardSpec(cluster.context, ns, Target("Service", "web"), 80, local_port=0)),
                "pod/solo": _forward(manager, cluster, ns, "Pod", "solo")[0]}
         wait_status(manager, ids["svc/web"], "active")
         cluster.kubectl("delete", "namespace", ns, "--wait=false")
@@ -628,7 +630,7 @@ def test_kubeconfig_context_removed(two_clusters: tuple[Cluster, Cluster], names
                 assert manager.get(sid).status == "active"
                 assert hostname(port) == manager.get(sid).pod_name
             with pytest.raises(UsageError, match=f'context "{removed}" not found'):
-                manager.start(removed, namespace, "Deployment", "web", 8080, local_port=0)
+                manager.start(ForwardSpec(removed, namespace, Target("Deployment", "web"), 8080, local_port=0))
             assert sorted(s.id for s in manager.list()) == sorted([fa, fb])
             cli = subprocess.run([sys.executable, "-m", "tray", "forward", "--kubeconfig", str(path), "--context",
                                   removed, "-n", namespace, "deploy/web", ":8080"],
@@ -636,7 +638,7 @@ def test_kubeconfig_context_removed(two_clusters: tuple[Cluster, Cluster], names
             assert cli.returncode == 2 and f'context "{removed}" not found' in cli.stderr, cli
             assert len(cli.stderr.strip().splitlines()) == 1, cli.stderr
         # Another context of cluster a still works, current-context dangling or not.
-        other = manager.start(f"{a.context}-cert", namespace, "Deployment", "web", 8080, local_port=0)
+        other = manager.start(ForwardSpec(f"{a.context}-cert", namespace, Target("Deployment", "web"), 8080, local_port=0))
         assert settle(manager, other, 15) == "active"
         assert_engine_empty(manager)
     finally:
@@ -666,7 +668,7 @@ def test_kubeconfig_credentials_changed(two_clusters: tuple[Cluster, Cluster], n
     try:
         pod = _web(b, ns_b)[0]
         _set_token(path, user, b.state["viewer_token"])
-        sid = manager.start(b.context, ns_b, "Deployment", "web", 8080, local_port=0)
+        sid = manager.start(ForwardSpec(b.context, ns_b, Target("Deployment", "web"), 8080, local_port=0))
         _wait_forbidden(manager, sid)
 
         _set_token(path, user, b.admin_token)
@@ -724,7 +726,7 @@ def test_retry_uses_the_kubeconfig_as_it_is_now(two_clusters: tuple[Cluster, Clu
     try:
         pod = _web(b, ns_b)[0]
         _set_token(path, user, b.state["viewer_token"])
-        sid = manager.start(b.context, ns_b, "Deployment", "web", 8080, local_port=0)
+        sid = manager.start(ForwardSpec(b.context, ns_b, Target("Deployment", "web"), 8080, local_port=0))
         _wait_forbidden(manager, sid)
 
         good = path.read_text()
@@ -846,7 +848,7 @@ def test_token_revoked(two_clusters: tuple[Cluster, Cluster], ns_b: str, manager
         assert info.attempts == 0
         assert_truth_now(manager, sid)
         _hold(manager, sid, "error", 3.0)
-        fresh = manager.start(b.context, ns_b, "Deployment", "web", 8080, local_port=0)
+        fresh = manager.start(ForwardSpec(b.context, ns_b, Target("Deployment", "web"), 8080, local_port=0))
         info = wait_status(manager, fresh, "error", timeout=15)
         assert "401" in info.status_reason, info.status_reason
         assert "reconnecting" not in events.statuses(sid) + events.statuses(fresh)

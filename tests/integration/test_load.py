@@ -29,6 +29,8 @@ from tests.clusterlib import ROOT, Cluster, deployment_manifest
 from tests.integration.engine import hostname, pod_manifest, service_manifest, wait_for, wait_status
 from tray.engine.manager import ForwardManager
 from tray.engine.pool import WARM_FOR
+from tray.domain.spec import ForwardSpec
+from tray.domain.targets import Target
 
 pytestmark = pytest.mark.cluster
 
@@ -256,7 +258,7 @@ def test_500_forwards_started_and_stopped_leave_nothing_behind(cluster: Cluster,
     manager = ForwardManager(cluster.kubeconfig)
     try:
         # Warm up: the API client, the credential-loading thread, one watch come and gone.
-        sid = manager.start(cluster.context, namespace, "Deployment", "web", 8080, local_port=0)
+        sid = manager.start(ForwardSpec(cluster.context, namespace, Target("Deployment", "web"), 8080, local_port=0))
         hostname(wait_status(manager, sid, "active").local_port)
         manager.stop(sid)
         wait_for(lambda: not manager.watch_keys() and not manager.run(_tasks()), 10, "the warm-up to end")
@@ -270,7 +272,7 @@ def test_500_forwards_started_and_stopped_leave_nothing_behind(cluster: Cluster,
         t0 = time.monotonic()
         for i in range(500):
             kind, name, remote = targets[i % 3]
-            sid = manager.start(cluster.context, namespace, kind, name, remote, local_port=0)
+            sid = manager.start(ForwardSpec(cluster.context, namespace, Target(kind, name), remote, local_port=0))
             if i % 4 == 0:  # stop it at once: mid-start
                 stopped_starting += manager.get(sid).status == "starting"
                 manager.stop(sid)

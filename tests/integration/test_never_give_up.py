@@ -15,6 +15,8 @@ from tests.clusterlib import Cluster
 from tests.integration.engine import (AGNHOST, EventLog, collapse, hostname, port_refuses, wait_for,
                                       wait_hostname, wait_status, assert_stays)
 from tray.engine.manager import ForwardManager
+from tray.domain.spec import ForwardSpec
+from tray.domain.targets import Target
 
 pytestmark = pytest.mark.cluster
 
@@ -46,7 +48,7 @@ def test_statefulset_pod_slow_to_be_ready_recovers_by_itself(
         cluster: Cluster, namespace: str, manager: ForwardManager, events: EventLog, fast_backoff: None) -> None:
     cluster.apply(_sts(), namespace)
     cluster.wait_ready(namespace, "app=db")
-    sid = manager.start(cluster.context, namespace, "StatefulSet", "db", 8080, local_port=0)
+    sid = manager.start(ForwardSpec(cluster.context, namespace, Target("StatefulSet", "db"), 8080, local_port=0))
     info = wait_status(manager, sid, "active")
     port, uid_before = info.local_port, cluster.get("pod", "db-0", namespace)["metadata"]["uid"]
     assert hostname(port) == "db-0"
@@ -74,7 +76,7 @@ def test_target_deleted_while_in_error_stays_error(
         cluster: Cluster, namespace: str, manager: ForwardManager, fast_backoff: None) -> None:
     cluster.apply(_sts(), namespace)
     cluster.wait_ready(namespace, "app=db")
-    sid = manager.start(cluster.context, namespace, "StatefulSet", "db", 8080, local_port=0)
+    sid = manager.start(ForwardSpec(cluster.context, namespace, Target("StatefulSet", "db"), 8080, local_port=0))
     wait_status(manager, sid, "active")
     cluster.kubectl("scale", "sts/db", "--replicas=0", "-n", namespace)
     info = wait_status(manager, sid, "error", timeout=60)
@@ -94,7 +96,7 @@ def test_a_start_with_no_ready_pod_comes_up_when_one_is(
     active on its own when it turns ready — on the port kubectl's rule gives."""
     cluster.apply(_sts(f'{{"{HOLD}": "false"}}'), namespace)
     wait_for(lambda: cluster.pods(namespace, "app=db"), 30, "db-0 to exist")
-    sid = manager.start(cluster.context, namespace, "StatefulSet", "db", 8080, local_port=0)
+    sid = manager.start(ForwardSpec(cluster.context, namespace, Target("StatefulSet", "db"), 8080, local_port=0))
     info = wait_status(manager, sid, "error")
     assert info.recoverable and "db-0" in info.status_reason, info
     cluster.annotate("pod", "db-0", namespace, HOLD, "true")
@@ -184,8 +186,8 @@ def test_going_to_error_lets_open_connections_finish(cluster: Cluster, namespace
         except Exception as exc:  # recorded, asserted below
             results[key] = exc
 
-    dep = manager.start(cluster.context, namespace, "Deployment", "web", 8080, local_port=0)
-    solo = manager.start(cluster.context, namespace, "Pod", "solo", 8080, local_port=0)
+    dep = manager.start(ForwardSpec(cluster.context, namespace, Target("Deployment", "web"), 8080, local_port=0))
+    solo = manager.start(ForwardSpec(cluster.context, namespace, Target("Pod", "solo"), 8080, local_port=0))
     threads = []
     for key, sid in (("dep", dep), ("solo", solo)):
         port = wait_status(manager, sid, "active").local_port

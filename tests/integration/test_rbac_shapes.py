@@ -16,6 +16,8 @@ from tests.clusterlib import Cluster, deployment_manifest
 from tests.integration.engine import hostname, pod_manifest, service_manifest, wait_for, wait_hostname, wait_status
 from tests.integration.kubeconfigs import user_with_rules
 from tray.engine.manager import ForwardManager
+from tray.domain.spec import ForwardSpec
+from tray.domain.targets import Target
 
 pytestmark = pytest.mark.cluster
 
@@ -56,7 +58,7 @@ def _follows_a_deleted_pod(cluster: Cluster, namespace: str, m: ForwardManager, 
 def test_full_rights_watch(cluster: Cluster, namespace: str, web: list[str], tmp_path: Path) -> None:
     m = _manager(cluster, namespace, tmp_path, "full", _rules("get", "list", "watch"))
     try:
-        sid = m.start("full", namespace, "Service", "web", 80, local_port=0)
+        sid = m.start(ForwardSpec("full", namespace, Target("Service", "web"), 80, local_port=0))
         info = wait_status(m, sid, "active")
         assert info.status_reason == "", info.status_reason
         _follows_a_deleted_pod(cluster, namespace, m, sid, web[0], timeout=10)
@@ -69,7 +71,7 @@ def test_no_watch_polls_and_says_so(cluster: Cluster, namespace: str, web: list[
     it checks every 5 s, and still follows a deleted pod (within a poll or two)."""
     m = _manager(cluster, namespace, tmp_path, "nowatch", _rules("get", "list"))
     try:
-        sid = m.start("nowatch", namespace, "Service", "web", 80, local_port=0)
+        sid = m.start(ForwardSpec("nowatch", namespace, Target("Service", "web"), 80, local_port=0))
         info = wait_status(m, sid, "active", timeout=30)
         assert "cannot watch" in info.status_reason and "every 5 s" in info.status_reason, info.status_reason
         _follows_a_deleted_pod(cluster, namespace, m, sid, web[0], timeout=30)
@@ -85,11 +87,11 @@ def test_get_only_forwards_to_a_pod_and_names_the_missing_verb_for_a_service(
     forward is an error naming the verb it lacks, never active."""
     m = _manager(cluster, namespace, tmp_path, "getonly", _rules("get"))
     try:
-        pod = m.start("getonly", namespace, "Pod", "solo", 8080, local_port=0)
+        pod = m.start(ForwardSpec("getonly", namespace, Target("Pod", "solo"), 8080, local_port=0))
         info = wait_status(m, pod, "active", timeout=30)
         assert "cannot list" in info.status_reason, info.status_reason
         assert hostname(info.local_port) == "solo"
-        svc = m.start("getonly", namespace, "Service", "web", 80, local_port=0)
+        svc = m.start(ForwardSpec("getonly", namespace, Target("Service", "web"), 80, local_port=0))
         info = wait_status(m, svc, "error", timeout=30)
         assert 'cannot list resource "pods"' in info.status_reason, info.status_reason
         assert not info.recoverable
@@ -106,7 +108,7 @@ def test_no_portforward_is_an_error_naming_the_verb(cluster: Cluster, namespace:
     seen: list[str] = []
     m.subscribe(lambda e: seen.append(getattr(e, "status", "")))
     try:
-        sid = m.start("noforward", namespace, "Service", "web", 80, local_port=0)
+        sid = m.start(ForwardSpec("noforward", namespace, Target("Service", "web"), 80, local_port=0))
         info = wait_status(m, sid, "error", timeout=30)
         assert "cannot create pods/portforward" in info.status_reason, info.status_reason
         assert "active" not in seen, seen

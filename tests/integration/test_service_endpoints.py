@@ -16,6 +16,8 @@ import pytest
 from tests.clusterlib import Cluster
 from tests.integration.engine import AGNHOST, EventLog, hostname, wait_for, wait_hostname, wait_status
 from tray.engine.manager import ForwardManager
+from tray.domain.spec import ForwardSpec
+from tray.domain.targets import Target
 
 pytestmark = pytest.mark.cluster
 
@@ -58,8 +60,8 @@ def test_named_target_port_is_served_by_the_pods_that_declare_it(
     app1 = cluster.wait_ready(namespace, "app=app1")
     app2 = cluster.wait_ready(namespace, "app=app2")
     # Several tries: whichever pod sorts first, each port reaches the pods that serve it.
-    s80 = manager.start(cluster.context, namespace, "Service", "shared", 80, local_port=0)
-    s81 = manager.start(cluster.context, namespace, "Service", "shared", 81, local_port=0)
+    s80 = manager.start(ForwardSpec(cluster.context, namespace, Target("Service", "shared"), 80, local_port=0))
+    s81 = manager.start(ForwardSpec(cluster.context, namespace, Target("Service", "shared"), 81, local_port=0))
     i80, i81 = wait_status(manager, s80, "active"), wait_status(manager, s81, "active")
     assert (i80.pod_name, i80.container_port) == (app1[0], 8080)
     assert (i81.pod_name, i81.container_port) == (app2[0], 9090)
@@ -89,6 +91,6 @@ def test_a_port_no_pod_serves_says_why(cluster: Cluster, namespace: str, manager
     cluster.apply(_app("app1", "a", 8080), namespace)
     cluster.apply(SERVICE, namespace)
     app1 = cluster.wait_ready(namespace, "app=app1")
-    sid = manager.start(cluster.context, namespace, "Service", "shared", 81, local_port=0)
+    sid = manager.start(ForwardSpec(cluster.context, namespace, Target("Service", "shared"), 81, local_port=0))
     info = wait_status(manager, sid, "error")
     assert 'no port named "b"' in info.status_reason and app1[0] in info.status_reason, info.status_reason

@@ -23,6 +23,8 @@ from tests.integration.freezeproxy import FreezeProxy
 from tests.integration.kubeconfigs import server_address, single_context
 from tray.kube import health
 from tray.engine.manager import ForwardManager
+from tray.domain.spec import ForwardSpec
+from tray.domain.targets import Target
 
 pytestmark = pytest.mark.cluster
 
@@ -53,7 +55,7 @@ def proxied(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[Proxie
 
 def test_frozen_flows_then_thaw_reach_the_live_pod(cluster: Cluster, namespace: str, proxied: Proxied) -> None:
     proxy, m, old = proxied.proxy, proxied.manager, proxied.old
-    sid = m.start(cluster.context, namespace, "Deployment", "web", 8080, local_port=0)
+    sid = m.start(ForwardSpec(cluster.context, namespace, Target("Deployment", "web"), 8080, local_port=0))
     port = wait_status(m, sid, "active").local_port
     assert hostname(port) == old
     with proxy.freeze():
@@ -87,7 +89,7 @@ def test_a_dial_that_finds_the_pod_gone_lists_again(cluster: Cluster, namespace:
     once instead of trusting the dead watch, and the following connection reaches the new
     pod — long before the watch's own timeout (90 s) or the liveness check (20 s)."""
     proxy, m, old = proxied.proxy, proxied.manager, proxied.old
-    sid = m.start(cluster.context, namespace, "Deployment", "web", 8080, local_port=0)
+    sid = m.start(ForwardSpec(cluster.context, namespace, Target("Deployment", "web"), 8080, local_port=0))
     info = wait_status(m, sid, "active")
     assert info.pod_name == old
     frozen = proxy.freeze_existing()  # the API connection (watches, requests); no tunnel yet
@@ -116,7 +118,7 @@ def test_a_silent_dead_watch_is_replaced_within_its_deadline(cluster: Cluster, n
     monkeypatch.setattr(watches, "WATCH_SECONDS", 6.0)
     monkeypatch.setattr(watches, "WATCH_GRACE", 4.0)
     proxy, m, old = proxied.proxy, proxied.manager, proxied.old
-    sid = m.start(cluster.context, namespace, "Deployment", "web", 8080, local_port=0)
+    sid = m.start(ForwardSpec(cluster.context, namespace, Target("Deployment", "web"), 8080, local_port=0))
     assert wait_status(m, sid, "active").pod_name == old
     t0 = time.monotonic()
     proxy.freeze_existing()

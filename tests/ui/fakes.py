@@ -6,6 +6,7 @@ import itertools
 import threading
 from typing import Any
 
+from tray.domain.spec import ForwardSpec
 from tray.errors import UsageError
 from tray.kube.kubeconfig import ClusterInfo
 from tray.engine.manager import ListEvent, StatusEvent
@@ -78,8 +79,9 @@ class FakeManager:
     def get(self, sid: str) -> SessionInfo:
         return self.sessions[sid]
 
-    def start(self, cluster: str, namespace: str | None, kind: str, name: str, container_port: int | str,
-              local_port: int | None = None, address: str = "127.0.0.1", profile: str | None = None) -> str:
+    def start(self, spec: ForwardSpec) -> str:
+        cluster, namespace, kind, name = spec.cluster, spec.namespace, spec.target.kind, spec.target.name
+        container_port, local_port, address, profile = spec.remote_port, spec.local_port, spec.address, spec.profile
         self.calls.append(("start", cluster, namespace, kind, name, container_port, local_port, address, profile))
         from tray.domain.targets import SHORT_NAMES
 

@@ -13,6 +13,8 @@ from tests.ui.fakes import FakeDialogs, FakeManager, FakeNotifier, FakeView, clu
 from tray.errors import UsageError
 from tray.ui.controller import Controller
 from tray.ui.model import Action
+from tray.domain.spec import ForwardSpec
+from tray.domain.targets import Target
 
 PROFILES = """\
 version: 1
@@ -116,7 +118,7 @@ def test_failed_action_is_notified_even_with_notifications_off(env) -> None:  # 
 def test_event_storm_is_a_few_rebuilds(env) -> None:  # noqa: ANN001
     c, manager, view, *_ = env
     for i in range(200):
-        manager.start("tender-b", "bulk", "Service", f"s{i}", 80, 20000 + i)
+        manager.start(ForwardSpec("tender-b", "bulk", Target("Service", f"s{i}"), 80, local_port=20000 + i))
     time.sleep(0.3)
     before = len(view.shown)
     for sid in [s.id for s in manager.list()]:
@@ -154,7 +156,7 @@ def test_stop_cluster_confirms_only_with_running_forwards(env) -> None:  # noqa:
     run(c, "stop-cluster", "tender-a")
     assert ("stop_cluster", "tender-a") in manager.calls
     asked = len(dialogs.asked)
-    sid = manager.start("tender-b", "x", "Service", "s", 80, 1)
+    sid = manager.start(ForwardSpec("tender-b", "x", Target("Service", "s"), 80, local_port=1))
     manager.set_status(sid, "error", "boom")
     run(c, "stop-cluster", "tender-b")  # only errors: nothing to confirm
     assert len(dialogs.asked) == asked and manager.list() == []
@@ -185,7 +187,7 @@ def test_broken_profiles_file_keeps_the_last_good_profiles(env) -> None:  # noqa
 
 def test_removed_context_stops_its_forwards_and_new_one_appears(env) -> None:  # noqa: ANN001
     c, manager, view, dialogs, notifier, tmp = env
-    manager.start("tender-b", "x", "Service", "s", 80, 1)
+    manager.start(ForwardSpec("tender-b", "x", Target("Service", "s"), 80, local_port=1))
     manager.set_clusters([cluster("tender-a", True), cluster("tender-c")])
     (tmp / "kubeconfig").write_text("changed")
     wait_until(lambda: ("stop_cluster", "tender-b") in manager.calls, what="stop_cluster")
@@ -207,7 +209,7 @@ def test_broken_kubeconfig_keeps_the_contexts(env) -> None:  # noqa: ANN001
 
 def test_save_as_profile_writes_the_file(env) -> None:  # noqa: ANN001
     c, manager, view, dialogs, notifier, tmp = env
-    sid = manager.start("tender-b", "data", "StatefulSet", "db", 5432, 15433)
+    sid = manager.start(ForwardSpec("tender-b", "data", Target("StatefulSet", "db"), 5432, local_port=15433))
     run(c, "save-profile", sid)
     text = (tmp / "profiles.yaml").read_text()
     assert "name: db-5432" in text and "context: tender-b" in text and "15433:5432" in text

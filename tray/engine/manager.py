@@ -27,7 +27,7 @@ from tray.errors import TenderError, UsageError
 from tray.kube.kubeapi import KubeAPI
 from tray.kube.kubeconfig import ClusterAuth, ClusterInfo, kubeconfig_paths, list_clusters
 from tray.engine.session import ConnectionFailure, Session, SessionInfo, Status
-from tray.domain.targets import KINDS, Target
+from tray.domain.spec import ForwardSpec
 from tray.kube.watches import WatchRegistry
 
 log = logging.getLogger(__name__)
@@ -245,28 +245,17 @@ class ForwardManager:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     # ------------------------------------------------------------ the API
-    def start(
-        self,
-        cluster: str,
-        namespace: str | None,
-        kind: str,
-        name: str,
-        container_port: int | str,
-        local_port: int | None = None,
-        address: str = "127.0.0.1",
-        profile: str | None = None,
-    ) -> str:
-        """Start a forward; returns its session id.
+    def start(self, spec: ForwardSpec) -> str:
+        """Start the forward ``spec`` describes; returns its session id at once (does not block on the cluster).
 
-        ``container_port`` is the remote port as kubectl reads it: a Service
-        port (number or name) for a Service, a container port (number or
-        name) otherwise.  ``local_port`` None means "the same number as the
-        remote port", 0 means "any free port".  Validation errors raise
-        :class:`UsageError`; everything later shows as the session's status.
+        Raises :class:`UsageError` (with ``field``) for a port out of range, a
+        local port another forward of this engine holds, or an unknown
+        context.  Everything later (no such target, no ready pod, a refused
+        port-forward) shows as the session's status, never as an exception.
+        Blocks only for the engine's lock (microseconds).
         """
-        if kind not in KINDS:
-            raise UsageError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}", field="kind")
-        target = Target(kind, name)
+        cluster, namespace, target = spec.cluster, spec.namespace, spec.target
+        container_port, local_port, address, profile = spec.remote_port, spec.local_port, spec.address, spec.profile
         if local_port is not None and not (0 <= local_port <= 65535):
             raise UsageError(f"local port {local_port} is out of range 1-65535 (0: any free port)",
                              field="local_port")

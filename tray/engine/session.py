@@ -41,7 +41,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from tray.domain import selection
@@ -50,7 +49,8 @@ from tray.errors import (ClusterUnreachable, ForbiddenError, PortUsageError, Tar
                          UsageError)
 from tray.kube.kubeapi import NotFound, Unauthorized
 from tray.engine.dialer import Dialer
-from tray.profiles import LOCALHOST_ADDRESSES
+from tray.domain.addresses import bind_addresses
+from tray.domain.status import Status
 from tray.domain.targets import KIND_PLURAL, Target
 
 if TYPE_CHECKING:
@@ -63,14 +63,6 @@ __all__ = ["Status", "SessionInfo", "Session", "ConnectionFailure"]
 
 # How long the first LIST of a namespace may take before the start fails.
 SYNC_TIMEOUT = 20.0
-
-
-class Status(StrEnum):
-    STARTING = "starting"
-    ACTIVE = "active"
-    RECONNECTING = "reconnecting"
-    ERROR = "error"
-    STOPPED = "stopped"
 
 
 @dataclass(frozen=True)
@@ -147,12 +139,6 @@ def _short_error(text: str) -> str:
     text = text.strip().splitlines()[0] if text.strip() else "failed"
     tail = text.rsplit(": ", 1)[-1].strip()
     return tail or text
-
-
-def _addresses(address: str) -> list[str]:
-    # kubectl's rule: "localhost" listens on both loopback addresses (the same
-    # rule the profiles loader uses to find clashing local ports).
-    return list(LOCALHOST_ADDRESSES) if address == "localhost" else [address]
 
 
 async def _start_server_or_close(*args: Any, **kwargs: Any) -> asyncio.base_events.Server:
@@ -451,7 +437,7 @@ class Session:
     async def _listen(self, port: int) -> None:
         servers = []
         try:
-            for i, host in enumerate(_addresses(self.address)):
+            for i, host in enumerate(bind_addresses(self.address)):
                 try:
                     server = await _start_server_or_close(
                         self._accept, host, port, reuse_address=True, backlog=512

@@ -81,6 +81,7 @@ from ruamel.yaml.tokens import CommentToken
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from tray.atomicfile import write_atomic
+from tray.domain.addresses import DEFAULT_ADDRESS, LOCALHOST_ADDRESSES
 from tray.errors import UsageError
 from tray.domain.portspec import PortSpec, parse_port_spec
 from tray.domain.targets import Target, parse_target
@@ -117,9 +118,6 @@ PROFILE_KEYS: Final = ("name", "context", "namespace", "target", "ports", "addre
 #: Keys a profile must have.
 REQUIRED_PROFILE_KEYS: Final = ("name", "target", "ports")
 
-DEFAULT_ADDRESS: Final = "127.0.0.1"
-#: What "localhost" binds to.
-LOCALHOST_ADDRESSES: Final = ("127.0.0.1", "::1")
 
 #: Files larger than this are refused without being read.
 MAX_FILE_SIZE: Final = 1 << 20

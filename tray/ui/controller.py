@@ -39,6 +39,7 @@ from tray.ui.model import Action, Item
 from tray.ui.notify import Notifications, Notifier
 from tray.ui.resources import Failed, ResourceStore
 from tray.ui.settings import Settings, load_settings, save_settings, settings_path
+from tray.domain.spec import ForwardSpec
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +230,7 @@ class Controller:
         self.view.copy_text(text)
 
     def _do_forward(self, cluster: str, namespace: str, kind: str, name: str, port: int | str, local: int) -> None:
-        self.manager.start(cluster, namespace, kind, name, port, local)
+        self.manager.start(ForwardSpec(cluster, namespace, Target(kind, name), port, local_port=local))
 
     def _do_custom_port(self, cluster: str, namespace: str, kind: str, name: str,
                         ports: tuple[tuple[int, str | None], ...]) -> None:
@@ -238,7 +239,7 @@ class Controller:
         answer = self.dialogs.ask_port(request)
         if answer is not None:
             remote, local = answer
-            self.manager.start(cluster, namespace, kind, name, remote, local)
+            self.manager.start(ForwardSpec(cluster, namespace, Target(kind, name), remote, local_port=local))
 
     def _do_load_namespace(self, cluster: str, namespace: str) -> None:
         self.loader.load_namespace(cluster, namespace)
@@ -268,8 +269,8 @@ class Controller:
                              + no_context_message(load_kubeconfig(self.manager.kubeconfig), "set context: NAME"))
         for spec in p.ports:
             local = spec.local if spec.local is not None else (None if spec.local_same_as_remote else 0)
-            self.manager.start(context, p.namespace, p.target.kind, p.target.name, spec.remote, local, p.address,
-                               profile=p.name)
+            self.manager.start(ForwardSpec(context, p.namespace, p.target, spec.remote, local_port=local,
+                                           address=p.address, profile=p.name))
 
     def stop_profile(self, p: Profile) -> None:
         for s in profile_sessions(p, self.manager.list(), self._current_context()):
