@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tray.errors import TenderError, UsageError
-from tray.kube.kubeapi import KubeAPI
-from tray.kube.kubeconfig import ClusterAuth, ClusterInfo, kubeconfig_paths, list_clusters
+from tray.kube.conn import ClusterConn
+from tray.kube.kubeconfig import ClusterInfo, kubeconfig_paths, list_clusters
 from tray.engine.session import ConnectionFailure, Session, SessionInfo, Status
 from tray.domain.spec import ForwardSpec
 from tray.kube.watches import WatchRegistry
@@ -66,67 +66,6 @@ class ConnectionEvent:
 
 Event = StatusEvent | ListEvent | ConnectionEvent
 Subscriber = Callable[[Event], None]
-
-
-class ClusterConn:
-    """One kubeconfig context: its credentials and its API client (lazy)."""
-
-    def __init__(self, info: ClusterInfo, kubeconfig: str) -> None:
-        self.id = info.id
-        self.cluster_name = info.cluster_name
-        self.default_namespace = info.namespace
-        self.auth = ClusterAuth(context=info.id, kubeconfig=kubeconfig)
-        self.api = KubeAPI(self.auth)
-        self._loaded = False
-        self._lock = asyncio.Lock()
-        self._may_forward: dict[str, bool] = {}
-        self._may_forward_creds: tuple[Any, Any] | None = None
-
-    def mark_loaded(self) -> None:
-        self._loaded = True
-
-    async def ensure_auth(self) -> None:
-        """Load credentials once, off the loop (an exec plugin may be slow)."""
-        if self._loaded:
-            return
-        async with self._lock:
-            if not self._loaded:
-                await asyncio.to_thread(self.auth.refresh, full=True)
-                self._loaded = True
-
-    async def may_forward(self, namespace: str) -> bool:
-        """Whether these credentials may create pods/portforward in the namespace.
-
-        Asked once per namespace (a SelfSubjectAccessReview), so a forward
-        that RBAC will refuse fails at start, as kubectl's does, instead of at
-        its first connection.  If the question itself cannot be asked, the
-        answer is yes: the first connection will tell.
-        """
-        # Only a "yes" is kept, and only for the credentials that got it: a
-        # kept "no" outlived the fix (RBAC granted, or the kubeconfig's token
-        # replaced and reloaded), so Retry said "forbidden" until a restart;
-        # a kept "yes" outlived a reload to weaker credentials (found by
-        # test_faults' credential changes).  A revoked "yes" still shows at
-        # the first connection (403).
-        headers, ctx = self.auth.snapshot()
-        creds = (headers.get("Authorization"), ctx)
-        if creds != self._may_forward_creds:
-            self._may_forward.clear()
-            self._may_forward_creds = creds
-        if namespace not in self._may_forward:
-            review = {
-                "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-                "spec": {"resourceAttributes": {"namespace": namespace, "verb": "create",
-                                                "resource": "pods", "subresource": "portforward"}},
-            }
-            try:
-                answer = await self.api.post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", review)
-            except TenderError:
-                return True
-            if not answer.get("status", {}).get("allowed"):
-                return False
-            self._may_forward[namespace] = True
-        return self._may_forward[namespace]
 
 
 def _files_stamp(paths: str) -> tuple[tuple[str, int, int], ...]:
