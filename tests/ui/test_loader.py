@@ -1,16 +1,16 @@
-"""The Clusters submenu's lists: parsing, ordering, forbidden and unreachable clusters."""
+"""The Clusters submenu's lists: ordering, forbidden and unreachable clusters, what is listed."""
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
+from collections.abc import Iterable
 
+from tray.engine.browse import Resource, resources_of
 from tray.errors import ClusterUnreachable, ForbiddenError
-from tray.ui.loader import ResourceLoader, parse_resources, priority
-from tray.ui.resources import Failed, Ready, Resource, ResourceStore
+from tray.ui.loader import ResourceLoader, priority
+from tray.ui.resources import KIND_SECTIONS, Failed, Ready, ResourceStore
 
 
-def test_parse_resources_skips_finished_pods_and_reads_ports() -> None:
+def test_finished_pods_are_not_listed_and_ports_are_read() -> None:
     data = {"items": [
         {"metadata": {"name": "web-2"}, "spec": {"containers": [{"ports": [{"containerPort": 8080, "name": "http"}]}]},
          "status": {"phase": "Running"}},
@@ -18,70 +18,77 @@ def test_parse_resources_skips_finished_pods_and_reads_ports() -> None:
         {"metadata": {"name": "old", "deletionTimestamp": "x"}, "spec": {"containers": []}},
         {"metadata": {"name": "a-first"}, "spec": {"containers": [{"ports": [{"containerPort": 53, "protocol": "UDP"}]}]}},
     ]}
-    assert parse_resources("Pod", data) == (Resource("a-first", ((53, None, "UDP"),)),
-                                            Resource("web-2", ((8080, "http", "TCP"),)))
+    assert resources_of("Pod", data) == (Resource("a-first", ((53, None, "UDP"),)),
+                                         Resource("web-2", ((8080, "http", "TCP"),)))
     svc = {"items": [{"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80, "name": "http"}]}}]}
-    assert parse_resources("Service", svc)[0].tcp_ports == ((80, "http"),)
+    assert resources_of("Service", svc)[0].tcp_ports == ((80, "http"),)
 
 
 def test_priority_order() -> None:
     assert priority(["b", "a", "demo", "kube-system"], ["demo", "missing", "b"]) == ["demo", "b", "a", "kube-system"]
 
 
-class Conn:
-    default_namespace = "mine"
+class FakeBrowser:
+    """The browse API's answers from a table: namespaces (or the error), and per namespace per kind."""
 
-    def __init__(self, responses: dict[str, Any]) -> None:
-        self.responses = responses
-        self.api = self
+    def __init__(self, namespaces: tuple[str, ...] | Exception,
+                 resources: dict[tuple[str, str], tuple[Resource, ...] | Exception] | None = None) -> None:
+        self._namespaces = namespaces
+        self._resources = resources or {}
+        self.asked: list[tuple[str, ...]] = []
 
-    async def ensure_auth(self) -> None:
-        pass
+    def default_namespace(self, cluster: str) -> str:
+        return "mine"
 
-    async def get(self, path: str, params: Any = None) -> Any:
-        r = self.responses.get(path, {"items": []})
-        if isinstance(r, BaseException):
-            raise r
-        return r
+    def namespaces(self, cluster: str, timeout: float | None = None) -> tuple[str, ...]:
+        self.asked.append(("namespaces", cluster))
+        if isinstance(self._namespaces, Exception):
+            raise self._namespaces
+        return self._namespaces
 
-
-class Manager:
-    def __init__(self, conn: Conn) -> None:
-        self.conn = conn
-
-    def api_for(self, cluster: str) -> Conn:
-        return self.conn
-
-    def run(self, coro: Any, timeout: float | None = None) -> Any:
-        return asyncio.run(coro)
+    def resources(self, cluster: str, namespace: str, kinds: Iterable[str] = (),
+                  timeout: float | None = None) -> dict[str, tuple[Resource, ...] | Exception]:
+        self.asked.append(("resources", cluster, namespace))
+        return {kind: self._resources.get((namespace, kind), ()) for kind in kinds}
 
 
-def load(responses: dict[str, Any], auto: int = 10) -> ResourceStore:
+def load(browser: FakeBrowser, auto: int = 10) -> ResourceStore:
     store = ResourceStore()
-    loader = ResourceLoader(Manager(Conn(responses)), store, lambda fn: fn(), auto=auto)
+    loader = ResourceLoader(browser, store, lambda fn: fn(), auto=auto)
     loader.load_cluster("c", prefer=["demo"])
     return store
 
 
 def test_namespaces_then_resources_ahead() -> None:
-    nss = {"items": [{"metadata": {"name": n}} for n in ("demo", "zeta", "mine", "alpha")]}
-    store = load({"/api/v1/namespaces": nss,
-                  "/apis/apps/v1/namespaces/demo/deployments": {"items": [{"metadata": {"name": "web"},
-                                                                           "spec": {"template": {"spec": {}}}}]},
-                  "/apis/apps/v1/namespaces/demo/daemonsets": ForbiddenError("daemonsets is forbidden")}, auto=2)
-    tree = store.get("c")
+    browser = FakeBrowser(("alpha", "demo", "mine", "zeta"), {
+        ("demo", "Deployment"): (Resource("web"),),
+        ("demo", "DaemonSet"): ForbiddenError("daemonsets is forbidden"),
+    })
+    tree = load(browser, auto=2).get("c")
     assert tree.namespaces == Ready(("alpha", "demo", "mine", "zeta"))
     assert tree.namespace_requested("mine") and tree.namespace_requested("demo")  # own, then preferred
     assert not tree.namespace_requested("alpha")  # beyond the 2 loaded ahead
-    assert tree.resources[("demo", "Deployment")] == Ready((Resource("web", ()),))
+    assert browser.asked == [("namespaces", "c"), ("resources", "c", "mine"), ("resources", "c", "demo")]
+    assert tree.resources[("demo", "Deployment")] == Ready((Resource("web"),))
     assert tree.resources[("demo", "DaemonSet")] == Failed("forbidden: daemonsets is forbidden")
+    assert tree.resources[("demo", "Pod")] == Ready(())
+    assert {kind for ns, kind in tree.resources if ns == "demo"} == {kind for kind, _ in KIND_SECTIONS}
 
 
 def test_forbidden_namespace_list_falls_back_to_the_contexts_namespace() -> None:
-    tree = load({"/api/v1/namespaces": ForbiddenError("namespaces is forbidden")}).get("c")
+    tree = load(FakeBrowser(ForbiddenError("namespaces is forbidden"))).get("c")
     assert tree.namespaces == Ready(("mine",)) and "Cannot list namespaces" in tree.namespaces_note
 
 
 def test_unreachable_cluster_says_so() -> None:
-    tree = load({"/api/v1/namespaces": ClusterUnreachable("cluster unreachable: connection refused")}).get("c")
+    tree = load(FakeBrowser(ClusterUnreachable("cluster unreachable: connection refused"))).get("c")
     assert tree.namespaces == Failed("cluster unreachable: connection refused")
+
+
+def test_a_namespace_that_times_out_says_how_long_it_waited() -> None:
+    class Slow(FakeBrowser):
+        def resources(self, *args: object, **kwargs: object) -> dict[str, tuple[Resource, ...] | Exception]:
+            raise TimeoutError
+
+    tree = load(Slow(("mine",))).get("c")
+    assert tree.resources[("mine", "Pod")] == Failed("no answer within 20 s")

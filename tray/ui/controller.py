@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from tray.errors import TenderError, UsageError
 from tray.kube.kubeconfig import ClusterInfo
+from tray.engine.browse import Browser
 from tray.engine.manager import ListEvent, StatusEvent
 from tray.domain.portspec import PortSpec
 from tray.profiles import Profile, add_profile, ensure_profiles_file, load_profiles
@@ -96,7 +97,7 @@ class Controller:
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tender-work")
         self.coalescer = Coalescer(self.refresh, refresh_interval)
         self.store = ResourceStore(on_change=self.coalescer.poke)
-        self.loader = ResourceLoader(manager, self.store, self.pool.submit)
+        self.loader = ResourceLoader(Browser(manager), self.store, self.pool.submit)
         self.notifications = Notifications(notifier, enabled=lambda: self.settings.notifications)
         self.files = FileWatcher(watch_interval)
         self._closed = False

@@ -1,25 +1,25 @@
-"""Loads the Clusters submenu's lists in the background, through the engine.
+"""Loads the Clusters submenu's lists in the background, through the engine's browse API.
 
-Every call runs on a worker thread and goes to the engine's loop with
-``manager.run`` (never from the UI thread).  A cluster's namespaces load
-when the app starts and when its context appears; then the resources of a
-few namespaces are fetched ahead (the context's own, those with forwards or
-profiles, then alphabetically) so the usual ones are ready when the menu
-opens.  pystray tells us nothing when a submenu opens, so any other
-namespace offers "Load resources…" instead of loading a whole cluster.
+Every call runs on a worker thread (never the UI thread) and asks a
+:class:`tray.engine.browse.Browser`, which blocks up to its timeout.  A
+cluster's namespaces load when the app starts and when its context appears;
+then the resources of a few namespaces are fetched ahead (the context's own,
+those with forwards or profiles, then alphabetically) so the usual ones are
+ready when the menu opens.  pystray tells us nothing when a submenu opens, so
+any other namespace offers "Load resources…" instead of loading a whole
+cluster.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from tray.engine.browse import Browser
 from tray.errors import ForbiddenError
-from tray.domain.targets import KIND_PLURAL
 from tray.ui.labels import shorten
-from tray.ui.resources import KIND_SECTIONS, Failed, Loading, Ready, Resource, ResourceStore
+from tray.ui.resources import KIND_SECTIONS, Failed, Loading, Ready, ResourceStore
 
 log = logging.getLogger(__name__)
 
@@ -43,24 +43,17 @@ def priority(names: Iterable[str], first: Iterable[str]) -> list[str]:
     return head + [n for n in names if n not in head]
 
 
-def parse_resources(kind: str, data: dict[str, Any]) -> tuple[Resource, ...]:
-    from tray.domain.selection import declared_ports
-
-    out = []
-    for item in data.get("items") or []:
-        meta = item.get("metadata") or {}
-        if kind == "Pod" and (meta.get("deletionTimestamp")
-                              or (item.get("status") or {}).get("phase") in ("Succeeded", "Failed")):
-            continue  # finished or going away: nothing to forward to
-        obj = dict(item, kind=kind)
-        out.append(Resource(str(meta.get("name", "")), tuple(declared_ports(obj))))
-    return tuple(sorted(out, key=lambda r: r.name))
-
-
 class ResourceLoader:
-    def __init__(self, manager: Any, store: ResourceStore, submit: Callable[[Callable[[], None]], Any],
+    """Fills ``store`` from ``browser``, each load on a worker that ``submit`` starts.
+
+    ``submit`` takes a no-argument callable and runs it on another thread
+    (a thread pool's ``submit``); ``auto`` is how many namespaces per cluster
+    are loaded ahead.  The ``load_*`` methods return at once.
+    """
+
+    def __init__(self, browser: Browser, store: ResourceStore, submit: Callable[[Callable[[], None]], Any],
                  auto: int = AUTO_NAMESPACES) -> None:
-        self.manager = manager
+        self.browser = browser
         self.store = store
         self.submit = submit
         self.auto = auto
@@ -79,20 +72,17 @@ class ResourceLoader:
     def _namespaces(self, cluster: str, prefer: list[str], shown: list[str]) -> None:
         note = None
         try:
-            conn = self.manager.api_for(cluster)
-            self.manager.run(conn.ensure_auth(), TIMEOUT)
             try:
-                data = self.manager.run(conn.api.get("/api/v1/namespaces"), TIMEOUT)
-                names = [str((i.get("metadata") or {}).get("name", "")) for i in data.get("items") or []]
+                names = list(self.browser.namespaces(cluster, TIMEOUT))
             except ForbiddenError:
                 # Namespace-scoped credentials: the context's namespace is still usable.
-                names = [conn.default_namespace]
+                names = [self.browser.default_namespace(cluster)]
                 note = "Cannot list namespaces here; showing the context's"
+            default = self.browser.default_namespace(cluster)
         except Exception as exc:
             log.info("cannot list namespaces of %s: %s", cluster, describe(exc))
             self.store.set_namespaces(cluster, Failed(describe(exc)))
             return
-        default = conn.default_namespace
         self.store.set_namespaces(cluster, Ready(tuple(sorted(set(names)))), note)
         ahead = priority(names, [*shown, default, *prefer])
         for ns in ahead[: max(self.auto, len(shown))]:
@@ -100,25 +90,12 @@ class ResourceLoader:
 
     def _resources(self, cluster: str, namespace: str) -> None:
         try:
-            conn = self.manager.api_for(cluster)
-            self.manager.run(conn.ensure_auth(), TIMEOUT)
-
-            async def fetch_all() -> list[Any]:
-                paths = []
-                for kind, _ in KIND_SECTIONS:
-                    prefix, plural = KIND_PLURAL[kind]
-                    paths.append(f"/{prefix}/namespaces/{namespace}/{plural}")
-                return await asyncio.gather(*(conn.api.get(p) for p in paths), return_exceptions=True)
-
-            results = self.manager.run(fetch_all(), TIMEOUT)
+            results = self.browser.resources(cluster, namespace, [kind for kind, _ in KIND_SECTIONS], TIMEOUT)
         except Exception as exc:
             failed = Failed(describe(exc))
             self.store.set_resources(cluster, namespace, {kind: failed for kind, _ in KIND_SECTIONS})
             return
         states = {}
-        for (kind, _), result in zip(KIND_SECTIONS, results, strict=True):
-            if isinstance(result, BaseException):
-                states[kind] = Failed(describe(result))
-            else:
-                states[kind] = Ready(parse_resources(kind, result))
+        for kind, result in results.items():
+            states[kind] = Failed(describe(result)) if isinstance(result, BaseException) else Ready(result)
         self.store.set_resources(cluster, namespace, states)

@@ -14,6 +14,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
+from tray.engine.browse import Resource
+
+__all__ = ["KIND_SECTIONS", "ClusterTree", "Failed", "LoadState", "Loading", "Ready", "Resource", "ResourceStore"]
+
 T = TypeVar("T")
 
 #: (kind, menu label), in menu order.
@@ -42,18 +46,6 @@ class Ready(Generic[T]):
 
 
 LoadState = Loading | Failed | Ready[Any]
-
-
-@dataclass(frozen=True)
-class Resource:
-    """A pod, service or workload, with its declared ports as (port, name, protocol)."""
-
-    name: str
-    ports: tuple[tuple[int, str | None, str], ...] = ()
-
-    @property
-    def tcp_ports(self) -> tuple[tuple[int, str | None], ...]:
-        return tuple((p, n) for p, n, proto in self.ports if proto == "TCP")
 
 
 @dataclass(frozen=True)

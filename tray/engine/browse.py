@@ -1,0 +1,176 @@
+"""Browse a cluster: its namespaces, the resources a forward can target, their declared ports.
+
+The tray's Clusters submenu (and any other shell) asks here instead of
+building REST paths: :class:`Browser` wraps a :class:`~tray.engine.manager.ForwardManager`
+and runs each request on the engine's loop, so its calls are plain blocking
+functions meant for worker threads (never a UI thread, never the engine's
+loop).  Each call blocks at most its ``timeout`` (seconds), credentials
+included (an exec plugin may be slow), and then raises :class:`TimeoutError`.
+
+Only the kinds ``kubectl port-forward`` can target are listed
+(:data:`tray.domain.targets.KINDS`), each with the ports it declares
+(:func:`tray.domain.selection.declared_ports`), and only those that have, or
+may soon have, a pod to forward to: finished or terminating pods, finished
+Jobs and ReplicaSets or ReplicationControllers scaled to zero (a
+Deployment's old revisions) are left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tray.domain.selection import declared_ports
+from tray.domain.targets import KIND_PLURAL, KINDS
+
+__all__ = ["DEFAULT_TIMEOUT", "Browser", "Resource", "forwardable"]
+
+#: Seconds a call waits by default.
+DEFAULT_TIMEOUT = 20.0
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A pod, service or workload that a forward can target.
+
+    ``ports`` are the ports it declares as ``(port, name, protocol)``: a
+    pod's (or a workload's pod template's) container ports, a service's
+    service ports; ``name`` is ``None`` when the port has none, ``protocol``
+    is ``"TCP"``, ``"UDP"`` or ``"SCTP"``.
+    """
+
+    name: str
+    ports: tuple[tuple[int, str | None, str], ...] = ()
+
+    @property
+    def tcp_ports(self) -> tuple[tuple[int, str | None], ...]:
+        """The TCP ports as ``(port, name)``: the ones a forward can carry."""
+        return tuple((p, n) for p, n, proto in self.ports if proto == "TCP")
+
+
+def _finished_job(item: Mapping[str, Any]) -> bool:
+    conditions = (item.get("status") or {}).get("conditions") or []
+    return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+               for c in conditions if isinstance(c, dict))
+
+
+def forwardable(kind: str, item: Mapping[str, Any]) -> bool:
+    """Whether one object of a LIST answer (of ``kind``) is worth offering as a target.
+
+    False for a pod that finished (``Succeeded``/``Failed``) or is being
+    deleted, a Job that completed or failed, and a ReplicaSet or
+    ReplicationController scaled to zero; true for everything else.
+    """
+    meta = item.get("metadata") or {}
+    if kind == "Pod":
+        return not (meta.get("deletionTimestamp")
+                    or (item.get("status") or {}).get("phase") in ("Succeeded", "Failed"))
+    if kind == "Job":
+        return not _finished_job(item)
+    if kind in ("ReplicaSet", "ReplicationController"):
+        return (item.get("spec") or {}).get("replicas", 1) != 0
+    return True
+
+
+def resources_of(kind: str, answer: Mapping[str, Any]) -> tuple[Resource, ...]:
+    """The forwardable objects of a LIST answer (``{"items": [...]}``) of ``kind``, sorted by name."""
+    out = []
+    for item in answer.get("items") or []:
+        if not forwardable(kind, item):
+            continue
+        name = str((item.get("metadata") or {}).get("name", ""))
+        out.append(Resource(name, tuple(declared_ports(dict(item, kind=kind)))))
+    return tuple(sorted(out, key=lambda r: r.name))
+
+
+class Browser:
+    """Blocking lists of one kubeconfig's clusters, for worker threads.
+
+    ``manager`` is the :class:`~tray.engine.manager.ForwardManager` whose loop
+    and credentials are used (only its public ``api_for`` and ``run`` are
+    called).  ``timeout`` is the default wait of each call, in seconds.
+    Thread-safe: any number of threads may call at once.
+    """
+
+    def __init__(self, manager: Any, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.manager = manager
+        self.timeout = timeout
+
+    def default_namespace(self, cluster: str) -> str:
+        """The namespace the context names (``default`` when it names none).
+
+        Reads the kubeconfig (milliseconds); does not contact the cluster.
+        Raises :class:`~tray.errors.UsageError` if the kubeconfig has no
+        context ``cluster``.
+        """
+        return str(self.manager.api_for(cluster).default_namespace)
+
+    def namespaces(self, cluster: str, timeout: float | None = None) -> tuple[str, ...]:
+        """The names of the cluster's namespaces, sorted.
+
+        ``cluster`` is a kubeconfig context name.  Blocks up to ``timeout``
+        seconds (default: the browser's).  Raises
+        :class:`~tray.errors.ForbiddenError` if these credentials may not
+        list namespaces (namespace-scoped users: :meth:`default_namespace` is
+        still usable), :class:`~tray.errors.ClusterUnreachable`,
+        :class:`~tray.errors.UsageError` (no such context, broken
+        credentials), another :class:`~tray.errors.TenderError` for other API
+        errors, and :class:`TimeoutError` when the wait runs out.
+        """
+        conn = self.manager.api_for(cluster)
+
+        async def fetch() -> dict[str, Any]:
+            await conn.ensure_auth()
+            return await conn.api.get("/api/v1/namespaces")
+
+        data = self._run(fetch(), timeout)
+        names = {str((i.get("metadata") or {}).get("name", "")) for i in data.get("items") or []}
+        return tuple(sorted(names))
+
+    def resources(self, cluster: str, namespace: str, kinds: Iterable[str] = KINDS,
+                  timeout: float | None = None) -> dict[str, tuple[Resource, ...] | Exception]:
+        """The forwardable resources of ``namespace``, for each of ``kinds``, all asked at once.
+
+        ``kinds`` are Kind names of :data:`tray.domain.targets.KINDS`
+        (``"Pod"``, ``"Service"``, ``"Deployment"``, ...; an unknown one
+        raises :class:`KeyError` before anything is sent).  Returns a dict in
+        the order of ``kinds``: kind -> the resources sorted by name (see
+        :func:`forwardable`), or the exception that kind's LIST raised (a
+        :class:`~tray.errors.ForbiddenError` when RBAC refuses that kind,
+        another :class:`~tray.errors.TenderError`), so one refused kind does
+        not hide the others.  Blocks up to ``timeout`` seconds (default: the
+        browser's).  Raises, for the whole call: :class:`TimeoutError` when
+        the wait runs out, :class:`~tray.errors.UsageError` (no such context,
+        broken credentials) and whatever loading the credentials raised.
+        """
+        kinds = list(dict.fromkeys(kinds))
+        paths = []
+        for kind in kinds:
+            prefix, plural = KIND_PLURAL[kind]
+            paths.append(f"/{prefix}/namespaces/{namespace}/{plural}")
+        conn = self.manager.api_for(cluster)
+
+        async def fetch() -> list[Any]:
+            await conn.ensure_auth()
+            return await asyncio.gather(*(conn.api.get(p) for p in paths), return_exceptions=True)
+
+        answers = self._run(fetch(), timeout)
+        out: dict[str, tuple[Resource, ...] | Exception] = {}
+        for kind, answer in zip(kinds, answers, strict=True):
+            if isinstance(answer, Exception):
+                out[kind] = answer
+            elif isinstance(answer, BaseException):
+                raise answer  # cancelled: not a per-kind answer
+            else:
+                out[kind] = resources_of(kind, answer)
+        return out
+
+    def _run(self, coro: Any, timeout: float | None) -> Any:
+        """Run ``coro`` on the engine's loop; cancel it there if ``timeout`` runs out."""
+        limit = self.timeout if timeout is None else timeout
+        # The coroutine is cancelled on the loop when the time is up (rather
+        # than left running after we stopped waiting); the outer wait is a
+        # backstop in case the loop itself is stuck.
+        return self.manager.run(asyncio.wait_for(coro, limit), limit + 1.0)
