@@ -15,6 +15,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import tray.profiles.reader
 from tray import profiles as profiles_mod
 from tray.errors import UsageError
 from tray.domain.portspec import PortSpec, parse_port_spec
@@ -38,6 +39,7 @@ from tray.profiles import (
     save_profiles,
 )
 from tray.domain.targets import Target, parse_target
+from tray.profiles.reader import check_data
 
 REPO = Path(__file__).resolve().parents[3]
 BAD = REPO / "tests" / "data" / "bad-profiles"
@@ -59,7 +61,7 @@ def _write(tmp_path: Path, text: str | bytes, name: str = "profiles.yaml") -> Pa
 
 
 def _errors_of(text: str, **kwargs: Any) -> list[str]:
-    return [str(e) for e in profiles_mod._Checker("p.yaml", kwargs.get("known_contexts")).run(text)[1]]
+    return [str(e) for e in check_data(text, "p.yaml", kwargs.get("known_contexts"))[1]]
 
 
 def _first_error(text: str | bytes, **kwargs: Any) -> UsageError:
@@ -169,7 +171,7 @@ def test_huge_file_is_refused_without_reading_it(tmp_path: Path, monkeypatch) ->
         reads.append(n)
         return real_read(fd, n)
 
-    monkeypatch.setattr(profiles_mod.os, "read", counting_read)
+    monkeypatch.setattr(tray.profiles.reader.os, "read", counting_read)
     start = time.perf_counter()
     with pytest.raises(UsageError) as info:
         load_profiles(path)
@@ -218,7 +220,7 @@ def test_unreadable_file_is_refused_simulated(tmp_path: Path, monkeypatch) -> No
     def denied(*args: Any, **kwargs: Any) -> int:
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(profiles_mod.os, "open", denied)
+    monkeypatch.setattr(tray.profiles.reader.os, "open", denied)
     with pytest.raises(UsageError) as info:
         load_profiles(path)
     assert _one_line(info.value) == f"{path}: permission denied: cannot read the file"
@@ -230,7 +232,7 @@ def test_read_error_is_a_usage_error(tmp_path: Path, monkeypatch) -> None:
     def broken(fd: int, n: int) -> bytes:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(profiles_mod.os, "read", broken)
+    monkeypatch.setattr(tray.profiles.reader.os, "read", broken)
     with pytest.raises(UsageError) as info:
         load_profiles(path)
     assert _one_line(info.value) == f"{path}: cannot read the file: Input/output error"
@@ -268,7 +270,7 @@ def test_missing_file_with_missing_ok(tmp_path: Path) -> None:
 
 def test_missing_default_file_means_no_profiles(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("TENDER_PROFILES", raising=False)
-    monkeypatch.setattr(profiles_mod, "default_profiles_path", lambda: tmp_path / "cfg" / "profiles.yaml")
+    monkeypatch.setattr(tray.profiles.reader, "default_profiles_path", lambda: tmp_path / "cfg" / "profiles.yaml")
     pf = load_profiles()
     assert pf.profiles == ()
     assert pf.path == tmp_path / "cfg" / "profiles.yaml"
@@ -571,7 +573,7 @@ def test_error_messages_stay_on_one_line() -> None:
         "version: 1\nprofiles:\n"
         '  - {"na\\nme": x, name: "a\\nb", target: "svc/a\\nb", ports: ["1\\n2"], group: "x\\ry"}\n'
     )
-    errors = profiles_mod._Checker("p.yaml", None).run(text)[1]
+    errors = check_data(text, "p.yaml", None)[1]
     assert len(errors) == 5
     for err in errors:
         _one_line(err)
@@ -639,7 +641,7 @@ def _only_usage_errors(data: str | bytes) -> None:
         assert text.startswith("fuzz.yaml")
     else:
         assert all(isinstance(p, Profile) for p in pf)
-    for err in profiles_mod._Checker("fuzz.yaml", CONTEXTS).run(data)[1]:
+    for err in check_data(data, "fuzz.yaml", CONTEXTS)[1]:
         _one_line(err)
 
 

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import tray.profiles
+import tray.profiles.writer
 from tray.errors import UsageError
 from tray.domain.portspec import parse_port_spec
 from tray.profiles import (
@@ -511,7 +511,7 @@ def test_when_the_edit_goes_wrong_the_file_is_written_anew_and_the_log_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = write(tmp_path, EXAMPLE.read_text())
-    monkeypatch.setattr(tray.profiles, "edit_profiles_text", lambda text, wanted: text)  # drops the change
+    monkeypatch.setattr(tray.profiles.writer, "edit_profiles_text", lambda text, wanted: text)  # drops the change
     with caplog.at_level(logging.WARNING, logger="tray.profiles"):
         add_profile(path, profile("new-one"))
     assert load_profiles(path).profiles == (*load_profiles(EXAMPLE).profiles, profile("new-one"))

@@ -1,0 +1,533 @@
+"""The rules of the profiles format: a YAML node tree checked field by field and across profiles.
+
+:class:`Checker` walks the node tree the reader composed
+(:mod:`tray.profiles.reader`) and builds the :class:`~tray.profiles.model.Profile`
+objects, collecting every problem as a one-line
+:class:`~tray.errors.UsageError` that names the file, the line and the field
+(``profiles.yaml:14: profiles[2].ports[1]: ...``; list indexes count from
+0).  The checks are those of one field (a name's characters, a namespace,
+a target or port in kubectl's forms, an address, YAML types and tags,
+unknown and duplicate keys) and those across profiles: duplicate profile
+names, a local address and port used twice (by two profiles, or twice in
+one), and, when the kubeconfig's contexts are given, unknown contexts.  They
+run in one pass over the file, so problems come out in file order.
+
+YAML 1.1 reads ``yes``/``no``/``on``/``off`` as booleans and ``2024-01-01``
+as a date: such values are refused where a string is expected, with a hint
+to quote them.  A port written unquoted is typed as an integer --
+sometimes surprisingly (YAML 1.1 reads ``8080:30`` as the base-60 number
+484830) -- so port items are taken from the *source text* of the scalar,
+never from YAML's interpretation of it.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+from typing import Final
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from tray.domain.addresses import DEFAULT_ADDRESS, LOCALHOST_ADDRESSES
+from tray.domain.portspec import PortSpec, parse_port_spec
+from tray.domain.targets import Target, parse_target
+from tray.errors import UsageError
+from tray.profiles.model import (
+    NAME_PATTERN,
+    NAMESPACE_PATTERN,
+    PROFILE_KEYS,
+    REQUIRED_PROFILE_KEYS,
+    TOP_LEVEL_KEYS,
+    VERSION,
+    Profile,
+)
+
+__all__ = ["MAX_ERRORS", "Checker", "TooManyErrors"]
+
+#: check_profiles stops collecting after this many problems.
+MAX_ERRORS: Final = 100
+
+_NAME_RE: Final = re.compile(NAME_PATTERN)
+_NAMESPACE_RE: Final = re.compile(NAMESPACE_PATTERN)
+
+_CONTROL_RE: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+_TAG = "tag:yaml.org,2002:"
+_STR, _INT, _FLOAT, _BOOL, _NULL, _TIMESTAMP = (
+    _TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp")
+)
+_SEQ, _MAP = _TAG + "seq", _TAG + "map"
+_KNOWN_SCALAR_TAGS: Final = frozenset({_STR, _INT, _FLOAT, _BOOL, _NULL, _TIMESTAMP})
+
+
+def _q(text: str, limit: int = 60) -> str:
+    """Quote user text for a one-line message."""
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _type_name(node: Node) -> str:
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    return {
+        _STR: "a string",
+        _INT: "a number",
+        _FLOAT: "a number",
+        _BOOL: "a boolean",
+        _NULL: "nothing (null)",
+        _TIMESTAMP: "a date",
+    }.get(node.tag, f"a value tagged {node.tag}")
+
+
+def _line(node: Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _end_line(node: Node) -> int:
+    return node.end_mark.line + 1
+
+
+def _key_path(parent: str, key: str) -> str:
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", key):
+        return f"{parent}.{key}" if parent else key
+    return f"{parent}[{_q(key, 30)}]"
+
+
+class TooManyErrors(Exception):
+    """Raised by :meth:`Checker.error` when :data:`MAX_ERRORS` problems are collected: stop checking.
+
+    The caller catches it and still calls :meth:`Checker.result`.
+    """
+
+
+@dataclass
+class _PortUse:
+    profile: str
+    line: int
+    field: str
+    addresses: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]
+
+
+class Checker:
+    """The problems of one profiles document, and the profiles it holds.
+
+    *source* names the file in messages; with *known_contexts* (the
+    kubeconfig's context names), a profile naming another context is a
+    problem.  One instance checks one document: call :meth:`error` for
+    problems found before the node tree exists (decoding, YAML syntax), then
+    :meth:`document` on the tree, then :meth:`result`.  Pure, no I/O.
+    """
+
+    def __init__(self, source: str, known_contexts: set[str] | frozenset[str] | None) -> None:
+        self.source = source
+        self.known_contexts = None if known_contexts is None else frozenset(known_contexts)
+        self.errors: list[UsageError] = []
+        self._order: list[int] = []  # the line each error sorts by
+        self.names: dict[str, int] = {}
+        self.ports_in_use: dict[int, list[_PortUse]] = {}
+
+    # -- reporting ---------------------------------------------------------
+
+    def error(
+        self, message: str, where: Node | int | None = None, fld: str | None = None, *, sort_line: int | None = None
+    ) -> None:
+        """Record a problem at *where* (a node, a 1-based line number, or None for the whole file).
+
+        *fld* is the field path shown (``profiles[2].ports[1]``).  Raises
+        :class:`TooManyErrors` once :data:`MAX_ERRORS` problems are recorded.
+
+        Problems are returned in order of *sort_line*, by default the line
+        shown; a missing key is shown at the start of its mapping but sorted
+        at its end, so that e.g. a misspelt key is reported first.
+        """
+        line = _line(where) if isinstance(where, Node) else where
+        message = " ".join(message.split())  # always one line
+        self.errors.append(UsageError(message, source=self.source, line=line, field=fld or None))
+        self._order.append(sort_line if sort_line is not None else (line or 0))
+        if len(self.errors) >= MAX_ERRORS:
+            raise TooManyErrors
+
+    # -- the outcome -------------------------------------------------------
+
+    def result(self, profiles: list[Profile]) -> tuple[list[Profile], list[UsageError]]:
+        """(*profiles*, or [] if there was any problem; the problems in file order).
+
+        Problems on one line keep the order they were found in; if checking
+        stopped at :data:`MAX_ERRORS`, a last problem says so.
+        """
+        # File order; a stable sort keeps the order of problems on one line.
+        errors = [e for _, _, e in sorted(zip(self._order, range(len(self.errors)), self.errors))]
+        if len(errors) >= MAX_ERRORS:
+            errors.append(UsageError(f"too many problems; stopped after the first {MAX_ERRORS}", source=self.source))
+        return (profiles if not errors else []), errors
+
+    # -- generic node helpers ----------------------------------------------
+
+    def _check_tags(self, node: Node, fld: str) -> bool:
+        if isinstance(node, ScalarNode):
+            ok = node.tag in _KNOWN_SCALAR_TAGS
+        elif isinstance(node, SequenceNode):
+            ok = node.tag == _SEQ
+        else:
+            ok = node.tag == _MAP
+        if not ok:
+            tag = "!!" + node.tag[len(_TAG):] if node.tag.startswith(_TAG) else node.tag
+            self.error(f"YAML tag {_q(tag, 40)} is not supported here", node, fld)
+        return ok
+
+    def _mapping(self, node: MappingNode, path: str, allowed: tuple[str, ...]) -> dict[str, tuple[Node, Node]]:
+        """The mapping's entries by key, reporting odd, unknown and duplicate keys."""
+        out: dict[str, tuple[Node, Node]] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                self.error(f"keys must be plain words, not {_type_name(key_node)}", key_node, path)
+                continue
+            key = key_node.value
+            fld = _key_path(path, key)
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]!r}?" if close else "expected one of: " + ", ".join(allowed)
+                self.error(f"unknown key {_q(key, 40)}; {hint}", key_node, fld)
+                continue
+            if key in out:
+                self.error(f"duplicate key {key!r} (first given at line {_line(out[key][0])})", key_node, fld)
+                continue
+            out[key] = (key_node, value_node)
+        return out
+
+    def _string(self, node: Node, fld: str) -> str | None:
+        """A string value, or None after reporting why it is not one."""
+        if not self._check_tags(node, fld):
+            return None
+        if isinstance(node, ScalarNode) and node.tag == _STR:
+            return node.value
+        what = _type_name(node)
+        hint = ""
+        if isinstance(node, ScalarNode):
+            if node.tag == _BOOL:
+                hint = f"; YAML reads {node.value} as a boolean, quote it if you mean the word: \"{node.value}\""
+            elif node.tag == _NULL:
+                if fld.rsplit(".", 1)[-1] not in REQUIRED_PROFILE_KEYS:
+                    hint = "; leave the key out to use the default"
+            elif node.tag in (_INT, _FLOAT, _TIMESTAMP):
+                hint = f"; quote it if you mean the text: \"{node.value}\""
+        self.error(f"expected a string, got {what}{hint}", node, fld)
+        return None
+
+    def _text_field(self, node: Node, fld: str, what: str) -> str | None:
+        """A non-empty single-line string."""
+        value = self._string(node, fld)
+        if value is None:
+            return None
+        if not value:
+            self.error(f"{what} must not be empty", node, fld)
+            return None
+        if _CONTROL_RE.search(value):
+            self.error(f"{what} {_q(value)} contains control characters", node, fld)
+            return None
+        return value
+
+    # -- the document ------------------------------------------------------
+
+    def document(self, root: Node) -> list[Profile]:
+        """Check the whole document *root* (the file's composed node tree); return the profiles found valid.
+
+        Problems are recorded with :meth:`error`; the profiles returned count
+        only if there is none (see :meth:`result`).  Raises
+        :class:`TooManyErrors` at :data:`MAX_ERRORS` problems.
+        """
+        if not isinstance(root, MappingNode):
+            self.error(
+                f"the top level must be a mapping with 'version: 1' and 'profiles:', not {_type_name(root)}", root
+            )
+            return []
+        if not self._check_tags(root, ""):
+            return []
+        entries = self._mapping(root, "", TOP_LEVEL_KEYS)
+
+        if "version" not in entries:
+            self.error("missing 'version: 1' (the format version)", root, "version", sort_line=_end_line(root))
+        else:
+            node = entries["version"][1]
+            if isinstance(node, ScalarNode) and node.tag == _INT:
+                version = _int_value(node)
+                if version != VERSION:
+                    # A different format: checking it against version 1's
+                    # rules would only produce noise.
+                    self.error(
+                        f"unsupported version {_q(node.value, 20)}; this Tender reads version {VERSION}",
+                        node,
+                        "version",
+                    )
+                    return []
+            else:
+                self.error(f"expected the number {VERSION}, got {_type_name(node)}", node, "version")
+
+        if "profiles" not in entries:
+            self.error(
+                "missing 'profiles:' (a list of profiles; 'profiles: []' for none)",
+                root,
+                "profiles",
+                sort_line=_end_line(root),
+            )
+            return []
+        node = entries["profiles"][1]
+        if not self._check_tags(node, "profiles"):
+            return []
+        if not isinstance(node, SequenceNode):
+            hint = "; write 'profiles: []' for none" if isinstance(node, ScalarNode) and node.tag == _NULL else ""
+            self.error(f"expected a list of profiles, got {_type_name(node)}{hint}", node, "profiles")
+            return []
+        profiles = []
+        for index, item in enumerate(node.value):
+            profile = self._profile(item, f"profiles[{index}]")
+            if profile is not None:
+                profiles.append(profile)
+        return profiles
+
+    def _profile(self, node: Node, path: str) -> Profile | None:
+        if not isinstance(node, MappingNode):
+            self.error(
+                f"expected a profile (a mapping with name, target and ports), got {_type_name(node)}", node, path
+            )
+            return None
+        if not self._check_tags(node, path):
+            return None
+        before = len(self.errors)
+        entries = self._mapping(node, path, PROFILE_KEYS)
+        for key in REQUIRED_PROFILE_KEYS:
+            if key not in entries:
+                self.error(f"missing required key {key!r}", node, path, sort_line=_end_line(node))
+        values: dict[str, Node] = {key: value for key, (_, value) in entries.items()}
+
+        name = self._name(values["name"], f"{path}.name") if "name" in values else None
+        context = self._context(values["context"], f"{path}.context") if "context" in values else None
+        namespace = self._namespace(values["namespace"], f"{path}.namespace") if "namespace" in values else None
+        target = self._target(values["target"], f"{path}.target") if "target" in values else None
+        address = self._address(values["address"], f"{path}.address") if "address" in values else DEFAULT_ADDRESS
+        ports = self._ports(values["ports"], f"{path}.ports", name or path, address) if "ports" in values else None
+        autostart = self._bool(values["autostart"], f"{path}.autostart") if "autostart" in values else False
+        group = self._text_field(values["group"], f"{path}.group", "group") if "group" in values else None
+
+        if len(self.errors) != before or name is None or target is None or ports is None or address is None:
+            return None
+        assert autostart is not None
+        return Profile(
+            name=name,
+            context=context,
+            namespace=namespace,
+            target=target,
+            ports=ports,
+            address=address,
+            autostart=autostart,
+            group=group,
+            line=_line(node),
+        )
+
+    # -- fields ------------------------------------------------------------
+
+    def _name(self, node: Node, fld: str) -> str | None:
+        name = self._string(node, fld)
+        if name is None:
+            return None
+        if not _NAME_RE.fullmatch(name):
+            if not name:
+                problem = "a profile name must not be empty"
+            elif len(name) > 63:
+                problem = f"profile name is {len(name)} characters long; at most 63 are allowed"
+            else:
+                problem = (
+                    f"invalid profile name {_q(name)}: use letters, digits, '.', '_' and '-', "
+                    "starting with a letter or digit"
+                )
+            self.error(problem, node, fld)
+            return None
+        first = self.names.get(name)
+        if first is not None:
+            self.error(f"duplicate profile name {name!r} (first used at line {first})", node, fld)
+            return None
+        self.names[name] = _line(node)
+        return name
+
+    def _context(self, node: Node, fld: str) -> str | None:
+        context = self._text_field(node, fld, "context")
+        if context is None:
+            return None
+        if self.known_contexts is not None and context not in self.known_contexts:
+            known = sorted(self.known_contexts)
+            if not known:
+                listing = "the kubeconfig has no contexts"
+            else:
+                shown = ", ".join(known[:10]) + (f" and {len(known) - 10} more" if len(known) > 10 else "")
+                listing = f"the kubeconfig has: {shown}"
+            close = difflib.get_close_matches(context, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            self.error(f"unknown context {_q(context)}; {hint}{listing}", node, fld)
+            return None
+        return context
+
+    def _namespace(self, node: Node, fld: str) -> str | None:
+        namespace = self._string(node, fld)
+        if namespace is None:
+            return None
+        if not _NAMESPACE_RE.fullmatch(namespace):
+            self.error(
+                f"invalid namespace {_q(namespace)}: namespaces are 1-63 lowercase letters, digits and '-', "
+                "starting and ending with a letter or digit",
+                node,
+                fld,
+            )
+            return None
+        return namespace
+
+    def _target(self, node: Node, fld: str) -> Target | None:
+        text = self._string(node, fld)
+        if text is None:
+            return None
+        try:
+            return parse_target(text)
+        except UsageError as err:
+            self.error(err.message, node, fld)
+            return None
+
+    def _address(self, node: Node, fld: str) -> str | None:
+        text = self._string(node, fld)
+        if text is None:
+            return None
+        if text == "localhost":
+            return "localhost"
+        try:
+            return str(ipaddress.ip_address(text))
+        except ValueError:
+            self.error(f"invalid address {_q(text)}: expected an IP address or \"localhost\"", node, fld)
+            return None
+
+    def _bool(self, node: Node, fld: str) -> bool | None:
+        if not self._check_tags(node, fld):
+            return None
+        if isinstance(node, ScalarNode) and node.tag == _BOOL:
+            return node.value.lower() in ("yes", "true", "on", "y")
+        hint = ""
+        if isinstance(node, ScalarNode) and node.tag == _STR and node.value.lower() in ("true", "false"):
+            hint = "; remove the quotes"
+        self.error(f"expected true or false, got {_type_name(node)}{hint}", node, fld)
+        return None
+
+    def _ports(self, node: Node, fld: str, profile: str, address: str | None) -> tuple[PortSpec, ...] | None:
+        if not self._check_tags(node, fld):
+            return None
+        if not isinstance(node, SequenceNode):
+            hint = ""
+            if isinstance(node, ScalarNode) and node.tag in (_STR, _INT):
+                hint = f"; write a list even for one port: [\"{node.value}\"]"
+            self.error(f"expected a list of ports, got {_type_name(node)}{hint}", node, fld)
+            return None
+        if not node.value:
+            self.error("at least one port is required", node, fld)
+            return None
+        specs: list[PortSpec] = []
+        ok = True
+        own: dict[int, int] = {}  # local port -> index, within this profile
+        for index, item in enumerate(node.value):
+            item_field = f"{fld}[{index}]"
+            spec = self._port(item, item_field)
+            if spec is None:
+                ok = False
+                continue
+            specs.append(spec)
+            if spec.local is None:
+                continue
+            if spec.local in own:
+                self.error(
+                    f"local port {spec.local} is already used by {fld}[{own[spec.local]}] of this profile",
+                    item,
+                    item_field,
+                )
+                ok = False
+                continue
+            own[spec.local] = index
+            if address is not None and not self._claim(spec.local, address, profile, item, item_field):
+                ok = False
+        return tuple(specs) if ok else None
+
+    def _port(self, node: Node, fld: str) -> PortSpec | None:
+        if not self._check_tags(node, fld):
+            return None
+        if not isinstance(node, ScalarNode) or node.tag not in (_STR, _INT):
+            self.error(
+                f"expected a port like 8080, \"8080:80\" or \":http\", got {_type_name(node)}", node, fld
+            )
+            return None
+        # The source text, not YAML's reading of it: see the module docstring.
+        try:
+            return parse_port_spec(node.value)
+        except UsageError as err:
+            self.error(err.message, node, fld)
+            return None
+
+    def _claim(self, port: int, address: str, profile: str, node: Node, fld: str) -> bool:
+        """Record that *profile* listens on address:port; False (reported) if another does."""
+        addresses = tuple(
+            _canonical_ip(a) for a in (LOCALHOST_ADDRESSES if address == "localhost" else (address,))
+        )
+        for use in self.ports_in_use.get(port, []):
+            if any(_overlap(a, b) for a in addresses for b in use.addresses):
+                self.error(
+                    f"local address {_host_port(address, port)} is already used by profile {use.profile!r} "
+                    f"({use.field}, line {use.line})",
+                    node,
+                    fld,
+                )
+                return False
+        self.ports_in_use.setdefault(port, []).append(_PortUse(profile, _line(node), fld, addresses))
+        return True
+
+
+def _int_value(node: ScalarNode) -> int | None:
+    """YAML's reading of an int-tagged scalar (0o17, 0x1f, 1_000, 1:30 ...), None if absurd."""
+    loader = yaml.SafeLoader("")
+    try:
+        value = loader.construct_yaml_int(node)
+    except (ValueError, OverflowError, yaml.YAMLError):  # e.g. more digits than int() accepts
+        return None
+    finally:
+        loader.dispose()
+    return value if isinstance(value, int) else None
+
+
+def _canonical_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    ip = ipaddress.ip_address(text)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+_IP = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _overlap(a: _IP, b: _IP) -> bool:
+    """Whether listening on a and b with the same port would clash.
+
+    Equal addresses clash; a wildcard clashes with every address of its
+    family, and ``::`` with IPv4 too (dual-stack sockets are the default on
+    Linux and macOS).
+    """
+    if a == b:
+        return True
+    for x, y in ((a, b), (b, a)):
+        if x.is_unspecified and (x.version == y.version or x.version == 6):
+            return True
+    return False
+
+
+def _host_port(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"

@@ -1,0 +1,147 @@
+"""The profiles data model: :class:`Profile`, :class:`ProfilesFile` and the format's facts.
+
+Plain data, no I/O.  Format (version 1)::
+
+    version: 1
+    profiles:
+      - name: shop-web           # required, unique, 1-63 of [A-Za-z0-9._-], starts alphanumeric
+        context: tender-a        # optional; default: the kubeconfig's current context
+        namespace: shop          # optional; default: the context's namespace, else "default"
+        target: svc/web          # required; kubectl form (pod name, TYPE/NAME)
+        ports: ["8080:80", "9090:metrics", ":5432", 3000]   # required, non-empty
+        address: 127.0.0.1       # optional; an IP address or "localhost" (127.0.0.1 and ::1)
+        autostart: false         # optional; true or false
+        group: shop              # optional; groups profiles in the tray menu
+
+The constants below are what the reader (:mod:`tray.profiles.reader`),
+the checker (:mod:`tray.profiles.checker`), the writer
+(:mod:`tray.profiles.writer`) and ``config/profiles.schema.json`` agree on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from tray.domain.addresses import DEFAULT_ADDRESS, LOCALHOST_ADDRESSES
+from tray.domain.portspec import PortSpec
+from tray.domain.targets import Target
+
+__all__ = [
+    "EMPTY_PROFILES_TEXT",
+    "NAMESPACE_PATTERN",
+    "NAME_PATTERN",
+    "PROFILE_KEYS",
+    "REQUIRED_PROFILE_KEYS",
+    "TOP_LEVEL_KEYS",
+    "VERSION",
+    "Profile",
+    "ProfilesFile",
+]
+
+#: The only version of the format this code reads and writes.
+VERSION: Final = 1
+#: Keys allowed at the top level of the file.
+TOP_LEVEL_KEYS: Final = ("version", "profiles")
+#: Keys allowed in a profile, in the order Tender writes them.
+PROFILE_KEYS: Final = ("name", "context", "namespace", "target", "ports", "address", "autostart", "group")
+#: Keys a profile must have.
+REQUIRED_PROFILE_KEYS: Final = ("name", "target", "ports")
+
+#: What a freshly created profiles file contains.
+EMPTY_PROFILES_TEXT: Final = "version: 1\nprofiles: []\n"
+
+#: A profile name: 1-63 letters, digits, '.', '_' and '-', starting with a letter or digit.
+NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+#: A namespace name (a DNS-1123 label), as the API server accepts it.
+NAMESPACE_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Profile:
+    """One saved forward, as checked by the loader (frozen, keyword-only).
+
+    *target* and *ports* are parsed (kubectl's forms, see
+    :mod:`tray.domain.targets` and :mod:`tray.domain.portspec`); *address*
+    is a canonical IP address or ``"localhost"``; None for *context* /
+    *namespace* means the kubeconfig's current context / the context's
+    namespace.  Making one does not validate it: :func:`~tray.profiles.save_profiles`
+    does, before writing.
+
+    ``line`` is where the profile starts in the file it was loaded from (0
+    for profiles made in code); it is not part of equality, so a profile
+    compares equal to itself after a save and reload.
+    """
+
+    name: str
+    context: str | None = None
+    namespace: str | None = None
+    target: Target
+    ports: tuple[PortSpec, ...]
+    address: str = DEFAULT_ADDRESS
+    autostart: bool = False
+    group: str | None = None
+    line: int = field(default=0, compare=False)
+
+    @property
+    def bind_addresses(self) -> tuple[str, ...]:
+        """The IP addresses to listen on, as strings ("localhost" is two of them: 127.0.0.1 and ::1)."""
+        return LOCALHOST_ADDRESSES if self.address == "localhost" else (self.address,)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The profile as the file spells it: a new dict of plain str/bool/list values.
+
+        Keys in :data:`PROFILE_KEYS` order; keys at their default are left out.
+        """
+        out: dict[str, Any] = {"name": self.name}
+        if self.context is not None:
+            out["context"] = self.context
+        if self.namespace is not None:
+            out["namespace"] = self.namespace
+        out["target"] = str(self.target)
+        out["ports"] = [str(p) for p in self.ports]
+        if self.address != DEFAULT_ADDRESS:
+            out["address"] = self.address
+        if self.autostart:
+            out["autostart"] = True
+        if self.group is not None:
+            out["group"] = self.group
+        return out
+
+
+@dataclass(frozen=True)
+class ProfilesFile:
+    """The profiles of one file, in file order (frozen).
+
+    *path* is the file they were loaded from or written to.  Iterating and
+    ``len()`` go over *profiles*.
+    """
+
+    path: Path
+    profiles: tuple[Profile, ...] = ()
+
+    def __iter__(self) -> Iterator[Profile]:
+        return iter(self.profiles)
+
+    def __len__(self) -> int:
+        return len(self.profiles)
+
+    def by_name(self, name: str) -> Profile | None:
+        """The profile called *name* (exact match), or None."""
+        for profile in self.profiles:
+            if profile.name == name:
+                return profile
+        return None
+
+    def names(self) -> list[str]:
+        """The profile names, in file order (a new list)."""
+        return [p.name for p in self.profiles]
+
+    def groups(self) -> dict[str | None, list[Profile]]:
+        """Profiles by group (None = ungrouped), groups in order of first appearance (a new dict)."""
+        out: dict[str | None, list[Profile]] = {}
+        for profile in self.profiles:
+            out.setdefault(profile.group, []).append(profile)
+        return out
