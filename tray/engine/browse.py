@@ -52,7 +52,9 @@ class Resource:
 
 def _finished_job(item: Mapping[str, Any]) -> bool:
     conditions = (item.get("status") or {}).get("conditions") or []
-    return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+    # SuccessCriteriaMet and FailureTarget come first (Kubernetes 1.31+): the Job is finishing.
+    return any(c.get("type") in ("Complete", "Failed", "SuccessCriteriaMet", "FailureTarget")
+               and c.get("status") == "True"
                for c in conditions if isinstance(c, dict))
 
 
