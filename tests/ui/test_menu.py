@@ -9,7 +9,7 @@ from tests.ui.fakes import cluster, profile, session
 from tray.ui import labels
 from tray.ui.menu import MAX_TOP_LEVEL_FORWARDS, MenuState, build_menu, session_item
 from tray.ui.model import Action, Item
-from tray.ui.resources import ClusterTree, Failed, Loading, Ready, Resource
+from tray.ui.resources import KIND_SECTIONS, ClusterTree, Failed, Loading, Ready, Resource
 
 
 def labels_of(item: Item) -> list[str]:
@@ -173,7 +173,7 @@ def _tree(nss: tuple[str, ...] = ("demo", "default"), resources: dict | None = N
 
 def _ready(ns: str, **kinds: tuple[Resource, ...]) -> dict:
     out = {}
-    for kind in ("Pod", "Service", "Deployment", "StatefulSet", "DaemonSet"):
+    for kind, _ in KIND_SECTIONS:
         out[(ns, kind)] = Ready(kinds.get(kind, ()))
     return out
 
@@ -207,8 +207,21 @@ def test_namespace_resources_and_port_entries() -> None:
     assert default.children[0].action == Action("load-namespace", ("tender-a", "default"))
 
 
+def test_every_kind_a_forward_can_target_has_its_section_in_kubectls_order() -> None:
+    listed = {kind: (Resource(f"{kind.lower()}-1", ((8080, "http", "TCP"),)),) for kind, _ in KIND_SECTIONS}
+    tree = _tree(resources=_ready("demo", **listed))
+    demo = build_menu(MenuState(clusters=[cluster("tender-a")], trees={"tender-a": tree})).child("Clusters") \
+        .child("tender-a").child("demo")
+    assert labels_of(demo) == ["Pods", "Services", "Deployments", "StatefulSets", "DaemonSets", "ReplicaSets",
+                               "ReplicationControllers", "Jobs"]
+    job = demo.child("Jobs").child("job-1")
+    assert job.child("Forward 8080 (http)").action == Action("forward", ("tender-a", "demo", "Job", "job-1", "http", 8080))
+    rc = demo.child("ReplicationControllers").child("replicationcontroller-1")
+    assert rc.child("Custom port…").action.args[2] == "ReplicationController"
+
+
 def test_namespace_loading_and_empty() -> None:
-    loading = {("demo", k): Loading() for k in ("Pod", "Service", "Deployment", "StatefulSet", "DaemonSet")}
+    loading = {("demo", k): Loading() for k, _ in KIND_SECTIONS}
     tree = _tree(resources={**loading, **_ready("default")})
     a = build_menu(MenuState(clusters=[cluster("tender-a")], trees={"tender-a": tree})).child("Clusters").child("tender-a")
     assert labels_of(a.child("demo")) == ["Loading…"]

@@ -20,13 +20,16 @@ __all__ = ["KIND_SECTIONS", "ClusterTree", "Failed", "LoadState", "Loading", "Re
 
 T = TypeVar("T")
 
-#: (kind, menu label), in menu order.
+#: (kind, menu label), in menu order: every kind a forward can target (``tray.domain.targets.KINDS``).
 KIND_SECTIONS: tuple[tuple[str, str], ...] = (
     ("Pod", "Pods"),
     ("Service", "Services"),
     ("Deployment", "Deployments"),
     ("StatefulSet", "StatefulSets"),
     ("DaemonSet", "DaemonSets"),
+    ("ReplicaSet", "ReplicaSets"),
+    ("ReplicationController", "ReplicationControllers"),
+    ("Job", "Jobs"),
 )
 
 
