@@ -1,19 +1,55 @@
-"""Tender's exception hierarchy.
+"""Tender's exception tree: every error Tender raises on purpose, in one place.
 
-Every error Tender raises on purpose derives from :class:`TenderError`, so the
-shells (CLI, tray) can catch one type, show ``str(err)`` to the user and treat
-anything else as a bug.  The subclasses exist because the engine reacts to
-them differently:
+Every such error derives from :class:`TenderError`, so the shells (CLI, tray)
+catch one type, show ``str(err)`` to the user and treat anything else as a
+bug.  The subclasses exist because the engine reacts to them differently.
+The tree, with the layer that raises each and what a shell shows for it::
 
-* :class:`UsageError` -- the user's input is wrong; retrying cannot help, the
-  message must point at the offending input.
-* :class:`TargetError` -- the input is well-formed but the cluster state does
-  not allow a forward *right now* (no selector, no ready pod, port not
-  declared...).  The engine may retry these for reconnecting targets.
-* :class:`ForbiddenError` -- RBAC said no; retrying won't help until the user
-  changes something.
-* :class:`ClusterUnreachable` -- network/API-server trouble; retried with
-  back-off.
+    TenderError                 any layer; a forward that meets one it has no
+    |                           rule for is ``error`` with str(err) as reason
+    +-- UsageError              domain (ports, targets), kube (kubeconfig),
+    |   |                       engine (local port taken), profiles, cli:
+    |   |                       CLI "tender: error: <msg>", exit 2; tray:
+    |   |                       a notification, or the profiles/kubeconfig
+    |   |                       error line in the menu
+    |   +-- PortUsageError      engine: the port as typed does not exist on the
+    |                           target; the forward is ``error`` for good
+    |                           (usage error: CLI exits 2)
+    +-- TargetError             domain (selection), engine: no pod serves the
+    |                           port now; ``error``/``reconnecting`` with the
+    |                           message, retried while the target exists
+    +-- ForbiddenError          kube (HTTP 403): ``error`` with the server's
+    |                           message (who may not do what where), no retry
+    +-- ClusterUnreachable      kube: no answer from the API server; forwards
+    |                           ``error`` ("cluster unreachable"), back by
+    |                           themselves
+    +-- TLSVerificationError    kube: the certificate does not verify; ``error``
+    |                           for good
+    +-- ApiError (.status)      kube: any other HTTP status; ``error`` or
+    |   |                       ``reconnecting`` with the server's message
+    |   +-- NotFound            kube (404): the target or pod is gone; the pods
+    |   |                       are listed again (``reconnecting``)
+    |   +-- Gone                kube (410): a watch's resourceVersion is too
+    |   |                       old; relisted at once, never shown
+    |   +-- Unauthorized        kube (401 after one reload): ``error``, no retry
+    +-- WatchStalled            kube (watches): a watch the server should have
+    |                           ended; relisted at once, never shown
+    +-- UpgradeFailed           kube (spdyconn): the HTTP/1.1 upgrade's answer
+    |                           is broken or not SPDY/3.1; ``cannot reach pod
+    |                           ...: <msg>`` (reconnecting)
+    +-- TunnelUnsupported       engine (tunnel): the API server did not choose
+    |                           the SPDY-tunnel subprotocol; the dialer falls
+    |                           back to the v4 stream, never shown
+    +-- ProtocolError           wire (framing): the v4 channel protocol broken;
+    |                           that one connection ends ("protocol error: ...")
+    +-- SpdyError               wire (spdy): the SPDY framing broken; the tunnel
+                                ends ("protocol error from the kubelet: ...")
+                                and its connections with it
+
+The modules that raise the kube, engine and wire errors import them from
+here, so ``from tray.kube.kubeapi import NotFound`` keeps working.  Private
+control-flow exceptions (``_GetOnly``, ``_MidWrite``...) stay in the module
+that raises and catches them; they never reach a shell.
 """
 
 from __future__ import annotations
@@ -28,6 +64,15 @@ __all__ = [
     "ClusterUnreachable",
     "PortUsageError",
     "TLSVerificationError",
+    "ApiError",
+    "NotFound",
+    "Gone",
+    "Unauthorized",
+    "WatchStalled",
+    "UpgradeFailed",
+    "TunnelUnsupported",
+    "ProtocolError",
+    "SpdyError",
 ]
 
 
@@ -98,3 +143,51 @@ class TLSVerificationError(TenderError):
     """The API server's certificate did not verify against what the kubeconfig
     says (certificate-authority, tls-server-name): not a network problem that
     waiting mends, so a forward that meets it is ``error`` for good."""
+
+
+class ApiError(TenderError):
+    """The API server answered with an HTTP status Tender has no other class for.
+
+    ``status`` is the HTTP status (0 for a watch interrupted mid-stream);
+    ``str()`` is the server's own message (its Status body) or a summary.
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NotFound(ApiError):
+    """404: the object (or the pod a port-forward names) does not exist."""
+
+
+class Gone(ApiError):
+    """410: the watch's resourceVersion is too old; relist."""
+
+
+class Unauthorized(ApiError):
+    """401 even after reloading the kubeconfig: the credentials were rejected.
+
+    Retrying cannot help until the user changes something (as for a 403), so
+    the engine fails the forward with this message instead of reconnecting.
+    """
+
+
+class WatchStalled(TenderError):
+    """A watch the server should have ended by now: its connection is presumed dead."""
+
+
+class UpgradeFailed(TenderError):
+    """The server's answer broke HTTP/1.1, or switched to something else than SPDY/3.1."""
+
+
+class TunnelUnsupported(TenderError):
+    """The API server did not negotiate the SPDY tunnel subprotocol."""
+
+
+class ProtocolError(TenderError):
+    """The server broke the channel protocol; the connection must be dropped."""
+
+
+class SpdyError(TenderError):
+    """The peer broke the SPDY framing; the whole session must be dropped."""

@@ -4,15 +4,57 @@ from __future__ import annotations
 
 import pickle
 
+import importlib
+
 import pytest
 
-from tray.errors import ClusterUnreachable, ForbiddenError, TargetError, TenderError, UsageError
+import tray.errors
+from tray.errors import (
+    ApiError,
+    ClusterUnreachable,
+    ForbiddenError,
+    Gone,
+    NotFound,
+    TargetError,
+    TenderError,
+    Unauthorized,
+    UsageError,
+)
 
 
-@pytest.mark.parametrize("cls", [UsageError, TargetError, ForbiddenError, ClusterUnreachable])
-def test_hierarchy(cls: type[Exception]) -> None:
+@pytest.mark.parametrize("name", tray.errors.__all__)
+def test_hierarchy(name: str) -> None:
+    # Every error a shell may be handed is a TenderError: the CLI and the
+    # tray catch that one type and show str(err); anything else is a bug.
+    cls = getattr(tray.errors, name)
     assert issubclass(cls, TenderError)
-    assert issubclass(cls, Exception)
+
+
+@pytest.mark.parametrize("cls", [NotFound, Gone, Unauthorized])
+def test_api_errors_keep_the_status(cls: type[ApiError]) -> None:
+    err = cls(404, "pods \"web-0\" not found")
+    assert isinstance(err, ApiError)
+    assert err.status == 404
+    assert str(err) == 'pods "web-0" not found'
+
+
+@pytest.mark.parametrize(
+    "module,names",
+    [
+        ("tray.kube.kubeapi", ["ApiError", "NotFound", "Gone", "Unauthorized"]),
+        ("tray.kube.watches", ["WatchStalled"]),
+        ("tray.kube.spdyconn", ["UpgradeFailed"]),
+        ("tray.engine.tunnel", ["TunnelUnsupported"]),
+        ("tray.wire.framing", ["ProtocolError"]),
+        ("tray.wire.spdy", ["SpdyError"]),
+    ],
+)
+def test_old_homes_still_export_the_same_classes(module: str, names: list[str]) -> None:
+    # `except NotFound` written against tray.kube.kubeapi must catch what the
+    # API client raises: the same class object, not a copy.
+    mod = importlib.import_module(module)
+    for name in names:
+        assert getattr(mod, name) is getattr(tray.errors, name)
 
 
 @pytest.mark.parametrize(

@@ -93,7 +93,7 @@ from typing import Any, Protocol
 
 from websockets.exceptions import ConnectionClosed
 
-from tray.errors import TenderError
+from tray.errors import TunnelUnsupported
 from tray.kube.kubeapi import KubeAPI
 from tray.wire.spdy import (
     MAX_STREAM_ID,
@@ -186,10 +186,6 @@ class TunnelSocket(Protocol):
     async def close(self) -> None: ...
 
     async def wait_closed(self) -> None: ...
-
-
-class TunnelUnsupported(TenderError):
-    """The API server did not negotiate the SPDY tunnel subprotocol."""
 
 
 # ------------------------------------------------------------ the kubelet's frame workers

@@ -26,7 +26,16 @@ from typing import Any
 
 import httpx
 
-from tray.errors import ClusterUnreachable, ForbiddenError, TenderError, TLSVerificationError
+from tray.errors import (
+    ApiError,
+    ClusterUnreachable,
+    ForbiddenError,
+    Gone,
+    NotFound,
+    TenderError,
+    TLSVerificationError,
+    Unauthorized,
+)
 from tray.kube.kubeconfig import ClusterAuth
 
 log = logging.getLogger(__name__)
@@ -41,28 +50,6 @@ RETIRE_AFTER = 45.0
 # A watch with no traffic for this long is presumed dead (a laptop that slept,
 # a NAT that forgot us).  The server sends bookmarks about once a minute.
 WATCH_IDLE_TIMEOUT = 90.0
-
-
-class ApiError(TenderError):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class NotFound(ApiError):
-    pass
-
-
-class Gone(ApiError):
-    """410: the watch's resourceVersion is too old; relist."""
-
-
-class Unauthorized(ApiError):
-    """401 even after reloading the kubeconfig: the credentials were rejected.
-
-    Retrying cannot help until the user changes something (as for a 403), so
-    the engine fails the forward with this message instead of reconnecting.
-    """
 
 
 def status_message(status: int, body: bytes | bytearray | str) -> str:

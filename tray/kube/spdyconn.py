@@ -52,7 +52,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import h11
 
-from tray.errors import ClusterUnreachable, TenderError
+from tray.errors import ClusterUnreachable, TenderError, UpgradeFailed
 from tray.kube.kubeapi import KubeAPI, error_for, unreachable
 from tray.engine.stream import _system_proxy
 
@@ -77,10 +77,6 @@ MAX_ERROR_BODY = 64 * 1024
 WRITE_HIGH = 256 * 1024
 WRITE_LOW = 64 * 1024
 USER_AGENT = "tender/0.1"
-
-
-class UpgradeFailed(TenderError):
-    """The server's answer broke HTTP/1.1, or switched to something else than SPDY/3.1."""
 
 
 class Handshake:

@@ -41,7 +41,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from tray.errors import ClusterUnreachable, ForbiddenError, TenderError, TLSVerificationError
+from tray.errors import ClusterUnreachable, ForbiddenError, TenderError, TLSVerificationError, WatchStalled
 from tray.kube.health import ClusterHealth, HealthChange
 from tray.kube.kubeapi import ApiError, Gone, KubeAPI, NotFound, Unauthorized
 
@@ -366,10 +366,6 @@ class WatchRegistry:
         health = self._health.pop(cluster, None)
         if health is not None:
             await health.stop()
-
-
-class WatchStalled(TenderError):
-    """A watch the server should have ended by now: its connection is presumed dead."""
 
 
 class _GetOnly(Exception):

@@ -32,7 +32,7 @@ import codecs
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from tray.errors import TenderError
+from tray.errors import ProtocolError
 
 __all__ = [
     "DATA_CHANNEL",
@@ -62,10 +62,6 @@ MAX_ERROR_CHARS = 64 * 1024
 _CHANNEL_NAMES = {DATA_CHANNEL: "data", ERROR_CHANNEL: "error"}
 _PREFIX_LEN = 2
 _DATA_PREFIX = bytes((DATA_CHANNEL,))
-
-
-class ProtocolError(TenderError):
-    """The server broke the channel protocol; the connection must be dropped."""
 
 
 @dataclass(frozen=True, slots=True)

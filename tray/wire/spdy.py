@@ -45,7 +45,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from tray.errors import TenderError
+from tray.errors import SpdyError
 
 __all__ = [
     "SUBPROTOCOL",
@@ -103,10 +103,6 @@ MAX_CONTROL_LENGTH = 1 << 20
 _HEADER = struct.Struct(">II")  # two 32-bit words: (bit + id or version/type), (flags + length)
 _U32 = struct.Struct(">I")
 _U32x2 = struct.Struct(">II")
-
-
-class SpdyError(TenderError):
-    """The peer broke the SPDY framing; the whole session must be dropped."""
 
 
 @dataclass(frozen=True, slots=True)
