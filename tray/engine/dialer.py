@@ -11,7 +11,7 @@ Three paths lead through the API server to the kubelet:
   get a 403 for the WebSocket and a 101 here.  Tender uses it when the
   tunnel's WebSocket is refused with 403, as client-go's ``FallbackDialer``
   does (kubectl's ``shouldFallback``: any upgrade failure).
-* ``v4.channel.k8s.io`` (:mod:`tray.engine.stream`): one WebSocket per connection,
+* ``v4.channel.k8s.io`` (:mod:`tray.engine.v4`): one WebSocket per connection,
   with spare streams kept warm while the forward is busy (:mod:`tray.engine.pool`).
   Every API server since 1.4 speaks it.
 
@@ -45,8 +45,9 @@ from websockets.asyncio.client import ClientConnection
 
 from tray.errors import ClusterUnreachable, ForbiddenError, TenderError
 from tray.kube.kubeapi import ApiError, KubeAPI, NotFound, Unauthorized
+from tray.kube.websocket import close_ws, forget_traceback
 from tray.engine.pool import StreamPool
-from tray.engine.stream import StreamResult, close_ws, forget_traceback, open_stream, pump
+from tray.engine.v4 import StreamResult, open_stream, pump
 from tray.engine.tunnel import Tunnel
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ the kubelet and copy bytes between the two.  A :class:`Tunnel` owns one such
 WebSocket; every local TCP connection it carries is a pair of SPDY streams
 (error + data, see :mod:`tray.wire.spdy`), opened in one message without waiting
 for the kubelet's reply.  Compared with ``v4.channel.k8s.io`` (one WebSocket
-per connection, :mod:`tray.engine.stream`), a new connection costs no TLS handshake,
+per connection, :mod:`tray.engine.v4`), a new connection costs no TLS handshake,
 no HTTP upgrade and no apiserver→kubelet dial: kubectl's latency, and the
 kubelet decodes SPDY instead of masked WebSocket frames on uploads.
 
@@ -22,7 +22,7 @@ The rules, and why:
   stream, and the pod's reply keeps flowing.  The kubelet ends the data
   stream (FIN) once the pod's side has closed; that ends the connection.
   A pod that never closes after our FIN is cut after ``LINGER_IDLE``
-  (:data:`tray.engine.stream.LINGER_IDLE`) of silence, as on the v4 path.
+  (:data:`tray.engine.v4.LINGER_IDLE`) of silence, as on the v4 path.
 * The kubelet writes why a connection failed on the error stream (e.g.
   "connection refused" inside the pod) and then resets the streams; that
   fails the one connection, not the tunnel.
@@ -111,8 +111,9 @@ from tray.wire.spdy import (
     StreamReset,
 )
 from tray.kube import spdyconn
-from tray.engine import stream
-from tray.engine.stream import READ_SIZE, StreamResult, connect_websocket, forget_traceback, portforward_url
+from tray.kube.websocket import connect_websocket, forget_traceback, portforward_url
+from tray.engine import v4
+from tray.engine.v4 import READ_SIZE, StreamResult
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +167,7 @@ STALL_AFTER = 1.0
 class TunnelSocket(Protocol):
     """What the tunnel needs of its byte stream to the kubelet.
 
-    Either ``tray.engine.stream``'s WebSocket client connection, or the TLS stream
+    Either :mod:`tray.kube.websocket`'s WebSocket client connection, or the TLS stream
     of an HTTP/1.1 upgrade (:class:`tray.kube.spdyconn.SpdySocket`).  ``send``
     writes one buffer before its first wait and raises websockets'
     ``ConnectionClosed`` or a ``ConnectionError`` once the stream has ended;
@@ -430,7 +431,7 @@ class Tunnel:
                 forget_traceback(ws)
                 raise TunnelUnsupported(
                     f"the API server chose subprotocol {ws.subprotocol or 'none'}, not {SUBPROTOCOL}")
-            sock = ws  # type: ignore[assignment]  # tray.engine.stream's connection class diverts
+            sock = ws  # type: ignore[assignment]  # tray.kube.websocket's connection class diverts
         tunnel = cls(sock, pod)
         # After any reload a 401 caused while connecting: the credentials the
         # tunnel was finally opened with.
@@ -1005,10 +1006,10 @@ class Tunnel:
             conn.last_rx = loop.time()
             while not conn.finished.done():
                 idle = loop.time() - conn.last_rx
-                if idle >= stream.LINGER_IDLE:
+                if idle >= v4.LINGER_IDLE:
                     self._cancel(conn)
                     return
-                await asyncio.sleep(stream.LINGER_IDLE - idle)
+                await asyncio.sleep(v4.LINGER_IDLE - idle)
 
         pumping: asyncio.Future[None] | None = None
         reply_timer = loop.call_later(self._reply_timeout, self._unacknowledged, conn)

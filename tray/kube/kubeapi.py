@@ -1,7 +1,7 @@
 """A small asyncio client for the few Kubernetes API calls Tender makes.
 
 GET an object, LIST a collection and WATCH it, and open port-forward
-WebSockets (see :mod:`tray.engine.stream`).  It speaks plain JSON over httpx, with
+WebSockets (see :mod:`tray.kube.websocket`).  It speaks plain JSON over httpx, with
 the credentials and TLS settings of :class:`tray.kube.kubeconfig.ClusterAuth`.
 
 Errors are precise, because the menu and the CLI show them to the user:

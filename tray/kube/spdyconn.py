@@ -54,7 +54,7 @@ import h11
 
 from tray.errors import ClusterUnreachable, TenderError, UpgradeFailed
 from tray.kube.kubeapi import KubeAPI, error_for, unreachable
-from tray.engine.stream import _system_proxy
+from tray.kube.websocket import system_proxy
 
 log = logging.getLogger(__name__)
 
@@ -395,7 +395,7 @@ async def _dial(api: KubeAPI) -> tuple[SpdySocket, dict[str, str]]:
     if secure:
         tls = ctx if isinstance(ctx, ssl.SSLContext) else ssl.create_default_context()
     server_hostname = (auth.tls_server_name or host) if secure else None
-    proxy = auth.proxy or _system_proxy(auth.server)
+    proxy = auth.proxy or system_proxy(auth.server)
     loop = asyncio.get_running_loop()
     sock = SpdySocket()
     if proxy is None:

@@ -8,7 +8,7 @@ a WebSocket that dies, a local client that stops reading or resets.
 Only the WebSocket transport is faked (:class:`FakeWebSocket`: what the
 tunnel sends is recorded; what the "kubelet" sends is handed to the sink the
 tunnel gave ``divert``, one loop callback per read, through a fake transport
-whose ``pause_reading`` holds it back, as ``tray.engine.stream`` does).
+whose ``pause_reading`` holds it back, as :mod:`tray.kube.websocket`'s connection does).
 The local side is real: a listener on 127.0.0.1 whose connections go
 through ``Tunnel.forward``, and clients made with ``asyncio.open_connection``.
 The kubelet's frames are built by hand or with ``SpdyEncoder``; the tunnel's
@@ -43,7 +43,7 @@ from tray.wire.spdy import (
     StreamReset,
     encode_header_block,
 )
-from tray.engine.stream import StreamResult
+from tray.engine.v4 import StreamResult
 from tray.engine.tunnel import Tunnel
 
 PORT = 8080  # the pod port every test forwards to
@@ -107,7 +107,7 @@ class FakeWebSocket:
 
     ``sent`` holds every message the tunnel sent, in order.  The kubelet's
     bytes (via the API server) go through ``transport`` to the sink the
-    tunnel gave ``divert``, as binary payload does in ``tray.engine.stream``.
+    tunnel gave ``divert``, as binary payload does in :mod:`tray.kube.websocket`.
     After ``close()`` (ours) or ``drop()`` / ``peer_close()`` (theirs),
     ``wait_closed`` returns, ``close_code`` says how it ended and ``send``
     raises ``ConnectionClosed`` as websockets does.

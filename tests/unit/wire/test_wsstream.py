@@ -367,12 +367,12 @@ def test_a_long_frame_fed_one_byte_at_a_time():
 
 
 def library() -> Protocol:
-    """websockets' sans-I/O client side, already open: what tray.engine.stream hands the raw frames to."""
+    """websockets' sans-I/O client side, already open: what tray.kube.websocket hands the raw frames to."""
     return Protocol(Side.CLIENT, state=State.OPEN, max_size=None)
 
 
 def test_raw_pieces_are_whole_frames_to_the_websockets_library():
-    # Fed one by one to websockets (as tray.engine.stream does), the raw pieces
+    # Fed one by one to websockets (as tray.kube.websocket does), the raw pieces
     # make exactly the frames sent, minus the binary ones: pings are
     # answered, a fragmented text message between binary data assembles,
     # and the close frame closes.
