@@ -36,7 +36,7 @@ from tray.errors import ClusterUnreachable, ForbiddenError, PortUsageError, Targ
 if TYPE_CHECKING:
     import asyncio
 
-    from tray.engine.manager import ClusterConn
+    from tray.kube.conn import ClusterConn
 
 __all__ = ["PodTracker", "PodCache", "CacheSource", "SYNC_TIMEOUT"]
 

@@ -43,7 +43,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Reconnector", "Forward", "PodDialer", "gave_up_reason"]
+__all__ = ["Reconnector", "Forward", "PodDialer", "gave_up_reason", "DROP_GRACE"]
+
+#: Seconds a dropped connection waits before its probe, so that the watch can
+#: report a deleted pod first, if that is what happened.
+DROP_GRACE = 0.2
 
 
 class PodDialer(Protocol):
@@ -361,7 +365,7 @@ class Reconnector:
         """A stream died or could not open under the pod in use: say ``reconnecting`` and check the path.
 
         Returns at once; the check runs as a task of the forward's
-        connections (0.2 s for the watch to speak first, then a probe).
+        connections (:data:`DROP_GRACE` for the watch to speak first, then a probe).
         """
         f, t = self.forward, self.tracker
         if f.status != Status.ACTIVE or self._probing:
@@ -372,7 +376,7 @@ class Reconnector:
         async def check() -> None:
             try:
                 # Let the watch report a deleted pod first, if that is what happened.
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(DROP_GRACE)
                 if f.status != Status.RECONNECTING:
                     return
                 problem = await self.probe(t.pod_name, t.container_port)

@@ -52,7 +52,7 @@ from tray.errors import ClusterUnreachable, ForbiddenError, PortUsageError, Targ
 from tray.kube.kubeapi import NotFound, Unauthorized
 
 if TYPE_CHECKING:
-    from tray.engine.manager import ClusterConn
+    from tray.kube.conn import ClusterConn
 
 log = logging.getLogger(__name__)
 
