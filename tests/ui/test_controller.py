@@ -12,7 +12,7 @@ import pytest
 from tests.ui.fakes import FakeDialogs, FakeManager, FakeNotifier, FakeView, cluster
 from tray.errors import UsageError
 from tray.ui.controller import Controller
-from tray.ui.model import Action
+from tray.ui.model import Action, ActionKind
 from tray.domain.spec import ForwardSpec
 from tray.domain.targets import Target
 
@@ -62,7 +62,7 @@ def env(tmp_path: Path, monkeypatch):  # noqa: ANN201
     c.close()
 
 
-def run(c: Controller, kind: str, *args) -> None:  # noqa: ANN001
+def run(c: Controller, kind: ActionKind, *args) -> None:  # noqa: ANN001
     c.dispatch(Action(kind, args))
     try:
         c.pool.submit(lambda: None).result(5)  # the pool is FIFO per worker: wait for idle
@@ -90,26 +90,26 @@ def test_autostart_profiles_start_with_the_profile_port_rules(env) -> None:  # n
 
 def test_profile_without_context_uses_the_current_one_and_stops_again(env) -> None:  # noqa: ANN001
     c, manager, view, *_ = env
-    run(c, "profile-start", "db")
+    run(c, ActionKind.PROFILE_START, "db")
     assert starts(manager)[-1] == ("start", "tender-a", "data", "StatefulSet", "db", 5432, 15432, "127.0.0.1", "db")
-    run(c, "profile-stop", "db")
+    run(c, ActionKind.PROFILE_STOP, "db")
     assert not [s for s in manager.list() if s.profile == "db"]
-    run(c, "group-stop", "shop")
+    run(c, ActionKind.GROUP_STOP, "shop")
     assert manager.list() == []
-    run(c, "group-start", "shop")
+    run(c, ActionKind.GROUP_START, "shop")
     assert len(manager.list()) == 4
 
 
 def test_failed_action_is_notified_even_with_notifications_off(env) -> None:  # noqa: ANN001
     c, manager, view, dialogs, notifier, _ = env
-    run(c, "toggle-notifications")
+    run(c, ActionKind.TOGGLE_NOTIFICATIONS)
     assert c.settings.notifications is False
 
     def refuse(*a, **k):  # noqa: ANN002, ANN003, ANN202
         raise UsageError("local port 8080 is already used by the forward to svc/web (tender-a/shop)")
 
     manager.start = refuse
-    run(c, "forward", "tender-a", "shop", "Service", "web", 8080, 8080)
+    run(c, ActionKind.FORWARD, "tender-a", "shop", "Service", "web", 8080, 8080)
     wait_until(lambda: notifier.sent, what="notification")
     assert notifier.sent[-1] == ("Could not start the forward",
                                  "local port 8080 is already used by the forward to svc/web (tender-a/shop)")
@@ -130,11 +130,11 @@ def test_event_storm_is_a_few_rebuilds(env) -> None:  # noqa: ANN001
 def test_quit_asks_when_forwards_run(env) -> None:  # noqa: ANN001
     c, manager, view, dialogs, *_ = env
     dialogs.answer = False
-    run(c, "quit")
+    run(c, ActionKind.QUIT)
     assert dialogs.asked[-1][1:4] == ("Quit Tender?", "3 forwards running. Quitting stops them.", "Stop & Quit")
     assert not manager.shut and not view.stopped
     dialogs.answer = True
-    run(c, "quit")
+    run(c, ActionKind.QUIT)
     assert manager.shut and view.stopped
 
 
@@ -142,30 +142,30 @@ def test_quit_without_forwards_does_not_ask(env) -> None:  # noqa: ANN001
     c, manager, view, dialogs, *_ = env
     for s in manager.list():
         manager.stop(s.id)
-    run(c, "quit")
+    run(c, ActionKind.QUIT)
     assert dialogs.asked == [] and view.stopped
 
 
 def test_stop_cluster_confirms_only_with_running_forwards(env) -> None:  # noqa: ANN001
     c, manager, view, dialogs, *_ = env
     dialogs.answer = False
-    run(c, "stop-cluster", "tender-a")
+    run(c, ActionKind.STOP_CLUSTER, "tender-a")
     assert dialogs.asked[-1][1] == "Stop all forwards in tender-a?"
     assert ("stop_cluster", "tender-a") not in manager.calls
     dialogs.answer = True
-    run(c, "stop-cluster", "tender-a")
+    run(c, ActionKind.STOP_CLUSTER, "tender-a")
     assert ("stop_cluster", "tender-a") in manager.calls
     asked = len(dialogs.asked)
     sid = manager.start(ForwardSpec("tender-b", "x", Target("Service", "s"), 80, local_port=1))
     manager.set_status(sid, "error", "boom")
-    run(c, "stop-cluster", "tender-b")  # only errors: nothing to confirm
+    run(c, ActionKind.STOP_CLUSTER, "tender-b")  # only errors: nothing to confirm
     assert len(dialogs.asked) == asked and manager.list() == []
 
 
 def test_custom_port_dialog_answer_starts_the_forward(env) -> None:  # noqa: ANN001
     c, manager, view, dialogs, *_ = env
     dialogs.port = (8080, 18081)
-    run(c, "custom-port", "tender-a", "demo", "Deployment", "web", ((8080, "http"),))
+    run(c, ActionKind.CUSTOM_PORT, "tender-a", "demo", "Deployment", "web", ((8080, "http"),))
     request = dialogs.asked[-1][1]
     assert request.resource == "deploy/web" and request.cluster == "tender-a / demo"
     assert request.ports == ((8080, "http"),) and 8080 in request.used
@@ -210,7 +210,7 @@ def test_broken_kubeconfig_keeps_the_contexts(env) -> None:  # noqa: ANN001
 def test_save_as_profile_writes_the_file(env) -> None:  # noqa: ANN001
     c, manager, view, dialogs, notifier, tmp = env
     sid = manager.start(ForwardSpec("tender-b", "data", Target("StatefulSet", "db"), 5432, local_port=15433))
-    run(c, "save-profile", sid)
+    run(c, ActionKind.SAVE_PROFILE, sid)
     text = (tmp / "profiles.yaml").read_text()
     assert "name: db-5432" in text and "context: tender-b" in text and "15433:5432" in text
     assert "db-5432" in [p.name for p in c.profiles]
@@ -218,16 +218,16 @@ def test_save_as_profile_writes_the_file(env) -> None:  # noqa: ANN001
 
 def test_settings_toggles_persist(env) -> None:  # noqa: ANN001
     c, manager, view, dialogs, notifier, tmp = env
-    run(c, "toggle-autostart")
+    run(c, ActionKind.TOGGLE_AUTOSTART)
     assert (tmp / "cfg" / "autostart" / "tender.desktop").is_file()
     assert '"start_at_login": true' in (tmp / "settings.json").read_text()
-    run(c, "toggle-autostart")
+    run(c, ActionKind.TOGGLE_AUTOSTART)
     assert not (tmp / "cfg" / "autostart" / "tender.desktop").exists()
 
 
 def test_copy_and_status_notifications(env) -> None:  # noqa: ANN001
     c, manager, view, dialogs, notifier, _ = env
-    run(c, "copy", "127.0.0.1:8080")
+    run(c, ActionKind.COPY, "127.0.0.1:8080")
     assert view.copied == ["127.0.0.1:8080"]
     sid = manager.list()[0].id
     manager.set_status(sid, "active", pod="web-1")
@@ -245,7 +245,7 @@ def test_clicks_return_at_once_even_when_the_engine_is_slow(env) -> None:  # noq
     manager.stop = slow
     started = time.monotonic()
     for _ in range(5):
-        c.dispatch(Action("stop", ("whatever",)))  # the UI thread's part of a click
+        c.dispatch(Action(ActionKind.STOP, ("whatever",)))  # the UI thread's part of a click
     assert time.monotonic() - started < 0.1
 
 

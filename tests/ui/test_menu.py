@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.ui.fakes import cluster, profile, session
 from tray.ui import labels
 from tray.ui.menu import MAX_TOP_LEVEL_FORWARDS, MenuState, build_menu, session_item
-from tray.ui.model import Action, Item
+from tray.ui.model import Action, ActionKind, Item
 from tray.ui.resources import KIND_SECTIONS, ClusterTree, Failed, Loading, Ready, Resource
 
 
@@ -16,7 +17,7 @@ def labels_of(item: Item) -> list[str]:
     return [c.label for c in item.children if not c.separator]
 
 
-def actions_of(item: Item) -> set[str]:
+def actions_of(item: Item) -> set[ActionKind]:
     return {c.action.kind for c in item.children if c.action}
 
 
@@ -55,26 +56,26 @@ def test_forwards_of_every_cluster_are_listed_at_the_top() -> None:
 def test_active_forward_actions() -> None:
     item = session_item(session("svc/web", 8080, 80, pod="web-7c9"))
     assert labels_of(item) == ["Pod web-7c9", "Open in browser", "Copy address", "Stop", "Save as profile…"]
-    assert item.child("Open in browser").action == Action("open-url", ("http://127.0.0.1:8080/",))
-    assert item.child("Copy address").action == Action("copy", ("127.0.0.1:8080",))
+    assert item.child("Open in browser").action == Action(ActionKind.OPEN_URL, ("http://127.0.0.1:8080/",))
+    assert item.child("Copy address").action == Action(ActionKind.COPY, ("127.0.0.1:8080",))
 
 
 def test_reconnecting_forward_shows_its_reason_and_can_be_stopped() -> None:
     item = session_item(session(status="reconnecting", reason="no ready pod behind svc/web; retrying in 4s"))
     first = item.children[0]
     assert first.label == "no ready pod behind svc/web; retrying in 4s" and not first.enabled
-    assert {"stop", "copy", "open-url"} <= actions_of(item)
-    assert "retry" not in actions_of(item) and "remove" not in actions_of(item)
+    assert {ActionKind.STOP, ActionKind.COPY, ActionKind.OPEN_URL} <= actions_of(item)
+    assert ActionKind.RETRY not in actions_of(item) and ActionKind.REMOVE not in actions_of(item)
 
 
 def test_error_forward_offers_retry_and_remove_but_not_stop() -> None:
     item = session_item(session(status="error", reason="deployments.apps \"web\" not found"))
     assert item.children[0].label == 'deployments.apps "web" not found'
-    assert actions_of(item) == {"retry", "remove", "save-profile"}
+    assert actions_of(item) == {ActionKind.RETRY, ActionKind.REMOVE, ActionKind.SAVE_PROFILE}
 
 
 def test_starting_forward_can_be_stopped() -> None:
-    assert "stop" in actions_of(session_item(session(status="starting", local=0)))
+    assert ActionKind.STOP in actions_of(session_item(session(status="starting", local=0)))
 
 
 def test_long_reasons_are_cut_to_one_line() -> None:
@@ -85,10 +86,10 @@ def test_long_reasons_are_cut_to_one_line() -> None:
 def test_open_in_browser_only_for_http_like_ports() -> None:
     for remote, name_or_port in ((80, 80), (443, 443), (3000, 3000), (9090, 9090), ("http", 8080), ("web-ui", 5000)):
         s = session("deploy/x", 18000, remote, container_port=name_or_port if isinstance(name_or_port, int) else 0)
-        assert "open-url" in actions_of(session_item(s)), remote
+        assert ActionKind.OPEN_URL in actions_of(session_item(s)), remote
     for remote in (5432, 6379, "metrics", "grpc"):
         s = session("deploy/x", 18000, remote, container_port=remote if isinstance(remote, int) else 7000)
-        assert "open-url" not in actions_of(session_item(s)), remote
+        assert ActionKind.OPEN_URL not in actions_of(session_item(s)), remote
 
 
 def test_https_ports_open_with_https_and_hosts_are_reachable() -> None:
@@ -101,12 +102,12 @@ def test_https_ports_open_with_https_and_hosts_are_reachable() -> None:
 def test_profile_sessions_are_not_offered_to_be_saved_again() -> None:
     s = session(profile="shop-web")
     item = session_item(s)
-    assert "save-profile" not in actions_of(item)
+    assert ActionKind.SAVE_PROFILE not in actions_of(item)
     assert "Profile shop-web" in labels_of(item)
     # A forward saved by hand (no profile recorded by the engine) matches its profile by coordinates.
     adopted = session("svc/web", 8080, 80, cluster="tender-a", namespace="shop")
     menu = build_menu(MenuState(sessions=[adopted], profiles=[profile("web-80")], clusters=[cluster("tender-a", True)]))
-    assert "save-profile" not in actions_of(menu.child(labels.session_label(adopted)))
+    assert ActionKind.SAVE_PROFILE not in actions_of(menu.child(labels.session_label(adopted)))
 
 
 def test_many_forwards_are_grouped_per_cluster() -> None:
@@ -139,12 +140,12 @@ def test_profiles_grouped_with_start_and_stop_all() -> None:
         "Edit profiles…",
     ]
     loose = prof.children[0]
-    assert loose.checked is False and loose.action == Action("profile-start", ("loose",))
+    assert loose.checked is False and loose.action == Action(ActionKind.PROFILE_START, ("loose",))
     shop = prof.child("shop (1 of 2 running)")
     assert labels_of(shop)[:2] == ["Start all", "Stop all"]
     assert shop.child("Start all").enabled and shop.child("Stop all").enabled
     web = shop.child("shop-web  (svc/web 8080:80 · tender-a/shop)")
-    assert web.checked is True and web.action == Action("profile-stop", ("shop-web",))
+    assert web.checked is True and web.action == Action(ActionKind.PROFILE_STOP, ("shop-web",))
     infra = prof.child("infra (0 of 1 running)")
     assert not infra.child("Stop all").enabled
     # no context: the current one is shown
@@ -158,7 +159,7 @@ def test_profiles_error_is_one_disabled_line_and_profiles_stay() -> None:
     line = [c for c in prof.children if c.label.startswith("⚠")]
     assert len(line) == 1 and not line[0].enabled and "profiles.yaml:14:" in line[0].label
     assert any(c.label.startswith("keep") for c in prof.children)
-    assert prof.child("Edit profiles…").action == Action("edit-profiles")
+    assert prof.child("Edit profiles…").action == Action(ActionKind.EDIT_PROFILES)
 
 
 def test_no_profiles_still_offers_editing() -> None:
@@ -198,13 +199,13 @@ def test_namespace_resources_and_port_entries() -> None:
     assert labels_of(demo) == ["Deployments"]  # empty kinds are left out
     entry = demo.child("Deployments").child("web")
     assert labels_of(entry) == ["Forward 8080 (http)", "Forward 9100", "Custom port…"]
-    assert entry.child("Forward 8080 (http)").action == Action("forward", ("tender-a", "demo", "Deployment", "web", "http", 8080))
+    assert entry.child("Forward 8080 (http)").action == Action(ActionKind.FORWARD, ("tender-a", "demo", "Deployment", "web", "http", 8080))
     assert entry.child("Forward 9100").action.args[-2:] == (9100, 9100)
     custom = entry.child("Custom port…").action
-    assert custom == Action("custom-port", ("tender-a", "demo", "Deployment", "web", ((8080, "http"), (9100, None))))
+    assert custom == Action(ActionKind.CUSTOM_PORT, ("tender-a", "demo", "Deployment", "web", ((8080, "http"), (9100, None))))
     # not loaded yet: an explicit "Load resources…"
     default = menu.child("tender-a (current)").child("default")
-    assert default.children[0].action == Action("load-namespace", ("tender-a", "default"))
+    assert default.children[0].action == Action(ActionKind.LOAD_NAMESPACE, ("tender-a", "default"))
 
 
 def test_every_kind_a_forward_can_target_has_its_section_in_kubectls_order() -> None:
@@ -215,7 +216,7 @@ def test_every_kind_a_forward_can_target_has_its_section_in_kubectls_order() -> 
     assert labels_of(demo) == ["Pods", "Services", "Deployments", "StatefulSets", "DaemonSets", "ReplicaSets",
                                "ReplicationControllers", "Jobs"]
     job = demo.child("Jobs").child("job-1")
-    assert job.child("Forward 8080 (http)").action == Action("forward", ("tender-a", "demo", "Job", "job-1", "http", 8080))
+    assert job.child("Forward 8080 (http)").action == Action(ActionKind.FORWARD, ("tender-a", "demo", "Job", "job-1", "http", 8080))
     rc = demo.child("ReplicationControllers").child("replicationcontroller-1")
     assert rc.child("Custom port…").action.args[2] == "ReplicationController"
 
@@ -248,7 +249,7 @@ def test_existing_forward_is_shown_instead_of_offered_again() -> None:
     web = a.child("demo (1 forward)").child("Services").child("web")
     assert web.children[0].label == "Forwarding 80 on 127.0.0.1:8080" and not web.children[0].enabled
     stop_all = a.child("Stop all in this cluster (1)")
-    assert stop_all.action == Action("stop-cluster", ("tender-a",))
+    assert stop_all.action == Action(ActionKind.STOP_CLUSTER, ("tender-a",))
 
 
 def test_stop_all_in_cluster_disabled_without_forwards() -> None:
@@ -274,7 +275,7 @@ def test_settings_items_and_quit() -> None:
     menu = build_menu(MenuState(notifications=False, start_at_login=True))
     assert menu.child("Start at login").checked is True
     assert menu.child("Notifications").checked is False
-    assert menu.children[-1] == Item("Quit", Action("quit"))
+    assert menu.children[-1] == Item("Quit", Action(ActionKind.QUIT))
 
 
 # ------------------------------------------------------------------ invariants on random states
@@ -303,8 +304,16 @@ def test_menu_invariants(sessions: list) -> None:
         assert not (item.children and item.action)
         if item.children:
             assert any(not c.separator for c in item.children)  # no empty submenu
-        if item.action and item.action.kind in ("stop", "retry", "remove"):
+        allowed = {ActionKind.STOP: {"starting", "active", "reconnecting"}, ActionKind.RETRY: {"error"},
+                   ActionKind.REMOVE: {"error"}}
+        if item.action and item.action.kind in allowed:
             sid = item.action.args[0]
             status = next(s.status for s in sessions if s.id == sid)
-            allowed = {"stop": {"starting", "active", "reconnecting"}, "retry": {"error"}, "remove": {"error"}}
             assert status in allowed[item.action.kind]
+
+
+def test_an_action_is_one_of_the_known_kinds() -> None:
+    """A verb the controller has no handler for cannot be built (a typo'd string included)."""
+    with pytest.raises(TypeError):
+        Action("stop", ("s1",))  # type: ignore[arg-type]
+    assert str(ActionKind.OPEN_URL) == "open-url"  # as log lines name it

@@ -8,7 +8,7 @@ import pytest
 
 from tests.ui.fakes import session
 from tray.ui.menu import MenuState, build_menu
-from tray.ui.model import Action
+from tray.ui.model import Action, ActionKind
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_model_becomes_pystray_items_and_clicks_dispatch(pystray_module) -> None
     entry = next(i for i in items if i.text == "svc/web  8080 → 80  tender-a/shop  active")
     stop = next(i for i in entry.submenu.items if getattr(i, "text", "") == "Stop")
     stop(None)  # what pystray does on a click
-    assert clicked == [Action("stop", ("abc",))]
+    assert clicked == [Action(ActionKind.STOP, ("abc",))]
     notifications = next(i for i in items if getattr(i, "text", "") == "Notifications")
     assert notifications.checked is True
     assert next(i for i in items if getattr(i, "text", "") == "Start at login").checked is False

@@ -5,7 +5,8 @@ Threads (none of them the UI thread does any real work on):
 * engine thread → ``_on_event``: only feeds the notifier and pokes the coalescer;
 * coalescer thread → ``refresh``: snapshot, ``build_menu`` (pure), ``view.show``;
 * UI thread → ``dispatch``: hands the click's action to the worker pool;
-* worker pool → ``_do_*``: engine calls, dialogs, file writes, resource lists;
+* worker pool → the action's handler (``_do_*``, one per :class:`ActionKind`,
+  in the table ``_handlers``): engine calls, dialogs, file writes, resource lists;
 * file watcher thread → profiles and kubeconfig reloads.
 """
 
@@ -15,7 +16,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -36,7 +37,7 @@ from tray.ui.icon import IconState, state_of
 from tray.ui.loader import ResourceLoader
 from tray.ui.menu import MenuState, build_menu
 from tray.ui.menu_profiles import profile_sessions
-from tray.ui.model import Action, Item
+from tray.ui.model import Action, ActionKind, Item
 from tray.ui.notify import Notifications, Notifier
 from tray.ui.resources import Failed, ResourceStore
 from tray.ui.settings import Settings, load_settings, save_settings, settings_path
@@ -57,13 +58,13 @@ class Dialogs(Protocol):
 
 
 #: What a failed action is called in its notification.
-FAILURE_TITLES = {
-    "forward": "Could not start the forward", "custom-port": "Could not start the forward",
-    "profile-start": "Could not start the profile", "group-start": "Could not start the group",
-    "stop": "Could not stop the forward", "retry": "Could not retry the forward",
-    "save-profile": "Could not save the profile", "edit-profiles": "Could not open the profiles file",
-    "open-url": "Could not open the browser", "copy": "Could not copy the address",
-    "toggle-autostart": "Could not change Start at login",
+FAILURE_TITLES: dict[ActionKind, str] = {
+    ActionKind.FORWARD: "Could not start the forward", ActionKind.CUSTOM_PORT: "Could not start the forward",
+    ActionKind.PROFILE_START: "Could not start the profile", ActionKind.GROUP_START: "Could not start the group",
+    ActionKind.STOP: "Could not stop the forward", ActionKind.RETRY: "Could not retry the forward",
+    ActionKind.SAVE_PROFILE: "Could not save the profile", ActionKind.EDIT_PROFILES: "Could not open the profiles file",
+    ActionKind.OPEN_URL: "Could not open the browser", ActionKind.COPY: "Could not copy the address",
+    ActionKind.TOGGLE_AUTOSTART: "Could not change Start at login",
 }
 
 
@@ -101,6 +102,31 @@ class Controller:
         self.notifications = Notifications(notifier, enabled=lambda: self.settings.notifications)
         self.files = FileWatcher(watch_interval)
         self._closed = False
+        #: What each action does: every ActionKind has its handler (checked here).
+        self._handlers: dict[ActionKind, Callable[..., None]] = {
+            ActionKind.STOP: self._do_stop,
+            ActionKind.RETRY: self._do_retry,
+            ActionKind.REMOVE: self._do_remove,
+            ActionKind.SAVE_PROFILE: self._do_save_profile,
+            ActionKind.OPEN_URL: self._do_open_url,
+            ActionKind.COPY: self._do_copy,
+            ActionKind.FORWARD: self._do_forward,
+            ActionKind.CUSTOM_PORT: self._do_custom_port,
+            ActionKind.LOAD_NAMESPACE: self._do_load_namespace,
+            ActionKind.REFRESH_CLUSTER: self._do_refresh_cluster,
+            ActionKind.STOP_CLUSTER: self._do_stop_cluster,
+            ActionKind.PROFILE_START: self._do_profile_start,
+            ActionKind.PROFILE_STOP: self._do_profile_stop,
+            ActionKind.GROUP_START: self._do_group_start,
+            ActionKind.GROUP_STOP: self._do_group_stop,
+            ActionKind.EDIT_PROFILES: self._do_edit_profiles,
+            ActionKind.TOGGLE_AUTOSTART: self._do_toggle_autostart,
+            ActionKind.TOGGLE_NOTIFICATIONS: self._do_toggle_notifications,
+            ActionKind.QUIT: self._do_quit,
+        }
+        missing = set(ActionKind) - set(self._handlers)
+        if missing:
+            raise RuntimeError(f"actions without a handler: {sorted(k.value for k in missing)}")
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -111,7 +137,7 @@ class Controller:
         self.reload_clusters()
         for p in self.profiles:
             if p.autostart:
-                self._guarded("profile-start", self.start_profile, p)
+                self._guarded(ActionKind.PROFILE_START, self.start_profile, p)
         self.files.watch([str(self.profiles_path)], self.reload_profiles)
         self.files.watch([p for p in self.manager.kubeconfig.split(os.pathsep) if p], self.reload_clusters)
         self.files.start()
@@ -199,18 +225,20 @@ class Controller:
 
     # ------------------------------------------------------------ actions
     def dispatch(self, action: Action) -> None:
-        """UI thread: queue the click's work and return."""
-        self.pool.submit(self._guarded, action.kind, getattr(self, "_do_" + action.kind.replace("-", "_")),
-                         *action.args)
+        """UI thread: queue the click's work (its kind's handler) and return at once.
 
-    def _guarded(self, kind: str, fn: Any, *args: Any) -> None:
+        A failure is logged and notified (``FAILURE_TITLES``), never raised.
+        """
+        self.pool.submit(self._guarded, action.kind, self._handlers[action.kind], *action.args)
+
+    def _guarded(self, kind: ActionKind, fn: Any, *args: Any) -> None:
         try:
             fn(*args)
         except TenderError as exc:
-            log.warning("%s: %s", kind, exc)
+            log.warning("%s: %s", kind.value, exc)
             self.notifications.send(FAILURE_TITLES.get(kind, "Tender"), labels.shorten(str(exc), 200), always=True)
         except Exception as exc:
-            log.exception("%s failed", kind)
+            log.exception("%s failed", kind.value)
             self.notifications.send(FAILURE_TITLES.get(kind, "Tender"), labels.shorten(str(exc), 200), always=True)
         finally:
             self.coalescer.poke()
@@ -296,7 +324,7 @@ class Controller:
         sessions = self.manager.list()
         for p in self.profiles:
             if p.group == group and not profile_sessions(p, sessions, self._current_context()):
-                self._guarded("profile-start", self.start_profile, p)
+                self._guarded(ActionKind.PROFILE_START, self.start_profile, p)
 
     def _do_group_stop(self, group: str) -> None:
         for p in self.profiles:

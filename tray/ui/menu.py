@@ -16,7 +16,7 @@ from tray.profiles import Profile
 from tray.ui import labels
 from tray.ui.menu_clusters import clusters_menu
 from tray.ui.menu_profiles import profile_sessions, profiles_menu
-from tray.ui.model import SEPARATOR, Action, Item, note, root, submenu
+from tray.ui.model import SEPARATOR, Action, ActionKind, Item, note, root, submenu
 from tray.ui.resources import ClusterTree
 
 #: More forwards than this go into one submenu per cluster instead of the top level.
@@ -53,10 +53,10 @@ def build_menu(state: MenuState) -> Item:
         clusters_menu(state.clusters, state.trees, sessions, kubeconfig_error=state.kubeconfig_error,
                       privileged_below=state.privileged_below),
         SEPARATOR,
-        Item("Start at login", Action("toggle-autostart"), checked=state.start_at_login),
-        Item("Notifications", Action("toggle-notifications"), checked=state.notifications),
+        Item("Start at login", Action(ActionKind.TOGGLE_AUTOSTART), checked=state.start_at_login),
+        Item("Notifications", Action(ActionKind.TOGGLE_NOTIFICATIONS), checked=state.notifications),
         SEPARATOR,
-        Item("Quit", Action("quit")),
+        Item("Quit", Action(ActionKind.QUIT)),
     ])
 
 
@@ -86,14 +86,14 @@ def session_item(s: labels.SessionLike, saved: bool = False) -> Item:
     if items:
         items.append(SEPARATOR)
     if running and s.local_port and labels.session_is_http(s):
-        items.append(Item("Open in browser", Action("open-url", (labels.browser_url(s),))))
+        items.append(Item("Open in browser", Action(ActionKind.OPEN_URL, (labels.browser_url(s),))))
     if running and s.local_port:
-        items.append(Item("Copy address", Action("copy", (labels.local_address(s),))))
+        items.append(Item("Copy address", Action(ActionKind.COPY, (labels.local_address(s),))))
     if running:
-        items.append(Item("Stop", Action("stop", (s.id,))))
+        items.append(Item("Stop", Action(ActionKind.STOP, (s.id,))))
     if s.status == "error":
-        items.append(Item("Retry", Action("retry", (s.id,))))
-        items.append(Item("Remove", Action("remove", (s.id,))))
+        items.append(Item("Retry", Action(ActionKind.RETRY, (s.id,))))
+        items.append(Item("Remove", Action(ActionKind.REMOVE, (s.id,))))
     if not s.profile and not saved:
-        items.append(Item(f"Save as profile{labels.ELLIPSIS}", Action("save-profile", (s.id,))))
+        items.append(Item(f"Save as profile{labels.ELLIPSIS}", Action(ActionKind.SAVE_PROFILE, (s.id,))))
     return submenu(labels.session_label(s), items)

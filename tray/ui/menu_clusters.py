@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from tray.kube.kubeconfig import ClusterInfo
 from tray.ui import labels
-from tray.ui.model import SEPARATOR, Action, Item, note, submenu
+from tray.ui.model import SEPARATOR, Action, ActionKind, Item, note, submenu
 from tray.ui.resources import KIND_SECTIONS, ClusterTree, Failed, Loading, Ready, Resource
 
 #: Longer lists are cut (a menu of 3,000 pods helps nobody; `tender forward` does).
@@ -51,9 +51,9 @@ def _cluster(c: ClusterInfo, tree: ClusterTree, sessions: Sequence[labels.Sessio
     running = [s for s in sessions if s.cluster_id == c.id and s.status in labels.RUNNING + ("error",)]
     children += [
         SEPARATOR,
-        Item("Refresh", Action("refresh-cluster", (c.id,))),
+        Item("Refresh", Action(ActionKind.REFRESH_CLUSTER, (c.id,))),
         Item(f"Stop all in this cluster ({len(running)})" if running else "Stop all in this cluster",
-             Action("stop-cluster", (c.id,)) if running else None, enabled=bool(running)),
+             Action(ActionKind.STOP_CLUSTER, (c.id,)) if running else None, enabled=bool(running)),
     ]
     return submenu(label, children)
 
@@ -63,7 +63,7 @@ def _namespace(cluster: str, ns: str, tree: ClusterTree, mine: Sequence[labels.S
     count = sum(1 for s in mine if s.namespace == ns)
     label = f"{ns} ({labels.plural(count, 'forward')})" if count else ns
     if not tree.namespace_requested(ns):
-        return submenu(label, [Item(f"Load resources{labels.ELLIPSIS}", Action("load-namespace", (cluster, ns)))])
+        return submenu(label, [Item(f"Load resources{labels.ELLIPSIS}", Action(ActionKind.LOAD_NAMESPACE, (cluster, ns)))])
     states = [(kind, title, tree.resources.get((ns, kind), Loading())) for kind, title in KIND_SECTIONS]
     if all(isinstance(state, Loading) for _, _, state in states):
         return submenu(label, [note(LOADING)])
@@ -109,9 +109,9 @@ def _resource(cluster: str, ns: str, kind: str, r: Resource, mine: Sequence[labe
             local, label = 0, f"{label} on a free local port ({port} is in use)"
         # By name when it has one, as a person would type it: the entry then reads "8080 → http",
         # and the name tells the menu it speaks HTTP.
-        items.append(Item(label, Action("forward", (cluster, ns, kind, r.name, name or port, local))))
+        items.append(Item(label, Action(ActionKind.FORWARD, (cluster, ns, kind, r.name, name or port, local))))
     if items:
         items.append(SEPARATOR)
     ports = tuple((p, n) for p, n in r.tcp_ports)
-    items.append(Item(f"Custom port{labels.ELLIPSIS}", Action("custom-port", (cluster, ns, kind, r.name, ports))))
+    items.append(Item(f"Custom port{labels.ELLIPSIS}", Action(ActionKind.CUSTOM_PORT, (cluster, ns, kind, r.name, ports))))
     return submenu(r.name, items)

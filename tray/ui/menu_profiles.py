@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from tray.profiles import Profile
 from tray.ui import labels
-from tray.ui.model import SEPARATOR, Action, Item, note, submenu
+from tray.ui.model import SEPARATOR, Action, ActionKind, Item, note, submenu
 
 
 def profile_sessions(p: Profile, sessions: Sequence[labels.SessionLike],
@@ -38,7 +38,7 @@ def profile_label(p: Profile, current_context: str | None) -> str:
 
 def _profile_item(p: Profile, sessions: Sequence[labels.SessionLike], current: str | None) -> Item:
     running = is_running(p, sessions, current)
-    action = Action("profile-stop" if running else "profile-start", (p.name,))
+    action = Action(ActionKind.PROFILE_STOP if running else ActionKind.PROFILE_START, (p.name,))
     return Item(profile_label(p, current), action, checked=running)
 
 
@@ -60,8 +60,8 @@ def profiles_menu(
     for group, members in groups.items():
         running = sum(1 for p in members if is_running(p, sessions, current_context))
         children = [
-            Item("Start all", Action("group-start", (group,)), enabled=running < len(members)),
-            Item("Stop all", Action("group-stop", (group,)), enabled=running > 0),
+            Item("Start all", Action(ActionKind.GROUP_START, (group,)), enabled=running < len(members)),
+            Item("Stop all", Action(ActionKind.GROUP_STOP, (group,)), enabled=running > 0),
             SEPARATOR,
             *(_profile_item(p, sessions, current_context) for p in members),
         ]
@@ -71,5 +71,5 @@ def profiles_menu(
     items.append(SEPARATOR)
     if error:
         items.append(note(f"⚠ {labels.shorten(error, 110)}"))
-    items.append(Item(f"Edit profiles{labels.ELLIPSIS}", Action("edit-profiles")))
+    items.append(Item(f"Edit profiles{labels.ELLIPSIS}", Action(ActionKind.EDIT_PROFILES)))
     return submenu("Profiles", items)

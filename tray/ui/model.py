@@ -1,23 +1,70 @@
 """The menu model: plain data that the menu builders return and the tests read.
 
 An :class:`Item` is what a person sees in the tray menu; its :class:`Action`
-is what a click asks the controller to do.  Nothing here knows about pystray
-(``pystray_menu`` adapts the model), so the whole menu is testable as data.
+is what a click asks the controller to do, named by an :class:`ActionKind`
+(the controller has one handler per kind, in an explicit table).  Nothing
+here knows about pystray (``pystray_menu`` adapts the model), so the whole
+menu is testable as data.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
+
+
+class ActionKind(Enum):
+    """Every verb a menu click can ask for; the value is its name in log lines.
+
+    The arguments each one takes are those of the controller's handler
+    (``Controller._do_<name>``), listed here.
+    """
+
+    # a forward (session id)
+    STOP = "stop"  #: (session id,)
+    RETRY = "retry"  #: (session id,)
+    REMOVE = "remove"  #: (session id,)
+    SAVE_PROFILE = "save-profile"  #: (session id,)
+    OPEN_URL = "open-url"  #: (url,)
+    COPY = "copy"  #: (text,)
+    # the Clusters submenu
+    FORWARD = "forward"  #: (context, namespace, kind, name, remote port or name, local port; 0: any free one)
+    CUSTOM_PORT = "custom-port"  #: (context, namespace, kind, name, ((port, name or None), ...))
+    LOAD_NAMESPACE = "load-namespace"  #: (context, namespace)
+    REFRESH_CLUSTER = "refresh-cluster"  #: (context,)
+    STOP_CLUSTER = "stop-cluster"  #: (context,)
+    # profiles
+    PROFILE_START = "profile-start"  #: (profile name,)
+    PROFILE_STOP = "profile-stop"  #: (profile name,)
+    GROUP_START = "group-start"  #: (group name,)
+    GROUP_STOP = "group-stop"  #: (group name,)
+    EDIT_PROFILES = "edit-profiles"  #: ()
+    # settings and quitting
+    TOGGLE_AUTOSTART = "toggle-autostart"  #: ()
+    TOGGLE_NOTIFICATIONS = "toggle-notifications"  #: ()
+    QUIT = "quit"  #: ()
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
 class Action:
-    """What a click does: a verb and its arguments (all hashable, comparable)."""
+    """What a click does: a verb and its arguments (all hashable, comparable).
 
-    kind: str
+    Raises :class:`TypeError` if ``kind`` is not an :class:`ActionKind` (a
+    string such as ``"stop"`` included), so an unknown verb cannot reach the
+    controller.
+    """
+
+    kind: ActionKind
     args: tuple[Any, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.kind, ActionKind):
+            raise TypeError(f"an Action's kind is an ActionKind, not {self.kind!r}")
 
 
 @dataclass(frozen=True)
