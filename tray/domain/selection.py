@@ -48,6 +48,12 @@ Deviations from kubectl, on purpose:
   the service's traffic really goes.
 * named container ports are also looked up in ``initContainers`` (after
   ``containers``), so ports of restartable init containers (sidecars) work.
+
+Why one module of ~670 lines (a third of it this text): its one job is
+kubectl's answer to "which pod, and which of its ports", and the selector,
+the ranking, the reasons no pod qualifies and the port translation share
+the same tolerant readers of API dicts (``_meta``, ``_spec``, ports) and
+the same message formats.
 """
 
 from __future__ import annotations

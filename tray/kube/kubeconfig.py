@@ -24,6 +24,13 @@ rather than reported broken.
 
 Credentials never leave this module in a printable form: :class:`ClusterAuth`
 has a ``repr`` without them, and error messages name files and fields only.
+
+Why one module of ~650 lines: its one job is "the kubeconfig as kubectl reads
+it", and the merge (client-go's order, relative paths, inline ``*-data``),
+the reread of a file caught mid-rewrite and the credential loading all work
+on the same merged dict and report errors the same way (file, context,
+field, never a secret).  Split, each part would re-derive where an entry
+came from.
 """
 
 from __future__ import annotations
