@@ -35,6 +35,7 @@ from typing import Any, NoReturn
 from tray import __version__
 from tray.errors import TenderError, UsageError
 from tray.domain.spec import ForwardSpec
+from tray.domain.status import Status
 
 __all__ = ["main"]
 
@@ -225,28 +226,28 @@ class _Printer:
             self._emit(f"{prefix}: error forwarding {addr}:{s.local_port} -> pod {event.pod_name} port "
                        f"{event.port}: {event.error}{more}")
             return
-        if s.status == "reconnecting":
+        if s.status == Status.RECONNECTING:
             key: tuple[Any, ...] = (s.status, s.status_reason, s.attempts if s.next_retry_at else None)
-        elif s.status == "active":
+        elif s.status == Status.ACTIVE:
             key = (s.status, s.pod_name)
         else:
             key = (s.status, s.status_reason, s.recoverable)
         if self._last.get(s.id) == key:
             return
         self._last[s.id] = key
-        if s.status == "active":
+        if s.status == Status.ACTIVE:
             self._emit(f"{prefix}: Forwarding from {addr}:{s.local_port} -> {s.container_port} "
                        f"({s.target} in {s.namespace}, pod {s.pod_name})")
             if s.warning and self._warned.get(s.id) != s.warning:
                 self._warned[s.id] = s.warning
                 self._emit(f"{prefix}: warning: {s.warning}; connections to it will likely be refused")
-        elif s.status == "reconnecting":
+        elif s.status == Status.RECONNECTING:
             when = ""
             if s.next_retry_at:
                 when = f" (attempt {s.attempts}, next at {_clock(s.next_retry_at)})"
             self._emit(f"{prefix}: {s.target} {s.local_port} -> {s.remote_port}: reconnecting{when}: "
                        f"{s.status_reason}")
-        elif s.status == "error" and not s.usage_error:  # usage errors: one line on stderr (_serve)
+        elif s.status == Status.ERROR and not s.usage_error:  # usage errors: one line on stderr (_serve)
             tail = ""
             if s.recoverable:
                 tail = f"; still watching {s.target}, forwards again when a pod is ready"
@@ -291,7 +292,7 @@ def _serve(manager: Any, ids: list[str], printer: _Printer, origins: dict[str, U
             infos = [manager.get(i) for i in ids]
             usage = False
             for info in infos:
-                if info.status == "error" and info.usage_error:
+                if info.status == Status.ERROR and info.usage_error:
                     usage = True
                     if info.id not in reported:
                         reported.add(info.id)
@@ -303,7 +304,7 @@ def _serve(manager: Any, ids: list[str], printer: _Printer, origins: dict[str, U
                 return 2
             if not printer.events.empty():
                 continue
-            if infos and all(i.status == "error" for i in infos):
+            if infos and all(i.status == Status.ERROR for i in infos):
                 if exit_on_error or not any(i.recoverable for i in infos):
                     return 2 if usage else 1
         return 0

@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 from tray.domain.spec import ForwardSpec
+from tray.domain.status import Status
 from tray.errors import UsageError
 from tray.kube.kubeconfig import ClusterInfo
 from tray.engine.manager import ListEvent, StatusEvent
@@ -18,7 +19,7 @@ from tray.domain.targets import parse_target
 _ids = itertools.count(1)
 
 
-def session(target: str = "svc/web", local: int = 8080, remote: str | int = 80, *, status: str = "active",
+def session(target: str = "svc/web", local: int = 8080, remote: str | int = 80, *, status: str = Status.ACTIVE,
             cluster: str = "tender-a", namespace: str = "shop", pod: str = "web-1", reason: str = "",
             profile: str | None = None, address: str = "127.0.0.1", container_port: int | None = None,
             id: str | None = None) -> SessionInfo:
@@ -86,7 +87,7 @@ class FakeManager:
         from tray.domain.targets import SHORT_NAMES
 
         s = session(f"{SHORT_NAMES[kind]}/{name}", local_port or 0, container_port, cluster=cluster,
-                    namespace=namespace or "default", profile=profile, address=address, status="starting")
+                    namespace=namespace or "default", profile=profile, address=address, status=Status.STARTING)
         with self.lock:
             self.sessions[s.id] = s
         self.emit(ListEvent(self.list()))

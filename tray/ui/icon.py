@@ -16,6 +16,8 @@ from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont
 
+from tray.domain.status import Status
+
 SUPERSAMPLE = 4
 APP_ICON_SIZES = (16, 22, 24, 32, 48, 64, 128, 256)
 
@@ -41,10 +43,10 @@ _EDGE = (0, 0, 0, 90)  # a thin dark rim keeps the icon visible on light panels 
 def state_of(statuses: Iterable[str]) -> tuple[IconState, int]:
     """(the icon's state, the number of active forwards) for these session statuses."""
     statuses = list(statuses)
-    active = sum(1 for s in statuses if s == "active")
-    if "error" in statuses:
+    active = sum(1 for s in statuses if s == Status.ACTIVE)
+    if Status.ERROR in statuses:
         return IconState.ERROR, active
-    if "reconnecting" in statuses or "starting" in statuses:
+    if Status.RECONNECTING in statuses or Status.STARTING in statuses:
         return IconState.RECONNECTING, active
     if active:
         return IconState.ACTIVE, active

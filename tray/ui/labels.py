@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
+from tray.domain.status import Status
+
 #: Remote ports that usually speak HTTP(S): "Open in browser" is offered for them.
 HTTP_PORTS = frozenset({80, 443, 8080, 8443, 3000, 5000, 8000, 8888, 9090})
 HTTPS_PORTS = frozenset({443, 8443})
 #: Statuses in which a forward holds (or is about to hold) its local port.
-RUNNING = ("starting", "active", "reconnecting")
+RUNNING = (Status.STARTING, Status.ACTIVE, Status.RECONNECTING)
 ARROW = "→"
 DOT = "·"
 ELLIPSIS = "…"
@@ -45,11 +47,11 @@ def status_line(statuses: Iterable[str]) -> str:
         counts[s] = counts.get(s, 0) + 1
     if not counts:
         return "No forwards running"
-    parts = [f"{counts.get('active', 0)} active"]
-    if counts.get("starting"):
-        parts.append(f"{counts['starting']} starting")
-    parts.append(f"{counts.get('reconnecting', 0)} reconnecting")
-    parts.append(plural(counts.get("error", 0), "error"))
+    parts = [f"{counts.get(Status.ACTIVE, 0)} active"]
+    if counts.get(Status.STARTING):
+        parts.append(f"{counts[Status.STARTING]} starting")
+    parts.append(f"{counts.get(Status.RECONNECTING, 0)} reconnecting")
+    parts.append(plural(counts.get(Status.ERROR, 0), "error"))
     return f" {DOT} ".join(parts)
 
 

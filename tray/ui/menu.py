@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from tray.domain.status import Status
 from tray.kube.kubeconfig import ClusterInfo
 from tray.profiles import Profile
 from tray.ui import labels
@@ -77,9 +78,9 @@ def session_item(s: labels.SessionLike, saved: bool = False) -> Item:
     """One forward's submenu: what it is doing and what can be done to it."""
     items: list[Item] = []
     running = s.status in labels.RUNNING
-    if s.status in ("error", "reconnecting") and s.status_reason:
+    if s.status in (Status.ERROR, Status.RECONNECTING) and s.status_reason:
         items.append(note(labels.shorten(s.status_reason, 100)))
-    if s.pod_name and s.status == "active":
+    if s.pod_name and s.status == Status.ACTIVE:
         items.append(note(f"Pod {s.pod_name}"))
     if s.profile:
         items.append(note(f"Profile {s.profile}"))
@@ -91,7 +92,7 @@ def session_item(s: labels.SessionLike, saved: bool = False) -> Item:
         items.append(Item("Copy address", Action(ActionKind.COPY, (labels.local_address(s),))))
     if running:
         items.append(Item("Stop", Action(ActionKind.STOP, (s.id,))))
-    if s.status == "error":
+    if s.status == Status.ERROR:
         items.append(Item("Retry", Action(ActionKind.RETRY, (s.id,))))
         items.append(Item("Remove", Action(ActionKind.REMOVE, (s.id,))))
     if not s.profile and not saved:

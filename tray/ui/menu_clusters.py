@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from tray.domain.status import Status
 from tray.kube.kubeconfig import ClusterInfo
 from tray.ui import labels
 from tray.ui.model import SEPARATOR, Action, ActionKind, Item, note, submenu
@@ -48,7 +49,7 @@ def _cluster(c: ClusterInfo, tree: ClusterTree, sessions: Sequence[labels.Sessio
         mine = [s for s in sessions if s.cluster_id == c.id]
         for ns in ns_state.value:
             children.append(_namespace(c.id, ns, tree, mine, sessions, privileged_below))
-    running = [s for s in sessions if s.cluster_id == c.id and s.status in labels.RUNNING + ("error",)]
+    running = [s for s in sessions if s.cluster_id == c.id and s.status in labels.RUNNING + (Status.ERROR,)]
     children += [
         SEPARATOR,
         Item("Refresh", Action(ActionKind.REFRESH_CLUSTER, (c.id,))),
@@ -95,7 +96,7 @@ def _resource(cluster: str, ns: str, kind: str, r: Resource, mine: Sequence[labe
     used = {s.local_port for s in everyone if s.status in labels.RUNNING and s.local_port}
     items: list[Item] = []
     for port, name in r.tcp_ports:
-        existing = next((s for s in mine if s.status in labels.RUNNING + ("error",) and s.namespace == ns
+        existing = next((s for s in mine if s.status in labels.RUNNING + (Status.ERROR,) and s.namespace == ns
                          and s.target_kind == kind and s.target_name == r.name
                          and str(s.remote_port) in (str(port), name)), None)
         if existing is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tray.domain.status import Status
 from tray.profiles import Profile
 from tray.ui import labels
 from tray.ui.model import SEPARATOR, Action, ActionKind, Item, note, submenu
@@ -16,7 +17,7 @@ def profile_sessions(p: Profile, sessions: Sequence[labels.SessionLike],
     remotes = {str(spec.remote) for spec in p.ports}
     out = []
     for s in sessions:
-        if s.status == "stopped":
+        if s.status == Status.STOPPED:
             continue
         if s.profile == p.name:
             out.append(s)

@@ -22,8 +22,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
+from tray.domain.status import Status
 from tray.ui import labels
 
 log = logging.getLogger(__name__)
@@ -34,9 +36,20 @@ MAX_MESSAGES = 3
 APP_NAME = "Tender"
 
 
+class NoticeKind(StrEnum):
+    """What a notification reports about one forward (a ``str``, as its value)."""
+
+    RECONNECTING = "reconnecting"
+    """It went to ``reconnecting``."""
+    ERROR = "error"
+    """It went to ``error``."""
+    RECOVERED = "recovered"
+    """It is ``active`` again after an outage, or on another pod."""
+
+
 @dataclass(frozen=True)
 class Notice:
-    kind: str  # "reconnecting" | "error" | "recovered"
+    kind: NoticeKind
     session_id: str
     cluster: str
     title: str  # "svc/web 8080 → 80"
@@ -61,19 +74,19 @@ class TransitionTracker:
         before, pod_before = self._last.get(sid, (None, ""))
         self._last[sid] = (s.status, s.pod_name)
         if s.status == before:
-            if s.status == "active" and pod_before and s.pod_name and s.pod_name != pod_before:
+            if s.status == Status.ACTIVE and pod_before and s.pod_name and s.pod_name != pod_before:
                 # The engine moved to another pod without a visible outage (its pod went away
                 # while another was ready): still worth knowing, in the same words.
-                return Notice("recovered", sid, s.cluster_id, labels.session_title(s), labels.where_text(s),
+                return Notice(NoticeKind.RECOVERED, sid, s.cluster_id, labels.session_title(s), labels.where_text(s),
                               s.pod_name)
             return None
         common = dict(session_id=sid, cluster=s.cluster_id, title=labels.session_title(s), where=labels.where_text(s))
-        if s.status == "reconnecting":
-            return Notice("reconnecting", detail=s.status_reason or "reconnecting", **common)
-        if s.status == "error":
-            return Notice("error", detail=s.status_reason or "failed", **common)
-        if s.status == "active" and before in ("reconnecting", "error"):  # on its own from error too
-            return Notice("recovered", detail=s.pod_name, **common)
+        if s.status == Status.RECONNECTING:
+            return Notice(NoticeKind.RECONNECTING, detail=s.status_reason or "reconnecting", **common)
+        if s.status == Status.ERROR:
+            return Notice(NoticeKind.ERROR, detail=s.status_reason or "failed", **common)
+        if s.status == Status.ACTIVE and before in (Status.RECONNECTING, Status.ERROR):  # on its own from error too
+            return Notice(NoticeKind.RECOVERED, detail=s.pod_name, **common)
         return None
 
     def forget_except(self, session_ids: set[str]) -> None:
@@ -82,22 +95,22 @@ class TransitionTracker:
                 del self._last[sid]
 
 
-_VERB = {"reconnecting": "reconnecting", "error": "failed", "recovered": "reconnected"}
+_VERB = {NoticeKind.RECONNECTING: "reconnecting", NoticeKind.ERROR: "failed", NoticeKind.RECOVERED: "reconnected"}
 
 
 def _single(n: Notice) -> Message:
-    if n.kind == "reconnecting":
+    if n.kind == NoticeKind.RECONNECTING:
         return Message(f"Reconnecting: {n.title}", f"{n.where}: {labels.shorten(n.detail, 160)}")
-    if n.kind == "error":
+    if n.kind == NoticeKind.ERROR:
         return Message(f"Forward failed: {n.title}", f"{n.where}: {labels.shorten(n.detail, 160)}")
     return Message(f"Reconnected: {n.title}", f"{n.where}: reconnected to pod {n.detail}")
 
 
-def _group(kind: str, cluster: str, notices: list[Notice]) -> Message:
+def _group(kind: NoticeKind, cluster: str, notices: list[Notice]) -> Message:
     names = ", ".join(n.title for n in notices[:3])
     more = f" and {len(notices) - 3} more" if len(notices) > 3 else ""
     reasons = {n.detail for n in notices}
-    why = f"\n{labels.shorten(next(iter(reasons)), 160)}" if kind != "recovered" and len(reasons) == 1 else ""
+    why = f"\n{labels.shorten(next(iter(reasons)), 160)}" if kind != NoticeKind.RECOVERED and len(reasons) == 1 else ""
     return Message(f"{len(notices)} forwards in {cluster} {_VERB[kind]}", f"{names}{more}{why}")
 
 
