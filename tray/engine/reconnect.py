@@ -80,22 +80,48 @@ class PodDialer(Protocol):
 class Forward(Protocol):
     """What the reconnector reads and changes of its forward (a :class:`~tray.engine.session.Session`)."""
 
+    #: What the forward forwards to.
     target: Target
+    #: Its status and the reason shown with it.
     status: Status
     reason: str
+    #: In ``error``: whether it comes back by itself.
     recoverable: bool
+    #: A warning shown with an active forward (a port the pod does not declare).
     warning: str
 
     @property
-    def listening(self) -> bool: ...
+    def listening(self) -> bool:
+        """The local port is bound and accepting."""
+        ...
 
-    def set_status(self, status: Status, reason: str = "", *, pod_changed: bool = False) -> None: ...
-    def changed(self) -> None: ...
-    async def fail(self, reason: str, *, recoverable: bool = False, usage: bool = False) -> None: ...
-    async def listen_again(self, pod: dict[str, Any]) -> None: ...
-    async def forbidden_reason(self, exc: ForbiddenError) -> str: ...
-    def unauthorized_reason(self, exc: Unauthorized) -> str: ...
-    def track(self, task: asyncio.Task[None]) -> None: ...
+    def set_status(self, status: Status, reason: str = "", *, pod_changed: bool = False) -> None:
+        """Say ``status`` with ``reason`` (and tell the shells if anything changed)."""
+        ...
+
+    def changed(self) -> None:
+        """Tell the shells the attempt count or the next retry changed."""
+        ...
+
+    async def fail(self, reason: str, *, recoverable: bool = False, usage: bool = False) -> None:
+        """Go to ``error``: recoverable keeps the watches and retries; otherwise released for good."""
+        ...
+
+    async def listen_again(self, pod: dict[str, Any]) -> None:
+        """Bind the local port again after a recoverable error; raises ``UsageError`` when taken."""
+        ...
+
+    async def forbidden_reason(self, exc: ForbiddenError) -> str:
+        """The 403's reason as the user reads it (who, what, where)."""
+        ...
+
+    def unauthorized_reason(self, exc: Unauthorized) -> str:
+        """The 401's reason as the user reads it."""
+        ...
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        """Cancel ``task`` with the forward's connections when it stops."""
+        ...
 
 
 def gave_up_reason(why: str) -> str:

@@ -1,7 +1,16 @@
-"""One forward: its listener, its pod, and the reconnect logic.
+"""One forward: its listener, its pod, and the reconnect rules.
 
-This is the one place that decides which pod a forward uses and what
-happens when that pod goes away.
+:class:`Session` is the façade the manager uses: the local listener and its
+connections (the data plane), the status and its snapshot
+(:class:`SessionInfo`), start, stop and failure.  Which pod the forward uses
+is decided by its :class:`~tray.engine.podtracker.PodTracker`; what happens
+when that pod goes away, by its :class:`~tray.engine.reconnect.Reconnector`
+(the one place of the rules below).  Both take their I/O by injection --
+the dialer (:class:`~tray.engine.reconnect.PodDialer`) and the caches
+(:class:`~tray.engine.podtracker.CacheSource`) -- so the rules run in unit
+tests on plain data (tests/unit/engine/test_session_reconnect.py).
+
+The rules:
 
 * The pod is chosen by :mod:`tray.domain.selection` from a shared watch of the
   namespace's pods (:mod:`tray.kube.watches`), so a change is seen as it happens,
@@ -43,6 +52,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from tray.domain.addresses import bind_addresses
+from tray.domain.backoff import Backoff
 from tray.domain.status import Status
 from tray.domain.targets import Target
 from tray.engine.dialer import Dialer
@@ -95,9 +105,11 @@ class SessionInfo:
 
     @property
     def target(self) -> str:
+        """The target as kubectl writes it (``deploy/web``)."""
         return str(Target(self.target_kind, self.target_name))
 
     def to_dict(self) -> dict[str, Any]:
+        """The snapshot as JSON-ready data (the CLI's ``--json``); ``id`` is named ``session_id``."""
         d = asdict(self)
         d["session_id"] = d.pop("id")
         return d
@@ -243,7 +255,7 @@ class Session:
         return self.tracker.pod_uid
 
     @property
-    def backoff(self) -> Any:
+    def backoff(self) -> Backoff:
         """The reconnector's :class:`~tray.domain.backoff.Backoff` (its ``attempts``)."""
         return self.reconnector.backoff
 

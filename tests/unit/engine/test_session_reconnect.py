@@ -11,6 +11,7 @@ same rules on a real API server are the integration tests'
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -61,13 +62,16 @@ async def web_forward(*pods: dict[str, Any], dialer: FakeDialer | None = None) -
 @pytest.mark.parametrize("change", ["deleted", "terminating", "unready"])
 def test_new_connections_move_to_another_ready_pod(change: str) -> None:
     """The current pod deleted, terminating or unready: new connections go to another ready pod
-    at once, and the forward never leaves ``active``."""
+    at once, the forward never leaves ``active``, and a connection open on the old pod finishes there."""
     async def test() -> None:
         fwd = await web_forward(pod("web-a", ready_since="2026-01-01T00:00:00Z"),
                                 pod("web-b", ready_since="2026-01-01T00:05:00Z"))
         assert fwd.info.pod_name == "web-a"  # ready for longer: kubectl's choice
         port = fwd.info.local_port
         assert await fwd.request() == "web-a:hello"
+        # A connection open on web-a: it finishes there.
+        held_reader, held_writer = await asyncio.open_connection("127.0.0.1", port)
+        await fwd.until(lambda i: i.connections == 1, "the open connection dialed")
         statuses: list[str] = []
         fwd.session._on_change = lambda s, changed: statuses.append(s.status)  # type: ignore[method-assign]
         if change == "deleted":
@@ -82,6 +86,9 @@ def test_new_connections_move_to_another_ready_pod(change: str) -> None:
         assert info.local_port == port
         assert await fwd.request() == "web-b:hello"
         assert fwd.dialer.pod_changes >= 1  # the tunnel to web-a takes no new connection
+        held_writer.write(b"late")
+        assert await held_reader.read(100) == b"web-a:late"
+        held_writer.close()
         await fwd.stop()
     run(test)
 
