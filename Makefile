@@ -26,7 +26,10 @@ $(VENV)/.installed: pyproject.toml
 cluster-bin:
 	@tests/cluster/testcluster --print-binary >/dev/null
 
+# lint-imports checks the layer rules in pyproject.toml ([tool.importlinter]);
+# --no-cache leaves no cache folders in the work tree.
 test: deps
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-unit: python-deps
