@@ -55,8 +55,9 @@ __all__ = [
 #: Files larger than this are refused without being read.
 MAX_FILE_SIZE: Final = 1 << 20
 #: Bounds on the YAML node tree (a real profiles file is a few thousand nodes
-#: at depth 4).
+#: at depth 4): at most this many nodes ...
 MAX_NODES: Final = 20_000
+#: ... nested at most this deep.
 MAX_DEPTH: Final = 32
 
 # The characters PyYAML's reader refuses (the YAML 1.1 printable set, negated).
@@ -119,7 +120,8 @@ def load_profiles(
     :class:`~tray.errors.UsageError` (one line: file, line, field, problem)
     for the first problem in file order, including an unreadable or too
     large file.  Blocks for one read of the file (at most
-    :data:`MAX_FILE_SIZE` bytes; never waits on a FIFO) and the checks.
+    :data:`MAX_FILE_SIZE` bytes; never waits on a FIFO) and the checks
+    (see :func:`check_data`).
     """
     resolved, source, ok_missing = _resolve_path(path, missing_ok)
     profiles, errors = _load(resolved, source, ok_missing, known_contexts)
@@ -307,7 +309,8 @@ def check_data(
     :func:`load_profiles`.  The profiles list is empty if there is any
     problem; the problems (at most :data:`~tray.profiles.checker.MAX_ERRORS`,
     plus one saying so) are in file order.  Never raises for bad input.  Pure
-    (no I/O); CPU-bound, a few milliseconds for a file of 100 profiles.
+    (no I/O); CPU-bound, about 30 ms for a file of 100 profiles on a 2-core
+    machine.
     """
     checker = Checker(source, known_contexts)
     profiles: list[Profile] = []

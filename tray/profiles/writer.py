@@ -58,7 +58,11 @@ _STR: Final = "tag:yaml.org,2002:str"
 
 
 def dump_profiles(profiles: Iterable[Profile]) -> str:
-    """The YAML text Tender writes for *profiles* when it writes a file anew (version 1)."""
+    """The YAML text Tender writes for *profiles* when it writes a file anew (version 1).
+
+    A header comment, then the profiles as :meth:`~tray.profiles.model.Profile.to_dict`
+    spells them, in the order given.  Does not validate them.  Pure (no I/O).
+    """
     items = [p.to_dict() for p in profiles]
     if not items:
         return _SAVE_HEADER + EMPTY_PROFILES_TEXT
@@ -154,7 +158,11 @@ def remove_profile(path: str | os.PathLike[str], name: str) -> ProfilesFile:
 def ensure_profiles_file(path: str | os.PathLike[str] | None = None) -> tuple[Path, bool]:
     """Create an empty profiles file (``version: 1``, no profiles) if there is none.
 
-    Returns (path, created).  An existing file is left alone, whatever it holds.
+    *path* None means :func:`~tray.profiles.reader.default_profiles_path`.
+    Returns (path, created).  An existing file (or a symlink, even a dangling
+    one) is left alone, whatever it holds.  A new file is written atomically,
+    mode 0600, creating missing directories (0700).  Raises OSError if that
+    fails.  Blocks for a stat and, if the file is created, one small write.
     """
     resolved = default_profiles_path() if path is None else Path(path)
     if resolved.exists() or resolved.is_symlink():
