@@ -59,15 +59,26 @@ _PROTOCOLS = ("auto", "tunnel", "spdy", "v4")
 
 
 def protocol_from_env() -> str:
-    """``TENDER_PORT_FORWARD`` (case and spaces ignored): auto, tunnel, spdy or v4; auto if unset or unknown."""
+    """``TENDER_PORT_FORWARD`` (case and spaces ignored): auto, tunnel, spdy or v4; auto if unset or unknown.
+
+    Reads the environment only; never raises.
+    """
     value = os.environ.get(PROTOCOL_ENV, "auto").strip().lower() or "auto"
     return value if value in _PROTOCOLS else "auto"
 
 
 class Link(Protocol):
-    """One local connection's way to the pod."""
+    """One local connection's way to the pod (a v4 stream, or a place on a tunnel)."""
 
-    async def pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> StreamResult: ...
+    async def pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> StreamResult:
+        """Carry the local connection (``reader``/``writer``) until both sides are done, then close ``writer``.
+
+        Awaits the whole connection (as long as the client and the pod keep
+        it open).  Returns how it ended (:class:`~tray.engine.v4.StreamResult`:
+        bytes each way, the kubelet's error text, whether it was dropped);
+        never raises for I/O errors.  Use a link once.
+        """
+        ...
 
 
 class _V4Link:
@@ -105,9 +116,22 @@ class _TunnelLink:
 
 
 class Dialer:
-    """One session's connections to its current pod.  Runs on the engine's loop."""
+    """One session's connections to its current pod.  Runs on the engine's loop.
+
+    Holds the pod's tunnel (opened once however many connections wait for
+    it), the tunnels it retired that still carry connections, and the v4
+    spare streams (:class:`~tray.engine.pool.StreamPool`).  Dials take at
+    most ``OPEN_TIMEOUT`` (15 s) each, twice when a 401 reloads the
+    kubeconfig; the fallback from the tunnel tries the other paths in turn,
+    so a first :meth:`connect` may take a few dials.
+    """
 
     def __init__(self, api: KubeAPI, namespace: str, *, protocol: str | None = None) -> None:
+        """``api``: the context's client; ``namespace``: the pods'; ``protocol``: auto, tunnel, spdy or v4.
+
+        ``protocol`` None reads :data:`PROTOCOL_ENV` (:func:`protocol_from_env`).
+        Opens nothing until the first :meth:`connect` or :meth:`check`.
+        """
         self._api, self._namespace = api, namespace
         self.protocol = protocol or protocol_from_env()
         self._pool = StreamPool(lambda pod, port: open_stream(api, namespace, pod, port))
@@ -118,10 +142,23 @@ class Dialer:
 
     @property
     def uses_tunnel(self) -> bool:
+        """Whether new connections go through a SPDY tunnel (WebSocket or POST upgrade), not v4.
+
+        Changes to False once the fallback found that only v4 works.
+        """
         return self.protocol != "v4"
 
     async def connect(self, pod: str, port: int) -> Link:
-        """A way to the pod for one new connection; raises the precise errors."""
+        """A way to ``pod``'s ``port`` (a container port) for one new connection.
+
+        Awaits the tunnel (opened now if there is none, or the one there
+        failed a liveness PING: up to ``REPLY_TIMEOUT`` 10 s for the PING) or
+        a v4 stream (a spare at once, else a dial).  Raises the errors of
+        :mod:`tray.errors`: :class:`~tray.errors.ForbiddenError`,
+        :class:`~tray.errors.Unauthorized`, :class:`~tray.errors.NotFound`
+        (the pod is gone), :class:`~tray.errors.ClusterUnreachable`, another
+        :class:`~tray.errors.TenderError` for the kubelet's own failures.
+        """
         if self.uses_tunnel:
             tunnel = await self._tunnel_to(pod, port)
             if tunnel is not None and not await tunnel.answers():
@@ -138,7 +175,9 @@ class Dialer:
         """Prove the path to the pod works now (after a drop): raises if not.
 
         On the tunnel path this opens a fresh tunnel (the old one may be dead
-        without knowing it) that the next connections then use.
+        without knowing it) that the next connections then use; on v4 one
+        stream is opened and closed.  Awaits the dial (see the class); raises
+        what :meth:`connect` raises.
         """
         if self.uses_tunnel:
             self._retire_current()
@@ -153,7 +192,11 @@ class Dialer:
         forget_traceback(ws)
 
     async def replace_tunnel(self, dead: Tunnel, pod: str, port: int) -> Tunnel | None:
-        """A working tunnel instead of ``dead`` (one replacement however many connections ask)."""
+        """A working tunnel instead of ``dead`` (one replacement however many connections ask).
+
+        None on the v4 path, or when the fallback found that only v4 works.
+        Awaits the dial; raises what :meth:`connect` raises.
+        """
         if self._tunnel is dead:
             self._retire_current()
         return await self._tunnel_to(pod, port) if self.uses_tunnel else None
@@ -163,7 +206,9 @@ class Dialer:
 
         Spare v4 streams share the failed path and may be cut without knowing
         it yet.  A tunnel is only abandoned on a drop: an error on one stream
-        (connection refused inside the pod) says nothing about the tunnel.
+        (connection refused inside the pod) says nothing about the tunnel,
+        which is PINGed instead.  ``dropped``: the connection was cut, rather
+        than refused by the pod.  Never blocks; never raises.
         """
         self._pool.flush()
         if dropped:
@@ -175,12 +220,20 @@ class Dialer:
             self._tunnel.suspect()
 
     def pod_changed(self) -> None:
-        """New connections go to another pod: old spares and tunnels retire."""
+        """New connections go to another pod: old spares close and the tunnel retires.
+
+        Open connections on the retired tunnel finish.  Never blocks; never raises.
+        """
         self._pool.flush()
         self._retire_current()
 
     def close(self) -> None:
-        """Drop everything (the forward stopped or failed); Retry may use the dialer again."""
+        """Drop everything (the forward stopped or failed); Retry may use the dialer again.
+
+        Connections still open on its tunnels are cut (dropped); a tunnel
+        being opened is abandoned.  Never blocks (the closes run in the
+        background); never raises.
+        """
         self._generation += 1
         self._pool.close()
         self._retire_current()

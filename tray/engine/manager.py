@@ -4,8 +4,8 @@
 loop in a background thread, so neither the tray's UI thread nor the CLI's
 main thread ever makes a Kubernetes call.  Its API is the design's::
 
-    start(cluster, namespace, kind, name, container_port, local_port, address) -> id
-    stop(id); stop_cluster(cluster_id); list(); retry(id); remove(id)
+    start(spec) -> id
+    stop(id); stop_cluster(cluster_id); list(); get(id); retry(id); remove(id)
 
 Subscribers receive :class:`StatusEvent` on every status change of a
 session, and :class:`ListEvent` (the full list) on start, stop, remove and
@@ -37,6 +37,14 @@ __all__ = ["ForwardManager", "StatusEvent", "ListEvent", "ConnectionEvent", "Clu
 
 @dataclass(frozen=True)
 class StatusEvent:
+    """A forward's status changed (or its pod, local port or reason did).
+
+    ``status`` is one of :class:`tray.domain.status.Status`'s values;
+    ``local_port`` the bound port (0 before it is bound); ``pod_name`` the pod
+    in use ("" when none); ``error`` the reason while ``error`` or
+    ``reconnecting``, "" otherwise; ``session`` the full snapshot.
+    """
+
     session_id: str
     status: str
     local_port: int
@@ -47,6 +55,8 @@ class StatusEvent:
 
 @dataclass(frozen=True)
 class ListEvent:
+    """The forwards now known, in start order (sent on start, stop, remove and a change of pod)."""
+
     sessions: list[SessionInfo]
 
 
@@ -80,7 +90,22 @@ def _files_stamp(paths: str) -> tuple[tuple[str, int, int], ...]:
 
 
 class ForwardManager:
+    """The engine: every forward of one kubeconfig, run on a background asyncio thread.
+
+    Thread-safe: call it from any thread but its own (a subscriber, which
+    runs on the engine thread, may call :meth:`stop`, :meth:`retry` and
+    :meth:`remove`: they are then scheduled, not awaited).  Methods that
+    wait for the engine do so for at most 30 s and then raise
+    ``TimeoutError``; none waits on the cluster except where it says so.
+    Call :meth:`shutdown` once at the end.
+    """
+
     def __init__(self, kubeconfig: str | None = None) -> None:
+        """``kubeconfig``: a path list (``os.pathsep``-separated), else ``$KUBECONFIG`` or ``~/.kube/config``.
+
+        Reads no file yet; starts the engine thread (``tender-engine``, a
+        daemon) and returns at once.
+        """
         self.kubeconfig = kubeconfig_paths(kubeconfig)
         self._lock = threading.RLock()
         self._sessions: dict[str, Session] = {}
@@ -102,10 +127,15 @@ class ForwardManager:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     def subscribe(self, fn: Subscriber) -> None:
+        """Call ``fn(event)`` for every later :data:`Event`, on the engine thread (it must return quickly).
+
+        An exception ``fn`` raises is logged and dropped.  Never blocks beyond the manager's lock.
+        """
         with self._lock:
             self._subscribers.append(fn)
 
     def unsubscribe(self, fn: Subscriber) -> None:
+        """Stop calling ``fn`` (no error if it was not subscribed); an event being delivered may still reach it."""
         with self._lock:
             if fn in self._subscribers:
                 self._subscribers.remove(fn)
@@ -136,6 +166,9 @@ class ForwardManager:
 
         Parsing a kubeconfig costs milliseconds; starting 200 profiles asks
         200 times, so the answer is kept until a file's size or mtime moves.
+        Blocks the caller for the read (milliseconds; up to
+        ``tray.kube.kubeconfig.REREAD_FOR`` seconds for a file caught
+        mid-rewrite).  Raises :class:`UsageError` for a broken kubeconfig.
         """
         stamp = _files_stamp(self.kubeconfig)
         with self._lock:
@@ -169,18 +202,30 @@ class ForwardManager:
 
         The CLI calls it before starting, so kubeconfig trouble (a broken exec
         plugin, an unreadable certificate) is a one-line usage error.  Never
-        call it from a UI thread: an exec plugin may take its time.
+        call it from a UI thread: an exec plugin may take its time (it blocks
+        for as long as the plugin runs).  Raises :class:`UsageError` for an
+        unknown context or a kubeconfig whose credentials cannot be loaded.
         """
         conn = self._cluster(cluster_id)
         conn.auth.refresh(full=True)
         conn.mark_loaded()
 
     def api_for(self, cluster_id: str) -> ClusterConn:
-        """The cluster connection (the tray's browser lists resources through it)."""
+        """The cluster connection (the tray's browser lists resources through it).
+
+        Use its ``api`` on the engine loop (:meth:`run`).  Reads the
+        kubeconfig (see :meth:`clusters`); raises :class:`UsageError` for a
+        context it does not have.
+        """
         return self._cluster(cluster_id)
 
     def run(self, coro: Any, timeout: float | None = 30.0) -> Any:
-        """Run a coroutine on the engine loop and wait for it (not from the loop)."""
+        """Run a coroutine on the engine loop and wait for it (not from the loop).
+
+        Returns what it returns and raises what it raises; blocks for at
+        most ``timeout`` seconds (None: no limit), then raises
+        ``TimeoutError`` (the coroutine goes on).
+        """
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     # ------------------------------------------------------------ the API
@@ -227,6 +272,7 @@ class ForwardManager:
         self._emit(ListEvent(self.list()))
 
     def get(self, session_id: str) -> SessionInfo:
+        """A snapshot of one forward; raises :class:`UsageError` for an unknown id.  Never blocks on the engine."""
         return self._session(session_id).info()
 
     def _session(self, session_id: str) -> Session:
@@ -237,11 +283,17 @@ class ForwardManager:
         return session
 
     def list(self) -> list[SessionInfo]:
+        """Snapshots of every forward, in start order (stopped ones are gone).  Never blocks on the engine."""
         with self._lock:
             return [self._sessions[i].info() for i in self._order if i in self._sessions]
 
     def stop(self, session_id: str) -> None:
-        """Stop a forward and drop it from the list."""
+        """Stop a forward and drop it from the list.
+
+        Its listener closes and its open connections are cut.  Waits for
+        that (milliseconds; ``TimeoutError`` after 30 s); from a subscriber
+        it is scheduled instead.  Raises :class:`UsageError` for an unknown id.
+        """
         session = self._session(session_id)
         self._call(self._stop(session))
 
@@ -254,7 +306,10 @@ class ForwardManager:
         self._emit(ListEvent(self.list()))
 
     def stop_cluster(self, cluster_id: str) -> list[str]:
-        """Stop every forward of one cluster; returns their ids."""
+        """Stop every forward of one context (``cluster_id``: the context name); returns their ids.
+
+        Waits as :meth:`stop` does, once per forward; an unknown context stops nothing.
+        """
         with self._lock:
             ids = [s.id for s in self._sessions.values() if s.conn.id == cluster_id]
         for i in ids:
@@ -262,6 +317,14 @@ class ForwardManager:
         return ids
 
     def retry(self, session_id: str) -> None:
+        """Start a forward in ``error`` again, with the credentials the kubeconfig names now.
+
+        Does nothing for a forward in any other status.  Waits for its
+        credentials to reload (an exec plugin may run; ``TimeoutError`` after
+        30 s, the retry goes on); from a subscriber it is scheduled instead.
+        What follows shows as the forward's status.  Raises
+        :class:`UsageError` for an unknown id.
+        """
         session = self._session(session_id)
         if session.status not in (Status.ERROR,):
             return
@@ -280,12 +343,17 @@ class ForwardManager:
         session.start()
 
     def remove(self, session_id: str) -> None:
-        """Drop an errored (or stopped) forward from the list."""
+        """Drop an errored (or stopped) forward from the list; waits and raises as :meth:`stop` does."""
         session = self._session(session_id)
         self._call(self._stop(session))
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop every forward and the engine thread."""
+        """Stop every forward and the engine thread; a second call does nothing.
+
+        Blocks for at most about twice ``timeout`` seconds (closing the API
+        clients, then joining the thread), and never raises: what is still
+        open then is left to the process's exit.
+        """
         if self._loop.is_closed():
             return  # shut down already
         with self._lock:
@@ -321,7 +389,10 @@ class ForwardManager:
             self._loop.close()
 
     def watch_keys(self) -> list[tuple[str, str, str]]:
-        """The shared watches now open (for tests and the benchmark)."""
+        """The shared watches now open, as (context, namespace, resource) keys (for tests and the benchmark).
+
+        Blocks until the engine loop answers (microseconds; ``TimeoutError`` after 30 s).
+        """
         return self.run(self._watch_keys())
 
     async def _watch_keys(self) -> list[tuple[str, str, str]]:

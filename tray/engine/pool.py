@@ -38,7 +38,17 @@ Opener = Callable[[str, int], Awaitable[ClientConnection]]
 
 
 class StreamPool:
+    """The spare v4 streams of one forward, for one (pod, port) at a time.  Runs on the engine's loop.
+
+    Never blocks its callers: streams open and close in background tasks.
+    """
+
     def __init__(self, opener: Opener, *, size: int = 4, clock: Callable[[], float] = time.monotonic) -> None:
+        """``opener(pod, port)`` opens one stream (raising on failure: that spare is skipped).
+
+        ``size``: spares kept (and being opened) at most; ``clock``: seconds,
+        monotonic (tests pass a fake).  Opens nothing until :meth:`take`.
+        """
         self._open = opener
         self.size = size
         self._clock = clock
@@ -49,7 +59,11 @@ class StreamPool:
         self._expiry: asyncio.TimerHandle | None = None
 
     def take(self, pod: str, port: int) -> ClientConnection | None:
-        """A ready stream to (pod, port), or None; schedules a refill."""
+        """A ready (open) stream to ``pod``'s container ``port``, or None; schedules a refill.
+
+        Taking for another (pod, port) than before discards the old spares.
+        Never blocks (call on the loop); never raises.
+        """
         self._last_use = self._clock()
         if self._key != (pod, port):
             self.flush()
@@ -100,7 +114,11 @@ class StreamPool:
             self.flush()
 
     def flush(self) -> None:
-        """Close every spare (the pod changed, the forward went idle or stopped)."""
+        """Close every spare (the pod changed, the forward went idle or stopped).
+
+        Spares being opened are cancelled.  Never blocks (the closes run in
+        the background); the next :meth:`take` starts filling again.
+        """
         spares, self._spares = self._spares, []
         for stream in spares:
             asyncio.ensure_future(stream.close())
@@ -109,6 +127,7 @@ class StreamPool:
         self._key = None
 
     def close(self) -> None:
+        """:meth:`flush`, and stop the idle timer (the forward stopped).  Never blocks."""
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None

@@ -183,15 +183,25 @@ class TunnelSocket(Protocol):
     transport: Any  # pause_reading / resume_reading / is_closing
 
     @property
-    def close_code(self) -> int | None: ...
+    def close_code(self) -> int | None:
+        """The WebSocket close code once ended (1000: cleanly), None while open."""
+        ...
 
-    def divert(self, sink: Callable[[bytes | memoryview], None] | None) -> None: ...
+    def divert(self, sink: Callable[[bytes | memoryview], None] | None) -> None:
+        """Hand every received payload byte to ``sink`` as it arrives (None: let go of it)."""
+        ...
 
-    async def send(self, message: bytes) -> None: ...
+    async def send(self, message: bytes) -> None:
+        """Write ``message`` (whole, before the first wait), then wait while the write buffer is above its high mark."""
+        ...
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """End the stream and wait until it ended (the closing handshake; seconds at most)."""
+        ...
 
-    async def wait_closed(self) -> None: ...
+    async def wait_closed(self) -> None:
+        """Wait until the stream has ended, for whatever reason (no limit)."""
+        ...
 
 
 class _Connection:
@@ -291,7 +301,14 @@ class _Connection:
 
 
 class Tunnel:
-    """One port-forward SPDY session to one pod.  Runs on the engine's loop."""
+    """One port-forward SPDY session to one pod.  Runs on the engine's loop.
+
+    Made by :meth:`open`; carries connections (:meth:`forward`) until it
+    ends: idle for :data:`IDLE_CLOSE`, retired and empty, aborted, or lost.
+    ``pod`` is the pod's name; ``closed_reason`` None while it lives, else
+    why it ended (a short phrase, e.g. "idle", "port-forward session lost
+    (...)"); ``auth_generation`` the credentials it was opened with.
+    """
 
     @classmethod
     async def open(cls, api: KubeAPI, namespace: str, pod: str, *, upgrade: bool = False) -> Tunnel:
@@ -300,7 +317,12 @@ class Tunnel:
         ``upgrade``: SPDY straight over an HTTP/1.1 upgrade (``POST``,
         kubectl's fallback when the WebSocket is refused; :mod:`tray.kube.spdyconn`)
         instead of tunnelled in a WebSocket.  Blocks for the dial (at most
-        15 s, twice if a 401 reloads the kubeconfig).
+        15 s, twice if a 401 reloads the kubeconfig).  Raises
+        :class:`~tray.errors.TunnelUnsupported` when the API server chose
+        another WebSocket subprotocol (or none), and otherwise what
+        :func:`tray.kube.websocket.connect_websocket` or
+        :func:`tray.kube.spdyconn.connect` raise (403, 404, 401, unreachable,
+        a broken upgrade).
         """
         sock: TunnelSocket
         if upgrade:
@@ -322,6 +344,12 @@ class Tunnel:
 
     def __init__(self, ws: TunnelSocket, pod: str, *, idle_close: float | None = None,
                  reply_timeout: float | None = None) -> None:
+        """A tunnel on an open, upgraded ``ws`` to ``pod``; call on the loop (tests build one on a fake socket).
+
+        ``idle_close`` and ``reply_timeout`` (seconds) replace
+        :data:`IDLE_CLOSE` and :data:`REPLY_TIMEOUT`.  Starts reading and the
+        keep-alive at once; never blocks; never raises.
+        """
         self.pod = pod
         self.auth_generation = 0  # which credentials opened it (ClusterAuth.generation)
         self._ws = ws
@@ -371,7 +399,8 @@ class Tunnel:
         not read (:class:`KubeletQueues`), nor while every worker holds bulk
         data, nor while a local client that does not read holds up reading
         (:data:`HIGH_WATER`) for :data:`STALL_AFTER` or more: the next
-        connection then opens a fresh tunnel.
+        connection then opens a fresh tunnel.  Nor once ended, retired, told
+        to go away, or near the last stream id.  Never blocks.
         """
         return (self.closed_reason is None and not self._retired and not self._going_away
                 and self._next_id + 8 * WORKERS <= MAX_STREAM_ID and not self._check_wedged()
@@ -387,11 +416,15 @@ class Tunnel:
 
     @property
     def wedged(self) -> bool:
-        """A kubelet frame worker of this tunnel is stuck (a pod does not read a connection)."""
+        """A kubelet frame worker of this tunnel is stuck (a pod does not read a connection); never blocks.
+
+        Once True it stays True: the tunnel takes no new connections.
+        """
         return self._check_wedged()
 
     @property
     def connections(self) -> int:
+        """How many local connections the tunnel carries now."""
         return self._active
 
     async def answers(self) -> bool:
@@ -399,6 +432,9 @@ class Tunnel:
 
         Concurrent callers share one PING.  A tunnel that spoke recently is
         trusted without one (the latency of busy forwards is untouched).
+        Otherwise awaits the PING's answer, at most the reply timeout
+        (:data:`REPLY_TIMEOUT`, 10 s), after which the tunnel is aborted and
+        this returns False.  Never raises.
         """
         if self.closed_reason is not None:
             return False
@@ -604,12 +640,16 @@ class Tunnel:
             self._check()
 
     def retire(self) -> None:
-        """Take no new connections; close once the open ones are done."""
+        """Take no new connections; close once the open ones are done (at once if none).  Never blocks."""
         self._retired = True
         self._arm_idle()
 
     def abort(self, reason: str) -> None:
-        """End the tunnel now; its open connections count as dropped."""
+        """End the tunnel now; its open connections count as dropped.
+
+        ``reason`` becomes :attr:`closed_reason` (if it had none) and is
+        logged.  Never blocks: the socket closes in the background.
+        """
         if self.closed_reason is None:
             self.closed_reason = reason
             log.info("port-forward tunnel to %s: %s", self.pod, reason)
@@ -617,6 +657,7 @@ class Tunnel:
         self._spawn(self._ws.close())
 
     async def close(self) -> None:
+        """End the tunnel and wait until it has (the socket's close, seconds at most); open connections are dropped."""
         if self.closed_reason is None:
             self.closed_reason = "closed"
         self._end_connections()
@@ -832,7 +873,13 @@ class Tunnel:
 
         ``replay``/``replay_eof``: what an earlier attempt had sent (see
         :attr:`StreamResult.replay`), sent first.  When the result has
-        ``replay`` set, the local socket is left open for the caller.
+        ``replay`` set, the local socket is left open for the caller;
+        otherwise ``writer`` is closed.  Awaits the whole connection: until
+        the pod's side ends it, the client resets, the pod stays silent
+        :data:`~tray.engine.v4.LINGER_IDLE` after the client's EOF, the
+        kubelet fails to acknowledge it within :data:`REPLY_TIMEOUT`, or the
+        tunnel ends.  A tunnel that cannot take it (ended, every worker busy)
+        returns at once with ``dropped`` or ``replay`` set.
         """
         ids = self._place() if self.closed_reason is None else None
         error_id, data_id = ids or (0, 0)

@@ -53,7 +53,12 @@ LINGER_IDLE = 5.0
 
 @dataclass
 class StreamResult:
-    """How one forwarded connection ended."""
+    """How one forwarded connection ended (both paths: v4 and the SPDY tunnel).
+
+    ``bytes_up``/``bytes_down``: bytes from the local client to the pod and
+    back; ``error``: the kubelet's text ("" if none); ``dropped``: the path
+    died under the open connection.
+    """
 
     bytes_up: int = 0
     bytes_down: int = 0
@@ -67,14 +72,30 @@ class StreamResult:
 
 
 async def open_stream(api: KubeAPI, namespace: str, pod: str, port: int) -> ClientConnection:
-    """Open a v4 port-forward WebSocket; raises precise errors (403, 404, unreachable)."""
+    """Open a v4 port-forward WebSocket to ``pod``'s container ``port`` in ``namespace``.
+
+    Returns the open connection, for :func:`pump`.  Awaits the dial and the
+    upgrade (at most 15 s, twice if a 401 reloads the kubeconfig).  Raises
+    what :func:`tray.kube.websocket.connect_websocket` raises:
+    :class:`~tray.errors.ForbiddenError` (403),
+    :class:`~tray.errors.NotFound` (404), :class:`~tray.errors.Unauthorized`,
+    :class:`~tray.errors.ClusterUnreachable`, another
+    :class:`~tray.errors.TenderError`.
+    """
     return await connect_websocket(api, portforward_url(api.auth.server, namespace, pod, port), SUBPROTOCOL)
 
 
 async def pump(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ws: ClientConnection, port: int
 ) -> StreamResult:
-    """Relay bytes until both sides are done; never raises for I/O errors."""
+    """Relay bytes between the local connection and ``ws`` (open to container ``port``) until both sides are done.
+
+    Awaits the whole connection: until the pod's side closes, the stream
+    drops, the local client resets, or the pod stays silent
+    :data:`LINGER_IDLE` seconds after the client's EOF.  Then closes
+    ``writer`` and ``ws``.  Returns how it ended; never raises for I/O
+    errors (a broken channel protocol is ``error``, "protocol error: ...").
+    """
     result = StreamResult()
     channel = PortForwardChannel(port)
     local_eof = asyncio.Event()
