@@ -34,8 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from tray.domain import selection
 from tray.domain.backoff import MAX_ATTEMPTS, Backoff
 from tray.domain.status import Status
-from tray.errors import ClusterUnreachable, ForbiddenError, TargetError, TenderError, UsageError
-from tray.kube.kubeapi import Unauthorized
+from tray.errors import ClusterUnreachable, ForbiddenError, TargetError, TenderError, Unauthorized, UsageError
 
 if TYPE_CHECKING:
     from tray.domain.targets import Target

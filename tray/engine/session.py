@@ -58,8 +58,8 @@ from tray.domain.targets import Target
 from tray.engine.dialer import Dialer
 from tray.engine.podtracker import SYNC_TIMEOUT, CacheSource, PodTracker
 from tray.engine.reconnect import PodDialer, Reconnector
-from tray.errors import ClusterUnreachable, ForbiddenError, PortUsageError, TargetError, TenderError, UsageError
-from tray.kube.kubeapi import NotFound, Unauthorized
+from tray.errors import (ClusterUnreachable, ForbiddenError, NotFound, PortUsageError, TargetError, TenderError,
+                         Unauthorized, UsageError)
 
 if TYPE_CHECKING:
     from tray.kube.conn import ClusterConn

@@ -20,8 +20,7 @@ from tray.domain import backoff
 from tray.domain.status import Status
 from tray.domain.targets import Target
 from tray.engine import reconnect
-from tray.errors import ClusterUnreachable, ForbiddenError
-from tray.kube.kubeapi import NotFound, Unauthorized
+from tray.errors import ClusterUnreachable, ForbiddenError, NotFound, Unauthorized
 
 from .session_fakes import FakeDialer, Forward, deployment, job, pod, run, service
 
