@@ -8,7 +8,7 @@ import time
 import pytest
 
 import tray.engine.pool
-import tray.engine.stream
+import tray.engine.v4
 from tests.clusterlib import Cluster
 from tests.integration.engine import pod_manifest, wait_for, wait_status
 from tray.engine.manager import ForwardManager
@@ -30,7 +30,7 @@ def test_keepalive_streams_end_after_the_client_closes(cluster: Cluster, namespa
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """A keep-alive server never closes: once the client is gone and the pod silent for
     LINGER_IDLE, the stream must end (it used to stay open for good)."""
-    monkeypatch.setattr(tray.engine.stream, "LINGER_IDLE", 0.5)
+    monkeypatch.setattr(tray.engine.v4, "LINGER_IDLE", 0.5)
     monkeypatch.setattr(tray.engine.pool, "WARM_FOR", 0.5)
     cluster.apply(pod_manifest("web"), namespace)
     cluster.wait_ready(namespace, "app=web")

@@ -9,7 +9,7 @@ forward every half second and reads the status right after each one.
 How stale may "active" be?  A failure is only known when something fails:
 a new connection, the probe, the watch.  When the kubelet or the API server
 refuses, that is at once; when the API server *hangs* (etcd down), the
-stream's opening handshake times out after 15 s (``tray.engine.stream.open_stream``,
+stream's opening handshake times out after 15 s (``tray.engine.v4.open_stream``,
 ``open_timeout``), so for up to that long a forward may still say ``active``
 while its new connections wait.  The monitor allows :data:`STALE_BOUND`
 for that, and 3 s where the failure is a refusal.

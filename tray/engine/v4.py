@@ -40,9 +40,7 @@ from tray.wire.framing import SUBPROTOCOL, Data, ErrorText, PortForwardChannel, 
 
 log = logging.getLogger(__name__)
 
-__all__ = ["StreamResult", "open_stream", "pump", "LINGER_IDLE", "READ_SIZE",
-           # The upgrade's helpers, for the old importers of tray.engine.stream:
-           "connect_websocket", "portforward_url", "close_ws", "forget_traceback"]
+__all__ = ["StreamResult", "open_stream", "pump", "LINGER_IDLE", "READ_SIZE"]
 
 #: How much to read from the local socket at once.  Large reads mean fewer,
 #: larger WebSocket frames: the per-frame cost dominates bulk transfers.

@@ -171,7 +171,7 @@ class FakeCaches:
 # ---------------------------------------------------------------- the path to the pods
 @dataclass
 class Result:
-    """What :meth:`FakeLink.pump` returns, shaped like :class:`tray.engine.stream.StreamResult`."""
+    """What :meth:`FakeLink.pump` returns, shaped like :class:`tray.engine.v4.StreamResult`."""
 
     error: str = ""
     dropped: bool = False
