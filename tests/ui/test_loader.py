@@ -4,24 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tray.engine.browse import Resource, resources_of
+from tray.engine.browse import Resource
 from tray.errors import ClusterUnreachable, ForbiddenError
 from tray.ui.loader import ResourceLoader, priority
 from tray.ui.resources import KIND_SECTIONS, Failed, Ready, ResourceStore
-
-
-def test_finished_pods_are_not_listed_and_ports_are_read() -> None:
-    data = {"items": [
-        {"metadata": {"name": "web-2"}, "spec": {"containers": [{"ports": [{"containerPort": 8080, "name": "http"}]}]},
-         "status": {"phase": "Running"}},
-        {"metadata": {"name": "job-1"}, "spec": {"containers": []}, "status": {"phase": "Succeeded"}},
-        {"metadata": {"name": "old", "deletionTimestamp": "x"}, "spec": {"containers": []}},
-        {"metadata": {"name": "a-first"}, "spec": {"containers": [{"ports": [{"containerPort": 53, "protocol": "UDP"}]}]}},
-    ]}
-    assert resources_of("Pod", data) == (Resource("a-first", ((53, None, "UDP"),)),
-                                         Resource("web-2", ((8080, "http", "TCP"),)))
-    svc = {"items": [{"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80, "name": "http"}]}}]}
-    assert resources_of("Service", svc)[0].tcp_ports == ((80, "http"),)
 
 
 def test_priority_order() -> None:

@@ -635,12 +635,25 @@ def _looks_like_service(obj: JSON) -> bool:
     )
 
 
-def is_finished_job(obj: JSON) -> bool:
+def is_finished_job(obj: JSON, *, finishing: bool = False) -> bool:
     """A Job whose ``Complete`` or ``Failed`` condition is True: it starts no
     more pods (the Job controller's terminal conditions), so a forward to it
-    has nothing to come back to."""
-    return any(_dict(c).get("type") in ("Complete", "Failed") and _dict(c).get("status") == "True"
+    has nothing to come back to.
+
+    ``finishing``: also a Job whose ``SuccessCriteriaMet`` or
+    ``FailureTarget`` condition is True (Kubernetes 1.31+ sets them first,
+    while the Job's last pods terminate): not worth offering as a new target,
+    though a forward already using one of its pods may finish its work.
+    """
+    ended = ("Complete", "Failed", "SuccessCriteriaMet", "FailureTarget") if finishing else ("Complete", "Failed")
+    return any(_dict(c).get("type") in ended and _dict(c).get("status") == "True"
                for c in _list(_status(obj).get("conditions")))
+
+
+def controlled_by(obj: JSON, kind: str) -> bool:
+    """Whether ``obj``'s controller (``metadata.ownerReferences[].controller``) is of ``kind``."""
+    return any(_dict(ref).get("controller") is True and _dict(ref).get("kind") == kind
+               for ref in _list(_dict(obj.get("metadata")).get("ownerReferences")))
 
 
 def declared_ports(obj: JSON) -> list[tuple[int, str | None, str]]:

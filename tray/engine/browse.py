@@ -11,8 +11,9 @@ Only the kinds ``kubectl port-forward`` can target are listed
 (:data:`tray.domain.targets.KINDS`), each with the ports it declares
 (:func:`tray.domain.selection.declared_ports`), and only those that have, or
 may soon have, a pod to forward to: finished or terminating pods, finished
-Jobs and ReplicaSets or ReplicationControllers scaled to zero (a
-Deployment's old revisions) are left out.
+Jobs, ReplicaSets or ReplicationControllers scaled to zero, and the
+ReplicaSets of Deployments (the Deployment is the target that outlives a
+rollout) are left out.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tray.domain.selection import declared_ports
+from tray.domain.selection import controlled_by, declared_ports, is_finished_job
 from tray.domain.targets import KIND_PLURAL, KINDS
 
 __all__ = ["DEFAULT_TIMEOUT", "Browser", "Resource", "forwardable"]
@@ -50,27 +51,23 @@ class Resource:
         return tuple((p, n) for p, n, proto in self.ports if proto == "TCP")
 
 
-def _finished_job(item: Mapping[str, Any]) -> bool:
-    conditions = (item.get("status") or {}).get("conditions") or []
-    # SuccessCriteriaMet and FailureTarget come first (Kubernetes 1.31+): the Job is finishing.
-    return any(c.get("type") in ("Complete", "Failed", "SuccessCriteriaMet", "FailureTarget")
-               and c.get("status") == "True"
-               for c in conditions if isinstance(c, dict))
-
-
 def forwardable(kind: str, item: Mapping[str, Any]) -> bool:
     """Whether one object of a LIST answer (of ``kind``) is worth offering as a target.
 
     False for a pod that finished (``Succeeded``/``Failed``) or is being
-    deleted, a Job that completed or failed, and a ReplicaSet or
-    ReplicationController scaled to zero; true for everything else.
+    deleted, a Job that completed, failed or is finishing, a ReplicaSet or
+    ReplicationController scaled to zero, and a ReplicaSet a Deployment
+    controls (the Deployment is listed: it is the target that survives the
+    next rollout, as the ReplicaSet does not); true for everything else.
     """
     meta = item.get("metadata") or {}
     if kind == "Pod":
         return not (meta.get("deletionTimestamp")
                     or (item.get("status") or {}).get("phase") in ("Succeeded", "Failed"))
     if kind == "Job":
-        return not _finished_job(item)
+        return not is_finished_job(item, finishing=True)
+    if kind == "ReplicaSet" and controlled_by(item, "Deployment"):
+        return False
     if kind in ("ReplicaSet", "ReplicationController"):
         return (item.get("spec") or {}).get("replicas", 1) != 0
     return True
