@@ -256,7 +256,8 @@ class PodTracker:
                 if template["spec"].get("containers"):
                     selection.container_port_for_pod(template, self.remote_port)
         except TargetError as exc:
-            raise PortUsageError(str(exc).replace(f"pod/{self.target}", str(self.target))) from None
+            # The template stands in for a pod: name the workload the user typed.
+            raise PortUsageError(str(exc).replace(f"pod {self.target}", str(self.target))) from None
 
     # ----------------------------------------------------------- the pod
     def _candidate_pods(self) -> list[dict[str, Any]]:

@@ -436,7 +436,7 @@ def test_port_missing_on_the_target_is_a_usage_error_never_retried(
         fwd.pods.objects["web-a"] = pod("web-a")
         fwd.session.start()
         info = await fwd.status(Status.ERROR)
-        assert reason in info.status_reason, info.status_reason
+        assert info.status_reason.startswith(reason), info.status_reason
         assert info.usage_error and not info.recoverable
         assert fwd.caches.held() == 0
         fwd.pods.put(pod("web-b"))
