@@ -95,12 +95,15 @@ def source_info() -> dict[str, Any]:
 
 
 def engine_hash() -> str:
-    """Hash of the code the CLI runs (tray/*.py; the tray UI in tray/ui/ is not loaded by it)."""
+    """Hash of the code the CLI runs (tray/**/*.py but tray/ui/, which the CLI does not load)."""
     import hashlib
 
     h = hashlib.sha256()
-    for f in sorted((ROOT / "tray").glob("*.py")):
-        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    for f in sorted((ROOT / "tray").rglob("*.py")):
+        rel = f.relative_to(ROOT / "tray")
+        if rel.parts[0] == "ui":
+            continue
+        h.update(rel.as_posix().encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:16]
 
 

@@ -71,6 +71,7 @@ __all__ = [
     "matches",
     "is_pod_ready",
     "is_pod_terminating",
+    "is_pod_finished",
     "is_pod_usable",
     "rank_pods",
     "choose_pod",
@@ -323,6 +324,11 @@ def is_pod_ready(pod: JSON) -> bool:
 def is_pod_terminating(pod: JSON) -> bool:
     """True if the pod is being deleted (``metadata.deletionTimestamp`` set)."""
     return bool(_meta(pod).get("deletionTimestamp"))
+
+
+def is_pod_finished(pod: JSON) -> bool:
+    """True if the pod's containers have all stopped for good (phase ``Succeeded`` or ``Failed``)."""
+    return _status(pod).get("phase") in ("Succeeded", "Failed")
 
 
 def is_pod_usable(pod: JSON) -> bool:

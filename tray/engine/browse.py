@@ -23,7 +23,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tray.domain.selection import controlled_by, declared_ports, is_finished_job
+from tray.domain.selection import (controlled_by, declared_ports, is_finished_job, is_pod_finished,
+                                   is_pod_terminating)
 from tray.domain.targets import KIND_PLURAL, KINDS
 
 __all__ = ["DEFAULT_TIMEOUT", "Browser", "Resource", "forwardable"]
@@ -60,10 +61,8 @@ def forwardable(kind: str, item: Mapping[str, Any]) -> bool:
     controls (the Deployment is listed: it is the target that survives the
     next rollout, as the ReplicaSet does not); true for everything else.
     """
-    meta = item.get("metadata") or {}
     if kind == "Pod":
-        return not (meta.get("deletionTimestamp")
-                    or (item.get("status") or {}).get("phase") in ("Succeeded", "Failed"))
+        return not (is_pod_terminating(item) or is_pod_finished(item))
     if kind == "Job":
         return not is_finished_job(item, finishing=True)
     if kind == "ReplicaSet" and controlled_by(item, "Deployment"):

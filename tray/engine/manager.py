@@ -152,7 +152,7 @@ class ForwardManager:
     def _on_session_change(self, session: Session, pod_changed: bool) -> None:
         info = session.info()
         self._emit(StatusEvent(session.id, info.status, info.local_port, info.pod_name, info.status_reason
-                               if info.status in ("error", "reconnecting") else "", info))
+                               if info.status in (Status.ERROR, Status.RECONNECTING) else "", info))
         if pod_changed:
             self._emit(ListEvent(self.list()))
 

@@ -217,7 +217,7 @@ class Reconnector:
                 await f.fail(f"pod {name} was deleted")
             elif selection.is_pod_terminating(pod):
                 await f.fail(f"pod {name} is terminating")
-            elif pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+            elif selection.is_pod_finished(pod):
                 await f.fail(f"pod {name} has stopped ({pod['status']['phase']})")
             elif f.status == Status.ERROR or (f.status == Status.RECONNECTING and self._cluster_wait):
                 await self.switch_pod()  # the cluster is back and so is the pod

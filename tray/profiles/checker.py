@@ -48,7 +48,7 @@ from tray.profiles.model import (
     Profile,
 )
 
-__all__ = ["MAX_ERRORS", "Checker", "TooManyErrors"]
+__all__ = ["MAX_ERRORS", "Checker"]
 
 #: check_profiles stops collecting after this many problems.
 MAX_ERRORS: Final = 100
@@ -102,7 +102,7 @@ def _key_path(parent: str, key: str) -> str:
     return f"{parent}[{_q(key, 30)}]"
 
 
-class TooManyErrors(Exception):
+class _TooManyErrors(Exception):
     """Raised by :meth:`Checker.error` when :data:`MAX_ERRORS` problems are collected: stop checking.
 
     The caller catches it and still calls :meth:`Checker.result`.
@@ -143,7 +143,7 @@ class Checker:
         """Record a problem at *where* (a node, a 1-based line number, or None for the whole file).
 
         *fld* is the field path shown (``profiles[2].ports[1]``).  Raises
-        :class:`TooManyErrors` once :data:`MAX_ERRORS` problems are recorded.
+        :class:`_TooManyErrors` once :data:`MAX_ERRORS` problems are recorded.
 
         Problems are returned in order of *sort_line*, by default the line
         shown; a missing key is shown at the start of its mapping but sorted
@@ -154,7 +154,7 @@ class Checker:
         self.errors.append(UsageError(message, source=self.source, line=line, field=fld or None))
         self._order.append(sort_line if sort_line is not None else (line or 0))
         if len(self.errors) >= MAX_ERRORS:
-            raise TooManyErrors
+            raise _TooManyErrors
 
     # -- the outcome -------------------------------------------------------
 
@@ -243,7 +243,7 @@ class Checker:
 
         Problems are recorded with :meth:`error`; the profiles returned count
         only if there is none (see :meth:`result`).  Raises
-        :class:`TooManyErrors` at :data:`MAX_ERRORS` problems.
+        :class:`_TooManyErrors` at :data:`MAX_ERRORS` problems.
         """
         if not isinstance(root, MappingNode):
             self.error(

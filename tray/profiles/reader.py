@@ -37,7 +37,7 @@ import yaml
 from yaml.nodes import Node
 
 from tray.errors import UsageError
-from tray.profiles.checker import Checker, TooManyErrors
+from tray.profiles.checker import Checker, _TooManyErrors
 from tray.profiles.model import Profile, ProfilesFile
 
 __all__ = [
@@ -320,7 +320,7 @@ def check_data(
             root = _compose(text, checker)
             if root is not None:
                 profiles = checker.document(root)
-    except TooManyErrors:
+    except _TooManyErrors:
         pass
     return checker.result(profiles)
 

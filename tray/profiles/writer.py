@@ -10,6 +10,11 @@ and line breaks stay as they were.  A missing file is written anew
 profiles; an edit that would not is logged and the file written anew
 instead.  ruamel.yaml only ever reads a file that passed the strict reader
 (:mod:`tray.profiles.reader`).
+
+Its ~600 lines are one job, keeping what the user wrote through an edit:
+most of them place comments and blank lines that ruamel.yaml would
+otherwise attach to the wrong profile; split apart, the halves would share
+every helper.
 """
 
 from __future__ import annotations

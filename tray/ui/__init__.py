@@ -2,7 +2,7 @@
 
 How the pieces fit (each module has one job):
 
-* ``menu`` / ``menu_clusters`` / ``labels`` turn plain data (sessions,
+* ``menu`` / ``menu_clusters`` / ``menu_profiles`` / ``labels`` turn plain data (sessions,
   profiles, clusters, resource lists, settings) into a menu *model*
   (``model.Item``) -- pure functions, unit-tested without a display.
 * ``pystray_menu`` is the only module that turns a model into pystray
@@ -14,7 +14,9 @@ How the pieces fit (each module has one job):
   thread and are handed to a worker pool.  No Kubernetes call ever runs on
   the UI thread.
 * ``notify`` turns status transitions into (burst-coalesced) notifications;
-  ``resources`` loads the Clusters submenu's lists in the background;
+  ``loader`` loads the Clusters submenu's lists in the background
+  through the engine's browse API (:mod:`tray.engine.browse`) and
+  ``resources`` holds them;
   ``filewatch`` notices edits of the profiles file and the kubeconfig.
 * ``settings``, ``autostart``, ``desktop``, ``dialogs``, ``system``,
   ``host`` and ``logs`` are the small platform pieces.

@@ -780,7 +780,7 @@ def test_acknowledged_stream_outlives_the_reply_timeout():
 
 # A text message used to be a case here too; it no longer reaches the tunnel
 # at all (tray.wire.wsstream hands it to websockets, which fails the connection:
-# tests/unit/test_wsstream.py checks it is returned raw), so it is not one.
+# tests/unit/wire/test_wsstream.py checks it is returned raw), so it is not one.
 @pytest.mark.parametrize("garbage", [
     struct.pack(">HHI", 0x8000 | 2, 2, 4) + b"\0\0\0\1",  # SPDY/2 SYN_REPLY
 ])
