@@ -453,27 +453,44 @@ class Tunnel:
     async def _ping(self) -> bool:
         """PINGs up to a clear worker (:meth:`_liveness_pings`); any answer proves the path.
 
-        No answer within the reply timeout aborts the tunnel, unless no PING
-        could be aimed at a clear worker (each holds another connection's
-        unread data): then silence proves nothing, and the tunnel is trusted.
+        While no answer has come, the PINGs are written again every
+        :data:`KEEPALIVE_AFTER` seconds: the API server notices that its side
+        to the kubelet is gone only when we write, and a PING written just
+        before the kubelet's side closed is lost without a word.  No answer
+        within the reply timeout aborts the tunnel, unless no PING could be
+        aimed at a clear worker (each holds another connection's unread
+        data): then silence proves nothing, and the tunnel is trusted.
         """
-        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[bool] = loop.create_future()
         sent: list[int] = []
         decisive = False
 
         def pings() -> bytes:
             nonlocal decisive
-            frames, decisive = self._liveness_pings(sent)
+            frames, reached = self._liveness_pings(sent)
+            decisive = decisive or reached
             for ping_id in sent:
                 self._pings[ping_id] = answer
             return frames
 
+        deadline = loop.time() + self._reply_timeout
         try:
             if not await self._send(pings):
                 return False
             if not sent:
                 return True  # nothing could be sent without filling a stuck worker's queue
-            return await asyncio.wait_for(answer, self._reply_timeout)
+            while True:
+                wait = min(KEEPALIVE_AFTER, deadline - loop.time())
+                if wait <= 0:
+                    raise TimeoutError
+                try:
+                    return await asyncio.wait_for(asyncio.shield(answer), wait)
+                except TimeoutError:
+                    if loop.time() >= deadline:
+                        raise
+                if not await self._send(pings):  # once more: a write the API server must act on
+                    return False
         except TimeoutError:
             if not decisive:
                 return True

@@ -610,6 +610,41 @@ def test_suspect_pings_at_once_and_later_frames_do_not_call_it_off():
     run(scenario)
 
 
+def test_an_unanswered_check_writes_its_ping_again(monkeypatch):
+    # A PING written just before the kubelet's side of the session closed is
+    # lost, and the API server closes our WebSocket only when we next write:
+    # the check writes its PING again every KEEPALIVE_AFTER until an answer
+    # (or the reply timeout); the API server closing on such a write ends it.
+    monkeypatch.setattr(tunnel_mod, "KEEPALIVE_AFTER", 0.05)
+
+    async def scenario(h: Harness) -> None:
+        h.tunnel.suspect()
+        check = asyncio.ensure_future(h.tunnel.answers())
+        await eventually(lambda: len(h.kubelet.pings()) >= 3, "the PING written again, twice")
+        assert not check.done(), "the check ended without an answer or a close"
+        h.ws.peer_close()  # the API server, on one of those writes
+        assert await asyncio.wait_for(check, TIMEOUT) is False
+
+    run(scenario, reply_timeout=3.0)
+
+
+def test_a_check_answered_late_keeps_the_tunnel(monkeypatch):
+    monkeypatch.setattr(tunnel_mod, "KEEPALIVE_AFTER", 0.05)
+
+    async def scenario(h: Harness) -> None:
+        h.tunnel.suspect()
+        check = asyncio.ensure_future(h.tunnel.answers())
+        await eventually(lambda: len(h.kubelet.pings()) >= 2, "the PING written again")
+        h.kubelet.send(ping(h.kubelet.pings()[-1]))
+        assert await asyncio.wait_for(check, TIMEOUT) is True
+        count = len(h.kubelet.pings())
+        await asyncio.sleep(0.2)
+        assert len(h.kubelet.pings()) == count, "PINGs went on after the answer"
+        assert h.tunnel.closed_reason is None and h.tunnel.usable
+
+    run(scenario, reply_timeout=3.0)
+
+
 def test_keep_alive_pings_only_while_carrying_connections(monkeypatch):
     # Every KEEPALIVE_AFTER of silence a tunnel with connections is PINGed;
     # an answer keeps it, no answer ends it and its connections count as
