@@ -387,6 +387,7 @@ class Tunnel:
         self._wedged = False  # a worker is stuck: no new connections here
         ws.divert(self._on_bytes)  # binary payload straight to the SPDY parser
         self._watcher = asyncio.ensure_future(self._watch())
+        self._carrying = asyncio.Event()  # set while connections are open: wakes the keep-alive
         self._keepalive: asyncio.Task[None] | None = asyncio.ensure_future(self._keep_alive())
         self._arm_idle()
 
@@ -635,6 +636,9 @@ class Tunnel:
         """
         loop = asyncio.get_running_loop()
         while self.closed_reason is None:
+            if not self._active:  # sleep without waking until a connection opens (200 idle forwards)
+                self._carrying.clear()
+                await self._carrying.wait()
             await asyncio.sleep(KEEPALIVE_AFTER)
             if self._active and not self._stalled and loop.time() - self._last_rx >= KEEPALIVE_AFTER:
                 await asyncio.shield(self._check())
@@ -913,6 +917,7 @@ class Tunnel:
         self._routes[error_id] = self._routes[data_id] = conn
         self._by_worker[worker].add(conn)
         self._active += 1
+        self._carrying.set()
         self._arm_idle()
         loop = asyncio.get_running_loop()
         headers = {"streamtype": "error", "port": str(port), "requestid": str(next(self._requests))}
