@@ -10,8 +10,9 @@
   gets a :class:`FakeLink` that answers ``<pod>:<what it read>`` and closes;
   a test makes a pod unreachable (:attr:`FakeDialer.unreachable`), has the
   next dials or probes raise (:attr:`FakeDialer.connect_error`,
-  :attr:`FakeDialer.check_error`) or the next connection drop
-  (:attr:`FakeDialer.drop_next`).
+  :attr:`FakeDialer.check_error`), the next connection drop
+  (:attr:`FakeDialer.drop_next`) or the tunnel in use die without knowing it
+  (:attr:`FakeDialer.half_open`: cut before any answer until it is retired).
 * :class:`Forward`: a started session on these fakes, listening on
   127.0.0.1, with helpers that wait (in milliseconds) for what a user sees.
 """
@@ -178,11 +179,16 @@ class Result:
 
 
 class FakeLink:
-    def __init__(self, pod: str, drop: bool) -> None:
-        self.pod, self.drop = pod, drop
+    """One connection's path: answers ``<pod>:<what it read>``; ``silent``: cut before answering."""
+
+    def __init__(self, pod: str, drop: bool, *, silent: bool = False) -> None:
+        self.pod, self.drop, self.silent = pod, drop, silent
 
     async def pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Result:
         data = await reader.read(100)
+        if self.silent:  # a dead tunnel: the client gets nothing, the connection is cut
+            writer.close()
+            return Result(dropped=True)
         writer.write(f"{self.pod}:".encode() + data)
         await writer.drain()
         writer.close()
@@ -200,6 +206,11 @@ class FakeDialer:
     check_error: TenderError | None = None
     #: The next connection drops under its link (a network drop).
     drop_next: bool = False
+    #: The tunnel in use is dead without knowing it (half-open: an outage, or its pod was
+    #: replaced): every connection over it is cut before any answer, until the tunnel is
+    #: retired (:meth:`pod_changed`, :meth:`close`, or a dropped connection's
+    #: :meth:`connection_failed`); the next connection then opens a fresh one.
+    half_open: bool = False
     dials: list[tuple[str, int]] = field(default_factory=list)
     checks: list[tuple[str, int]] = field(default_factory=list)
     failed: list[bool] = field(default_factory=list)
@@ -212,6 +223,8 @@ class FakeDialer:
             raise self.connect_error
         if pod in self.unreachable:
             raise TenderError("dial tcp: i/o timeout")
+        if self.half_open:
+            return FakeLink(pod, True, silent=True)
         drop, self.drop_next = self.drop_next, False
         return FakeLink(pod, drop)
 
@@ -224,12 +237,16 @@ class FakeDialer:
 
     def connection_failed(self, *, dropped: bool) -> None:
         self.failed.append(dropped)
+        if dropped:
+            self.half_open = False  # the real dialer retires the tunnel on a drop
 
     def pod_changed(self) -> None:
         self.pod_changes += 1
+        self.half_open = False
 
     def close(self) -> None:
         self.closes += 1
+        self.half_open = False
 
 
 # ---------------------------------------------------------------- the cluster

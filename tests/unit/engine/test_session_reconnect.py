@@ -92,6 +92,29 @@ def test_new_connections_move_to_another_ready_pod(change: str) -> None:
     run(test)
 
 
+def test_a_statefulset_pod_made_again_under_its_name_is_another_pod() -> None:
+    """A StatefulSet's rollout makes web-0 again (same name, new uid) and the watch missed the
+    deletion (a relist shows only the new one): the forward takes the new pod's port ("http" is
+    now 9090) and a fresh tunnel, so the next connection is answered, on the new port."""
+    async def test() -> None:
+        fwd = Forward(Target("StatefulSet", "web"), "http")
+        fwd.caches["statefulsets"].objects["web"] = deployment()
+        fwd.pods.objects["web-0"] = pod("web-0", uid="uid-old")
+        fwd.session.start()
+        info = await fwd.status(Status.ACTIVE)
+        assert (info.pod_name, info.container_port) == ("web-0", 8080)
+        assert await fwd.request() == "web-0:hello"
+        fwd.dialer.half_open = True  # the tunnel led to the old pod: dead
+        fwd.pods.put(pod("web-0", uid="uid-new", ports=((9090, "http"),)))
+        info = await fwd.until(lambda i: i.container_port == 9090, "the new pod's port")
+        assert info.status == Status.ACTIVE and info.pod_name == "web-0"
+        assert await fwd.request() == "web-0:hello"
+        assert fwd.dialer.dials[-1] == ("web-0", 9090)
+        assert fwd.info.status == Status.ACTIVE
+        await fwd.stop()
+    run(test)
+
+
 # ---------------------------------------------------------------- no ready pod: the backoff
 def test_no_ready_pod_reconnects_on_the_backoff_then_errors_recoverable(fast_backoff: list[float]) -> None:
     async def test() -> None:
@@ -117,6 +140,32 @@ def test_no_ready_pod_reconnects_on_the_backoff_then_errors_recoverable(fast_bac
         assert info.status_reason == "recovered: pod web-c is ready"
         assert info.local_port == port and info.attempts == 0 and not info.recoverable
         assert await fwd.request(port) == "web-c:hello"
+        await fwd.stop()
+    run(test)
+
+
+def test_error_after_exactly_five_failed_attempts(fast_backoff: list[float]) -> None:
+    """Attempts 1..5 wait 1, 2, 4, 8, 16 s while ``reconnecting``; the 5th failing makes it
+    ``error`` at once, saying 5 attempts (no 6th attempt first)."""
+    async def test() -> None:
+        fwd = await web_forward(pod("web-a"))
+        seen: list[tuple[str, int, int]] = []  # (status, attempts, delays asked) at each change
+
+        def changed(s: Any, pod_changed: bool) -> None:
+            seen.append((s.status, s.info().attempts, len(fast_backoff)))
+
+        fwd.session._on_change = changed  # type: ignore[method-assign]
+        fwd.pods.put(pod("web-a", ready=False))
+        info = await fwd.status(Status.ERROR)
+        assert info.recoverable
+        assert info.status_reason.startswith("gave up after 5 attempts: "), info.status_reason
+        first_error = next(i for i, (status, _, _) in enumerate(seen) if status == Status.ERROR)
+        before, (_, attempts, asked) = seen[:first_error], seen[first_error]
+        # The shells hear `error` with 5 attempts, right after the 5th, before a 6th delay.
+        assert (attempts, asked) == (5, 5), seen
+        assert {status for status, _, _ in before} == {Status.RECONNECTING}, seen
+        assert (Status.RECONNECTING, 5, 5) in before  # waiting for attempt 5, still reconnecting
+        assert fast_backoff[:5] == [1, 2, 4, 8, 16]
         await fwd.stop()
     run(test)
 
@@ -302,6 +351,50 @@ def test_bare_pod_unreachable_after_a_drop_is_an_error() -> None:
     run(test)
 
 
+def test_a_pod_deleted_as_its_connection_drops_is_left_without_a_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dial fails because the pod is gone, and the watch says so a moment later: within
+    :data:`~tray.engine.reconnect.DROP_GRACE` the watch speaks first, so the forward moves to
+    another pod without probing the dead one."""
+    monkeypatch.setattr(reconnect, "DROP_GRACE", 0.5)
+
+    async def test() -> None:
+        fwd = await web_forward(pod("web-a", ready_since="2026-01-01T00:00:00Z"),
+                                pod("web-b", ready_since="2026-01-01T00:05:00Z"))
+        fwd.dialer.unreachable.add("web-a")
+        assert await fwd.request() == ""
+        await fwd.until(lambda i: i.status_reason.endswith("i/o timeout; reconnecting"), "the drop")
+        fwd.pods.delete("web-a")
+        info = await fwd.until(lambda i: i.pod_name == "web-b", "moved to web-b")
+        assert info.status == Status.ACTIVE and info.status_reason == "reconnected to pod web-b"
+        assert fwd.dialer.checks == []  # the dead pod was not probed
+        assert await fwd.request() == "web-b:hello"
+        await fwd.stop()
+    run(test)
+
+
+def test_a_pod_whose_drop_probe_failed_is_not_claimed_by_a_watch_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a drop, the probe of the pod in use fails: until the retry loop's own probe, a
+    watch event about anything else must not make the forward claim that pod again."""
+    monkeypatch.setattr(backoff, "DELAYS", (0.3,) * 5)  # the retry loop's first probe comes late
+
+    async def test() -> None:
+        fwd = await web_forward(pod("web-a"))
+        fwd.dialer.unreachable.add("web-a")
+        assert await fwd.request() == ""
+        await fwd.until(lambda i: len(fwd.dialer.checks) == 1, "the drop's probe")
+        # The API still says web-a is ready; another pod changes.
+        fwd.pods.put(pod("web-z", ready=False))
+        info = await fwd.stays(Status.RECONNECTING, 0.05)
+        assert info.status_reason == "cannot reach pod web-a: dial tcp: i/o timeout; reconnecting"
+        assert len(fwd.dialer.checks) == 1
+        fwd.dialer.unreachable.clear()
+        info = await fwd.status(Status.ACTIVE)  # by the retry loop's probe
+        assert info.status_reason == "reconnected to pod web-a" and len(fwd.dialer.checks) == 2
+        assert await fwd.request() == "web-a:hello"
+        await fwd.stop()
+    run(test)
+
+
 # ---------------------------------------------------------------- the API server
 @pytest.mark.parametrize("target", [WEB, Target("Service", "web"), Target("Pod", "web-a")])
 def test_stale_caches_reconnect_for_every_kind(target: Target) -> None:
@@ -376,6 +469,67 @@ def test_forbidden_probe_stops_the_retries(fast_backoff: list[float]) -> None:
     run(test)
 
 
+def test_back_from_not_answering_new_connections_take_a_fresh_tunnel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tunnel may be half-open after the API server stopped answering: once it answers
+    again, the first new connection goes over a fresh tunnel and is answered."""
+    monkeypatch.setattr(backoff, "DELAYS", (1.0,) * 5)  # reconnecting throughout, never error
+
+    async def test() -> None:
+        fwd = await web_forward(pod("web-a"))
+        assert await fwd.request() == "web-a:hello"
+        fwd.pods.go_stale("cluster not answering: no answer in 5s")
+        await fwd.status(Status.RECONNECTING)
+        fwd.dialer.half_open = True  # the outage left the tunnel dead without knowing it
+        fwd.pods.fresh()
+        info = await fwd.status(Status.ACTIVE)
+        assert info.status_reason == "reconnected to pod web-a"
+        assert await fwd.request() == "web-a:hello"
+        assert fwd.info.status == Status.ACTIVE
+        await fwd.stop()
+    run(test)
+
+
+def test_retries_while_not_answering_never_pick_a_pod_from_stale_caches() -> None:
+    """The retry loop runs while the caches are stale: what they hold may be gone, so no
+    attempt picks (or probes) a pod from them; the reason stays the cluster's."""
+    async def test() -> None:
+        fwd = await web_forward(pod("web-a"))
+        fwd.pods.go_stale("cluster not answering: no answer in 5s")
+        await fwd.status(Status.RECONNECTING)
+        info = await fwd.until(lambda i: i.attempts >= 3 or i.status == Status.ACTIVE, "three attempts")
+        assert info.status != Status.ACTIVE, f"active from stale caches: {info.status_reason!r}"
+        assert info.status_reason.endswith("cluster not answering: no answer in 5s"), info.status_reason
+        assert fwd.dialer.checks == []
+        fwd.pods.fresh()
+        await fwd.status(Status.ACTIVE)
+        assert await fwd.request() == "web-a:hello"
+        await fwd.stop()
+    run(test)
+
+
+def test_pods_only_fetched_by_name_is_an_error_for_a_service(fast_backoff: list[float]) -> None:
+    """LIST of pods forbidden (the cache holds only pods fetched by name, here web-a for
+    another forward): a Service needs its pods listed, so its forward is an error naming
+    the verb it lacks, for good, and never uses web-a (test_rbac_shapes.py on a real cluster)."""
+    async def test() -> None:
+        fwd = Forward(Target("Service", "web"), 80)
+        fwd.caches["services"].objects["web"] = service()
+        fwd.pods.objects["web-a"] = pod("web-a")
+        fwd.pods.list_forbidden = ForbiddenError(
+            'pods is forbidden: User "alice" cannot list resource "pods" in API group "" '
+            'in the namespace "shop"')
+        fwd.pods.degraded = f"cannot list pods in namespace shop ({fwd.pods.list_forbidden})"
+        fwd.session.start()
+        info = await fwd.status(Status.ERROR)
+        assert 'cannot list resource "pods"' in info.status_reason, info.status_reason
+        assert not info.recoverable and not info.usage_error
+        assert await fwd.request(info.local_port) == "refused"
+        await fwd.stays(Status.ERROR, 0.02)
+        assert fwd.dialer.dials == [] and fwd.dialer.checks == [] and fast_backoff == []
+        await fwd.stop()
+    run(test)
+
+
 def test_access_review_denied_at_start() -> None:
     async def test() -> None:
         fwd = Forward(WEB)
@@ -442,6 +596,26 @@ def test_port_missing_on_the_target_is_a_usage_error_never_retried(
         fwd.pods.put(pod("web-b"))
         await fwd.stays(Status.ERROR, 0.05)
         assert fast_backoff == [] and fwd.dialer.dials == [] and fwd.dialer.checks == []
+        await fwd.stop()
+    run(test)
+
+
+def test_service_whose_pods_do_not_declare_its_named_target_port() -> None:
+    """svc/web targets the port named "http", and its only ready pod declares no such name:
+    a recoverable error saying which pod lacks what, active once a pod declares it."""
+    async def test() -> None:
+        fwd = Forward(Target("Service", "web"), 80)
+        fwd.caches["services"].objects["web"] = service()
+        fwd.pods.objects["web-a"] = pod("web-a", ports=((9000, "metrics"),))
+        fwd.session.start()
+        info = await fwd.status(Status.ERROR)
+        assert info.status_reason.startswith('no pod of svc/web serves port 80: svc/web port 80 targets '
+                                             'the named port "http", but '), info.status_reason
+        assert "web-a" in info.status_reason and info.recoverable and not info.usage_error
+        fwd.pods.put(pod("web-b"))
+        info = await fwd.status(Status.ACTIVE)
+        assert info.pod_name == "web-b" and info.container_port == 8080
+        assert await fwd.request() == "web-b:hello"
         await fwd.stop()
     run(test)
 
