@@ -349,6 +349,10 @@ class Reconnector:
                 else:
                     f.set_status(Status.RECONNECTING, str(exc))
                 continue
+            except TenderError as exc:  # the pods may no longer be listed (ForbiddenError): for good
+                self._retry_task = None
+                await f.fail(str(exc))
+                return
             problem = await self.probe(pod["metadata"]["name"], port)
             if f.status == Status.ERROR and not f.recoverable:
                 return  # the probe was refused (401/403): probe() failed the forward

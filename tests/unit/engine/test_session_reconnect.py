@@ -530,6 +530,29 @@ def test_pods_only_fetched_by_name_is_an_error_for_a_service(fast_backoff: list[
     run(test)
 
 
+def test_pods_list_forbidden_while_reconnecting_is_an_error(fast_backoff: list[float]) -> None:
+    """The pods LIST turns forbidden (an RBAC change) while the forward waits for a ready pod,
+    seen first by a retry: the forward is an error naming the verb it lacks, its port closed;
+    the retry loop does not die leaving it 'reconnecting' for ever."""
+    async def test() -> None:
+        fwd = Forward(Target("Service", "web"), 80)
+        fwd.caches["services"].objects["web"] = service()
+        fwd.pods.objects["web-a"] = pod("web-a")
+        fwd.session.start()
+        await fwd.status(Status.ACTIVE)
+        fwd.pods.put(pod("web-a", ready=False))
+        await fwd.status(Status.RECONNECTING)
+        fwd.pods.list_forbidden = ForbiddenError(
+            'pods is forbidden: User "alice" cannot list resource "pods" in API group "" '
+            'in the namespace "shop"')  # no watch event: the next retry finds out
+        info = await fwd.status(Status.ERROR)
+        assert 'cannot list resource "pods"' in info.status_reason, info.status_reason
+        assert not info.recoverable
+        assert await fwd.request(info.local_port) == "refused"
+        await fwd.stop()
+    run(test)
+
+
 def test_access_review_denied_at_start() -> None:
     async def test() -> None:
         fwd = Forward(WEB)
