@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
             meta["tray_sha256_end"] = engine_hash()
             seen = {n: sc.get("engine_sha256") for n, sc in results["scenarios"].items()}
             if meta["tray_sha256_end"] != meta["tray_sha256"] or len(set(seen.values())) > 1:
-                results["notes"].insert(0, "WARNING: the engine (tray/*.py) changed while the benchmark ran "
+                results["notes"].insert(0, "WARNING: the engine (tray/ but tray/ui/) changed while the benchmark ran "
                                            f"({meta['tray_sha256']} at the start, {meta['tray_sha256_end']} at the "
                                            "end); code each scenario started with: "
                                            + ", ".join(f"{n} {h}" for n, h in seen.items()) + ".")

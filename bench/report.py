@@ -208,7 +208,7 @@ def markdown(results: dict[str, Any], rows: list[Row]) -> str:
                  f"other test-cluster apiservers running on the machine (not ours): {m.get('foreign_apiservers')}.")
     dirty = m.get("tray_uncommitted") or []
     lines.append(f"- Source: git {m.get('git_head')}" + (f" plus uncommitted changes in {len(dirty)} tray/ file(s)"
-                 if dirty else "") + f"; engine (tray/*.py) content hash {m.get('tray_sha256')}.")
+                 if dirty else "") + f"; engine (tray/ but tray/ui/) content hash {m.get('tray_sha256')}.")
     lines.append(f"- Run time {m.get('duration_s', 0):.0f} s (cluster start included).")
     lines.append("")
     lines.append("| Scenario | Metric | Tender | kubectl (WS) | kubectl (SPDY) | direct | Tender ÷ kubectl WS "

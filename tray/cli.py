@@ -281,6 +281,7 @@ def _serve(manager: Any, ids: list[str], printer: _Printer, origins: dict[str, U
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     reported: set[str] = set()
+    changed = True  # the statuses are looked at again only after an event (200 idle forwards cost nothing)
     try:
         while not stop["signal"]:
             try:
@@ -289,6 +290,10 @@ def _serve(manager: Any, ids: list[str], printer: _Printer, origins: dict[str, U
                 first = None
             if first is not None:
                 printer.show_batch(_drain(printer.events, first, settle=0.05))
+                changed = True
+            if not changed:
+                continue
+            changed = False
             infos = [manager.get(i) for i in ids]
             usage = False
             for info in infos:
