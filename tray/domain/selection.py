@@ -62,6 +62,7 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from tray.domain.targets import SHORT_NAMES
 from tray.errors import TargetError
 
 __all__ = [
@@ -87,16 +88,6 @@ __all__ = [
 JSON = Mapping[str, Any]
 
 _OPERATORS: Final = {"In", "NotIn", "Exists", "DoesNotExist"}
-_SHORT_KIND: Final = {
-    "Pod": "pod",
-    "Service": "svc",
-    "Deployment": "deploy",
-    "StatefulSet": "sts",
-    "DaemonSet": "ds",
-    "ReplicaSet": "rs",
-    "ReplicationController": "rc",
-    "Job": "job",
-}
 _PHASE_RANK: Final = {"Running": 0, "Unknown": 1}  # everything else: 2, like Pending
 _MAX_DETAIL: Final = 200
 
@@ -131,7 +122,7 @@ def _name(obj: JSON) -> str:
 def _describe(obj: JSON, default_kind: str | None = None) -> str:
     """``deploy/web`` when the kind is known, else just the name."""
     kind = obj.get("kind") or default_kind
-    short = _SHORT_KIND.get(kind) if isinstance(kind, str) else None
+    short = SHORT_NAMES.get(kind) if isinstance(kind, str) else None
     if short is None and isinstance(kind, str) and kind:
         short = kind.lower()
     return f"{short}/{_name(obj)}" if short else _name(obj)
