@@ -362,13 +362,16 @@ class Session:
         Returns once the watches are released.
         """
         log.info("forward %s %s: error: %s", self.target, self.local_port, reason)
-        self.recoverable, self.usage_error = recoverable, usage
-        if recoverable:
-            self._close_listeners(cut=False)
-        else:
+        self._close_listeners(cut=False)
+        if not recoverable:
             self.reconnector.cancel_retry()
-            await self._teardown(cut=False)
+        # Flag, status and reason change together, before any await: a snapshot
+        # taken while the watches are released must not pair the new flag with
+        # the old reason.
+        self.recoverable, self.usage_error = recoverable, usage
         self.set_status(Status.ERROR, reason)
+        if not recoverable:
+            await self.tracker.close()
         self.reconnector.wake()  # lets supervise() see the error and return
 
     async def _run(self) -> None:
