@@ -3,6 +3,7 @@
 #   make test   install everything the tests need, then run the whole suite
 PYTHON ?= python3
 VENV := .venv
+USER_VENV := .venv-user
 PY := $(VENV)/bin/python
 DEMO_DIR ?= $(CURDIR)/.demo
 DEBIAN_LISTS := tests/debian-packages.txt
@@ -14,7 +15,18 @@ deps: debian-deps python-deps cluster-bin
 debian-deps:
 	@scripts/install-debian-packages $(DEBIAN_LISTS)
 
-python-deps: $(VENV)/.installed
+python-deps: $(VENV)/.installed $(USER_VENV)/.installed
+
+# What a user gets from `pipx install kube-tender`: a plain `pip install .`, no extras,
+# no PyGObject, no compiler.  The desktop tests run the tray from here (issue 12);
+# reinstalled whenever the package's sources change.
+$(USER_VENV)/.installed: pyproject.toml $(shell find tray -name '*.py' 2>/dev/null)
+	$(PYTHON) -m venv $(USER_VENV)
+	$(USER_VENV)/bin/python -m pip install -q --upgrade pip
+	$(USER_VENV)/bin/python -m pip install -q --force-reinstall --no-deps .
+	$(USER_VENV)/bin/python -m pip install -q .
+	@! $(USER_VENV)/bin/python -c 'import gi' 2>/dev/null || { echo "$(USER_VENV) has PyGObject" >&2; exit 1; }
+	touch $@
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,4 +60,4 @@ bench-quick: deps
 	$(PY) -m bench --quick --out bench/results/quick.json
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis tests/artifacts
+	rm -rf $(VENV) $(USER_VENV) build .pytest_cache .hypothesis tests/artifacts
