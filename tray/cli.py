@@ -94,6 +94,8 @@ def _parser() -> argparse.ArgumentParser:
 
     inst = sub.add_parser("install-desktop", help="install the icon and .desktop launcher for this user")
     inst.add_argument("--prefix", help="XDG data dir (default ~/.local/share)")
+    inst.add_argument("--remove", action="store_true",
+                      help="remove what install-desktop installed, and the Start at login entry")
     return p
 
 
@@ -111,9 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "profiles":
             return _profiles(args)
         if args.command == "install-desktop":
-            from tray.ui.desktop import install_desktop
+            from tray.ui.desktop import install_desktop, remove_desktop
 
-            print(install_desktop(args.prefix))
+            print(remove_desktop(args.prefix) if args.remove else install_desktop(args.prefix))
             return 0
         from tray.ui.app import run_tray
 

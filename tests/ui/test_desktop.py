@@ -34,3 +34,24 @@ def test_cli_command(monkeypatch, tmp_path: Path, capsys) -> None:
 
     assert main(["install-desktop", "--prefix", str(tmp_path)]) == 0
     assert "tender.desktop" in capsys.readouterr().out
+
+
+def test_remove_undoes_install_and_the_login_entry(monkeypatch, tmp_path: Path, capsys) -> None:
+    from tray.cli import main
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    login = tmp_path / "config" / "autostart" / "tender.desktop"
+    login.parent.mkdir(parents=True)
+    login.write_text("[Desktop Entry]\n")
+    keep = tmp_path / "applications" / "other.desktop"
+    keep.parent.mkdir(parents=True)
+    keep.write_text("[Desktop Entry]\n")
+    install_desktop(str(tmp_path))
+    assert main(["install-desktop", "--remove", "--prefix", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"removed {len(APP_ICON_SIZES) + 2} files: ")
+    assert not (tmp_path / "applications" / "tender.desktop").exists() and not login.exists()
+    assert not list((tmp_path / "icons").rglob("tender.png"))
+    assert keep.is_file()
+    assert main(["install-desktop", "--remove", "--prefix", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith("nothing to remove")

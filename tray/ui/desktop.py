@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tray.atomicfile import write_atomic
-from tray.ui.autostart import desktop_exec, tender_command
+from tray.ui.autostart import desktop_exec, tender_command, xdg_autostart_path
 from tray.ui.icon import APP_ICON_SIZES, app_icon
 
 
@@ -50,3 +50,24 @@ def install_desktop(prefix: str | None = None) -> str:
     # Desktops notice new icons by the theme directory's mtime.
     os.utime(icons, None)
     return f"installed {launcher} and the Tender icon ({len(APP_ICON_SIZES)} sizes) under {icons}"
+
+
+def remove_desktop(prefix: str | None = None) -> str:
+    """Undo :func:`install_desktop` and remove the XDG autostart entry; returns what was done, in one line.
+
+    Files that are not there are skipped; nothing else is touched (profiles and
+    settings stay).  Does not block beyond the file system calls.
+    """
+    base = Path(prefix).expanduser() if prefix else data_home()
+    icons = base / "icons" / "hicolor"
+    removed = [p for p in [base / "applications" / "tender.desktop", xdg_autostart_path(),
+                           *(icons / f"{size}x{size}" / "apps" / "tender.png" for size in APP_ICON_SIZES)]
+               if p.is_file()]
+    for path in removed:
+        path.unlink()
+    if not removed:
+        return "nothing to remove: no Tender launcher, icon or login entry is installed"
+    if icons.is_dir():
+        os.utime(icons, None)
+    return f"removed {len(removed)} files: " + ", ".join(str(p) for p in removed[:3]) + (
+        f" and {len(removed) - 3} more" if len(removed) > 3 else "")
