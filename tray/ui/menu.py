@@ -35,6 +35,8 @@ class MenuState:
     notifications: bool = True
     start_at_login: bool = False
     privileged_below: int = 0
+    #: Profiles that could not start, with why (profile name -> reason), until they start or stop.
+    profile_failures: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def current_context(self) -> str | None:
