@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.ui.fakes import FakeDialogs, FakeManager, FakeNotifier, FakeView, cluster
-from tray.errors import UsageError
+from tray.errors import PortUsageError, UsageError
 from tray.ui.controller import Controller
 from tray.ui.model import Action, ActionKind
 from tray.domain.spec import ForwardSpec
@@ -263,3 +263,97 @@ def test_a_context_that_failed_to_load_is_loaded_again_when_the_kubeconfig_chang
     (tmp / "kubeconfig").write_text("rewritten")
     wait_until(lambda: "tender-a" in calls, what="tender-a loaded again")
     assert sorted(set(calls)) == ["tender-a", "tender-b"]
+
+
+# ------------------------------------------------------------ profiles that cannot start
+class KubeconfiglessManager(FakeManager):
+    """The engine's answers while its kubeconfig file is missing (``missing``), as ForwardManager gives them."""
+
+    def __init__(self, kubeconfig: str) -> None:
+        super().__init__(kubeconfig=kubeconfig)
+        self.missing = True
+
+    def clusters(self):  # noqa: ANN201
+        if self.missing:
+            raise UsageError("kubeconfig not found", source=self.kubeconfig)
+        return super().clusters()
+
+    def start(self, spec: ForwardSpec) -> str:
+        self.clusters()
+        return super().start(spec)
+
+
+@pytest.fixture
+def no_kubeconfig(tmp_path: Path, monkeypatch):  # noqa: ANN201
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text(PROFILES)
+    manager = KubeconfiglessManager(str(tmp_path / "missing" / "config"))
+    view, notifier = FakeView(), FakeNotifier()
+    c = Controller(manager, view, FakeDialogs(), notifier, profiles_path=profiles,
+                   settings_file=tmp_path / "settings.json", refresh_interval=0.05, watch_interval=0.05)
+    c.start()
+    yield c, manager, view, notifier, tmp_path
+    c.close()
+
+
+def test_an_autostart_profile_without_kubeconfig_is_a_failure_with_its_reason(no_kubeconfig) -> None:  # noqa: ANN001
+    c, manager, view, notifier, tmp = no_kubeconfig
+    reason = f"{tmp}/missing/config: kubeconfig not found"
+    assert c.menu_state().profile_failures == {"web": reason}
+    assert ("Could not start the profile", reason) in notifier.sent
+    assert manager.list() == []
+    # A profile started from the menu fails the same way and is listed too.
+    run(c, ActionKind.PROFILE_START, "db")
+    assert c.menu_state().profile_failures == {"web": reason, "db": reason}
+    # The kubeconfig appears: Retry (PROFILE_START) starts the profile and the failure is gone.
+    manager.missing = False
+    run(c, ActionKind.PROFILE_START, "web")
+    assert c.menu_state().profile_failures == {"db": reason}
+    assert sorted(str(s.remote_port) for s in manager.list() if s.profile == "web") == ["80", "http", "metrics"]
+    # Stopping a failed profile clears its failure too (the user gave up on it).
+    run(c, ActionKind.PROFILE_STOP, "db")
+    assert c.menu_state().profile_failures == {}
+
+
+def test_unknown_context_failure_goes_when_the_profile_leaves_the_file(env) -> None:  # noqa: ANN001
+    c, manager, view, dialogs, notifier, tmp = env
+    (tmp / "profiles.yaml").write_text(PROFILES.replace("namespace: data", "context: nowhere\n    namespace: data"))
+    wait_until(lambda: next(p for p in c.profiles if p.name == "db").context == "nowhere", what="reload")
+
+    def start(spec: ForwardSpec) -> str:
+        if spec.cluster not in {x.id for x in manager.clusters()}:
+            raise UsageError(f'context "{spec.cluster}" not found in the kubeconfig (contexts: tender-a, tender-b)',
+                             source=manager.kubeconfig, field="context")
+        return FakeManager.start(manager, spec)
+
+    manager.start = start
+    run(c, ActionKind.PROFILE_START, "db")
+    assert c.menu_state().profile_failures == {
+        "db": f'{tmp}/kubeconfig: context: context "nowhere" not found in the kubeconfig (contexts: tender-a, tender-b)'}
+    (tmp / "profiles.yaml").write_text(PROFILES.replace("name: db", "name: db2"))
+    wait_until(lambda: c.menu_state().profile_failures == {}, what="failure dropped with its profile")
+
+
+def test_retry_after_a_partial_start_starts_only_the_missing_ports(env) -> None:  # noqa: ANN001
+    c, manager, view, dialogs, notifier, tmp = env
+    run(c, ActionKind.PROFILE_STOP, "web")
+    original = FakeManager.start
+    refuse = ["metrics"]
+
+    def start(spec: ForwardSpec) -> str:
+        if spec.remote_port in refuse:
+            raise PortUsageError('svc/web has no port named "metrics"', field="port")
+        return original(manager, spec)
+
+    manager.start = start
+    run(c, ActionKind.PROFILE_START, "web")
+    assert c.menu_state().profile_failures == {"web": 'port: svc/web has no port named "metrics"'}
+    assert sorted(str(s.remote_port) for s in manager.list() if s.profile == "web") == ["80", "http"]
+    refuse.clear()  # the Service got its port
+    manager.calls.clear()
+    run(c, ActionKind.PROFILE_START, "web")  # Retry
+    assert c.menu_state().profile_failures == {}
+    assert [call[5] for call in starts(manager)] == ["metrics"]
+    assert sorted(str(s.remote_port) for s in manager.list() if s.profile == "web") == ["80", "http", "metrics"]

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -94,6 +95,10 @@ class Controller:
         self.profiles_error: str | None = None
         self.clusters: tuple[ClusterInfo, ...] = ()
         self.kubeconfig_error: str | None = None
+        #: Profiles that could not start (name -> reason), shown in the menu until
+        #: the profile starts or stops, or leaves the profiles file.
+        self.profile_failures: dict[str, str] = {}
+        self._failures_lock = threading.Lock()
         self.privileged_below = privileged_below()
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tender-work")
         self.coalescer = Coalescer(self.refresh, refresh_interval)
@@ -169,7 +174,7 @@ class Controller:
             sessions=tuple(self.manager.list()), profiles=self.profiles, profiles_error=self.profiles_error,
             clusters=self.clusters, kubeconfig_error=self.kubeconfig_error, trees=self.store.snapshot(),
             notifications=self.settings.notifications, start_at_login=self.settings.start_at_login,
-            privileged_below=self.privileged_below,
+            privileged_below=self.privileged_below, profile_failures=self._failures(),
         )
 
     def refresh(self) -> None:
@@ -189,6 +194,10 @@ class Controller:
             log.warning("profiles file has a problem: %s", exc)
         else:
             self.profiles, self.profiles_error = pf.profiles, None
+            names = {p.name for p in pf.profiles}
+            with self._failures_lock:
+                for gone in set(self.profile_failures) - names:
+                    del self.profile_failures[gone]
         self.coalescer.poke()
 
     def reload_clusters(self) -> None:
@@ -290,18 +299,51 @@ class Controller:
         return next((c.id for c in self.clusters if c.current), None)
 
     def start_profile(self, p: Profile) -> None:
+        """Start a forward for each of ``p``'s ports that has none from this profile yet.
+
+        Blocks for the kubeconfig read (milliseconds).  Raises what
+        ``manager.start`` raises (:class:`UsageError`: no kubeconfig, an
+        unknown context, a local port taken); the reason is then kept in
+        ``profile_failures[p.name]`` (the menu shows it with Retry) until
+        the profile starts or stops.  Ports already forwarded for the
+        profile are left as they are, so a Retry after a partial start
+        starts only the rest.
+        """
+        try:
+            self._start_profile_ports(p)
+        except Exception as exc:
+            self._set_failure(p.name, str(exc) or type(exc).__name__)
+            raise
+        self._set_failure(p.name, None)
+
+    def _start_profile_ports(self, p: Profile) -> None:
         context = p.context or self._current_context()
         if context is None:
             from tray.kube.kubeconfig import load_kubeconfig, no_context_message
 
             raise UsageError(f"profile {p.name}: "
                              + no_context_message(load_kubeconfig(self.manager.kubeconfig), "set context: NAME"))
+        running = {str(s.remote_port) for s in self.manager.list() if s.profile == p.name}
         for spec in p.ports:
+            if str(spec.remote) in running:
+                continue
             local = spec.local if spec.local is not None else (None if spec.local_same_as_remote else 0)
             self.manager.start(ForwardSpec(context, p.namespace, p.target, spec.remote, local_port=local,
                                            address=p.address, profile=p.name))
 
+    def _set_failure(self, name: str, reason: str | None) -> None:
+        with self._failures_lock:
+            if reason is None:
+                self.profile_failures.pop(name, None)
+            else:
+                self.profile_failures[name] = reason
+
+    def _failures(self) -> dict[str, str]:
+        with self._failures_lock:
+            return dict(self.profile_failures)
+
     def stop_profile(self, p: Profile) -> None:
+        self._set_failure(p.name, None)
         for s in profile_sessions(p, self.manager.list(), self._current_context()):
             try:
                 self.manager.stop(s.id)
