@@ -1,4 +1,4 @@
-"""The tray icon: sizes, one colour per state, the active count."""
+"""The tray icon: the logo in every state, the state as a badge, the attention count."""
 
 from __future__ import annotations
 
@@ -7,50 +7,74 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tray.ui.icon import APP_ICON_SIZES, COLOURS, IconState, app_icon, count_text, render, state_of
+from tray.ui.icon import APP_ICON_SIZES, BADGES, LOGO, IconState, app_icon, count_text, render, state_of
 
 ICONS = Path(__file__).resolve().parents[2] / "icons"
+SIZES = [16, 22, 24, 32, 48, 64]
 
 
-def background(img: Image.Image) -> tuple[int, int, int]:
-    """The square's colour: the most common opaque colour that is not the white glyph."""
-    counts: dict[tuple[int, int, int], int] = {}
-    for r, g, b, a in pixels(img):
-        if a == 255 and min(r, g, b) < 200:
-            counts[(r, g, b)] = counts.get((r, g, b), 0) + 1
-    return max(counts, key=counts.get)
-
-
-def close(a: tuple[int, ...], b: tuple[int, ...], tolerance: int = 12) -> bool:
+def close(a: tuple[int, ...], b: tuple[int, ...], tolerance: int = 14) -> bool:
     return all(abs(x - y) <= tolerance for x, y in zip(a, b, strict=True))
 
 
-def pixels(img: Image.Image) -> list[tuple[int, int, int, int]]:
-    return [img.getpixel((x, y)) for y in range(img.height) for x in range(img.width)]
+def share(img: Image.Image, colour: tuple[int, int, int], box: tuple[float, float, float, float] = (0, 0, 1, 1)) -> float:
+    """How much of ``box`` (fractions of the icon) is opaque ``colour``."""
+    w, h = img.size
+    x0, y0, x1, y1 = round(box[0] * w), round(box[1] * h), round(box[2] * w), round(box[3] * h)
+    px = [img.getpixel((x, y)) for y in range(y0, y1) for x in range(x0, x1)]
+    return sum(1 for p in px if p[3] > 240 and close(p[:3], colour)) / len(px)
 
 
-@pytest.mark.parametrize("size", [16, 22, 24, 32, 48, 64])
-@pytest.mark.parametrize("state,count", [(IconState.IDLE, 0), (IconState.ACTIVE, 3), (IconState.RECONNECTING, 2),
-                                         (IconState.ERROR, 0), (IconState.ERROR, 12), (IconState.ACTIVE, 250)])
-def test_renders_at_every_tray_size(size: int, state: IconState, count: int) -> None:
+def light(img: Image.Image, box: tuple[float, float, float, float]) -> float:
+    w, h = img.size
+    x0, y0, x1, y1 = round(box[0] * w), round(box[1] * h), round(box[2] * w), round(box[3] * h)
+    px = [img.getpixel((x, y)) for y in range(y0, y1) for x in range(x0, x1)]
+    return sum(1 for p in px if p[3] > 200 and min(p[:3]) > 170) / len(px)
+
+
+TOP_LEFT = (0.0, 0.0, 0.5, 0.5)  # the logo's corner no badge covers
+BADGE_CORNER = (0.65, 0.65, 1.0, 1.0)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("state,count", [(IconState.IDLE, 0), (IconState.ACTIVE, 0), (IconState.RECONNECTING, 2),
+                                         (IconState.RECONNECTING, 0), (IconState.ERROR, 1), (IconState.ERROR, 12),
+                                         (IconState.ERROR, 250)])
+def test_the_logo_is_there_in_every_state_at_every_tray_size(size: int, state: IconState, count: int) -> None:
     img = render(state, count, size)
     assert img.size == (size, size) and img.mode == "RGBA"
     assert img.getpixel((0, 0))[3] == 0  # transparent corners: a rounded square
-    assert close(background(img), COLOURS[state])
-    # the glyph (white) is there
-    assert any(p[0] > 230 and p[1] > 230 and p[2] > 230 and p[3] > 200 for p in pixels(img))
+    assert share(img, LOGO, TOP_LEFT) > 0.12  # the teal logo, whatever the state
+    # the arrow (white, or nearly where it is smoothed) is there in the logo's top half
+    assert light(img, (0.15, 0.2, 0.85, 0.5)) > 0.1
 
 
-def test_states_have_distinct_colours() -> None:
-    colours = [background(render(s, 1 if s is not IconState.IDLE else 0, 32)) for s in IconState]
+@pytest.mark.parametrize("size", SIZES)
+def test_the_state_is_a_badge_of_its_colour(size: int) -> None:
+    assert all(share(render(IconState.IDLE, 0, size), c, BADGE_CORNER) == 0 for c in BADGES.values())
+    for state, count in ((IconState.ACTIVE, 0), (IconState.RECONNECTING, 1), (IconState.ERROR, 3)):
+        img = render(state, count, size)
+        assert share(img, BADGES[state], BADGE_CORNER) > 0.2, state
+        others = [c for s, c in BADGES.items() if s is not state]
+        assert all(share(img, c) == 0 for c in others), state
+
+
+def test_badge_colours_are_distinct_from_each_other_and_the_logo() -> None:
+    colours = [LOGO, *BADGES.values()]
     for i, a in enumerate(colours):
         for b in colours[i + 1:]:
             assert sum(abs(x - y) for x, y in zip(a, b, strict=True)) > 60, (a, b)
 
 
-def test_count_changes_the_picture() -> None:
-    assert render(IconState.ACTIVE, 1, 32).tobytes() != render(IconState.ACTIVE, 2, 32).tobytes()
-    assert render(IconState.ACTIVE, 1, 32).tobytes() != render(IconState.IDLE, 0, 32).tobytes()
+def test_the_number_in_the_badge_changes_the_picture() -> None:
+    assert render(IconState.ERROR, 1, 32).tobytes() != render(IconState.ERROR, 2, 32).tobytes()
+    # a number has white pixels inside the badge; a dot has none
+    assert share(render(IconState.ERROR, 2, 32), (255, 255, 255), (0.7, 0.7, 0.95, 0.95)) > 0.05
+    assert share(render(IconState.RECONNECTING, 0, 32), (255, 255, 255), (0.7, 0.7, 0.95, 0.95)) == 0
+    # the green dot of "all active" never carries a number
+    assert render(IconState.ACTIVE, 5, 32).tobytes() == render(IconState.ACTIVE, 0, 32).tobytes()
+    # the app icon is the idle logo
+    assert app_icon(32).tobytes() == render(IconState.IDLE, 0, 32).tobytes()
 
 
 def test_count_text_fits_the_size() -> None:
@@ -60,12 +84,14 @@ def test_count_text_fits_the_size() -> None:
     assert count_text(120, 64) == "99+"
 
 
-def test_state_of_statuses() -> None:
+def test_state_of_counts_the_forwards_needing_attention_not_the_active_ones() -> None:
     assert state_of([]) == (IconState.IDLE, 0)
-    assert state_of(["active", "active"]) == (IconState.ACTIVE, 2)
+    assert state_of(["stopped"]) == (IconState.IDLE, 0)
+    assert state_of(["active", "active"]) == (IconState.ACTIVE, 0)
     assert state_of(["active", "reconnecting"]) == (IconState.RECONNECTING, 1)
-    assert state_of(["active", "starting"]) == (IconState.RECONNECTING, 1)
-    assert state_of(["active", "reconnecting", "error"]) == (IconState.ERROR, 1)
+    assert state_of(["active", "starting"]) == (IconState.RECONNECTING, 0)
+    # 2 active and 3 in error: a red 4 (3 errors + 1 reconnecting), never a red 2
+    assert state_of(["active", "active", "error", "error", "error", "reconnecting"]) == (IconState.ERROR, 4)
 
 
 @pytest.mark.parametrize("size", APP_ICON_SIZES)
