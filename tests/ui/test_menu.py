@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from tests.ui.fakes import cluster, profile, session
 from tray.ui import labels
-from tray.ui.menu import MAX_TOP_LEVEL_FORWARDS, MenuState, build_menu, session_item
+from tray.ui.icon import IconState
+from tray.ui.menu import MAX_TOP_LEVEL_FORWARDS, MenuState, build_menu, icon_of, session_item, status_text
 from tray.ui.model import Action, ActionKind, Item
 from tray.ui.resources import KIND_SECTIONS, ClusterTree, Failed, Loading, Ready, Resource
 
@@ -40,16 +41,50 @@ def test_status_line_is_the_first_line_and_disabled() -> None:
 def test_session_label_format() -> None:
     s = session("svc/web", 8080, 80, cluster="tender-a", namespace="shop")
     assert labels.session_label(s) == "svc/web  8080 → 80  tender-a/shop  active"
+    # named by its profile first, target and ports second
+    p = session("svc/web", 8080, 80, cluster="tender-a", namespace="shop", profile="web", status="error")
+    assert labels.session_label(p) == "web  svc/web  8080 → 80  tender-a/shop  error"
+    # under its cluster's heading: the namespace only
+    assert labels.session_label(p, cluster=False) == "web  svc/web  8080 → 80  shop  error"
     # a free local port that is not bound yet
     assert labels.session_label(session("deploy/api", 0, "http", status="starting")).startswith("deploy/api  … → http")
 
 
-def test_forwards_of_every_cluster_are_listed_at_the_top() -> None:
-    a = session("svc/web", 8080, 80, cluster="tender-a")
+def test_one_notation_for_ports_in_rows_profiles_and_notifications() -> None:
+    s = session("svc/web", 8080, 80, profile="web")
+    assert labels.session_title(s) == "web: svc/web 8080 → 80"
+    assert labels.session_title(session("svc/web", 0, "http", status="starting")) == "svc/web … → http"
+    prof = build_menu(MenuState(profiles=[profile("web", ports=("8080:80", ":http", "9000"))],
+                                clusters=[cluster("tender-a", True)])).child("Profiles")
+    assert labels_of(prof)[0] == "web  (svc/web 8080 → 80, … → http, 9000 → 9000 · tender-a/shop)"
+
+
+def test_forwards_in_several_clusters_are_grouped_under_a_heading_per_cluster() -> None:
+    a = session("svc/web", 8080, 80, cluster="tender-a", profile="web")
+    a2 = session("svc/api", 8081, 80, cluster="tender-a", status="error", reason="boom")
     b = session("sts/db", 15432, 5432, cluster="tender-b", namespace="data")
-    menu = build_menu(MenuState(sessions=[a, b]))
-    assert labels.session_label(a) in labels_of(menu)
-    assert labels.session_label(b) in labels_of(menu)
+    menu = build_menu(MenuState(sessions=[a, b, a2]))
+    assert labels_of(menu)[:6] == [
+        "2 active · 0 reconnecting · 1 error",
+        "tender-a: 1 of 2 active, 1 error",
+        "web  svc/web  8080 → 80  shop  active",
+        "svc/api  8081 → 80  shop  error",
+        "tender-b: 1 of 1 active",
+        "sts/db  15432 → 5432  data  active",
+    ]
+    heading = menu.child("tender-a: 1 of 2 active, 1 error")
+    assert not heading.enabled and not heading.children
+    # one cluster: no heading, rows say where
+    only = build_menu(MenuState(sessions=[a, a2]))
+    assert labels_of(only)[1:3] == ["web  svc/web  8080 → 80  tender-a/shop  active",
+                                    "svc/api  8081 → 80  tender-a/shop  error"]
+
+
+def test_group_counts_never_call_a_failed_forward_running() -> None:
+    assert labels.group_counts(["active"] * 3) == "3 of 3 active"
+    assert labels.group_counts(["active", "active", "error"]) == "2 of 3 active, 1 error"
+    assert labels.group_counts(["active", "reconnecting", "starting", "error", "error"]) == \
+        "1 of 5 active, 1 reconnecting, 1 starting, 2 errors"
 
 
 # ------------------------------------------------------------------ actions per status
@@ -115,11 +150,9 @@ def test_many_forwards_are_grouped_per_cluster() -> None:
     many += [session("svc/b", 30000, 80, cluster="tender-b", status="error", reason="boom")]
     menu = build_menu(MenuState(sessions=many))
     groups = [c for c in menu.children if c.label.startswith("tender-")]
-    assert [g.label for g in groups] == [
-        "tender-a: 12 forwards (12 active · 0 reconnecting · 0 errors)",
-        "tender-b: 1 forward (0 active · 0 reconnecting · 1 error)",
-    ]
+    assert [g.label for g in groups] == ["tender-a: 12 of 12 active", "tender-b: 0 of 1 active, 1 error"]
     assert len(groups[0].children) == MAX_TOP_LEVEL_FORWARDS
+    assert groups[1].children[0].label == "svc/b  30000 → 80  shop  error"
 
 
 # ------------------------------------------------------------------ profiles
@@ -134,7 +167,7 @@ def test_profiles_grouped_with_start_and_stop_all() -> None:
     menu = build_menu(MenuState(sessions=running, profiles=profiles, clusters=[cluster("tender-a", True)]))
     prof = menu.child("Profiles")
     assert labels_of(prof) == [
-        "loose  (svc/loose 7000 · tender-a/shop)",
+        "loose  (svc/loose 7000 → 7000 · tender-a/shop)",
         "shop (1 of 2 running)",
         "infra (0 of 1 running)",
         "Edit profiles…",
@@ -144,12 +177,45 @@ def test_profiles_grouped_with_start_and_stop_all() -> None:
     shop = prof.child("shop (1 of 2 running)")
     assert labels_of(shop)[:2] == ["Start all", "Stop all"]
     assert shop.child("Start all").enabled and shop.child("Stop all").enabled
-    web = shop.child("shop-web  (svc/web 8080:80 · tender-a/shop)")
+    web = shop.child("shop-web  (svc/web 8080 → 80 · tender-a/shop)")
     assert web.checked is True and web.action == Action(ActionKind.PROFILE_STOP, ("shop-web",))
     infra = prof.child("infra (0 of 1 running)")
     assert not infra.child("Stop all").enabled
     # no context: the current one is shown
-    assert "metrics  (ds/agent 9100 · tender-a/shop)" in labels_of(infra)
+    assert "metrics  (ds/agent 9100 → 9100 · tender-a/shop)" in labels_of(infra)
+
+
+def test_a_profile_in_error_is_counted_as_an_error_not_as_running() -> None:
+    profiles = [profile("shop-web", "svc/web", ("8080:80",), group="shop"),
+                profile("shop-db", "sts/db", ("15432:5432",), group="shop"),
+                profile("shop-api", "svc/api", ("9000:80",), group="shop")]
+    sessions = [session("svc/web", 8080, 80, profile="shop-web"),
+                session("sts/db", 15432, 5432, profile="shop-db", status="error", reason="pod gone")]
+    state = MenuState(sessions=sessions, profiles=profiles, clusters=[cluster("tender-a", True)],
+                      profile_failures={"shop-api": "context tender-x not in the kubeconfig"})
+    shop = build_menu(state).child("Profiles").child("shop (1 of 3 running, 2 errors)")
+    assert "shop-db  (sts/db 15432 → 5432 · tender-a/shop)  error" in labels_of(shop)
+    api = shop.child("shop-api  (svc/api 9000 → 80 · tender-a/shop)  error")
+    assert api.checked is False and api.action == Action(ActionKind.PROFILE_START, ("shop-api",))
+
+
+def test_a_profile_that_could_not_start_is_a_row_in_error_with_its_reason_and_retry() -> None:
+    why = "/home/u/.kube/config: kubeconfig not found"
+    state = MenuState(profiles=[profile("web", autostart=True), profile("db", "sts/db", ("15432:5432",))],
+                      profile_failures={"web": why})
+    menu = build_menu(state)
+    assert menu.children[0].label == "1 profile could not start"  # never "No forwards running"
+    row = menu.child("web  svc/web 8080 → 80  error")
+    assert row.children[0].label == why and not row.children[0].enabled
+    assert row.child("Retry").action == Action(ActionKind.PROFILE_START, ("web",))
+    assert icon_of(state) == (IconState.ERROR, 1)
+    assert status_text(state) == "1 profile could not start"
+    # with forwards running, it is counted after them
+    busy = MenuState(sessions=[session()], profile_failures={"web": why, "gone": "no such context"})
+    assert build_menu(busy).children[0].label == "1 active · 0 reconnecting · 0 errors · 2 profiles could not start"
+    assert "gone  profile  error" in labels_of(build_menu(busy))  # no longer in the file: named all the same
+    assert icon_of(busy) == (IconState.ERROR, 2)
+    assert icon_of(MenuState(sessions=[session()])) == (IconState.ACTIVE, 0)
 
 
 def test_profiles_error_is_one_disabled_line_and_profiles_stay() -> None:
@@ -298,7 +364,8 @@ def test_menu_invariants(sessions: list) -> None:
     assert build_menu(state) == menu  # pure: same input, same menu
     counts = {s: sum(1 for x in sessions if x.status == s) for s in ("active", "reconnecting", "error")}
     assert menu.children[0].label.startswith(f"{counts['active']} active") or not sessions
-    entries = [i for p, i in menu.walk() if i.label in {labels.session_label(s) for s in sessions}]
+    several = len({s.cluster_id for s in sessions}) > 1
+    entries = [i for p, i in menu.walk() if i.label in {labels.session_label(s, not several) for s in sessions}]
     assert len(entries) == len(sessions)
     for _, item in menu.walk():
         assert not (item.children and item.action)

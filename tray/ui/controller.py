@@ -34,9 +34,9 @@ from tray.ui import autostart, labels, system
 from tray.ui.coalesce import DEFAULT_INTERVAL, Coalescer
 from tray.ui.dialogs import PortRequest
 from tray.ui.filewatch import FileWatcher
-from tray.ui.icon import IconState, state_of
+from tray.ui.icon import IconState
 from tray.ui.loader import ResourceLoader
-from tray.ui.menu import MenuState, build_menu
+from tray.ui.menu import MenuState, build_menu, icon_of, status_text
 from tray.ui.menu_profiles import profile_sessions
 from tray.ui.model import Action, ActionKind, Item
 from tray.ui.notify import Notifications, Notifier
@@ -180,9 +180,8 @@ class Controller:
     def refresh(self) -> None:
         """Coalescer thread: rebuild the menu and the icon from a fresh snapshot."""
         state = self.menu_state()
-        statuses = [s.status for s in state.sessions]
-        icon, count = state_of(statuses)
-        self.view.show(build_menu(state), icon, count, f"Tender — {labels.status_line(statuses)}")
+        icon, count = icon_of(state)
+        self.view.show(build_menu(state), icon, count, f"Tender — {status_text(state)}")
 
     # ------------------------------------------------------------ files
     def reload_profiles(self) -> None:

@@ -1,10 +1,17 @@
-"""How things are worded in the menu, the tooltip and notifications."""
+"""How things are worded in the menu, the tooltip and notifications.
+
+One notation for ports everywhere (rows, profiles, the tooltip,
+notifications): ``LOCAL → REMOTE`` (:func:`port_pair`), the direction kubectl
+prints ("Forwarding from 127.0.0.1:8080 -> 80"); ``…`` stands for a local
+port not known yet (a free one is picked when the forward starts).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Protocol
 
+from tray.domain.portspec import PortSpec
 from tray.domain.status import Status
 
 #: Remote ports that usually speak HTTP(S): "Open in browser" is offered for them.
@@ -40,19 +47,50 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
-def status_line(statuses: Iterable[str]) -> str:
-    """'3 active · 1 reconnecting · 0 errors' (plus 'N starting' while some start)."""
+def counts_of(statuses: Iterable[str]) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for s in statuses:
-        counts[s] = counts.get(s, 0) + 1
+    for st in statuses:
+        counts[st] = counts.get(st, 0) + 1
+    return counts
+
+
+def status_line(statuses: Iterable[str], failed_profiles: int = 0) -> str:
+    """The menu's first line and the tooltip: every forward counted under its status.
+
+    '3 active · 1 reconnecting · 2 errors' (plus 'N starting' while some
+    start); ``failed_profiles`` profiles that could not start are added
+    ('· 1 profile could not start').  'No forwards running' only when there
+    is nothing at all to report.
+    """
+    counts = counts_of(statuses)
+    failed = f"{plural(failed_profiles, 'profile')} could not start" if failed_profiles else ""
     if not counts:
-        return "No forwards running"
+        return failed or "No forwards running"
     parts = [f"{counts.get(Status.ACTIVE, 0)} active"]
     if counts.get(Status.STARTING):
         parts.append(f"{counts[Status.STARTING]} starting")
     parts.append(f"{counts.get(Status.RECONNECTING, 0)} reconnecting")
     parts.append(plural(counts.get(Status.ERROR, 0), "error"))
+    if failed:
+        parts.append(failed)
     return f" {DOT} ".join(parts)
+
+
+def group_counts(statuses: Iterable[str]) -> str:
+    """A group's forwards in a few words that never hide a problem.
+
+    '3 of 3 active'; '2 of 3 active, 1 error'; '1 of 3 active, 1 reconnecting,
+    1 starting' -- every forward not active is named by its status.
+    """
+    counts = counts_of(statuses)
+    total = sum(counts.values())
+    parts = [f"{counts.get(Status.ACTIVE, 0)} of {total} active"]
+    for status in (Status.RECONNECTING, Status.STARTING):
+        if counts.get(status):
+            parts.append(f"{counts[status]} {status}")
+    if counts.get(Status.ERROR):
+        parts.append(plural(counts[Status.ERROR], "error"))
+    return ", ".join(parts)
 
 
 def shorten(text: str, limit: int = 90) -> str:
@@ -61,30 +99,44 @@ def shorten(text: str, limit: int = 90) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + ELLIPSIS
 
 
-def local_text(local_port: int) -> str:
-    return str(local_port) if local_port else ELLIPSIS  # 0: a free port not bound yet
-
-
 def remote_text(s: SessionLike) -> str:
     return str(s.remote_port or s.container_port)
 
 
+def port_pair(local: int | str | None, remote: int | str) -> str:
+    """The one notation for ports: '8080 → 80', local first; '… → 80' while no local port is known."""
+    return f"{local or ELLIPSIS} {ARROW} {remote}"
+
+
 def ports_text(s: SessionLike) -> str:
-    return f"{local_text(s.local_port)} {ARROW} {remote_text(s)}"
+    return port_pair(s.local_port, remote_text(s))
 
 
-def where_text(s: SessionLike) -> str:
-    return f"{s.cluster_id}/{s.namespace}"
+def spec_ports_text(spec: PortSpec) -> str:
+    """A profile's port spec in the menu's notation: '8080 → 80'; '… → http' for a port chosen at start."""
+    return port_pair(spec.local, spec.remote)
 
 
-def session_label(s: SessionLike) -> str:
-    """'svc/web  8080 → 80  tender-a/shop  active' (two spaces between columns)."""
-    return "  ".join((s.target, ports_text(s), where_text(s), s.status))
+def where_text(s: SessionLike, cluster: bool = True) -> str:
+    """'tender-a/shop'; only the namespace ('shop') when ``cluster`` is False (a cluster's group)."""
+    return f"{s.cluster_id}/{s.namespace}" if cluster else s.namespace
+
+
+def session_label(s: SessionLike, cluster: bool = True) -> str:
+    """A forward's row: 'web  svc/web  8080 → 80  tender-a/shop  active'.
+
+    Columns, two spaces apart: the profile's name when the forward has one,
+    the target, its ports, where (``cluster`` False: the namespace only, for
+    a row under its cluster's heading) and the status.
+    """
+    columns = [s.profile] if s.profile else []
+    return "  ".join((*columns, s.target, ports_text(s), where_text(s, cluster), s.status))
 
 
 def session_title(s: SessionLike) -> str:
-    """The short form used in notifications: 'svc/web 8080 → 80'."""
-    return f"{s.target} {ports_text(s)}"
+    """The short form used in notifications and logs: 'svc/web 8080 → 80', 'web: svc/web 8080 → 80'."""
+    what = f"{s.target} {ports_text(s)}"
+    return f"{s.profile}: {what}" if s.profile else what
 
 
 def host_for(address: str) -> str:

@@ -1,5 +1,11 @@
 """The whole tray menu as a pure function of the app's state.
 
+From the top: a line counting the forwards by status (also the tooltip);
+a row per profile that could not start (in error, with its reason and
+Retry); a row per forward -- under a heading per cluster when they are in
+several clusters, in a submenu per cluster when there are many; then
+Profiles, Clusters, the settings and Quit.
+
 ``build_menu(MenuState) -> Item`` has no side effects and reads no clock, so
 the tests check labels, grouping and which actions exist per status on
 plain data.  The controller builds a :class:`MenuState` snapshot and hands
@@ -15,6 +21,7 @@ from tray.domain.status import Status
 from tray.kube.kubeconfig import ClusterInfo
 from tray.profiles import Profile
 from tray.ui import labels
+from tray.ui.icon import IconState, state_of
 from tray.ui.menu_clusters import clusters_menu
 from tray.ui.menu_profiles import profile_sessions, profiles_menu
 from tray.ui.model import SEPARATOR, Action, ActionKind, Item, note, root, submenu
@@ -44,15 +51,18 @@ class MenuState:
 
 
 def build_menu(state: MenuState) -> Item:
+    """The whole menu for ``state`` (pure: the same state gives an equal menu)."""
     sessions = list(state.sessions)
     current = state.current_context
     saved = {id(s) for p in state.profiles for s in profile_sessions(p, sessions, current)}
     return root([
-        note(labels.status_line(s.status for s in sessions)),
+        note(status_text(state)),
         SEPARATOR,
+        *_failures(state),
         *_forwards(sessions, saved),
         SEPARATOR,
-        profiles_menu(state.profiles, sessions, current_context=current, error=state.profiles_error),
+        profiles_menu(state.profiles, sessions, current_context=current, error=state.profiles_error,
+                      failures=state.profile_failures),
         clusters_menu(state.clusters, state.trees, sessions, kubeconfig_error=state.kubeconfig_error,
                       privileged_below=state.privileged_below),
         SEPARATOR,
@@ -63,21 +73,69 @@ def build_menu(state: MenuState) -> Item:
     ])
 
 
+def status_text(state: MenuState) -> str:
+    """The menu's first line, also the tooltip's: every forward and failed profile counted."""
+    return labels.status_line((s.status for s in state.sessions), len(state.profile_failures))
+
+
+def icon_of(state: MenuState) -> tuple[IconState, int]:
+    """(icon state, badge count) for ``state``: a profile that could not start counts as a forward in error."""
+    statuses = [s.status for s in state.sessions] + [Status.ERROR] * len(state.profile_failures)
+    return state_of(statuses)
+
+
+def _failures(state: MenuState) -> list[Item]:
+    """One row per profile that could not start: in error, its reason, Retry."""
+    items = []
+    profiles = {p.name: p for p in state.profiles}
+    for name, reason in state.profile_failures.items():
+        p = profiles.get(name)
+        what = f"{p.target} {', '.join(labels.spec_ports_text(spec) for spec in p.ports)}" if p else "profile"
+        children = [
+            note(labels.shorten(reason, 100)),
+            SEPARATOR,
+            Item("Retry", Action(ActionKind.PROFILE_START, (name,))),
+            Item(f"Edit profiles{labels.ELLIPSIS}", Action(ActionKind.EDIT_PROFILES)),
+        ]
+        items.append(submenu(f"{name}  {what}  {Status.ERROR}", children))
+    return items
+
+
 def _forwards(sessions: list[labels.SessionLike], saved: set[int]) -> list[Item]:
-    if len(sessions) <= MAX_TOP_LEVEL_FORWARDS:
-        return [session_item(s, id(s) in saved) for s in sessions]
+    """The forwards' rows; under a heading per cluster when they are in several clusters.
+
+    Up to :data:`MAX_TOP_LEVEL_FORWARDS` rows stay at the top level (one
+    heading -- a disabled line -- per cluster); more go into one submenu
+    per cluster.  Headings and submenus count their forwards by status
+    (:func:`labels.group_counts`).
+    """
     by_cluster: dict[str, list[labels.SessionLike]] = {}
     for s in sessions:
         by_cluster.setdefault(s.cluster_id, []).append(s)
-    return [
-        submenu(f"{cluster}: {labels.plural(len(group), 'forward')} ({labels.status_line(s.status for s in group)})",
-                [session_item(s, id(s) in saved) for s in group])
-        for cluster, group in by_cluster.items()
-    ]
+    if len(by_cluster) <= 1 and len(sessions) <= MAX_TOP_LEVEL_FORWARDS:
+        return [session_item(s, id(s) in saved) for s in sessions]
+    if len(sessions) <= MAX_TOP_LEVEL_FORWARDS:
+        items: list[Item] = []
+        for cluster, group in by_cluster.items():
+            items += [SEPARATOR, note(cluster_heading(cluster, group)),
+                      *(session_item(s, id(s) in saved, cluster=False) for s in group)]
+        return items
+    return [submenu(cluster_heading(cluster, group), [session_item(s, id(s) in saved, cluster=False) for s in group])
+            for cluster, group in by_cluster.items()]
 
 
-def session_item(s: labels.SessionLike, saved: bool = False) -> Item:
-    """One forward's submenu: what it is doing and what can be done to it."""
+def cluster_heading(cluster: str, group: Sequence[labels.SessionLike]) -> str:
+    """'tender-a: 2 of 3 active, 1 error'."""
+    return f"{cluster}: {labels.group_counts(s.status for s in group)}"
+
+
+def session_item(s: labels.SessionLike, saved: bool = False, cluster: bool = True) -> Item:
+    """One forward's submenu: what it is doing and what can be done to it.
+
+    ``saved``: a profile already describes it (no "Save as profile…");
+    ``cluster`` False: the row is under its cluster's heading, so its label
+    names only the namespace.
+    """
     items: list[Item] = []
     running = s.status in labels.RUNNING
     if s.status in (Status.ERROR, Status.RECONNECTING) and s.status_reason:
@@ -99,4 +157,4 @@ def session_item(s: labels.SessionLike, saved: bool = False) -> Item:
         items.append(Item("Remove", Action(ActionKind.REMOVE, (s.id,))))
     if not s.profile and not saved:
         items.append(Item(f"Save as profile{labels.ELLIPSIS}", Action(ActionKind.SAVE_PROFILE, (s.id,))))
-    return submenu(labels.session_label(s), items)
+    return submenu(labels.session_label(s, cluster), items)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
 from tray.domain.status import Status
 from tray.profiles import Profile
 from tray.ui import labels
 from tray.ui.model import SEPARATOR, Action, ActionKind, Item, note, submenu
+
+#: No profile failed to start.
+NO_FAILURES: Mapping[str, str] = MappingProxyType({})
 
 
 def profile_sessions(p: Profile, sessions: Sequence[labels.SessionLike],
@@ -28,19 +32,34 @@ def profile_sessions(p: Profile, sessions: Sequence[labels.SessionLike],
 
 
 def is_running(p: Profile, sessions: Sequence[labels.SessionLike], current_context: str | None) -> bool:
+    """True while the profile has a forward (running or in error): the menu then offers to stop it."""
     return bool(profile_sessions(p, sessions, current_context))
 
 
+def profile_status(p: Profile, sessions: Sequence[labels.SessionLike], current_context: str | None,
+                   failures: Mapping[str, str] = NO_FAILURES) -> str:
+    """``error`` (a forward of it failed, or it could not start), ``running`` or ``stopped``."""
+    mine = profile_sessions(p, sessions, current_context)
+    if p.name in failures or any(s.status == Status.ERROR for s in mine):
+        return Status.ERROR
+    return "running" if any(s.status in labels.RUNNING for s in mine) else "stopped"
+
+
 def profile_label(p: Profile, current_context: str | None) -> str:
-    ports = " ".join(str(spec) for spec in p.ports)
+    """'shop-web  (svc/web 8080 → 80 · tender-a/shop)'."""
+    ports = ", ".join(labels.spec_ports_text(spec) for spec in p.ports)
     where = f"{p.context or current_context or 'current context'}/{p.namespace or 'default namespace'}"
     return f"{p.name}  ({p.target} {ports} {labels.DOT} {where})"
 
 
-def _profile_item(p: Profile, sessions: Sequence[labels.SessionLike], current: str | None) -> Item:
+def _profile_item(p: Profile, sessions: Sequence[labels.SessionLike], current: str | None,
+                  failures: Mapping[str, str]) -> Item:
     running = is_running(p, sessions, current)
     action = Action(ActionKind.PROFILE_STOP if running else ActionKind.PROFILE_START, (p.name,))
-    return Item(profile_label(p, current), action, checked=running)
+    label = profile_label(p, current)
+    if profile_status(p, sessions, current, failures) == Status.ERROR:
+        label += f"  {Status.ERROR}"
+    return Item(label, action, checked=running)
 
 
 def profiles_menu(
@@ -49,24 +68,34 @@ def profiles_menu(
     *,
     current_context: str | None,
     error: str | None = None,
+    failures: Mapping[str, str] = NO_FAILURES,
 ) -> Item:
+    """The Profiles submenu: loose profiles, then a submenu per group.
+
+    A group's label counts its profiles truthfully: '(1 of 3 running, 1
+    error)' -- a profile in error (``failures``: could not start; or a
+    forward of it failed) is never counted as running.
+    """
     items: list[Item] = []
     groups: dict[str | None, list[Profile]] = {}
     for p in profiles:
         groups.setdefault(p.group, []).append(p)
     for p in groups.pop(None, []):
-        items.append(_profile_item(p, sessions, current_context))
+        items.append(_profile_item(p, sessions, current_context, failures))
     if items and groups:
         items.append(SEPARATOR)
     for group, members in groups.items():
-        running = sum(1 for p in members if is_running(p, sessions, current_context))
+        states = [profile_status(p, sessions, current_context, failures) for p in members]
+        running = states.count("running")
+        errors = states.count(Status.ERROR)
+        count = f"{running} of {len(members)} running" + (f", {labels.plural(errors, 'error')}" if errors else "")
         children = [
             Item("Start all", Action(ActionKind.GROUP_START, (group,)), enabled=running < len(members)),
-            Item("Stop all", Action(ActionKind.GROUP_STOP, (group,)), enabled=running > 0),
+            Item("Stop all", Action(ActionKind.GROUP_STOP, (group,)), enabled=states.count("stopped") < len(members)),
             SEPARATOR,
-            *(_profile_item(p, sessions, current_context) for p in members),
+            *(_profile_item(p, sessions, current_context, failures) for p in members),
         ]
-        items.append(submenu(f"{group} ({running} of {len(members)} running)", children))
+        items.append(submenu(f"{group} ({count})", children))
     if not profiles:
         items.append(note("No profiles yet"))
     items.append(SEPARATOR)
