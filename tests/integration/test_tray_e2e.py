@@ -1,12 +1,12 @@
 """The tray app end to end, as a person uses it, against the real test cluster.
 
 Each test runs ``tender tray`` as its own process on a throwaway desktop:
-Xvfb, a private D-Bus session bus, a StatusNotifierWatcher and a
-notification daemon (tests/ui/harness/desktop_services.py), with pystray's
-appindicator backend.  The tests read the live menu over
-``com.canonical.dbusmenu`` and click items there, as a panel would; they
-answer the real (Tk) dialogs with xdotool; they read notifications as the
-notification daemon received them.
+Xvfb, a private D-Bus session bus that activates only the harness's services,
+xfce4-panel (the StatusNotifierWatcher and host) and xfce4-notifyd
+(tests/ui/harness/desktop.py).  The tests read the live menu over
+``com.canonical.dbusmenu`` and click items there, as the panel does; they
+answer the real dialogs with xdotool; they read notifications as the
+notification server received them (a bus monitor).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,24 +21,16 @@ import pytest
 
 from tests.clusterlib import Cluster, deployment_manifest
 
-pytest.importorskip("gi", reason="needs PyGObject (pip install -e '.[tray]')")
 from tests.integration.engine import hostname, http_get, wait_for
 from tests.ui.harness.app import TrayApp
-from tests.ui.harness.desktop import ROOT, Desktop, missing_tools
+from tests.ui.harness.desktop import Desktop, missing_desktop
 
 pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture(scope="module")
 def desktop() -> Desktop:
-    missing = missing_tools("Xvfb", "dbus-daemon", "xdotool")
-    try:
-        import gi
-
-        gi.require_version("Gtk", "3.0")
-        gi.require_version("AyatanaAppIndicator3", "0.1")
-    except (ImportError, ValueError) as exc:
-        missing.append(f"PyGObject/AyatanaAppIndicator3 ({exc})")
+    missing = missing_desktop()
     if missing:
         pytest.skip(f"needs {', '.join(missing)} (make deps installs them)")
     d = Desktop().start()
@@ -293,19 +284,16 @@ def test_files_change_under_a_running_tray(desktop: Desktop, cluster: Cluster, n
 
 
 def test_display_without_a_tray_says_so(cluster: Cluster, tmp_path: Path) -> None:
-    with Desktop(watcher=False) as bare:  # an X display and a session bus, but no panel
-        env = bare.env(HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path / "state"))
-        env.pop("PYSTRAY_BACKEND", None)
-        proc = subprocess.run([sys.executable, "-m", "tray", "tray", "--kubeconfig", cluster.kubeconfig], env=env,
-                              capture_output=True, text=True, timeout=60, cwd=ROOT)
-    assert proc.returncode == 2
-    [line] = proc.stderr.strip().splitlines()
+    with Desktop(panel=False) as bare:  # an X display and a session bus, but no panel
+        app = TrayApp(bare, tmp_path / "home", cluster.kubeconfig, tmp_path / "none.yaml").start(wait_registered=False)
+        assert app.proc.wait(60) == 2
+    [line] = app.stdout().strip().splitlines()
     assert "no system tray here: no tray host" in line and "tender run" in line and "tender forward" in line
 
 
 def test_no_notification_service_is_logged_once_and_the_tray_keeps_running(
         cluster: Cluster, namespace: str, launch) -> None:  # noqa: ANN001
-    with Desktop(notifications=False) as quiet:
+    with Desktop(notifications=None) as quiet:
         never = free_port()
         app = launch("version: 1\nprofiles:\n"
                      + profile_yaml("n1", namespace, "deploy/none1", f'"{never}:80"', autostart=True)

@@ -76,9 +76,9 @@ profiles:
   - {{name: gone, context: tender-a, namespace: {namespace}, target: deploy/old-api, ports: ["19090:9090"],
       autostart: true}}
 """)
-    with Desktop(watcher=False, width=1000, height=640) as desktop:
+    with Desktop(panel=False, notifications=None, width=1000, height=640) as desktop:
         desktop.start_trayer()
-        app = TrayApp(desktop, tmp_path / "home", cluster.kubeconfig, profiles, backend="gtk").start()
+        app = TrayApp(desktop, tmp_path / "home", cluster.kubeconfig, profiles, venv="dev", backend="gtk").start(wait_registered=False)
         try:
             icon = wait_for(lambda: [w for w in desktop.windows() if w[1].startswith("Tender — 3 active")], 40,
                             f"the tray icon with 3 active forwards\n{app.output()}")[0]

@@ -1,9 +1,12 @@
-"""Reads and clicks a tray icon's menu over D-Bus, as a desktop panel does.
+"""Reads and clicks a tray icon's menu over D-Bus, as a desktop panel does (dbus-fast, no gi).
 
-libayatana-appindicator exports the icon as a StatusNotifierItem whose
-``Menu`` property names a ``com.canonical.dbusmenu`` object: ``GetLayout``
-gives the tree (id, properties, children) and ``Event(id, "clicked", …)``
-activates an item.  Labels are matched exactly as the user sees them.
+The panel's StatusNotifierWatcher lists registered items in
+``RegisteredStatusNotifierItems`` (``"BUSNAME/PATH"`` or just ``"BUSNAME"``,
+meaning path ``/StatusNotifierItem``).  An item's ``Menu`` property names a
+``com.canonical.dbusmenu`` object: ``GetLayout(0, -1, [])`` gives the tree
+(id, properties, children) and ``Event(id, "clicked", …)`` activates an
+item.  Labels are matched exactly as the user sees them (mnemonic
+underscores removed).
 """
 
 from __future__ import annotations
@@ -12,10 +15,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-import gi
+from dbus_fast import Variant
 
-gi.require_version("Gio", "2.0")
-from gi.repository import Gio, GLib  # noqa: E402
+from tests.ui.harness.bus import Bus, BusError
+
+WATCHER = ("org.kde.StatusNotifierWatcher", "/StatusNotifierWatcher", "org.kde.StatusNotifierWatcher")
+ITEM = "org.kde.StatusNotifierItem"
+MENU = "com.canonical.dbusmenu"
+Step = str | Callable[[str], bool]
 
 
 @dataclass
@@ -41,80 +48,109 @@ class Node:
         return None
 
     def labels(self) -> list[str]:
-        return [c.label for c in self.children if c.type != "separator"]
+        return [c.label for c in self.children if c.type != "separator" and c.visible]
+
+    def text(self) -> str:
+        """The tree as indented lines (for assertion messages)."""
+        return "\n".join("  " * (len(p) - 1) + p[-1] for p, n in self.walk() if n.type != "separator")
 
 
-def _node(value: tuple) -> Node:
+def _unwrap(value: object) -> object:
+    return value.value if isinstance(value, Variant) else value
+
+
+def _node(value: list) -> Node:
     ident, props, children = value
-    label = props.get("label", "")
+    props = {k: _unwrap(v) for k, v in props.items()}
+    label = str(props.get("label", ""))
     # dbusmenu labels use "_" as the mnemonic marker; "__" is a literal "_".
     label = label.replace("__", "\0").replace("_", "").replace("\0", "_")
     return Node(
-        id=ident, label=label, enabled=props.get("enabled", True), visible=props.get("visible", True),
-        toggle_state=props.get("toggle-state", -1) if props.get("toggle-type") else -1,
-        type=props.get("type", "standard"), children=[_node(c) for c in children],
+        id=ident, label=label, enabled=bool(props.get("enabled", True)), visible=bool(props.get("visible", True)),
+        toggle_state=int(props.get("toggle-state", -1)) if props.get("toggle-type") else -1,
+        type=str(props.get("type", "standard")), children=[_node(_unwrap(c)) for c in children],
     )
 
 
 class TrayMenu:
+    """The menu of one StatusNotifierItem on the bus at ``bus_address``.
+
+    :meth:`wait_item` finds the item (of a given process); the other methods
+    then read and click its menu.  Every call blocks for at most its timeout.
+    """
+
     def __init__(self, bus_address: str) -> None:
-        self.conn = Gio.DBusConnection.new_for_address_sync(
-            bus_address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
-            None, None)
+        self.bus = Bus(bus_address)
         self.service = ""
+        self.item_path = ""
         self.menu_path = ""
 
-    def _call(self, dest: str, path: str, iface: str, method: str, params: GLib.Variant | None,
-              reply: str | None) -> tuple:
-        result = self.conn.call_sync(dest, path, iface, method, params,
-                                     GLib.VariantType(reply) if reply else None, Gio.DBusCallFlags.NONE, 10000, None)
-        return result.unpack() if result is not None else ()
+    def close(self) -> None:
+        self.bus.close()
 
-    def _prop(self, dest: str, path: str, iface: str, name: str):  # noqa: ANN202
-        return self._call(dest, path, "org.freedesktop.DBus.Properties", "Get",
-                          GLib.Variant("(ss)", (iface, name)), "(v)")[0]
-
-    def _pid_of(self, name: str) -> int:
+    # ------------------------------------------------------------ the item
+    def registered_items(self) -> list[str]:
+        """The watcher's RegisteredStatusNotifierItems ([] when no watcher runs)."""
         try:
-            return self._call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                              "GetConnectionUnixProcessID", GLib.Variant("(s)", (name,)), "(u)")[0]
-        except GLib.Error:
-            return -1
+            return list(self.bus.get_property(*WATCHER, "RegisteredStatusNotifierItems", timeout=5))
+        except (BusError, TimeoutError):
+            return []
 
-    def wait_item(self, pid: int | None = None, timeout: float = 30.0) -> None:
-        """Wait until an item (of process ``pid``) registered with the watcher; find its menu."""
-        deadline = time.time() + timeout
+    def _items_of(self, pid: int | None) -> list[tuple[str, str]]:
+        found = []
+        for entry in self.registered_items():
+            name, slash, path = entry.partition("/")
+            path = "/" + path if slash else "/StatusNotifierItem"
+            if pid is None or self.bus.pid_of(name) == pid:
+                found.append((name, path))
+        return found
+
+    def wait_item(self, pid: int | None = None, timeout: float = 30.0) -> float:
+        """Wait until an item (of process ``pid``) is registered with the watcher; find its menu.
+
+        Returns the seconds waited.  Raises AssertionError after ``timeout`` s.
+        """
+        start = time.monotonic()
         while True:
-            items = self._prop("org.kde.StatusNotifierWatcher", "/StatusNotifierWatcher",
-                               "org.kde.StatusNotifierWatcher", "RegisteredStatusNotifierItems")
-            items = [i for i in items if pid is None or self._pid_of(i.partition("/")[0]) == pid]
+            items = self._items_of(pid)
             if items:
-                name, _, path = items[0].partition("/")
-                self.service, item_path = name, "/" + path
-                self.menu_path = self._prop(self.service, item_path, "org.kde.StatusNotifierItem", "Menu")
-                self.item_path = item_path
-                return
-            if time.time() > deadline:
-                raise AssertionError("no tray item registered with the StatusNotifierWatcher")
-            time.sleep(0.1)
+                self.service, self.item_path = items[0]
+                try:
+                    self.menu_path = self.item_property("Menu")
+                    return time.monotonic() - start
+                except (BusError, TimeoutError):
+                    pass  # registered but not answering yet
+            if time.monotonic() - start > timeout:
+                raise AssertionError(f"no tray item{f' of pid {pid}' if pid else ''} registered with the "
+                                     f"StatusNotifierWatcher after {timeout}s (registered: {self.registered_items()})")
+            time.sleep(0.05)
+
+    def is_registered(self, pid: int | None = None) -> bool:
+        return bool(self._items_of(pid))
 
     def item_property(self, name: str):  # noqa: ANN201
-        return self._prop(self.service, self.item_path, "org.kde.StatusNotifierItem", name)
+        """A property of the item (``org.kde.StatusNotifierItem``), unwrapped."""
+        return self.bus.get_property(self.service, self.item_path, ITEM, name)
 
+    def item_properties(self) -> dict:
+        """All the item's properties, unwrapped."""
+        return self.bus.get_all(self.service, self.item_path, ITEM)
+
+    # ------------------------------------------------------------ the menu
     def layout(self) -> Node:
-        _rev, root = self._call(self.service, self.menu_path, "com.canonical.dbusmenu", "GetLayout",
-                                GLib.Variant("(iias)", (0, -1, [])), "(u(ia{sv}av))")
+        """The whole menu tree now (one GetLayout call)."""
+        _rev, root = self.bus.call(self.service, self.menu_path, MENU, "GetLayout", "iias", [0, -1, []])
         return _node(root)
 
-    def find(self, *path: str | Callable[[str], bool], root: Node | None = None) -> Node | None:
-        """The item at a path of labels (or predicates on labels), or None."""
+    def find(self, *path: Step, root: Node | None = None) -> Node | None:
+        """The visible item at a path of labels (or predicates on labels), or None."""
         node = root or self.layout()
         for step in path:
             match = None
             for c in node.children:
                 if c.type == "separator" or not c.visible:
                     continue
-                if (step(c.label) if callable(step) else c.label == step):
+                if step(c.label) if callable(step) else c.label == step:
                     match = c
                     break
             if match is None:
@@ -122,38 +158,42 @@ class TrayMenu:
             node = match
         return node
 
-    def wait_for(self, *path: str | Callable[[str], bool], timeout: float = 20.0,
-                 where: Callable[[Node], bool] | None = None) -> Node:
-        deadline = time.time() + timeout
+    def wait_for(self, *path: Step, timeout: float = 20.0, where: Callable[[Node], bool] | None = None) -> Node:
+        """Poll until the item at ``path`` exists (and satisfies ``where``); return it.
+
+        Raises AssertionError with the last menu seen after ``timeout`` s.
+        """
+        deadline = time.monotonic() + timeout
         last = None
         while True:
             try:
                 last = self.layout()
                 node = self.find(*path, root=last)
-            except GLib.Error:
+            except (BusError, TimeoutError):
                 node = None  # the menu is being replaced: ask again
             if node is not None and (where is None or where(node)):
                 return node
-            if time.time() > deadline:
-                shown = "\n".join("  " * (len(p) - 1) + p[-1] for p, _ in last.walk()) if last else "(none)"
+            if time.monotonic() > deadline:
+                shown = last.text() if last else "(none)"
                 raise AssertionError(f"menu item {path!r} not found (or not as wanted) after {timeout}s; "
                                      f"menu:\n{shown}")
             time.sleep(0.1)
 
     def click(self, node: Node) -> None:
+        """Send Event(id, "clicked") as a panel does when the user clicks the item."""
         assert node.enabled, f"menu item {node.label!r} is disabled"
-        self._call(self.service, self.menu_path, "com.canonical.dbusmenu", "Event",
-                   GLib.Variant("(isvu)", (node.id, "clicked", GLib.Variant("i", 0), int(time.time()))), None)
+        self.bus.call(self.service, self.menu_path, MENU, "Event", "isvu",
+                      [node.id, "clicked", Variant("i", 0), int(time.time())])
 
-    def click_path(self, *path: str | Callable[[str], bool], timeout: float = 20.0) -> Node:
-        """Find the item and click it; if the app rebuilt its menu in between, find it again."""
-        deadline = time.time() + timeout
+    def click_path(self, *path: Step, timeout: float = 20.0) -> Node:
+        """Find the enabled item at ``path`` and click it; if the app rebuilt its menu in between, find it again."""
+        deadline = time.monotonic() + timeout
         while True:
-            node = self.wait_for(*path, timeout=max(1.0, deadline - time.time()), where=lambda n: n.enabled)
+            node = self.wait_for(*path, timeout=max(1.0, deadline - time.monotonic()), where=lambda n: n.enabled)
             try:
                 self.click(node)
                 return node
-            except GLib.Error as exc:
-                if "does not refer to a menu item" not in str(exc) or time.time() > deadline:
+            except BusError:
+                if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
