@@ -400,13 +400,19 @@ class Controller:
         """Keep the login entry pointing at this installation (it may have moved)."""
         if self.settings.start_at_login:
             try:
-                autostart.set_enabled(True, autostart.tender_command(self.launch_args))
+                self._set_login_entry(True)
             except OSError as exc:
                 log.warning("cannot refresh the login entry: %s", exc)
 
+    def _set_login_entry(self, enabled: bool) -> None:
+        """Write (or remove) the login entry: this tender, its options, its kubeconfig and profiles
+        paths, and the PATH its exec plugins need (tray.ui.autostart)."""
+        autostart.set_enabled(enabled, autostart.tender_command(self.launch_args),
+                              kubeconfig=self.manager.kubeconfig, profiles=self.profiles_path)
+
     def _do_toggle_autostart(self) -> None:
         enabled = not self.settings.start_at_login
-        autostart.set_enabled(enabled, autostart.tender_command(self.launch_args))
+        self._set_login_entry(enabled)
         self.settings = replace(self.settings, start_at_login=enabled)
         save_settings(self.settings, self.settings_file)
 
