@@ -311,13 +311,21 @@ def test_an_autostart_profile_without_kubeconfig_is_a_failure_with_its_reason(no
     assert c.menu_state().profile_failures == {"web": reason}
     assert ("Could not start the profile", reason) in notifier.sent
     assert manager.list() == []
+    # The menu shows it, not "No forwards running": a row in error with the reason and Retry.
+    row = wait_until(lambda: next((i for i in view.menu.children if i.label.startswith("web  ")), None),
+                     what="the failed profile's row")
+    assert row.label.endswith("  error")
+    assert [c.label for c in row.children if not c.separator][:2] == [reason, "Retry"]
+    assert row.child("Retry").action == Action(ActionKind.PROFILE_START, ("web",))
+    assert view.menu.children[0].label == "1 profile could not start"
     # A profile started from the menu fails the same way and is listed too.
     run(c, ActionKind.PROFILE_START, "db")
     assert c.menu_state().profile_failures == {"web": reason, "db": reason}
     # The kubeconfig appears: Retry (PROFILE_START) starts the profile and the failure is gone.
     manager.missing = False
-    run(c, ActionKind.PROFILE_START, "web")
-    assert c.menu_state().profile_failures == {"db": reason}
+    c.dispatch(row.child("Retry").action)  # the click
+    wait_until(lambda: c.menu_state().profile_failures == {"db": reason}, what="web started")
+    run(c, ActionKind.PROFILE_START, "web")  # idempotent: nothing started twice
     assert sorted(str(s.remote_port) for s in manager.list() if s.profile == "web") == ["80", "http", "metrics"]
     # Stopping a failed profile clears its failure too (the user gave up on it).
     run(c, ActionKind.PROFILE_STOP, "db")
