@@ -1,53 +1,100 @@
-"""``tender`` / ``tender tray``: find a tray, then run the controller behind a pystray icon."""
+"""``tender`` / ``tender tray``: find a tray, then run the controller behind its icon.
+
+On Linux with a StatusNotifier host the icon is our own D-Bus item
+(:class:`tray.ui.sni.SniView`, no PyGObject); on an XEmbed-only desktop,
+macOS and Windows it is a pystray icon (:class:`tray.ui.view.PystrayView`).
+No tray, no session bus, a bus that hangs: one line on stderr, exit 2.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
-from tray.ui.host import HINT, check_host, wait_for_host
+from tray.ui.host import HINT, SNI, check_host, wait_for_host
 
 log = logging.getLogger(__name__)
 
 
 def run_tray(kubeconfig: str | None = None, profiles: str | None = None) -> int:
+    """Run the tray until Quit; returns the exit status (0, or 2 when there is no tray here)."""
     from tray.ui.logs import setup_tray_logging
 
     log_file = setup_tray_logging()
     wait = _seconds(os.environ.get("TENDER_TRAY_WAIT"))
     host = wait_for_host(wait) if wait else check_host()
     if host.backend is None:
-        print(f"tender: no system tray here: {host.reason}; {HINT}", file=sys.stderr)
-        log.info("not starting the tray: %s", host.reason)
-        return 2
-    if host.backend:
-        os.environ["PYSTRAY_BACKEND"] = host.backend  # read by pystray at import
+        return _no_tray(host.reason)
 
     from tray.engine.manager import ForwardManager
     from tray.profiles import default_profiles_path
+    from tray.ui.bus import BusUnavailable
     from tray.ui.controller import Controller
     from tray.ui.dialogs import Dialogs
-    from tray.ui.notify import PlyerNotifier
-    from tray.ui.view import PystrayView
 
     profiles_path = profiles or os.environ.get("TENDER_PROFILES") or str(default_profiles_path())
     launch_args = [*(["--kubeconfig", os.path.abspath(kubeconfig)] if kubeconfig else []),
                    *(["--profiles", os.path.abspath(profiles)] if profiles else [])]
-    manager = ForwardManager(kubeconfig)
     controller: Controller | None = None
+
+    def dispatch(action: Any) -> None:
+        if controller is not None:
+            controller.dispatch(action)
+
     try:
-        view = PystrayView(host.backend or "", lambda action: controller.dispatch(action) if controller else None)
-        controller = Controller(manager, view, Dialogs(), PlyerNotifier(), profiles_path=profiles_path,
-                                launch_args=launch_args)
+        view = make_view(host.backend, dispatch)
+    except BusUnavailable as exc:  # the bus went away since the check
+        return _no_tray(str(exc))
+    manager = ForwardManager(kubeconfig)
+    try:
+        controller = Controller(manager, view, Dialogs(), make_notifier(view, dispatch),
+                                profiles_path=profiles_path, launch_args=launch_args)
         log.info("tray starting (backend %s, kubeconfig %s, profiles %s, log %s)",
                  host.backend or "default", manager.kubeconfig, profiles_path, log_file)
-        view.run(controller.start)
+        try:
+            view.run(controller.start)
+        except BusUnavailable as exc:  # the item could not register
+            return _no_tray(str(exc))
     finally:
         if controller is not None:
             controller.close()
         manager.shutdown()
     return 0
+
+
+def make_view(backend: str, dispatch: Callable[[Any], None]) -> Any:
+    """The view for ``backend`` (a :func:`tray.ui.host.check_host` answer); clicks go to ``dispatch``.
+
+    ``"sni"`` connects to the session bus (up to 2 s) and raises
+    :class:`tray.ui.bus.BusUnavailable` if it cannot; any other value is a
+    pystray backend, set in ``PYSTRAY_BACKEND`` before pystray is imported.
+    """
+    if backend == SNI:
+        from tray.ui.sni import SniView
+
+        return SniView(dispatch)
+    if backend:
+        os.environ["PYSTRAY_BACKEND"] = backend  # read by pystray at import
+    from tray.ui.view import PystrayView
+
+    return PystrayView(backend, dispatch)
+
+
+def make_notifier(view: Any, dispatch: Callable[[Any], None]) -> Any:
+    """The notifier for this view.  An :class:`~tray.ui.sni.SniView` offers its ``bus`` and ``loop``
+    (a D-Bus notifier shares the connection); today every view gets plyer's."""
+    from tray.ui.notify import PlyerNotifier
+
+    return PlyerNotifier()
+
+
+def _no_tray(reason: str) -> int:
+    print(f"tender: no system tray here: {reason}; {HINT}", file=sys.stderr)
+    log.info("not starting the tray: %s", reason)
+    return 2
 
 
 def _seconds(text: str | None) -> float:

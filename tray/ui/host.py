@@ -1,34 +1,71 @@
-"""Is there a tray to live in?  Which pystray backend serves it?
+"""Is there a tray to live in, and which view serves it?
 
-Checked before pystray is imported (pystray's X backend raises at import
-time without a display).  Linux desktops offer one of two protocols:
+Checked before any view is built (pystray picks its backend, and its X
+backend needs a display, at import time).  Linux desktops offer one of two
+protocols:
 
-* StatusNotifierItem over D-Bus (KDE, GNOME's AppIndicator extension,
-  waybar, …): pystray's ``appindicator`` backend (AyatanaAppIndicator3).
-* The XEmbed system tray on X11 (trayer, stalonetray, xfce4-panel, …):
-  pystray's ``gtk`` backend (GtkStatusIcon), else ``xorg``.
+* StatusNotifierItem over D-Bus (KDE Plasma, GNOME with the AppIndicator
+  extension, XFCE, Cinnamon, waybar, ...): our own item on dbus-fast
+  (:mod:`tray.ui.sni`), backend ``"sni"``; it needs no PyGObject.
+* The XEmbed system tray of X11 alone (trayer, stalonetray, old panels):
+  pystray's ``gtk`` backend, which needs PyGObject with GTK 3.  pystray's
+  ``xorg`` backend has no menus, so it is never chosen: the user is told
+  what to install instead.
 
-macOS and Windows always have one.
+macOS and Windows always have a tray: pystray's own backend (``""``).
+
+Nothing here imports ``gi`` unless no StatusNotifier host was found and an
+XEmbed tray was.  Finding the host takes at most :data:`PROBE_TIMEOUT`
+seconds (a session bus that hangs included).
+
+``PYSTRAY_BACKEND`` forces a choice (tests, troubleshooting): ``sni`` or
+``appindicator`` (our StatusNotifierItem), ``gtk``, ``dummy`` (no display
+needed); ``xorg`` is refused (no menus).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from tray.ui.bus import BusUnavailable
+
 HINT = "use `tender run` for saved profiles or `tender forward` for one forward"
+
+SNI = "sni"
+#: The longest a host check waits for the session bus and the StatusNotifierWatcher, seconds.
+PROBE_TIMEOUT = 1.5
+
+WATCHER = "org.kde.StatusNotifierWatcher"
+WATCHER_PATH = "/StatusNotifierWatcher"
+
+NEEDS_PYGOBJECT = ("this desktop has only an XEmbed tray, whose menus need PyGObject: install it "
+                   "(pipx inject kube-tender PyGObject) or use a desktop with a StatusNotifier host")
+GNOME_EXTENSION = ("GNOME shows tray icons only with the extension \"AppIndicator and KStatusNotifierItem Support\" "
+                   "(appindicatorsupport@rgcjonas.gmail.com): install or enable it, then start tender again")
+NO_HOST = "no tray host (no StatusNotifier host on the session bus, no XEmbed tray on the display)"
 
 
 @dataclass(frozen=True)
 class HostCheck:
-    backend: str | None  # the pystray backend to use ("" = pystray's own choice); None: no tray
+    """The outcome of a host check.
+
+    ``backend``: ``"sni"`` (our StatusNotifierItem), a pystray backend name
+    (``"gtk"``, ``"dummy"``; ``""`` = pystray's own choice), or None: no tray
+    here, ``reason`` says why in one line.
+    """
+
+    backend: str | None
     reason: str = ""
 
 
-def check_host(env: Mapping[str, str] | None = None, platform: str = sys.platform) -> HostCheck:
+def check_host(env: Mapping[str, str] | None = None, platform: str = sys.platform,
+               timeout: float = PROBE_TIMEOUT) -> HostCheck:
+    """Which tray serves this session (see the module doc).  Blocks up to ``timeout`` s (the bus probe)."""
     env = os.environ if env is None else env
     if platform in ("darwin", "win32"):
         return HostCheck(env.get("PYSTRAY_BACKEND", ""))
@@ -38,19 +75,30 @@ def check_host(env: Mapping[str, str] | None = None, platform: str = sys.platfor
     display, wayland = env.get("DISPLAY"), env.get("WAYLAND_DISPLAY")
     if not display and not wayland:
         return HostCheck(None, "no display (DISPLAY and WAYLAND_DISPLAY are not set)")
-    sni = status_notifier_host()
+    if forced == "xorg":
+        return HostCheck(None, "pystray's xorg backend has no menus; " + NEEDS_PYGOBJECT.split(": ", 1)[1])
+    try:
+        sni, bus_problem = status_notifier_host(env, timeout), ""
+    except BusUnavailable as exc:
+        sni, bus_problem = False, str(exc)
+    if forced in (SNI, "appindicator"):
+        return HostCheck(SNI) if sni else HostCheck(None, bus_problem or f"no StatusNotifier host for PYSTRAY_BACKEND={forced}")
+    if sni and not forced:
+        return HostCheck(SNI)
     xembed = bool(display) and xembed_tray(display or "")
+    if forced == "gtk":
+        if not xembed:
+            return HostCheck(None, "no XEmbed tray for PYSTRAY_BACKEND=gtk")
+        return HostCheck("gtk") if has_gtk3() else HostCheck(None, NEEDS_PYGOBJECT)
     if forced:
-        if (forced == "appindicator" and sni is False) or (forced in ("gtk", "xorg") and not xembed):
-            return HostCheck(None, f"no tray for PYSTRAY_BACKEND={forced}")
-        return HostCheck(forced)
-    if sni and _has_typelib("AyatanaAppIndicator3") or sni and _has_typelib("AppIndicator3"):
-        return HostCheck("appindicator")
+        return HostCheck(None, f"unknown PYSTRAY_BACKEND={forced} (sni, gtk or dummy)")
     if xembed:
-        return HostCheck("gtk" if _has_typelib("Gtk", "3.0") else "xorg")
-    if sni:
-        return HostCheck(None, "the tray needs AyatanaAppIndicator3 (Debian: gir1.2-ayatanaappindicator3-0.1)")
-    return HostCheck(None, "no tray host (no StatusNotifier host on the session bus, no XEmbed tray on the display)")
+        return HostCheck("gtk") if has_gtk3() else HostCheck(None, NEEDS_PYGOBJECT)
+    if bus_problem:
+        return HostCheck(None, bus_problem)
+    if "GNOME" in env.get("XDG_CURRENT_DESKTOP", "").upper().split(":"):
+        return HostCheck(None, GNOME_EXTENSION)
+    return HostCheck(None, NO_HOST)
 
 
 def wait_for_host(seconds: float, env: Mapping[str, str] | None = None) -> HostCheck:
@@ -63,24 +111,37 @@ def wait_for_host(seconds: float, env: Mapping[str, str] | None = None) -> HostC
         time.sleep(1.0)
 
 
-def status_notifier_host() -> bool | None:
-    """Whether a StatusNotifierWatcher with a host is on the session bus; None if we cannot ask."""
-    try:
-        import gi
+def status_notifier_host(env: Mapping[str, str] | None = None, timeout: float = PROBE_TIMEOUT) -> bool:
+    """Whether a StatusNotifierWatcher with a host is on the session bus.
 
-        gi.require_version("Gio", "2.0")
-        from gi.repository import Gio, GLib
-    except (ImportError, ValueError):
-        return None
-    try:
-        bus = Gio.bus_get_sync(Gio.BusType.SESSION, None)
-        reply = bus.call_sync("org.kde.StatusNotifierWatcher", "/StatusNotifierWatcher",
-                              "org.freedesktop.DBus.Properties", "Get",
-                              GLib.Variant("(ss)", ("org.kde.StatusNotifierWatcher", "IsStatusNotifierHostRegistered")),
-                              GLib.VariantType("(v)"), Gio.DBusCallFlags.NO_AUTO_START, 2000, None)
-        return bool(reply.unpack()[0])
-    except Exception:  # no bus, no watcher
-        return False
+    Connects to the session bus of ``env`` (:func:`tray.ui.bus.session_bus_address`)
+    and asks the watcher without activating one; blocks up to ``timeout``
+    seconds in all.  Raises :class:`tray.ui.bus.BusUnavailable` when there is
+    no bus, or the bus or the watcher does not answer in time.
+    """
+    from tray.ui import bus
+
+    address = bus.session_bus_address(env)
+
+    async def probe() -> bool:
+        conn = await bus.connect(address, timeout)
+        try:
+            return bool(await bus.get_property(conn, WATCHER, WATCHER_PATH, WATCHER, "IsStatusNotifierHostRegistered",
+                                               timeout=timeout, auto_start=False))
+        except BusUnavailable as exc:
+            if exc.error_name:  # no watcher (ServiceUnknown), or one without that property
+                return False
+            raise
+        finally:
+            conn.disconnect()
+
+    async def bounded() -> bool:
+        try:
+            return await asyncio.wait_for(probe(), timeout)
+        except asyncio.TimeoutError:
+            raise BusUnavailable(f"the session bus did not answer within {timeout:g} s ({address})") from None
+
+    return asyncio.run(bounded())
 
 
 def xembed_tray(display: str) -> bool:
@@ -102,11 +163,12 @@ def xembed_tray(display: str) -> bool:
         d.close()
 
 
-def _has_typelib(name: str, version: str = "0.1") -> bool:
+def has_gtk3() -> bool:
+    """Whether PyGObject is installed with GTK 3's typelib (what pystray's gtk backend needs)."""
     try:
         import gi
 
-        gi.require_version(name, version)
+        gi.require_version("Gtk", "3.0")
         return True
     except (ImportError, ValueError):
         return False

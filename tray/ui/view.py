@@ -1,6 +1,9 @@
 """The pystray icon: shows what the controller computed, reports clicks back.
 
-``show`` may be called from any thread: pystray's GTK backends marshal
+Used where our own StatusNotifierItem (:mod:`tray.ui.sni`) cannot be: an
+XEmbed-only tray on X11 (pystray's ``gtk`` backend), macOS and Windows.
+
+``show`` may be called from any thread: pystray's GTK backend marshals
 icon and menu updates onto their main loop.  Unchanged menus and icons are
 not pushed again, so a burst of events that changes nothing visible costs
 nothing on the UI thread.
@@ -45,7 +48,7 @@ class PystrayView:
         self._shown = (menu, (state, count), tooltip)
 
     def copy_text(self, text: str) -> None:
-        if self.backend in ("appindicator", "gtk"):
+        if self.backend == "gtk":
             from gi.repository import Gdk, GLib, Gtk
 
             def put() -> bool:

@@ -1,0 +1,463 @@
+"""The StatusNotifierItem and its dbusmenu, as a panel sees them, on a real private session bus.
+
+Each test starts ``dbus-daemon`` with a configuration that activates nothing
+(no service directories: nothing installed on the machine can answer), plays
+the panel itself -- a StatusNotifierWatcher with a host, written here on
+dbus-fast -- and reads and clicks the menu over ``com.canonical.dbusmenu``.
+"""
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dbus_fast import Message, MessageType, PropertyAccess, Variant
+from dbus_fast.aio import MessageBus
+from dbus_fast.service import ServiceInterface, dbus_method, dbus_property, dbus_signal
+from PIL import Image
+
+from tray.ui import bus as dbus
+from tray.ui import host
+from tray.ui.icon import IconState, render
+from tray.ui.model import SEPARATOR, Action, ActionKind, Item, note, root, submenu
+from tray.ui.sni import ICON_SIZES, ITEM_INTERFACE, MENU_INTERFACE, SniView, item_name
+
+ROOT = Path(__file__).resolve().parents[2]
+BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>session</type><listen>unix:tmpdir=/tmp</listen><policy context="default">
+<allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/><allow own="*"/></policy></busconfig>
+"""
+WATCHER = "org.kde.StatusNotifierWatcher"
+STOP = Action(ActionKind.STOP, ("s1",))
+QUIT = Action(ActionKind.QUIT)
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="D-Bus session bus: Linux")
+
+
+@pytest.fixture
+def bus_address(tmp_path: Path) -> Any:
+    config = tmp_path / "bus.conf"
+    config.write_text(BUS_CONFIG)
+    proc = subprocess.Popen(["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address=1"],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    address = proc.stdout.readline().strip()
+    assert address.startswith("unix:"), address
+    yield address
+    proc.terminate()
+    proc.wait(5)
+
+
+class Watcher(ServiceInterface):
+    """What a panel runs: the registry of items, with a host."""
+
+    def __init__(self) -> None:
+        super().__init__(WATCHER)
+        self.items: list[str] = []
+
+    @dbus_method()
+    def RegisterStatusNotifierItem(self, service: "s") -> None:
+        self.items.append(service)
+        self.StatusNotifierItemRegistered(service)
+
+    @dbus_method()
+    def RegisterStatusNotifierHost(self, service: "s") -> None:
+        pass
+
+    @dbus_property(access=PropertyAccess.READ)
+    def RegisteredStatusNotifierItems(self) -> "as":
+        return self.items
+
+    @dbus_property(access=PropertyAccess.READ)
+    def IsStatusNotifierHostRegistered(self) -> "b":
+        return True
+
+    @dbus_property(access=PropertyAccess.READ)
+    def ProtocolVersion(self) -> "i":
+        return 0
+
+    @dbus_signal()
+    def StatusNotifierItemRegistered(self, service: str) -> "s":
+        return service
+
+
+async def start_watcher(address: str) -> tuple[MessageBus, Watcher]:
+    conn = await dbus.connect(address)
+    watcher = Watcher()
+    conn.export("/StatusNotifierWatcher", watcher)
+    await conn.request_name(WATCHER)
+    return conn, watcher
+
+
+class RunningView:
+    """An SniView served on its own thread, as ``tender tray`` serves it on the main thread."""
+
+    def __init__(self, address: str) -> None:
+        self.clicks: list[Action] = []
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+        made = threading.Event()
+
+        def main() -> None:
+            try:
+                self.view = SniView(self.clicks.append, address=address)
+            except BaseException as exc:
+                self.error = exc
+                made.set()
+                return
+            made.set()
+            try:
+                self.view.run(self.ready.set)
+            except BaseException as exc:
+                self.error = exc
+
+        self.thread = threading.Thread(target=main, daemon=True)
+        self.thread.start()
+        made.wait(10)
+        if self.error:
+            raise self.error
+
+    def stop(self) -> None:
+        self.view.stop()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+
+
+class Panel:
+    """The client side: properties, GetLayout, Event, and the signals the item sent."""
+
+    def __init__(self, conn: MessageBus, name: str) -> None:
+        self.conn = conn
+        self.name = name
+        self.signals: list[tuple[str, list[Any]]] = []
+        conn.add_message_handler(self._on_message)
+
+    @classmethod
+    async def connect(cls, address: str, name: str) -> "Panel":
+        conn = await dbus.connect(address)
+        panel = cls(conn, name)
+        await dbus.add_match(conn, f"type='signal',sender='{name}'")
+        return panel
+
+    def _on_message(self, msg: Message) -> None:
+        if msg.message_type == MessageType.SIGNAL and msg.sender != "org.freedesktop.DBus":
+            self.signals.append((msg.member, plain(list(msg.body))))
+
+    async def prop(self, name: str) -> Any:
+        return await dbus.get_property(self.conn, self.name, "/StatusNotifierItem", ITEM_INTERFACE, name)
+
+    async def menu(self, method: str, signature: str, *body: Any) -> list[Any]:
+        return plain(await dbus.call(self.conn, self.name, "/MenuBar", MENU_INTERFACE, method, signature, body))
+
+    async def layout(self) -> dict[str, Any]:
+        _revision, node = await self.menu("GetLayout", "iias", 0, -1, [])
+        return tree(node)
+
+    async def wait(self, what: Callable[[], Any], timeout: float = 5.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = what()
+            if value:
+                return value
+            assert time.monotonic() < deadline, "timed out"
+            await asyncio.sleep(0.02)
+
+
+def plain(value: Any) -> Any:
+    """D-Bus structs arrive as tuples, arrays as lists: lists for both, to compare with literals."""
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
+def tree(node: list[Any]) -> dict[str, Any]:
+    item_id, props, children = node
+    values = {k: v.value for k, v in props.items()}
+    return {"id": item_id, **values, "children": [tree(c.value) for c in children]}
+
+
+def find(node: dict[str, Any], *path: str) -> dict[str, Any]:
+    for label in path:
+        node = next(c for c in node["children"] if c.get("label") == label)
+    return node
+
+
+def menu(status: str = "1 active", *, extra: bool = False) -> Item:
+    rows = [submenu("web 8080 active", [note("Pod web-1"), Item("Stop", STOP)])]
+    if extra:
+        rows.append(submenu("db 5432 active", [Item("Stop", Action(ActionKind.STOP, ("s2",)))]))
+    return root([note(status), *rows, SEPARATOR, Item("Quit", QUIT)])
+
+
+def test_registers_serves_the_menu_and_clicks_reach_dispatch(bus_address: str) -> None:
+    async def scenario() -> None:
+        watcher_conn, watcher = await start_watcher(bus_address)
+        app = RunningView(bus_address)
+        try:
+            panel = await Panel.connect(bus_address, item_name())
+            await panel.wait(lambda: app.ready.is_set() and watcher.items)
+            assert watcher.items == [item_name()]
+            assert await panel.prop("ItemIsMenu") is True
+            assert await panel.prop("Menu") == "/MenuBar"
+            assert await panel.prop("Category") == "ApplicationStatus" and await panel.prop("Id") == "tender"
+            assert await panel.prop("IconName") == ""
+            assert (await panel.layout())["children"][0]["label"] == "Starting…"
+
+            app.view.show(menu(), IconState.ACTIVE, 1, "Tender — 1 active")
+            await panel.wait(lambda: any(s == "LayoutUpdated" for s, _ in panel.signals))
+            shown = await panel.layout()
+            assert [c.get("label") for c in shown["children"]] == ["1 active", "web 8080 active", None, "Quit"]
+            assert find(shown, "1 active")["enabled"] is False
+            assert plain(await panel.prop("ToolTip")) == ["", [], "Tender", "1 active"]
+
+            stop = find(shown, "web 8080 active", "Stop")
+            await panel.menu("Event", "isvu", stop["id"], "clicked", Variant("i", 0), 0)
+            await panel.wait(lambda: app.clicks)
+            assert app.clicks == [STOP]
+            quit_ = find(shown, "Quit")
+            errors = await panel.menu("EventGroup", "a(isvu)", [[quit_["id"], "clicked", Variant("i", 0), 0],
+                                                                  [4242, "clicked", Variant("i", 0), 0]])
+            assert errors == [[4242]]
+            await panel.wait(lambda: len(app.clicks) == 2)
+            assert app.clicks == [STOP, QUIT]
+            # hovering or opening is not a click; a note has nothing to do
+            await panel.menu("Event", "isvu", find(shown, "1 active")["id"], "clicked", Variant("i", 0), 0)
+            await panel.menu("Event", "isvu", stop["id"], "hovered", Variant("i", 0), 0)
+            with pytest.raises(dbus.BusUnavailable, match="does not refer to a menu item"):
+                await panel.menu("Event", "isvu", 4242, "clicked", Variant("i", 0), 0)
+            assert await panel.menu("AboutToShowGroup", "ai", [0, stop["id"], 4242]) == [[], [4242]]
+            assert await panel.menu("AboutToShow", "i", 0) == [False]
+            props = await panel.menu("GetGroupProperties", "aias", [stop["id"]], ["label"])
+            assert props == [[[stop["id"], {"label": Variant("s", "Stop")}]]]
+            assert (await panel.menu("GetProperty", "is", stop["id"], "enabled"))[0].value is True
+            await asyncio.sleep(0.1)
+            assert app.clicks == [STOP, QUIT]
+        finally:
+            app.stop()
+            watcher_conn.disconnect()
+        assert app.error is None
+
+    asyncio.run(scenario())
+
+
+def test_changes_are_told_as_property_or_layout_updates_and_nothing_else(bus_address: str) -> None:
+    async def scenario() -> None:
+        watcher_conn, watcher = await start_watcher(bus_address)
+        app = RunningView(bus_address)
+        try:
+            panel = await Panel.connect(bus_address, item_name())
+            await panel.wait(lambda: app.ready.is_set())
+            app.view.show(menu(), IconState.ACTIVE, 1, "Tender — 1 active")
+            await panel.wait(lambda: any(s == "LayoutUpdated" for s, _ in panel.signals))
+            first = await panel.layout()
+            await asyncio.sleep(0.2)
+            panel.signals.clear()
+
+            app.view.show(menu(), IconState.ACTIVE, 1, "Tender — 1 active")  # the same: nothing is sent
+            await asyncio.sleep(0.3)
+            assert panel.signals == []
+
+            app.view.show(menu("1 reconnecting"), IconState.ACTIVE, 1, "Tender — 1 active")
+            await panel.wait(lambda: panel.signals)
+            await asyncio.sleep(0.2)
+            assert [s for s, _ in panel.signals] == ["ItemsPropertiesUpdated"]
+            updated, removed = panel.signals[0][1]
+            status_id = find(first, "1 active")["id"]
+            assert updated == [[status_id, {"label": Variant("s", "1 reconnecting")}]] and removed == []
+            panel.signals.clear()
+
+            app.view.show(menu("1 reconnecting", extra=True), IconState.ACTIVE, 1, "Tender — 1 active")
+            await panel.wait(lambda: panel.signals)
+            await asyncio.sleep(0.2)
+            assert [s for s, _ in panel.signals] == ["LayoutUpdated"]
+            revision, parent = panel.signals[0][1]
+            assert parent == 0
+            new_revision, _ = await panel.menu("GetLayout", "iias", 0, -1, [])
+            assert new_revision == revision
+            assert find(await panel.layout(), "db 5432 active")["children-display"] == "submenu"
+            panel.signals.clear()
+
+            app.view.show(menu("1 reconnecting", extra=True), IconState.ERROR, 1, "Tender — 1 error")
+            await panel.wait(lambda: len(panel.signals) >= 4)
+            await asyncio.sleep(0.2)
+            assert sorted(s for s, _ in panel.signals) == ["NewAttentionIcon", "NewIcon", "NewStatus", "NewToolTip"]
+            assert ("NewStatus", ["NeedsAttention"]) in panel.signals
+            assert await panel.prop("Status") == "NeedsAttention"
+            assert plain(await panel.prop("ToolTip")) == ["", [], "Tender", "1 error"]
+        finally:
+            app.stop()
+            watcher_conn.disconnect()
+
+    asyncio.run(scenario())
+
+
+def test_icon_pixmaps_are_the_rendered_icon_in_argb32_network_order(bus_address: str) -> None:
+    async def scenario() -> None:
+        watcher_conn, _ = await start_watcher(bus_address)
+        app = RunningView(bus_address)
+        try:
+            panel = await Panel.connect(bus_address, item_name())
+            await panel.wait(lambda: app.ready.is_set())
+            app.view.show(menu(), IconState.RECONNECTING, 3, "Tender — 3 active")
+            await panel.wait(lambda: any(s == "NewIcon" for s, _ in panel.signals))
+            pixmaps = await panel.prop("IconPixmap")
+            assert [(w, h) for w, h, _ in pixmaps] == [(s, s) for s in ICON_SIZES]
+            for width, height, data in pixmaps:
+                assert len(data) == width * height * 4
+                a, r, g, b = Image.frombytes("RGBA", (width, height), bytes(data)).split()  # bytes are A R G B
+                decoded = Image.merge("RGBA", (r, g, b, a))
+                assert decoded.tobytes() == render(IconState.RECONNECTING, 3, width).tobytes()
+        finally:
+            app.stop()
+            watcher_conn.disconnect()
+
+    asyncio.run(scenario())
+
+
+def test_registers_again_when_the_watcher_comes_back(bus_address: str) -> None:
+    async def scenario() -> None:
+        watcher_conn, watcher = await start_watcher(bus_address)
+        app = RunningView(bus_address)
+        try:
+            panel = await Panel.connect(bus_address, item_name())
+            await panel.wait(lambda: watcher.items)
+            watcher_conn.disconnect()  # the panel exits...
+            await asyncio.sleep(0.3)
+            watcher_conn, watcher = await start_watcher(bus_address)  # ...and starts again
+            await panel.wait(lambda: watcher.items)
+            assert watcher.items == [item_name()]
+            assert app.view.registrations == 2
+        finally:
+            app.stop()
+            watcher_conn.disconnect()
+
+    asyncio.run(scenario())
+
+
+def test_stop_releases_the_name(bus_address: str) -> None:
+    async def scenario() -> None:
+        watcher_conn, watcher = await start_watcher(bus_address)
+        app = RunningView(bus_address)
+        await asyncio.get_running_loop().run_in_executor(None, app.ready.wait, 5)
+        assert await dbus.name_has_owner(watcher_conn, item_name())
+        app.stop()
+        assert not await dbus.name_has_owner(watcher_conn, item_name())
+        watcher_conn.disconnect()
+
+    asyncio.run(scenario())
+
+
+def test_without_a_watcher_run_raises_one_line(bus_address: str) -> None:
+    app = RunningView(bus_address)
+    app.thread.join(10)
+    assert isinstance(app.error, dbus.BusUnavailable)
+    assert "ServiceUnknown" in str(app.error) and "\n" not in str(app.error)
+
+
+# ---------------------------------------------------------------- host detection
+
+
+def test_host_is_sni_with_a_watcher_and_a_host(bus_address: str) -> None:
+    async def scenario() -> str | None:
+        conn, _ = await start_watcher(bus_address)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                None, lambda: host.check_host({"DISPLAY": ":99", "DBUS_SESSION_BUS_ADDRESS": bus_address},
+                                              platform="linux").backend)
+        finally:
+            conn.disconnect()
+
+    assert asyncio.run(scenario()) == "sni"
+
+
+def test_host_without_a_watcher_on_gnome_names_the_extension(bus_address: str) -> None:
+    env = {"WAYLAND_DISPLAY": "wayland-0", "DBUS_SESSION_BUS_ADDRESS": bus_address, "XDG_CURRENT_DESKTOP": "ubuntu:GNOME"}
+    result = host.check_host(env, platform="linux")
+    assert result.backend is None
+    assert "AppIndicator and KStatusNotifierItem Support" in result.reason
+    assert "appindicatorsupport@rgcjonas.gmail.com" in result.reason
+    result = host.check_host({**env, "XDG_CURRENT_DESKTOP": "KDE"}, platform="linux")
+    assert result.backend is None and result.reason == host.NO_HOST
+
+
+def test_host_with_no_session_bus_says_so_at_once(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = host.check_host({"WAYLAND_DISPLAY": "wayland-0", "XDG_RUNTIME_DIR": str(tmp_path)}, platform="linux")
+    assert result.backend is None and "no session bus" in result.reason
+    gone = host.check_host({"WAYLAND_DISPLAY": "w", "DBUS_SESSION_BUS_ADDRESS": f"unix:path={tmp_path}/nothing"},
+                           platform="linux")
+    assert gone.backend is None and "cannot connect to the session bus" in gone.reason
+    assert time.monotonic() - started < 2
+
+
+def test_host_with_a_bus_that_never_answers_gives_up_in_time(tmp_path: Path) -> None:
+    import socket
+
+    path = tmp_path / "silent"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)  # accepts, never speaks
+    try:
+        started = time.monotonic()
+        result = host.check_host({"WAYLAND_DISPLAY": "w", "DBUS_SESSION_BUS_ADDRESS": f"unix:path={path}"},
+                                 platform="linux", timeout=0.5)
+        assert time.monotonic() - started < 1.5
+        assert result.backend is None and "did not answer" in result.reason
+    finally:
+        server.close()
+
+
+def test_the_runtime_dir_socket_is_the_fallback_address(tmp_path: Path) -> None:
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(tmp_path / "bus"))
+    try:
+        assert dbus.session_bus_address({"XDG_RUNTIME_DIR": str(tmp_path)}) == f"unix:path={tmp_path}/bus"
+        assert dbus.session_bus_address({"DBUS_SESSION_BUS_ADDRESS": "unix:path=/x", "XDG_RUNTIME_DIR": str(tmp_path)}) \
+            == "unix:path=/x"
+    finally:
+        sock.close()
+
+
+def test_xorg_is_refused_with_what_to_install() -> None:
+    result = host.check_host({"DISPLAY": ":99", "PYSTRAY_BACKEND": "xorg"}, platform="linux")
+    assert result.backend is None and "pipx inject kube-tender PyGObject" in result.reason
+
+
+def test_the_sni_path_never_imports_gi(bus_address: str, tmp_path: Path) -> None:
+    """``tender``'s Linux path in a process where ``import gi`` fails: it still registers its item."""
+    code = (
+        "import sys; sys.modules['gi'] = None\n"
+        "from tray.ui import host\n"
+        "assert host.check_host().backend == 'sni', host.check_host()\n"
+        "from tray.ui.app import make_view\n"
+        "view = make_view('sni', print)\n"
+        "view.run(lambda: (print('registered', view.registrations, flush=True), view.stop()))\n"
+        "assert 'gi' not in sys.modules or sys.modules['gi'] is None\n"
+        "assert 'pystray' not in sys.modules\n"
+        "print('done', flush=True)\n"
+    )
+
+    async def scenario() -> subprocess.CompletedProcess[str]:
+        conn, watcher = await start_watcher(bus_address)
+        try:
+            env = {**os.environ, "DBUS_SESSION_BUS_ADDRESS": bus_address, "DISPLAY": ":99", "HOME": str(tmp_path)}
+            env.pop("PYSTRAY_BACKEND", None)
+            return await asyncio.get_running_loop().run_in_executor(None, lambda: subprocess.run(
+                [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=30))
+        finally:
+            conn.disconnect()
+
+    proc = asyncio.run(scenario())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["registered 1", "done"], proc.stdout + proc.stderr
