@@ -461,3 +461,68 @@ def test_the_sni_path_never_imports_gi(bus_address: str, tmp_path: Path) -> None
     proc = asyncio.run(scenario())
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["registered 1", "done"], proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("case", ["no bus", "a bus that never answers"])
+def test_tender_tray_without_a_working_bus_prints_one_line_and_exits_2(case: str, tmp_path: Path) -> None:
+    import socket
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBUS_", "PYSTRAY_", "WAYLAND_", "XDG_"))}
+    env.update(HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path / "state"), XDG_CONFIG_HOME=str(tmp_path / "cfg"),
+               XDG_RUNTIME_DIR=str(tmp_path), DISPLAY=":1999")  # no X server there: no XEmbed tray either
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if case == "a bus that never answers":
+        server.bind(str(tmp_path / "bus"))  # the $XDG_RUNTIME_DIR/bus fallback, accepting and silent
+        server.listen(1)
+    try:
+        started = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "tray", "tray"], env=env, capture_output=True, text=True,
+                              timeout=30, cwd=ROOT)
+        elapsed = time.monotonic() - started
+    finally:
+        server.close()
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tender: no system tray here: "), proc.stderr
+    assert ("no session bus" if case == "no bus" else "did not answer within") in lines[0]
+    assert elapsed < 5, elapsed  # the probe gives up after 1.5 s; the rest is Python starting
+
+
+def test_tender_tray_registers_its_item_and_a_sigterm_stops_it_cleanly(bus_address: str, tmp_path: Path) -> None:
+    import signal
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBUS_", "PYSTRAY_", "WAYLAND_", "XDG_"))}
+    env.update(HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path / "state"), XDG_CONFIG_HOME=str(tmp_path / "cfg"),
+               DISPLAY=":1999", DBUS_SESSION_BUS_ADDRESS=bus_address)
+
+    async def scenario() -> tuple[int, str, float]:
+        conn, watcher = await start_watcher(bus_address)
+        proc = subprocess.Popen([sys.executable, "-m", "tray", "tray", "--kubeconfig", str(tmp_path / "none")],
+                                env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            panel = Panel(conn, item_name(proc.pid))
+            await panel.wait(lambda: watcher.items, timeout=20)
+            assert watcher.items == [item_name(proc.pid)]
+            first = None
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:  # the controller's first menu replaces "Starting…"
+                first = (await panel.layout())["children"][0].get("label")
+                if first != "Starting…":
+                    break
+                await asyncio.sleep(0.1)
+            assert first == "No forwards running"
+            proc.send_signal(signal.SIGTERM)
+            started = time.monotonic()
+            rc = await asyncio.get_running_loop().run_in_executor(None, proc.wait, 10)
+            assert not await dbus.name_has_owner(conn, item_name(proc.pid))
+            return rc, proc.stdout.read() if proc.stdout else "", time.monotonic() - started
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            conn.disconnect()
+
+    rc, output, took = asyncio.run(scenario())
+    assert rc == 0, output
+    assert "Traceback" not in output
+    assert took < 5

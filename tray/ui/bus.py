@@ -17,12 +17,12 @@ import asyncio
 import os
 import stat
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-from dbus_fast import Message, MessageFlag, MessageType
-from dbus_fast.aio import MessageBus
+from typing import TYPE_CHECKING, Any
 
 from tray.errors import TenderError
+
+if TYPE_CHECKING:  # dbus-fast is a Linux-only dependency: imported when a bus is used
+    from dbus_fast.aio import MessageBus
 
 #: How long connecting (socket, authentication, Hello) and a call may take by default, seconds.
 DEFAULT_TIMEOUT = 2.0
@@ -71,8 +71,10 @@ async def connect(address: str | None = None, timeout: float = DEFAULT_TIMEOUT) 
     :class:`BusUnavailable` if there is no bus, it refuses us, or it does not
     finish the handshake in time (nothing is left open then).
     """
+    from dbus_fast.aio import MessageBus
+
     address = address or session_bus_address()
-    bus = MessageBus(bus_address=address, auth_timeout=timeout)
+    bus = MessageBus(bus_address=address)
     try:
         return await asyncio.wait_for(bus.connect(), timeout)
     except asyncio.CancelledError:
@@ -95,6 +97,8 @@ async def call(bus: MessageBus, destination: str, path: str, interface: str, mem
     :class:`BusUnavailable` for an error reply (its ``error_name`` set), a
     timeout, or a closed connection.
     """
+    from dbus_fast import Message, MessageFlag, MessageType
+
     msg = Message(destination=destination, path=path, interface=interface, member=member, signature=signature,
                   body=list(body), flags=MessageFlag.NONE if auto_start else MessageFlag.NO_AUTOSTART)
     try:

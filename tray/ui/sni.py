@@ -28,6 +28,7 @@ annotations``.
 import asyncio
 import logging
 import os
+import signal
 import threading
 from collections.abc import Callable
 from functools import lru_cache
@@ -35,7 +36,9 @@ from typing import Any
 
 from dbus_fast import DBusError, Message, MessageType, NameFlag, PropertyAccess, RequestNameReply, Variant
 from dbus_fast.aio import MessageBus
-from dbus_fast.service import ServiceInterface, dbus_method, dbus_property, dbus_signal
+from dbus_fast.service import ServiceInterface, dbus_property
+from dbus_fast.service import method as dbus_method  # the names every dbus-fast version has
+from dbus_fast.service import signal as dbus_signal
 
 from tray.ui import bus as dbus
 from tray.ui import dbusmenu, system
@@ -384,10 +387,13 @@ class SniView:
     def run(self, setup: Callable[[], None]) -> None:
         """Register the item, call ``setup`` on a new thread, serve the bus until :meth:`stop`.
 
-        Blocks the calling thread (the main thread) until stopped or until the
-        bus connection closes.  Raises :class:`tray.ui.bus.BusUnavailable` if
+        Blocks the calling thread (the main thread) until stopped, SIGTERM or
+        SIGINT (on the main thread), or until the bus connection closes.  Raises :class:`tray.ui.bus.BusUnavailable` if
         the item cannot be registered at the start (nothing is left open).
         """
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):  # log out, Ctrl-C: a clean stop, forwards closed
+                self.loop.add_signal_handler(signum, self._stop)
         try:
             self.loop.run_until_complete(self._start())
             threading.Thread(target=self._setup, args=(setup,), name="tender-setup", daemon=True).start()
@@ -479,6 +485,9 @@ class SniView:
 
     def _close(self) -> None:
         loop = self.loop
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
         try:
             if self.bus.connected:
                 self.bus.disconnect()
