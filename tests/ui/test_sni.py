@@ -526,3 +526,30 @@ def test_tender_tray_registers_its_item_and_a_sigterm_stops_it_cleanly(bus_addre
     assert rc == 0, output
     assert "Traceback" not in output
     assert took < 5
+
+
+@pytest.mark.parametrize("sni, xembed, gtk, forced, expected", [
+    (True, True, True, "", "sni"),  # xfce4-panel is both: our item, not pystray
+    (False, True, True, "", "gtk"),
+    (False, True, False, "", None),  # XEmbed only, no PyGObject: refused, saying what to install
+    (True, True, True, "gtk", "gtk"),
+    (False, False, True, "gtk", None),
+    (True, False, False, "appindicator", "sni"),
+    (False, True, True, "sni", None),
+])
+def test_host_choice(monkeypatch: pytest.MonkeyPatch, sni: bool, xembed: bool, gtk: bool, forced: str,
+                     expected: str | None) -> None:
+    monkeypatch.setattr(host, "status_notifier_host", lambda env, timeout: sni)
+    monkeypatch.setattr(host, "xembed_tray", lambda display: xembed)
+    monkeypatch.setattr(host, "has_gtk3", lambda: gtk)
+    result = host.check_host({"DISPLAY": ":5", "PYSTRAY_BACKEND": forced}, platform="linux")
+    assert result.backend == expected, result
+    if expected is None:
+        assert result.reason and "\n" not in result.reason
+    if (sni, xembed, gtk, forced) == (False, True, False, ""):
+        assert "pipx inject kube-tender PyGObject" in result.reason and "StatusNotifier host" in result.reason
+
+
+def test_host_on_macos_and_windows_is_pystrays_own() -> None:
+    assert host.check_host({}, platform="darwin") == host.HostCheck("")
+    assert host.check_host({"PYSTRAY_BACKEND": "dummy"}, platform="win32") == host.HostCheck("dummy")
