@@ -149,3 +149,25 @@ def test_nobody_holding_means_no_answer(rundir: Path) -> None:
     started = time.monotonic()
     assert instance.activate_running("tray", rundir, timeout=0.3) is False
     assert time.monotonic() - started < 1.0
+
+
+def test_a_second_tender_tray_tells_the_first_and_exits_0(rundir: Path, tmp_path: Path) -> None:
+    """`tender tray` while a tray holds the claim (here: this test, standing in for it)."""
+    with instance.acquire("tray", rundir) as first:
+        told = threading.Event()
+        first.serve(told.set)
+        env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "XDG_RUNTIME_DIR": str(rundir.parent),
+               "XDG_STATE_HOME": str(tmp_path / "state")}  # no display, no bus: it must not get that far
+        out = subprocess.run([sys.executable, "-m", "tray", "tray"], cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=30)
+        assert (out.returncode, out.stdout, out.stderr) == (
+            0, "tender: Tender is already running (it shows a notification)\n", "")
+        assert told.wait(2)
+
+
+def test_claim_without_a_usable_directory_runs_unguarded(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    mine = instance.claim("tray", tmp_path / "file" / "tender", announce=lambda line: None)
+    assert mine is not None
+    mine.serve(lambda: None)
+    mine.close()

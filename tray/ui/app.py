@@ -8,6 +8,7 @@ No tray, no session bus, a bus that hangs: one line on stderr, exit 2.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -24,6 +25,11 @@ def run_tray(kubeconfig: str | None = None, profiles: str | None = None) -> int:
     from tray.ui.logs import setup_tray_logging
 
     log_file = setup_tray_logging()
+    from tray.ui import instance
+
+    claim = instance.claim("tray")  # one tray per user (tray.ui.instance)
+    if claim is None:  # another one runs: it was told, and a line printed
+        return 0
     wait = _seconds(os.environ.get("TENDER_TRAY_WAIT"))
     host = wait_for_host(wait) if wait else check_host()
     if host.backend is None:
@@ -52,6 +58,7 @@ def run_tray(kubeconfig: str | None = None, profiles: str | None = None) -> int:
     try:
         controller = Controller(manager, view, Dialogs(), make_notifier(view, dispatch),
                                 profiles_path=profiles_path, launch_args=launch_args)
+        claim.serve(functools.partial(_already_running, controller))
         log.info("tray starting (backend %s, kubeconfig %s, profiles %s, log %s)",
                  host.backend or "default", manager.kubeconfig, profiles_path, log_file)
         try:
@@ -62,7 +69,14 @@ def run_tray(kubeconfig: str | None = None, profiles: str | None = None) -> int:
         if controller is not None:
             controller.close()
         manager.shutdown()
+        claim.close()
     return 0
+
+
+def _already_running(controller: Any) -> None:
+    """What a second launch gets from this one: a notification (a tray item cannot open its own menu)."""
+    controller.notifications.send("Tender is already running", "Its menu is behind the Tender icon in the panel.",
+                                  always=True)
 
 
 def make_view(backend: str, dispatch: Callable[[Any], None]) -> Any:

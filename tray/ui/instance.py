@@ -87,7 +87,7 @@ def _private_dir(path: Path) -> None:
 class Instance:
     """This process's claim (from :func:`acquire`): held until :meth:`close` or the process ends."""
 
-    def __init__(self, name: str, directory: Path, lock_fd: int, listener: socket.socket | None) -> None:
+    def __init__(self, name: str, directory: Path, lock_fd: int | None, listener: socket.socket | None) -> None:
         self.name = name
         self.directory = directory
         self.socket_path = directory / f"{name}.sock"
@@ -138,7 +138,8 @@ class Instance:
                     os.unlink(self.socket_path)
             except OSError:
                 pass
-        _unlock(self._lock_fd)
+        if self._lock_fd is not None:
+            _unlock(self._lock_fd)
 
     def __enter__(self) -> Instance:
         return self
@@ -226,6 +227,31 @@ def acquire(name: str = "tray", directory: Path | None = None) -> Instance | Non
         _unlock(fd)
         raise
     return Instance(name, directory, fd, listener)
+
+
+def claim(name: str = "tray", directory: Path | None = None, *,
+          announce: Callable[[str], object] = print) -> Instance | None:
+    """The app's entry: :func:`acquire`, or tell the holder and say so.
+
+    Returns this process's :class:`Instance`, or None when another process
+    holds ``name``: it was asked to show itself (:func:`activate_running`,
+    up to :data:`ACTIVATE_TIMEOUT` seconds) and one line was passed to
+    ``announce`` ("tender: Tender is already running ...").  When the guard
+    cannot be set up (the directory is not usable) it logs one warning and
+    returns an Instance that guards nothing (``serve`` and ``close`` do
+    nothing): the tray runs anyway.  Raises nothing.
+    """
+    try:
+        mine = acquire(name, directory)
+    except OSError as exc:
+        log.warning("running without the one-instance guard: %s", exc)
+        return Instance(name, Path(directory or "."), None, None)
+    if mine is not None:
+        return mine
+    told = activate_running(name, directory)
+    log.info("another Tender is running%s; this launch ends", " and was told" if told else " (it did not answer)")
+    announce("tender: Tender is already running" + (" (it shows a notification)" if told else ""))
+    return None
 
 
 def activate_running(name: str = "tray", directory: Path | None = None, timeout: float = ACTIVATE_TIMEOUT) -> bool:
