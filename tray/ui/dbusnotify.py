@@ -1,0 +1,291 @@
+"""Notifications on Linux: ``org.freedesktop.Notifications`` over dbus-fast, with actions.
+
+:class:`DbusNotifier` is the :class:`tray.ui.notify.Notifier` for Linux
+desktops (the Desktop Notifications Specification 1.2).  It speaks to the
+notification server on the tray's own session bus connection (dbus-fast,
+pure Python, no PyGObject):
+
+* ``Notify`` with app name "Tender", the app icon, urgency (``urgency``
+  byte hint), ``desktop-entry`` "tender" and a ``category`` hint, and the
+  message's actions as the flat ``[key, label, ...]`` list; a message with a
+  key replaces the notification shown under that key (``replaces_id``), so
+  each forward has one card;
+* ``CloseNotification`` for :meth:`DbusNotifier.withdraw`;
+* ``GetCapabilities`` once per server: without ``actions`` no buttons are
+  sent and the body says where to act instead; without ``body`` only the
+  summary; with ``body-markup`` the body is escaped;
+* ``ActionInvoked`` and ``NotificationClosed`` through a match rule, kept
+  only for the ids this notifier got back (``ActionInvoked`` is broadcast
+  to every client), each action key mapped back to its
+  :class:`tray.ui.model.Action` and handed to ``on_action``.
+
+It never takes the tray down.  No notification service
+(``ServiceUnknown``), one that crashes on activation
+(``Spawn.ChildExited``), one that hangs (every call has
+:data:`CALL_TIMEOUT` seconds), a bus connection gone: one warning in the
+log, no traceback, and the messages of the next :data:`RETRY_AFTER`
+seconds are dropped; then it tries again, so a server started later is
+used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from dbus_fast import Message as DbusMessage
+from dbus_fast import MessageType, Variant
+from dbus_fast.aio import MessageBus
+
+from tray.ui.model import Action
+from tray.ui.notify import APP_NAME, Message, Urgency
+
+log = logging.getLogger(__name__)
+
+NAME = "org.freedesktop.Notifications"
+PATH = "/org/freedesktop/Notifications"
+IFACE = "org.freedesktop.Notifications"
+#: Seconds one call to the notification server (or the bus) may take before it is given up.
+CALL_TIMEOUT = 3.0
+#: Seconds after a failure during which messages are dropped without asking the bus again.
+RETRY_AFTER = 60.0
+#: The icon name (the launcher's ``Icon=``, installed by ``tender install-desktop``).
+APP_ICON = "tender"
+DESKTOP_ENTRY = "tender"
+#: expire_timeout by urgency, milliseconds (-1: the server's default; 0: until the user acts).
+EXPIRE_MS = {Urgency.LOW: 8000, Urgency.NORMAL: -1, Urgency.CRITICAL: 0}
+#: What a body says when the server shows no buttons.
+NO_ACTIONS_HINT = "Use the Tender menu to {verbs}."
+#: How many notifications' actions are remembered (an action can arrive after its card closed).
+REMEMBERED = 256
+
+_MATCH_RULES = tuple(f"type='signal',interface='{IFACE}',path='{PATH}',member='{member}'"
+                     for member in ("ActionInvoked", "NotificationClosed"))
+
+
+class _Unavailable(Exception):
+    """A call to the server or the bus failed; ``str`` is one line for the log."""
+
+
+class DbusNotifier:
+    """Notifications with actions on the session bus; usable from any thread.
+
+    ``bus``: a connected dbus-fast :class:`MessageBus` served by ``loop``
+    (the tray's connection; it is not closed here).  ``on_action(action)``
+    is called on ``loop``'s thread when the user clicks a button of one of
+    our notifications; it must return quickly (``Controller.dispatch``
+    does).  ``app_icon``: an icon name or an absolute path.
+
+    :meth:`show` and :meth:`withdraw` schedule the work on ``loop`` and
+    return at once; the calls run there one after another, each given up
+    after ``timeout`` seconds.  Nothing here raises for the desktop's sake.
+    """
+
+    def __init__(self, bus: MessageBus, loop: asyncio.AbstractEventLoop, on_action: Callable[[Action], None],
+                 app_icon: str = APP_ICON, *, timeout: float = CALL_TIMEOUT, retry_after: float = RETRY_AFTER,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._bus = bus
+        self._loop = loop
+        self._on_action = on_action
+        self.app_icon = app_icon
+        self._timeout = timeout
+        self._retry_after = retry_after
+        self._clock = clock
+        # Only touched on the loop's thread:
+        self._lock: asyncio.Lock | None = None
+        self._caps: frozenset[str] | None = None  # the server's capabilities, once asked
+        self._server = ""  # the unique bus name that answered Notify (signals must come from it)
+        self._ids: dict[str, int] = {}  # message key -> the id of the notification shown under it
+        self._actions: OrderedDict[int, dict[str, Action]] = OrderedDict()  # our ids -> action key -> Action
+        self._subscribed = False
+        self._down_until: float | None = None
+        self._warned = False
+        self._handler_added = False
+        self._closed = False
+
+    # ------------------------------------------------------------ any thread
+    def show(self, message: Message) -> None:
+        """Show ``message`` (replacing the card under its key); returns at once."""
+        self._submit(self._show(message))
+
+    def withdraw(self, key: str) -> None:
+        """Close the card shown under ``key``, if any; returns at once."""
+        self._submit(self._withdraw(key))
+
+    def close(self) -> None:
+        """Stop listening for the server's signals (the bus stays open); returns at once."""
+        self._closed = True
+        self._submit(self._close())
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Block until what was scheduled before this call has run; ``TimeoutError`` after ``timeout`` s.
+
+        For tests and for a caller that must know a message left (not from ``loop``'s thread).
+        """
+        asyncio.run_coroutine_threadsafe(self._serialized(self._noop()), self._loop).result(timeout)
+
+    def _submit(self, coro: Coroutine[Any, Any, None]) -> concurrent.futures.Future[None] | None:
+        wrapped = self._serialized(coro)
+        try:
+            return asyncio.run_coroutine_threadsafe(wrapped, self._loop)
+        except RuntimeError:  # the loop is closed: the tray is going away
+            wrapped.close()
+            coro.close()
+            return None
+
+    # ------------------------------------------------------------ the loop's thread
+    async def _noop(self) -> None:
+        pass
+
+    async def _serialized(self, coro: Coroutine[Any, Any, None]) -> None:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            try:
+                await coro
+            except Exception:  # a bug here must not end the loop's other work
+                log.exception("notification failed")
+
+    def _available(self) -> bool:
+        if self._closed:
+            return False
+        if self._down_until is None:
+            return True
+        if self._clock() < self._down_until:
+            return False
+        self._down_until = None  # time to try again
+        return True
+
+    def _failed(self, why: str) -> None:
+        """The server or the bus did not serve us: say so once, drop messages for a while."""
+        self._down_until = self._clock() + self._retry_after
+        self._caps = None  # another server may answer next time
+        self._ids.clear()
+        if not self._warned:
+            self._warned = True
+            log.warning("notifications are unavailable (%s); Tender keeps running without them "
+                        "and tries again in %g s", why, self._retry_after)
+        else:
+            log.debug("notifications still unavailable: %s", why)
+
+    async def _call(self, member: str, signature: str = "", body: Sequence[Any] = (), *,
+                    destination: str = NAME, path: str = PATH, interface: str = IFACE) -> DbusMessage:
+        msg = DbusMessage(destination=destination, path=path, interface=interface, member=member,
+                          signature=signature, body=list(body))
+        try:
+            reply = await asyncio.wait_for(self._bus.call(msg), self._timeout)
+        except asyncio.TimeoutError:
+            raise _Unavailable(f"{destination} did not answer {member} within {self._timeout:g} s") from None
+        except Exception as exc:  # the connection closed under us, or could not send
+            raise _Unavailable(f"{member}: {' '.join(str(exc).split()) or type(exc).__name__}") from None
+        if reply.message_type == MessageType.ERROR:
+            text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else ""
+            raise _Unavailable(f"{reply.error_name}: {' '.join(text.split())}" if text else str(reply.error_name))
+        return reply
+
+    async def _ready(self) -> bool:
+        """Signals subscribed and capabilities known; False (after logging) if the server cannot be had."""
+        if not self._available():
+            return False
+        try:
+            if not self._handler_added:
+                self._bus.add_message_handler(self._on_message)
+                self._handler_added = True
+            if not self._subscribed:
+                for rule in _MATCH_RULES:
+                    await self._call("AddMatch", "s", (rule,), destination="org.freedesktop.DBus",
+                                     path="/org/freedesktop/DBus", interface="org.freedesktop.DBus")
+                self._subscribed = True
+            if self._caps is None:
+                reply = await self._call("GetCapabilities")
+                self._caps = frozenset(reply.body[0])
+                self._server = reply.sender or ""
+                if self._warned:
+                    self._warned = False  # a new outage is worth its own warning
+                    log.info("notifications work again")
+                log.debug("notification server %s: capabilities %s", self._server, sorted(self._caps))
+        except _Unavailable as exc:
+            self._failed(str(exc))
+            return False
+        return True
+
+    async def _show(self, message: Message) -> None:
+        if not await self._ready():
+            return
+        caps = self._caps or frozenset()
+        use_actions = "actions" in caps
+        body = message.body
+        if message.actions and not use_actions:
+            verbs = " or ".join(label.lower() for label, _ in message.actions)
+            body = f"{body}\n{NO_ACTIONS_HINT.format(verbs=verbs)}" if body else NO_ACTIONS_HINT.format(verbs=verbs)
+        if "body" not in caps:
+            body = ""
+        elif "body-markup" in caps:
+            body = body.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        keyed: dict[str, Action] = {}
+        flat: list[str] = []
+        if use_actions:
+            for label, action in message.actions:
+                key = action.kind.value if action.kind.value not in keyed else f"{action.kind.value}-{len(keyed)}"
+                keyed[key] = action
+                flat += [key, label]
+        hints = {"urgency": Variant("y", int(message.urgency)), "desktop-entry": Variant("s", DESKTOP_ENTRY)}
+        if message.category:
+            hints["category"] = Variant("s", message.category)
+        replaces = self._ids.get(message.key, 0) if message.key else 0
+        try:
+            reply = await self._call("Notify", "susssasa{sv}i", (
+                APP_NAME, replaces, self.app_icon, message.title, body, flat, hints,
+                EXPIRE_MS.get(message.urgency, -1)))
+        except _Unavailable as exc:
+            self._failed(str(exc))
+            return
+        nid = int(reply.body[0])
+        self._server = reply.sender or self._server
+        if message.key:
+            self._ids[message.key] = nid
+        self._actions.pop(nid, None)
+        self._actions[nid] = keyed
+        while len(self._actions) > REMEMBERED:
+            self._actions.popitem(last=False)
+
+    async def _withdraw(self, key: str) -> None:
+        nid = self._ids.pop(key, None)
+        if nid is None or not self._available():
+            return
+        try:
+            await self._call("CloseNotification", "u", (nid,))
+        except _Unavailable as exc:
+            self._failed(str(exc))
+
+    async def _close(self) -> None:
+        if self._handler_added:
+            self._bus.remove_message_handler(self._on_message)
+            self._handler_added = False
+
+    def _on_message(self, msg: DbusMessage) -> None:
+        """Every message on the connection: keep the server's signals about our own notifications."""
+        if (msg.message_type != MessageType.SIGNAL or msg.interface != IFACE or msg.path != PATH
+                or (self._server and msg.sender != self._server)):
+            return None
+        if msg.member == "ActionInvoked" and msg.signature == "us":
+            nid, key = msg.body
+            action = self._actions.get(nid, {}).get(key)
+            if action is None:
+                return None  # another client's notification, or a key we did not send ("default")
+            log.info("notification action %s (%s)", key, action.kind.value)
+            try:
+                self._on_action(action)
+            except Exception:
+                log.exception("notification action %s failed", key)
+        elif msg.member == "NotificationClosed" and msg.signature == "uu":
+            nid = msg.body[0]
+            if nid in self._actions:  # ours; its actions stay known (ActionInvoked may come after)
+                for key in [k for k, v in self._ids.items() if v == nid]:
+                    del self._ids[key]
+        return None  # never "handled": the tray's other handlers see the signal too
