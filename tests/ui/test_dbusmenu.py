@@ -162,3 +162,22 @@ def test_a_property_no_longer_set_is_reported_removed() -> None:
     changes = diff(old, new)
     assert changes.removed == ((id_of(new, "Notifications"), ("toggle-type", "toggle-state")),)
     assert changes.layout_parent is None
+
+
+def test_a_clickable_item_keeps_its_id_when_its_label_changes_and_its_neighbours_move() -> None:
+    old = build(root([Item("Start at login", Action(ActionKind.TOGGLE_AUTOSTART)), Item("Quit", QUIT)]))
+    new = build(root([note("2 active"), Item("Start at login (on)", Action(ActionKind.TOGGLE_AUTOSTART)),
+                      Item("Quit", QUIT)]), old)
+    assert id_of(new, "Start at login (on)") == id_of(old, "Start at login")
+    assert id_of(new, "Quit") == id_of(old, "Quit")
+    assert id_of(new, "2 active") not in old
+    changes = diff(old, new)
+    assert changes.layout_parent == ROOT_ID
+    assert changes.properties == ((id_of(new, "Start at login (on)"), {"label": "Start at login (on)"}),)
+
+
+def test_a_note_that_becomes_a_submenu_gets_a_new_id() -> None:
+    old = build(root([note("Clusters")]))
+    new = build(root([submenu("Clusters", [note("none")])]), old)
+    assert id_of(new, "Clusters") != id_of(old, "Clusters")
+    assert diff(old, new).layout_parent == ROOT_ID

@@ -387,9 +387,11 @@ class SniView:
     def run(self, setup: Callable[[], None]) -> None:
         """Register the item, call ``setup`` on a new thread, serve the bus until :meth:`stop`.
 
-        Blocks the calling thread (the main thread) until stopped, SIGTERM or
-        SIGINT (on the main thread), or until the bus connection closes.  Raises :class:`tray.ui.bus.BusUnavailable` if
-        the item cannot be registered at the start (nothing is left open).
+        Blocks the calling thread (the main thread) until :meth:`stop`, SIGTERM
+        or SIGINT (when run on the main thread), or until the bus connection
+        closes.  Raises :class:`tray.ui.bus.BusUnavailable` if the item cannot
+        be registered at the start (no watcher, a bus that does not answer
+        within ``timeout``); nothing is left open then.
         """
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):  # log out, Ctrl-C: a clean stop, forwards closed
@@ -403,6 +405,14 @@ class SniView:
 
     # ------------------------------------------------------------ loop side
     async def _start(self) -> None:
+        try:
+            await self._start_unguarded()
+        except asyncio.TimeoutError:
+            raise dbus.BusUnavailable(f"the session bus did not answer within {self.timeout:g} s") from None
+        except (DBusError, OSError, EOFError) as exc:
+            raise dbus.BusUnavailable(f"cannot put the tray icon on the session bus: {exc}") from None
+
+    async def _start_unguarded(self) -> None:
         self.bus.export(ITEM_PATH, self.item)
         self.bus.export(MENU_PATH, self.menu)
         reply = await asyncio.wait_for(self.bus.request_name(self.name, NameFlag.DO_NOT_QUEUE), self.timeout)
