@@ -396,6 +396,9 @@ def test_host_with_no_session_bus_says_so_at_once(tmp_path: Path) -> None:
     gone = host.check_host({"WAYLAND_DISPLAY": "w", "DBUS_SESSION_BUS_ADDRESS": f"unix:path={tmp_path}/nothing"},
                            platform="linux")
     assert gone.backend is None and "cannot connect to the session bus" in gone.reason
+    for address in ("nonsense", "autolaunch:"):
+        bad = host.check_host({"WAYLAND_DISPLAY": "w", "DBUS_SESSION_BUS_ADDRESS": address}, platform="linux")
+        assert bad.backend is None and address in bad.reason and "\n" not in bad.reason
     assert time.monotonic() - started < 2
 
 

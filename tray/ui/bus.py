@@ -74,7 +74,10 @@ async def connect(address: str | None = None, timeout: float = DEFAULT_TIMEOUT) 
     from dbus_fast.aio import MessageBus
 
     address = address or session_bus_address()
-    bus = MessageBus(bus_address=address)
+    try:
+        bus = MessageBus(bus_address=address)
+    except Exception as exc:  # an address dbus-fast cannot use ("autolaunch:", a typo)
+        raise BusUnavailable(f"cannot use the session bus address {address!r}: {_one_line(exc)}") from None
     try:
         return await asyncio.wait_for(bus.connect(), timeout)
     except asyncio.CancelledError:
