@@ -27,7 +27,8 @@ from tests.ui.harness.bus import Bus, connect, loop, run
 from tests.ui.harness.desktop import XFCE4_NOTIFYD, Desktop, Window, drawn_boxes, missing_tools
 from tray.ui.dbusnotify import CALL_TIMEOUT, DbusNotifier
 from tray.ui.model import Action, ActionKind
-from tray.ui.notify import Message, Urgency
+from tests.ui.fakes import session
+from tray.ui.notify import Message, Notifications, Urgency
 
 pytestmark = pytest.mark.skipif(
     bool(missing_tools("Xvfb", "dbus-daemon", "xdotool", "import") or not os.access(XFCE4_NOTIFYD, os.X_OK)),
@@ -131,6 +132,8 @@ def test_a_click_on_a_button_is_the_action_and_a_forward_has_one_card(desktop: D
         assert (second.app_name, second.app_icon, second.summary) == ("Tender", "tender",
                                                                        "Forward failed: svc/web 8080 → 80")
         assert second.actions == {"retry": "Retry", "stop": "Stop"}
+        image = second.hints.pop("image-data")  # the logo: width, height, rowstride, alpha, 8 bits, 4 channels
+        assert tuple(image[:6]) == (48, 48, 192, True, 8, 4) and len(image[6]) == 48 * 48 * 4
         assert second.hints == {"urgency": 2, "desktop-entry": "tender", "category": "network.error"}
         assert second.expire_timeout == 0  # an error waits for the user
         [card] = wait_popups(desktop, 1)  # one card, not a pile
@@ -178,6 +181,32 @@ def test_withdraw_closes_the_card_and_markup_is_escaped(desktop: Desktop) -> Non
         n.flush()
         assert desktop.notifications.wait_for(lambda m: m.closed_by_app) == [shown.id]
         wait_popups(desktop, 0)
+
+
+def test_the_policy_through_the_daemon_one_card_per_forward_and_its_buttons(desktop: Desktop) -> None:
+    """Notifications (the policy) on a DbusNotifier: what a person sees and clicks when a forward fails."""
+    with notifier_on(desktop) as (n, clicks, _):
+        policy = Notifications(n, window=0.05, reconnect_after=0.2)
+        try:
+            for s in ("a", "b"):
+                policy.feed(session(id=s, status="active", pod="web-1", local=8080 if s == "a" else 8081))
+            policy.feed(session(id="a", status="reconnecting", reason="no ready pod"))
+            policy.feed(session(id="b", status="error", reason="forbidden", local=8081))
+            # a's reconnect lasts past the threshold: its card comes, b's error card is already there
+            desktop.notifications.wait_for(lambda m: len([x for x in m.notified if x.id]) == 2)
+            policy.feed(session(id="a", status="error", reason="gave up after 5 attempts"))
+            seen = desktop.notifications.wait_for(lambda m: len(m.notified) == 3 and m.notified[2].id and m.notified)
+            assert [x.summary.split(":")[0] for x in seen] == ["Forward failed", "Reconnecting", "Forward failed"]
+            assert seen[2].replaces_id == seen[1].id  # a's card replaced, not a second one
+            cards = wait_popups(desktop, 2)
+            a_card = max(cards, key=lambda c: c.y)  # xfce4-notifyd stacks the newer card below: a's
+            [_, stop] = buttons(desktop, a_card, "notify-two-forwards.png")
+            click(desktop, stop)
+            assert clicks.wait(1) == [Action(ActionKind.STOP, ("a",))]
+            policy.forget_except({"a"})  # b was removed from the menu: its card goes
+            desktop.notifications.wait_for(lambda m: m.closed_by_app == [seen[0].id], message="b's card closed")
+        finally:
+            policy.close()
 
 
 # ------------------------------------------------------------------ a server without actions or body

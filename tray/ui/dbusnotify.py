@@ -5,7 +5,9 @@ desktops (the Desktop Notifications Specification 1.2).  It speaks to the
 notification server on the tray's own session bus connection (dbus-fast,
 pure Python, no PyGObject):
 
-* ``Notify`` with app name "Tender", the app icon, urgency (``urgency``
+* ``Notify`` with app name "Tender", the app icon (its name, and the logo
+  itself as the ``image-data`` hint: shown even when ``tender
+  install-desktop`` never put the icon in the theme), urgency (``urgency``
   byte hint), ``desktop-entry`` "tender" and a ``category`` hint, and the
   message's actions as the flat ``[key, label, ...]`` list; a message with a
   key replaces the notification shown under that key (``replaces_id``), so
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -63,6 +66,9 @@ EXPIRE_MS = {Urgency.LOW: 8000, Urgency.NORMAL: -1, Urgency.CRITICAL: 0}
 NO_ACTIONS_HINT = "Use the Tender menu to {verbs}."
 #: How many notifications' actions are remembered (an action can arrive after its card closed).
 REMEMBERED = 256
+
+#: The logo's size in the ``image-data`` hint, pixels.
+IMAGE_SIZE = 48
 
 _MATCH_RULES = tuple(f"type='signal',interface='{IFACE}',path='{PATH}',member='{member}'"
                      for member in ("ActionInvoked", "NotificationClosed"))
@@ -234,7 +240,8 @@ class DbusNotifier:
                 key = action.kind.value if action.kind.value not in keyed else f"{action.kind.value}-{len(keyed)}"
                 keyed[key] = action
                 flat += [key, label]
-        hints = {"urgency": Variant("y", int(message.urgency)), "desktop-entry": Variant("s", DESKTOP_ENTRY)}
+        hints = {"urgency": Variant("y", int(message.urgency)), "desktop-entry": Variant("s", DESKTOP_ENTRY),
+                 "image-data": _image_data()}
         if message.category:
             hints["category"] = Variant("s", message.category)
         replaces = self._ids.get(message.key, 0) if message.key else 0
@@ -289,3 +296,13 @@ class DbusNotifier:
                 for key in [k for k, v in self._ids.items() if v == nid]:
                     del self._ids[key]
         return None  # never "handled": the tray's other handlers see the signal too
+
+
+@functools.lru_cache(maxsize=1)
+def _image_data() -> Variant:
+    """The logo as the spec's ``image-data`` hint: (width, height, rowstride, has alpha, 8 bits, 4 channels, RGBA)."""
+    from tray.ui.icon import app_icon
+
+    image = app_icon(IMAGE_SIZE).convert("RGBA")
+    w, h = image.size
+    return Variant("(iiibiiay)", [w, h, w * 4, True, 8, 4, image.tobytes()])
