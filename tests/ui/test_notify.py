@@ -48,7 +48,7 @@ def test_a_quiet_pod_switch_is_a_log_line_not_a_notification(caplog) -> None:
         assert t.due(now=100) == [] and t.next_due() is None
     lines = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
     assert any("moved from pod web-1 to pod web-2" in line for line in lines), lines
-    assert any("reconnected to pod web-3" in line for line in lines), lines
+    assert any("reconnected to pod web-3 after 4.9 s" in line for line in lines), lines
 
 
 def test_a_reconnect_longer_than_the_threshold_is_one_message_with_stop() -> None:
@@ -286,6 +286,21 @@ def test_turned_off_means_silent_except_for_direct_messages() -> None:
         _wait_for(lambda: fake.sent)
         time.sleep(0.2)
         assert fake.sent == [("Could not start the forward", "port 8080 is in use")]
+    finally:
+        n.close()
+
+
+def test_a_direct_message_replaces_the_same_message() -> None:
+    rec = RecordingNotifier()
+    n = Notifications(rec, window=0.05)
+    try:
+        n.send("Could not start the forward", "port 8080 is in use", always=True)
+        n.send("Could not start the forward", "port 8081 is in use", always=True)
+        n.send("Saved as profile web", "in profiles.yaml", always=True)
+        assert [(m.key, m.body) for _, m in rec.wait_for(3)] == [
+            ("message:Could not start the forward", "port 8080 is in use"),
+            ("message:Could not start the forward", "port 8081 is in use"),
+            ("message:Saved as profile web", "in profiles.yaml")]
     finally:
         n.close()
 

@@ -111,9 +111,10 @@ class Notice:
 class Message:
     """One notification as the notifier shows it.
 
-    ``key``: the forward's session id, :func:`cluster_key` or
-    :data:`SUMMARY_KEY` (a message with a key replaces the one shown under
-    that key); ``None`` for a message of its own.  ``actions``: (label,
+    ``key``: the forward's session id, :func:`cluster_key`,
+    :data:`SUMMARY_KEY` or ``message:TITLE`` (:meth:`Notifications.send`);
+    a message with a key replaces the one shown under that key, one without
+    is a card of its own.  ``actions``: (label,
     action) pairs, in the order the buttons are shown.  ``category``: a
     freedesktop notification category (``network.error``…) or ``""``.
     """
@@ -162,8 +163,8 @@ class TransitionTracker:
         self.reconnect_after = reconnect_after
         self._tracks: dict[str, _Track] = {}
 
-    def feed(self, s: labels.SessionLike, now: float = 0.0) -> Notice | None:
-        """The notice for this snapshot, if any (a reconnect's comes later, from :meth:`due`)."""
+    def feed(self, s: labels.SessionLike, now: float) -> Notice | None:
+        """The notice for this snapshot at clock time ``now``, if any (a reconnect's comes later: :meth:`due`)."""
         sid = str(s.id)
         t = self._tracks.get(sid)
         if s.status == Status.STOPPED:
@@ -171,7 +172,7 @@ class TransitionTracker:
             return _notice(NoticeKind.CLEARED, s, "stopped") if t is not None and t.card else None
         if t is None:
             t = self._tracks[sid] = _Track("", s.pod_name, now)
-        before, pod_before = t.status, t.pod
+        before, pod_before, since = t.status, t.pod, t.since
         t.session, t.pod = s, s.pod_name
         if s.status == before:
             if s.status == Status.ACTIVE and pod_before and s.pod_name and s.pod_name != pod_before:
@@ -193,8 +194,8 @@ class TransitionTracker:
             if t.notified:
                 t.notified = False
                 return _notice(NoticeKind.RECOVERED, s, s.pod_name)
-            log.info("%s (%s): reconnected to pod %s; no notification (shorter than %g s)",
-                     labels.session_title(s), labels.where_text(s), s.pod_name, self.reconnect_after)
+            log.info("%s (%s): reconnected to pod %s after %.1f s; no notification (shorter than %g s)",
+                     labels.session_title(s), labels.where_text(s), s.pod_name, now - since, self.reconnect_after)
             return None
         if s.status == Status.STARTING and t.card:  # the user's Retry: the error card is stale
             t.notified = t.card = False
@@ -399,10 +400,13 @@ class Notifications:
             self._cond.notify()
 
     def send(self, title: str, body: str, *, always: bool = False) -> None:
-        """A message of its own (an action failed, a context vanished); ``always``: even if turned off."""
+        """A message of its own (an action failed, a context vanished); ``always``: even if turned off.
+
+        Keyed by its title (``message:TITLE``): the same message again replaces the first.
+        """
         if always or self._enabled():
             with self._cond:
-                self._direct.append(Message(title, body))
+                self._direct.append(Message(title, body, key=f"message:{title}"))
                 self._cond.notify()
 
     def close(self) -> None:
