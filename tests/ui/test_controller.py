@@ -327,7 +327,16 @@ def test_an_autostart_profile_without_kubeconfig_is_a_failure_with_its_reason(no
     wait_until(lambda: c.menu_state().profile_failures == {"db": reason}, what="web started")
     run(c, ActionKind.PROFILE_START, "web")  # idempotent: nothing started twice
     assert sorted(str(s.remote_port) for s in manager.list() if s.profile == "web") == ["80", "http", "metrics"]
+    # A profile without a context takes the current one, read now (the file watcher may not have looked yet).
+    run(c, ActionKind.PROFILE_START, "db")
+    assert c.menu_state().profile_failures == {}
+    assert starts(manager)[-1] == ("start", "tender-a", "data", "StatefulSet", "db", 5432, 15432, "127.0.0.1", "db")
     # Stopping a failed profile clears its failure too (the user gave up on it).
+    manager.missing = True
+    run(c, ActionKind.PROFILE_STOP, "db")
+    run(c, ActionKind.PROFILE_START, "web")
+    run(c, ActionKind.PROFILE_START, "db")
+    assert c.menu_state().profile_failures == {"db": reason}
     run(c, ActionKind.PROFILE_STOP, "db")
     assert c.menu_state().profile_failures == {}
 

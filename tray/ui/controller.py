@@ -318,6 +318,11 @@ class Controller:
     def _start_profile_ports(self, p: Profile) -> None:
         context = p.context or self._current_context()
         if context is None:
+            # The kubeconfig may have appeared (or changed) since the watcher
+            # last looked: a Retry right after fixing it must see it.
+            self.reload_clusters()
+            context = p.context or self._current_context()
+        if context is None:
             from tray.kube.kubeconfig import load_kubeconfig, no_context_message
 
             raise UsageError(f"profile {p.name}: "
