@@ -71,66 +71,122 @@ def exec_plugin_kubeconfig(cluster: Cluster, path: Path) -> None:
     path.write_text(yaml.safe_dump(cfg))
 
 
-def test_login_entry_runs_the_exec_plugin_and_starts_autostart_profiles(
-        desktop: Desktop, cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+class Login:
+    """A user's files on the test desktop, their "Start at login" and the session that runs the entry."""
+
+    def __init__(self, desktop: Desktop, cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+        self.desktop, self.cluster, self.out = desktop, cluster, tmp_path
+        self.home = desktop.home
+        # The user's plugin, in their own bin directory.
+        self.marker = self.home / "fake-login.ran"
+        self.plugin = self.home / ".local" / "bin" / "fake-login"
+        self.plugin.parent.mkdir(parents=True, exist_ok=True)
+        credential = json.dumps({"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential",
+                                 "status": {"token": cluster.admin_token}})
+        self.plugin.write_text(PLUGIN.format(marker=self.marker, credential=credential))
+        self.plugin.chmod(0o700)
+        # Kubeconfig and profiles where the user keeps them (not the defaults).
+        self.work = self.home / "work"
+        (self.work / "kube").mkdir(parents=True)
+        self.kubeconfig = self.work / "kube" / "config"
+        self.local = free_port()
+        (self.work / "profiles.yaml").write_text(
+            "version: 1\nprofiles:\n"
+            f"  - name: login-web\n    namespace: {namespace}\n    target: deploy/web\n"
+            f"    ports: [\"{self.local}:8080\"]\n    autostart: true\n")
+        self.procs: list[subprocess.Popen] = []
+        self.menu = TrayMenu(desktop.bus)
+
+    def write_kubeconfig(self) -> None:
+        exec_plugin_kubeconfig(self.cluster, self.kubeconfig)
+
+    def start_at_login(self) -> list[str]:
+        """Turn "Start at login" on from a terminal's environment, in the installed copy
+        (cwd: not the checkout); returns the entry's Exec line as a launcher reads it."""
+        terminal = {"HOME": str(self.home), "PATH": f"{self.plugin.parent}:/usr/local/bin:/usr/bin:/bin",
+                    "LANG": "C.UTF-8", "KUBECONFIG": "kube/config", "TENDER_PROFILES": str(self.work / "profiles.yaml")}
+        subprocess.run([str(USER_VENV / "bin" / "python"), "-c",
+                        "from tray.ui import autostart; autostart.set_enabled(True, autostart.tender_command())"],
+                       env=terminal, cwd=self.work, check=True, timeout=60)
+        entry = self.home / ".config" / "autostart" / "tender.desktop"
+        return parse_exec(next(line for line in entry.read_text().splitlines() if line.startswith("Exec="))[5:])
+
+    def session_argv(self, argv: list[str]) -> list[str]:
+        """``argv`` as a login session starts it: nothing but HOME, the display and the bus."""
+        return ["env", "-i", f"HOME={self.home}", f"DISPLAY={self.desktop.display}",
+                f"DBUS_SESSION_BUS_ADDRESS={self.desktop.bus}", *argv]
+
+    def launch(self, argv: list[str]) -> subprocess.Popen:
+        out = open(self.out / f"tray{len(self.procs)}.out", "w")
+        proc = subprocess.Popen(self.session_argv(argv), cwd=self.home, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        out.close()
+        self.procs.append(proc)
+        return proc
+
+    def story(self) -> str:
+        tray_log = self.home / ".local" / "state" / "tender" / "log" / "tender.log"
+        outs = "".join(f"\n--- {p.name}\n{p.read_text(errors='replace')[-2000:]}" for p in sorted(self.out.glob("*.out")))
+        return f"{outs}\n--- log\n{tray_log.read_text(errors='replace')[-3000:] if tray_log.exists() else ''}"
+
+    def close(self) -> None:
+        self.menu.close()
+        for proc in self.procs:
+            _stop(proc)
+
+
+@pytest.fixture
+def login(desktop: Desktop, cluster: Cluster, namespace: str, tmp_path: Path) -> Login:
     cluster.apply(deployment_manifest("web"), namespace)
-    [pod] = cluster.wait_ready(namespace, "app=web", 1)
-    home = desktop.home
-    # The user's plugin, in their own bin directory.
-    marker = home / "fake-login.ran"
-    plugin = home / ".local" / "bin" / "fake-login"
-    plugin.parent.mkdir(parents=True, exist_ok=True)
-    credential = json.dumps({"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential",
-                             "status": {"token": cluster.admin_token}})
-    plugin.write_text(PLUGIN.format(marker=marker, credential=credential))
-    plugin.chmod(0o700)
-    # Kubeconfig and profiles where the user keeps them (not the defaults).
-    work = home / "work"
-    (work / "kube").mkdir(parents=True)
-    exec_plugin_kubeconfig(cluster, work / "kube" / "config")
-    local = free_port()
-    (work / "profiles.yaml").write_text(
-        "version: 1\nprofiles:\n"
-        f"  - name: login-web\n    namespace: {namespace}\n    target: deploy/web\n"
-        f"    ports: [\"{local}:8080\"]\n    autostart: true\n")
+    user = Login(desktop, cluster, namespace, tmp_path)
+    yield user
+    user.close()
 
-    # "Start at login", from a terminal's environment, in the installed copy (cwd: not the checkout).
-    terminal = {"HOME": str(home), "PATH": f"{plugin.parent}:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
-                "KUBECONFIG": "kube/config", "TENDER_PROFILES": str(work / "profiles.yaml")}
-    subprocess.run([str(USER_VENV / "bin" / "python"), "-c",
-                    "from tray.ui import autostart; autostart.set_enabled(True, autostart.tender_command())"],
-                   env=terminal, cwd=work, check=True, timeout=60)
-    entry = home / ".config" / "autostart" / "tender.desktop"
-    exec_line = next(line for line in entry.read_text().splitlines() if line.startswith("Exec="))[5:]
-    argv = parse_exec(exec_line)
+
+def test_login_entry_runs_the_exec_plugin_and_starts_autostart_profiles(login: Login, namespace: str) -> None:
+    [pod] = login.cluster.wait_ready(namespace, "app=web", 1)
+    login.write_kubeconfig()
+    argv = login.start_at_login()
     assert argv[-2:] == [str(USER_VENV / "bin" / "tender"), "tray"]
-    assert f"KUBECONFIG={work}/kube/config" in argv  # made absolute: the session starts elsewhere
-    assert not marker.exists()  # recording the PATH never runs a plugin
+    assert f"KUBECONFIG={login.kubeconfig}" in argv  # made absolute: the session starts elsewhere
+    assert not login.marker.exists()  # recording the PATH never runs a plugin
 
-    # The login session: nothing but HOME, the display and the bus.
-    log = open(tmp_path / "tray.out", "w")
-    proc = subprocess.Popen(["env", "-i", f"HOME={home}", f"DISPLAY={desktop.display}",
-                             f"DBUS_SESSION_BUS_ADDRESS={desktop.bus}", *argv],
-                            cwd=home, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    menu = TrayMenu(desktop.bus)
+    proc = login.launch(argv)
     try:
-        def story() -> str:
-            tray_log = home / ".local" / "state" / "tender" / "log" / "tender.log"
-            return (f"\n--- output\n{(tmp_path / 'tray.out').read_text(errors='replace')[-3000:]}"
-                    f"\n--- log\n{tray_log.read_text(errors='replace')[-3000:] if tray_log.exists() else ''}")
+        login.menu.wait_item(pid=proc.pid, timeout=60)
+        wait_for(login.marker.exists, 60, "the exec plugin to run (found through the recorded PATH)")
+        wait_for(lambda: _answers(login.local), 60, f"the autostart profile's forward on :{login.local}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}{login.story()}") from None
+    assert hostname(login.local) == pod
+    assert proc.poll() is None, login.story()
 
-        try:
-            menu.wait_item(pid=proc.pid, timeout=60)
-            wait_for(marker.exists, 60, "the exec plugin to run (found through the recorded PATH)")
-            wait_for(lambda: _answers(local), 60, f"the autostart profile's forward on :{local}")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}{story()}") from None
-        assert hostname(local) == pod
-        assert proc.poll() is None, story()
-    finally:
-        menu.close()
-        _stop(proc)
-        log.close()
+
+def test_a_missing_kubeconfig_at_login_is_a_menu_row_with_retry_and_a_second_launch_exits(
+        login: Login, namespace: str) -> None:
+    [pod] = login.cluster.wait_ready(namespace, "app=web", 1)
+    argv = login.start_at_login()  # the kubeconfig is not there (yet): a network mount, a new laptop...
+    proc = login.launch(argv)
+    try:
+        login.menu.wait_item(pid=proc.pid, timeout=60)
+        row = login.menu.wait_for(lambda label: label.startswith("login-web  ") and label.endswith("error"),
+                                  timeout=30)
+        assert [c.label for c in row.children if c.type != "separator"][:2] == [
+            f"{login.kubeconfig}: kubeconfig not found", "Retry"]
+        # A second launch (the user clicks the launcher): it tells the first and ends.
+        second = subprocess.run(login.session_argv(argv), cwd=login.home, capture_output=True, text=True, timeout=30)
+        assert (second.returncode, second.stdout) == (0, "tender: Tender is already running (it shows a notification)\n")
+        wait_for(lambda: "another launch of Tender asked this one to show itself" in login.story(), 10,
+                 "the first tray to hear of the second launch")
+        # The kubeconfig arrives; Retry starts the profile.
+        login.write_kubeconfig()
+        login.menu.click_path(lambda label: label.startswith("login-web  ") and label.endswith("error"), "Retry")
+        wait_for(lambda: _answers(login.local), 60, f"the profile's forward on :{login.local} after Retry")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}{login.story()}") from None
+    assert hostname(login.local) == pod
+    assert login.marker.exists()
+    assert login.menu.find(lambda label: label.startswith("login-web  ") and label.endswith("error")) is None
 
 
 def _answers(port: int) -> bool:
