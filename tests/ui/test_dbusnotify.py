@@ -14,6 +14,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from dbus_fast.service import ServiceInterface, method
 
 from tests.ui.harness.bus import Bus, connect, loop, run
 from tests.ui.harness.desktop import XFCE4_NOTIFYD, Desktop, Window, drawn_boxes, missing_tools
-from tray.ui.dbusnotify import CALL_TIMEOUT, DbusNotifier
+from tray.ui.dbusnotify import CALL_TIMEOUT, DbusNotifier, SilentNotifier, linux_notifier
 from tray.ui.model import Action, ActionKind
 from tests.ui.fakes import session
 from tray.ui.notify import Message, Notifications, Urgency
@@ -301,6 +302,35 @@ def test_a_closed_bus_connection_is_one_warning(desktop: Desktop, caplog) -> Non
         loop().call_soon_threadsafe(bus.disconnect)
         time.sleep(0.2)
         assert_quiet_failure(n, caplog, 2.0, "")
+
+
+def test_a_view_without_a_bus_connection_gets_one_of_its_own(desktop: Desktop) -> None:
+    clicks = Clicks()
+    n = linux_notifier(clicks, address=desktop.bus)
+    try:
+        assert isinstance(n, DbusNotifier)
+        n.show(error_card())
+        n.flush()
+        [shown] = desktop.notifications.wait_for(lambda m: [x for x in m.notified if x.id])
+        assert shown.actions == {"retry": "Retry", "stop": "Stop"}
+    finally:
+        n.close()
+    deadline = time.monotonic() + 5
+    while any(t.name == "tender-notify-bus" for t in threading.enumerate()):  # its loop thread ends
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_no_session_bus_is_a_silent_notifier_and_one_warning(tmp_path, caplog) -> None:  # noqa: ANN001
+    with caplog.at_level(logging.INFO, logger="tray.ui.dbusnotify"):
+        started = time.monotonic()
+        n = linux_notifier(Clicks(), address=f"unix:path={tmp_path}/no-bus")
+        assert time.monotonic() - started < 3
+        n.show(error_card())
+        n.withdraw("s1")
+    assert isinstance(n, SilentNotifier)
+    [warning] = warnings_in(caplog)
+    assert UNAVAILABLE in warning and "Traceback" not in caplog.text
 
 
 def test_a_closed_loop_is_no_error() -> None:

@@ -28,6 +28,11 @@ It never takes the tray down.  No notification service
 log, no traceback, and the messages of the next :data:`RETRY_AFTER`
 seconds are dropped; then it tries again, so a server started later is
 used.
+
+:func:`linux_notifier` gives the tray its notifier: on the view's own
+connection when it has one (the StatusNotifierItem view), else on a
+connection and event loop thread of its own (pystray's XEmbed view), else,
+with no session bus at all, one that only logs that it cannot notify.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import asyncio
 import concurrent.futures
 import functools
 import logging
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Sequence
@@ -45,6 +51,7 @@ from dbus_fast import Message as DbusMessage
 from dbus_fast import MessageType, Variant
 from dbus_fast.aio import MessageBus
 
+from tray.ui import bus as dbus
 from tray.ui.model import Action
 from tray.ui.notify import APP_NAME, Message, Urgency
 
@@ -90,11 +97,13 @@ class DbusNotifier:
     :meth:`show` and :meth:`withdraw` schedule the work on ``loop`` and
     return at once; the calls run there one after another, each given up
     after ``timeout`` seconds.  Nothing here raises for the desktop's sake.
+    ``owns_connection``: :meth:`close` also disconnects ``bus`` and stops
+    ``loop`` (they were made for this notifier alone).
     """
 
     def __init__(self, bus: MessageBus, loop: asyncio.AbstractEventLoop, on_action: Callable[[Action], None],
                  app_icon: str = APP_ICON, *, timeout: float = CALL_TIMEOUT, retry_after: float = RETRY_AFTER,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, owns_connection: bool = False) -> None:
         self._bus = bus
         self._loop = loop
         self._on_action = on_action
@@ -113,6 +122,7 @@ class DbusNotifier:
         self._warned = False
         self._handler_added = False
         self._closed = False
+        self._owns_connection = owns_connection
 
     # ------------------------------------------------------------ any thread
     def show(self, message: Message) -> None:
@@ -124,7 +134,10 @@ class DbusNotifier:
         self._submit(self._withdraw(key))
 
     def close(self) -> None:
-        """Stop listening for the server's signals (the bus stays open); returns at once."""
+        """Stop listening for the server's signals; returns at once.
+
+        The bus stays open unless this notifier owns it (``owns_connection``).
+        """
         self._closed = True
         self._submit(self._close())
 
@@ -274,6 +287,9 @@ class DbusNotifier:
         if self._handler_added:
             self._bus.remove_message_handler(self._on_message)
             self._handler_added = False
+        if self._owns_connection:
+            self._bus.disconnect()
+            self._loop.call_soon(self._loop.stop)
 
     def _on_message(self, msg: DbusMessage) -> None:
         """Every message on the connection: keep the server's signals about our own notifications."""
@@ -296,6 +312,52 @@ class DbusNotifier:
                 for key in [k for k, v in self._ids.items() if v == nid]:
                     del self._ids[key]
         return None  # never "handled": the tray's other handlers see the signal too
+
+
+class SilentNotifier:
+    """The notifier when there is no session bus: shows nothing (the log said why, once)."""
+
+    def show(self, message: Message) -> None:
+        pass
+
+    def withdraw(self, key: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def linux_notifier(on_action: Callable[[Action], None], bus: MessageBus | None = None,
+                   loop: asyncio.AbstractEventLoop | None = None, *, address: str | None = None,
+                   timeout: float = dbus.DEFAULT_TIMEOUT) -> DbusNotifier | SilentNotifier:
+    """The tray's notifier on Linux; ``on_action`` as for :class:`DbusNotifier`.
+
+    With ``bus`` and ``loop`` (a view's connection and the loop serving it):
+    a :class:`DbusNotifier` on them, at once.  Without: a new connection to
+    ``address`` (default: the session bus) served by a new daemon thread,
+    which blocks for up to ``timeout`` seconds; if that fails (no bus, one
+    that does not answer), one warning and a :class:`SilentNotifier`.
+    Never raises for the bus's sake.
+    """
+    if bus is not None and loop is not None:
+        return DbusNotifier(bus, loop, on_action)
+    own = asyncio.new_event_loop()
+
+    def serve() -> None:
+        own.run_forever()
+        own.close()
+
+    thread = threading.Thread(target=serve, name="tender-notify-bus", daemon=True)
+    thread.start()
+    try:
+        connected = asyncio.run_coroutine_threadsafe(dbus.connect(address, timeout), own).result(timeout + 1)
+    except (dbus.BusUnavailable, concurrent.futures.TimeoutError) as exc:
+        own.call_soon_threadsafe(own.stop)
+        thread.join(1)
+        why = str(exc) if isinstance(exc, dbus.BusUnavailable) else f"no session bus within {timeout:g} s"
+        log.warning("notifications are unavailable (%s); Tender keeps running without them", why)
+        return SilentNotifier()
+    return DbusNotifier(connected, own, on_action, owns_connection=True)
 
 
 @functools.lru_cache(maxsize=1)
