@@ -372,7 +372,7 @@ def test_host_is_sni_with_a_watcher_and_a_host(bus_address: str) -> None:
         try:
             return await asyncio.get_running_loop().run_in_executor(
                 None, lambda: host.check_host({"DISPLAY": ":99", "DBUS_SESSION_BUS_ADDRESS": bus_address},
-                                              platform="linux").backend)
+                                              platform="linux", timeout=5).backend)
         finally:
             conn.disconnect()
 
@@ -442,7 +442,7 @@ def test_the_sni_path_never_imports_gi(bus_address: str, tmp_path: Path) -> None
     code = (
         "import sys; sys.modules['gi'] = None\n"
         "from tray.ui import host\n"
-        "assert host.check_host().backend == 'sni', host.check_host()\n"
+        "assert host.check_host(timeout=5).backend == 'sni', host.check_host(timeout=5)\n"
         "from tray.ui.app import make_view\n"
         "view = make_view('sni', print)\n"
         "view.run(lambda: (print('registered', view.registrations, flush=True), view.stop()))\n"
