@@ -210,6 +210,24 @@ def test_the_policy_through_the_daemon_one_card_per_forward_and_its_buttons(desk
             policy.close()
 
 
+def test_closing_the_notifier_closes_its_cards(desktop: Desktop) -> None:
+    """Quit: the cards still shown would have buttons that reach nobody."""
+    with notifier_on(desktop) as (n, clicks, _):
+        n.show(error_card("a"))
+        n.show(error_card("b"))
+        n.flush()
+        shown = desktop.notifications.wait_for(lambda m: len([x for x in m.notified if x.id]) == 2 and m.notified)
+        wait_popups(desktop, 2)
+        started = time.monotonic()
+        n.close()
+        assert time.monotonic() - started < 1.5
+        assert sorted(desktop.notifications.closed_by_app) == sorted(x.id for x in shown)
+        wait_popups(desktop, 0)
+        n.show(error_card("c"))  # after close: nothing
+        time.sleep(0.3)
+        assert len(desktop.notifications.notified) == 2
+
+
 # ------------------------------------------------------------------ a server without actions or body
 
 

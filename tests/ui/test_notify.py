@@ -305,6 +305,17 @@ def test_a_direct_message_replaces_the_same_message() -> None:
         n.close()
 
 
+def test_closing_closes_the_notifier_too() -> None:
+    class Closable(RecordingNotifier):
+        def close(self) -> None:
+            self.log.append(("close", None))
+
+    rec = Closable()
+    Notifications(rec).close()
+    assert rec.log == [("close", None)]
+    Notifications(FakeNotifier()).close()  # a notifier without close() is fine
+
+
 def test_a_failing_notifier_does_not_stop_the_thread(caplog) -> None:
     class Broken(RecordingNotifier):
         def show(self, message: Message) -> None:

@@ -133,13 +133,22 @@ class DbusNotifier:
         """Close the card shown under ``key``, if any; returns at once."""
         self._submit(self._withdraw(key))
 
-    def close(self) -> None:
-        """Stop listening for the server's signals; returns at once.
+    def close(self, timeout: float = 1.0) -> None:
+        """Close the cards still shown (their buttons would reach nobody) and stop listening.
 
-        The bus stays open unless this notifier owns it (``owns_connection``).
+        Blocks until done, at most ``timeout`` seconds (returns at once on
+        ``loop``'s own thread, or when the loop is not running).  The bus
+        stays open unless this notifier owns it (``owns_connection``).  Later
+        :meth:`show` calls do nothing.
         """
+        future = self._submit(self._close())
         self._closed = True
-        self._submit(self._close())
+        if future is None or not self._loop.is_running() or _on_loop(self._loop):
+            return
+        try:
+            future.result(timeout)
+        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+            pass
 
     def flush(self, timeout: float = 10.0) -> None:
         """Block until what was scheduled before this call has run; ``TimeoutError`` after ``timeout`` s.
@@ -284,6 +293,14 @@ class DbusNotifier:
             self._failed(str(exc))
 
     async def _close(self) -> None:
+        shown, self._ids = list(self._ids.values()), {}
+        if shown and self._caps is not None:  # the server answered, and has not failed since
+            try:
+                for nid in shown:
+                    await self._call("CloseNotification", "u", (nid,))
+            except _Unavailable:
+                pass  # going away anyway
+        self._closed = True
         if self._handler_added:
             self._bus.remove_message_handler(self._on_message)
             self._handler_added = False
@@ -312,6 +329,13 @@ class DbusNotifier:
                 for key in [k for k, v in self._ids.items() if v == nid]:
                     del self._ids[key]
         return None  # never "handled": the tray's other handlers see the signal too
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 class SilentNotifier:

@@ -327,6 +327,8 @@ class Notifier(Protocol):
     def withdraw(self, key: str) -> None:
         """Close the notification shown under ``key``; nothing if there is none."""
 
+    # Optional: ``close()``, called by :meth:`Notifications.close` (withdraw what is still shown, let go).
+
 
 class PlainNotifier(Protocol):
     """A notifier that only shows a title and a body (the tests' fake)."""
@@ -410,10 +412,17 @@ class Notifications:
                 self._cond.notify()
 
     def close(self) -> None:
+        """Stop the thread (what is still buffered is dropped), then the notifier's ``close()`` if it has one.
+
+        Blocks up to 5 s for the thread, plus what the notifier's ``close`` takes (DbusNotifier: about 1 s).
+        """
         with self._cond:
             self._closed = True
             self._cond.notify()
         self._thread.join(5)
+        close = getattr(self._notifier, "close", None)
+        if callable(close):
+            self._call(close)
 
     def _wait(self) -> float | None:
         """Seconds until the next thing to do (0: now; None: nothing pending).  Under the lock."""
