@@ -556,3 +556,17 @@ def test_host_choice(monkeypatch: pytest.MonkeyPatch, sni: bool, xembed: bool, g
 def test_host_on_macos_and_windows_is_pystrays_own() -> None:
     assert host.check_host({}, platform="darwin") == host.HostCheck("")
     assert host.check_host({"PYSTRAY_BACKEND": "dummy"}, platform="win32") == host.HostCheck("dummy")
+
+
+def test_a_bus_problem_is_named_first_even_where_an_xembed_tray_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_bus(env: object, timeout: float) -> bool:
+        raise dbus.BusUnavailable("no session bus (DBUS_SESSION_BUS_ADDRESS is not set and there is no $XDG_RUNTIME_DIR/bus)")
+
+    monkeypatch.setattr(host, "status_notifier_host", no_bus)
+    monkeypatch.setattr(host, "xembed_tray", lambda display: True)
+    monkeypatch.setattr(host, "has_gtk3", lambda: False)
+    result = host.check_host({"DISPLAY": ":5"}, platform="linux")
+    assert result.backend is None and result.reason.startswith("no session bus")
+    assert "pipx inject kube-tender PyGObject" in result.reason and "\n" not in result.reason
+    monkeypatch.setattr(host, "has_gtk3", lambda: True)
+    assert host.check_host({"DISPLAY": ":5"}, platform="linux").backend == "gtk"  # GtkStatusIcon needs no bus

@@ -93,7 +93,12 @@ def check_host(env: Mapping[str, str] | None = None, platform: str = sys.platfor
     if forced:
         return HostCheck(None, f"unknown PYSTRAY_BACKEND={forced} (sni, gtk or dummy)")
     if xembed:
-        return HostCheck("gtk") if has_gtk3() else HostCheck(None, NEEDS_PYGOBJECT)
+        if has_gtk3():
+            return HostCheck("gtk")
+        if bus_problem:  # the cause to fix first: a StatusNotifier host may well be there
+            return HostCheck(None, f"{bus_problem}; the XEmbed tray here would need PyGObject for menus "
+                                   "(pipx inject kube-tender PyGObject)")
+        return HostCheck(None, NEEDS_PYGOBJECT)
     if bus_problem:
         return HostCheck(None, bus_problem)
     if "GNOME" in env.get("XDG_CURRENT_DESKTOP", "").upper().split(":"):
