@@ -475,13 +475,18 @@ class SniView:
             pending, self._pending = self._pending, None
         if pending is None:
             return
-        menu, state, count, tooltip = pending
+        try:
+            self._update(*pending)
+        except Exception:  # a bug: keep serving what was shown before
+            log.exception("could not update the tray icon")
+
+    def _update(self, menu: Item, state: IconState, count: int, tooltip: str) -> None:
         if menu != self._menu_model:
-            self._menu_model = menu
             self.menu.replace(dbusmenu.build(menu, self.menu.layout))
+            self._menu_model = menu
         if (state, count) != self._icon_key:
-            self._icon_key = (state, count)
             self.item.icon = _pixmap_value(state, count)
+            self._icon_key = (state, count)
             self.item.NewIcon()
             self.item.NewAttentionIcon()
         status = "NeedsAttention" if state is IconState.ERROR else "Active"
