@@ -261,6 +261,11 @@ def test_capabilities_are_checked_and_degraded(desktop: Desktop) -> None:
             n.flush()
             [sent] = desktop.notifications.wait_for(lambda m: [x for x in m.notified if x.id])
             assert sent.actions == {} and sent.body == body and sent.summary == "Forward failed: svc/web 8080 → 80"
+            n.show(Message("Reconnected: svc/web 8080 → 80", "tender-a/shop: reconnected to pod web-2", key="s1",
+                           actions=(("Open", Action(ActionKind.OPEN_URL, ("http://127.0.0.1:8080/",))),)))
+            n.flush()
+            opened = desktop.notifications.wait_for(lambda m: len(m.notified) == 2 and m.notified[1].id and m.notified)
+            assert opened[1].body == ("tender-a/shop: reconnected to pod web-2" if caps else "")  # no hint for Open
         loop().call_soon_threadsafe(server.disconnect)
         desktop.wait_name(NOTIFICATIONS[0], owned=False)
 

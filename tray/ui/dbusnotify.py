@@ -52,7 +52,7 @@ from dbus_fast import MessageType, Variant
 from dbus_fast.aio import MessageBus
 
 from tray.ui import bus as dbus
-from tray.ui.model import Action
+from tray.ui.model import Action, ActionKind
 from tray.ui.notify import APP_NAME, Message, Urgency
 
 log = logging.getLogger(__name__)
@@ -248,8 +248,9 @@ class DbusNotifier:
         caps = self._caps or frozenset()
         use_actions = "actions" in caps
         body = message.body
-        if message.actions and not use_actions:
-            verbs = " or ".join(label.lower() for label, _ in message.actions)
+        needed = [label for label, action in message.actions if action.kind is not ActionKind.OPEN_URL]
+        if needed and not use_actions:  # say where to act instead (opening a URL is no call to act)
+            verbs = " or ".join(label.lower() for label in needed)
             body = f"{body}\n{NO_ACTIONS_HINT.format(verbs=verbs)}" if body else NO_ACTIONS_HINT.format(verbs=verbs)
         if "body" not in caps:
             body = ""
@@ -318,7 +319,7 @@ class DbusNotifier:
             action = self._actions.get(nid, {}).get(key)
             if action is None:
                 return None  # another client's notification, or a key we did not send ("default")
-            log.info("notification action %s (%s)", key, action.kind.value)
+            log.info("notification action: %s", action.kind.value)
             try:
                 self._on_action(action)
             except Exception:
