@@ -126,7 +126,8 @@ class Login:
 
     def story(self) -> str:
         tray_log = self.home / ".local" / "state" / "tender" / "log" / "tender.log"
-        outs = "".join(f"\n--- {p.name}\n{p.read_text(errors='replace')[-2000:]}" for p in sorted(self.out.glob("*.out")))
+        outs = "".join(f"\n--- {p.name}\n{p.read_text(errors='replace')[-2000:]}"
+                       for p in sorted(self.out.glob("*.out")))
         return f"{outs}\n--- log\n{tray_log.read_text(errors='replace')[-3000:] if tray_log.exists() else ''}"
 
     def close(self) -> None:
@@ -175,7 +176,8 @@ def test_a_missing_kubeconfig_at_login_is_a_menu_row_with_retry_and_a_second_lau
             f"{login.kubeconfig}: kubeconfig not found", "Retry"]
         # A second launch (the user clicks the launcher): it tells the first and ends.
         second = subprocess.run(login.session_argv(argv), cwd=login.home, capture_output=True, text=True, timeout=30)
-        assert (second.returncode, second.stdout) == (0, "tender: Tender is already running (it shows a notification)\n")
+        assert (second.returncode, second.stdout) == (
+            0, "tender: Tender is already running (it shows a notification)\n")
         wait_for(lambda: "another launch of Tender asked this one to show itself" in login.story(), 10,
                  "the first tray to hear of the second launch")
         # The kubeconfig arrives; Retry starts the profile.

@@ -355,7 +355,8 @@ def test_unknown_context_failure_goes_when_the_profile_leaves_the_file(env) -> N
     manager.start = start
     run(c, ActionKind.PROFILE_START, "db")
     assert c.menu_state().profile_failures == {
-        "db": f'{tmp}/kubeconfig: context: context "nowhere" not found in the kubeconfig (contexts: tender-a, tender-b)'}
+        "db": f'{tmp}/kubeconfig: context: context "nowhere" not found in the kubeconfig '
+              '(contexts: tender-a, tender-b)'}
     (tmp / "profiles.yaml").write_text(PROFILES.replace("name: db", "name: db2"))
     wait_until(lambda: c.menu_state().profile_failures == {}, what="failure dropped with its profile")
 

@@ -127,7 +127,10 @@ def exec_commands(kubeconfig: str) -> list[str]:
 
 
 def login_path(commands: Iterable[str], path: str) -> str:
-    """``path`` with the directory of each of ``commands`` that resolves on it appended (see :func:`login_environment`)."""
+    """``path`` with the directory of each of ``commands`` that resolves on it appended.
+
+    See :func:`login_environment`.  Pure but for ``shutil.which``'s lookups.
+    """
     entries = list(dict.fromkeys(e for e in path.split(os.pathsep) if e))
     for command in commands:
         found = shutil.which(command, path=path)
@@ -190,7 +193,8 @@ def launch_agent_path(home: Path | None = None) -> Path:
 
 
 def launch_agent(argv: Sequence[str], env: Mapping[str, str] | None = None) -> bytes:
-    """The LaunchAgent plist (XML bytes): ``argv`` at load, ``env`` (and TENDER_TRAY_WAIT) as EnvironmentVariables.  Pure."""
+    """The LaunchAgent plist (XML bytes): ``argv`` at load, ``env`` and TENDER_TRAY_WAIT as
+    its EnvironmentVariables.  Pure."""
     return plistlib.dumps({
         "Label": LAUNCH_AGENT_LABEL,
         "ProgramArguments": list(argv),
