@@ -171,3 +171,15 @@ def test_claim_without_a_usable_directory_runs_unguarded(tmp_path: Path) -> None
     assert mine is not None
     mine.serve(lambda: None)
     mine.close()
+
+
+def test_a_client_that_says_nothing_delays_the_next_by_at_most_the_read_timeout(rundir: Path) -> None:
+    with instance.acquire("tray", rundir) as first:
+        seen = threading.Event()
+        first.serve(seen.set)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as mute:
+            mute.connect(str(rundir / "tray.sock"))
+            started = time.monotonic()
+            assert instance.activate_running("tray", rundir, timeout=instance.READ_TIMEOUT + 1.5) is True
+            assert time.monotonic() - started < instance.READ_TIMEOUT + 1.0
+        assert seen.wait(2)
