@@ -28,7 +28,10 @@ from tests.ui.harness.bus import Bus, connect, loop, run
 from tests.ui.harness.desktop import XFCE4_NOTIFYD, Desktop, Window, drawn_boxes, missing_tools
 from tray.ui.dbusnotify import CALL_TIMEOUT, DbusNotifier, SilentNotifier, linux_notifier
 from tray.ui.model import Action, ActionKind
-from tests.ui.fakes import session
+from tests.ui.fakes import FakeDialogs, FakeManager, FakeView, session
+from tray.domain.spec import ForwardSpec
+from tray.domain.targets import Target
+from tray.ui.controller import Controller
 from tray.ui.notify import Message, Notifications, Urgency
 
 pytestmark = pytest.mark.skipif(
@@ -226,6 +229,49 @@ def test_closing_the_notifier_closes_its_cards(desktop: Desktop) -> None:
         n.show(error_card("c"))  # after close: nothing
         time.sleep(0.3)
         assert len(desktop.notifications.notified) == 2
+
+
+def wait_call(manager: FakeManager, call: tuple, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while call not in manager.calls:
+        assert time.monotonic() < deadline, manager.calls
+        time.sleep(0.05)
+
+
+def test_the_controller_acts_on_a_click(desktop: Desktop, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """The tray's wiring: engine status -> policy -> card -> click -> Controller.dispatch -> the engine."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    (tmp_path / "profiles.yaml").write_text("version: 1\nprofiles: []\n")
+    (tmp_path / "kubeconfig").write_text("placeholder")
+    manager = FakeManager(kubeconfig=str(tmp_path / "kubeconfig"))
+    controller: Controller | None = None
+    bus = run(connect(desktop.bus))
+    n = DbusNotifier(bus, loop(), lambda action: controller.dispatch(action) if controller else None)
+    controller = Controller(manager, FakeView(), FakeDialogs(), n, profiles_path=tmp_path / "profiles.yaml",
+                            settings_file=tmp_path / "settings.json", refresh_interval=0.05, watch_interval=0.05)
+    controller.notifications._buffer.window = 0.05
+    try:
+        controller.start()
+        sid = manager.start(ForwardSpec(cluster="tender-a", namespace="shop", target=Target("Service", "web"),
+                                        remote_port=80, local_port=8080))
+        manager.set_status(sid, "active", pod="web-1")
+        manager.set_status(sid, "error", "gave up after 5 attempts: no ready pod")
+        [card] = wait_popups(desktop, 1)
+        retry, stop = buttons(desktop, card, "notify-controller.png")
+        click(desktop, retry)
+        wait_call(manager, ("retry", sid))
+        manager.set_status(sid, "starting")  # the retry runs...
+        manager.set_status(sid, "error", "gave up after 5 attempts: no ready pod")  # ...and fails again
+        [card] = wait_popups(desktop, 1)
+        retry, stop = buttons(desktop, card, "notify-controller.png")
+        click(desktop, stop)
+        wait_call(manager, ("stop", sid))
+        wait_popups(desktop, 0)
+        assert manager.list() == []
+    finally:
+        controller.close()
+        loop().call_soon_threadsafe(bus.disconnect)
 
 
 # ------------------------------------------------------------------ a server without actions or body
