@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from tray.engine.browse import Resource
 from tray.errors import ClusterUnreachable, ForbiddenError
 from tray.ui.loader import ResourceLoader, priority
-from tray.ui.resources import KIND_SECTIONS, Failed, Ready, ResourceStore
+from tray.ui.resources import KIND_SECTIONS, Failed, Hit, Loading, Ready, ResourceStore
 
 
 def test_priority_order() -> None:
@@ -78,3 +78,62 @@ def test_a_namespace_that_times_out_says_how_long_it_waited() -> None:
 
     tree = load(Slow(("mine",))).get("c")
     assert tree.resources[("mine", "Pod")] == Failed("no answer within 20 s")
+
+
+def test_system_namespaces_are_not_loaded_ahead_unless_used() -> None:
+    browser = FakeBrowser(("kube-public", "kube-system", "mine", "zeta"))
+    store = ResourceStore()
+    ResourceLoader(browser, store, lambda fn: fn(), auto=10).load_cluster("c", prefer=["kube-public"])
+    tree = store.get("c")
+    assert [ns for ns in ("kube-public", "kube-system", "mine", "zeta") if tree.namespace_requested(ns)] == \
+        ["kube-public", "mine", "zeta"]  # kube-public holds a forward or a profile: loaded
+
+
+def test_search_finds_names_containing_the_text_in_every_namespace() -> None:
+    from tray.ui.resources import Hit, Search
+
+    web, api = Resource("web"), Resource("Web-API")
+    browser = FakeBrowser(("alpha", "demo", "kube-system"), {
+        ("demo", "Service"): (web, Resource("db")),
+        ("demo", "Deployment"): (api,),
+        ("alpha", "Pod"): (Resource("webhook-1"),),
+        ("kube-system", "Pod"): ForbiddenError("pods is forbidden"),
+        ("kube-system", "Service"): (Resource("kube-dns"),),
+    })
+    store = ResourceStore()
+    loader = ResourceLoader(browser, store, lambda fn: fn())
+    loader.search("c", "  web ")
+    search = store.get("c").search
+    assert search == Search("web", Ready((Hit("alpha", "Pod", Resource("webhook-1")), Hit("demo", "Service", web),
+                                          Hit("demo", "Deployment", api))))
+    # nothing matches: an empty result, not a failure
+    loader.search("c", "nothing")
+    assert store.get("c").search == Search("nothing", Ready(()))
+
+
+def test_a_search_says_which_namespaces_it_could_not_search_and_an_old_one_does_not_win() -> None:
+    class Flaky(FakeBrowser):
+        def resources(self, cluster: str, namespace: str, kinds: Iterable[str] = (),
+                      timeout: float | None = None) -> dict[str, tuple[Resource, ...] | Exception]:
+            if namespace == "slow":
+                raise TimeoutError
+            return super().resources(cluster, namespace, kinds, timeout)
+
+    store = ResourceStore()
+    browser = Flaky(("demo", "slow"), {("demo", "Pod"): (Resource("web-1"),)})
+    ResourceLoader(browser, store, lambda fn: fn()).search("c", "web")
+    search = store.get("c").search
+    assert search.hits == Ready((Hit("demo", "Pod", Resource("web-1")),))
+    assert search.note == "Not searched (slow): no answer or refused"
+    # an unreachable cluster: the search failed, with the reason
+    ResourceLoader(FakeBrowser(ClusterUnreachable("cluster unreachable: refused")), store, lambda fn: fn()).search("c", "x")
+    assert store.get("c").search.hits == Failed("cluster unreachable: refused")
+    # results of an older search arriving after a newer one was asked for are dropped
+    later: list = []
+    loader = ResourceLoader(browser, store, later.append)
+    loader.search("c", "old")
+    loader.search("c", "new")
+    later[0]()  # the old search finishes last...
+    assert store.get("c").search.text == "new" and store.get("c").search.hits == Loading()
+    later[1]()
+    assert store.get("c").search.text == "new" and isinstance(store.get("c").search.hits, Ready)

@@ -261,9 +261,13 @@ def test_namespace_resources_and_port_entries() -> None:
     web = Resource("web", ((8080, "http", "TCP"), (9100, None, "TCP"), (53, "dns", "UDP")))
     tree = _tree(resources=_ready("demo", Deployment=(web,)))
     menu = build_menu(MenuState(clusters=[cluster("tender-a", True)], trees={"tender-a": tree})).child("Clusters")
-    demo = menu.child("tender-a (current)").child("demo")
-    assert labels_of(demo) == ["Deployments"]  # empty kinds are left out
-    entry = demo.child("Deployments").child("web")
+    a = menu.child("tender-a (current)")
+    assert labels_of(a) == ["Search…", "demo", "default", "Refresh", "Stop all in this cluster"]
+    assert a.child("Search…").action == Action(ActionKind.SEARCH, ("tender-a",))
+    demo = a.child("demo")
+    assert labels_of(demo) == ["Deployments", "web"]  # the kind is a heading; empty kinds are left out
+    assert not demo.children[0].enabled and not demo.children[0].children
+    entry = demo.child("web")
     assert labels_of(entry) == ["Forward 8080 (http)", "Forward 9100", "Custom port…"]
     assert entry.child("Forward 8080 (http)").action == Action(ActionKind.FORWARD, ("tender-a", "demo", "Deployment", "web", "http", 8080))
     assert entry.child("Forward 9100").action.args[-2:] == (9100, 9100)
@@ -279,11 +283,14 @@ def test_every_kind_a_forward_can_target_has_its_section_in_kubectls_order() -> 
     tree = _tree(resources=_ready("demo", **listed))
     demo = build_menu(MenuState(clusters=[cluster("tender-a")], trees={"tender-a": tree})).child("Clusters") \
         .child("tender-a").child("demo")
-    assert labels_of(demo) == ["Pods", "Services", "Deployments", "StatefulSets", "DaemonSets", "ReplicaSets",
-                               "ReplicationControllers", "Jobs"]
-    job = demo.child("Jobs").child("job-1")
+    headings = [c.label for c in demo.children if not c.enabled and not c.separator]
+    assert headings == ["Pods", "Services", "Deployments", "StatefulSets", "DaemonSets", "ReplicaSets",
+                        "ReplicationControllers", "Jobs"]
+    # a separator before each heading but the first, each heading followed by its resources
+    assert [c.label or "-" for c in demo.children][:6] == ["Pods", "pod-1", "-", "Services", "service-1", "-"]
+    job = demo.child("job-1")
     assert job.child("Forward 8080 (http)").action == Action(ActionKind.FORWARD, ("tender-a", "demo", "Job", "job-1", "http", 8080))
-    rc = demo.child("ReplicationControllers").child("replicationcontroller-1")
+    rc = demo.child("replicationcontroller-1")
     assert rc.child("Custom port…").action.args[2] == "ReplicationController"
 
 
@@ -301,7 +308,7 @@ def test_port_in_use_or_privileged_goes_to_a_free_local_port() -> None:
     other = session("svc/other", 8080, 8080, namespace="elsewhere")
     state = MenuState(sessions=[other], clusters=[cluster("tender-a")], trees={"tender-a": tree}, privileged_below=1024)
     entry = build_menu(state).child("Clusters").child("tender-a").child("demo")
-    web = entry.child("Services").child("web")
+    web = entry.child("web")
     assert web.child("Forward 80 (http) on a free local port").action.args[-1] == 0
     assert web.child("Forward 8080 on a free local port (8080 is in use)").action.args[-1] == 0
 
@@ -312,7 +319,7 @@ def test_existing_forward_is_shown_instead_of_offered_again() -> None:
     s = session("svc/web", 8080, "http", namespace="demo")
     cl = build_menu(MenuState(sessions=[s], clusters=[cluster("tender-a")], trees={"tender-a": tree})).child("Clusters")
     a = cl.child("tender-a")
-    web = a.child("demo (1 forward)").child("Services").child("web")
+    web = a.child("demo (1 forward)").child("web")
     assert web.children[0].label == "Forwarding 80 on 127.0.0.1:8080" and not web.children[0].enabled
     stop_all = a.child("Stop all in this cluster (1)")
     assert stop_all.action == Action(ActionKind.STOP_CLUSTER, ("tender-a",))
@@ -327,8 +334,93 @@ def test_resource_lists_are_capped() -> None:
     pods = tuple(Resource(f"p{i:04d}", ((80, None, "TCP"),)) for i in range(130))
     tree = _tree(resources=_ready("demo", Pod=pods))
     demo = build_menu(MenuState(clusters=[cluster("tender-a")], trees={"tender-a": tree})).child("Clusters").child("tender-a").child("demo")
-    assert len(demo.child("Pods").children) == 101
-    assert demo.child("Pods").children[-1].label.startswith("… and 30 more")
+    assert len(demo.children) == 1 + 101  # the heading, 100 pods, the rest counted
+    assert demo.children[-1].label.startswith("… and 30 more")
+
+
+def test_system_namespaces_are_folded_at_the_end() -> None:
+    nss = tuple(sorted(("default", "demo", "kube-node-lease", "kube-public", "kube-system", "openshift-monitoring",
+                        "local-path-storage", "kube-flannel", "ops")))  # as the loader keeps them
+    dns = Resource("kube-dns", ((53, "dns-tcp", "TCP"), (9153, "metrics", "TCP")))
+    tree = _tree(nss, resources={**_ready("kube-system", Service=(dns,)), **_ready("kube-public")})
+    state = MenuState(clusters=[cluster("tender-a")], trees={"tender-a": tree})
+    a = build_menu(state).child("Clusters").child("tender-a")
+    assert labels_of(a) == ["Search…", "default", "demo", "local-path-storage", "ops", "System namespaces",
+                            "Refresh", "Stop all in this cluster"]
+    system = a.child("System namespaces")
+    assert labels_of(system) == [
+        "kube-flannel", "Load resources…",
+        "kube-node-lease", "Load resources…",
+        "kube-public", "No pods, services or workloads",
+        "kube-system · Services", "kube-dns",
+        "openshift-monitoring", "Load resources…",
+    ]
+    assert system.children[1].action == Action(ActionKind.LOAD_NAMESPACE, ("tender-a", "kube-flannel"))
+    assert system.child("kube-dns").child("Forward 53 (dns-tcp)").action == \
+        Action(ActionKind.FORWARD, ("tender-a", "kube-system", "Service", "kube-dns", "dns-tcp", 53))
+    # a system namespace holding a forward stays in the main list
+    s = session("svc/kube-dns", 9153, "metrics", cluster="tender-a", namespace="kube-system")
+    busy = build_menu(MenuState(sessions=[s], clusters=[cluster("tender-a")], trees={"tender-a": tree}))
+    a = busy.child("Clusters").child("tender-a")
+    assert "kube-system (1 forward)" in labels_of(a)
+    assert "kube-system · Services" not in labels_of(a.child("System namespaces"))
+
+
+def test_system_namespace_rule() -> None:
+    from tray.ui.resources import is_system_namespace
+
+    for ns in ("kube-system", "kube-public", "kube-node-lease", "kube-flannel", "openshift", "openshift-dns"):
+        assert is_system_namespace(ns), ns
+    for ns in ("default", "kubeflow", "my-kube-system", "openshiftish", "local-path-storage"):
+        assert not is_system_namespace(ns), ns
+
+
+def test_search_results_are_at_the_top_of_the_context() -> None:
+    from tray.ui.resources import Hit, Search
+
+    web = Resource("web", ((80, "http", "TCP"),))
+    hits = (Hit("demo", "Service", web), Hit("shop", "Service", web), Hit("shop", "Deployment", Resource("web-api")))
+    tree = ClusterTree(Ready(("demo", "shop")), search=Search("web", Ready(hits)))
+    a = build_menu(MenuState(clusters=[cluster("tender-a")], trees={"tender-a": tree})).child("Clusters").child("tender-a")
+    assert labels_of(a)[:2] == ["Results for “web”", "Search…"]
+    results = a.child("Results for “web”")
+    assert labels_of(results) == ["Services", "web  (demo)", "web  (shop)", "Deployments", "web-api  (shop)"]
+    assert results.child("web  (shop)").child("Forward 80 (http)").action == \
+        Action(ActionKind.FORWARD, ("tender-a", "shop", "Service", "web", "http", 80))
+    # while searching, with nothing found, when it failed, when part of the cluster did not answer
+    def results_of(search: Search) -> list[str]:
+        t = ClusterTree(Ready(("demo",)), search=search)
+        menu = build_menu(MenuState(clusters=[cluster("tender-a")], trees={"tender-a": t}))
+        return labels_of(menu.child("Clusters").child("tender-a").child(f"Results for “{search.text}”"))
+
+    assert results_of(Search("db", Loading())) == ["Searching…"]
+    assert results_of(Search("db", Ready(()))) == ["No pods, services or workloads named like “db”"]
+    assert results_of(Search("db", Failed("cluster unreachable: refused"))) == ["⚠ cluster unreachable: refused"]
+    assert results_of(Search("web", Ready(hits[:1]), "Not searched (x): no answer or refused"))[0] == \
+        "Not searched (x): no answer or refused"
+
+
+def depth(item: Item) -> int:
+    """Submenus to open from ``item`` to reach its deepest item."""
+    return max((1 + depth(c) for c in item.children if c.children), default=0) if item.children else 0
+
+
+def test_no_item_is_more_than_four_submenus_deep() -> None:
+    from tray.ui.menu_clusters import MAX_DEPTH
+    from tray.ui.resources import Hit, Search
+
+    web = Resource("web", ((80, "http", "TCP"),))
+    nss = ("demo", "kube-system")
+    resources = {**_ready("demo", Service=(web,)), **_ready("kube-system", Pod=(web,))}
+    tree = ClusterTree(Ready(nss), resources=resources, search=Search("w", Ready((Hit("demo", "Pod", web),))))
+    many = [session(f"svc/s{i}", 20000 + i, 80, cluster=f"c{i % 2}") for i in range(MAX_TOP_LEVEL_FORWARDS + 1)]
+    menu = build_menu(MenuState(sessions=many, profiles=[profile("p", group="g")],
+                                clusters=[cluster("tender-a")], trees={"tender-a": tree}))
+    # the tray menu is the root: Clusters (1) → context (2) → namespace (3) → resource (4) → "Forward 80"
+    assert depth(menu) == MAX_DEPTH == 4
+    deepest = [path for path, item in menu.walk() if len(path) == 5]
+    assert ("Clusters", "tender-a", "System namespaces", "web", "Forward 80 (http)") in deepest
+    assert ("Clusters", "tender-a", "Results for “w”", "web  (demo)", "Forward 80 (http)") in deepest
 
 
 def test_kubeconfig_error_is_shown() -> None:

@@ -56,6 +56,7 @@ class View(Protocol):
 class Dialogs(Protocol):
     def confirm(self, title: str, text: str, ok: str, cancel: str = "Cancel") -> bool: ...
     def ask_port(self, request: PortRequest) -> tuple[int | str, int] | None: ...
+    def ask_text(self, title: str, prompt: str) -> str | None: ...
 
 
 #: What a failed action is called in its notification.
@@ -118,6 +119,7 @@ class Controller:
             ActionKind.FORWARD: self._do_forward,
             ActionKind.CUSTOM_PORT: self._do_custom_port,
             ActionKind.LOAD_NAMESPACE: self._do_load_namespace,
+            ActionKind.SEARCH: self._do_search,
             ActionKind.REFRESH_CLUSTER: self._do_refresh_cluster,
             ActionKind.STOP_CLUSTER: self._do_stop_cluster,
             ActionKind.PROFILE_START: self._do_profile_start,
@@ -280,6 +282,13 @@ class Controller:
 
     def _do_load_namespace(self, cluster: str, namespace: str) -> None:
         self.loader.load_namespace(cluster, namespace)
+
+    def _do_search(self, cluster: str) -> None:
+        """Ask for a part of a name; the hits appear under "Results for …" in the context's submenu."""
+        text = self.dialogs.ask_text(f"Search {cluster} — Tender",
+                                     "Pods, services and workloads whose name contains:")
+        if text and text.strip():
+            self.loader.search(cluster, text)
 
     def _do_refresh_cluster(self, cluster: str) -> None:
         self.reload_clusters()

@@ -4,28 +4,37 @@ Every call runs on a worker thread (never the UI thread) and asks a
 :class:`tray.engine.browse.Browser`, which blocks up to its timeout.  A
 cluster's namespaces load when the app starts and when its context appears;
 then the resources of a few namespaces are fetched ahead (the context's own,
-those with forwards or profiles, then alphabetically) so the usual ones are
-ready when the menu opens.  pystray tells us nothing when a submenu opens, so
-any other namespace offers "Load resources…" instead of loading a whole
-cluster.
+those with forwards or profiles, then alphabetically; system namespaces only
+when one of those) so the usual ones are ready when the menu opens.  The
+menu is not told when a submenu opens, so any other namespace offers "Load
+resources…" instead of loading a whole cluster.  A search lists every
+namespace's resources (a few namespaces at a time) and keeps those whose
+name contains the text.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tray.engine.browse import Browser
 from tray.errors import ForbiddenError
 from tray.ui.labels import shorten
-from tray.ui.resources import KIND_SECTIONS, Failed, Loading, Ready, ResourceStore
+from tray.ui.resources import (KIND_SECTIONS, Failed, Hit, Loading, Ready, ResourceStore, Search,
+                               is_system_namespace)
 
 log = logging.getLogger(__name__)
 
 #: Namespaces whose resources are fetched without being asked, per cluster.
 AUTO_NAMESPACES = 10
 TIMEOUT = 20.0
+#: A search gives up on the namespaces not searched after this many seconds (and says so).
+SEARCH_TIMEOUT = 60.0
+#: Namespaces listed at once by a search.
+SEARCH_PARALLEL = 4
 
 
 def describe(exc: BaseException) -> str:
@@ -34,6 +43,12 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, ForbiddenError):
         return f"forbidden: {exc}"
     return shorten(str(exc) or type(exc).__name__, 200)
+
+
+def labels_list(names: list[str], most: int = 3) -> str:
+    """'a, b, c and 2 more'."""
+    head = ", ".join(names[:most])
+    return head if len(names) <= most else f"{head} and {len(names) - most} more"
 
 
 def priority(names: Iterable[str], first: Iterable[str]) -> list[str]:
@@ -69,6 +84,61 @@ class ResourceLoader:
         self.store.set_resources(cluster, namespace, {kind: Loading() for kind, _ in KIND_SECTIONS})
         self.submit(lambda: self._resources(cluster, namespace))
 
+    def search(self, cluster: str, text: str) -> None:
+        """Find the resources whose name contains ``text`` (any case) in every namespace of ``cluster``.
+
+        Returns at once: the store's search for ``cluster`` is ``Loading``
+        until the lists are in (at most about :data:`SEARCH_TIMEOUT`
+        seconds), then ``Ready`` with the hits sorted by kind, namespace
+        and name; namespaces that failed or were not reached are named in
+        the search's note.  A newer search replaces this one.
+        """
+        text = text.strip()
+        self.store.set_search(cluster, Search(text, Loading()))
+        self.submit(lambda: self._search(cluster, text))
+
+    def _search(self, cluster: str, text: str) -> None:
+        note = None
+        try:
+            try:
+                namespaces = list(self.browser.namespaces(cluster, TIMEOUT))
+            except ForbiddenError:
+                namespaces = [self.browser.default_namespace(cluster)]
+                note = "Cannot list namespaces here; searched the context's"
+        except Exception as exc:
+            log.info("cannot search %s: %s", cluster, describe(exc))
+            self.store.set_search(cluster, Search(text, Failed(describe(exc))), replacing=text)
+            return
+        needle = text.lower()
+        kinds = [kind for kind, _ in KIND_SECTIONS]
+        deadline = time.monotonic() + SEARCH_TIMEOUT
+        order = {kind: i for i, kind in enumerate(kinds)}
+
+        def one(ns: str) -> tuple[str, list[Hit] | BaseException]:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return ns, TimeoutError()
+            try:
+                results = self.browser.resources(cluster, ns, kinds, min(TIMEOUT, left))
+            except Exception as exc:
+                return ns, exc
+            hits = [Hit(ns, kind, r) for kind, result in results.items() if not isinstance(result, BaseException)
+                    for r in result if needle in r.name.lower()]
+            return ns, hits
+
+        hits: list[Hit] = []
+        missed: list[str] = []
+        with ThreadPoolExecutor(max_workers=SEARCH_PARALLEL, thread_name_prefix="tender-search") as pool:
+            for ns, found in pool.map(one, namespaces):
+                if isinstance(found, BaseException):
+                    missed.append(ns)
+                else:
+                    hits += found
+        if missed:
+            note = f"Not searched ({labels_list(missed)}): no answer or refused"
+        hits.sort(key=lambda h: (order[h.kind], h.namespace, h.resource.name))
+        self.store.set_search(cluster, Search(text, Ready(tuple(hits)), note), replacing=text)
+
     def _namespaces(self, cluster: str, prefer: list[str], shown: list[str]) -> None:
         note = None
         try:
@@ -84,7 +154,8 @@ class ResourceLoader:
             self.store.set_namespaces(cluster, Failed(describe(exc)))
             return
         self.store.set_namespaces(cluster, Ready(tuple(sorted(set(names)))), note)
-        ahead = priority(names, [*shown, default, *prefer])
+        wanted = [*shown, default, *prefer]
+        ahead = [ns for ns in priority(names, wanted) if ns in wanted or not is_system_namespace(ns)]
         for ns in ahead[: max(self.auto, len(shown))]:
             self.load_namespace(cluster, ns)
 

@@ -1,4 +1,18 @@
-"""The Clusters submenu: context → namespace → kind → resource → port (pure)."""
+"""The Clusters submenu: context → namespace → resource → port (pure).
+
+Inside a namespace the kinds are section headings (a disabled line per kind,
+separators between them), not a submenu per kind.  The system namespaces
+(:func:`tray.ui.resources.is_system_namespace`) are folded into a "System
+namespaces" submenu at the end of the context, where each namespace is a
+heading with its resources under it; one that holds a forward stays in the
+main list.  "Search…" asks for text and shows the resources whose name
+contains it, across the context's namespaces, in a "Results for “text”"
+submenu at the top of the context.
+
+Every path is at most :data:`MAX_DEPTH` submenus deep from the tray menu:
+Clusters → context → namespace (or System namespaces, or the results) →
+resource → its port entries.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +21,19 @@ from collections.abc import Mapping, Sequence
 from tray.domain.status import Status
 from tray.kube.kubeconfig import ClusterInfo
 from tray.ui import labels
-from tray.ui.model import SEPARATOR, Action, ActionKind, Item, note, submenu
-from tray.ui.resources import KIND_SECTIONS, ClusterTree, Failed, Loading, Ready, Resource
+from tray.ui.model import SEPARATOR, Action, ActionKind, Item, note, submenu, tidy
+from tray.ui.resources import (KIND_SECTIONS, ClusterTree, Failed, Hit, LoadState, Loading, Ready, Resource,
+                               Search, is_system_namespace)
 
 #: Longer lists are cut (a menu of 3,000 pods helps nobody; `tender forward` does).
 MAX_RESOURCES = 100
+#: Submenus opened from the tray menu to reach the deepest item.
+MAX_DEPTH = 4
 LOADING = f"Loading{labels.ELLIPSIS}"
+SEARCHING = f"Searching{labels.ELLIPSIS}"
+SEARCH = f"Search{labels.ELLIPSIS}"
+SYSTEM = "System namespaces"
+KIND_TITLES = dict(KIND_SECTIONS)
 
 
 def clusters_menu(
@@ -33,10 +54,28 @@ def clusters_menu(
     return submenu("Clusters", items)
 
 
+def results_label(text: str) -> str:
+    """'Results for “web”'."""
+    return f"Results for “{labels.shorten(text, 40)}”"
+
+
+class _Context:
+    """What every item of one context needs: its name, the forwards, the local ports in use."""
+
+    def __init__(self, cluster: str, sessions: Sequence[labels.SessionLike], privileged_below: int) -> None:
+        self.cluster = cluster
+        self.mine = [s for s in sessions if s.cluster_id == cluster]
+        self.used = {s.local_port for s in sessions if s.status in labels.RUNNING and s.local_port}
+        self.privileged_below = privileged_below
+
+
 def _cluster(c: ClusterInfo, tree: ClusterTree, sessions: Sequence[labels.SessionLike], privileged_below: int) -> Item:
+    ctx = _Context(c.id, sessions, privileged_below)
     ns_state = tree.namespaces
     label = c.id + (" (current)" if c.current else "")
     children: list[Item] = []
+    if tree.search is not None:
+        children.append(_results(ctx, tree.search))
     if isinstance(ns_state, Loading):
         children.append(note(LOADING))
     elif isinstance(ns_state, Failed):
@@ -44,12 +83,18 @@ def _cluster(c: ClusterInfo, tree: ClusterTree, sessions: Sequence[labels.Sessio
             label += " — unreachable"
         children.append(note(f"⚠ {labels.shorten(ns_state.message, 100)}"))
     else:
+        children.append(Item(SEARCH, Action(ActionKind.SEARCH, (c.id,))))
+        children.append(SEPARATOR)
         if tree.namespaces_note:
             children.append(note(tree.namespaces_note))
-        mine = [s for s in sessions if s.cluster_id == c.id]
+        busy = {s.namespace for s in ctx.mine}
+        system = [ns for ns in ns_state.value if is_system_namespace(ns) and ns not in busy]
         for ns in ns_state.value:
-            children.append(_namespace(c.id, ns, tree, mine, sessions, privileged_below))
-    running = [s for s in sessions if s.cluster_id == c.id and s.status in labels.RUNNING + (Status.ERROR,)]
+            if ns not in system:
+                children.append(_namespace(ctx, ns, tree))
+        if system:
+            children.append(_system(ctx, system, tree))
+    running = [s for s in ctx.mine if s.status in labels.RUNNING + (Status.ERROR,)]
     children += [
         SEPARATOR,
         Item("Refresh", Action(ActionKind.REFRESH_CLUSTER, (c.id,))),
@@ -59,60 +104,106 @@ def _cluster(c: ClusterInfo, tree: ClusterTree, sessions: Sequence[labels.Sessio
     return submenu(label, children)
 
 
-def _namespace(cluster: str, ns: str, tree: ClusterTree, mine: Sequence[labels.SessionLike],
-               everyone: Sequence[labels.SessionLike], privileged_below: int) -> Item:
-    count = sum(1 for s in mine if s.namespace == ns)
-    label = f"{ns} ({labels.plural(count, 'forward')})" if count else ns
+def _namespace_label(ctx: _Context, ns: str) -> str:
+    count = sum(1 for s in ctx.mine if s.namespace == ns)
+    return f"{ns} ({labels.plural(count, 'forward')})" if count else ns
+
+
+def _namespace(ctx: _Context, ns: str, tree: ClusterTree) -> Item:
+    return submenu(_namespace_label(ctx, ns), _namespace_body(ctx, ns, tree),
+                   placeholder="No pods, services or workloads")
+
+
+def _namespace_body(ctx: _Context, ns: str, tree: ClusterTree, heading: str = "") -> list[Item]:
+    """A namespace's resources under a heading per kind (``heading`` + 'Pods'); empty kinds left out."""
     if not tree.namespace_requested(ns):
-        return submenu(label, [Item(f"Load resources{labels.ELLIPSIS}", Action(ActionKind.LOAD_NAMESPACE, (cluster, ns)))])
-    states = [(kind, title, tree.resources.get((ns, kind), Loading())) for kind, title in KIND_SECTIONS]
-    if all(isinstance(state, Loading) for _, _, state in states):
-        return submenu(label, [note(LOADING)])
-    kinds = []
-    for kind, title, state in states:
+        return [Item(f"Load resources{labels.ELLIPSIS}", Action(ActionKind.LOAD_NAMESPACE, (ctx.cluster, ns)))]
+    states = [(kind, tree.resources.get((ns, kind), Loading())) for kind, _ in KIND_SECTIONS]
+    if all(isinstance(state, Loading) for _, state in states):
+        return [note(LOADING)]
+    items: list[Item] = []
+    for kind, state in states:
         if isinstance(state, Ready) and not state.value:
             continue  # an empty kind is clutter: leave it out
-        kinds.append(submenu(title, _resources(cluster, ns, kind, state, mine, everyone, privileged_below)))
-    return submenu(label, kinds, placeholder="No pods, services or workloads")
+        items += [SEPARATOR, note(heading + KIND_TITLES[kind]), *_resources(ctx, ns, kind, state)]
+    return tidy(items)
 
 
-def _resources(cluster: str, ns: str, kind: str, state: object, mine: Sequence[labels.SessionLike],
-               everyone: Sequence[labels.SessionLike], privileged_below: int) -> list[Item]:
+def _system(ctx: _Context, namespaces: Sequence[str], tree: ClusterTree) -> Item:
+    """The system namespaces in one submenu: their resources under 'kube-system · Pods' headings.
+
+    A namespace not loaded (or loading, or empty) is a heading with its
+    name and "Load resources…" (or "Loading…", or a placeholder) under it.
+    """
+    items: list[Item] = []
+    for ns in namespaces:
+        body = _namespace_body(ctx, ns, tree, heading=f"{ns} {labels.DOT} ")
+        if not body or body[0].enabled or body[0].label == LOADING:
+            body = [note(ns), *(body or [note("No pods, services or workloads")])]
+        items += [SEPARATOR, *body]
+    return submenu(SYSTEM, tidy(items))
+
+
+def _results(ctx: _Context, search: Search) -> Item:
+    """The hits of the context's last search, a heading per kind, each resource named with its namespace."""
+    label = results_label(search.text)
+    state = search.hits
+    if isinstance(state, Loading):
+        return submenu(label, [note(SEARCHING)])
+    if isinstance(state, Failed):
+        return submenu(label, [note(f"⚠ {labels.shorten(state.message, 100)}")])
+    assert isinstance(state, Ready)
+    hits: Sequence[Hit] = state.value
+    items: list[Item] = [note(labels.shorten(search.note, 100))] if search.note else []
+    if not hits:
+        items.append(note(f"No pods, services or workloads named like “{labels.shorten(search.text, 40)}”"))
+    shown = hits[:MAX_RESOURCES]
+    for kind, title in KIND_SECTIONS:
+        of_kind = [h for h in shown if h.kind == kind]
+        if of_kind:
+            items += [SEPARATOR, note(title),
+                      *(_resource(ctx, h.namespace, kind, h.resource, f"{h.resource.name}  ({h.namespace})")
+                        for h in of_kind)]
+    if len(hits) > MAX_RESOURCES:
+        items.append(note(f"{labels.ELLIPSIS} and {len(hits) - MAX_RESOURCES} more (search for more of the name)"))
+    return submenu(label, tidy(items))
+
+
+def _resources(ctx: _Context, ns: str, kind: str, state: LoadState) -> list[Item]:
     if isinstance(state, Loading):
         return [note(LOADING)]
     if isinstance(state, Failed):
         return [note(f"⚠ {labels.shorten(state.message, 100)}")]
     assert isinstance(state, Ready)
     resources: Sequence[Resource] = state.value
-    items = [_resource(cluster, ns, kind, r, mine, everyone, privileged_below) for r in resources[:MAX_RESOURCES]]
+    items = [_resource(ctx, ns, kind, r) for r in resources[:MAX_RESOURCES]]
     if len(resources) > MAX_RESOURCES:
         items.append(note(f"{labels.ELLIPSIS} and {len(resources) - MAX_RESOURCES} more "
-                          "(use `tender forward` for those)"))
+                          "(Search… or `tender forward` for those)"))
     return items
 
 
-def _resource(cluster: str, ns: str, kind: str, r: Resource, mine: Sequence[labels.SessionLike],
-              everyone: Sequence[labels.SessionLike], privileged_below: int) -> Item:
-    used = {s.local_port for s in everyone if s.status in labels.RUNNING and s.local_port}
+def _resource(ctx: _Context, ns: str, kind: str, r: Resource, label: str | None = None) -> Item:
     items: list[Item] = []
     for port, name in r.tcp_ports:
-        existing = next((s for s in mine if s.status in labels.RUNNING + (Status.ERROR,) and s.namespace == ns
+        existing = next((s for s in ctx.mine if s.status in labels.RUNNING + (Status.ERROR,) and s.namespace == ns
                          and s.target_kind == kind and s.target_name == r.name
                          and str(s.remote_port) in (str(port), name)), None)
         if existing is not None:
             items.append(note(f"Forwarding {port} on {labels.local_address(existing)}"))
             continue
-        label = labels.port_entry_label(port, name)
+        entry = labels.port_entry_label(port, name)
         local = port
-        if port < privileged_below:
-            local, label = 0, f"{label} on a free local port"
-        elif port in used:
-            local, label = 0, f"{label} on a free local port ({port} is in use)"
+        if port < ctx.privileged_below:
+            local, entry = 0, f"{entry} on a free local port"
+        elif port in ctx.used:
+            local, entry = 0, f"{entry} on a free local port ({port} is in use)"
         # By name when it has one, as a person would type it: the entry then reads "8080 → http",
         # and the name tells the menu it speaks HTTP.
-        items.append(Item(label, Action(ActionKind.FORWARD, (cluster, ns, kind, r.name, name or port, local))))
+        items.append(Item(entry, Action(ActionKind.FORWARD, (ctx.cluster, ns, kind, r.name, name or port, local))))
     if items:
         items.append(SEPARATOR)
     ports = tuple((p, n) for p, n in r.tcp_ports)
-    items.append(Item(f"Custom port{labels.ELLIPSIS}", Action(ActionKind.CUSTOM_PORT, (cluster, ns, kind, r.name, ports))))
-    return submenu(r.name, items)
+    items.append(Item(f"Custom port{labels.ELLIPSIS}",
+                      Action(ActionKind.CUSTOM_PORT, (ctx.cluster, ns, kind, r.name, ports))))
+    return submenu(label or r.name, items)

@@ -30,6 +30,7 @@ class ActionKind(Enum):
     OPEN_URL = "open-url"  #: (url,)
     COPY = "copy"  #: (text,)
     # the Clusters submenu
+    SEARCH = "search"  #: (context,): ask for text, list the resources whose name contains it
     FORWARD = "forward"  #: (context, namespace, kind, name, remote port or name, local port; 0: any free one)
     CUSTOM_PORT = "custom-port"  #: (context, namespace, kind, name, ((port, name or None), ...))
     LOAD_NAMESPACE = "load-namespace"  #: (context, namespace)
@@ -115,11 +116,12 @@ def submenu(label: str, children: list[Item] | tuple[Item, ...], *, placeholder:
 
 
 def root(children: list[Item]) -> Item:
-    return Item("", children=tuple(_tidy(children)))
+    """The tray menu itself (label-less), its separators tidied (:func:`tidy`)."""
+    return Item("", children=tuple(tidy(children)))
 
 
-def _tidy(items: list[Item]) -> list[Item]:
-    """No leading, trailing or doubled separators (sections may be empty)."""
+def tidy(items: list[Item]) -> list[Item]:
+    """``items`` without leading, trailing or doubled separators (sections may be empty)."""
     out: list[Item] = []
     for item in items:
         if item.separator and (not out or out[-1].separator):

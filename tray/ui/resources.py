@@ -1,10 +1,14 @@
-"""What the Clusters submenu knows about each cluster: namespaces and resources.
+"""What the Clusters submenu knows about each cluster: namespaces, resources, search results.
 
 Lists are loaded in the background (``loader``) and kept here as immutable
 snapshots, so the menu builder reads plain data.  Each list is in one of
 three states: :class:`Loading`, :class:`Failed` or :class:`Ready`; a
 namespace whose resources were never asked for has no entry at all (the
-menu then offers "Load resources").
+menu then offers "Load resources").  A cluster's last search (its text and
+its hits across the namespaces) is a :class:`Search`.
+
+System namespaces (:func:`is_system_namespace`) are folded into a submenu
+of their own at the end of a context, and not loaded ahead.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from typing import Any, Generic, TypeVar
 
 from tray.engine.browse import Resource
 
-__all__ = ["KIND_SECTIONS", "ClusterTree", "Failed", "LoadState", "Loading", "Ready", "Resource", "ResourceStore"]
+__all__ = ["KIND_SECTIONS", "SYSTEM_NAMESPACES", "ClusterTree", "Failed", "Hit", "LoadState", "Loading", "Ready",
+           "Resource", "ResourceStore", "Search", "is_system_namespace"]
 
 T = TypeVar("T")
 
@@ -31,6 +36,17 @@ KIND_SECTIONS: tuple[tuple[str, str], ...] = (
     ("ReplicationController", "ReplicationControllers"),
     ("Job", "Jobs"),
 )
+
+
+#: Namespaces Kubernetes itself makes; with every name starting ``kube-`` or ``openshift-`` (and
+#: ``openshift`` itself) they are the system namespaces: the cluster's machinery, rarely a target.
+SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+SYSTEM_PREFIXES = ("kube-", "openshift-")
+
+
+def is_system_namespace(name: str) -> bool:
+    """True for kube-system, kube-public, kube-node-lease, ``kube-*``, ``openshift`` and ``openshift-*``."""
+    return name in SYSTEM_NAMESPACES or name == "openshift" or name.startswith(SYSTEM_PREFIXES)
 
 
 @dataclass(frozen=True)
@@ -52,12 +68,36 @@ LoadState = Loading | Failed | Ready[Any]
 
 
 @dataclass(frozen=True)
+class Hit:
+    """One search result: a resource of ``kind`` in ``namespace``."""
+
+    namespace: str
+    kind: str
+    resource: Resource
+
+
+@dataclass(frozen=True)
+class Search:
+    """A cluster's last search: what was typed, and its hits (``Ready(tuple[Hit, ...])``).
+
+    ``note`` says why the hits may be incomplete (namespaces that could not
+    be searched), or is ``None``.
+    """
+
+    text: str
+    hits: LoadState = field(default_factory=Loading)
+    note: str | None = None
+
+
+@dataclass(frozen=True)
 class ClusterTree:
     namespaces: LoadState = field(default_factory=Loading)
     #: Why the list is partial, e.g. "cannot list namespaces: showing the context's".
     namespaces_note: str | None = None
     #: (namespace, kind) -> the list of that kind in that namespace.
     resources: Mapping[tuple[str, str], LoadState] = field(default_factory=dict)
+    #: The last search in this cluster ("Results for …" at the top of its submenu), if any.
+    search: Search | None = None
 
     def namespace_requested(self, namespace: str) -> bool:
         return any((namespace, kind) in self.resources for kind, _ in KIND_SECTIONS)
@@ -93,6 +133,20 @@ class ResourceStore:
                 resources[(namespace, kind)] = state
             self._trees[cluster] = replace(tree, resources=resources)
         self._on_change()
+
+    def set_search(self, cluster: str, search: Search | None, *, replacing: str | None = None) -> bool:
+        """Replace the cluster's search (``None``: no results shown); True if it was replaced.
+
+        With ``replacing``, only a search for that very text is replaced (a
+        slow search that finishes after a newer one was asked for is dropped).
+        """
+        with self._lock:
+            tree = self._trees.get(cluster, ClusterTree())
+            if replacing is not None and (tree.search is None or tree.search.text != replacing):
+                return False
+            self._trees[cluster] = replace(tree, search=search)
+        self._on_change()
+        return True
 
     def forget(self, cluster: str) -> None:
         with self._lock:
