@@ -8,6 +8,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -242,3 +243,25 @@ def test_real_zenity_port_dialog_prefills_a_free_port_and_asks_again(display: di
         thread.join(20)
         assert result == {"value": (8080, 18081)}
         assert run.runs == [("zenity", 0)] * 3
+
+
+def test_tk_when_there_is_no_tool(display: dict[str, str]) -> None:
+    """TENDER_DIALOGS=tk (or neither zenity nor kdialog): the Tk child asks, with the same free port pre-filled."""
+    run = Recorder()
+    env = {**display, "TENDER_DIALOGS": "tk", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    dialogs = Dialogs(env=env, run=run)
+    assert dialogs.tool is None
+    thread, result = ask(dialogs.ask_text, "Search tender-a — Tender", "Pods, services and workloads whose name contains:")
+    answer(display, "Search tender-a", "db")
+    thread.join(20)
+    assert result == {"value": "db"}
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        busy = listener.getsockname()[1]
+        thread, result = ask(dialogs.ask_port, PortRequest("deploy/web", "tender-a / demo", ((busy, "http"),)))
+        answer(display, "Forward a port", None)  # Return: the pre-filled ports
+        thread.join(20)
+    remote, local = result["value"]
+    assert remote == busy and local != busy and free_local_port(local) == local
+    assert [name for name, _ in run.runs] == [Path(sys.executable).name] * 2
