@@ -205,7 +205,7 @@ def test_a_profile_that_could_not_start_is_a_row_in_error_with_its_reason_and_re
                       profile_failures={"web": why})
     menu = build_menu(state)
     assert menu.children[0].label == "1 profile could not start"  # never "No forwards running"
-    row = menu.child("web  svc/web 8080 → 80  error")
+    row = menu.child("web  svc/web  8080 → 80  tender-a/shop  error")  # the columns of a forward's row
     assert row.children[0].label == why and not row.children[0].enabled
     assert row.child("Retry").action == Action(ActionKind.PROFILE_START, ("web",))
     assert icon_of(state) == (IconState.ERROR, 1)

@@ -90,7 +90,11 @@ def _failures(state: MenuState) -> list[Item]:
     profiles = {p.name: p for p in state.profiles}
     for name, reason in state.profile_failures.items():
         p = profiles.get(name)
-        what = f"{p.target} {', '.join(labels.spec_ports_text(spec) for spec in p.ports)}" if p else "profile"
+        if p is None:  # no longer in the file: named all the same
+            what = "profile"
+        else:
+            where = f"{p.context or state.current_context or 'current context'}/{p.namespace or 'default namespace'}"
+            what = f"{p.target}  {', '.join(labels.spec_ports_text(spec) for spec in p.ports)}  {where}"
         children = [
             note(labels.shorten(reason, 100)),
             SEPARATOR,
