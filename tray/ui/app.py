@@ -98,8 +98,16 @@ def make_view(backend: str, dispatch: Callable[[Any], None]) -> Any:
 
 
 def make_notifier(view: Any, dispatch: Callable[[Any], None]) -> Any:
-    """The notifier for this view.  An :class:`~tray.ui.sni.SniView` offers its ``bus`` and ``loop``
-    (a D-Bus notifier shares the connection); today every view gets plyer's."""
+    """The notifier for this view; a click on a notification's button goes to ``dispatch``.
+
+    Linux: ``org.freedesktop.Notifications`` with actions (:mod:`tray.ui.dbusnotify`), on the
+    :class:`~tray.ui.sni.SniView`'s own connection, or on one of its own for pystray's view (connecting
+    blocks up to 2 s; no bus: one warning, then silence).  macOS and Windows: plyer.
+    """
+    if sys.platform.startswith("linux"):
+        from tray.ui.dbusnotify import linux_notifier
+
+        return linux_notifier(dispatch, getattr(view, "bus", None), getattr(view, "loop", None))
     from tray.ui.notify import PlyerNotifier
 
     return PlyerNotifier()
