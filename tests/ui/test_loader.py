@@ -105,10 +105,10 @@ def test_search_finds_names_containing_the_text_in_every_namespace() -> None:
     loader.search("c", "  web ")
     search = store.get("c").search
     assert search == Search("web", Ready((Hit("alpha", "Pod", Resource("webhook-1")), Hit("demo", "Service", web),
-                                          Hit("demo", "Deployment", api))))
+                                          Hit("demo", "Deployment", api))), "Some kinds refused in kube-system")
     # nothing matches: an empty result, not a failure
     loader.search("c", "nothing")
-    assert store.get("c").search == Search("nothing", Ready(()))
+    assert store.get("c").search == Search("nothing", Ready(()), "Some kinds refused in kube-system")
 
 
 def test_a_search_says_which_namespaces_it_could_not_search_and_an_old_one_does_not_win() -> None:

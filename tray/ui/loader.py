@@ -114,28 +114,36 @@ class ResourceLoader:
         deadline = time.monotonic() + SEARCH_TIMEOUT
         order = {kind: i for i, kind in enumerate(kinds)}
 
-        def one(ns: str) -> tuple[str, list[Hit] | BaseException]:
+        def one(ns: str) -> tuple[str, list[Hit] | BaseException, bool]:
+            """(namespace, its hits or what failed, whether some kinds were refused)."""
             left = deadline - time.monotonic()
             if left <= 0:
-                return ns, TimeoutError()
+                return ns, TimeoutError(), False
             try:
                 results = self.browser.resources(cluster, ns, kinds, min(TIMEOUT, left))
             except Exception as exc:
-                return ns, exc
+                return ns, exc, False
             hits = [Hit(ns, kind, r) for kind, result in results.items() if not isinstance(result, BaseException)
                     for r in result if needle in r.name.lower()]
-            return ns, hits
+            return ns, hits, any(isinstance(result, BaseException) for result in results.values())
 
         hits: list[Hit] = []
         missed: list[str] = []
+        partly: list[str] = []
         with ThreadPoolExecutor(max_workers=SEARCH_PARALLEL, thread_name_prefix="tender-search") as pool:
-            for ns, found in pool.map(one, namespaces):
+            for ns, found, refused in pool.map(one, namespaces):
                 if isinstance(found, BaseException):
                     missed.append(ns)
                 else:
                     hits += found
+                    if refused:
+                        partly.append(ns)
+        notes = [note] if note else []
         if missed:
-            note = f"Not searched ({labels_list(missed)}): no answer or refused"
+            notes.append(f"Not searched ({labels_list(missed)}): no answer or refused")
+        if partly:
+            notes.append(f"Some kinds refused in {labels_list(partly)}")
+        note = "; ".join(notes) or None
         hits.sort(key=lambda h: (order[h.kind], h.namespace, h.resource.name))
         self.store.set_search(cluster, Search(text, Ready(tuple(hits)), note), replacing=text)
 
