@@ -261,11 +261,11 @@ def test_a_broken_or_missing_notification_service_costs_one_log_line(
         app = launch(failing_profile(namespace, free_port()), on=broken)
         assert app.appeared_after <= APPEARS_WITHIN, f"icon after {app.appeared_after:.2f} s\n{app.output()}"
         # The forward fails; the tray tries to say so, the bus answers with an error.
-        attempt = broken.notifications.wait_for(lambda m: [n for n in m.notified if n.error], 60,
-                                                "failed Notify call")[0]
+        attempt = broken.notifications.wait_for(lambda m: m.failed_calls, 60,
+                                                "failed call to the notification service")[0]
         want = "org.freedesktop.DBus.Error.Spawn.ChildExited" if service == "crash" else (
             "org.freedesktop.DBus.Error.ServiceUnknown")
-        assert attempt.error == want, broken.notifications.errors
+        assert attempt.error == want, broken.notifications.calls
         time.sleep(2)
         assert app.proc.poll() is None, app.output()
         log = app.log()

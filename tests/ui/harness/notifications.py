@@ -14,9 +14,11 @@ monitor never sends).  It records, in order:
 * the server's ``ActionInvoked(id, key)`` and ``NotificationClosed(id,
   reason)`` signals (:attr:`actions`, :attr:`closed`).
 
-It never activates a notification service: a bus with none, or one that
-crashes on activation, is recorded as the app's ``Notify`` calls with
-``id == 0`` and their error in :attr:`errors`.
+It never activates a notification service.  Every call to the interface
+(``GetCapabilities``, ``GetServerInformation`` too) is kept in :attr:`calls`
+with the error it got, if any: on a bus with no service, or one that crashes
+on activation, the app's first call (often ``GetCapabilities``) fails with
+``org.freedesktop.DBus.Error.ServiceUnknown`` or ``...Spawn.ChildExited``.
 """
 
 from __future__ import annotations
@@ -63,7 +65,19 @@ class Notified:
 
 
 @dataclass
+class Call:
+    """One method call to ``org.freedesktop.Notifications`` and how it ended."""
+
+    member: str
+    sender: str
+    serial: int
+    answered: bool = False
+    error: str = ""  # the D-Bus error name, "" if it succeeded or is unanswered
+
+
+@dataclass
 class _Log:
+    calls: list[Call] = field(default_factory=list)
     notified: list[Notified] = field(default_factory=list)
     closed_by_app: list[int] = field(default_factory=list)
     actions: list[tuple[int, str]] = field(default_factory=list)
@@ -131,6 +145,7 @@ class NotificationMonitor:
         log = self._log
         with self._lock:
             if msg.message_type == MessageType.METHOD_CALL and msg.interface == IFACE:
+                log.calls.append(Call(msg.member, msg.sender or "", msg.serial))
                 if msg.member == "Notify":
                     app, replaces, icon, summary, body, actions, hints, expire = msg.body
                     log.notified.append(Notified(
@@ -146,6 +161,12 @@ class NotificationMonitor:
                 elif msg.member == "NotificationClosed":
                     log.closed.append((msg.body[0], msg.body[1]))
             elif msg.message_type in (MessageType.METHOD_RETURN, MessageType.ERROR):
+                for c in reversed(log.calls):
+                    if c.serial == msg.reply_serial and c.sender == msg.destination and not c.answered:
+                        c.answered = True
+                        if msg.message_type == MessageType.ERROR:
+                            c.error = msg.error_name or "error"
+                        break
                 for n in reversed(log.notified):
                     if n.serial == msg.reply_serial and n.sender == msg.destination and not (n.id or n.error):
                         if msg.message_type == MessageType.ERROR:
@@ -161,6 +182,17 @@ class NotificationMonitor:
         """Every Notify call so far, oldest first."""
         with self._lock:
             return list(self._log.notified)
+
+    @property
+    def calls(self) -> list[Call]:
+        """Every call to the Notifications interface so far (any method), oldest first."""
+        with self._lock:
+            return list(self._log.calls)
+
+    @property
+    def failed_calls(self) -> list[Call]:
+        """The calls that got an error reply."""
+        return [c for c in self.calls if c.error]
 
     @property
     def closed_by_app(self) -> list[int]:
