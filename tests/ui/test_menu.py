@@ -321,6 +321,10 @@ def test_existing_forward_is_shown_instead_of_offered_again() -> None:
     a = cl.child("tender-a")
     web = a.child("demo (1 forward)").child("web")
     assert web.children[0].label == "Forwarding 80 on 127.0.0.1:8080" and not web.children[0].enabled
+    failed = session("svc/web", 8080, "http", namespace="demo", status="error", reason="boom")
+    cl = build_menu(MenuState(sessions=[failed], clusters=[cluster("tender-a")], trees={"tender-a": tree})).child("Clusters")
+    web = cl.child("tender-a").child("demo (1 forward)").child("web")
+    assert web.children[0].label == "Forwarding 80 on 127.0.0.1:8080 (error)"  # never a failed forward as running
     stop_all = a.child("Stop all in this cluster (1)")
     assert stop_all.action == Action(ActionKind.STOP_CLUSTER, ("tender-a",))
 

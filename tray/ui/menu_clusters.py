@@ -190,7 +190,8 @@ def _resource(ctx: _Context, ns: str, kind: str, r: Resource, label: str | None 
                          and s.target_kind == kind and s.target_name == r.name
                          and str(s.remote_port) in (str(port), name)), None)
         if existing is not None:
-            items.append(note(f"Forwarding {port} on {labels.local_address(existing)}"))
+            state = "" if existing.status == Status.ACTIVE else f" ({existing.status})"
+            items.append(note(f"Forwarding {port} on {labels.local_address(existing)}{state}"))
             continue
         entry = labels.port_entry_label(port, name)
         local = port
