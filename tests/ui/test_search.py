@@ -62,7 +62,8 @@ def test_search_asks_and_shows_the_hits_at_the_top_of_the_context(tmp_path: Path
         assert search.action == Action(ActionKind.SEARCH, ("tender-a",))
         c.dispatch(search.action)
         wait_for(lambda: [x for x in dialogs.asked if x[0] == "text"], "the question")
-        assert dialogs.asked[-1] == ("text", "Search tender-a — Tender", "Pods, services and workloads whose name contains:")
+        assert dialogs.asked[-1] == ("text", "Search tender-a — Tender",
+                                     "Pods, services and workloads in tender-a whose name contains:")
         if typed is None:  # cancelled: nothing searched, nothing shown
             time.sleep(0.3)
             assert not [x for x in browser.asked if x[0] == "resources" and x[2] == "kube-system"]

@@ -286,7 +286,7 @@ class Controller:
     def _do_search(self, cluster: str) -> None:
         """Ask for a part of a name; the hits appear under "Results for …" in the context's submenu."""
         text = self.dialogs.ask_text(f"Search {cluster} — Tender",
-                                     "Pods, services and workloads whose name contains:")
+                                     f"Pods, services and workloads in {cluster} whose name contains:")
         if text and text.strip():
             self.loader.search(cluster, text)
 

@@ -48,6 +48,7 @@ def plural(n: int, word: str, many: str | None = None) -> str:
 
 
 def counts_of(statuses: Iterable[str]) -> dict[str, int]:
+    """How many of each status: {'active': 3, 'error': 1}."""
     counts: dict[str, int] = {}
     for st in statuses:
         counts[st] = counts.get(st, 0) + 1
