@@ -1,9 +1,11 @@
-"""A screenshot of the open tray menu, as a person sees it, for review and for the README.
+"""The tray on an XEmbed-only desktop: its menu, as a person sees it.
 
-Runs under Xvfb with a real XEmbed tray (Debian's ``trayer``) and pystray's
-``gtk`` backend (GtkStatusIcon), with a few forwards on the test cluster:
+Runs under Xvfb with a real XEmbed tray (Debian's ``trayer``, no StatusNotifier
+host) and the tray from ``.venv`` (which has PyGObject: pystray's ``gtk``
+backend, GtkStatusIcon), with a few forwards on the test cluster:
 right-clicks the icon with xdotool, hovers the first forward to open its
-submenu, and saves the picture to ``tests/artifacts/menu.png``.
+submenu, and saves the picture to ``tests/artifacts/menu-xembed.png``.
+The StatusNotifier panel (xfce4-panel) is tests/integration/test_tray_desktop.py.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from tests.ui.harness.app import TrayApp
 from tests.ui.harness.desktop import ROOT, Desktop, missing_tools
 
 pytestmark = pytest.mark.cluster
-ARTIFACT = ROOT / "tests" / "artifacts" / "menu.png"
+ARTIFACT = ROOT / "tests" / "artifacts" / "menu-xembed.png"
 
 SERVICE = """
 apiVersion: v1

@@ -175,8 +175,8 @@ class TrayApp:
         wid = self.dialog(title)
         self.desktop.xdotool("windowfocus", "--sync", wid, check=False)
         if text is not None:
-            # The focused field holds a suggestion: clear it, then type.
-            self.desktop.xdotool("key", "End", *(["BackSpace"] * 8))
+            # The focused field holds a suggestion: select all of it (GTK and Tk alike), delete, type.
+            self.desktop.xdotool("key", "End", "shift+Home", "BackSpace")
             self.desktop.xdotool("type", "--delay", "30", text)
         for key in keys:
             self.desktop.xdotool("key", key)
