@@ -36,6 +36,7 @@ BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Config
 """
 WATCHER = "org.kde.StatusNotifierWatcher"
 STOP = Action(ActionKind.STOP, ("s1",))
+CALL_TIMEOUT = 10.0  # the test's own calls: generous, a loaded machine must not fail them
 QUIT = Action(ActionKind.QUIT)
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="D-Bus session bus: Linux")
@@ -89,7 +90,7 @@ class Watcher(ServiceInterface):
 
 
 async def start_watcher(address: str) -> tuple[MessageBus, Watcher]:
-    conn = await dbus.connect(address)
+    conn = await dbus.connect(address, CALL_TIMEOUT)
     watcher = Watcher()
     conn.export("/StatusNotifierWatcher", watcher)
     await conn.request_name(WATCHER)
@@ -107,7 +108,7 @@ class RunningView:
 
         def main() -> None:
             try:
-                self.view = SniView(self.clicks.append, address=address)
+                self.view = SniView(self.clicks.append, address=address, timeout=CALL_TIMEOUT)
             except BaseException as exc:
                 self.error = exc
                 made.set()
@@ -141,9 +142,9 @@ class Panel:
 
     @classmethod
     async def connect(cls, address: str, name: str) -> "Panel":
-        conn = await dbus.connect(address)
+        conn = await dbus.connect(address, CALL_TIMEOUT)
         panel = cls(conn, name)
-        await dbus.add_match(conn, f"type='signal',sender='{name}'")
+        await dbus.add_match(conn, f"type='signal',sender='{name}'", CALL_TIMEOUT)
         return panel
 
     def _on_message(self, msg: Message) -> None:
@@ -151,16 +152,18 @@ class Panel:
             self.signals.append((msg.member, plain(list(msg.body))))
 
     async def prop(self, name: str) -> Any:
-        return await dbus.get_property(self.conn, self.name, "/StatusNotifierItem", ITEM_INTERFACE, name)
+        return await dbus.get_property(self.conn, self.name, "/StatusNotifierItem", ITEM_INTERFACE, name,
+                                       timeout=CALL_TIMEOUT)
 
     async def menu(self, method: str, signature: str, *body: Any) -> list[Any]:
-        return plain(await dbus.call(self.conn, self.name, "/MenuBar", MENU_INTERFACE, method, signature, body))
+        return plain(await dbus.call(self.conn, self.name, "/MenuBar", MENU_INTERFACE, method, signature, body,
+                                     timeout=CALL_TIMEOUT))
 
     async def layout(self) -> dict[str, Any]:
         _revision, node = await self.menu("GetLayout", "iias", 0, -1, [])
         return tree(node)
 
-    async def wait(self, what: Callable[[], Any], timeout: float = 5.0) -> Any:
+    async def wait(self, what: Callable[[], Any], timeout: float = 20.0) -> Any:
         deadline = time.monotonic() + timeout
         while True:
             value = what()
@@ -168,6 +171,16 @@ class Panel:
                 return value
             assert time.monotonic() < deadline, "timed out"
             await asyncio.sleep(0.02)
+
+
+async def released(conn: MessageBus, name: str, timeout: float = 10.0) -> bool:
+    """Whether ``name`` has no owner within ``timeout`` s (the daemon drops a closed connection's names a moment later)."""
+    deadline = time.monotonic() + timeout
+    while await dbus.name_has_owner(conn, name, CALL_TIMEOUT):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
 
 
 def plain(value: Any) -> Any:
@@ -257,9 +270,9 @@ def test_changes_are_told_as_property_or_layout_updates_and_nothing_else(bus_add
             panel = await Panel.connect(bus_address, item_name())
             await panel.wait(lambda: app.ready.is_set())
             app.view.show(menu(), IconState.ACTIVE, 1, "Tender — 1 active")
-            await panel.wait(lambda: any(s == "LayoutUpdated" for s, _ in panel.signals))
+            await panel.wait(lambda: any(s == "NewToolTip" for s, _ in panel.signals))  # the update's last signal
+            assert {"LayoutUpdated", "NewIcon", "NewAttentionIcon"} <= {s for s, _ in panel.signals}
             first = await panel.layout()
-            await asyncio.sleep(0.2)
             panel.signals.clear()
 
             app.view.show(menu(), IconState.ACTIVE, 1, "Tender — 1 active")  # the same: nothing is sent
@@ -329,13 +342,15 @@ def test_registers_again_when_the_watcher_comes_back(bus_address: str) -> None:
         app = RunningView(bus_address)
         try:
             panel = await Panel.connect(bus_address, item_name())
-            await panel.wait(lambda: watcher.items)
+            await panel.wait(lambda: app.view.registrations == 1)
             watcher_conn.disconnect()  # the panel exits...
             await asyncio.sleep(0.3)
             watcher_conn, watcher = await start_watcher(bus_address)  # ...and starts again
             await panel.wait(lambda: watcher.items)
             assert watcher.items == [item_name()]
-            assert app.view.registrations == 2
+            await panel.wait(lambda: app.view.registrations == 2)  # the watcher's reply reached the item
+            await asyncio.sleep(0.2)
+            assert app.view.registrations == 2 and watcher.items == [item_name()]  # once, not twice
         finally:
             app.stop()
             watcher_conn.disconnect()
@@ -347,10 +362,10 @@ def test_stop_releases_the_name(bus_address: str) -> None:
     async def scenario() -> None:
         watcher_conn, watcher = await start_watcher(bus_address)
         app = RunningView(bus_address)
-        await asyncio.get_running_loop().run_in_executor(None, app.ready.wait, 5)
+        assert await asyncio.get_running_loop().run_in_executor(None, app.ready.wait, 20)
         assert await dbus.name_has_owner(watcher_conn, item_name())
         app.stop()
-        assert not await dbus.name_has_owner(watcher_conn, item_name())
+        assert await released(watcher_conn, item_name())
         watcher_conn.disconnect()
 
     asyncio.run(scenario())
@@ -517,7 +532,7 @@ def test_tender_tray_registers_its_item_and_a_sigterm_stops_it_cleanly(bus_addre
             proc.send_signal(signal.SIGTERM)
             started = time.monotonic()
             rc = await asyncio.get_running_loop().run_in_executor(None, proc.wait, 10)
-            assert not await dbus.name_has_owner(conn, item_name(proc.pid))
+            assert await released(conn, item_name(proc.pid))
             return rc, proc.stdout.read() if proc.stdout else "", time.monotonic() - started
         finally:
             if proc.poll() is None:
