@@ -5,7 +5,8 @@ Each test runs ``tender tray`` (by default from ``.venv-user``: a plain
 Xvfb, a private session bus that activates only the harness's services, the
 real xfce4-panel whose Status Tray plugin is the StatusNotifierWatcher and
 host and draws the item's dbusmenu menu itself, and, per test, the real
-xfce4-notifyd, a notification service that crashes on activation, or none.
+xfce4-notifyd, a notification service that crashes on activation, one that
+never answers, or none.
 
 What is asserted is what the user gets: the icon drawn in the panel within
 2 s of the start (pixels of a screenshot), a menu window opening when the
@@ -223,7 +224,8 @@ def test_the_item_comes_back_when_the_panel_restarts(desktop: Desktop, launch) -
 
 
 @pytest.mark.parametrize("bus", ["unset", "never answers"])
-def test_no_session_bus_is_one_line_and_exit_2(desktop: Desktop, launch, tmp_path: Path, bus: str) -> None:  # noqa: ANN001
+def test_no_session_bus_is_one_line_and_exit_2(
+        desktop: Desktop, launch, tmp_path: Path, bus: str) -> None:  # noqa: ANN001
     runtime = tmp_path / "runtime"  # no "bus" socket in it
     runtime.mkdir(mode=0o700)
     env: dict[str, str | None] = {"DBUS_SESSION_BUS_ADDRESS": None, "XDG_RUNTIME_DIR": str(runtime)}
@@ -253,7 +255,7 @@ def test_no_session_bus_is_one_line_and_exit_2(desktop: Desktop, launch, tmp_pat
     assert took < 5
 
 
-@pytest.mark.parametrize("service", ["crash", None], ids=["crashes-on-activation", "none"])
+@pytest.mark.parametrize("service", ["crash", "hang", None], ids=["crashes-on-activation", "hangs", "none"])
 def test_a_broken_or_missing_notification_service_costs_one_log_line(
         cluster: Cluster, namespace: str, launch, service: str | None) -> None:  # noqa: ANN001
     _skip_without_desktop()
@@ -263,8 +265,9 @@ def test_a_broken_or_missing_notification_service_costs_one_log_line(
         # The forward fails; the tray tries to say so, the bus answers with an error.
         attempt = broken.notifications.wait_for(lambda m: m.failed_calls, 60,
                                                 "failed call to the notification service")[0]
-        want = "org.freedesktop.DBus.Error.Spawn.ChildExited" if service == "crash" else (
-            "org.freedesktop.DBus.Error.ServiceUnknown")
+        want = {"crash": "org.freedesktop.DBus.Error.Spawn.ChildExited",
+                "hang": "org.freedesktop.DBus.Error.TimedOut",  # the bus's service_start_timeout, 5 s
+                None: "org.freedesktop.DBus.Error.ServiceUnknown"}[service]
         assert attempt.error == want, broken.notifications.calls
         time.sleep(2)
         assert app.proc.poll() is None, app.output()

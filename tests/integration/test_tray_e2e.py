@@ -152,7 +152,8 @@ def test_forward_from_the_clusters_menu_then_its_actions(cluster: Cluster, names
     wait_for(lambda: opened.exists() and opened.read_text().strip() == f"http://127.0.0.1:{port}/", 10,
              "the browser to be asked")
     menu.click_path(active, "Save as profile…")
-    profile = menu.wait_for("Profiles", lambda label: label.startswith(f"web-http  (deploy/web {port} → http · tender-a/"),
+    saved = f"web-http  (deploy/web {port} → http · tender-a/"
+    profile = menu.wait_for("Profiles", lambda label: label.startswith(saved),
                             timeout=15)
     assert profile.toggle_state == 1  # the running forward is that profile now
     assert "name: web-http" in app.profiles.read_text()

@@ -3,7 +3,7 @@
 What runs (all child processes of the test, each in its own process group,
 stopped by pid/pgid in :meth:`Desktop.stop`):
 
-* **Xvfb** on a free display (``-displayfd``), painted a desktop-like grey;
+* **Xvfb** on a display number no X server holds, painted a desktop-like grey;
 * a **private session bus**: ``dbus-daemon --config-file=DIR/bus.conf`` whose
   configuration (written here) listens in ``DIR``, activates services from
   ``DIR/services`` only (nothing installed on the machine leaks in) and lets
@@ -35,6 +35,8 @@ window go to ``tests/artifacts/`` (:meth:`screenshot`).
 from __future__ import annotations
 
 import os
+import random
+import re
 import shutil
 import signal
 import subprocess
@@ -105,6 +107,13 @@ PANEL_XML = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
+def taken_displays() -> set[int]:
+    """X display numbers in use here: a lock file in /tmp, or a socket on disk or abstract (/proc/net/unix)."""
+    taken = {int(m) for m in re.findall(r"/tmp/\.X11-unix/X(\d+)", Path("/proc/net/unix").read_text())}
+    taken |= {int(m) for f in Path("/tmp").glob(".X*-lock") for m in re.findall(r"\.X(\d+)-lock", f.name)}
+    return taken
+
+
 def missing_tools(*names: str) -> list[str]:
     """The programs of ``names`` that are not on PATH."""
     return [n for n in names if shutil.which(n) is None]
@@ -112,7 +121,7 @@ def missing_tools(*names: str) -> list[str]:
 
 def missing_desktop() -> list[str]:
     """What the xfce4-panel desktop needs and this machine lacks (tests/debian-packages.txt installs it)."""
-    missing = missing_tools("Xvfb", "dbus-daemon", "xfce4-panel", "xdotool", "import")
+    missing = missing_tools("Xvfb", "xdpyinfo", "dbus-daemon", "xfce4-panel", "xdotool", "import")
     missing += [p for p in (XFCONFD, XFCE4_NOTIFYD) if not os.access(p, os.X_OK)]
     return missing
 
@@ -246,17 +255,30 @@ class Desktop:
 
     # -------------------------------------------------------------- X
     def _start_xvfb(self) -> None:
-        # -displayfd: Xvfb picks a free display number and writes it to us when ready.
-        r, w = os.pipe()
+        """Xvfb on a display number no other X server holds; returns once it answers (RuntimeError if not).
+
+        Not ``-displayfd``: Xvfb then looks only at lock files, and on a machine where other X
+        servers run in their own /tmp it can pick a number whose abstract socket is theirs.
+        """
         w_, h_ = self.size
-        self._spawn(["Xvfb", "-displayfd", str(w), "-screen", "0", f"{w_}x{h_}x24", "-nolisten", "tcp",
-                     "-noreset"], pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        os.close(w)
-        with os.fdopen(r) as f:
-            number = f.readline().strip()
-        if not number:
-            raise RuntimeError("Xvfb did not start")
-        self.display = f":{number}"
+        for _ in range(5):
+            number = random.choice([n for n in range(200, 2000) if n not in taken_displays()])
+            proc = self._spawn(["Xvfb", f":{number}", "-screen", "0", f"{w_}x{h_}x24", "-nolisten", "tcp",
+                                "-noreset"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            lock = Path(f"/tmp/.X{number}-lock")
+            deadline = time.monotonic() + 15
+            while proc.poll() is None and time.monotonic() < deadline:
+                try:
+                    ours = lock.read_text().strip() == str(proc.pid)
+                except OSError:
+                    ours = False
+                if ours and subprocess.run(["xdpyinfo", "-display", f":{number}"], capture_output=True).returncode == 0:
+                    self.display = f":{number}"
+                    return
+                time.sleep(0.05)
+            _stop_group(proc)
+            self.procs.remove(proc)
+        raise RuntimeError("Xvfb did not start")
 
     def _paint_background(self, rgb: str = "#4c566a") -> None:
         """A desktop-like background instead of Xvfb's black (screenshots are for people)."""
