@@ -10,10 +10,11 @@ never answers, or none.
 
 What is asserted is what the user gets: the icon drawn in the panel within
 2 s of the start (pixels of a screenshot), a menu window opening when the
-icon is clicked, the menu read and clicked over ``com.canonical.dbusmenu``
-as the panel does, the item back after the panel restarts, one line and
-exit 2 without a session bus, one log line when notifications cannot be
-shown.  Screenshots are saved in tests/artifacts/ and are worth a look.
+icon is clicked and a row chosen in it reaching the tray, the menu read and
+clicked over ``com.canonical.dbusmenu`` as the panel does, the item back
+after the panel restarts, the bus found at ``$XDG_RUNTIME_DIR/bus``, one line
+and exit 2 without a session bus, one log line when notifications cannot be
+shown, no PyGObject loaded.  Screenshots are saved in tests/artifacts/ and are worth a look.
 """
 
 from __future__ import annotations
@@ -308,3 +309,34 @@ def test_the_tray_runs_without_pygobject(desktop: Desktop, launch) -> None:  # n
     assert str(USER_VENV) in where, f"the tray runs from {where}, not the plain install"  # not the checkout
     menu: TrayMenu = app.menu
     assert menu.layout().labels()[-1] == "Quit"
+
+
+def test_a_click_in_the_panels_menu_reaches_the_tray(desktop: Desktop, launch) -> None:  # noqa: ANN001
+    """The person's path: the panel draws the menu, a row is chosen there, the tray acts on it."""
+    app = launch()
+    before = app.menu.wait_for("Notifications").toggle_state
+    assert before in (0, 1)
+    box, _ = icon_in_panel(desktop, "panel-icon.png")
+    menu = open_menu_by_clicking(desktop, box)
+    time.sleep(0.3)
+    # Keyboard, as in any GTK menu: Up from nothing selects the last row (Quit), Up again Notifications.
+    desktop.xdotool("key", "Up", "Up")
+    time.sleep(0.3)
+    desktop.screenshot("panel-menu-notifications-selected.png")
+    desktop.xdotool("key", "Return")
+    wait_for(lambda: not [w for w in desktop.windows() if w.id == menu.id], 5, "the menu to close")
+    app.menu.wait_for("Notifications", where=lambda n: n.toggle_state == 1 - before, timeout=5)
+    assert app.proc.poll() is None
+
+
+def test_the_session_bus_found_in_xdg_runtime_dir(desktop: Desktop, launch) -> None:  # noqa: ANN001
+    """systemd's user bus: no DBUS_SESSION_BUS_ADDRESS, the socket at $XDG_RUNTIME_DIR/bus."""
+    socket_path = desktop.bus.split("unix:path=", 1)[1].split(",", 1)[0]
+    (desktop.runtime_dir / "bus").unlink(missing_ok=True)
+    (desktop.runtime_dir / "bus").symlink_to(socket_path)
+    try:
+        app = launch(env={"DBUS_SESSION_BUS_ADDRESS": None, "XDG_RUNTIME_DIR": str(desktop.runtime_dir)})
+        assert app.appeared_after <= APPEARS_WITHIN, f"icon after {app.appeared_after:.2f} s\n{app.output()}"
+        assert app.menu.layout().labels()[-1] == "Quit"
+    finally:
+        (desktop.runtime_dir / "bus").unlink(missing_ok=True)
