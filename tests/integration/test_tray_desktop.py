@@ -340,3 +340,22 @@ def test_the_session_bus_found_in_xdg_runtime_dir(desktop: Desktop, launch) -> N
         assert app.menu.layout().labels()[-1] == "Quit"
     finally:
         (desktop.runtime_dir / "bus").unlink(missing_ok=True)
+
+
+def test_the_desktop_is_hermetic(desktop: Desktop) -> None:
+    """Only the harness's services can be activated; nothing of the real session reaches the bus."""
+    from tests.ui.harness.bus import DBUS, Bus
+
+    bus = Bus(desktop.bus)
+    try:
+        [names] = bus.call(*DBUS, "ListActivatableNames")
+    finally:
+        bus.close()
+    assert set(names) == {"org.freedesktop.DBus", "org.xfce.Xfconf", "org.freedesktop.Notifications"}, names
+    daemon = next(p for p in desktop.procs if p.args[0] == "dbus-daemon")
+    environ = Path(f"/proc/{daemon.pid}/environ").read_text().split("\0")
+    env = dict(line.split("=", 1) for line in environ if "=" in line)
+    assert env["DISPLAY"] == desktop.display and env["HOME"] == str(desktop.home)
+    assert env["XDG_RUNTIME_DIR"] == str(desktop.runtime_dir)
+    leaked = [k for k in env if k.startswith(("DBUS_", "WAYLAND_", "XDG_CURRENT_DESKTOP", "SESSION_MANAGER"))]
+    assert not leaked, leaked
