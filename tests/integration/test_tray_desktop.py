@@ -209,11 +209,13 @@ def _safe_hostname(port: int) -> str | None:
 
 def test_the_item_comes_back_when_the_panel_restarts(desktop: Desktop, launch) -> None:  # noqa: ANN001
     app = launch()
-    desktop.restart_panel()
-    started = time.monotonic()
-    app.menu.wait_item(pid=app.proc.pid, timeout=10)
-    back_after = time.monotonic() - started
-    assert back_after <= APPEARS_WITHIN, f"registered again {back_after:.2f} s after the watcher came back"
+    for _ in range(2):  # twice: a second restart is no different from the first
+        desktop.restart_panel()
+        started = time.monotonic()
+        app.menu.wait_item(pid=app.proc.pid, timeout=10)
+        back_after = time.monotonic() - started
+        assert back_after <= APPEARS_WITHIN, f"registered again {back_after:.2f} s after the watcher came back"
+        assert len(app.menu.items_of(app.proc.pid)) == 1, app.menu.registered_items()  # once, not twice
     # Its menu works: the Notifications check item toggles, read back over dbusmenu.
     before = app.menu.wait_for("Notifications").toggle_state
     app.menu.click_path("Notifications")

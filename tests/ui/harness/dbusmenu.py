@@ -96,7 +96,8 @@ class TrayMenu:
         except (BusError, TimeoutError):
             return []
 
-    def _items_of(self, pid: int | None) -> list[tuple[str, str]]:
+    def items_of(self, pid: int | None) -> list[tuple[str, str]]:
+        """The registered items (bus name, object path) of process ``pid`` (None: all)."""
         found = []
         for entry in self.registered_items():
             name, slash, path = entry.partition("/")
@@ -112,7 +113,7 @@ class TrayMenu:
         """
         start = time.monotonic()
         while True:
-            items = self._items_of(pid)
+            items = self.items_of(pid)
             if items:
                 self.service, self.item_path = items[0]
                 try:
@@ -126,7 +127,7 @@ class TrayMenu:
             time.sleep(0.05)
 
     def is_registered(self, pid: int | None = None) -> bool:
-        return bool(self._items_of(pid))
+        return bool(self.items_of(pid))
 
     def item_property(self, name: str):  # noqa: ANN201
         """A property of the item (``org.kde.StatusNotifierItem``), unwrapped."""
