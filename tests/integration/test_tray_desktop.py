@@ -318,7 +318,7 @@ def test_a_click_in_the_panels_menu_reaches_the_tray(desktop: Desktop, launch) -
     app = launch()
     before = app.menu.wait_for("Notifications").toggle_state
     assert before in (0, 1)
-    box, _ = icon_in_panel(desktop, "panel-icon.png")
+    box, _ = icon_in_panel(desktop, "panel-icon-before-choosing.png")
     menu = open_menu_by_clicking(desktop, box)
     time.sleep(0.3)
     # Keyboard, as in any GTK menu: Up from nothing selects the last row (Quit), Up again Notifications.

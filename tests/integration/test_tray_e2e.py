@@ -115,7 +115,7 @@ def test_profile_from_the_menu_reaches_the_pod_and_survives_its_deletion(
     assert [c.label for c in item.children if c.type != "separator"][-3:] == ["Open in browser", "Copy address", "Stop"]
     profile_item = menu.wait_for("Profiles", "e2e (1 of 1 running)", lambda label: label.startswith("e2e-web  "))
     assert profile_item.toggle_state == 1
-    assert menu.layout().children[0].label == "1 active · 0 reconnecting · 0 errors"
+    assert menu.layout().children[0].label == "1 active"
 
     # The pod goes away: the forward is active again on the new pod.
     cluster.kubectl("delete", "pod", pod, "-n", namespace, "--wait=false")
@@ -177,7 +177,7 @@ def test_retry_and_remove_errored_forwards(cluster: Cluster, namespace: str, lau
     assert not reason.enabled and "late" in reason.label, reason.label
     labels = [c.label for c in item.children if c.type != "separator"]
     assert "Retry" in labels and "Remove" in labels and "Stop" not in labels
-    assert menu.layout().children[0].label == "0 active · 0 reconnecting · 2 errors"
+    assert menu.layout().children[0].label == "2 errors"
 
     [pod] = deploy(cluster, namespace, "late")
     menu.click_path(failed, "Retry")
@@ -262,6 +262,9 @@ def test_files_change_under_a_running_tray(desktop: Desktop, cluster: Cluster, n
     app = launch(good, kubeconfig=str(kubeconfig))
     menu = app.menu
     menu.wait_for("Clusters", is_context("tender-b"))
+    # Controller.start() stamps the files for its watcher only after reading them and starting the
+    # profiles: an edit in between is never seen (a race reported with issue 12). Let it finish starting.
+    time.sleep(2.5)
 
     # A broken profiles file: one error line, the last good profiles stay.
     app.profiles.write_text(good.replace('"18999:8080"', '"18999:80 80"'))
