@@ -17,7 +17,8 @@ NOTIFY = Action(ActionKind.TOGGLE_NOTIFICATIONS)
 
 def menu(status: str = "1 active", row_a: str = "web 8080 active", *, b: bool = False, notifications: bool = True,
          stop_enabled: bool = True) -> Item:
-    rows = [submenu(row_a, [note("Pod web-1"), Item("Copy address", COPY_A), Item("Stop", STOP_A, enabled=stop_enabled)])]
+    rows = [submenu(row_a, [note("Pod web-1"), Item("Copy address", COPY_A),
+                            Item("Stop", STOP_A, enabled=stop_enabled)])]
     if b:
         rows.append(submenu("db 5432 active", [Item("Stop", STOP_B)]))
     return root([note(status), *rows, SEPARATOR, Item("Notifications", NOTIFY, checked=notifications),
@@ -78,7 +79,8 @@ def test_get_layout_depth_and_property_names() -> None:
 def test_group_properties_property_and_click() -> None:
     layout = build(menu())
     stop, quit_ = id_of(layout, "web 8080 active", "Stop"), id_of(layout, "Quit")
-    assert layout.group_properties([stop, 999, quit_], ["label"]) == [(stop, {"label": "Stop"}), (quit_, {"label": "Quit"})]
+    assert layout.group_properties([stop, 999, quit_], ["label"]) == [(stop, {"label": "Stop"}),
+                                                                      (quit_, {"label": "Quit"})]
     assert layout.property(stop, "enabled") is True
     with pytest.raises(KeyError):
         layout.property(stop, "toggle-state")

@@ -8,6 +8,7 @@ dbus-fast -- and reads and clicks the menu over ``com.canonical.dbusmenu``.
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -43,7 +44,8 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="D-Bus session b
 
 
 @pytest.fixture
-def bus_address(tmp_path: Path) -> Any:
+def bus_daemon(tmp_path: Path) -> Any:
+    """(address, process) of a private dbus-daemon that activates nothing."""
     config = tmp_path / "bus.conf"
     config.write_text(BUS_CONFIG)
     proc = subprocess.Popen(["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address=1"],
@@ -51,9 +53,15 @@ def bus_address(tmp_path: Path) -> Any:
     assert proc.stdout is not None
     address = proc.stdout.readline().strip()
     assert address.startswith("unix:"), address
-    yield address
+    yield address, proc
+    proc.send_signal(signal.SIGCONT)  # in case a test stopped it and failed
     proc.terminate()
     proc.wait(5)
+
+
+@pytest.fixture
+def bus_address(bus_daemon: tuple[str, subprocess.Popen[str]]) -> str:
+    return bus_daemon[0]
 
 
 class Watcher(ServiceInterface):
@@ -174,7 +182,7 @@ class Panel:
 
 
 async def released(conn: MessageBus, name: str, timeout: float = 10.0) -> bool:
-    """Whether ``name`` has no owner within ``timeout`` s (the daemon drops a closed connection's names a moment later)."""
+    """Whether ``name`` has no owner within ``timeout`` s (the daemon drops a closed connection's names later)."""
     deadline = time.monotonic() + timeout
     while await dbus.name_has_owner(conn, name, CALL_TIMEOUT):
         if time.monotonic() > deadline:
@@ -395,7 +403,8 @@ def test_host_is_sni_with_a_watcher_and_a_host(bus_address: str) -> None:
 
 
 def test_host_without_a_watcher_on_gnome_names_the_extension(bus_address: str) -> None:
-    env = {"WAYLAND_DISPLAY": "wayland-0", "DBUS_SESSION_BUS_ADDRESS": bus_address, "XDG_CURRENT_DESKTOP": "ubuntu:GNOME"}
+    env = {"WAYLAND_DISPLAY": "wayland-0", "DBUS_SESSION_BUS_ADDRESS": bus_address,
+           "XDG_CURRENT_DESKTOP": "ubuntu:GNOME"}
     result = host.check_host(env, platform="linux")
     assert result.backend is None
     assert "AppIndicator and KStatusNotifierItem Support" in result.reason
@@ -441,8 +450,8 @@ def test_the_runtime_dir_socket_is_the_fallback_address(tmp_path: Path) -> None:
     sock.bind(str(tmp_path / "bus"))
     try:
         assert dbus.session_bus_address({"XDG_RUNTIME_DIR": str(tmp_path)}) == f"unix:path={tmp_path}/bus"
-        assert dbus.session_bus_address({"DBUS_SESSION_BUS_ADDRESS": "unix:path=/x", "XDG_RUNTIME_DIR": str(tmp_path)}) \
-            == "unix:path=/x"
+        both = {"DBUS_SESSION_BUS_ADDRESS": "unix:path=/x", "XDG_RUNTIME_DIR": str(tmp_path)}
+        assert dbus.session_bus_address(both) == "unix:path=/x"
     finally:
         sock.close()
 
@@ -575,7 +584,7 @@ def test_host_on_macos_and_windows_is_pystrays_own() -> None:
 
 def test_a_bus_problem_is_named_first_even_where_an_xembed_tray_is(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_bus(env: object, timeout: float) -> bool:
-        raise dbus.BusUnavailable("no session bus (DBUS_SESSION_BUS_ADDRESS is not set and there is no $XDG_RUNTIME_DIR/bus)")
+        raise dbus.BusUnavailable("no session bus (DBUS_SESSION_BUS_ADDRESS is not set, no $XDG_RUNTIME_DIR/bus)")
 
     monkeypatch.setattr(host, "status_notifier_host", no_bus)
     monkeypatch.setattr(host, "xembed_tray", lambda display: True)
@@ -585,3 +594,41 @@ def test_a_bus_problem_is_named_first_even_where_an_xembed_tray_is(monkeypatch: 
     assert "pipx inject kube-tender PyGObject" in result.reason and "\n" not in result.reason
     monkeypatch.setattr(host, "has_gtk3", lambda: True)
     assert host.check_host({"DISPLAY": ":5"}, platform="linux").backend == "gtk"  # GtkStatusIcon needs no bus
+
+
+def test_a_bus_daemon_slow_to_read_does_not_cost_the_connection(bus_daemon: tuple[str, subprocess.Popen[str]]) -> None:
+    """The daemon stops reading (a busy machine) while the item sends more than a socket buffer holds.
+
+    dbus-fast would take the full buffer for a broken connection and the icon
+    would vanish; the item must wait, then deliver everything in order.
+    """
+    address, daemon = bus_daemon
+
+    def big(n: int) -> Item:
+        rows = [Item(f"row {i} of update {n} " + "x" * 2000, Action(ActionKind.STOP, (str(i),))) for i in range(60)]
+        return root([note(f"update {n}"), *rows])
+
+    async def scenario() -> None:
+        watcher_conn, watcher = await start_watcher(address)
+        app = RunningView(address)
+        try:
+            panel = await Panel.connect(address, item_name())
+            await panel.wait(lambda: app.ready.is_set() and watcher.items)
+            daemon.send_signal(signal.SIGSTOP)
+            try:
+                for n in range(8):  # each update relabels 60 items: ~120 kB of ItemsPropertiesUpdated
+                    app.view.show(big(n), IconState.ACTIVE, n, f"Tender — {n}")
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.3)
+            finally:
+                daemon.send_signal(signal.SIGCONT)
+            await panel.wait(lambda: sum(s == "NewToolTip" for s, _ in panel.signals) == 8)  # one per update
+            shown = await panel.layout()
+            assert shown["children"][0]["label"] == "update 7"
+            assert app.view.bus.connected and app.thread.is_alive() and app.error is None
+        finally:
+            app.stop()
+            watcher_conn.disconnect()
+        assert app.error is None
+
+    asyncio.run(scenario())

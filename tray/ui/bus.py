@@ -79,7 +79,9 @@ async def connect(address: str | None = None, timeout: float = DEFAULT_TIMEOUT) 
     except Exception as exc:  # an address dbus-fast cannot use ("autolaunch:", a typo)
         raise BusUnavailable(f"cannot use the session bus address {address!r}: {_one_line(exc)}") from None
     try:
-        return await asyncio.wait_for(bus.connect(), timeout)
+        await asyncio.wait_for(bus.connect(), timeout)
+        _survive_a_full_socket(bus)
+        return bus
     except asyncio.CancelledError:
         _drop(bus)
         raise
@@ -135,6 +137,37 @@ async def name_has_owner(bus: MessageBus, name: str, timeout: float = DEFAULT_TI
     """Whether some connection owns ``name`` now (no activation); raises :class:`BusUnavailable`."""
     (owned,) = await call(bus, DBUS_NAME, DBUS_PATH, DBUS_NAME, "NameHasOwner", "s", (name,), timeout=timeout)
     return bool(owned)
+
+
+class _FullIsNotFatal:
+    """The connection's socket as dbus-fast's writer sees it, where a full send buffer is a write of 0 bytes.
+
+    dbus-fast (5.2, and dbus-next before it: python-dbus-next issue 153)
+    takes the ``BlockingIOError`` of a non-blocking ``send`` on a full socket
+    for a broken connection and closes it -- the tray icon vanished when the
+    bus daemon was slow to read (a busy machine, a large menu or icon sent
+    at once).  Reporting 0 bytes written instead makes the writer do what it
+    does after a partial write: wait until the socket is writable, then go on.
+    Only ``send`` is wrapped (no file descriptors are passed on this connection).
+    """
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+    def send(self, data: Any, *flags: int) -> int:
+        try:
+            return int(self._sock.send(data, *flags))
+        except (BlockingIOError, InterruptedError):
+            return 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def _survive_a_full_socket(bus: MessageBus) -> None:
+    writer = getattr(bus, "_writer", None)
+    if writer is not None and hasattr(writer, "sock") and not isinstance(writer.sock, _FullIsNotFatal):
+        writer.sock = _FullIsNotFatal(writer.sock)
 
 
 def _drop(bus: MessageBus) -> None:

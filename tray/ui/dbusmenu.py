@@ -249,8 +249,7 @@ def diff(old: Layout, new: Layout) -> Changes:
         before = old.nodes.get(item_id)
         if before is None:
             continue  # its parent's children changed: covered by the layout update
-        changed = {k: v for k, v in node.properties.items()
-                   if k not in before.properties or before.properties[k] != v or type(before.properties[k]) is not type(v)}
+        changed = {k: v for k, v in node.properties.items() if not _same(before.properties, k, v)}
         if changed:
             properties.append((item_id, changed))
         gone = tuple(k for k in before.properties if k not in node.properties)
@@ -259,6 +258,10 @@ def diff(old: Layout, new: Layout) -> Changes:
         if node.children != before.children:
             reshaped.append(item_id)
     return Changes(tuple(properties), tuple(removed), _common_ancestor(new, reshaped))
+
+
+def _same(props: Mapping[str, Any], name: str, value: Any) -> bool:
+    return name in props and type(props[name]) is type(value) and props[name] == value
 
 
 def _common_ancestor(layout: Layout, ids: Sequence[int]) -> int | None:

@@ -82,7 +82,9 @@ def check_host(env: Mapping[str, str] | None = None, platform: str = sys.platfor
     except BusUnavailable as exc:
         sni, bus_problem = False, str(exc)
     if forced in (SNI, "appindicator"):
-        return HostCheck(SNI) if sni else HostCheck(None, bus_problem or f"no StatusNotifier host for PYSTRAY_BACKEND={forced}")
+        if sni:
+            return HostCheck(SNI)
+        return HostCheck(None, bus_problem or f"no StatusNotifier host for PYSTRAY_BACKEND={forced}")
     if sni and not forced:
         return HostCheck(SNI)
     xembed = bool(display) and xembed_tray(display or "")

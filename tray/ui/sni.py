@@ -273,7 +273,8 @@ class DbusMenu(ServiceInterface):
         except dbusmenu.UnknownItem as exc:
             raise _unknown(exc) from None
         except KeyError:
-            raise DBusError("com.canonical.dbusmenu.Error.UnknownProperty", f"item {id} has no property {name}") from None
+            raise DBusError("com.canonical.dbusmenu.Error.UnknownProperty",
+                            f"item {id} has no property {name}") from None
 
     @dbus_method()
     def Event(self, id: "i", event_id: "s", data: "v", timestamp: "u") -> None:
