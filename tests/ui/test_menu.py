@@ -26,15 +26,15 @@ def actions_of(item: Item) -> set[ActionKind]:
 def test_status_line_counts_every_status() -> None:
     statuses = ["active"] * 3 + ["reconnecting", "error", "error"]
     assert labels.status_line(statuses) == "3 active · 1 reconnecting · 2 errors"
-    assert labels.status_line(["active", "error"]) == "1 active · 0 reconnecting · 1 error"
-    assert labels.status_line(["starting", "active"]) == "1 active · 1 starting · 0 reconnecting · 0 errors"
+    assert labels.status_line(["active", "error"]) == "1 active · 1 error"
+    assert labels.status_line(["starting", "active"]) == "1 active · 1 starting"
     assert labels.status_line([]) == "No forwards running"
 
 
 def test_status_line_is_the_first_line_and_disabled() -> None:
     menu = build_menu(MenuState(sessions=[session(), session(status="reconnecting", reason="no ready pod")]))
     first = menu.children[0]
-    assert first.label == "1 active · 1 reconnecting · 0 errors"
+    assert first.label == "1 active · 1 reconnecting"
     assert not first.enabled and first.action is None
 
 
@@ -65,7 +65,7 @@ def test_forwards_in_several_clusters_are_grouped_under_a_heading_per_cluster() 
     b = session("sts/db", 15432, 5432, cluster="tender-b", namespace="data")
     menu = build_menu(MenuState(sessions=[a, b, a2]))
     assert labels_of(menu)[:6] == [
-        "2 active · 0 reconnecting · 1 error",
+        "2 active · 1 error",
         "tender-a: 1 of 2 active, 1 error",
         "web  svc/web  8080 → 80  shop  active",
         "svc/api  8081 → 80  shop  error",
@@ -212,7 +212,7 @@ def test_a_profile_that_could_not_start_is_a_row_in_error_with_its_reason_and_re
     assert status_text(state) == "1 profile could not start"
     # with forwards running, it is counted after them
     busy = MenuState(sessions=[session()], profile_failures={"web": why, "gone": "no such context"})
-    assert build_menu(busy).children[0].label == "1 active · 0 reconnecting · 0 errors · 2 profiles could not start"
+    assert build_menu(busy).children[0].label == "1 active · 2 profiles could not start"
     assert "gone  profile  error" in labels_of(build_menu(busy))  # no longer in the file: named all the same
     assert icon_of(busy) == (IconState.ERROR, 2)
     assert icon_of(MenuState(sessions=[session()])) == (IconState.ACTIVE, 0)
@@ -458,8 +458,13 @@ def test_menu_invariants(sessions: list) -> None:
                       trees={"tender-a": _tree(), "tender-b": ClusterTree()})
     menu = build_menu(state)
     assert build_menu(state) == menu  # pure: same input, same menu
-    counts = {s: sum(1 for x in sessions if x.status == s) for s in ("active", "reconnecting", "error")}
-    assert menu.children[0].label.startswith(f"{counts['active']} active") or not sessions
+    counts = {s: sum(1 for x in sessions if x.status == s) for s in ("active", "starting", "reconnecting", "error")}
+    first = menu.children[0].label
+    shown = {"active": f"{counts['active']} active", "starting": f"{counts['starting']} starting",
+             "reconnecting": f"{counts['reconnecting']} reconnecting",
+             "error": labels.plural(counts["error"], "error")}
+    # Every status present is counted, in this order; a zero count is not shown.
+    assert first == (" · ".join(shown[s] for s in shown if counts[s]) or "No forwards running")
     several = len({s.cluster_id for s in sessions}) > 1
     entries = [i for p, i in menu.walk() if i.label in {labels.session_label(s, not several) for s in sessions}]
     assert len(entries) == len(sessions)

@@ -31,7 +31,7 @@ def test_model_becomes_pystray_items_and_clicks_dispatch(pystray_module) -> None
     menu = to_pystray(model, clicked.append)
     items = list(menu.items)
     texts = [i.text for i in items if i is not pystray_module.Menu.SEPARATOR]
-    assert texts[0] == "1 active · 0 reconnecting · 0 errors"
+    assert texts[0] == "1 active"
     status = items[0]
     assert not status.enabled
     entry = next(i for i in items if i.text == "svc/web  8080 → 80  tender-a/shop  active")

@@ -18,7 +18,7 @@ import re
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -234,12 +234,14 @@ class Controller:
         return used
 
     # ------------------------------------------------------------ actions
-    def dispatch(self, action: Action) -> None:
+    def dispatch(self, action: Action) -> Future[None]:
         """UI thread: queue the click's work (its kind's handler) and return at once.
 
-        A failure is logged and notified (``FAILURE_TITLES``), never raised.
+        Returns the work's future (done when the handler returned; its result is
+        always None).  A failure is logged and notified (``FAILURE_TITLES``),
+        never raised.
         """
-        self.pool.submit(self._guarded, action.kind, self._handlers[action.kind], *action.args)
+        return self.pool.submit(self._guarded, action.kind, self._handlers[action.kind], *action.args)
 
     def _guarded(self, kind: ActionKind, fn: Any, *args: Any) -> None:
         try:

@@ -56,25 +56,24 @@ def counts_of(statuses: Iterable[str]) -> dict[str, int]:
 
 
 def status_line(statuses: Iterable[str], failed_profiles: int = 0) -> str:
-    """The menu's first line and the tooltip: every forward counted under its status.
+    """The menu's first line and the tooltip: the forwards counted by status, zero counts left out.
 
-    '3 active · 1 reconnecting · 2 errors' (plus 'N starting' while some
-    start); ``failed_profiles`` profiles that could not start are added
-    ('· 1 profile could not start').  'No forwards running' only when there
-    is nothing at all to report.
+    '3 active · 1 reconnecting · 2 errors', '5 active', '1 active · 1 starting'
+    (order: active, starting, reconnecting, error); ``failed_profiles``
+    profiles that could not start are added ('· 1 profile could not start').
+    'No forwards running' only when there is nothing at all to report.
     """
     counts = counts_of(statuses)
-    failed = f"{plural(failed_profiles, 'profile')} could not start" if failed_profiles else ""
-    if not counts:
-        return failed or "No forwards running"
-    parts = [f"{counts.get(Status.ACTIVE, 0)} active"]
+    parts = [f"{counts[Status.ACTIVE]} active"] if counts.get(Status.ACTIVE) else []
     if counts.get(Status.STARTING):
         parts.append(f"{counts[Status.STARTING]} starting")
-    parts.append(f"{counts.get(Status.RECONNECTING, 0)} reconnecting")
-    parts.append(plural(counts.get(Status.ERROR, 0), "error"))
-    if failed:
-        parts.append(failed)
-    return f" {DOT} ".join(parts)
+    if counts.get(Status.RECONNECTING):
+        parts.append(f"{counts[Status.RECONNECTING]} reconnecting")
+    if counts.get(Status.ERROR):
+        parts.append(plural(counts[Status.ERROR], "error"))
+    if failed_profiles:
+        parts.append(f"{plural(failed_profiles, 'profile')} could not start")
+    return f" {DOT} ".join(parts) or "No forwards running"
 
 
 def group_counts(statuses: Iterable[str]) -> str:
