@@ -376,3 +376,32 @@ def test_retry_after_a_partial_start_starts_only_the_missing_ports(env) -> None:
     assert c.menu_state().profile_failures == {}
     assert [call[5] for call in starts(manager)] == ["metrics"]
     assert sorted(str(s.remote_port) for s in manager.list() if s.profile == "web") == ["80", "http", "metrics"]
+
+
+def test_an_edit_made_while_the_tray_starts_is_seen(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """The profiles file changes after the tray read it but before its first check: the edit shows."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text(PROFILES)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("placeholder")
+
+    class EditingManager(FakeManager):
+        edited = False
+
+        def clusters(self) -> list:  # read by Controller.start after the profiles
+            if not self.edited:
+                self.edited = True
+                profiles.write_text(PROFILES.replace("name: db", "name: db-renamed") + "\n")
+            return super().clusters()
+
+    manager = EditingManager(kubeconfig=str(kubeconfig))
+    c = Controller(manager, FakeView(), FakeDialogs(), FakeNotifier(), profiles_path=profiles,
+                   settings_file=tmp_path / "settings.json", refresh_interval=0.05, watch_interval=0.05)
+    try:
+        c.start()
+        assert manager.edited
+        wait_until(lambda: [p.name for p in c.profiles] == ["web", "db-renamed"], what="the edit")
+    finally:
+        c.close()

@@ -140,14 +140,15 @@ class Controller:
         """Load everything and start autostart profiles (not on the UI thread: it reads files)."""
         self._sync_autostart()
         self.manager.subscribe(self._on_event)
+        # The files are stamped before they are read: an edit made while they are read is seen.
+        self.files.watch([str(self.profiles_path)], self.reload_profiles)
+        self.files.watch([p for p in self.manager.kubeconfig.split(os.pathsep) if p], self.reload_clusters)
         self.reload_profiles()
         self.reload_clusters()
+        self.files.start()
         for p in self.profiles:
             if p.autostart:
                 self._guarded(ActionKind.PROFILE_START, self.start_profile, p)
-        self.files.watch([str(self.profiles_path)], self.reload_profiles)
-        self.files.watch([p for p in self.manager.kubeconfig.split(os.pathsep) if p], self.reload_clusters)
-        self.files.start()
         self.coalescer.poke()
 
     def close(self) -> None:
