@@ -632,3 +632,34 @@ def test_a_bus_daemon_slow_to_read_does_not_cost_the_connection(bus_daemon: tupl
         assert app.error is None
 
     asyncio.run(scenario())
+
+
+def test_when_the_session_bus_dies_tender_tray_ends_with_one_log_line(bus_daemon: tuple[str, subprocess.Popen[str]],
+                                                                      tmp_path: Path) -> None:
+    address, daemon = bus_daemon
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBUS_", "PYSTRAY_", "WAYLAND_", "XDG_"))}
+    env.update(HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path / "state"), XDG_CONFIG_HOME=str(tmp_path / "cfg"),
+               DISPLAY=":1999", DBUS_SESSION_BUS_ADDRESS=address)
+
+    async def scenario() -> tuple[int, str]:
+        conn, watcher = await start_watcher(address)
+        proc = subprocess.Popen([sys.executable, "-m", "tray", "tray", "--kubeconfig", str(tmp_path / "none")],
+                                env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            panel = Panel(conn, item_name(proc.pid))
+            await panel.wait(lambda: watcher.items)
+            conn.disconnect()
+            daemon.kill()  # the session ends under the tray
+            daemon.wait(5)
+            rc = await asyncio.get_running_loop().run_in_executor(None, proc.wait, 15)
+            return rc, proc.stdout.read() if proc.stdout else ""
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    rc, output = asyncio.run(scenario())
+    log = (tmp_path / "state" / "tender" / "log" / "tender.log").read_text()
+    assert rc == 0 and "Traceback" not in output, output
+    assert "Traceback" not in log and "never retrieved" not in log, log
+    assert log.count("the session bus connection closed") == 1, log
