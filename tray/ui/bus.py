@@ -3,7 +3,9 @@
 dbus-fast (pure Python on asyncio) has no timeout of its own: a bus daemon
 that accepts and never answers, or a peer that never replies, would hang
 the caller.  Everything here has a deadline and fails with one exception,
-:class:`BusUnavailable`, whose message is one line for the user.
+:class:`BusUnavailable`, whose message is one line for the user.  And a
+connection made here survives a bus daemon that is slow to read (dbus-fast
+alone closes it when the socket buffer is full: :class:`_FullIsNotFatal`).
 
 dbus-fast finds the session bus only through ``DBUS_SESSION_BUS_ADDRESS``;
 systemd sessions also put it at ``$XDG_RUNTIME_DIR/bus`` without always

@@ -429,7 +429,7 @@ class SniView:
         closed = asyncio.ensure_future(asyncio.shield(self.bus.wait_for_disconnect()))
         done, _ = await asyncio.wait({self._stopped, closed}, return_when=asyncio.FIRST_COMPLETED)
         if closed in done:
-            reason = closed.exception()  # retrieved: asyncio would log it as a traceback otherwise
+            reason = None if closed.cancelled() else closed.exception()  # retrieved, else asyncio logs it
             log.warning("the session bus connection closed (%s); the tray icon is gone",
                         type(reason).__name__ if reason else "closed")
         else:
