@@ -33,7 +33,7 @@ from bench import report, scenarios  # noqa: E402
 from bench.procs import CHILDREN, KUBECTL, system_cpu  # noqa: E402
 from tests.clusterlib import Cluster, cluster_down, cluster_up  # noqa: E402
 
-SCENARIOS = ("bulk", "latency", "concurrency", "rolling_restart", "pod_deletion", "scale", "startup")
+SCENARIOS = ("bulk", "latency", "concurrency", "rolling_restart", "pod_deletion", "scale", "startup", "tray_idle")
 
 
 class Interrupted(BaseException):
@@ -206,6 +206,15 @@ def notes(results: dict[str, Any]) -> list[str]:
                            f"{c} {v['relevant_list_get']}" for c, v in ctl["requests"].items()) + ".")
     except (KeyError, TypeError):
         pass
+    try:
+        ti = sc["tray_idle"]
+        t = ti["tray"]
+        out.append(f"Tray idle: `tender tray` (the D-Bus item, from a plain `pip install .`) under xfce4-panel with "
+                   f"{ti['forwards']} autostart forwards (menu: \"{ti['first_line']}\"): "
+                   f"{t['cpu_pct_of_one_core']:.2f} % of one core over {t['seconds']:.0f} s, RSS {t['rss_mb']:.0f} MB, "
+                   f"{t['threads']} threads, menu layout revisions meanwhile: {t['menu_revision_change']}.")
+    except (KeyError, TypeError):
+        pass
     return out
 
 
@@ -292,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         attempt("pod_deletion", lambda: scenarios.pod_deletion(cfg, a, workloads.fail_ns, log))
         attempt("scale", lambda: scenarios.scale(cfg, clusters, workloads, workdir, log))
         attempt("startup", lambda: scenarios.startup(cfg, clusters, workloads, workdir, log))
+        attempt("tray_idle", lambda: scenarios.tray_idle(cfg, workdir, workloads, clusters[0].kubeconfig, log))
         missing = [n for n in wanted if n not in results["scenarios"]]
         rc = 1 if missing else 0
     except (KeyboardInterrupt, Interrupted) as exc:

@@ -575,6 +575,61 @@ def write_profiles(path: Path, n: int, w: Workloads, ports: list[int]) -> list[d
     return profiles
 
 
+def tray_idle(cfg: Config, workdir: Path, w: Workloads, kubeconfig: str, log: Log) -> dict[str, Any]:
+    """The tray's own idle cost: ``tender tray`` (the D-Bus item, from ``.venv-user``) on the hermetic
+    xfce4-panel desktop of the tests, with ``cfg.scale_forwards`` autostart profiles active.
+
+    Measures the tray process's CPU (% of one core), RSS and threads over ``cfg.idle_seconds``
+    once the menu's first line says every forward is active, and counts the D-Bus signals the item
+    sent meanwhile (a timer-driven redraw would show as a steady stream of them).
+    """
+    from tests.ui.harness.app import TrayApp
+    from tests.ui.harness.desktop import Desktop
+
+    n = cfg.scale_forwards
+    path = workdir / f"tray-profiles-{n}.yaml"
+    profiles = write_profiles(path, n, w, free_ports(n))
+    path.write_text(path.read_text().replace('"]\n', '"]\n    autostart: true\n'))
+    out: dict[str, Any] = {"forwards": n, "idle_s": cfg.idle_seconds}
+    with Desktop(notifications="xfce4-notifyd") as desktop:
+        app = TrayApp(desktop, workdir / "tray-home", kubeconfig, path, venv="user").start()
+        try:
+            deadline = time.monotonic() + 180
+            first = ""
+            while time.monotonic() < deadline:
+                first = app.menu.layout().children[0].label
+                if first == f"{n} active":
+                    break
+                time.sleep(1.0)
+            out["first_line"] = first
+            log(f"tray: menu says {first!r} {time.monotonic() - (deadline - 180):.1f}s after the item appeared")
+            time.sleep(3.0)
+            pid = app.proc.pid
+            revision0 = _menu_revision(app.menu)
+            s0 = proc_stats(pid)
+            time.sleep(cfg.idle_seconds)
+            s1 = proc_stats(pid)
+            out["tray"] = {
+                "seconds": s1["t"] - s0["t"],
+                "cpu_pct_of_one_core": 100.0 * (s1["cpu_s"] - s0["cpu_s"]) / (s1["t"] - s0["t"]),
+                "rss_mb": s1["rss_mb"], "threads": s1["threads"],
+                # dbusmenu's layout revision: it grows only when the menu's structure changed.
+                "menu_revision_change": _menu_revision(app.menu) - revision0,
+            }
+            log(f"tray idle {out['tray']['seconds']:.0f}s with {n} forwards: CPU "
+                f"{out['tray']['cpu_pct_of_one_core']:.2f}% RSS {s1['rss_mb']:.0f} MB threads {s1['threads']}")
+        finally:
+            app.stop()
+    return out
+
+
+def _menu_revision(menu: Any) -> int:
+    """The item's dbusmenu layout revision (GetLayout's first value), through the harness's connection."""
+    from tests.ui.harness.dbusmenu import MENU
+
+    return int(menu.bus.call(menu.service, menu.menu_path, MENU, "GetLayout", "iias", [0, 0, []])[0])
+
+
 def expected_watches(profiles: list[dict[str, Any]]) -> dict[str, int]:
     """(cluster, resource) -> number of distinct (cluster, namespace, kind) keys the profiles need."""
     keys = set()
