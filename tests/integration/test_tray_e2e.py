@@ -262,9 +262,6 @@ def test_files_change_under_a_running_tray(desktop: Desktop, cluster: Cluster, n
     app = launch(good, kubeconfig=str(kubeconfig))
     menu = app.menu
     menu.wait_for("Clusters", is_context("tender-b"))
-    # Controller.start() stamps the files for its watcher only after reading them and starting the
-    # profiles: an edit in between is never seen (a race reported with issue 12). Let it finish starting.
-    time.sleep(2.5)
 
     # A broken profiles file: one error line, the last good profiles stay.
     app.profiles.write_text(good.replace('"18999:8080"', '"18999:80 80"'))
