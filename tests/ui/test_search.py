@@ -32,6 +32,12 @@ def wait_for(fn, what: str, timeout: float = 5.0):  # noqa: ANN001, ANN201
     return value
 
 
+def context_items(view: FakeView, context: str) -> tuple[Item, ...]:
+    """The context's submenu items, () while the menu does not show that context yet."""
+    menu = context_menu(view, context)
+    return menu.children if menu is not None else ()
+
+
 def context_menu(view: FakeView, context: str) -> Item | None:
     if not view.shown:
         return None
@@ -57,7 +63,7 @@ def test_search_asks_and_shows_the_hits_at_the_top_of_the_context(tmp_path: Path
     c.loader.browser = browser
     c.start()
     try:
-        search = wait_for(lambda: next((i for i in context_menu(view, "tender-a").children if i.label == "Search…"),
+        search = wait_for(lambda: next((i for i in context_items(view, "tender-a") if i.label == "Search…"),
                                        None), "Search…")
         assert search.action == Action(ActionKind.SEARCH, ("tender-a",))
         c.dispatch(search.action)
@@ -69,7 +75,7 @@ def test_search_asks_and_shows_the_hits_at_the_top_of_the_context(tmp_path: Path
             assert not [x for x in browser.asked if x[0] == "resources" and x[2] == "kube-system"]
             assert not context_menu(view, "tender-a").children[0].label.startswith("Results")
             return
-        results = wait_for(lambda: next((i for i in context_menu(view, "tender-a").children
+        results = wait_for(lambda: next((i for i in context_items(view, "tender-a")
                                          if i.label == "Results for “web”" and i.children[0].label != "Searching…"),
                                         None), "the results")
         assert context_menu(view, "tender-a").children[0].label == "Results for “web”"  # at the top
