@@ -177,7 +177,7 @@ def test_a_missing_kubeconfig_at_login_is_a_menu_row_with_retry_and_a_second_lau
         # A second launch (the user clicks the launcher): it tells the first and ends.
         second = subprocess.run(login.session_argv(argv), cwd=login.home, capture_output=True, text=True, timeout=30)
         assert (second.returncode, second.stdout) == (
-            0, "tender: Tender is already running (it shows a notification)\n")
+            0, "tender: Tender is already running (its icon is in the system tray)\n")
         wait_for(lambda: "another launch of Tender asked this one to show itself" in login.story(), 10,
                  "the first tray to hear of the second launch")
         # The kubeconfig arrives; Retry starts the profile.

@@ -161,7 +161,7 @@ def test_a_second_tender_tray_tells_the_first_and_exits_0(rundir: Path, tmp_path
         out = subprocess.run([sys.executable, "-m", "tray", "tray"], cwd=ROOT, env=env, capture_output=True,
                              text=True, timeout=30)
         assert (out.returncode, out.stdout, out.stderr) == (
-            0, "tender: Tender is already running (it shows a notification)\n", "")
+            0, "tender: Tender is already running (its icon is in the system tray)\n", "")
         assert told.wait(2)
 
 

@@ -250,7 +250,7 @@ def claim(name: str = "tray", directory: Path | None = None, *,
         return mine
     told = activate_running(name, directory)
     log.info("another Tender is running%s; this launch ends", " and was told" if told else " (it did not answer)")
-    announce("tender: Tender is already running" + (" (it shows a notification)" if told else ""))
+    announce("tender: Tender is already running" + (" (its icon is in the system tray)" if told else ""))
     return None
 
 
