@@ -485,3 +485,16 @@ def test_an_action_is_one_of_the_known_kinds() -> None:
     with pytest.raises(TypeError):
         Action("stop", ("s1",))  # type: ignore[arg-type]
     assert str(ActionKind.OPEN_URL) == "open-url"  # as log lines name it
+
+
+def test_a_long_reason_is_wrapped_so_its_cause_shows() -> None:
+    reason = ("/home/someone/work/kubeconfigs/production cluster/config.yaml: context prod-eu-west-1: "
+              "credentials could not be loaded: [Errno 2] No such file or directory: 'aws'")
+    lines = labels.reason_lines(reason)
+    assert len(lines) == 2 and all(len(line) <= 100 for line in lines)
+    assert lines[-1].endswith("No such file or directory: 'aws'")
+    assert labels.reason_lines("x " * 400)[-1].endswith(labels.ELLIPSIS)
+    assert len(labels.reason_lines("x " * 400)) == 3
+    failed = session("svc/web", 8080, 80, status="error", reason=reason)
+    row = next(i for _, i in build_menu(MenuState(sessions=[failed])).walk() if i.label.startswith("svc/web"))
+    assert [c.label for c in row.children[:2]] == lines and not row.children[1].enabled

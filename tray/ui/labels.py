@@ -99,6 +99,20 @@ def shorten(text: str, limit: int = 90) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + ELLIPSIS
 
 
+def reason_lines(text: str, width: int = 100, lines: int = 3) -> list[str]:
+    """A reason as up to ``lines`` menu lines of at most ``width`` characters, the last one shortened.
+
+    An error's cause often comes after a long path ("/home/u/.kube/config: context a:
+    credentials could not be loaded: [Errno 2] ... 'aws'"): wrapped, not cut, so it shows.
+    """
+    import textwrap
+
+    wrapped = textwrap.wrap(" ".join(str(text).split()), width) or [""]
+    if len(wrapped) <= lines:
+        return wrapped
+    return [*wrapped[: lines - 1], shorten(" ".join(wrapped[lines - 1:]), width)]
+
+
 def remote_text(s: SessionLike) -> str:
     return str(s.remote_port or s.container_port)
 

@@ -96,7 +96,7 @@ def _failures(state: MenuState) -> list[Item]:
             where = f"{p.context or state.current_context or 'current context'}/{p.namespace or 'default namespace'}"
             what = f"{p.target}  {', '.join(labels.spec_ports_text(spec) for spec in p.ports)}  {where}"
         children = [
-            note(labels.shorten(reason, 100)),
+            *(note(line) for line in labels.reason_lines(reason)),
             SEPARATOR,
             Item("Retry", Action(ActionKind.PROFILE_START, (name,))),
             Item(f"Edit profiles{labels.ELLIPSIS}", Action(ActionKind.EDIT_PROFILES)),
@@ -143,7 +143,7 @@ def session_item(s: labels.SessionLike, saved: bool = False, cluster: bool = Tru
     items: list[Item] = []
     running = s.status in labels.RUNNING
     if s.status in (Status.ERROR, Status.RECONNECTING) and s.status_reason:
-        items.append(note(labels.shorten(s.status_reason, 100)))
+        items.extend(note(line) for line in labels.reason_lines(s.status_reason))
     if s.pod_name and s.status == Status.ACTIVE:
         items.append(note(f"Pod {s.pod_name}"))
     if s.profile:
