@@ -283,6 +283,27 @@ class KubeconfiglessManager(FakeManager):
         return super().start(spec)
 
 
+class CardNotifier(FakeNotifier):
+    """A full notifier: ``sent`` (title, body) as FakeNotifier's, and ``log``: ("show", Message) / ("withdraw", key)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log: list[tuple[str, object]] = []
+
+    def show(self, message) -> None:  # noqa: ANN001
+        with self.cond:
+            self.log.append(("show", message))
+        self.send(message.title, message.body)
+
+    def withdraw(self, key: str) -> None:
+        with self.cond:
+            self.log.append(("withdraw", key))
+
+    def shown(self) -> list:  # noqa: ANN201
+        with self.cond:
+            return [m for verb, m in self.log if verb == "show"]
+
+
 @pytest.fixture
 def no_kubeconfig(tmp_path: Path, monkeypatch):  # noqa: ANN201
     monkeypatch.setenv("HOME", str(tmp_path))
@@ -290,7 +311,7 @@ def no_kubeconfig(tmp_path: Path, monkeypatch):  # noqa: ANN201
     profiles = tmp_path / "profiles.yaml"
     profiles.write_text(PROFILES)
     manager = KubeconfiglessManager(str(tmp_path / "missing" / "config"))
-    view, notifier = FakeView(), FakeNotifier()
+    view, notifier = FakeView(), CardNotifier()
     c = Controller(manager, view, FakeDialogs(), notifier, profiles_path=profiles,
                    settings_file=tmp_path / "settings.json", refresh_interval=0.05, watch_interval=0.05)
     c.start()
@@ -302,8 +323,13 @@ def test_an_autostart_profile_without_kubeconfig_is_a_failure_with_its_reason(no
     c, manager, view, notifier, tmp = no_kubeconfig
     reason = f"{tmp}/missing/config: kubeconfig not found"
     assert c.menu_state().profile_failures == {"web": reason}
-    # (The notification leaves from the notifications' own thread.)
-    wait_until(lambda: ("Could not start the profile", reason) in notifier.sent, what="the notification")
+    # (The notification leaves from the notifications' own thread.)  It names the profile, says why
+    # (the cause first, then the file) and offers Retry; one card per profile.
+    card = wait_until(lambda: next((m for m in notifier.shown() if m.key == "profile:web"), None),
+                      what="the notification")
+    assert (card.title, card.body) == ("Profile web could not start", f"kubeconfig not found ({tmp}/missing/config)")
+    assert [(label, a) for label, a in card.actions] == [("Retry", Action(ActionKind.PROFILE_START, ("web",))),
+                                                         ("Edit profiles", Action(ActionKind.EDIT_PROFILES))]
     assert manager.list() == []
     # The menu shows it, not "No forwards running": a row in error with the reason and Retry.
     row = wait_until(lambda: next((i for i in view.menu.children if i.label.startswith("web  ")), None),
@@ -315,10 +341,14 @@ def test_an_autostart_profile_without_kubeconfig_is_a_failure_with_its_reason(no
     # A profile started from the menu fails the same way and is listed too.
     run(c, ActionKind.PROFILE_START, "db")
     assert c.menu_state().profile_failures == {"web": reason, "db": reason}
+    run(c, ActionKind.PROFILE_START, "db")  # Retry fails again: its card is replaced, not doubled
+    wait_until(lambda: [m.key for m in notifier.shown()].count("profile:db") == 2, what="db's card, twice")
+    assert [m.key for m in notifier.shown()] == ["profile:web", "profile:db", "profile:db"]
     # The kubeconfig appears: Retry (PROFILE_START) starts the profile and the failure is gone.
     manager.missing = False
     c.dispatch(row.child("Retry").action)  # the click
     wait_until(lambda: c.menu_state().profile_failures == {"db": reason}, what="web started")
+    wait_until(lambda: ("withdraw", "profile:web") in notifier.log, what="web's card closed")
     run(c, ActionKind.PROFILE_START, "web")  # idempotent: nothing started twice
     assert sorted(str(s.remote_port) for s in manager.list() if s.profile == "web") == ["80", "http", "metrics"]
     # A profile without a context takes the current one, read now (the file watcher may not have looked yet).
@@ -333,6 +363,8 @@ def test_an_autostart_profile_without_kubeconfig_is_a_failure_with_its_reason(no
     assert c.menu_state().profile_failures == {"db": reason}
     run(c, ActionKind.PROFILE_STOP, "db")
     assert c.menu_state().profile_failures == {}
+    wait_until(lambda: notifier.log[-1] == ("withdraw", "profile:db"), what="db's card closed on stop")
+    assert {m.title for m in notifier.shown()} == {"Profile web could not start", "Profile db could not start"}
 
 
 def test_unknown_context_failure_goes_when_the_profile_leaves_the_file(env) -> None:  # noqa: ANN001

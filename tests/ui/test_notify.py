@@ -305,6 +305,43 @@ def test_a_direct_message_replaces_the_same_message() -> None:
         n.close()
 
 
+def test_a_profile_that_cannot_start_has_one_card_named_after_it_with_retry() -> None:
+    from tray.errors import UsageError
+
+    rec = RecordingNotifier()
+    n = Notifications(rec, window=0.05, enabled=lambda: False)  # shown even when turned off: the user asked
+    try:
+        unknown = UsageError('context "nowhere" not found in the kubeconfig (contexts: tender-a)',
+                             source="/home/u/.kube/config", field="context")
+        n.profile_failed("web", unknown)
+        n.profile_failed("web", unknown)  # the menu's Retry failed again: the same card, replaced
+        n.profile_failed("db", "profile db: the kubeconfig sets no current-context; set context: NAME")
+        n.profile_ok("web")  # it started: its card goes
+        log = rec.wait_for(4)
+    finally:
+        n.close()
+    first, again, db, ok = log
+    assert first == again and first[0] == "show"
+    m = first[1]
+    assert (m.title, m.key, m.urgency) == ("Profile web could not start", "profile:web", Urgency.CRITICAL)
+    # The cause first, the file after it (a body cut at its end keeps the cause).
+    assert m.body == 'context "nowhere" not found in the kubeconfig (contexts: tender-a) (/home/u/.kube/config)'
+    assert buttons(m) == [("Retry", Action(ActionKind.PROFILE_START, ("web",))),
+                          ("Edit profiles", Action(ActionKind.EDIT_PROFILES))]
+    assert (db[1].title, db[1].key) == ("Profile db could not start", "profile:db")
+    assert db[1].body == "the kubeconfig sets no current-context; set context: NAME"  # no "profile db:" twice
+    assert ok == ("withdraw", "profile:web")
+
+
+def test_a_long_reason_keeps_its_cause_and_loses_the_path() -> None:
+    from tray.errors import UsageError
+
+    deep = "/home/someone/" + "very/" * 60 + "config"
+    m = notify.profile_failure_message("web", UsageError("kubeconfig not found", source=deep))
+    assert m.body.startswith("kubeconfig not found (/home/someone/very/") and len(m.body) == 200
+    assert m.body.endswith("…")
+
+
 def test_closing_closes_the_notifier_too() -> None:
     class Closable(RecordingNotifier):
         def close(self) -> None:

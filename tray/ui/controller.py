@@ -200,6 +200,7 @@ class Controller:
             with self._failures_lock:
                 for gone in set(self.profile_failures) - names:
                     del self.profile_failures[gone]
+                    self.notifications.profile_ok(gone)  # its card's Retry would find no profile
         self.coalescer.poke()
 
     def reload_clusters(self) -> None:
@@ -249,12 +250,20 @@ class Controller:
             fn(*args)
         except TenderError as exc:
             log.warning("%s: %s", kind.value, exc)
-            self.notifications.send(FAILURE_TITLES.get(kind, "Tender"), labels.shorten(str(exc), 200), always=True)
+            self._notify_failure(kind, exc, args)
         except Exception as exc:
             log.exception("%s failed", kind.value)
-            self.notifications.send(FAILURE_TITLES.get(kind, "Tender"), labels.shorten(str(exc), 200), always=True)
+            self._notify_failure(kind, exc, args)
         finally:
             self.coalescer.poke()
+
+    def _notify_failure(self, kind: ActionKind, exc: Exception, args: tuple[Any, ...]) -> None:
+        """A profile's start: its own card (named, with Retry; one per profile); else ``FAILURE_TITLES``'s."""
+        if kind is ActionKind.PROFILE_START and args:
+            name = args[0].name if isinstance(args[0], Profile) else str(args[0])
+            self.notifications.profile_failed(name, exc)
+        else:
+            self.notifications.send(FAILURE_TITLES.get(kind, "Tender"), labels.shorten(str(exc), 200), always=True)
 
     def _do_stop(self, session_id: str) -> None:
         self.manager.stop(session_id)
@@ -353,6 +362,8 @@ class Controller:
                 self.profile_failures.pop(name, None)
             else:
                 self.profile_failures[name] = reason
+        if reason is None:  # started or stopped: a "could not start" card is stale
+            self.notifications.profile_ok(name)
 
     def _failures(self) -> dict[str, str]:
         with self._failures_lock:

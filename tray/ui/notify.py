@@ -13,7 +13,13 @@ The policy (what is worth a pop-up), plain data and an injected clock:
   no connection (``active`` on another pod, or a reconnect shorter than the
   threshold), a start;
 * a forward stopped or removed closes its notification, if still shown; so
-  does the user's Retry (``error`` → ``starting``): the card is stale.
+  does the user's Retry (``error`` → ``starting``): the card is stale;
+* a **profile that could not start** (no kubeconfig, an unknown context, a
+  local port taken): a critical notification naming the profile, the cause
+  first in its body, with Retry and Edit profiles; one per profile
+  (:func:`profile_key`), replaced by the next failure and closed when the
+  profile starts or stops (:meth:`Notifications.profile_failed`,
+  :meth:`Notifications.profile_ok`).
 
 One notification per forward, keyed by its session id and replaced as its
 state changes, not a pile.  A burst still becomes one summary
@@ -54,6 +60,7 @@ from enum import IntEnum, StrEnum
 from typing import Protocol, runtime_checkable
 
 from tray.domain.status import Status
+from tray.errors import UsageError
 from tray.ui import labels
 from tray.ui.model import Action, ActionKind
 
@@ -73,6 +80,11 @@ SUMMARY_KEY = "summary"
 def cluster_key(cluster: str) -> str:
     """The key of one cluster's summary notification: ``cluster:NAME``."""
     return f"cluster:{cluster}"
+
+
+def profile_key(name: str) -> str:
+    """The key of one profile's "could not start" notification: ``profile:NAME``."""
+    return f"profile:{name}"
 
 
 class Urgency(IntEnum):
@@ -112,7 +124,8 @@ class Message:
     """One notification as the notifier shows it.
 
     ``key``: the forward's session id, :func:`cluster_key`,
-    :data:`SUMMARY_KEY` or ``message:TITLE`` (:meth:`Notifications.send`);
+    :func:`profile_key`, :data:`SUMMARY_KEY` or ``message:TITLE``
+    (:meth:`Notifications.send`);
     a message with a key replaces the one shown under that key, one without
     is a card of its own.  ``actions``: (label,
     action) pairs, in the order the buttons are shown.  ``category``: a
@@ -133,6 +146,39 @@ class Flush:
 
     close: tuple[str, ...] = ()
     messages: tuple[Message, ...] = ()
+
+
+def cause_first(error: BaseException | str, name: str = "") -> str:
+    """One line saying why, the cause first (a notification body cut at its end loses the least).
+
+    ``error``: the exception, or its text.  A :class:`tray.errors.UsageError`
+    gives its message, then where in parentheses (``(FILE:LINE)``), instead of
+    ``str()``'s location first; a leading ``profile NAME:`` is dropped when
+    ``name`` is that profile (the summary names it already).  Not shortened.
+    """
+    if isinstance(error, UsageError):
+        where = ":".join(str(p) for p in (error.source, error.line) if p is not None and p != "")
+        text = f"{error.message} ({where})" if where else error.message
+    else:
+        text = str(error) or type(error).__name__
+    text = " ".join(text.split())
+    prefix = f"profile {name}: "
+    if name and text.startswith(prefix):
+        text = text[len(prefix):]
+    return text
+
+
+def profile_failure_message(name: str, error: BaseException | str) -> Message:
+    """The notification of profile ``name`` that could not start because of ``error``.
+
+    Summary "Profile NAME could not start", body :func:`cause_first` (at most
+    200 characters), key :func:`profile_key`, critical, with the actions Retry
+    (``PROFILE_START``, ``(name,)``) and Edit profiles (``EDIT_PROFILES``).
+    """
+    return Message(f"Profile {name} could not start", labels.shorten(cause_first(error, name), 200),
+                   key=profile_key(name), urgency=Urgency.CRITICAL,
+                   actions=(("Retry", Action(ActionKind.PROFILE_START, (name,))),
+                            ("Edit profiles", Action(ActionKind.EDIT_PROFILES))))
 
 
 @dataclass
@@ -368,7 +414,7 @@ class Notifications:
         self._clock = clock
         self._tracker = TransitionTracker(reconnect_after)
         self._buffer = BurstBuffer(window)
-        self._direct: list[Message] = []
+        self._direct: list[Message | str] = []  # in order: a Message to show, or the key of one to close
         self._cond = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="tender-notify", daemon=True)
@@ -411,6 +457,24 @@ class Notifications:
                 self._direct.append(Message(title, body, key=f"message:{title}"))
                 self._cond.notify()
 
+    def profile_failed(self, name: str, error: BaseException | str) -> None:
+        """Profile ``name`` could not start because of ``error`` (the exception, or its text).
+
+        Shown even when notifications are turned off (the user asked for the
+        start, or marked it autostart): :func:`profile_failure_message`, under
+        :func:`profile_key`, so a failed Retry replaces the card instead of
+        adding one.
+        """
+        with self._cond:
+            self._direct.append(profile_failure_message(name, error))
+            self._cond.notify()
+
+    def profile_ok(self, name: str) -> None:
+        """Profile ``name`` started or was stopped: its "could not start" card, if shown, is closed."""
+        with self._cond:
+            self._direct.append(profile_key(name))
+            self._cond.notify()
+
     def close(self) -> None:
         """Stop the thread (what is still buffered is dropped), then the notifier's ``close()`` if it has one.
 
@@ -450,10 +514,11 @@ class Notifications:
                 burst = self._buffer.flush(now)
             for key in burst.close:  # closing is never turned off: a stale card is worse than none
                 self._call(self._notifier.withdraw, key)
-            if self._enabled():
-                out += burst.messages
-            for m in out:
-                self._call(self._notifier.show, m)
+            for m in [*out, *burst.messages] if self._enabled() else out:
+                if isinstance(m, str):
+                    self._call(self._notifier.withdraw, m)
+                else:
+                    self._call(self._notifier.show, m)
 
     @staticmethod
     def _call(fn: Callable[..., None], *args: object) -> None:
