@@ -147,6 +147,25 @@ def test_a_missing_or_broken_kubeconfig_still_gives_an_entry(tmp_path: Path) -> 
         assert got["KUBECONFIG"] == str(kubeconfig) and got["PATH"] == "/usr/bin"
 
 
+def test_the_entry_reads_back_as_written(home: Path) -> None:
+    argv = ["/opt/tender env/bin/tender", "tray", "--kubeconfig", '/home/u/k$1 "q" \\ 100%% `x`.yaml', ""]
+    recorded = {"KUBECONFIG": "/home/u/k one.yaml:/home/u/k2.yaml", "PATH": "/usr/bin:/opt/a b/bin",
+                "TENDER_PROFILES": "/home/u/p\tq.yaml"}
+    # Given the variables to record, the entry records those (not the environment in force).
+    assert autostart.set_enabled(True, argv, env={"HOME": str(home)}, recorded=recorded, platform="linux") == recorded
+    path = home / ".config" / "autostart" / "tender.desktop"
+    assert autostart.read_xdg_entry() == (argv, recorded)
+    assert autostart.parse_desktop_exec(next(line for line in path.read_text().splitlines()
+                                             if line.startswith("Exec="))[5:]) == exec_argv(path)
+    assert autostart.set_enabled(False, argv, platform="linux") == {}
+    assert autostart.read_xdg_entry() is None  # no entry
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for text in ("[Desktop Entry]\n", "[Desktop Entry]\nExec=/usr/bin/tender tray\n",
+                 '[Desktop Entry]\nExec=env "KUBECONFIG=/a\n', "[Desktop Entry]\nExec=env KUBECONFIG=/a\n"):
+        path.write_text(text)
+        assert autostart.read_xdg_entry() is None, text  # not one this code wrote: nothing to keep
+
+
 def test_xdg_config_home_is_respected(home: Path, monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
     autostart.set_enabled(True, ["tender", "tray"], platform="linux")

@@ -37,12 +37,21 @@ def test_cli_command(monkeypatch, tmp_path: Path, capsys) -> None:
 
 
 def test_remove_undoes_install_and_the_login_entry(monkeypatch, tmp_path: Path, capsys) -> None:
+    import json
+
     from tray.cli import main
+    from tray.ui.settings import load_settings
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     login = tmp_path / "config" / "autostart" / "tender.desktop"
     login.parent.mkdir(parents=True)
     login.write_text("[Desktop Entry]\n")
+    # Start at login is on (and notifications off): --remove turns the first off, keeps the second.
+    settings = tmp_path / "config" / "tender" / "settings.json"
+    settings.parent.mkdir(parents=True)
+    settings.write_text(json.dumps({"notifications": False, "start_at_login": True,
+                                    "login_environment": {"KUBECONFIG": "/a/b.yaml"},
+                                    "login_arguments": []}))
     keep = tmp_path / "applications" / "other.desktop"
     keep.parent.mkdir(parents=True)
     keep.write_text("[Desktop Entry]\n")
@@ -50,8 +59,14 @@ def test_remove_undoes_install_and_the_login_entry(monkeypatch, tmp_path: Path, 
     assert main(["install-desktop", "--remove", "--prefix", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"removed {len(APP_ICON_SIZES) + 2} files: ")
+    assert out.rstrip().endswith("; Start at login turned off")
     assert not (tmp_path / "applications" / "tender.desktop").exists() and not login.exists()
+    # The next tray neither writes the entry again nor shows Start at login checked.
+    assert json.loads(settings.read_text()) == {"notifications": False, "start_at_login": False}
+    assert not load_settings().start_at_login
     assert not list((tmp_path / "icons").rglob("tender.png"))
     assert keep.is_file()
     assert main(["install-desktop", "--remove", "--prefix", str(tmp_path)]) == 0
-    assert capsys.readouterr().out.startswith("nothing to remove")
+    out = capsys.readouterr().out
+    assert out.startswith("nothing to remove") and "Start at login" not in out
+    assert json.loads(settings.read_text()) == {"notifications": False, "start_at_login": False}

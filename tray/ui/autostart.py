@@ -166,6 +166,91 @@ def desktop_exec(argv: Sequence[str]) -> str:
     return " ".join(out)
 
 
+def parse_desktop_exec(value: str) -> list[str]:
+    """The arguments of an Exec= value, read as a launcher reads them: the inverse of :func:`desktop_exec`.
+
+    ``value``: the text after ``Exec=``.  First the string value's escapes
+    (``\\s`` ``\\n`` ``\\t`` ``\\r`` ``\\\\``), then the Exec quoting: words
+    split on unquoted blanks, ``"..."`` quotes with ``\\"`` `` \\` `` ``\\$``
+    ``\\\\`` escaped inside, and ``%%`` read as ``%`` (other field codes are
+    kept as written).  Pure.  Raises ``ValueError`` for an unterminated quote.
+    """
+    escapes = {"s": " ", "n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
+    text, i = [], 0
+    while i < len(value):
+        if value[i] == "\\" and i + 1 < len(value) and value[i + 1] in escapes:
+            text.append(escapes[value[i + 1]])
+            i += 2
+        else:
+            text.append(value[i])
+            i += 1
+    line = "".join(text)
+    args: list[str] = []
+    word: list[str] | None = None  # None: between words
+    quoted, i = False, 0
+    while i < len(line):
+        c = line[i]
+        if quoted:
+            if c == "\\" and i + 1 < len(line) and line[i + 1] in '"`$\\':
+                word.append(line[i + 1])  # type: ignore[union-attr]
+                i += 1
+            elif c == '"':
+                quoted = False
+            else:
+                word.append(c)  # type: ignore[union-attr]
+        elif c in " \t\n":
+            if word is not None:
+                args.append("".join(word))
+            word = None
+        else:
+            word = [] if word is None else word
+            if c == '"':
+                quoted = True
+            else:
+                word.append(c)
+        i += 1
+    if quoted:
+        raise ValueError("unterminated quote in Exec value")
+    if word is not None:
+        args.append("".join(word))
+    return [a.replace("%%", "%") for a in args]
+
+
+def read_xdg_entry(path: Path | None = None) -> tuple[list[str], dict[str, str]] | None:
+    """What an autostart entry written by :func:`xdg_entry` runs: ``(argv, recorded)``.
+
+    ``path``: the entry (default :func:`xdg_autostart_path`).  ``argv`` is
+    the command after ``env`` and its ``NAME=VALUE`` words (``[tender,
+    "tray", options...]``); ``recorded`` holds those words' variables
+    named in :data:`RECORDED`, in the entry's order.  Returns None when the
+    file is missing or unreadable, or its Exec= line is not ``env ...``
+    followed by a command.  Blocks for one small file read.
+    """
+    path = path if path is not None else xdg_autostart_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    line = next((ln for ln in text.splitlines() if ln.startswith("Exec=")), None)
+    if line is None:
+        return None
+    try:
+        words = parse_desktop_exec(line[len("Exec="):])
+    except ValueError:
+        return None
+    if not words or words[0] != "env":
+        return None
+    recorded: dict[str, str] = {}
+    i = 1
+    while i < len(words) and "=" in words[i] and not words[i].startswith("="):
+        name, _, value = words[i].partition("=")
+        if name in RECORDED:
+            recorded[name] = value
+        i += 1
+    argv = words[i:]
+    return (argv, recorded) if argv else None
+
+
 def xdg_entry(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
     """The autostart ``.desktop`` file's text: ``Exec=env TENDER_TRAY_WAIT=60 [NAME=VALUE...] ARGV...``.
 
@@ -228,19 +313,29 @@ def _winreg():  # type: ignore[no-untyped-def]
 # ------------------------------------------------------------------ API
 def set_enabled(enabled: bool, argv: Sequence[str] | None = None, *, kubeconfig: str | None = None,
                 profiles: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None,
-                platform: str | None = None) -> None:
-    """Create (or refresh) or remove the login entry for this platform.
+                platform: str | None = None, recorded: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Create (or refresh) or remove the login entry for this platform; returns what it records.
 
     ``argv``: the command (default :func:`tender_command`).  ``kubeconfig``,
     ``profiles``, ``env``: what the entry records, as
     :func:`login_environment` takes them (the tray passes the paths it
-    runs with; ``env`` defaults to ``os.environ``).  Blocks for a few file
+    runs with; ``env`` defaults to ``os.environ``).  ``recorded``: the
+    variables to record instead, as-is (a refresh passes those recorded
+    when the user turned the entry on); then ``kubeconfig`` and
+    ``profiles`` are unused and ``env`` only locates the XDG entry.
+
+    Returns the recorded variables (``{"KUBECONFIG", "PATH",
+    "TENDER_PROFILES"}``), or ``{}`` when removing.  Blocks for a few file
     writes (and the kubeconfig reads).  Raises ``OSError`` when the entry
     cannot be written or removed.
     """
     platform = platform or sys.platform
     argv = list(argv) if argv is not None else tender_command()
-    recorded = login_environment(kubeconfig, profiles, env) if enabled else {}
+    if not enabled:
+        recorded = {}
+    elif recorded is None:
+        recorded = login_environment(kubeconfig, profiles, env)
+    recorded = dict(recorded)
     if platform == "darwin":
         path = launch_agent_path()
         if enabled:
@@ -265,6 +360,7 @@ def set_enabled(enabled: bool, argv: Sequence[str] | None = None, *, kubeconfig:
             write_atomic(path, xdg_entry(argv, recorded), mode=0o644)
         else:
             path.unlink(missing_ok=True)
+    return recorded
 
 
 def is_enabled(*, platform: str | None = None) -> bool:
