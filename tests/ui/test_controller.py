@@ -223,6 +223,86 @@ def test_settings_toggles_persist(env) -> None:  # noqa: ANN001
     wait_until(lambda: not (tmp / "cfg" / "autostart" / "tender.desktop").exists(), what="entry removed")
 
 
+def login_entry(tmp: Path) -> tuple[list[str], dict[str, str]]:
+    from tray.ui import autostart
+
+    entry = autostart.read_xdg_entry(tmp / "cfg" / "autostart" / "tender.desktop")
+    assert entry is not None, "no login entry"
+    return entry
+
+
+def installed_tender(tmp: Path, where: str, monkeypatch) -> Path:  # noqa: ANN001
+    """Make autostart.tender_command find a `tender` in ``tmp/where/bin`` (an installation there)."""
+    tender = tmp / where / "bin" / "tender"
+    tender.parent.mkdir(parents=True)
+    tender.write_text("#!/bin/sh\n")
+    tender.chmod(0o755)
+    monkeypatch.setattr("sys.executable", str(tender.parent / "python"))
+    return tender
+
+
+def test_start_at_login_keeps_what_was_in_force_when_turned_on(env, monkeypatch) -> None:  # noqa: ANN001
+    """Issue 12: a later launch from the app launcher (no KUBECONFIG, TENDER_PROFILES or options,
+    a shorter PATH) must not rewrite the entry with its own environment; only the path of the
+    `tender` program follows the installation."""
+    c, manager, view, dialogs, notifier, tmp = env
+    c.close()
+    tender_a = installed_tender(tmp, "venv-a", monkeypatch)
+    monkeypatch.setenv("PATH", f"/usr/bin:{tmp}/plugins")
+    (tmp / "a.yaml").write_text(PROFILES)
+    a = Controller(FakeManager(kubeconfig=f"{tmp}/kube-a"), FakeView(), FakeDialogs(), FakeNotifier(),
+                   profiles_path=tmp / "a.yaml", settings_file=tmp / "settings.json",
+                   launch_args=["--kubeconfig", f"{tmp}/kube-a"], refresh_interval=0.05, watch_interval=0.05)
+    a.start()
+    run(a, ActionKind.TOGGLE_AUTOSTART)
+    a.close()
+    recorded_a = {"KUBECONFIG": f"{tmp}/kube-a", "PATH": f"/usr/bin:{tmp}/plugins",
+                  "TENDER_PROFILES": f"{tmp}/a.yaml"}
+    argv_a = [str(tender_a), "tray", "--kubeconfig", f"{tmp}/kube-a"]
+    assert login_entry(tmp) == (argv_a, recorded_a)
+
+    # The next start: another installation, another environment, no options.
+    tender_b = installed_tender(tmp, "venv-b", monkeypatch)
+    monkeypatch.setenv("PATH", "/usr/bin")
+    b = Controller(FakeManager(kubeconfig=f"{tmp}/.kube/config"), FakeView(), FakeDialogs(), FakeNotifier(),
+                   profiles_path=tmp / "profiles.yaml", settings_file=tmp / "settings.json",
+                   refresh_interval=0.05, watch_interval=0.05)
+    b.start()
+    try:
+        assert b.settings.start_at_login
+        assert login_entry(tmp) == ([str(tender_b), *argv_a[1:]], recorded_a)
+        # Off and on again: now this launch's environment and options are the ones recorded.
+        run(b, ActionKind.TOGGLE_AUTOSTART)
+        run(b, ActionKind.TOGGLE_AUTOSTART)
+        assert login_entry(tmp) == ([str(tender_b), "tray"], {
+            "KUBECONFIG": f"{tmp}/.kube/config", "PATH": "/usr/bin", "TENDER_PROFILES": f"{tmp}/profiles.yaml"})
+    finally:
+        b.close()
+
+
+def test_start_at_login_from_an_older_settings_file_keeps_the_entrys_variables(env, monkeypatch) -> None:  # noqa: ANN001
+    """settings.json from before the recorded variables were kept in it: they are read back from the
+    entry (not replaced by this launch's), and kept in the settings from then on."""
+    from tray.ui import autostart
+
+    c, manager, view, dialogs, notifier, tmp = env
+    c.close()
+    recorded = {"KUBECONFIG": "/a/b.yaml", "PATH": "/usr/bin:/opt/plugins bin", "TENDER_PROFILES": "/c.yaml"}
+    autostart.set_enabled(True, ["/old/bin/tender", "tray", "--profiles", "/c.yaml"], recorded=recorded)
+    (tmp / "settings.json").write_text('{"notifications": false, "start_at_login": true}\n')
+    tender = installed_tender(tmp, "venv", monkeypatch)
+    monkeypatch.setenv("PATH", "/usr/bin")
+    for _ in range(2):
+        again = Controller(FakeManager(kubeconfig=f"{tmp}/kubeconfig"), FakeView(), FakeDialogs(), FakeNotifier(),
+                           profiles_path=tmp / "profiles.yaml", settings_file=tmp / "settings.json",
+                           refresh_interval=0.05, watch_interval=0.05)
+        again.start()
+        again.close()
+        assert login_entry(tmp) == ([str(tender), "tray", "--profiles", "/c.yaml"], recorded)
+        (tmp / "cfg" / "autostart" / "tender.desktop").unlink()  # the second start has only the settings
+    assert again.settings.login_environment == recorded and not again.settings.notifications
+
+
 def test_copy_and_status_notifications(env) -> None:  # noqa: ANN001
     c, manager, view, dialogs, notifier, _ = env
     run(c, ActionKind.COPY, "127.0.0.1:8080")

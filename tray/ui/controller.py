@@ -425,23 +425,47 @@ class Controller:
 
     # settings and quitting
     def _sync_autostart(self) -> None:
-        """Keep the login entry pointing at this installation (it may have moved)."""
-        if self.settings.start_at_login:
+        """Keep the login entry pointing at this installation (it may have moved), with the options
+        and variables recorded when the user turned it on, not this launch's (README: turn it off
+        and on again after changing them).  Those come from the settings; from a settings file
+        that lacks them (an older Tender), from the XDG entry itself, else from this launch (then
+        saved, so that later launches keep them).  Blocks for a few small file reads and writes."""
+        if not self.settings.start_at_login:
+            return
+        recorded, arguments = self.settings.login_environment, self.settings.login_arguments
+        if recorded is None or arguments is None:
+            entry = autostart.read_xdg_entry() if sys.platform not in ("darwin", "win32") else None
+            if entry is not None and entry[0][1:2] == ["tray"] and entry[1]:
+                arguments, recorded = tuple(entry[0][2:]), entry[1]
+        try:
+            recorded = self._set_login_entry(True, arguments, recorded)
+        except OSError as exc:
+            log.warning("cannot refresh the login entry: %s", exc)
+            return
+        if self.settings.login_environment is None or self.settings.login_arguments is None:
+            self.settings = replace(self.settings, login_environment=recorded,
+                                    login_arguments=tuple(self.launch_args if arguments is None else arguments))
             try:
-                self._set_login_entry(True)
+                save_settings(self.settings, self.settings_file)
             except OSError as exc:
-                log.warning("cannot refresh the login entry: %s", exc)
+                log.warning("cannot save the settings: %s", exc)
 
-    def _set_login_entry(self, enabled: bool) -> None:
-        """Write (or remove) the login entry: this tender, its options, its kubeconfig and profiles
-        paths, and the PATH its exec plugins need (tray.ui.autostart)."""
-        autostart.set_enabled(enabled, autostart.tender_command(self.launch_args),
-                              kubeconfig=self.manager.kubeconfig, profiles=self.profiles_path)
+    def _set_login_entry(self, enabled: bool, arguments: Sequence[str] | None = None,
+                         recorded: dict[str, str] | None = None) -> dict[str, str]:
+        """Write (or remove) the login entry: this tender with ``arguments`` (default this launch's
+        options), and ``recorded`` (default this launch's kubeconfig and profiles paths and the PATH
+        its exec plugins need; tray.ui.autostart).  Returns the variables recorded ({} when
+        removed).  Raises OSError."""
+        args = self.launch_args if arguments is None else list(arguments)
+        return autostart.set_enabled(enabled, autostart.tender_command(args), kubeconfig=self.manager.kubeconfig,
+                                     profiles=self.profiles_path, recorded=recorded)
 
     def _do_toggle_autostart(self) -> None:
         enabled = not self.settings.start_at_login
-        self._set_login_entry(enabled)
-        self.settings = replace(self.settings, start_at_login=enabled)
+        recorded = self._set_login_entry(enabled)
+        self.settings = replace(self.settings, start_at_login=enabled,
+                                login_environment=recorded if enabled else None,
+                                login_arguments=tuple(self.launch_args) if enabled else None)
         save_settings(self.settings, self.settings_file)
 
     def _do_toggle_notifications(self) -> None:
