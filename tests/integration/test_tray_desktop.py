@@ -361,3 +361,32 @@ def test_the_desktop_is_hermetic(desktop: Desktop) -> None:
     assert env["XDG_RUNTIME_DIR"] == str(desktop.runtime_dir)
     leaked = [k for k in env if k.startswith(("DBUS_", "WAYLAND_", "XDG_CURRENT_DESKTOP", "SESSION_MANAGER"))]
     assert not leaked, leaked
+
+
+def test_a_profile_that_cannot_start_has_one_card_and_sigterm_closes_it(desktop: Desktop, launch) -> None:  # noqa: ANN001
+    """Issue 12, defects 5 and 3: a profile whose context is not in the kubeconfig gets one card naming it,
+    the cause in its body, with Retry (the menu's Retry replaces that card, adds none); a tray stopped by
+    SIGTERM (log out, kill) closes the cards it still shows, as Quit does, so no button is left reaching
+    no process."""
+    name = f"nowhere-{free_port()}"  # the module's desktop is shared: a name of this test's own
+    profiles = (f"version: 1\nprofiles:\n  - name: {name}\n    context: no-such-context\n    namespace: default\n"
+                f"    target: svc/web\n    ports: [\"{free_port()}:80\"]\n    autostart: true\n")
+    app = launch(profiles)
+    notes = desktop.notifications
+    [card] = notes.wait_for(lambda m: [n for n in m.about(f"Profile {name} could not start") if n.id], 20,
+                            f"the card of profile {name}\n{app.output()}")
+    assert card.body.startswith('context "no-such-context" not found in the kubeconfig'), card.body
+    assert list(card.actions.values()) == ["Retry", "Edit profiles"], card.actions
+    # The menu's Retry fails the same way: the card is replaced (replaces_id), not doubled.
+    app.menu.click_path(lambda label: label.startswith(f"{name}  "), "Retry")
+    again = notes.wait_for(lambda m: m.about(f"Profile {name} could not start")[1:], 20, "the card again")[0]
+    assert again.replaces_id == card.id, (again, card)
+    time.sleep(0.5)
+    assert len(notes.about(f"Profile {name} could not start")) == 2
+    # SIGTERM: the card is closed by the tray itself (within ~1 s) before its bus connection goes.
+    app.proc.terminate()
+    signalled = time.monotonic()
+    notes.wait_for(lambda m: card.id in m.closed_by_app, 5, f"CloseNotification({card.id})\n{app.output()}")
+    assert time.monotonic() - signalled < 1.5, f"closed {time.monotonic() - signalled:.2f} s after SIGTERM"
+    assert app.proc.wait(10) == 0, app.output()
+    assert "Traceback" not in app.log(), app.output()

@@ -61,8 +61,11 @@ def run_tray(kubeconfig: str | None = None, profiles: str | None = None) -> int:
         claim.serve(functools.partial(_already_running, controller))
         log.info("tray starting (backend %s, kubeconfig %s, profiles %s, log %s)",
                  host.backend or "default", manager.kubeconfig, profiles_path, log_file)
+        # SniView: on Quit, SIGTERM (log out) or SIGINT alike, the controller closes while the loop still
+        # serves the bus, so its notifications' cards are closed (CloseNotification) before the connection goes.
+        closing = {"before_close": controller.close} if host.backend == SNI else {}
         try:
-            view.run(controller.start)
+            view.run(controller.start, **closing)
         except BusUnavailable as exc:  # the item could not register
             return _no_tray(str(exc))
     finally:

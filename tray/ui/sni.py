@@ -57,6 +57,8 @@ ICON_SIZES = (22, 32, 48, 64)
 ITEM_ID = "tender"
 TITLE = "Tender"
 UNKNOWN_ID_ERROR = "com.canonical.dbusmenu.Error.UnknownId"
+#: Seconds :meth:`SniView.run`'s ``before_close`` may take before the bus connection closes anyway.
+BEFORE_CLOSE_TIMEOUT = 3.0
 
 Pixmaps = list[list[Any]]  # a(iiay): [[width, height, ARGB32 big-endian bytes], ...]
 
@@ -385,14 +387,19 @@ class SniView:
         except RuntimeError:
             pass
 
-    def run(self, setup: Callable[[], None]) -> None:
+    def run(self, setup: Callable[[], None], before_close: Callable[[], None] | None = None) -> None:
         """Register the item, call ``setup`` on a new thread, serve the bus until :meth:`stop`.
 
         Blocks the calling thread (the main thread) until :meth:`stop`, SIGTERM
         or SIGINT (when run on the main thread), or until the bus connection
-        closes.  Raises :class:`tray.ui.bus.BusUnavailable` if the item cannot
-        be registered at the start (no watcher, a bus that does not answer
-        within ``timeout``); nothing is left open then.
+        closes.  Then, unless the connection is gone, ``before_close()`` runs
+        on a new thread while the loop still serves the bus (the controller's
+        ``close``: its notifications close their cards over this connection,
+        whichever way the stop came), for at most :data:`BEFORE_CLOSE_TIMEOUT`
+        seconds; then the connection closes.  Raises
+        :class:`tray.ui.bus.BusUnavailable` if the item cannot be registered
+        at the start (no watcher, a bus that does not answer within
+        ``timeout``); nothing is left open then.
         """
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):  # log out, Ctrl-C: a clean stop, forwards closed
@@ -401,6 +408,8 @@ class SniView:
             self.loop.run_until_complete(self._start())
             threading.Thread(target=self._setup, args=(setup,), name="tender-setup", daemon=True).start()
             self.loop.run_until_complete(self._serve())
+            if before_close is not None and self.bus.connected:
+                self.loop.run_until_complete(self._before_close(before_close))
         finally:
             self._close()
 
@@ -434,6 +443,32 @@ class SniView:
                         type(reason).__name__ if reason else "closed")
         else:
             closed.cancel()
+
+    async def _before_close(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on a thread of its own while this loop serves the bus; give up after the timeout."""
+        done: asyncio.Future[None] = self.loop.create_future()
+
+        def finished() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        def work() -> None:
+            try:
+                fn()
+            except Exception:
+                log.exception("closing the tray failed")
+            finally:
+                try:
+                    self.loop.call_soon_threadsafe(finished)
+                except RuntimeError:  # the loop closed: given up already
+                    pass
+
+        threading.Thread(target=work, name="tender-close", daemon=True).start()
+        try:
+            await asyncio.wait_for(done, BEFORE_CLOSE_TIMEOUT)
+        except asyncio.TimeoutError:
+            log.warning("closing the tray took more than %g s; closing the bus connection anyway",
+                        BEFORE_CLOSE_TIMEOUT)
 
     async def _register(self) -> None:
         await dbus.call(self.bus, WATCHER, WATCHER_PATH, WATCHER, "RegisterStatusNotifierItem", "s", (self.name,),
