@@ -115,7 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "install-desktop":
             from tray.ui.desktop import install_desktop, remove_desktop
 
-            print(remove_desktop(args.prefix) if args.remove else install_desktop(args.prefix))
+            try:
+                print(remove_desktop(args.prefix) if args.remove else install_desktop(args.prefix))
+            except OSError as exc:  # a folder not writable, a full disk: one line, no traceback
+                print(f"tender: error: install-desktop{' --remove' if args.remove else ''}: {exc}", file=sys.stderr)
+                return 1
             return 0
         from tray.ui.app import run_tray
 

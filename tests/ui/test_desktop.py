@@ -70,3 +70,13 @@ def test_remove_undoes_install_and_the_login_entry(monkeypatch, tmp_path: Path, 
     out = capsys.readouterr().out
     assert out.startswith("nothing to remove") and "Start at login" not in out
     assert json.loads(settings.read_text()) == {"notifications": False, "start_at_login": False}
+
+
+def test_an_unwritable_prefix_is_one_line(tmp_path: Path, capsys) -> None:
+    from tray.cli import main
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["install-desktop", "--prefix", str(blocker)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tender: error: install-desktop: ") and err.count("\n") == 1 and str(blocker) in err
