@@ -166,13 +166,20 @@ def display(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
 
 
 def answer(env: dict[str, str], title: str, typed: str | None) -> None:
-    """Wait for the dialog ``title``, focus it, type ``typed`` (replacing the pre-filled text), press Return."""
+    """Wait for the dialog ``title``, focus it, type ``typed`` (replacing the pre-filled text), press Return.
+
+    ``typed`` must be on the keyboard map (ASCII): xdotool types any other character by mapping it
+    to a spare keycode for the moment of the key press, and a client busy enough to read the map
+    after it is put back gets no character ("18081 → 8080" arrives as "18081  8080").
+    """
+    assert typed is None or typed.isascii(), typed
+
     def xdotool(*args: str) -> str:
         # a UTF-8 locale: xdotool cannot read a window name with "—" in the C locale
         return subprocess.run(["xdotool", *args], env={**env, "LC_ALL": "C.UTF-8"}, capture_output=True, text=True,
                               timeout=20).stdout
 
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while not (windows := xdotool("search", "--onlyvisible", "--name", title).split()):
         if time.monotonic() > deadline:
             names = [xdotool("getwindowname", w).strip() for w in xdotool("search", "--name", ".").split()]
@@ -186,6 +193,13 @@ def answer(env: dict[str, str], title: str, typed: str | None) -> None:
     if typed is not None:
         xdotool("type", "--delay", "30", typed)
     xdotool("key", "Return")
+
+
+def answered(thread: threading.Thread, result: dict) -> object:
+    """The dialog call's return value, once its thread ends (generous: zenity may be slow to exit under load)."""
+    thread.join(60)
+    assert not thread.is_alive(), "the dialog call did not return within 60 s"
+    return result["value"]
 
 
 def ask(fn, *args):  # noqa: ANN001, ANN201
@@ -214,8 +228,7 @@ def test_real_zenity_asks_for_text(display: dict[str, str]) -> None:
     assert dialogs.tool == "zenity"
     thread, result = ask(dialogs.ask_text, "Search tender-a — Tender", "Pods, services and workloads whose name contains:")
     answer(display, "Search tender-a", "web-api")
-    thread.join(20)
-    assert result == {"value": "web-api"}
+    assert answered(thread, result) == "web-api"
     assert run.runs == [("zenity", 0)]
 
 
@@ -230,18 +243,21 @@ def test_real_zenity_port_dialog_prefills_a_free_port_and_asks_again(display: di
         # Return on the pre-filled line: the free port next to the busy one, by the port's name
         thread, result = ask(dialogs.ask_port, request)
         answer(display, "Forward a port", None)
-        thread.join(20)
-        local = result["value"][1]
-        assert result["value"][0] == "http" and local != busy and free_local_port(local) == local
+        remote, local = answered(thread, result)
+        assert remote == "http" and local != busy and free_local_port(local) == local
         # a wrong answer asks again; the second answer counts
         thread, result = ask(dialogs.ask_port, PortRequest("deploy/web", "tender-a / demo", ((8080, "http"),),
                                                            used=(18080,)))
         answer(display, "Forward a port", "18080:8080")
-        time.sleep(1.0)
+        # Once the first dialog's zenity has exited, a dialog with that title is the second one (its window
+        # may well have the first one's id: the X server reuses a closed client's ids).
+        deadline = time.monotonic() + 60
+        while len(run.runs) < 2:
+            assert time.monotonic() < deadline, f"the first dialog is still open: {run.runs}"
+            time.sleep(0.05)
         assert thread.is_alive()  # asked again: 18080 is used by another forward
-        answer(display, "Forward a port", "18081 → 8080")
-        thread.join(20)
-        assert result == {"value": (8080, 18081)}
+        answer(display, "Forward a port", "18081 -> 8080")  # ASCII, as typed on a keyboard
+        assert answered(thread, result) == (8080, 18081)
         assert run.runs == [("zenity", 0)] * 3
 
 
@@ -253,15 +269,13 @@ def test_tk_when_there_is_no_tool(display: dict[str, str]) -> None:
     assert dialogs.tool is None
     thread, result = ask(dialogs.ask_text, "Search tender-a — Tender", "Pods, services and workloads whose name contains:")
     answer(display, "Search tender-a", "db")
-    thread.join(20)
-    assert result == {"value": "db"}
+    assert answered(thread, result) == "db"
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         busy = listener.getsockname()[1]
         thread, result = ask(dialogs.ask_port, PortRequest("deploy/web", "tender-a / demo", ((busy, "http"),)))
         answer(display, "Forward a port", None)  # Return: the pre-filled ports
-        thread.join(20)
-    remote, local = result["value"]
+        remote, local = answered(thread, result)
     assert remote == busy and local != busy and free_local_port(local) == local
     assert [name for name, _ in run.runs] == [Path(sys.executable).name] * 2
