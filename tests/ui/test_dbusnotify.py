@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -59,7 +59,7 @@ class Clicks:
     def __call__(self, action: Action) -> None:
         self.got.append(action)
 
-    def wait(self, n: int = 1, timeout: float = 10.0) -> list[Action]:
+    def wait(self, n: int = 1, timeout: float = 20.0) -> list[Action]:
         deadline = time.monotonic() + timeout
         while len(self.got) < n:
             assert time.monotonic() < deadline, f"on_action got {self.got}, wanted {n}"
@@ -111,6 +111,24 @@ def buttons(desktop: Desktop, popup: Window, shot: str) -> list[tuple[int, int]]
     return [((left + right) // 2, (top + bottom) // 2) for left, top, right, bottom in boxes]
 
 
+def wait_buttons(desktop: Desktop, cards: int, want: int, shot: str,
+                 pick: Callable[[list[Window]], Window] = lambda cards: cards[0],
+                 timeout: float = 20.0) -> list[tuple[int, int]]:
+    """The centres of one card's buttons once ``cards`` popups are up and that card shows ``want`` buttons.
+
+    ``pick`` chooses the card among the popups.  A card is drawn some time after it is mapped, and a
+    replaced card is redrawn (with its new buttons) some time after the server answered: polled.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        found = popups(desktop)
+        got = buttons(desktop, pick(found), shot) if len(found) == cards else []
+        if len(got) == want:
+            return got
+        assert time.monotonic() < deadline, f"{len(found)} popups, the card's buttons {got}, wanted {want}"
+        time.sleep(0.2)
+
+
 def click(desktop: Desktop, xy: tuple[int, int]) -> None:
     desktop.xdotool("mousemove", str(xy[0]), str(xy[1]), "click", "1")
 
@@ -140,8 +158,7 @@ def test_a_click_on_a_button_is_the_action_and_a_forward_has_one_card(desktop: D
         assert tuple(image[:6]) == (48, 48, 192, True, 8, 4) and len(image[6]) == 48 * 48 * 4
         assert second.hints == {"urgency": 2, "desktop-entry": "tender", "category": "network.error"}
         assert second.expire_timeout == 0  # an error waits for the user
-        [card] = wait_popups(desktop, 1)  # one card, not a pile
-        retry, stop = buttons(desktop, card, "notify-error-card.png")
+        retry, stop = wait_buttons(desktop, 1, 2, "notify-error-card.png")  # one card, not a pile
         click(desktop, retry)
         assert clicks.wait(1) == [RETRY]
         assert desktop.notifications.wait_for(lambda m: m.actions) == [(first.id, "retry")]
@@ -194,17 +211,18 @@ def test_the_policy_through_the_daemon_one_card_per_forward_and_its_buttons(desk
         try:
             for s in ("a", "b"):
                 policy.feed(session(id=s, status="active", pod="web-1", local=8080 if s == "a" else 8081))
-            policy.feed(session(id="a", status="reconnecting", reason="no ready pod"))
             policy.feed(session(id="b", status="error", reason="forbidden", local=8081))
-            # a's reconnect lasts past the threshold: its card comes, b's error card is already there
-            desktop.notifications.wait_for(lambda m: len([x for x in m.notified if x.id]) == 2)
+            desktop.notifications.wait_for(lambda m: [x for x in m.notified if x.id], message="b's card")
+            # b's error card is there (first, so the top one); a's reconnect lasts past the threshold: its card comes
+            policy.feed(session(id="a", status="reconnecting", reason="no ready pod"))
+            desktop.notifications.wait_for(lambda m: len([x for x in m.notified if x.id]) == 2, message="a's card")
             policy.feed(session(id="a", status="error", reason="gave up after 5 attempts"))
             seen = desktop.notifications.wait_for(lambda m: len(m.notified) == 3 and m.notified[2].id and m.notified)
             assert [x.summary.split(":")[0] for x in seen] == ["Forward failed", "Reconnecting", "Forward failed"]
             assert seen[2].replaces_id == seen[1].id  # a's card replaced, not a second one
-            cards = wait_popups(desktop, 2)
-            a_card = max(cards, key=lambda c: c.y)  # xfce4-notifyd stacks the newer card below: a's
-            [_, stop] = buttons(desktop, a_card, "notify-two-forwards.png")
+            # xfce4-notifyd stacks the newer card below: a's, now with Retry and Stop
+            [_, stop] = wait_buttons(desktop, 2, 2, "notify-two-forwards.png",
+                                     pick=lambda cs: max(cs, key=lambda c: c.y))
             click(desktop, stop)
             assert clicks.wait(1) == [Action(ActionKind.STOP, ("a",))]
             policy.forget_except({"a"})  # b was removed from the menu: its card goes
@@ -257,14 +275,12 @@ def test_the_controller_acts_on_a_click(desktop: Desktop, tmp_path, monkeypatch)
                                         remote_port=80, local_port=8080))
         manager.set_status(sid, "active", pod="web-1")
         manager.set_status(sid, "error", "gave up after 5 attempts: no ready pod")
-        [card] = wait_popups(desktop, 1)
-        retry, stop = buttons(desktop, card, "notify-controller.png")
+        retry, stop = wait_buttons(desktop, 1, 2, "notify-controller.png")
         click(desktop, retry)
         wait_call(manager, ("retry", sid))
         manager.set_status(sid, "starting")  # the retry runs...
         manager.set_status(sid, "error", "gave up after 5 attempts: no ready pod")  # ...and fails again
-        [card] = wait_popups(desktop, 1)
-        retry, stop = buttons(desktop, card, "notify-controller.png")
+        retry, stop = wait_buttons(desktop, 1, 2, "notify-controller.png")
         click(desktop, stop)
         wait_call(manager, ("stop", sid))
         wait_popups(desktop, 0)
