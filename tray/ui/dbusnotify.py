@@ -62,6 +62,9 @@ PATH = "/org/freedesktop/Notifications"
 IFACE = "org.freedesktop.Notifications"
 #: Seconds one call to the notification server (or the bus) may take before it is given up.
 CALL_TIMEOUT = 3.0
+#: Seconds the first call to a server may take: it may start the server (D-Bus activation of a
+#: GTK daemon on a busy machine can take seconds).  The bus's own limit is 25 s by default.
+ACTIVATION_TIMEOUT = 10.0
 #: Seconds after a failure during which messages are dropped without asking the bus again.
 RETRY_AFTER = 60.0
 #: The icon name (the launcher's ``Icon=``, installed by ``tender install-desktop``).
@@ -96,19 +99,22 @@ class DbusNotifier:
 
     :meth:`show` and :meth:`withdraw` schedule the work on ``loop`` and
     return at once; the calls run there one after another, each given up
-    after ``timeout`` seconds.  Nothing here raises for the desktop's sake.
+    after ``timeout`` seconds (the first to a server, which may start it,
+    after ``activation_timeout``).  Nothing here raises for the desktop's sake.
     ``owns_connection``: :meth:`close` also disconnects ``bus`` and stops
     ``loop`` (they were made for this notifier alone).
     """
 
     def __init__(self, bus: MessageBus, loop: asyncio.AbstractEventLoop, on_action: Callable[[Action], None],
                  app_icon: str = APP_ICON, *, timeout: float = CALL_TIMEOUT, retry_after: float = RETRY_AFTER,
+                 activation_timeout: float = ACTIVATION_TIMEOUT,
                  clock: Callable[[], float] = time.monotonic, owns_connection: bool = False) -> None:
         self._bus = bus
         self._loop = loop
         self._on_action = on_action
         self.app_icon = app_icon
         self._timeout = timeout
+        self._activation_timeout = activation_timeout
         self._retry_after = retry_after
         self._clock = clock
         # Only touched on the loop's thread:
@@ -202,13 +208,15 @@ class DbusNotifier:
             log.debug("notifications still unavailable: %s", why)
 
     async def _call(self, member: str, signature: str = "", body: Sequence[Any] = (), *,
-                    destination: str = NAME, path: str = PATH, interface: str = IFACE) -> DbusMessage:
+                    destination: str = NAME, path: str = PATH, interface: str = IFACE,
+                    timeout: float | None = None) -> DbusMessage:
         msg = DbusMessage(destination=destination, path=path, interface=interface, member=member,
                           signature=signature, body=list(body))
+        timeout = self._timeout if timeout is None else timeout
         try:
-            reply = await asyncio.wait_for(self._bus.call(msg), self._timeout)
+            reply = await asyncio.wait_for(self._bus.call(msg), timeout)
         except asyncio.TimeoutError:
-            raise _Unavailable(f"{destination} did not answer {member} within {self._timeout:g} s") from None
+            raise _Unavailable(f"{destination} did not answer {member}: timed out after {timeout:g} s") from None
         except Exception as exc:  # the connection closed under us, or could not send
             raise _Unavailable(f"{member}: {' '.join(str(exc).split()) or type(exc).__name__}") from None
         if reply.message_type == MessageType.ERROR:
@@ -230,7 +238,8 @@ class DbusNotifier:
                                      path="/org/freedesktop/DBus", interface="org.freedesktop.DBus")
                 self._subscribed = True
             if self._caps is None:
-                reply = await self._call("GetCapabilities")
+                # The first call to a server: it may be started by it (D-Bus activation).
+                reply = await self._call("GetCapabilities", timeout=max(self._timeout, self._activation_timeout))
                 self._caps = frozenset(reply.body[0])
                 self._server = reply.sender or ""
                 if self._warned:
