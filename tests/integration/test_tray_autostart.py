@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from tests.integration.kubeconfigs import single_context
 from tests.ui.harness.app import USER_VENV, user_venv_problem
 from tests.ui.harness.dbusmenu import TrayMenu
 from tests.ui.harness.desktop import Desktop, missing_desktop
+from tests.ui.harness.launch import free_port
 from tests.ui.test_autostart import parse_exec
 
 pytestmark = pytest.mark.cluster
@@ -53,12 +53,6 @@ def desktop() -> Desktop:
     d = Desktop().start()
     yield d
     d.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def exec_plugin_kubeconfig(cluster: Cluster, path: Path) -> None:

@@ -32,12 +32,12 @@ from tests.integration.engine import hostname, wait_for
 from tests.ui.harness.app import DEFAULT_VENV, USER_VENV, TrayApp, user_venv_problem
 from tests.ui.harness.dbusmenu import Node, TrayMenu
 from tests.ui.harness.desktop import PANEL_HEIGHT, Desktop, Window, drawn_boxes, missing_desktop
+from tests.ui.harness.launch import TrayLauncher, free_port, port_closed
 
 pytestmark = pytest.mark.cluster
 
 #: How soon after the start the icon must be in the panel (issue 12: "the icon appears within 2 s").
 APPEARS_WITHIN = 2.0
-EMPTY_PROFILES = "version: 1\nprofiles: []\n"
 
 
 def _skip_without_desktop() -> None:
@@ -57,36 +57,11 @@ def desktop() -> Iterator[Desktop]:
 
 
 @pytest.fixture
-def launch(desktop: Desktop, cluster: Cluster, tmp_path: Path) -> Iterator:
-    """``launch(profiles_text, on=desktop, **TrayApp kwargs)`` starts a tray; all are stopped after the test."""
-    apps: list[TrayApp] = []
-
-    def start(profiles_text: str = EMPTY_PROFILES, *, on: Desktop | None = None, wait: bool = True,
-              **kw: object) -> TrayApp:
-        profiles = tmp_path / f"profiles{len(apps)}.yaml"
-        profiles.write_text(profiles_text)
-        app = TrayApp(on or desktop, tmp_path / f"home{len(apps)}", cluster.kubeconfig, profiles, **kw)
-        apps.append(app)
-        return app.start(wait_registered=wait)
-
-    yield start
-    for app in apps:
-        alive = app.proc is not None and app.proc.poll() is None
-        app.stop()
-        print(f"tray {app.home.name}: {'running' if alive else f'exited {app.proc.returncode}'} at the end\n"
-              f"{app.output()}")  # shown by pytest when the test failed
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_closed(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) != 0
+def launch(desktop: Desktop, cluster: Cluster, tmp_path: Path) -> Iterator[TrayLauncher]:
+    """``launch(profiles_text, on=desktop, wait=…, **TrayApp kwargs)`` starts a tray; all are stopped after the test."""
+    launcher = TrayLauncher(desktop, cluster.kubeconfig, tmp_path)
+    yield launcher
+    launcher.stop_all()
 
 
 def failing_profile(namespace: str, port: int, name: str = "broken") -> str:

@@ -12,9 +12,9 @@ notification server received them (a bus monitor).
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,7 @@ from tests.clusterlib import Cluster, deployment_manifest
 from tests.integration.engine import hostname, http_get, wait_for
 from tests.ui.harness.app import TrayApp
 from tests.ui.harness.desktop import Desktop, missing_desktop
+from tests.ui.harness.launch import TrayLauncher, free_port, port_closed
 
 pytestmark = pytest.mark.cluster
 
@@ -39,36 +40,11 @@ def desktop() -> Desktop:
 
 
 @pytest.fixture
-def launch(desktop: Desktop, cluster: Cluster, tmp_path: Path):  # noqa: ANN201
-    apps: list[TrayApp] = []
-
-    def start(profiles_text: str = "version: 1\nprofiles: []\n", kubeconfig: str | None = None,
-              env: dict[str, str] | None = None, on: Desktop | None = None) -> TrayApp:
-        profiles = tmp_path / "profiles.yaml"
-        profiles.write_text(profiles_text)
-        app = TrayApp(on or desktop, tmp_path / f"home{len(apps)}", kubeconfig or cluster.kubeconfig, profiles,
-                      env=env)
-        apps.append(app)
-        return app.start()
-
-    yield start
-    for app in apps:
-        alive = app.proc is not None and app.proc.poll() is None
-        app.stop()
-        print(f"tray {app.home.name}: {'running' if alive else f'exited {app.proc.returncode}'} at the end\n"
-              f"{app.output()}")  # shown by pytest when the test failed
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_closed(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) != 0
+def launch(desktop: Desktop, cluster: Cluster, tmp_path: Path) -> Iterator[TrayLauncher]:
+    """``launch(profiles_text, kubeconfig=…, env=…, on=…)`` starts a tray; all are stopped after the test."""
+    launcher = TrayLauncher(desktop, cluster.kubeconfig, tmp_path)
+    yield launcher
+    launcher.stop_all()
 
 
 def deploy(cluster: Cluster, namespace: str, name: str = "web", port: int = 8080, replicas: int = 1) -> list[str]:
