@@ -29,7 +29,7 @@ import pytest
 
 from tests.clusterlib import Cluster, deployment_manifest
 from tests.integration.engine import hostname, wait_for
-from tests.ui.harness.app import DEFAULT_VENV, USER_VENV, TrayApp, user_venv_problem
+from tests.ui.harness.app import DEFAULT_VENV, USER_VENV, user_venv_problem
 from tests.ui.harness.dbusmenu import Node, TrayMenu
 from tests.ui.harness.desktop import PANEL_HEIGHT, Desktop, Window, drawn_boxes, missing_desktop
 from tests.ui.harness.launch import TrayLauncher, free_port, port_closed
@@ -58,7 +58,7 @@ def desktop() -> Iterator[Desktop]:
 
 @pytest.fixture
 def launch(desktop: Desktop, cluster: Cluster, tmp_path: Path) -> Iterator[TrayLauncher]:
-    """``launch(profiles_text, on=desktop, wait=…, **TrayApp kwargs)`` starts a tray; all are stopped after the test."""
+    """``launch(profiles_text, on=desktop, wait=…, **kwargs of tests.ui.harness.app.TrayApp)`` starts a tray; all are stopped after the test."""
     launcher = TrayLauncher(desktop, cluster.kubeconfig, tmp_path)
     yield launcher
     launcher.stop_all()
