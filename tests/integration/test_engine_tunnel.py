@@ -10,10 +10,10 @@ WebSockets alike.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -134,9 +134,24 @@ def test_refused_port_fails_one_connection_not_the_tunnel(cluster: Cluster, name
 
 
 def _kubelet_pid(cluster: Cluster) -> int:
+    """This cluster's kubelet process (its command line names the cluster's directory, as testcluster checks)."""
     pid = int((cluster.dir / cluster.letter / "pids" / "kubelet.pid").read_text())
-    assert re.search(rb"kubelet", open(f"/proc/{pid}/cmdline", "rb").read())
+    cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
+    assert b"component\0kubelet\0" in cmdline and str(cluster.dir).encode() in cmdline, (pid, cmdline)
     return pid
+
+
+def _freeze(pid: int, timeout: float = 5.0) -> None:
+    """SIGSTOP ``pid`` and wait until every one of its threads is stopped (state T in /proc)."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + timeout
+    while True:
+        states = {t.name: (t / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                  for t in Path(f"/proc/{pid}/task").iterdir()}
+        if all(state == "T" for state in states.values()):
+            return
+        assert time.monotonic() < deadline, f"kubelet {pid} not stopped {timeout} s after SIGSTOP: {states}"
+        time.sleep(0.01)
 
 
 def test_frozen_kubelet_is_noticed(cluster: Cluster, namespace: str, manager: ForwardManager,
@@ -149,8 +164,8 @@ def test_frozen_kubelet_is_noticed(cluster: Cluster, namespace: str, manager: Fo
     sid, port = _web_pod(cluster, namespace, manager)
     assert hostname(port) == "web"  # the tunnel is open
     pid = _kubelet_pid(cluster)
-    os.kill(pid, signal.SIGSTOP)
     try:
+        _freeze(pid)
         with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
             s.sendall(b"GET /hostname HTTP/1.1\r\nHost: x\r\n\r\n")
             t0 = time.monotonic()
