@@ -335,8 +335,15 @@ def _show(root, focus) -> None:  # type: ignore[no-untyped-def]
 
 
 def _buttons(frame, row: int, ok: str, cancel: str, on_ok, on_cancel):  # type: ignore[no-untyped-def]
+    """The Cancel and OK buttons at ``row``, with Return/keypad Enter for OK and Escape or closing the
+    window for Cancel; returns the OK button."""
     from tkinter import ttk
 
+    root = frame.winfo_toplevel()
+    root.bind("<Return>", lambda e: on_ok())
+    root.bind("<KP_Enter>", lambda e: on_ok())
+    root.bind("<Escape>", lambda e: on_cancel())
+    root.protocol("WM_DELETE_WINDOW", on_cancel)
     bar = ttk.Frame(frame)
     bar.grid(row=row, column=0, columnspan=2, sticky="e", pady=(14, 0))
     ttk.Button(bar, text=cancel, command=on_cancel).grid(row=0, column=0, padx=(0, 8))
@@ -361,10 +368,6 @@ def _confirm_child(spec: dict) -> int:
     ttk.Label(frame, text=spec["text"], wraplength=380, justify="left").grid(row=1, column=0, columnspan=2,
                                                                              sticky="w")
     ok_button = _buttons(frame, 2, spec["ok"], spec["cancel"], lambda: done(0), lambda: done(1))
-    root.bind("<Return>", lambda e: done(0))
-    root.bind("<KP_Enter>", lambda e: done(0))
-    root.bind("<Escape>", lambda e: done(1))
-    root.protocol("WM_DELETE_WINDOW", lambda: done(1))
     _show(root, ok_button.focus_set)
     return result["code"]
 
@@ -435,10 +438,6 @@ def _port_child(spec: dict) -> int:
         root.destroy()
 
     _buttons(frame, 5, "Forward", "Cancel", ok, cancel)
-    root.bind("<Return>", lambda e: ok())
-    root.bind("<KP_Enter>", lambda e: ok())
-    root.bind("<Escape>", lambda e: cancel())
-    root.protocol("WM_DELETE_WINDOW", cancel)
 
     def focus_local() -> None:
         if first_field is not None:  # nothing declared: the remote port comes first
@@ -473,10 +472,6 @@ def _text_child(spec: dict) -> int:
         root.destroy()
 
     _buttons(frame, 2, "OK", "Cancel", ok, cancel)
-    root.bind("<Return>", lambda e: ok())
-    root.bind("<KP_Enter>", lambda e: ok())
-    root.bind("<Escape>", lambda e: cancel())
-    root.protocol("WM_DELETE_WINDOW", cancel)
 
     def focus() -> None:
         entry.focus_set()
