@@ -47,7 +47,7 @@ from tray.errors import ClusterUnreachable, ForbiddenError, TenderError
 from tray.kube.kubeapi import ApiError, KubeAPI, NotFound, Unauthorized
 from tray.kube.websocket import close_ws, forget_traceback
 from tray.engine.pool import StreamPool
-from tray.engine.v4 import StreamResult, open_stream, pump
+from tray.engine.v4 import StreamResult, Traffic, open_stream, pump
 from tray.engine.tunnel import Tunnel
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,12 @@ def protocol_from_env() -> str:
 class Link(Protocol):
     """One local connection's way to the pod (a v4 stream, or a place on a tunnel)."""
 
-    async def pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> StreamResult:
+    async def pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                   traffic: Traffic | None = None) -> StreamResult:
         """Carry the local connection (``reader``/``writer``) until both sides are done, then close ``writer``.
+
+        ``traffic``: the forward's counters (:class:`~tray.engine.v4.Traffic`),
+        added to as bytes pass each way (None: not counted).
 
         Awaits the whole connection (as long as the client and the pod keep
         it open).  Returns how it ended (:class:`~tray.engine.v4.StreamResult`:
@@ -85,16 +89,18 @@ class _V4Link:
     def __init__(self, ws: ClientConnection, port: int) -> None:
         self._ws, self._port = ws, port
 
-    async def pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> StreamResult:
-        return await pump(reader, writer, self._ws, self._port)
+    async def pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                   traffic: Traffic | None = None) -> StreamResult:
+        return await pump(reader, writer, self._ws, self._port, traffic)
 
 
 class _TunnelLink:
     def __init__(self, dialer: Dialer, tunnel: Tunnel, pod: str, port: int) -> None:
         self._dialer, self._tunnel, self._pod, self._port = dialer, tunnel, pod, port
 
-    async def pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> StreamResult:
-        result = await self._tunnel.forward(reader, writer, self._port)
+    async def pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                   traffic: Traffic | None = None) -> StreamResult:
+        result = await self._tunnel.forward(reader, writer, self._port, traffic=traffic)
         if result.replay is None:
             return result
         # The tunnel was dead before the kubelet saw this connection (see
@@ -107,7 +113,7 @@ class _TunnelLink:
             fresh = None
         if fresh is not None:
             result = await fresh.forward(reader, writer, self._port, replay=result.replay,
-                                         replay_eof=result.replay_eof)
+                                         replay_eof=result.replay_eof, traffic=traffic)
             result.bytes_up += sent_before
         if result.replay is not None or fresh is None:  # failed twice: a drop after all
             result.replay, result.dropped = None, True

@@ -5,7 +5,7 @@ loop in a background thread, so neither the tray's UI thread nor the CLI's
 main thread ever makes a Kubernetes call.  Its API is the design's::
 
     start(spec) -> id
-    stop(id); stop_cluster(cluster_id); list(); get(id); retry(id); remove(id)
+    stop(id); stop_cluster(cluster_id); list(); get(id); logs(id); retry(id); remove(id)
 
 Subscribers receive :class:`StatusEvent` on every status change of a
 session, and :class:`ListEvent` (the full list) on start, stop, remove and
@@ -26,7 +26,7 @@ from typing import Any
 from tray.errors import TenderError, UsageError
 from tray.kube.conn import ClusterConn
 from tray.kube.kubeconfig import ClusterInfo, kubeconfig_paths, list_clusters
-from tray.engine.session import ConnectionFailure, Session, SessionInfo, Status
+from tray.engine.session import ConnectionFailure, LogLine, Session, SessionInfo, Status
 from tray.domain.spec import ForwardSpec
 from tray.kube.watches import WatchRegistry
 
@@ -281,6 +281,15 @@ class ForwardManager:
         if session is None:
             raise UsageError(f"no forward with id {session_id}")
         return session
+
+    def logs(self, session_id: str) -> list[LogLine]:
+        """A forward's recent log lines, oldest first (at most
+        :data:`~tray.engine.forwardlog.LOG_LINES`): status changes with their
+        reasons, pods chosen, reconnect attempts, failed connections, stop.
+
+        Raises :class:`UsageError` for an unknown id.  Never blocks on the engine (a copy under a short lock).
+        """
+        return self._session(session_id).log.lines()
 
     def list(self) -> list[SessionInfo]:
         """Snapshots of every forward, in start order (stopped ones are gone).  Never blocks on the engine."""

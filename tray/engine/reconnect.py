@@ -53,7 +53,8 @@ class PodDialer(Protocol):
     """How a forward reaches its pod (:class:`tray.engine.dialer.Dialer`, or a test's fake)."""
 
     async def connect(self, pod: str, port: int) -> Any:
-        """A link to pump one local connection through (``await link.pump(reader, writer)``
+        """A link to pump one local connection through (``await link.pump(reader, writer, traffic)``
+        adds the bytes it carries to ``traffic``, a :class:`~tray.engine.v4.Traffic`, and
         returns a result with ``error: str`` and ``dropped: bool``).  Raises
         :class:`~tray.errors.TenderError` (``NotFound``, ``ForbiddenError``,
         ``Unauthorized``, ...) when the pod cannot be reached."""
@@ -100,6 +101,10 @@ class Forward(Protocol):
 
     def changed(self) -> None:
         """Tell the shells the attempt count or the next retry changed."""
+        ...
+
+    def log_line(self, level: str, message: str) -> None:
+        """Add a line ("info", "warning" or "error") to the forward's own log."""
         ...
 
     async def fail(self, reason: str, *, recoverable: bool = False, usage: bool = False) -> None:
@@ -337,6 +342,7 @@ class Reconnector:
             f.changed()  # attempt count and next retry changed
             await asyncio.sleep(delay)
             self.next_retry_at = None
+            f.log_line("info", f"reconnect attempt {self.backoff.attempts}")
             try:
                 pod, port = t.resolve()
             except TargetError as exc:

@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -56,8 +57,10 @@ from tray.domain.backoff import Backoff
 from tray.domain.status import Status
 from tray.domain.targets import Target
 from tray.engine.dialer import Dialer
+from tray.engine.forwardlog import ERROR, INFO, WARNING, ForwardLog, LogLine
 from tray.engine.podtracker import SYNC_TIMEOUT, CacheSource, PodTracker
 from tray.engine.reconnect import PodDialer, Reconnector
+from tray.engine.v4 import Traffic
 from tray.errors import (ClusterUnreachable, ForbiddenError, NotFound, PortUsageError, TargetError, TenderError,
                          Unauthorized, UsageError)
 
@@ -66,7 +69,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Status", "SessionInfo", "Session", "ConnectionFailure", "PodDialer", "CacheSource", "SYNC_TIMEOUT"]
+__all__ = ["Status", "SessionInfo", "Session", "ConnectionFailure", "PodDialer", "CacheSource", "SYNC_TIMEOUT",
+           "LogLine"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ class SessionInfo:
     remote_port: str  # as requested: a number or a port name
     profile: str | None
     attempts: int
+    #: Local connections open now (being dialled or carried).
     connections: int
     #: In ``error``: True while the forward still watches its target and will
     #: return to ``active`` on its own when a ready pod appears.
@@ -102,6 +107,18 @@ class SessionInfo:
     #: Something the user should know that does not stop the forward, e.g. a
     #: port the pod's containers do not declare; "" when none.
     warning: str = ""
+    #: Local connections accepted since the forward started (Retry, reconnects
+    #: and pod switches do not reset it).
+    connections_total: int = 0
+    #: Bytes received from the pod (what local clients downloaded), counted as they pass.
+    bytes_in: int = 0
+    #: Bytes sent to the pod (what local clients uploaded), counted as they pass.
+    bytes_out: int = 0
+    #: Why the last failed local connection failed ("connection refused",
+    #: "no ready pod", ...): inside the pod, or it could not be forwarded; "" when none.
+    last_connection_error: str = ""
+    #: ISO 8601 UTC time of :attr:`last_connection_error` (milliseconds); "" when none.
+    last_connection_error_at: str = ""
 
     @property
     def target(self) -> str:
@@ -133,10 +150,16 @@ class ConnectionFailure:
 CONNECTION_FAILURE_INTERVAL = 1.0
 
 
-def _iso(ts: float | None) -> str:
+def _iso(ts: float | None, timespec: str = "seconds") -> str:
     if ts is None:
         return ""
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec=timespec)
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's text, its first line only."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _short_error(text: str) -> str:
@@ -179,15 +202,18 @@ class Session:
     port); ``address``: ``localhost`` or an IP address to bind;
     ``profile``: the profile's name, or None.  ``on_change(session,
     pod_changed)`` is called after every status (or attempt) change, and
-    ``on_connection_failure(session, failure)`` for a failed connection, at
-    most once per :data:`CONNECTION_FAILURE_INTERVAL`.  ``dialer``: how the
+    ``on_connection_failure(session, failure)`` for a connection that failed
+    inside the pod, at most once per :data:`CONNECTION_FAILURE_INTERVAL`.  ``dialer``: how the
     forward reaches its pods (default: a :class:`~tray.engine.dialer.Dialer`
     on ``conn.api``; a test passes a fake :class:`~tray.engine.reconnect.PodDialer`).
 
     Which pod it uses is :attr:`tracker`'s (:mod:`tray.engine.podtracker`);
     what happens when that pod goes away is :attr:`reconnector`'s
     (:mod:`tray.engine.reconnect`).  The session itself owns the listener,
-    the connections, the status and its lifecycle.
+    the connections, the status and its lifecycle, and what it has done:
+    the counters (:attr:`connections`, :attr:`connections_total`,
+    :attr:`traffic`, the last failed connection) and its recent lines
+    (:attr:`log`, a :class:`~tray.engine.forwardlog.ForwardLog`).
     """
 
     def __init__(
@@ -220,7 +246,20 @@ class Session:
         self.status = Status.STARTING
         self.reason = ""
         self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        #: Local connections open now; accepted since the forward was made.
         self.connections = 0
+        self.connections_total = 0
+        #: Bytes each way, counted by the copy loops of both paths.
+        self.traffic = Traffic()
+        #: Why the last local connection failed ("" when none yet), and when (epoch seconds).
+        self.last_connection_error = ""
+        self.last_connection_error_at: float | None = None
+        #: The forward's recent lines (status changes, pods, attempts, failed connections).
+        self.log = ForwardLog()
+        self._logged_status: tuple[Status, str] | None = None
+        self._logged_pod = ""
+        self._dial_failure_logged_at = 0.0
+        self._dial_failures_unlogged = 0
         self.recoverable = False
         self.usage_error = False
         self.warning = ""
@@ -277,7 +316,10 @@ class Session:
             recoverable=self.status == Status.ERROR and self.recoverable,
             usage_error=self.status == Status.ERROR and self.usage_error,
             next_retry_at=_iso(self.next_retry_at) if self.reconnector.retrying else "",
-            warning=self.warning,
+            warning=self.warning, connections_total=self.connections_total,
+            bytes_in=self.traffic.bytes_in, bytes_out=self.traffic.bytes_out,
+            last_connection_error=self.last_connection_error,
+            last_connection_error_at=_iso(self.last_connection_error_at, "milliseconds"),
         )
 
     def set_status(self, status: Status, reason: str = "", *, pod_changed: bool = False) -> None:
@@ -285,11 +327,35 @@ class Session:
         if status == self.status and reason == self.reason and not pod_changed:
             return
         self.status, self.reason = status, reason
+        if pod_changed:
+            self._log_pod()
+        self._log_status()
         self._on_change(self, pod_changed)
 
     def changed(self) -> None:
         """Tell ``on_change`` something besides the status changed (the attempt count, the next retry)."""
         self._on_change(self, False)
+
+    def log_line(self, level: str, message: str) -> None:
+        """Add a line to the forward's :attr:`log` (``level``: "info", "warning" or "error"); returns at once."""
+        self.log.add(level, message)
+
+    def _log_status(self) -> None:
+        """A line for the status and its reason, unless the last one said the same."""
+        now = (self.status, self.reason)
+        if now == self._logged_status:
+            return
+        self._logged_status = now
+        level = ERROR if self.status == Status.ERROR else WARNING if self.status == Status.RECONNECTING else INFO
+        self.log.add(level, f"{self.status}: {self.reason}" if self.reason else str(self.status))
+
+    def _log_pod(self) -> None:
+        """A line for the pod new connections go to, when it is another one."""
+        pod = self.pod_name
+        if not pod or pod == self._logged_pod:
+            return
+        was, self._logged_pod = self._logged_pod, pod
+        self.log.add(INFO, f"switched to pod {pod} (was {was})" if was else f"using pod {pod}")
 
     def track(self, task: asyncio.Task[None]) -> None:
         """Count ``task`` with the forward's connections: a stop (or Retry) cancels it."""
@@ -303,6 +369,7 @@ class Session:
     def start(self) -> None:
         """Start the forward in the background (needs a running loop); its status tells how it goes."""
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"session {self.id}")
+        self._log_status()  # "starting" (a Retry has said it already)
 
     async def stop(self, status: Status = Status.STOPPED, reason: str = "") -> None:
         """Stop listening, cut the open connections, release the watches, then say ``status``.
@@ -475,21 +542,47 @@ class Session:
         self.local_port = port
 
     # ----------------------------------------------------------- failures
+    def _connection_failed(self, error: str, *, failure: ConnectionFailure | None = None) -> None:
+        """A local connection failed with ``error`` (short: "connection refused").
+
+        Sets the last connection error; ``failure`` (it failed inside the pod)
+        goes to the shells and the log at most once a second
+        (:meth:`_report_failure`); any other (it could not be forwarded) goes
+        to the log alone, also at most once a second.
+        """
+        self.last_connection_error = error
+        self.last_connection_error_at = time.time()
+        if failure is not None:
+            self._report_failure(failure)
+            return
+        now = time.monotonic()
+        if now - self._dial_failure_logged_at < CONNECTION_FAILURE_INTERVAL:
+            self._dial_failures_unlogged += 1
+            return
+        more = self._dial_failures_unlogged
+        self._dial_failure_logged_at, self._dial_failures_unlogged = now, 0
+        self.log.add(WARNING, f"connection not forwarded: {error}" + (f" (and {more} more)" if more else ""))
+
+    def _tell_failure(self, failure: ConnectionFailure) -> None:
+        """One reported failure: a log line, and ``on_connection_failure``."""
+        more = f" (and {failure.suppressed} more)" if failure.suppressed else ""
+        self.log.add(WARNING, f"connection to pod {failure.pod_name} port {failure.port} failed: {failure.error}{more}")
+        if self._on_connection_failure is not None:
+            self._on_connection_failure(self, failure)
+
     def _report_failure(self, failure: ConnectionFailure) -> None:
-        """Hand a failed connection to the shells, at most one a second.
+        """Hand a connection that failed inside the pod to the shells and the log, at most one a second.
 
         The first failure after a quiet second is reported at once; later ones
         are counted and reported together one interval after the previous
         report, so a client retrying in a tight loop cannot flood a terminal.
         """
-        if self._on_connection_failure is None:
-            return
         loop = asyncio.get_running_loop()
         now = loop.time()
         self._last_failure = failure
         if now - self._failure_reported_at >= CONNECTION_FAILURE_INTERVAL and self._failure_flush is None:
             self._failure_reported_at = now
-            self._on_connection_failure(self, failure)
+            self._tell_failure(failure)
             return
         self._failures_suppressed += 1
         if self._failure_flush is None:
@@ -500,11 +593,11 @@ class Session:
         self._failure_flush = None
         last, count = self._last_failure, self._failures_suppressed
         self._failures_suppressed = 0
-        if last is None or count == 0 or self._on_connection_failure is None:
+        if last is None or count == 0:
             return
         self._failure_reported_at = asyncio.get_running_loop().time()
         # The newest failure, with how many others since the last report.
-        self._on_connection_failure(self, ConnectionFailure(last.pod_name, last.port, last.error, count - 1))
+        self._tell_failure(ConnectionFailure(last.pod_name, last.port, last.error, count - 1))
 
     async def forbidden_reason(self, exc: ForbiddenError) -> str:
         """A 403 the user can act on: who, which verb, on what, where.
@@ -536,20 +629,24 @@ class Session:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         pod, port = self.pod_name, self.container_port
         self.connections += 1
+        self.connections_total += 1
         try:
             if self.status not in (Status.ACTIVE, Status.RECONNECTING) or not pod:
                 writer.close()
+                self._connection_failed(self.reason or ("no ready pod" if not pod else f"the forward is {self.status}"))
                 return
             try:
                 link = await self._dialer.connect(pod, port)
             except ForbiddenError as exc:
                 writer.close()
+                self._connection_failed(_first_line(exc))
                 await self.fail(await self.forbidden_reason(exc))
                 return
             except Unauthorized as exc:
                 # Rejected even after reloading the kubeconfig (the dialer
                 # does that once): an error now, not 31 s of reconnecting.
                 writer.close()
+                self._connection_failed(_first_line(exc))
                 await self.fail(self.unauthorized_reason(exc))
                 return
             except NotFound as exc:
@@ -558,6 +655,7 @@ class Session:
                 # say reconnecting until that answer is in.
                 log.info("connection to %s failed: %s", pod, exc)
                 writer.close()
+                self._connection_failed(_first_line(exc))
                 if self.pod_name == pod:
                     self.tracker.resync_pods(f"pod {pod} not found; listing pods again")
                 self.reconnector.wake()
@@ -569,13 +667,17 @@ class Session:
                 # one that ends late says nothing about the new one).
                 log.info("connection to %s failed: %s", pod, exc)
                 writer.close()
+                self._connection_failed(f"cannot reach pod {pod}: {_first_line(exc)}")
                 if pod == self.pod_name:
                     self.reconnector.on_drop(f"cannot reach pod {pod}: {exc}")
                 return
-            result = await link.pump(reader, writer)
+            result = await link.pump(reader, writer, self.traffic)
             if result.error:
                 log.info("forward %s: %s", self.target, result.error.strip())
-                self._report_failure(ConnectionFailure(pod, port, _short_error(result.error), 0))
+                error = _short_error(result.error)
+                self._connection_failed(error, failure=ConnectionFailure(pod, port, error, 0))
+            elif result.dropped:
+                self._connection_failed(f"connection to pod {pod} lost")
             if result.error or result.dropped:
                 # The path to the pod failed under this connection (a drop, or
                 # the kubelet's side of it cut): what shares that path may be

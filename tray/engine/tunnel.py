@@ -122,7 +122,7 @@ from tray.kube import spdyconn
 from tray.kube.websocket import connect_websocket, forget_traceback, portforward_url
 from tray.engine import v4
 from tray.engine.kubeletqueues import WORKERS, KubeletQueues
-from tray.engine.v4 import READ_SIZE, StreamResult
+from tray.engine.v4 import READ_SIZE, StreamResult, Traffic
 
 log = logging.getLogger(__name__)
 
@@ -207,11 +207,12 @@ class TunnelSocket(Protocol):
 class _Connection:
     """The tunnel's side of one forwarded TCP connection (two SPDY streams)."""
 
-    def __init__(self, writer: asyncio.StreamWriter, error_id: int, data_id: int) -> None:
+    def __init__(self, writer: asyncio.StreamWriter, error_id: int, data_id: int, traffic: Traffic) -> None:
         loop = asyncio.get_running_loop()
         self.writer = writer
         self.error_id, self.data_id = error_id, data_id
         self.result = StreamResult()
+        self.traffic = traffic  # the forward's counters
         self.replied = False  # the kubelet's SYN_REPLY for the data stream
         self.finished = loop.create_future()
         self.last_rx = loop.time()
@@ -257,6 +258,7 @@ class _Connection:
         self._pending.append(payload)
         self._pending_size += len(payload)
         self.result.bytes_down += len(payload)
+        self.traffic.bytes_in += len(payload)
         return True
 
     def flush(self) -> None:
@@ -889,8 +891,11 @@ class Tunnel:
 
     # ------------------------------------------------------------ forwarding
     async def forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int, *,
-                      replay: bytes = b"", replay_eof: bool = False) -> StreamResult:
+                      replay: bytes = b"", replay_eof: bool = False, traffic: Traffic | None = None) -> StreamResult:
         """Carry one local connection to ``port`` in the pod; never raises for I/O errors.
+
+        ``traffic``: the forward's counters, added to as bytes pass (None:
+        not counted); ``replay`` bytes are not counted again.
 
         ``replay``/``replay_eof``: what an earlier attempt had sent (see
         :attr:`StreamResult.replay`), sent first.  When the result has
@@ -904,7 +909,7 @@ class Tunnel:
         """
         ids = self._place() if self.closed_reason is None else None
         error_id, data_id = ids or (0, 0)
-        conn = _Connection(writer, error_id, data_id)
+        conn = _Connection(writer, error_id, data_id, traffic if traffic is not None else Traffic())
         conn.local_eof = replay_eof
         if replay:
             conn.sent(replay)
@@ -948,6 +953,7 @@ class Tunnel:
                         await self._send(self._frames(data_id, SpdyEncoder.data(data_id, b"", fin=True)))
                         break
                     conn.result.bytes_up += len(data)
+                    conn.traffic.bytes_out += len(data)
                     conn.sent(data)  # before the send: a cancelled send is still replayed
                     if not await self._send(lambda: self._data_frame(conn, data)):
                         return  # the tunnel ended; the watcher ends the connection

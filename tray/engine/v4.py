@@ -40,7 +40,7 @@ from tray.wire.framing import SUBPROTOCOL, Data, ErrorText, PortForwardChannel, 
 
 log = logging.getLogger(__name__)
 
-__all__ = ["StreamResult", "open_stream", "pump", "LINGER_IDLE", "READ_SIZE"]
+__all__ = ["StreamResult", "Traffic", "open_stream", "pump", "LINGER_IDLE", "READ_SIZE"]
 
 #: How much to read from the local socket at once.  Large reads mean fewer,
 #: larger WebSocket frames: the per-frame cost dominates bulk transfers.
@@ -69,6 +69,22 @@ class StreamResult:
     replay_eof: bool = False
 
 
+class Traffic:
+    """A forward's byte counters, shared by all its connections (both paths: v4 and the SPDY tunnel).
+
+    ``bytes_in``: bytes received from the pod (what local clients
+    downloaded); ``bytes_out``: bytes sent to the pod (what they uploaded).
+    The copy loops add to them as data passes, one integer addition per
+    socket read, on the engine's loop; any thread may read them.
+    """
+
+    __slots__ = ("bytes_in", "bytes_out")
+
+    def __init__(self) -> None:
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+
 async def open_stream(api: KubeAPI, namespace: str, pod: str, port: int) -> ClientConnection:
     """Open a v4 port-forward WebSocket to ``pod``'s container ``port`` in ``namespace``.
 
@@ -84,9 +100,12 @@ async def open_stream(api: KubeAPI, namespace: str, pod: str, port: int) -> Clie
 
 
 async def pump(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ws: ClientConnection, port: int
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ws: ClientConnection, port: int,
+    traffic: Traffic | None = None,
 ) -> StreamResult:
     """Relay bytes between the local connection and ``ws`` (open to container ``port``) until both sides are done.
+
+    ``traffic``: the forward's counters, added to as bytes pass (None: not counted).
 
     Awaits the whole connection: until the pod's side closes, the stream
     drops, the local client resets, or the pod stays silent
@@ -95,6 +114,7 @@ async def pump(
     errors (a broken channel protocol is ``error``, "protocol error: ...").
     """
     result = StreamResult()
+    counters = traffic if traffic is not None else Traffic()
     channel = PortForwardChannel(port)
     local_eof = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -107,6 +127,7 @@ async def pump(
                 if not data:
                     break
                 result.bytes_up += len(data)
+                counters.bytes_out += len(data)
                 await ws.send(encode_data(data))
         except (ConnectionError, ConnectionClosed, OSError):
             pass
@@ -135,6 +156,7 @@ async def pump(
                     if isinstance(event, Data):
                         writer.write(event.payload)
                         result.bytes_down += len(event.payload)
+                        counters.bytes_in += len(event.payload)
                         if writer.transport.get_write_buffer_size() > 256 * 1024:
                             await writer.drain()
                     elif isinstance(event, ErrorText):

@@ -9,6 +9,7 @@ port not known yet (a free one is picked when the forward starts).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Protocol
 
 from tray.domain.portspec import PortSpec
@@ -22,6 +23,8 @@ RUNNING = (Status.STARTING, Status.ACTIVE, Status.RECONNECTING)
 ARROW = "→"
 DOT = "·"
 ELLIPSIS = "…"
+DOWN = "↓"
+UP = "↑"
 
 
 class SessionLike(Protocol):
@@ -38,6 +41,12 @@ class SessionLike(Protocol):
     address: str
     remote_port: str
     profile: str | None
+    connections: int
+    connections_total: int
+    bytes_in: int
+    bytes_out: int
+    last_connection_error: str
+    last_connection_error_at: str
 
     @property
     def target(self) -> str: ...
@@ -190,3 +199,45 @@ def browser_url(s: SessionLike) -> str:
 
 def port_entry_label(port: int, name: str | None) -> str:
     return f"Forward {port} ({name})" if name else f"Forward {port}"
+
+
+def size_text(n: int) -> str:
+    """A byte count in SI units, short: '0 B', '512 B', '1.2 kB', '30 kB', '1.2 MB', '15 GB'.
+
+    One decimal below 10 of a unit, none above (a menu line, not an invoice).
+    """
+    if n < 1000:
+        return f"{n} B"
+    value = float(n)
+    units = ("kB", "MB", "GB", "TB", "PB")
+    for unit in units:
+        value /= 1000
+        if value < 999.5 or unit == units[-1]:
+            return f"{value:.1f} {unit}" if value < 9.95 else f"{value:.0f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def connections_text(s: SessionLike) -> str:
+    """'2 connections open · 15 total'; '1 connection open · 1 total'."""
+    return f"{plural(s.connections, 'connection')} open {DOT} {s.connections_total} total"
+
+
+def traffic_text(s: SessionLike) -> str:
+    """The bytes each way, as the local clients see them: '↓ 1.2 MB  ↑ 30 kB' (down: from the pod)."""
+    return f"{DOWN} {size_text(s.bytes_in)}  {UP} {size_text(s.bytes_out)}"
+
+
+def clock_text(iso: str) -> str:
+    """An ISO 8601 time as the local wall clock's 'HH:MM' ('' when it cannot be read); reads no clock."""
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%H:%M")
+    except (ValueError, TypeError, OverflowError, OSError):
+        return ""
+
+
+def last_error_text(s: SessionLike) -> str:
+    """'Last connection error: connection refused (14:03)' (local time); '' when there was none."""
+    if not s.last_connection_error:
+        return ""
+    at = clock_text(s.last_connection_error_at)
+    return shorten(f"Last connection error: {s.last_connection_error}" + (f" ({at})" if at else ""))

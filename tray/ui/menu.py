@@ -136,6 +136,10 @@ def cluster_heading(cluster: str, group: Sequence[labels.SessionLike]) -> str:
 def session_item(s: labels.SessionLike, saved: bool = False, cluster: bool = True) -> Item:
     """One forward's submenu: what it is doing and what can be done to it.
 
+    What it is doing: the reason of an error, the pod, the profile, and once
+    a connection has been made the counters ("2 connections open · 15
+    total", "↓ 1.2 MB  ↑ 30 kB") and the last failed connection.
+
     ``saved``: a profile already describes it (no "Save as profile…");
     ``cluster`` False: the row is under its cluster's heading, so its label
     names only the namespace.
@@ -148,6 +152,11 @@ def session_item(s: labels.SessionLike, saved: bool = False, cluster: bool = Tru
         items.append(note(f"Pod {s.pod_name}"))
     if s.profile:
         items.append(note(f"Profile {s.profile}"))
+    if s.connections_total:
+        items.append(note(labels.connections_text(s)))
+        items.append(note(labels.traffic_text(s)))
+    if s.last_connection_error:
+        items.append(note(labels.last_error_text(s)))
     if items:
         items.append(SEPARATOR)
     if running and s.local_port and labels.session_is_http(s):

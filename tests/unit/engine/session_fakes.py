@@ -179,17 +179,25 @@ class Result:
 
 
 class FakeLink:
-    """One connection's path: answers ``<pod>:<what it read>``; ``silent``: cut before answering."""
+    """One connection's path: answers ``<pod>:<what it read>`` (counted in the forward's traffic);
+    ``silent``: cut before answering; ``error``: fails with the kubelet's ``error`` text."""
 
-    def __init__(self, pod: str, drop: bool, *, silent: bool = False) -> None:
-        self.pod, self.drop, self.silent = pod, drop, silent
+    def __init__(self, pod: str, drop: bool, *, silent: bool = False, error: str = "") -> None:
+        self.pod, self.drop, self.silent, self.error = pod, drop, silent, error
 
-    async def pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Result:
+    async def pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, traffic: Any = None) -> Result:
         data = await reader.read(100)
         if self.silent:  # a dead tunnel: the client gets nothing, the connection is cut
             writer.close()
             return Result(dropped=True)
-        writer.write(f"{self.pod}:".encode() + data)
+        if self.error:  # the kubelet's error, e.g. nothing listens on the port in the pod
+            writer.close()
+            return Result(error=self.error)
+        answer = f"{self.pod}:".encode() + data
+        if traffic is not None:
+            traffic.bytes_out += len(data)
+            traffic.bytes_in += len(answer)
+        writer.write(answer)
         await writer.drain()
         writer.close()
         return Result(dropped=self.drop)
@@ -211,6 +219,8 @@ class FakeDialer:
     #: retired (:meth:`pod_changed`, :meth:`close`, or a dropped connection's
     #: :meth:`connection_failed`); the next connection then opens a fresh one.
     half_open: bool = False
+    #: The kubelet's text for every connection while set (the pod refuses them).
+    refused: str = ""
     dials: list[tuple[str, int]] = field(default_factory=list)
     checks: list[tuple[str, int]] = field(default_factory=list)
     failed: list[bool] = field(default_factory=list)
@@ -226,7 +236,7 @@ class FakeDialer:
         if self.half_open:
             return FakeLink(pod, True, silent=True)
         drop, self.drop_next = self.drop_next, False
-        return FakeLink(pod, drop)
+        return FakeLink(pod, drop, error=self.refused)
 
     async def check(self, pod: str, port: int) -> None:
         self.checks.append((pod, port))

@@ -43,7 +43,7 @@ from tray.wire.spdy import (
     StreamReset,
     encode_header_block,
 )
-from tray.engine.v4 import StreamResult
+from tray.engine.v4 import StreamResult, Traffic
 from tray.engine.tunnel import Tunnel
 
 PORT = 8080  # the pod port every test forwards to
@@ -327,6 +327,7 @@ class Harness:
         self.kubelet = Kubelet(self.ws)
         self.tunnel = Tunnel(self.ws, "web-0", **tunnel_options)  # type: ignore[arg-type]
         self.results: asyncio.Queue[StreamResult | BaseException] = asyncio.Queue()
+        self.traffic = Traffic()  # the forward's counters, shared by every connection
         self._accepted: asyncio.Queue[asyncio.StreamWriter] = asyncio.Queue()
         self._handled = self._finished = 0
         self._small_buffers = False
@@ -338,7 +339,7 @@ class Harness:
             small_buffers(writer.get_extra_info("socket"), socket.SO_SNDBUF)
         self._accepted.put_nowait(writer)
         try:
-            self.results.put_nowait(await self.tunnel.forward(reader, writer, PORT))
+            self.results.put_nowait(await self.tunnel.forward(reader, writer, PORT, traffic=self.traffic))
         except BaseException as exc:  # forward must not raise: make the test see it
             self.results.put_nowait(exc)
             raise
@@ -467,6 +468,27 @@ def test_data_flows_both_ways_with_half_close():
         assert await h.result() == StreamResult(bytes_up=18, bytes_down=24, error="", dropped=False)
         assert h.tunnel.connections == 0 and h.tunnel.usable
         assert not h.kubelet.resets(), "a clean end resets nothing"
+
+    run(scenario)
+
+
+def test_the_forwards_traffic_counts_bytes_each_way_as_they_pass():
+    # The counters move while connections are open (not when they end), and
+    # every connection of the forward adds to the same ones.
+    async def scenario(h: Harness) -> None:
+        a, b = await h.open(), await h.open()
+        a.writer.write(b"x" * 100)
+        b.writer.write(b"y" * 50)
+        await eventually(lambda: h.traffic.bytes_out == 150, "150 bytes counted out")
+        h.kubelet.send_data(a.data_id, b"z" * 1000)
+        assert await asyncio.wait_for(a.reader.readexactly(1000), TIMEOUT) == b"z" * 1000
+        assert (h.traffic.bytes_in, h.traffic.bytes_out) == (1000, 150)
+        h.kubelet.send_data(b.error_id, b"connection refused")  # error text is not traffic
+        for c in (a, b):
+            h.kubelet.send_data(c.data_id, b"", fin=True)
+        results = [await h.result(), await h.result()]
+        assert sorted(r.bytes_down for r in results) == [0, 1000]
+        assert (h.traffic.bytes_in, h.traffic.bytes_out) == (1000, 150)
 
     run(scenario)
 
