@@ -240,7 +240,7 @@ def install_service(*, kubeconfig: str | None = None, profiles: str | os.PathLik
     environment of the ``systemctl`` calls.  ``platform``: ``sys.platform``
     by default.  ``systemctl``: the program to run (None: ``systemctl`` on
     ``env["PATH"]``; ``""`` or not found: there is none).  ``home``: the macOS home
-    (default the user's).  ``say``: called with each line for the user, as
+    (default ``env["HOME"]``, else the user's).  ``say``: called with each line for the user, as
     it happens (what was written, run or removed, or the commands to run).
 
     Blocks for a few file writes, the kubeconfig reads, and each
@@ -337,7 +337,7 @@ def _remove_unit(path: Path, env: dict[str, str], systemctl: str | None, say: Ca
 
 def _launch_agent(kubeconfig: str | None, profiles: str | os.PathLike[str] | None, remove: bool,
                   env: dict[str, str], home: Path | None, say: Callable[[str], None]) -> None:
-    path = launch_agent_path(home)
+    path = launch_agent_path(home or Path(env.get("HOME") or Path.home()))
     domain = f"gui/{os.getuid()}" if hasattr(os, "getuid") else "gui/$(id -u)"
     if remove:
         if not path.exists():
