@@ -1,0 +1,298 @@
+"""The dashboard's page: plain HTML rendered on the server, kept live by ``static/dashboard.js``.
+
+``GET /`` on the dashboard's loopback listener answers :func:`render_page` of
+what the API returns at that moment (``GET /v1/engine``, the forwards,
+``GET /v1/profiles``), so the page is complete and readable before any
+script runs.  The script then follows ``GET /v1/events`` and updates the
+forwards table in place, runs the search, and calls the API for the buttons;
+it builds a forward's row with the same structure and classes as
+:func:`forward_row` (the two are kept in step by tests/unit/api/test_page.py
+and the browser test).
+
+The page has no inline script (the dashboard's Content-Security-Policy
+allows scripts from ``/static/`` only) and no form that posts anywhere:
+every action goes through the script's ``fetch`` calls, which the server
+checks like any other API request.  Every value is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = ["STATUS_SYMBOLS", "forward_row", "human_bytes", "local_address", "render_page"]
+
+#: The symbol shown before each status's name (the name is always written: colour is not the only cue).
+STATUS_SYMBOLS = {"starting": "◌", "active": "●", "reconnecting": "↻", "error": "✕", "stopped": "■"}
+
+
+#: The tab's icon, inline (the dashboard serves no other image): a green dot on a rounded square.
+FAVICON = ("data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E"
+           "%3Crect width='16' height='16' rx='4' fill='%232457c5'/%3E"
+           "%3Ccircle cx='8' cy='8' r='3.5' fill='%23fff'/%3E%3C/svg%3E")
+
+
+def e(value: Any) -> str:
+    """``value`` as text safe in HTML content and in double-quoted attributes."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def human_bytes(n: Any) -> str:
+    """A byte count for people: ``"0 B"``, ``"812 B"``, ``"1.5 KiB"``, ``"23 MiB"`` (powers of 1024).
+
+    One decimal below 10 units, none above; anything that is not a
+    non-negative number is shown as ``"0 B"``.
+    """
+    try:
+        value = float(n)
+    except (TypeError, ValueError):
+        return "0 B"
+    if value != value or value < 0:  # NaN or negative
+        return "0 B"
+    if value < 1024:
+        return f"{int(value)} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            break
+    return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
+
+
+def local_address(forward: Mapping[str, Any]) -> str:
+    """Where a local client connects: ``"127.0.0.1:PORT"`` (``"[::1]:PORT"`` for an IPv6
+    address), or ``""`` while no port is bound.
+
+    ``localhost`` (both loopbacks) and the any-addresses ``0.0.0.0``/``::`` are
+    reached at ``127.0.0.1``.
+    """
+    port = forward.get("local_port") or 0
+    if not port:
+        return ""
+    address = str(forward.get("address") or "127.0.0.1")
+    if address in ("localhost", "0.0.0.0", "::", ""):
+        address = "127.0.0.1"
+    if ":" in address:
+        address = f"[{address}]"
+    return f"{address}:{port}"
+
+
+def _status(forward: Mapping[str, Any]) -> str:
+    status = str(forward.get("status") or "")
+    symbol = STATUS_SYMBOLS.get(status, "?")
+    text = status
+    if status == "reconnecting" and forward.get("attempts"):
+        text = f"{status} · attempt {forward['attempts']}"
+    return f'<span class="badge s-{e(status)}"><span aria-hidden="true">{symbol}</span> {e(text)}</span>'
+
+
+def _reason(forward: Mapping[str, Any]) -> str:
+    parts = []
+    status = forward.get("status")
+    if forward.get("status_reason") and status in ("reconnecting", "error", "starting"):
+        parts.append(f'<span class="why">{e(forward["status_reason"])}</span>')
+    if forward.get("warning"):
+        parts.append(f'<span class="warning">{e(forward["warning"])}</span>')
+    if forward.get("last_connection_error"):
+        at = str(forward.get("last_connection_error_at") or "")
+        when = f" at {e(at[11:19])} UTC" if len(at) >= 19 else ""
+        parts.append(f'<span class="conn-error" title="{e(at)}">last connection{when}: '
+                     f'{e(forward["last_connection_error"])}</span>')
+    return "".join(parts)
+
+
+def _actions(forward: Mapping[str, Any]) -> str:
+    status = forward.get("status")
+    buttons = []
+    if status == "active":
+        buttons.append('<button type="button" data-action="open">Open</button>')
+    if local_address(forward) and status in ("active", "starting", "reconnecting"):
+        buttons.append('<button type="button" data-action="copy">Copy</button>')
+    if status == "error":
+        buttons.append('<button type="button" data-action="retry">Retry</button>')
+        buttons.append('<button type="button" data-action="remove" class="danger">Remove</button>')
+    elif status != "stopped":
+        buttons.append('<button type="button" data-action="stop" class="danger">Stop</button>')
+    return "".join(buttons)
+
+
+def forward_row(forward: Mapping[str, Any]) -> str:
+    """One forward's ``<tr>`` in the forwards table (``forward`` is a FORWARD object of docs/api.md).
+
+    The row is ``id="f-SESSION_ID"`` with ``data-id``, ``data-status`` and
+    ``data-local`` (what Copy copies); its cells have the classes ``status``,
+    ``name``, ``where``, ``target``, ``pod``, ``local``, ``conns``,
+    ``bytes``, ``reason`` and ``actions``; the buttons carry
+    ``data-action`` (``log``, ``open``, ``copy``, ``stop``, ``retry``,
+    ``remove``).  ``dashboard.js`` builds the same.
+    """
+    sid = str(forward.get("session_id") or "")
+    status = str(forward.get("status") or "")
+    local = local_address(forward)
+    if local and status == "active":
+        local_cell = (f'<a href="http://{e(local)}/" target="_blank" rel="noopener noreferrer">'
+                      f'{e(local)}</a>')
+    elif local:
+        local_cell = f'<span class="muted">{e(local)}</span>'
+    else:
+        local_cell = '<span class="muted">—</span>'
+    port = forward.get("remote_port")
+    container = forward.get("container_port") or 0
+    port_title = f' title="pod port {e(container)}"' if container and str(container) != str(port) else ""
+    pod = forward.get("pod_name") or ""
+    pod_cell = e(pod) if pod else '<span class="muted">—</span>'
+    return (
+        f'<tr id="f-{e(sid)}" data-id="{e(sid)}" data-status="{e(status)}" data-local="{e(local)}">'
+        f'<td class="status">{_status(forward)}</td>'
+        f'<td class="name"><button type="button" class="link" data-action="log" '
+        f'title="Show this forward\'s log">{e(forward.get("name"))}</button></td>'
+        f'<td class="where">{e(forward.get("cluster_id"))}<span class="sep"> / </span>'
+        f'{e(forward.get("namespace"))}</td>'
+        f'<td class="target">{e(forward.get("target"))}<span class="port"{port_title}>:{e(port)}</span></td>'
+        f'<td class="pod">{pod_cell}</td>'
+        f'<td class="local">{local_cell}</td>'
+        f'<td class="conns num">{e(forward.get("connections") or 0)} open'
+        f'<span class="muted"> · {e(forward.get("connections_total") or 0)} total</span></td>'
+        f'<td class="bytes num"><span title="received from the pod">↓ {e(human_bytes(forward.get("bytes_in")))}'
+        f'</span> <span title="sent to the pod">↑ {e(human_bytes(forward.get("bytes_out")))}</span></td>'
+        f'<td class="reason">{_reason(forward)}</td>'
+        f'<td class="actions">{_actions(forward)}</td>'
+        "</tr>"
+    )
+
+
+def _engine(engine: Mapping[str, Any]) -> str:
+    host = "the tray" if engine.get("host") == "tray" else "tender daemon"
+    kubeconfig = engine.get("kubeconfig") or []
+    if isinstance(kubeconfig, str):
+        kubeconfig = [kubeconfig]
+    started = str(engine.get("started_at") or "")
+    started = f" · since {e(started[:10])} {e(started[11:16])} UTC" if len(started) >= 16 else ""
+    return (f'<p class="engine">Engine in {e(host)} (pid {e(engine.get("pid"))}, '
+            f'Tender {e(engine.get("version"))}){started} · kubeconfig '
+            f'<code>{e(":".join(map(str, kubeconfig)) or "default")}</code></p>')
+
+
+def _forwards(forwards: list[Mapping[str, Any]]) -> str:
+    rows = "".join(forward_row(f) for f in forwards)
+    return (
+        '<section id="forwards-section" aria-labelledby="forwards-h">'
+        f'<h2 id="forwards-h">Forwards <span class="count" id="forward-count">{len(forwards)}</span></h2>'
+        f'<p id="no-forwards" class="empty"{"" if not forwards else " hidden"}>No forwards yet: search above '
+        "and click a port, or start a profile below.</p>"
+        f'<div class="table-wrap"><table id="forwards"{" hidden" if not forwards else ""}>'
+        "<thead><tr><th>Status</th><th>Name</th><th>Context / namespace</th><th>Target</th><th>Pod</th>"
+        "<th>Local address</th><th>Connections</th><th>In / out</th><th>Last error</th><th>Actions</th>"
+        f"</tr></thead><tbody>{rows}</tbody></table></div>"
+        "</section>"
+    )
+
+
+def _search() -> str:
+    return (
+        '<section id="start" aria-labelledby="start-h">'
+        '<h2 id="start-h">Start a forward</h2>'
+        '<div class="search-bar" role="search">'
+        '<input id="search" type="search" autocomplete="off" spellcheck="false" '
+        'placeholder="Search contexts, namespaces, resources, ports" '
+        'aria-label="Search contexts, namespaces, resources, ports" aria-describedby="search-help">'
+        '<select id="search-context" aria-label="Context"><option value="">All contexts</option></select>'
+        "</div>"
+        '<p id="search-help" class="muted">Type a name, a namespace or a port, then click a port: Tender '
+        "forwards it to a free local port.</p>"
+        '<p id="search-status" class="muted" role="status"></p>'
+        '<ul id="search-errors" class="errors"></ul>'
+        '<ul id="results" class="results"></ul>'
+        "</section>"
+    )
+
+
+def _profile_row(profile: Mapping[str, Any]) -> str:
+    name = str(profile.get("name") or "")
+    running = int(profile.get("running") or 0)
+    ports = profile.get("ports") or []
+    if not isinstance(ports, list):
+        ports = [ports]
+    where = e(profile.get("context") or "current context")
+    if profile.get("namespace"):
+        where += f'<span class="sep"> / </span>{e(profile["namespace"])}'
+    tags = '<span class="tag">autostart</span>' if profile.get("autostart") else ""
+    return (
+        f'<tr data-profile="{e(name)}">'
+        f'<td class="name">{e(name)} {tags}</td>'
+        f'<td>{e(profile.get("group") or "")}</td>'
+        f"<td>{where}</td>"
+        f'<td>{e(profile.get("target"))}</td>'
+        f'<td>{e(", ".join(map(str, ports)))}</td>'
+        f'<td class="running num">{running}</td>'
+        '<td class="actions"><button type="button" data-action="profile-start">Start</button>'
+        f'<button type="button" data-action="profile-stop" class="danger"{"" if running else " disabled"}>'
+        "Stop</button></td></tr>"
+    )
+
+
+def _profiles(profiles: Mapping[str, Any]) -> str:
+    items = [p for p in profiles.get("profiles") or [] if isinstance(p, Mapping)]
+    path = profiles.get("path") or ""
+    out = ['<section id="profiles-section" aria-labelledby="profiles-h">',
+           f'<h2 id="profiles-h">Profiles <span class="count">{len(items)}</span></h2>',
+           f'<p class="muted">From <code>{e(path)}</code>.</p>']
+    problems = [p for p in profiles.get("problems") or [] if isinstance(p, Mapping)]
+    messages = [str(p.get("message") or "") for p in problems] or (
+        [str(profiles["error"])] if profiles.get("error") else [])
+    if messages:
+        lead = ("The profiles file has a problem" if len(messages) == 1
+                else f"The profiles file has {len(messages)} problems")
+        lead += "; the profiles below are what could be read." if items else "."
+        out.append('<div class="problems" role="alert"><p><strong>' + e(lead) + "</strong></p><ul>"
+                   + "".join(f"<li><code>{e(m)}</code></li>" for m in messages) + "</ul></div>")
+    if items:
+        out.append('<div class="table-wrap"><table id="profiles"><thead><tr><th>Name</th><th>Group</th>'
+                   "<th>Context / namespace</th><th>Target</th><th>Ports</th><th>Running</th><th>Actions</th>"
+                   "</tr></thead><tbody>" + "".join(_profile_row(p) for p in items) + "</tbody></table></div>")
+    elif not messages:
+        out.append('<p class="empty">No profiles yet: a profile is a forward you start by name '
+                   "(<code>tender start NAME</code>), written in the file above.</p>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def render_page(engine: Mapping[str, Any], forwards: Iterable[Mapping[str, Any]], profiles: Mapping[str, Any]) -> str:
+    """The dashboard's whole HTML document (a ``str``; serve it as ``text/html; charset=utf-8``).
+
+    ``engine`` is ``GET /v1/engine``'s object, ``forwards`` the FORWARD
+    objects (in start order) and ``profiles`` ``GET /v1/profiles``'s object,
+    as docs/api.md describes them; missing fields are shown as empty.  Pure
+    and quick (no I/O); never raises for odd values, which are escaped like
+    everything else.
+    """
+    forwards = list(forwards)
+    return (
+        "<!doctype html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="referrer" content="no-referrer">'
+        "<title>Tender</title>"
+        f'<link rel="icon" href="{FAVICON}">'
+        '<link rel="stylesheet" href="/static/dashboard.css">'
+        '<script src="/static/dashboard.js" defer></script>'
+        "</head><body>"
+        '<header class="top"><div class="brand"><h1>Tender</h1>'
+        '<span id="live" class="live" role="status" data-state="connecting">connecting…</span></div>'
+        f"{_engine(engine)}</header>"
+        '<div id="notice" class="notice" role="alert" hidden></div>'
+        "<main>"
+        f"{_search()}"
+        f"{_forwards(forwards)}"
+        '<section id="log-panel" aria-labelledby="log-h" hidden>'
+        '<div class="log-head"><h2 id="log-h">Log of <span id="log-name"></span></h2>'
+        '<button type="button" data-action="log-refresh">Refresh</button>'
+        '<button type="button" data-action="log-close">Close</button></div>'
+        '<ol id="log-lines" class="log"></ol></section>'
+        f"{_profiles(profiles)}"
+        "</main>"
+        '<noscript><p class="notice">The page does not update and its buttons do nothing without '
+        "JavaScript; <code>tender ls</code> and <code>tender stop</code> do the same from a terminal."
+        "</p></noscript>"
+        "</body></html>\n"
+    )

@@ -1,0 +1,528 @@
+// Tender's dashboard: keeps the server-rendered page (tray/api/page.py) live.
+//
+// Follows GET /v1/events (one JSON object per line, read with fetch and a
+// ReadableStream), updates the forwards table in place, runs the search, and
+// calls the API for every button (docs/api.md).  No framework, no build step.
+// Every value is put in the page as text (textContent), never as HTML.
+"use strict";
+
+(() => {
+  const RECONNECT_MS = 2000;      // wait before following the events again after a lost stream
+  const SILENCE_MS = 40000;       // the engine pings every 15 s: this long without a byte = lost
+  const SEARCH_DELAY_MS = 250;    // typing pause before a search is sent
+  const SYMBOLS = {starting: "◌", active: "●", reconnecting: "↻", error: "✕", stopped: "■"};
+
+  const forwards = new Map();     // session_id -> FORWARD, in start order
+  const gone = new Set();         // ids a list event dropped: their late status events are ignored
+  let live = false;
+  let logId = null;
+  let lastResults = [];
+
+  const $ = (sel) => document.querySelector(sel);
+
+  // ------------------------------------------------------------------ DOM helpers
+  function h(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "className") node.className = value;
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function humanBytes(n) {
+    let value = Number(n);
+    if (!Number.isFinite(value) || value < 0) return "0 B";
+    if (value < 1024) return `${Math.floor(value)} B`;
+    let unit = "B";
+    for (unit of ["KiB", "MiB", "GiB", "TiB"]) {
+      value /= 1024;
+      if (value < 1024) break;
+    }
+    return value < 10 ? `${value.toFixed(1)} ${unit}` : `${value.toFixed(0)} ${unit}`;
+  }
+
+  function localAddress(f) {
+    if (!f.local_port) return "";
+    let address = String(f.address || "127.0.0.1");
+    if (["localhost", "0.0.0.0", "::", ""].includes(address)) address = "127.0.0.1";
+    if (address.includes(":")) address = `[${address}]`;
+    return `${address}:${f.local_port}`;
+  }
+
+  function clock(iso) {
+    const t = new Date(iso);
+    return Number.isNaN(t.getTime()) ? "" : t.toLocaleTimeString([], {hour12: false});
+  }
+
+  function muted(text) { return h("span", {className: "muted"}, text); }
+
+  // ------------------------------------------------------------------ the forwards table
+  function statusCell(f) {
+    let text = f.status || "";
+    if (f.status === "reconnecting" && f.attempts) text = `${f.status} · attempt ${f.attempts}`;
+    return [h("span", {className: `badge s-${f.status || ""}`},
+      h("span", {"aria-hidden": "true"}, SYMBOLS[f.status] || "?"), ` ${text}`)];
+  }
+
+  function reasonCell(f) {
+    const parts = [];
+    if (f.status_reason && ["reconnecting", "error", "starting"].includes(f.status)) {
+      parts.push(h("span", {className: "why"}, f.status_reason));
+    }
+    if (f.warning) parts.push(h("span", {className: "warning"}, f.warning));
+    if (f.last_connection_error) {
+      const at = f.last_connection_error_at ? ` at ${clock(f.last_connection_error_at)}` : "";
+      parts.push(h("span", {className: "conn-error", title: f.last_connection_error_at || ""},
+        `last connection${at}: ${f.last_connection_error}`));
+    }
+    return parts;
+  }
+
+  function actionsCell(f) {
+    const out = [];
+    const button = (action, label, cls) => h("button", {type: "button", "data-action": action, className: cls}, label);
+    if (f.status === "active") out.push(button("open", "Open"));
+    if (localAddress(f) && ["active", "starting", "reconnecting"].includes(f.status)) out.push(button("copy", "Copy"));
+    if (f.status === "error") {
+      out.push(button("retry", "Retry"));
+      out.push(button("remove", "Remove", "danger"));
+    } else if (f.status !== "stopped") {
+      out.push(button("stop", "Stop", "danger"));
+    }
+    return out;
+  }
+
+  function connsCell(f) {
+    return [`${f.connections || 0} open`, muted(` · ${f.connections_total || 0} total`)];
+  }
+
+  function bytesCell(f) {
+    return [h("span", {title: "received from the pod"}, `↓ ${humanBytes(f.bytes_in)}`), " ",
+      h("span", {title: "sent to the pod"}, `↑ ${humanBytes(f.bytes_out)}`)];
+  }
+
+  // The same row as page.py's forward_row.
+  function renderRow(f) {
+    const local = localAddress(f);
+    let localCell;
+    if (local && f.status === "active") {
+      localCell = h("a", {href: `http://${local}/`, target: "_blank", rel: "noopener noreferrer"}, local);
+    } else {
+      localCell = muted(local || "—");
+    }
+    const container = f.container_port || 0;
+    const portTitle = container && String(container) !== String(f.remote_port) ? `pod port ${container}` : null;
+    const cell = (cls, ...content) => h("td", {className: cls}, ...content);
+    return h("tr", {id: `f-${f.session_id}`, "data-id": f.session_id, "data-status": f.status, "data-local": local},
+      cell("status", statusCell(f)),
+      cell("name", h("button", {type: "button", className: "link", "data-action": "log",
+        title: "Show this forward's log"}, f.name || "")),
+      cell("where", f.cluster_id || "", h("span", {className: "sep"}, " / "), f.namespace || ""),
+      cell("target", f.target || "", h("span", {className: "port", title: portTitle}, `:${f.remote_port}`)),
+      cell("pod", f.pod_name ? f.pod_name : muted("—")),
+      cell("local", localCell),
+      cell("conns num", connsCell(f)),
+      cell("bytes num", bytesCell(f)),
+      cell("reason", reasonCell(f)),
+      cell("actions", actionsCell(f)));
+  }
+
+  function fill(td, content) { td.replaceChildren(...content); }
+
+  function tbody() { return $("#forwards tbody"); }
+
+  function upsert(f, fresh) {
+    const row = renderRow(f);
+    const old = document.getElementById(`f-${f.session_id}`);
+    if (old) {
+      // A row whose buttons did not change keeps its actions cell (a click in progress is not lost).
+      const oldActions = old.querySelector("td.actions");
+      const newActions = row.querySelector("td.actions");
+      if (oldActions && newActions && oldActions.innerHTML === newActions.innerHTML) newActions.replaceWith(oldActions);
+      old.replaceWith(row);
+    } else {
+      tbody().append(row);
+      if (fresh) row.classList.add("fresh");
+    }
+  }
+
+  function refreshCounts() {
+    const n = forwards.size;
+    $("#forward-count").textContent = String(n);
+    $("#forwards").hidden = n === 0;
+    $("#no-forwards").hidden = n !== 0;
+    const running = new Map();
+    for (const f of forwards.values()) {
+      if (f.profile && f.status !== "stopped") running.set(f.profile, (running.get(f.profile) || 0) + 1);
+    }
+    for (const tr of document.querySelectorAll("tr[data-profile]")) {
+      const count = running.get(tr.dataset.profile) || 0;
+      tr.querySelector("td.running").textContent = String(count);
+      tr.querySelector('[data-action="profile-stop"]').disabled = count === 0;
+    }
+    markForwardedPorts();
+  }
+
+  function reconcile(list) {
+    const ids = new Set(list.map((f) => f.session_id));
+    for (const id of forwards.keys()) {
+      if (!ids.has(id)) {
+        gone.add(id);
+        document.getElementById(`f-${id}`)?.remove();
+      }
+    }
+    for (const tr of [...tbody().children]) {
+      if (!ids.has(tr.dataset.id)) tr.remove();  // a server-rendered row gone before the first event
+    }
+    const before = new Set(forwards.keys());
+    forwards.clear();
+    for (const f of list) {
+      forwards.set(f.session_id, f);
+      gone.delete(f.session_id);
+      upsert(f, before.size > 0 && !before.has(f.session_id));
+    }
+    // Keep start order: the list is in start order.
+    for (const f of list) tbody().append(document.getElementById(`f-${f.session_id}`));
+    refreshCounts();
+  }
+
+  function onStatus(f) {
+    if (gone.has(f.session_id)) return;
+    if (!forwards.has(f.session_id) && f.status === "stopped") return;
+    const fresh = !forwards.has(f.session_id);
+    forwards.set(f.session_id, Object.assign(forwards.get(f.session_id) || {}, f));
+    upsert(forwards.get(f.session_id), fresh);
+    refreshCounts();
+    if (logId === f.session_id) loadLog();
+  }
+
+  function onStats(entries) {
+    for (const s of entries) {
+      const f = forwards.get(s.session_id);
+      if (!f) continue;
+      Object.assign(f, s);
+      const row = document.getElementById(`f-${f.session_id}`);
+      if (!row) continue;
+      fill(row.querySelector("td.conns"), connsCell(f));
+      fill(row.querySelector("td.bytes"), bytesCell(f));
+      fill(row.querySelector("td.reason"), reasonCell(f));
+    }
+  }
+
+  // ------------------------------------------------------------------ the events stream
+  function setLive(state, text) {
+    const badge = $("#live");
+    badge.dataset.state = state;
+    badge.textContent = text;
+    document.body.classList.toggle("offline", state !== "live");
+    live = state === "live";
+  }
+
+  function handle(event) {
+    switch (event.event) {
+      case "list": reconcile(event.forwards || []); break;
+      case "status": onStatus(event); break;
+      case "stats": onStats(event.forwards || []); break;
+      default: break;  // ping, connection-error (its counters come in stats), later kinds
+    }
+  }
+
+  async function followOnce() {
+    const control = new AbortController();
+    let timer = setTimeout(() => control.abort(), SILENCE_MS);
+    const response = await fetch("/v1/events", {
+      credentials: "same-origin", cache: "no-store", signal: control.signal,
+      headers: {Accept: "application/x-ndjson"},
+    });
+    if (response.status === 403) {
+      clearTimeout(timer);
+      notice("This page's access to Tender was refused (Tender restarted?): open the dashboard again " +
+        "from the tray's menu or with tender dashboard.");
+      return;
+    }
+    if (!response.ok || !response.body) {
+      clearTimeout(timer);
+      return;
+    }
+    setLive("live", "live");
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    try {
+      for (;;) {
+        const {value, done} = await reader.read();
+        if (done) break;
+        clearTimeout(timer);
+        timer = setTimeout(() => control.abort(), SILENCE_MS);
+        buffer += decoder.decode(value, {stream: true});
+        let end;
+        while ((end = buffer.indexOf("\n")) >= 0) {
+          const line = buffer.slice(0, end).trim();
+          buffer = buffer.slice(end + 1);
+          if (line) handle(JSON.parse(line));
+        }
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async function follow() {
+    for (;;) {
+      try {
+        await followOnce();
+      } catch (err) {
+        // a lost connection, a stopped engine, an abort after a silence: reconnect below
+      }
+      setLive("reconnecting", "reconnecting to Tender…");
+      await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS));
+    }
+  }
+
+  // ------------------------------------------------------------------ API calls
+  async function api(method, path, body) {
+    const options = {method, credentials: "same-origin", cache: "no-store", headers: {}};
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    const response = await fetch(path, options);
+    let data = null;
+    try { data = await response.json(); } catch (err) { data = null; }
+    if (!response.ok) {
+      throw new Error((data && data.error) || `Tender answered ${response.status} ${response.statusText}`);
+    }
+    return data;
+  }
+
+  // When the stream is down, read the list once so a button's effect still shows.
+  async function resync() {
+    if (live) return;
+    try { reconcile((await api("GET", "/v1/forwards")).forwards || []); } catch (err) { /* the stream will */ }
+  }
+
+  let noticeTimer = null;
+  function notice(text, kind) {
+    const box = $("#notice");
+    box.textContent = text;
+    box.dataset.kind = kind || "error";
+    box.hidden = false;
+    clearTimeout(noticeTimer);
+    if (kind === "info") noticeTimer = setTimeout(() => { box.hidden = true; }, 3000);
+  }
+
+  async function copyText(text) {
+    try {
+      await navigator.clipboard.writeText(text);
+    } catch (err) {
+      const area = h("textarea", {readonly: true}, text);
+      document.body.append(area);
+      area.select();
+      document.execCommand("copy");
+      area.remove();
+    }
+    notice(`Copied ${text}`, "info");
+  }
+
+  // ------------------------------------------------------------------ the log panel
+  async function loadLog() {
+    const id = logId;
+    if (!id) return;
+    const f = forwards.get(id);
+    $("#log-name").textContent = f ? `${f.name} (${f.target}:${f.remote_port})` : id;
+    let lines;
+    try {
+      lines = (await api("GET", `/v1/forwards/${encodeURIComponent(id)}/logs`)).lines || [];
+    } catch (err) {
+      if (logId === id) $("#log-lines").replaceChildren(h("li", {className: "l-error"}, err.message));
+      return;
+    }
+    if (logId !== id) return;
+    const list = $("#log-lines");
+    list.replaceChildren(...(lines.length ? lines.map((l) => h("li", {className: `l-${l.level}`},
+      h("span", {className: "t"}, clock(l.time)), ` ${l.level === "info" ? "" : `${l.level}: `}${l.message}`))
+      : [h("li", {className: "t"}, "nothing logged yet")]));
+    list.scrollTop = list.scrollHeight;
+  }
+
+  function openLog(id) {
+    logId = id;
+    $("#log-lines").replaceChildren();
+    $("#log-panel").hidden = false;
+    loadLog();
+    $("#log-panel").scrollIntoView({behavior: "smooth", block: "nearest"});
+  }
+
+  // ------------------------------------------------------------------ search
+  let searchTimer = null;
+  let searchControl = null;
+
+  function resultItem(r) {
+    const tcp = (r.ports || []).filter((p) => p.protocol === "TCP");
+    const ports = (r.ports || []).map((p) => {
+      const label = [String(p.port), p.name ? h("span", {className: "pname"}, ` ${p.name}`) : null];
+      if (p.protocol !== "TCP") {
+        return h("button", {type: "button", className: "port", disabled: true,
+          title: `${p.protocol}: port-forward carries TCP only`}, label, ` ${p.protocol}`);
+      }
+      return h("button", {type: "button", className: "port", "data-action": "forward", "data-port": p.port,
+        title: `Forward a free local port to ${r.target} port ${p.port}`}, label);
+    });
+    const item = h("li", {},
+      h("span", {className: "kind"}, r.kind),
+      h("span", {className: "rname"}, r.name),
+      h("span", {className: "rwhere"}, `${r.context} / ${r.namespace}`),
+      h("span", {className: "ports"}, ports.length ? ports : muted("declares no ports"),
+        tcp.length || !ports.length ? null : muted("no TCP port")));
+    item.tender = r;
+    return item;
+  }
+
+  function markForwardedPorts() {
+    for (const li of document.querySelectorAll("#results li")) {
+      const r = li.tender;
+      if (!r) continue;
+      for (const button of li.querySelectorAll('button[data-action="forward"]')) {
+        const port = button.dataset.port;
+        const f = [...forwards.values()].find((x) => x.cluster_id === r.context && x.namespace === r.namespace &&
+          x.target === r.target && String(x.remote_port) === port && x.status !== "stopped");
+        button.classList.toggle("on", Boolean(f));
+        if (f && localAddress(f)) button.title = `Forwarded at ${localAddress(f)}; click to forward another local port`;
+      }
+    }
+  }
+
+  function showResults(answer, text) {
+    lastResults = answer.results || [];
+    $("#results").replaceChildren(...lastResults.map(resultItem));
+    $("#search-errors").replaceChildren(...(answer.errors || []).map((e) =>
+      h("li", {}, e.context ? `${e.context}: ${e.error}` : e.error)));
+    let status = "";
+    if (!lastResults.length) status = `Nothing matches “${text}”.`;
+    else if (answer.truncated) status = `The first ${lastResults.length} matches; type more to narrow them.`;
+    $("#search-status").textContent = status;
+    markForwardedPorts();
+  }
+
+  async function runSearch() {
+    clearTimeout(searchTimer);
+    const text = $("#search").value.trim();
+    searchControl?.abort();
+    if (!text) {
+      $("#results").replaceChildren();
+      $("#search-errors").replaceChildren();
+      $("#search-status").textContent = "";
+      return;
+    }
+    const control = searchControl = new AbortController();
+    $("#search-status").textContent = "Searching…";
+    const query = new URLSearchParams({q: text});
+    const context = $("#search-context").value;
+    if (context) query.set("context", context);
+    try {
+      const response = await fetch(`/v1/search?${query}`, {credentials: "same-origin", signal: control.signal});
+      const answer = await response.json();
+      if (control !== searchControl) return;
+      if (!response.ok) throw new Error(answer.error || `Tender answered ${response.status}`);
+      showResults(answer, text);
+    } catch (err) {
+      if (control === searchControl && err.name !== "AbortError") $("#search-status").textContent = err.message;
+    }
+  }
+
+  async function loadContexts() {
+    try {
+      const contexts = (await api("GET", "/v1/contexts")).contexts || [];
+      const select = $("#search-context");
+      for (const c of contexts) {
+        select.append(h("option", {value: c.name}, c.current ? `${c.name} (current)` : c.name));
+      }
+    } catch (err) { /* the search still covers every context */ }
+  }
+
+  async function startForward(button) {
+    const r = button.closest("li").tender;
+    const port = button.dataset.port;
+    button.disabled = true;
+    try {
+      const answer = await api("POST", "/v1/forwards",
+        {context: r.context, namespace: r.namespace, target: r.target, ports: [`:${port}`]});
+      $("#search-status").textContent = `Started ${r.target} port ${port} in ${r.context} / ${r.namespace}.`;
+      for (const f of answer.forwards || []) onStatus(f);
+      await resync();
+      const row = document.getElementById(`f-${(answer.forwards || [{}])[0].session_id}`);
+      row?.scrollIntoView({behavior: "smooth", block: "nearest"});
+    } catch (err) {
+      notice(`Could not forward ${r.target} port ${port}: ${err.message}`);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // ------------------------------------------------------------------ buttons
+  async function act(button) {
+    const action = button.dataset.action;
+    const row = button.closest("tr[data-id]");
+    const id = row?.dataset.id;
+    const f = id ? forwards.get(id) : null;
+    const label = f ? `${f.name} (${f.target}:${f.remote_port})` : id;
+    try {
+      switch (action) {
+        case "log": openLog(id); return;
+        case "open": window.open(`http://${row.dataset.local}/`, "_blank", "noopener,noreferrer"); return;
+        case "copy": await copyText(row.dataset.local); return;
+        case "log-close": logId = null; $("#log-panel").hidden = true; return;
+        case "log-refresh": await loadLog(); return;
+        case "forward": await startForward(button); return;
+        default: break;
+      }
+      button.disabled = true;
+      if (action === "stop") await api("POST", `/v1/forwards/${encodeURIComponent(id)}/stop`, {});
+      else if (action === "remove") await api("DELETE", `/v1/forwards/${encodeURIComponent(id)}`);
+      else if (action === "retry") await api("POST", `/v1/forwards/${encodeURIComponent(id)}/retry`, {});
+      else if (action === "profile-start" || action === "profile-stop") {
+        const name = button.closest("tr[data-profile]").dataset.profile;
+        const verb = action === "profile-start" ? "start" : "stop";
+        const answer = await api("POST", `/v1/profiles/${verb}`, {names: [name]});
+        const failed = (answer.failed || []).map((x) => x.error);
+        if (failed.length) notice(`Profile ${name} could not start: ${failed.join("; ")}`);
+      }
+      await resync();
+    } catch (err) {
+      notice(`${action[0].toUpperCase()}${action.slice(1).replace("profile-", "profile ")} ` +
+        `${label || ""} failed: ${err.message}`);
+    } finally {
+      if (button.isConnected) button.disabled = false;
+      refreshCounts();
+    }
+  }
+
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-action]");
+    if (button && !button.disabled) {
+      event.preventDefault();
+      act(button);
+    }
+  });
+
+  $("#search").addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(runSearch, SEARCH_DELAY_MS);
+  });
+  $("#search").addEventListener("keydown", (event) => {
+    if (event.key === "Enter") runSearch();
+    if (event.key === "Escape") { $("#search").value = ""; runSearch(); }
+  });
+  $("#search-context").addEventListener("change", runSearch);
+  $("#notice").addEventListener("click", () => { $("#notice").hidden = true; });
+
+  // The first event (a list) redraws the server-rendered rows (their times are UTC; these are local).
+  loadContexts();
+  follow();
+})();
