@@ -27,8 +27,11 @@ from tray.engine.forwardlog import LOG_LINES, ForwardLog, LogLine
 from tray.engine.v4 import Traffic, pump
 from tray.wire.framing import encode_data
 
+from tray.domain.targets import Target
+
 from .session_fakes import Forward, deployment, pod, run
-from .test_session_reconnect import WEB
+
+WEB = Target("Deployment", "web")
 
 
 @pytest.fixture(autouse=True)
