@@ -29,6 +29,7 @@ from tray.engine.browse import Browser
 from tray.engine.manager import ListEvent, StatusEvent
 from tray.domain.portspec import PortSpec
 from tray.profiles import Profile, add_profile, ensure_profiles_file, load_profiles
+from tray.profiles.run import start_profile
 from tray.domain.targets import SHORT_NAMES, Target
 from tray.ui import autostart, labels, system
 from tray.ui.coalesce import DEFAULT_INTERVAL, Coalescer
@@ -343,18 +344,7 @@ class Controller:
             # last looked: a Retry right after fixing it must see it.
             self.reload_clusters()
             context = p.context or self._current_context()
-        if context is None:
-            from tray.kube.kubeconfig import load_kubeconfig, no_context_message
-
-            raise UsageError(f"profile {p.name}: "
-                             + no_context_message(load_kubeconfig(self.manager.kubeconfig), "set context: NAME"))
-        running = {str(s.remote_port) for s in self.manager.list() if s.profile == p.name}
-        for spec in p.ports:
-            if str(spec.remote) in running:
-                continue
-            local = spec.local if spec.local is not None else (None if spec.local_same_as_remote else 0)
-            self.manager.start(ForwardSpec(context, p.namespace, p.target, spec.remote, local_port=local,
-                                           address=p.address, profile=p.name))
+        start_profile(self.manager, p, context)
 
     def _set_failure(self, name: str, reason: str | None) -> None:
         with self._failures_lock:

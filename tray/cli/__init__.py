@@ -5,6 +5,9 @@
   — kubectl's own syntax, headless, with auto-reconnect, until SIGINT/SIGTERM.
 * ``tender run [--profiles F] [NAME...] [--group G] [--all]`` — saved profiles, headless.
 * ``tender profiles check [F]`` / ``tender profiles list [F]``.
+* ``tender daemon`` -- the engine without a tray; ``tender ls|stop|retry|remove|start|events|logs|dashboard``
+  drive the running engine over its control API (:mod:`tray.cli.verbs`, docs/api.md); ``forward``
+  joins it when one runs (``--detach`` leaves the forwards there).
 
 ``forward`` and ``run`` also take ``-o text|json``, ``--timestamps`` and
 ``--exit-on-error``; :class:`_Printer` describes the output.
@@ -72,6 +75,10 @@ def _parser() -> argparse.ArgumentParser:
     fw.add_argument("--address", default="127.0.0.1",
                     help="local address to listen on (default 127.0.0.1; 'localhost' = 127.0.0.1 and ::1)")
     fw.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    fw.add_argument("--detach", action="store_true",
+                    help="leave the forwards running in the engine (the tray or 'tender daemon') and exit")
+    fw.add_argument("--no-engine", action="store_true",
+                    help="forward in this process even when an engine runs")
     _add_run_flags(fw)
     fw.add_argument("target", help="pod/NAME, svc/NAME, deploy/NAME, sts/NAME, ds/NAME, rs/NAME, rc/NAME, job/NAME or NAME")
     fw.add_argument("ports", nargs="+", metavar="[LOCAL:]REMOTE", help="8080, 8080:80, :80, 8080:http")
@@ -92,6 +99,13 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("file", nargs="?")
         c.add_argument("--kubeconfig", help="also check contexts against this kubeconfig")
 
+    daemon = sub.add_parser("daemon", help="run the engine without a tray (servers, tiling WMs, WSL)")
+    daemon.add_argument("--kubeconfig")
+    daemon.add_argument("--profiles", help="profiles file whose autostart profiles start")
+    from tray.cli import verbs
+
+    verbs.add_parsers(sub)
+
     inst = sub.add_parser("install-desktop", help="install the icon and .desktop launcher for this user")
     inst.add_argument("--prefix", help="XDG data dir (default ~/.local/share)")
     inst.add_argument("--remove", action="store_true",
@@ -101,7 +115,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command in ("forward", "run", "profiles", "install-desktop"):
+    from tray.cli import verbs
+
+    if args.command in ("forward", "run", "profiles", "install-desktop", "daemon", *verbs.VERBS):
         from tray.logs import setup_logging
 
         setup_logging(logging.WARNING - 10 * min(args.verbose, 2), stream=sys.stderr)
@@ -110,6 +126,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _forward(args)
         if args.command == "run":
             return _run_profiles(args)
+        if args.command == "daemon":
+            from tray.api.host import run_daemon
+
+            return run_daemon(args.kubeconfig, args.profiles)
+        if args.command in verbs.VERBS:
+            return verbs.run_verb(args)
         if args.command == "profiles":
             return _profiles(args)
         if args.command == "install-desktop":
@@ -207,17 +229,9 @@ class _Printer:
         from tray.engine.manager import ConnectionEvent, ListEvent
 
         if self.output == "json":
-            if isinstance(event, ListEvent):
-                obj = {"event": "list", "sessions": [_public(s.to_dict()) for s in event.sessions]}
-            elif isinstance(event, ConnectionEvent):
-                s = event.session
-                obj = {"event": "connection-error", "session_id": event.session_id, "pod_name": event.pod_name,
-                       "port": event.port, "error": event.error, "suppressed": event.suppressed,
-                       "cluster_id": s.cluster_id, "namespace": s.namespace, "target_kind": s.target_kind,
-                       "target_name": s.target_name, "local_port": s.local_port, "address": s.address,
-                       "profile": s.profile}
-            else:
-                obj = {"event": "status", **_public(event.session.to_dict())}
+            from tray.api.schema import event_dict
+
+            obj = event_dict(event)
             if self.timestamps:
                 obj["time"] = _now_stamp()
             print(json.dumps(obj, sort_keys=True), flush=True)
@@ -258,13 +272,6 @@ class _Printer:
             if s.recoverable:
                 tail = f"; still watching {s.target}, forwards again when a pod is ready"
             self._emit(f"{prefix}: {s.target} {s.local_port} -> {s.remote_port}: error: {s.status_reason}{tail}")
-
-
-def _public(d: dict[str, Any]) -> dict[str, Any]:
-    keep = ("session_id", "cluster_id", "cluster_name", "namespace", "target_kind", "target_name",
-            "pod_name", "container_port", "local_port", "address", "remote_port", "status", "status_reason",
-            "profile", "started_at", "attempts", "next_retry_at", "recoverable", "usage_error", "warning")
-    return {k: d[k] for k in keep if k in d}
 
 
 def _serve(manager: Any, ids: list[str], printer: _Printer, origins: dict[str, UsageError], *,
@@ -377,6 +384,17 @@ def _forward(args: argparse.Namespace) -> int:
         except UsageError as exc:
             raise UsageError(exc.message, field=f"port {text!r}") from None
     _check_address(args.address)
+    if args.detach and args.no_engine:
+        raise UsageError("--detach needs the engine; it cannot be used with --no-engine", field="--detach")
+    if not args.no_engine:
+        joined = _forward_on_engine(args)
+        if joined is not None:
+            return joined
+    if args.detach:
+        from tray.cli.verbs import NO_ENGINE_HINT
+
+        print(f"tender: --detach: no Tender engine is running; {NO_ENGINE_HINT}", file=sys.stderr)
+        return 1
     manager = ForwardManager(args.kubeconfig)
     printer = _Printer(args.output, timestamps=args.timestamps)
     origins: dict[str, UsageError] = {}
@@ -395,6 +413,38 @@ def _forward(args: argparse.Namespace) -> int:
     return _serve(manager, ids, printer, origins, exit_on_error=args.exit_on_error, usage_exits=True)
 
 
+def _forward_on_engine(args: argparse.Namespace) -> int | None:
+    """``forward`` on the running engine, if one runs with this kubeconfig; None to forward in-process.
+
+    An engine with another kubeconfig (``--kubeconfig``, ``$KUBECONFIG``) is
+    left alone: the forward runs here, as before there was an engine.
+    """
+    from tray.api.client import ApiError, NoEngine, connect
+    from tray.kube.kubeconfig import kubeconfig_paths
+
+    try:
+        client = connect(timeout=5.0)
+    except ApiError:
+        return None
+    if client is None:
+        return None
+    with client:
+        try:
+            info = client.get("/v1/engine")
+            mine = [os.path.abspath(os.path.expanduser(p)) for p in kubeconfig_paths(args.kubeconfig).split(os.pathsep) if p]
+            if [os.path.abspath(p) for p in info.get("kubeconfig", [])] != mine:
+                logging.getLogger("tender").info("the running engine uses another kubeconfig; forwarding here")
+                return None
+            from tray.cli.verbs import forward_on_engine
+
+            return forward_on_engine(client, args, _Printer(args.output, timestamps=args.timestamps))
+        except NoEngine:
+            return None
+        except ApiError as exc:
+            print(f"tender: error: {exc.message}", file=sys.stderr)
+            return 2 if 400 <= exc.status < 500 else 1
+
+
 def _local(spec: Any) -> int | None:
     if spec.local is not None:
         return int(spec.local)
@@ -402,15 +452,9 @@ def _local(spec: Any) -> int | None:
 
 
 def _check_address(address: str) -> None:
-    import ipaddress
+    from tray.api.schema import check_address
 
-    if address == "localhost":
-        return
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        raise UsageError(f"{address!r} is not an IP address or 'localhost'", field="--address") from None
-    if not ip.is_loopback:
+    if check_address(address, field="--address"):
         logging.getLogger("tender").warning(
             "listening on %s: the forwarded ports are reachable from other machines", address)
 

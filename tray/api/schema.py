@@ -1,0 +1,188 @@
+"""The JSON of the control API, in one place (docs/api.md says what each field means).
+
+The API, its event stream and ``tender forward -o json`` print the same
+objects, made here from the engine's snapshots.  Requests are checked here
+too: each problem is an :class:`ApiError` whose one sentence names the field,
+raised before anything reaches the engine.  Pure functions of plain data.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from tray.errors import UsageError
+
+__all__ = ["ApiError", "forward_dict", "event_dict", "stats_dict", "parse_forward_request",
+           "parse_selector", "profile_dict", "STATS_FIELDS", "check_address"]
+
+#: The counters a ``stats`` event carries for each forward that moved.
+STATS_FIELDS = ("connections", "connections_total", "bytes_in", "bytes_out", "last_connection_error",
+                "last_connection_error_at")
+
+#: The fields of a forward (docs/api.md, "The forward object"), in that order.
+FORWARD_FIELDS = ("session_id", "name", "profile", "cluster_id", "cluster_name", "namespace", "target",
+                  "target_kind", "target_name", "remote_port", "container_port", "local_port", "address",
+                  "status", "status_reason", "pod_name", "started_at", "attempts", "next_retry_at",
+                  "recoverable", "usage_error", "warning", *STATS_FIELDS)
+
+_DEFAULTS: dict[str, Any] = {"connections": 0, "connections_total": 0, "bytes_in": 0, "bytes_out": 0,
+                             "last_connection_error": "", "last_connection_error_at": ""}
+
+
+class ApiError(Exception):
+    """A request the API refuses: ``status`` (an HTTP 4xx), one sentence, and the field at fault (or None)."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error's JSON body: ``{"error": sentence, "field": field-or-null}``."""
+        return {"error": self.message, "field": self.field}
+
+
+def forward_dict(info: Any) -> dict[str, Any]:
+    """A forward as the API shows it, from a :class:`tray.engine.session.SessionInfo` (a new dict)."""
+    d = info.to_dict()
+    d["target"] = info.target
+    d["name"] = info.profile or info.target
+    return {k: d.get(k, _DEFAULTS.get(k)) for k in FORWARD_FIELDS}
+
+
+def stats_dict(info: Any) -> dict[str, Any]:
+    """A forward's counters (a ``stats`` event's entry)."""
+    return {"session_id": info.id, **{k: getattr(info, k, _DEFAULTS[k]) for k in STATS_FIELDS}}
+
+
+def event_dict(event: Any) -> dict[str, Any]:
+    """One engine event (``StatusEvent``, ``ListEvent``, ``ConnectionEvent``) as a JSON object.
+
+    ``{"event": "status", FORWARD...}``, ``{"event": "list", "forwards": [...]}``
+    or ``{"event": "connection-error", ...}`` (docs/api.md, ``GET /v1/events``).
+    Told apart by their fields, so this module need not import the engine.
+    """
+    if hasattr(event, "sessions"):
+        return {"event": "list", "forwards": [forward_dict(s) for s in event.sessions]}
+    s = event.session
+    if hasattr(event, "suppressed"):
+        return {"event": "connection-error", "session_id": event.session_id, "pod_name": event.pod_name,
+                "port": event.port, "error": event.error, "suppressed": event.suppressed,
+                "cluster_id": s.cluster_id, "namespace": s.namespace, "target_kind": s.target_kind,
+                "target_name": s.target_name, "local_port": s.local_port, "address": s.address,
+                "profile": s.profile}
+    return {"event": "status", **forward_dict(s)}
+
+
+def check_address(address: str, field: str = "address") -> bool:
+    """Check a local address to listen on; True when it is not a loopback address (the caller warns).
+
+    ``localhost`` and IP addresses are accepted; raises :class:`UsageError`
+    (naming ``field``) for anything else.
+    """
+    if address == "localhost":
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        raise UsageError(f"{address!r} is not an IP address or 'localhost'", field=field) from None
+    return not ip.is_loopback
+
+
+def _text(body: dict[str, Any], key: str, *, required: bool = False) -> str | None:
+    value = body.get(key)
+    if value is None:
+        if required:
+            raise ApiError(400, f"{key} is required", key)
+        return None
+    if not isinstance(value, str) or not value:
+        raise ApiError(400, f"{key} must be a non-empty string", key)
+    return value
+
+
+def parse_forward_request(body: Any) -> tuple[Any, list[tuple[str, Any]], str | None, str | None, str]:
+    """Check a ``POST /v1/forwards`` body.
+
+    Returns ``(target, [(port text, PortSpec), ...], context or None,
+    namespace or None, address)``.  Raises :class:`ApiError` (400) naming
+    the first bad field.
+    """
+    from tray.domain.portspec import parse_port_spec
+    from tray.domain.targets import parse_target
+
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    unknown = sorted(set(body) - {"target", "ports", "context", "namespace", "address"})
+    if unknown:
+        raise ApiError(400, f"unknown field {unknown[0]!r} (fields: target, ports, context, namespace, address)",
+                       unknown[0])
+    target_text = _text(body, "target", required=True)
+    try:
+        target = parse_target(target_text)
+    except UsageError as exc:
+        raise ApiError(400, f"target: {exc.message}", "target") from None
+    ports = body.get("ports")
+    if ports is None:
+        raise ApiError(400, "ports is required (a list such as [\"8080:80\"])", "ports")
+    if not isinstance(ports, list) or not ports:
+        raise ApiError(400, "ports must be a non-empty list such as [\"8080:80\"]", "ports")
+    if len(ports) > 100:
+        raise ApiError(400, "ports has more than 100 entries", "ports")
+    specs = []
+    for i, item in enumerate(ports):
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            raise ApiError(400, f"ports[{i}] must be a string such as \"8080:80\" or a number", f"ports[{i}]")
+        text = str(item)
+        try:
+            specs.append((text, parse_port_spec(text)))
+        except UsageError as exc:
+            raise ApiError(400, f"ports[{i}]: {exc.message}", f"ports[{i}]") from None
+    context = _text(body, "context")
+    namespace = _text(body, "namespace")
+    address = _text(body, "address") or "127.0.0.1"
+    try:
+        check_address(address)
+    except UsageError as exc:
+        raise ApiError(400, f"address: {exc.message}", "address") from None
+    return target, specs, context, namespace, address
+
+
+def parse_selector(body: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    """Check a selector body (``ids``/``names``/``groups`` lists, ``all``, ``context``, ``profile``).
+
+    ``keys``: the keys this endpoint takes.  Returns the body's values (lists
+    default to [], ``all`` to False).  Raises :class:`ApiError` (400) for an
+    unknown key, a wrong type, or a selector that selects nothing.
+    """
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    unknown = sorted(set(body) - set(keys))
+    if unknown:
+        raise ApiError(400, f"unknown field {unknown[0]!r} (fields: {', '.join(keys)})", unknown[0])
+    out: dict[str, Any] = {}
+    for key in keys:
+        value = body.get(key)
+        if key in ("ids", "names", "groups"):
+            value = [] if value is None else value
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise ApiError(400, f"{key} must be a list of non-empty strings", key)
+        elif key == "all":
+            value = False if value is None else value
+            if not isinstance(value, bool):
+                raise ApiError(400, "all must be true or false", "all")
+        elif value is not None and (not isinstance(value, str) or not value):
+            raise ApiError(400, f"{key} must be a non-empty string", key)
+        out[key] = value
+    if not any(out.values()):
+        raise ApiError(400, f"select something: {', '.join(keys)}")
+    return out
+
+
+def profile_dict(profile: Any, running: int) -> dict[str, Any]:
+    """A profile as ``GET /v1/profiles`` lists it (``running``: its forwards now)."""
+    return {"name": profile.name, "group": profile.group, "context": profile.context,
+            "namespace": profile.namespace, "target": str(profile.target),
+            "ports": [str(p) for p in profile.ports], "address": profile.address,
+            "autostart": profile.autostart, "line": profile.line, "running": running}

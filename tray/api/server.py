@@ -1,0 +1,645 @@
+"""The control API's server: HTTP + JSON on the engine's unix socket, and the dashboard on loopback.
+
+One :class:`ApiServer` per engine, on its own thread (``tender-api``) with
+its own asyncio loop, so a slow client never touches the engine's loop and
+the engine's work never delays an answer.  The routes are docs/api.md's; the
+same handlers serve two aiohttp applications:
+
+* **the socket** (:mod:`tray.api.claim` binds it, 0600 in a 0700 directory):
+  each connection's peer uid must be ours (``SO_PEERCRED``), else 403;
+* **the dashboard**, bound to 127.0.0.1 on a free port only when first asked
+  for (:meth:`ApiServer.dashboard_url`): every request needs the
+  per-engine secret (``?token=`` once, then an HttpOnly SameSite=Strict
+  cookie, or ``Authorization: Bearer``), a ``Host`` naming that port on
+  127.0.0.1 or localhost (DNS rebinding), and an ``Origin`` (when sent) of
+  the page itself, nor a ``Sec-Fetch-Site: cross-site`` (CSRF).  No CORS
+  header is ever sent.  Refusals are 403 and change nothing.
+
+Errors are translated in one place (:func:`_errors`): an
+:class:`~tray.api.schema.ApiError` or a :class:`~tray.errors.UsageError`
+becomes a 4xx with one sentence naming the field; anything else a request
+hits inside the engine is logged and answered 503, and the engine goes on.
+Blocking engine calls (a stop waits for its listener to close; a start may
+read the kubeconfig and run an exec plugin) run in worker threads.
+
+Events: the server subscribes to the engine once.  Each follower of
+``GET /v1/events`` has its own queue; ``list`` events are coalesced (only the
+newest of a burst is serialised, once, for everyone), ``status`` events are
+all kept (every forward's final state arrives), and ``stats`` events (the
+counters) are computed once a second only while someone follows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hmac
+import json
+import logging
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from tray import __version__
+from tray.api import schema
+from tray.api.claim import peer_uid
+from tray.api.schema import ApiError
+from tray.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ApiServer", "PING_INTERVAL", "STATS_INTERVAL"]
+
+#: Seconds between two ``ping`` events to a follower with nothing else to read.
+PING_INTERVAL = 15.0
+#: Seconds between two ``stats`` events.
+STATS_INTERVAL = 1.0
+#: Seconds a follower may leave a write unread before it is disconnected.
+STALL_LIMIT = 60.0
+#: Queued events past which a follower's older ``list``/``stats`` events are dropped.
+BACKLOG = 512
+#: Seconds a burst of ``list`` events is gathered before the newest is sent.
+LIST_SETTLE = 0.05
+MAX_BODY = 64 * 1024
+COOKIE = "tender_session"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(text=json.dumps(data, sort_keys=False) + "\n", status=status,
+                        content_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+def _error(status: int, message: str, field: str | None = None) -> web.Response:
+    return _json(ApiError(status, message, field).to_dict(), status)
+
+
+class _Follower:
+    """One client of ``GET /v1/events``: a queue of JSON lines the handler writes out."""
+
+    def __init__(self) -> None:
+        self.items: collections.deque[tuple[str, bytes]] = collections.deque()
+        self.ready = asyncio.Event()
+
+    def push(self, kind: str, line: bytes) -> None:
+        if len(self.items) >= BACKLOG and kind in ("list", "stats"):
+            # A slow reader: the newest list/stats say all the older ones did.
+            self.items = collections.deque(i for i in self.items if i[0] != kind)
+        self.items.append((kind, line))
+        self.ready.set()
+
+
+class ApiServer:
+    """The engine's control API (docs/api.md), served from a thread of its own.
+
+    ``manager``: the :class:`~tray.engine.manager.ForwardManager`; ``host``:
+    ``"tray"`` or ``"daemon"`` (what ``GET /v1/engine`` says);
+    ``profiles_path``: the profiles file the API reads and starts from;
+    ``on_activate``: called (on the API thread; it must return quickly) when
+    a second tray launch asks this one to show itself; ``on_dashboard``
+    likewise when the dashboard's URL is handed out (the tray logs it).
+    """
+
+    def __init__(self, manager: Any, *, host: str, profiles_path: str | os.PathLike[str],
+                 on_activate: Callable[[], None] | None = None) -> None:
+        self.manager = manager
+        self.host = host
+        self.profiles_path = Path(profiles_path)
+        self.on_activate = on_activate
+        self.started_at = _now()
+        self.secret = secrets.token_urlsafe(32)
+        self._loop = asyncio.new_event_loop()
+        self._thread: threading.Thread | None = None
+        self._runners: list[web.AppRunner] = []
+        self._web_port: int | None = None
+        self._web_lock: asyncio.Lock | None = None
+        self._followers: set[_Follower] = set()
+        self._pending_list: Any = None
+        self._stats_task: asyncio.Task[None] | None = None
+        self._last_stats: dict[str, tuple[Any, ...]] = {}
+        self._profiles_cache: tuple[Any, ...] = ()
+        self._closed = False
+
+    # ------------------------------------------------------------ life
+    def start(self, listener: socket.socket | None, timeout: float = 10.0) -> None:
+        """Serve the API on ``listener`` (a listening unix socket, or None: no socket) from a new thread.
+
+        Returns once it is accepting (at most ``timeout`` seconds, then
+        ``TimeoutError``).  Subscribes to the engine's events.
+        """
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(self._loop)
+            try:
+                self._loop.run_until_complete(self._start(listener))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="tender-api", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise TimeoutError("the control API did not start")
+        if failure:
+            raise failure[0]
+        self.manager.subscribe(self._on_event)
+
+    async def _start(self, listener: socket.socket | None) -> None:
+        self._web_lock = asyncio.Lock()
+        if listener is None:
+            return
+        app = self._app(self._socket_guard)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        await web.SockSite(runner, listener).start()
+        self._runners.append(runner)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop serving (followers are disconnected) and end the thread.  Idempotent; blocks up to ``timeout`` s."""
+        if self._closed or self._thread is None:
+            self._closed = True
+            return
+        self._closed = True
+        self.manager.unsubscribe(self._on_event)
+
+        async def stop() -> None:
+            for f in list(self._followers):
+                f.push("end", b"")
+            for runner in self._runners:
+                await runner.cleanup()
+
+        try:
+            asyncio.run_coroutine_threadsafe(stop(), self._loop).result(timeout)
+        except Exception as exc:  # noqa: BLE001 - closing: log and go on
+            log.debug("closing the API: %s", exc)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    def dashboard_url(self, timeout: float = 10.0) -> str:
+        """The dashboard's URL with its secret, starting its loopback listener on first call.
+
+        Thread-safe, but not from the API thread; blocks until the listener
+        is bound (milliseconds; ``TimeoutError`` after ``timeout`` s).
+        """
+        port = asyncio.run_coroutine_threadsafe(self._ensure_web(), self._loop).result(timeout)
+        return f"http://127.0.0.1:{port}/?token={self.secret}"
+
+    async def _ensure_web(self) -> int:
+        assert self._web_lock is not None
+        async with self._web_lock:
+            if self._web_port is None:
+                app = self._app(self._web_guard, page=True)
+                runner = web.AppRunner(app, access_log=None, handle_signals=False)
+                await runner.setup()
+                site = web.TCPSite(runner, "127.0.0.1", 0, reuse_address=True)
+                await site.start()
+                self._runners.append(runner)
+                server = site._server  # the bound port is known only from the server's socket
+                assert server is not None
+                self._web_port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+                log.info("dashboard listening on 127.0.0.1:%s", self._web_port)
+            return self._web_port
+
+    # ------------------------------------------------------------ the apps
+    def _app(self, guard: Any, *, page: bool = False) -> web.Application:
+        app = web.Application(middlewares=[guard, _errors], client_max_size=MAX_BODY)
+        r = app.router
+        r.add_get("/v1/engine", self._engine)
+        r.add_get("/v1/forwards", self._forwards)
+        r.add_post("/v1/forwards", self._start_forwards)
+        r.add_post("/v1/forwards/stop", self._stop_many)
+        r.add_get("/v1/forwards/{id}", self._forward)
+        r.add_delete("/v1/forwards/{id}", self._stop_one)
+        r.add_post("/v1/forwards/{id}/stop", self._stop_one)
+        r.add_post("/v1/forwards/{id}/retry", self._retry_one)
+        r.add_get("/v1/forwards/{id}/logs", self._logs)
+        r.add_get("/v1/events", self._events)
+        r.add_get("/v1/profiles", self._profiles)
+        r.add_post("/v1/profiles/start", self._profiles_start)
+        r.add_post("/v1/profiles/stop", self._profiles_stop)
+        r.add_get("/v1/contexts", self._contexts)
+        r.add_get("/v1/search", self._search)
+        r.add_post("/v1/activate", self._activate)
+        if page:
+            from tray.api import page as page_module
+
+            r.add_get("/", self._page)
+            r.add_static("/static/", Path(page_module.__file__).parent / "static", show_index=False)
+        else:
+            r.add_post("/v1/dashboard", self._dashboard)
+        return app
+
+    @web.middleware
+    async def _socket_guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        uid = peer_uid(sock) if sock is not None else None
+        if uid is not None and uid != os.getuid():
+            log.warning("refused a control connection from uid %s", uid)
+            return _error(403, f"this engine belongs to uid {os.getuid()}; uid {uid} may not use it")
+        return await handler(request)
+
+    @web.middleware
+    async def _web_guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        port = self._web_port
+        allowed = {f"127.0.0.1:{port}", f"localhost:{port}"}
+        if request.headers.get("Host", "") not in allowed:
+            return _error(403, "wrong Host header: open the dashboard at 127.0.0.1 (tender dashboard)")
+        origin = request.headers.get("Origin")
+        if origin is not None and origin not in {f"http://{h}" for h in allowed}:
+            return _error(403, "requests from other sites are refused (Origin)")
+        if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+            return _error(403, "requests from other sites are refused (Sec-Fetch-Site)")
+        token = request.query.get("token")
+        if token is not None and request.method == "GET" and request.path == "/":
+            if not hmac.compare_digest(token, self.secret):
+                return _error(403, "wrong or old dashboard link: open it again from the tray or 'tender dashboard'")
+            response = web.Response(status=303, headers={"Location": "/"})  # drop the secret from the address bar
+            response.set_cookie(COOKIE, self.secret, httponly=True, samesite="Strict", path="/")
+            response.headers["Referrer-Policy"] = "no-referrer"
+            return response
+        offered = request.cookies.get(COOKIE, "")
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            offered = auth[len("Bearer "):]
+        if not offered or not hmac.compare_digest(offered, self.secret):
+            return _error(403, "no dashboard secret: open the dashboard from the tray or 'tender dashboard'")
+        response = await handler(request)
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    # ------------------------------------------------------------ handlers
+    async def _engine(self, request: web.Request) -> web.Response:
+        return _json({"version": __version__, "api": "v1", "pid": os.getpid(), "host": self.host,
+                      "uid": os.getuid() if hasattr(os, "getuid") else None,
+                      "kubeconfig": [p for p in self.manager.kubeconfig.split(os.pathsep) if p],
+                      "profiles": str(self.profiles_path), "started_at": self.started_at,
+                      "forwards": len(self.manager.list())})
+
+    async def _forwards(self, request: web.Request) -> web.Response:
+        return _json({"forwards": [schema.forward_dict(s) for s in self.manager.list()]})
+
+    def _info(self, request: web.Request) -> Any:
+        session_id = request.match_info["id"]
+        try:
+            return self.manager.get(session_id)
+        except UsageError:
+            raise ApiError(404, f"no forward with id {session_id}", "id") from None
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        return _json(schema.forward_dict(self._info(request)))
+
+    async def _start_forwards(self, request: web.Request) -> web.Response:
+        target, specs, context, namespace, address = schema.parse_forward_request(await _body(request))
+        from tray.domain.spec import ForwardSpec
+        from tray.profiles.run import local_port_of
+
+        def start() -> list[str]:
+            ctx = context or _current_context(self.manager)
+            if context is not None and context not in {c.id for c in self.manager.clusters()}:
+                known = ", ".join(c.id for c in self.manager.clusters()) or "none"
+                raise ApiError(400, f'context "{context}" not found in the kubeconfig (contexts: {known})',
+                               "context")
+            self.manager.preflight(ctx)
+            ids: list[str] = []
+            try:
+                for i, (text, spec) in enumerate(specs):
+                    try:
+                        ids.append(self.manager.start(ForwardSpec(ctx, namespace, target, spec.remote,
+                                                                  local_port=local_port_of(spec),
+                                                                  address=address)))
+                    except UsageError as exc:
+                        raise _conflict_or_bad(exc, f"ports[{i}]") from None
+            except BaseException:
+                for i in ids:  # all or nothing, as kubectl: a half-started request is undone
+                    self.manager.stop(i)
+                raise
+            return ids
+
+        ids = await asyncio.to_thread(start)
+        return _json({"forwards": [schema.forward_dict(self.manager.get(i)) for i in ids]}, 201)
+
+    async def _stop_one(self, request: web.Request) -> web.Response:
+        info = self._info(request)
+        await asyncio.to_thread(self.manager.stop, info.id)
+        return _json({"stopped": [info.id]})
+
+    async def _retry_one(self, request: web.Request) -> web.Response:
+        info = self._info(request)
+        if info.status != "error":
+            return _json({"retried": []})
+        await asyncio.to_thread(self.manager.retry, info.id)
+        return _json({"retried": [info.id]})
+
+    async def _stop_many(self, request: web.Request) -> web.Response:
+        sel = schema.parse_selector(await _body(request), ("ids", "all", "context", "profile"))
+        infos = self.manager.list()
+        known = {s.id for s in infos}
+        for i in sel["ids"]:
+            if i not in known:
+                raise ApiError(404, f"no forward with id {i}", "ids")
+        chosen = [s.id for s in infos if sel["all"] or s.id in sel["ids"]
+                  or (sel["context"] and s.cluster_id == sel["context"])
+                  or (sel["profile"] and s.profile == sel["profile"])]
+
+        def stop_all() -> list[str]:
+            done = []
+            for i in chosen:
+                try:
+                    self.manager.stop(i)
+                    done.append(i)
+                except UsageError:
+                    pass  # stopped meanwhile
+            return done
+
+        return _json({"stopped": await asyncio.to_thread(stop_all)})
+
+    async def _logs(self, request: web.Request) -> web.Response:
+        info = self._info(request)
+        logs = getattr(self.manager, "logs", None)
+        lines = [line.to_dict() for line in logs(info.id)] if logs is not None else []
+        return _json({"lines": lines})
+
+    async def _contexts(self, request: web.Request) -> web.Response:
+        clusters = await asyncio.to_thread(self.manager.clusters)
+        return _json({"contexts": [{"name": c.id, "cluster": c.cluster_name, "namespace": c.namespace,
+                                    "current": c.current} for c in clusters]})
+
+    async def _search(self, request: web.Request) -> web.Response:
+        text = request.query.get("q", "")
+        if not text.strip():
+            raise ApiError(400, "q is required: the text to search for", "q")
+        if len(text) > 200:
+            raise ApiError(400, "q is longer than 200 characters", "q")
+        context = request.query.get("context") or None
+        from tray.api.search import search
+
+        return _json(await asyncio.to_thread(search, self.manager, text, context))
+
+    async def _activate(self, request: web.Request) -> web.Response:
+        if self.on_activate is not None:
+            try:
+                self.on_activate()
+            except Exception:
+                log.exception("on_activate failed")
+        return _json({"host": self.host})
+
+    async def _dashboard(self, request: web.Request) -> web.Response:
+        port = await self._ensure_web()
+        return _json({"url": f"http://127.0.0.1:{port}/?token={self.secret}"})
+
+    async def _page(self, request: web.Request) -> web.Response:
+        from tray.api.page import render_page
+
+        engine = json.loads((await self._engine(request)).text)
+        profiles = await asyncio.to_thread(self._profiles_data)
+        html = render_page(engine, [schema.forward_dict(s) for s in self.manager.list()], profiles)
+        return web.Response(text=html, content_type="text/html", headers={
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                                       "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"})
+
+    # ------------------------------------------------------------ profiles
+    def _load_profiles(self) -> tuple[Any, list[UsageError], str | None]:
+        from tray.profiles import check_profiles, load_profiles
+
+        try:
+            pf = load_profiles(self.profiles_path, missing_ok=True)
+        except UsageError as exc:
+            problems = check_profiles(self.profiles_path, missing_ok=True) or [exc]
+            return self._profiles_cache, problems, str(exc)
+        self._profiles_cache = pf.profiles
+        return pf.profiles, [], None
+
+    def _profiles_data(self) -> dict[str, Any]:
+        profiles, problems, error = self._load_profiles()
+        counts = collections.Counter(s.profile for s in self.manager.list() if s.profile)
+        return {"path": str(self.profiles_path), "error": error,
+                "problems": [{"line": p.line, "field": p.field, "message": str(p)} for p in problems],
+                "profiles": [schema.profile_dict(p, counts.get(p.name, 0)) for p in profiles]}
+
+    async def _profiles(self, request: web.Request) -> web.Response:
+        return _json(await asyncio.to_thread(self._profiles_data))
+
+    def _chosen_profiles(self, sel: dict[str, Any]) -> list[Any]:
+        profiles, _problems, error = self._load_profiles()
+        if error and not profiles:
+            raise ApiError(409, f"the profiles file cannot be used: {error}", "profiles")
+        by_name = {p.name: p for p in profiles}
+        chosen = list(profiles) if sel["all"] else []
+        for name in sel["names"]:
+            if name not in by_name:
+                raise ApiError(404, f"no profile named {name!r} (profiles: {', '.join(by_name) or 'none'})", "names")
+            if by_name[name] not in chosen:
+                chosen.append(by_name[name])
+        for group in sel["groups"]:
+            members = [p for p in profiles if p.group == group]
+            if not members:
+                raise ApiError(404, f"no profiles in group {group!r}", "groups")
+            chosen.extend(p for p in members if p not in chosen)
+        return chosen
+
+    async def _profiles_start(self, request: web.Request) -> web.Response:
+        sel = schema.parse_selector(await _body(request), ("names", "groups", "all"))
+        from tray.profiles.run import start_profile
+
+        def start() -> tuple[list[str], list[dict[str, str]]]:
+            chosen = self._chosen_profiles(sel)
+            current = None
+            started: list[str] = []
+            failed: list[dict[str, str]] = []
+            for p in chosen:
+                try:
+                    if p.context is None and current is None:
+                        current = _current_context(self.manager)
+                    started += start_profile(self.manager, p, p.context or current)
+                except UsageError as exc:
+                    failed.append({"profile": p.name, "error": str(exc)})
+            return started, failed
+
+        started, failed = await asyncio.to_thread(start)
+        return _json({"started": [schema.forward_dict(self.manager.get(i)) for i in started], "failed": failed})
+
+    async def _profiles_stop(self, request: web.Request) -> web.Response:
+        sel = schema.parse_selector(await _body(request), ("names", "groups", "all"))
+
+        def stop() -> list[str]:
+            names = {p.name for p in self._chosen_profiles(sel)}
+            if sel["all"]:
+                ids = [s.id for s in self.manager.list() if s.profile]
+            else:
+                ids = [s.id for s in self.manager.list() if s.profile in names]
+            done = []
+            for i in ids:
+                try:
+                    self.manager.stop(i)
+                    done.append(i)
+                except UsageError:
+                    pass
+            return done
+
+        return _json({"stopped": await asyncio.to_thread(stop)})
+
+    # ------------------------------------------------------------ events
+    def _on_event(self, event: Any) -> None:
+        """The engine's subscriber (engine thread): hand over to the API loop, converting once."""
+        if not self._followers or self._closed:
+            return
+        if hasattr(event, "sessions"):  # a ListEvent: only the newest of a burst is sent
+            first = self._pending_list is None
+            self._pending_list = event
+            if first:
+                self._loop.call_soon_threadsafe(self._loop.call_later, LIST_SETTLE, self._flush_list)
+            return
+        data = schema.event_dict(event)
+        line = (json.dumps(data) + "\n").encode()
+        self._loop.call_soon_threadsafe(self._fan_out, data["event"], line)
+
+    def _flush_list(self) -> None:
+        event, self._pending_list = self._pending_list, None
+        if event is not None:
+            self._fan_out("list", (json.dumps(schema.event_dict(event)) + "\n").encode())
+
+    def _fan_out(self, kind: str, line: bytes) -> None:
+        for f in self._followers:
+            f.push(kind, line)
+
+    async def _stats_loop(self) -> None:
+        while self._followers:
+            await asyncio.sleep(STATS_INTERVAL)
+            moved = []
+            seen = set()
+            for info in self.manager.list():
+                entry = schema.stats_dict(info)
+                key = tuple(entry.values())
+                seen.add(info.id)
+                if self._last_stats.get(info.id) != key:
+                    self._last_stats[info.id] = key
+                    moved.append(entry)
+            for gone in set(self._last_stats) - seen:
+                del self._last_stats[gone]
+            if moved:
+                self._fan_out("stats", (json.dumps({"event": "stats", "forwards": moved}) + "\n").encode())
+        self._stats_task = None
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        sse = "text/event-stream" in request.headers.get("Accept", "")
+        response = web.StreamResponse(headers={
+            "Content-Type": "text/event-stream" if sse else "application/x-ndjson",
+            "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        await response.prepare(request)
+        follower = _Follower()
+        self._followers.add(follower)
+        if self._stats_task is None:
+            self._last_stats = {s.id: tuple(schema.stats_dict(s).values()) for s in self.manager.list()}
+            self._stats_task = asyncio.get_running_loop().create_task(self._stats_loop())
+        first = {"event": "list", "forwards": [schema.forward_dict(s) for s in self.manager.list()]}
+        follower.push("list", (json.dumps(first) + "\n").encode())
+        try:
+            while True:
+                try:
+                    await asyncio.wait_for(follower.ready.wait(), PING_INTERVAL)
+                except asyncio.TimeoutError:
+                    follower.push("ping", b'{"event": "ping"}\n')
+                follower.ready.clear()
+                items, follower.items = follower.items, collections.deque()
+                if any(kind == "end" for kind, _ in items):
+                    items = collections.deque(i for i in items if i[0] != "end")
+                    await self._write(response, items, sse)
+                    break
+                await self._write(response, items, sse)
+        except (ConnectionResetError, asyncio.TimeoutError, asyncio.CancelledError) as exc:
+            log.debug("an event follower went away: %r", exc)
+        finally:
+            self._followers.discard(follower)
+        return response
+
+    @staticmethod
+    async def _write(response: web.StreamResponse, items: Any, sse: bool) -> None:
+        if not items:
+            return
+        if sse:
+            data = b"".join(b"data: " + line.rstrip(b"\n") + b"\n\n" for _, line in items)
+        else:
+            data = b"".join(line for _, line in items)
+        await asyncio.wait_for(response.write(data), STALL_LIMIT)
+
+
+# ---------------------------------------------------------------- helpers
+def _current_context(manager: Any) -> str:
+    clusters = manager.clusters()
+    current = [c.id for c in clusters if c.current]
+    if not current:
+        from tray.kube.kubeconfig import load_kubeconfig, no_context_message
+
+        raise ApiError(400, no_context_message(load_kubeconfig(manager.kubeconfig)), "context")
+    return current[0]
+
+
+def _conflict_or_bad(exc: UsageError, field: str) -> ApiError:
+    status = 409 if "already used" in exc.message else 400
+    return ApiError(status, f"{field}: {exc.message}", field)
+
+
+async def _body(request: web.Request) -> Any:
+    if not request.body_exists:
+        return {}
+    ctype = request.content_type
+    if ctype not in ("application/json", "text/plain", ""):
+        raise ApiError(415, f"send JSON (Content-Type: application/json), not {ctype}")
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure as one JSON sentence: 4xx for the request's fault, 503 for the engine's."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return _json(exc.to_dict(), exc.status)
+    except UsageError as exc:
+        return _error(409 if "already used" in exc.message else 400, str(exc), exc.field)
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, f"the body is larger than {MAX_BODY} bytes")
+    except web.HTTPMethodNotAllowed as exc:
+        return _error(405, f"{request.method} is not allowed on {request.path} (allowed: "
+                           f"{', '.join(sorted(exc.allowed_methods))})")
+    except web.HTTPNotFound:
+        return _error(404, f"no such path: {request.path} (see docs/api.md)")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _error(exc.status, exc.reason)
+    except (TimeoutError, asyncio.TimeoutError):
+        return _error(503, "the engine did not answer in time; try again")
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a fault inside the engine: logged, the engine goes on
+        log.exception("API request %s %s failed", request.method, request.path)
+        return _error(503, f"the engine could not do that: {type(exc).__name__}: {exc}")
