@@ -21,7 +21,11 @@ from tray.api.server import ApiServer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["run_daemon", "describe_running", "start_autostart"]
+__all__ = ["run_daemon", "describe_running", "start_autostart", "ALREADY_RUNNING"]
+
+#: ``tender daemon``'s exit status when another engine holds the claim (the
+#: systemd unit's ``RestartPreventExitStatus=``: no restart loop beside a tray).
+ALREADY_RUNNING = 3
 
 
 def describe_running() -> str:
@@ -78,8 +82,9 @@ def start_autostart(manager: Any, profiles_path: str) -> list[str]:
 def run_daemon(kubeconfig: str | None = None, profiles: str | None = None) -> int:
     """``tender daemon``: host the engine without a tray until SIGINT/SIGTERM; returns the exit code.
 
-    0 after a signal; 1 when another engine holds the claim (one line names
-    it) or the runtime directory cannot be used.  Blocks.
+    0 after a signal; :data:`ALREADY_RUNNING` (3) when another engine holds
+    the claim (one line names it); 1 when the runtime directory cannot be
+    used.  Blocks.
     """
     from tray.engine.manager import ForwardManager
     from tray.profiles import default_profiles_path
@@ -93,7 +98,7 @@ def run_daemon(kubeconfig: str | None = None, profiles: str | None = None) -> in
         holder = describe_running()
         print(f"tender: an engine is already running ({holder or 'it does not answer'}); "
               "'tender ls' lists its forwards", file=sys.stderr)
-        return 1
+        return ALREADY_RUNNING
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

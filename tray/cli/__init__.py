@@ -106,6 +106,12 @@ def _parser() -> argparse.ArgumentParser:
 
     verbs.add_parsers(sub)
 
+    svc = sub.add_parser("install-service",
+                         help="start 'tender daemon' at login: a systemd user unit (macOS: a LaunchAgent)")
+    svc.add_argument("--kubeconfig", help="kubeconfig path(s) for the daemon (default $KUBECONFIG or ~/.kube/config, recorded)")
+    svc.add_argument("--profiles", help="profiles file for the daemon (default $TENDER_PROFILES or the user config dir, recorded)")
+    svc.add_argument("--remove", action="store_true", help="stop and disable the service, and delete it")
+
     inst = sub.add_parser("install-desktop", help="install the icon and .desktop launcher for this user")
     inst.add_argument("--prefix", help="XDG data dir (default ~/.local/share)")
     inst.add_argument("--remove", action="store_true",
@@ -117,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from tray.cli import verbs
 
-    if args.command in ("forward", "run", "profiles", "install-desktop", "daemon", *verbs.VERBS):
+    if args.command in ("forward", "run", "profiles", "install-desktop", "install-service", "daemon", *verbs.VERBS):
         from tray.logs import setup_logging
 
         setup_logging(logging.WARNING - 10 * min(args.verbose, 2), stream=sys.stderr)
@@ -134,6 +140,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return verbs.run_verb(args)
         if args.command == "profiles":
             return _profiles(args)
+        if args.command == "install-service":
+            from tray.ui.service import install_service
+
+            try:
+                install_service(kubeconfig=args.kubeconfig, profiles=args.profiles, remove=args.remove)
+            except UsageError:
+                raise  # Windows: one line, exit 2
+            except TenderError as exc:  # a folder not writable, systemctl failing: one line, exit 1
+                print(f"tender: error: install-service{' --remove' if args.remove else ''}: {exc}", file=sys.stderr)
+                return 1
+            return 0
         if args.command == "install-desktop":
             from tray.ui.desktop import install_desktop, remove_desktop
 

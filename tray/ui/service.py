@@ -166,6 +166,8 @@ def systemd_unit(argv: Sequence[str], environment: Mapping[str, str] | None = No
         f"ExecStart={systemd_exec(argv)}",
         "Restart=on-failure",
         f"RestartSec={RESTART_SECONDS}",
+        # `tender daemon` exits 3 when another engine (the tray app) holds the claim: not a failure to retry.
+        "RestartPreventExitStatus=3",
         "",
         "[Install]",
         "WantedBy=default.target",
