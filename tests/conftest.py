@@ -17,6 +17,22 @@ import pytest
 from tests.clusterlib import Cluster, cluster_down, cluster_up
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The one engine per user (tray.api.claim) is found in $XDG_RUNTIME_DIR/tender:
+    # the suite gets a runtime dir of its own, so a tray or daemon the developer
+    # runs is never joined by a test's `tender forward`, nor a test's by theirs.
+    # Short and in /tmp: a unix socket's path has at most 107 bytes.
+    os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="tender-rt-", dir="/tmp")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import shutil
+
+    run = os.environ.get("XDG_RUNTIME_DIR", "")
+    if os.path.basename(run).startswith("tender-rt-"):
+        shutil.rmtree(run, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def _clusters() -> list[Cluster]:
     reuse = os.environ.get("TENDER_TEST_CLUSTER_DIR")
