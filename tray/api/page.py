@@ -39,9 +39,10 @@ def e(value: Any) -> str:
 
 
 def human_bytes(n: Any) -> str:
-    """A byte count for people: ``"0 B"``, ``"812 B"``, ``"1.5 KiB"``, ``"23 MiB"`` (powers of 1024).
+    """A byte count for people, in SI units as the tray's menu and ``tender ls`` write it:
+    ``"0 B"``, ``"812 B"``, ``"1.5 kB"``, ``"23 MB"``.
 
-    One decimal below 10 units, none above; anything that is not a
+    One decimal below 10 of a unit, none above; anything that is not a
     non-negative number is shown as ``"0 B"``.
     """
     try:
@@ -50,13 +51,14 @@ def human_bytes(n: Any) -> str:
         return "0 B"
     if value != value or value < 0:  # NaN or negative
         return "0 B"
-    if value < 1024:
+    if value < 1000:
         return f"{int(value)} B"
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        value /= 1024
-        if value < 1024 or unit == "TiB":
+    units = ("kB", "MB", "GB", "TB", "PB")
+    for unit in units:
+        value /= 1000
+        if value < 999.5 or unit == units[-1]:
             break
-    return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
+    return f"{value:.1f} {unit}" if value < 9.95 else f"{value:.0f} {unit}"
 
 
 def local_address(forward: Mapping[str, Any]) -> str:
@@ -146,15 +148,15 @@ def forward_row(forward: Mapping[str, Any]) -> str:
         f'<td class="status">{_status(forward)}</td>'
         f'<td class="name"><button type="button" class="link" data-action="log" '
         f'title="Show this forward\'s log">{e(forward.get("name"))}</button></td>'
-        f'<td class="where">{e(forward.get("cluster_id"))}<span class="sep"> / </span>'
-        f'{e(forward.get("namespace"))}</td>'
+        f'<td class="where">{e(forward.get("cluster_id"))} <span class="sub">{e(forward.get("namespace"))}</span></td>'
         f'<td class="target">{e(forward.get("target"))}<span class="port"{port_title}>:{e(port)}</span></td>'
         f'<td class="pod">{pod_cell}</td>'
         f'<td class="local">{local_cell}</td>'
-        f'<td class="conns num">{e(forward.get("connections") or 0)} open'
-        f'<span class="muted"> · {e(forward.get("connections_total") or 0)} total</span></td>'
-        f'<td class="bytes num"><span title="received from the pod">↓ {e(human_bytes(forward.get("bytes_in")))}'
-        f'</span> <span title="sent to the pod">↑ {e(human_bytes(forward.get("bytes_out")))}</span></td>'
+        f'<td class="conns num">{e(forward.get("connections") or 0)} open '
+        f'<span class="sub">{e(forward.get("connections_total") or 0)} total</span></td>'
+        f'<td class="bytes num"><span class="line" title="received from the pod">'
+        f'↓ {e(human_bytes(forward.get("bytes_in")))}</span> '
+        f'<span class="line" title="sent to the pod">↑ {e(human_bytes(forward.get("bytes_out")))}</span></td>'
         f'<td class="reason">{_reason(forward)}</td>'
         f'<td class="actions">{_actions(forward)}</td>'
         "</tr>"
@@ -181,7 +183,8 @@ def _forwards(forwards: list[Mapping[str, Any]]) -> str:
         f'<p id="no-forwards" class="empty"{"" if not forwards else " hidden"}>No forwards yet: search above '
         "and click a port, or start a profile below.</p>"
         f'<div class="table-wrap"><table id="forwards"{" hidden" if not forwards else ""}>'
-        "<thead><tr><th>Status</th><th>Name</th><th>Context / namespace</th><th>Target</th><th>Pod</th>"
+        '<thead><tr><th>Status</th><th>Name</th><th>Context <span class="sub">namespace</span></th>'
+        "<th>Target</th><th>Pod</th>"
         "<th>Local address</th><th>Connections</th><th>In / out</th><th>Last error</th><th>Actions</th>"
         f"</tr></thead><tbody>{rows}</tbody></table></div>"
         "</section>"

@@ -35,16 +35,18 @@
     return node;
   }
 
+  // SI units, as page.py's human_bytes, the tray's menu and `tender ls` write them.
   function humanBytes(n) {
     let value = Number(n);
     if (!Number.isFinite(value) || value < 0) return "0 B";
-    if (value < 1024) return `${Math.floor(value)} B`;
-    let unit = "B";
-    for (unit of ["KiB", "MiB", "GiB", "TiB"]) {
-      value /= 1024;
-      if (value < 1024) break;
+    if (value < 1000) return `${Math.floor(value)} B`;
+    const units = ["kB", "MB", "GB", "TB", "PB"];
+    let unit = units[0];
+    for (unit of units) {
+      value /= 1000;
+      if (value < 999.5 || unit === units[units.length - 1]) break;
     }
-    return value < 10 ? `${value.toFixed(1)} ${unit}` : `${value.toFixed(0)} ${unit}`;
+    return value < 9.95 ? `${value.toFixed(1)} ${unit}` : `${value.toFixed(0)} ${unit}`;
   }
 
   function localAddress(f) {
@@ -58,6 +60,12 @@
   function clock(iso) {
     const t = new Date(iso);
     return Number.isNaN(t.getTime()) ? "" : t.toLocaleTimeString([], {hour12: false});
+  }
+
+  // "deploy/web:8080", or "shop-web (svc/web:80)" for a profile's forward.
+  function describe(f) {
+    const target = `${f.target}:${f.remote_port}`;
+    return f.name && f.name !== f.target ? `${f.name} (${target})` : target;
   }
 
   function muted(text) { return h("span", {className: "muted"}, text); }
@@ -99,12 +107,12 @@
   }
 
   function connsCell(f) {
-    return [`${f.connections || 0} open`, muted(` · ${f.connections_total || 0} total`)];
+    return [`${f.connections || 0} open `, h("span", {className: "sub"}, `${f.connections_total || 0} total`)];
   }
 
   function bytesCell(f) {
-    return [h("span", {title: "received from the pod"}, `↓ ${humanBytes(f.bytes_in)}`), " ",
-      h("span", {title: "sent to the pod"}, `↑ ${humanBytes(f.bytes_out)}`)];
+    return [h("span", {className: "line", title: "received from the pod"}, `↓ ${humanBytes(f.bytes_in)}`), " ",
+      h("span", {className: "line", title: "sent to the pod"}, `↑ ${humanBytes(f.bytes_out)}`)];
   }
 
   // The same row as page.py's forward_row.
@@ -123,7 +131,7 @@
       cell("status", statusCell(f)),
       cell("name", h("button", {type: "button", className: "link", "data-action": "log",
         title: "Show this forward's log"}, f.name || "")),
-      cell("where", f.cluster_id || "", h("span", {className: "sep"}, " / "), f.namespace || ""),
+      cell("where", `${f.cluster_id || ""} `, h("span", {className: "sub"}, f.namespace || "")),
       cell("target", f.target || "", h("span", {className: "port", title: portTitle}, `:${f.remote_port}`)),
       cell("pod", f.pod_name ? f.pod_name : muted("—")),
       cell("local", localCell),
@@ -175,6 +183,7 @@
       if (!ids.has(id)) {
         gone.add(id);
         document.getElementById(`f-${id}`)?.remove();
+        if (id === logId) $("#log-name").textContent += " (stopped)";  // its last lines stay readable
       }
     }
     for (const tr of [...tbody().children]) {
@@ -199,7 +208,7 @@
     forwards.set(f.session_id, Object.assign(forwards.get(f.session_id) || {}, f));
     upsert(forwards.get(f.session_id), fresh);
     refreshCounts();
-    if (logId === f.session_id) loadLog();
+    if (logId === f.session_id && f.status !== "stopped") loadLog();
   }
 
   function onStats(entries) {
@@ -333,9 +342,9 @@
   // ------------------------------------------------------------------ the log panel
   async function loadLog() {
     const id = logId;
-    if (!id) return;
+    if (!id || gone.has(id)) return;  // a stopped forward's log is gone with it
     const f = forwards.get(id);
-    $("#log-name").textContent = f ? `${f.name} (${f.target}:${f.remote_port})` : id;
+    $("#log-name").textContent = f ? describe(f) : id;
     let lines;
     try {
       lines = (await api("GET", `/v1/forwards/${encodeURIComponent(id)}/logs`)).lines || [];
@@ -471,7 +480,7 @@
     const row = button.closest("tr[data-id]");
     const id = row?.dataset.id;
     const f = id ? forwards.get(id) : null;
-    const label = f ? `${f.name} (${f.target}:${f.remote_port})` : id;
+    const label = f ? describe(f) : id;
     try {
       switch (action) {
         case "log": openLog(id); return;

@@ -1,0 +1,372 @@
+"""The dashboard in a real browser (issue 13): Debian's headless Chromium driven by Selenium.
+
+A ``tender daemon`` runs on the test cluster (its own runtime directory, so
+its socket and claim are the test's); ``tender dashboard --print-url`` gives
+the page's URL with its secret.  In Chromium: search a Deployment, click its
+port, see the row turn active, get the app's answer through the local port,
+watch the counters move, start and stop a profile, read a forward's log,
+stop the forward and see its row go.  The page is photographed for the
+README (docs/images/dashboard.png) and tests/artifacts.
+
+Then, without a browser, the dashboard's guards: a request without the
+secret, with a foreign Host header, a foreign Origin or a cross-site fetch
+is refused with 403 and changes nothing.
+
+Chromium and chromedriver are Debian's (tests/debian-packages.txt);
+Selenium is pointed at both, so Selenium Manager never downloads anything.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.clusterlib import ROOT, Cluster, deployment_manifest
+from tests.integration.engine import hostname, service_manifest, wait_for
+from tray.api.page import forward_row
+
+pytestmark = pytest.mark.cluster
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install -e '.[test]')")
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
+from selenium.webdriver.support.select import Select  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+ARTIFACT = ROOT / "tests" / "artifacts" / "dashboard.png"
+README_IMAGE = ROOT / "docs" / "images" / "dashboard.png"
+
+
+def tender(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tray", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@dataclass
+class Daemon:
+    proc: subprocess.Popen[str]
+    env: dict[str, str]
+    url: str  # http://127.0.0.1:PORT/?token=SECRET
+    log: Path
+
+    @property
+    def origin(self) -> str:
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def secret(self) -> str:
+        return urlsplit(self.url).query.removeprefix("token=")
+
+    def client(self, **headers: str) -> httpx.Client:
+        """An HTTP client of the dashboard's TCP port, with the secret unless ``Authorization`` is given ("")."""
+        base = {"Authorization": f"Bearer {self.secret}", **headers}
+        return httpx.Client(base_url=self.origin, headers={k: v for k, v in base.items() if v}, timeout=10)
+
+    def forwards(self) -> list[dict]:
+        with self.client() as c:
+            answer = c.get("/v1/forwards")
+            assert answer.status_code == 200, answer.text
+            return answer.json()["forwards"]
+
+
+@pytest.fixture
+def daemon(cluster: Cluster, tmp_path: Path) -> Iterator[Daemon]:
+    """``tender daemon`` on the test kubeconfig, with its runtime, config and state under ``tmp_path``."""
+    for sub in ("run", "config", "state"):
+        (tmp_path / sub).mkdir(mode=0o700)
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text("version: 1\nprofiles: []\n")
+    env = cluster.env(XDG_RUNTIME_DIR=str(tmp_path / "run"), XDG_CONFIG_HOME=str(tmp_path / "config"),
+                      XDG_STATE_HOME=str(tmp_path / "state"), TENDER_PROFILES=str(profiles))
+    log = tmp_path / "daemon.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "tray", "daemon", "--kubeconfig", cluster.kubeconfig,
+                                 "--profiles", str(profiles)], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, text=True)
+    try:
+        def url() -> str | None:
+            assert proc.poll() is None, f"tender daemon exited {proc.returncode}:\n{log.read_text()}"
+            done = tender("dashboard", "--print-url", env=env)
+            return done.stdout.strip() if done.returncode == 0 else None
+
+        found = wait_for(url, 30, "tender dashboard --print-url to answer", interval=0.2)
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/\?token=[A-Za-z0-9_-]{20,}", found), found
+        yield Daemon(proc, env, found, log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[WebDriver]:
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (chromium, chromium-driver: make debian-deps)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1440,900",
+                f"--user-data-dir={tmp_path / 'chromium'}", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--disable-default-apps", "--lang=en-US",
+                "--force-device-scale-factor=1"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # A driver path given to the Service: Selenium Manager is skipped (nothing is downloaded).
+    service = Service(executable_path=CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log"))
+    driver = webdriver.Chrome(service=service, options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait_until(driver: WebDriver, what: str, find: callable, timeout: float = 30) -> object:
+    """Poll ``find()`` (stale or missing elements retried) until it returns something truthy."""
+    def attempt() -> object:
+        try:
+            return find()
+        except Exception:  # noqa: BLE001 -- an element replaced under us: ask again
+            return None
+
+    try:
+        return wait_for(attempt, timeout, what, interval=0.1)
+    except AssertionError as exc:
+        logs = "\n".join(str(e) for e in driver.get_log("browser"))
+        raise AssertionError(f"{exc}\npage text:\n{driver.find_element(By.TAG_NAME, 'body').text}\n"
+                             f"browser log:\n{logs}") from None
+
+
+def row_of(driver: WebDriver, **data: str) -> WebElement | None:
+    """The forwards table's row whose cells read ``data`` (class -> text), else None."""
+    for row in driver.find_elements(By.CSS_SELECTOR, "#forwards tbody tr"):
+        if all(row.find_element(By.CSS_SELECTOR, f"td.{cls}").text == text for cls, text in data.items()):
+            return row
+    return None
+
+
+class Cells(HTMLParser):
+    """The text of each ``td`` of one rendered row, by its first class (buttons' labels run together,
+    as the browser's text of a cell has them)."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.cells: dict[str, str] = {}
+        self._current: str | None = None
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "td":
+            self._current = (dict(attrs).get("class") or "").split()[0]
+            self.cells[self._current] = ""
+
+    def handle_data(self, data: str) -> None:
+        if self._current:
+            self.cells[self._current] += data
+
+
+def screenshot(driver: WebDriver) -> None:
+    """The whole page (as tall as its content), to tests/artifacts and the README's docs/images."""
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": 1440, "height": min(max(int(height), 700), 2400), "deviceScaleFactor": 1, "mobile": False})
+    driver.execute_script("window.scrollTo(0, 0)")
+    ActionChains(driver).move_to_element(driver.find_element(By.TAG_NAME, "h1")).perform()  # no hover left
+    time.sleep(0.5)  # laid out at the new size
+    ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(ARTIFACT))
+    README_IMAGE.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ARTIFACT, README_IMAGE)
+
+
+def test_search_start_use_and_stop_a_forward_in_the_browser(cluster: Cluster, namespace: str, daemon: Daemon,
+                                                            browser: WebDriver) -> None:
+    name = f"shop-{uuid.uuid4().hex[:6]}"
+    cluster.apply(deployment_manifest(name, replicas=2), namespace)
+    cluster.apply(service_manifest(name, {"app": name}, "[{name: http, port: 80, targetPort: http}]"), namespace)
+    pods = cluster.wait_ready(namespace, f"app={name}", count=2)
+    profiles = Path(daemon.env["TENDER_PROFILES"])
+    profiles.write_text(f"""version: 1
+profiles:
+  - {{name: {name}-web, context: {cluster.context}, namespace: {namespace}, target: svc/{name}, ports: [":80"],
+     group: shop}}
+  - {{name: {name}-admin, context: {cluster.context}, namespace: {namespace}, target: deploy/{name},
+     ports: [":8080"], group: shop}}
+""")
+
+    # The link's secret becomes a cookie and leaves the address bar.
+    browser.get(daemon.url)
+    assert browser.current_url == f"{daemon.origin}/"
+    assert browser.title == "Tender"
+    wait_until(browser, "the events stream to be followed",
+               lambda: browser.find_element(By.ID, "live").get_attribute("data-state") == "live")
+    assert browser.find_element(By.ID, "no-forwards").is_displayed()
+
+    # Two clicks: type, then click the Deployment's port.
+    search = browser.find_element(By.ID, "search")
+    assert search.get_attribute("placeholder") == "Search contexts, namespaces, resources, ports"
+    search.click()
+    search.send_keys(f"{name} {namespace}")
+
+    def deployment_hit() -> WebElement | None:
+        for li in browser.find_elements(By.CSS_SELECTOR, "#results li"):
+            kind = li.find_element(By.CSS_SELECTOR, ".kind").text
+            where = li.find_element(By.CSS_SELECTOR, ".rwhere").text
+            if kind == "Deployment" and li.find_element(By.CSS_SELECTOR, ".rname").text == name \
+                    and where == f"{cluster.context} / {namespace}":
+                return li
+        return None
+
+    hit = wait_until(browser, f"the search to list deploy/{name}", deployment_hit)
+    kinds = [li.find_element(By.CSS_SELECTOR, ".kind").text for li in browser.find_elements(By.CSS_SELECTOR, "#results li")
+             if li.find_element(By.CSS_SELECTOR, ".rwhere").text == f"{cluster.context} / {namespace}"]
+    assert kinds == ["Service", "Deployment", "Pod", "Pod"], kinds
+    port = hit.find_element(By.CSS_SELECTOR, 'button[data-action="forward"]')
+    assert port.text == "8080 http"
+    port.click()
+
+    row = wait_until(browser, "the forward's row to turn active",
+                     lambda: row_of(browser, target=f"deploy/{name}:8080", status="● active"))
+    local = row.get_attribute("data-local")
+    assert re.fullmatch(r"127\.0\.0\.1:\d+", local), local
+    assert row.find_element(By.CSS_SELECTOR, "td.where").text == f"{cluster.context}\n{namespace}"
+    assert row.find_element(By.CSS_SELECTOR, "td.local a").get_attribute("href") == f"http://{local}/"
+    actions = [b.text for b in row.find_elements(By.CSS_SELECTOR, "td.actions button")]
+    assert actions == ["Open", "Copy", "Stop"]
+    # The search's port now says it is forwarded.
+    wait_until(browser, "the port button to show the forward",
+               lambda: "on" in port.get_attribute("class").split() and local in port.get_attribute("title"))
+
+    # The port answers: the app's own answer, from the pod the row names.
+    pod = row.find_element(By.CSS_SELECTOR, "td.pod").text
+    assert pod in pods
+    assert hostname(int(local.rsplit(":", 1)[1])) == pod
+    wait_until(browser, "the counters to show the connection",
+               lambda: row_of(browser, target=f"deploy/{name}:8080", conns="0 open\n1 total"))
+    row = row_of(browser, target=f"deploy/{name}:8080")
+    down, up = row.find_element(By.CSS_SELECTOR, "td.bytes").text.split("\n")
+    assert down.startswith("↓ ") and up.startswith("↑ ") and "↓ 0 B" != down and "↑ 0 B" != up
+
+    # The script's row reads as the server's (page.py's forward_row) for the same forward.
+    [forward] = [f for f in daemon.forwards() if f["target"] == f"deploy/{name}"]
+    server = Cells(forward_row(forward)).cells
+    live = {cls: browser.find_element(By.CSS_SELECTOR, f"#f-{forward['session_id']} td.{cls}").text
+            for cls in server}
+    assert {cls: re.sub(r"\s+", "", text) for cls, text in live.items()} == \
+        {cls: re.sub(r"\s+", "", text) for cls, text in server.items()}
+
+    # A profile's Start button: its row appears; the profile counts it; its Stop takes it away.
+    browser.refresh()  # the profiles are read when the page is rendered
+    wait_until(browser, "the events stream to be followed again",
+               lambda: browser.find_element(By.ID, "live").get_attribute("data-state") == "live")
+    profile = browser.find_element(By.CSS_SELECTOR, f'tr[data-profile="{name}-web"]')
+    profile.find_element(By.CSS_SELECTOR, 'button[data-action="profile-start"]').click()
+    wait_until(browser, "the profile's forward to be active",
+               lambda: row_of(browser, name=f"{name}-web", status="● active"))
+    wait_until(browser, "the profile to count its forward",
+               lambda: profile.find_element(By.CSS_SELECTOR, "td.running").text == "1")
+
+    # Search again in one context (the picture shows the search); open the first forward's log.
+    wait_until(browser, "the contexts to be offered", lambda: len(browser.find_elements(
+        By.CSS_SELECTOR, "#search-context option")) > 2)
+    Select(browser.find_element(By.ID, "search-context")).select_by_visible_text(f"{cluster.context} (current)")
+    search = browser.find_element(By.ID, "search")
+    search.send_keys(name)
+    wait_until(browser, "the search to list it again", deployment_hit)
+    contexts = {li.find_element(By.CSS_SELECTOR, ".rwhere").text.split(" / ")[0]
+                for li in browser.find_elements(By.CSS_SELECTOR, "#results li")}
+    assert contexts == {cluster.context}
+    row_of(browser, target=f"deploy/{name}:8080").find_element(By.CSS_SELECTOR, 'button[data-action="log"]').click()
+    lines = wait_until(browser, "the forward's log", lambda: [
+        li.text for li in browser.find_elements(By.CSS_SELECTOR, "#log-lines li")] or None)
+    assert browser.find_element(By.ID, "log-name").text == f"deploy/{name}:8080"
+    assert any(pod in line for line in lines), lines
+    screenshot(browser)
+
+    profile = browser.find_element(By.CSS_SELECTOR, f'tr[data-profile="{name}-web"]')
+    profile.find_element(By.CSS_SELECTOR, 'button[data-action="profile-stop"]').click()
+    wait_until(browser, "the profile's row to go", lambda: row_of(browser, name=f"{name}-web") is None)
+
+    # Stop: the row goes, and so does the listener.
+    row_of(browser, target=f"deploy/{name}:8080").find_element(By.CSS_SELECTOR, 'button[data-action="stop"]').click()
+    wait_until(browser, "the row to go", lambda: row_of(browser, target=f"deploy/{name}:8080") is None)
+    assert daemon.forwards() == []
+    assert browser.find_element(By.ID, "no-forwards").is_displayed()
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == [], errors
+
+
+def test_the_page_says_reconnecting_when_the_engine_goes_and_comes_back(cluster: Cluster, daemon: Daemon,
+                                                                      browser: WebDriver) -> None:
+    browser.get(daemon.url)
+    live = browser.find_element(By.ID, "live")
+    wait_until(browser, "the stream", lambda: live.get_attribute("data-state") == "live")
+    daemon.proc.terminate()
+    daemon.proc.wait(20)
+    wait_until(browser, "the page to say it is reconnecting",
+               lambda: live.text == "reconnecting to Tender…" and live.is_displayed())
+
+
+def test_requests_without_the_secret_from_another_host_or_origin_are_refused(cluster: Cluster, namespace: str,
+                                                                             daemon: Daemon) -> None:
+    name = f"guard-{uuid.uuid4().hex[:6]}"
+    cluster.apply(deployment_manifest(name), namespace)
+    body = {"context": cluster.context, "namespace": namespace, "target": f"deploy/{name}", "ports": [":8080"]}
+    with daemon.client() as ok:
+        started = ok.post("/v1/forwards", json=body)
+        assert started.status_code == 201, started.text
+    before = daemon.forwards()
+    [sid] = [f["session_id"] for f in before]
+    port = urlsplit(daemon.url).port
+    refused = {
+        "no secret": daemon.client(Authorization=""),
+        "a wrong secret": daemon.client(Authorization="Bearer not-the-secret"),
+        "a foreign Host": daemon.client(Host=f"evil.example:{port}"),
+        "another port in Host": daemon.client(Host=f"127.0.0.1:{port + 1}"),
+        "a foreign Origin": daemon.client(Origin="http://evil.example"),
+        "a lookalike Origin": daemon.client(Origin=f"http://127.0.0.1.evil.example:{port}"),
+        "a cross-site fetch": daemon.client(**{"Sec-Fetch-Site": "cross-site"}),
+    }
+    for why, client in refused.items():
+        with client:
+            for method, path, payload in (("GET", "/v1/forwards", None), ("GET", "/", None),
+                                          ("POST", "/v1/forwards", body), ("POST", "/v1/forwards/stop", {"all": True}),
+                                          ("POST", f"/v1/forwards/{sid}/stop", {}), ("DELETE", f"/v1/forwards/{sid}", None),
+                                          ("GET", "/v1/events", None), ("POST", "/v1/dashboard", None)):
+                answer = client.request(method, path, json=payload)
+                assert answer.status_code == 403, f"{why}: {method} {path} answered {answer.status_code}"
+                assert "error" in answer.json(), f"{why}: {method} {path}: {answer.text}"
+                assert "access-control-allow-origin" not in answer.headers
+    # A wrong token in the link sets no cookie.
+    with daemon.client(Authorization="") as bare:
+        answer = bare.get("/?token=not-the-secret", follow_redirects=False)
+        assert answer.status_code == 403 and "set-cookie" not in answer.headers
+    # Nothing changed: the same forward, and nothing added.
+    after = daemon.forwards()
+    assert [f["session_id"] for f in after] == [sid]
+    assert after[0]["status"] in ("starting", "active")
+    # The same requests with the secret, the page's Host and Origin work (the refusals were the guard's).
+    with daemon.client(Origin=daemon.origin, Host=f"localhost:{port}") as ok:
+        assert ok.post(f"/v1/forwards/{sid}/stop", json={}).status_code == 200
+    assert daemon.forwards() == []
