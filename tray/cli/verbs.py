@@ -291,7 +291,9 @@ def forward_on_engine(client: EngineClient, args: argparse.Namespace, printer: A
     Ctrl-C/SIGTERM (exit 0); exit 1 if the engine stops meanwhile, 2 for a
     port the target does not have.  With ``--detach``: waits up to 15 s for
     each to leave ``starting``, prints its line and the way to stop it, and
-    exits 0 (they keep running).
+    exits 0 (they keep running).  A port the target does not have (either
+    way) stops every forward this command started, prints one line on stderr
+    and exits 2, as kubectl refuses such a command line.
     """
     body = {"target": args.target, "ports": list(args.ports), "address": args.address}
     if args.context:
@@ -310,16 +312,22 @@ def forward_on_engine(client: EngineClient, args: argparse.Namespace, printer: A
                     if f["status"] != "starting":
                         final[i] = f
             time.sleep(0.1)
-        code = 0
-        for i in ids:
-            f = final.get(i) or client.get(f"/v1/forwards/{i}")
-            printer.show(as_engine_event({"event": "status", **f}))
-            if f["usage_error"]:
-                code = 2
+        forwards = [final.get(i) or client.get(f"/v1/forwards/{i}") for i in ids]
+        bad = [f for f in forwards if f["usage_error"]]
+        if bad:  # kubectl starts nothing for such a command line: leave nothing running either
+            for f in bad:
                 print(f"tender: error: {f['status_reason']}", file=sys.stderr)
+            for i in ids:
+                try:
+                    client.delete(f"/v1/forwards/{i}")
+                except ApiError:
+                    pass  # stopped from elsewhere meanwhile
+            return 2
+        for f in forwards:
+            printer.show(as_engine_event({"event": "status", **f}))
         if args.output == "text":
             print(f"Running in the engine (see 'tender ls'); stop with: tender stop {' '.join(i[:8] for i in ids)}")
-        return code
+        return 0
     stop = {"now": False}
 
     def on_signal(signum: int, frame: Any) -> None:
