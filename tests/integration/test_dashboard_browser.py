@@ -276,6 +276,23 @@ profiles:
     assert {cls: re.sub(r"\s+", "", text) for cls, text in live.items()} == \
         {cls: re.sub(r"\s+", "", text) for cls, text in server.items()}
 
+    # Copy puts the address on the clipboard; Open shows the app in a new tab.
+    browser.execute_cdp_cmd("Browser.grantPermissions", {"origin": daemon.origin, "permissions": [
+        "clipboardReadWrite", "clipboardSanitizedWrite"]})
+    row = row_of(browser, target=f"deploy/{name}:8080")
+    row.find_element(By.CSS_SELECTOR, 'button[data-action="copy"]').click()
+    wait_until(browser, "the page to say it copied", lambda: browser.find_element(By.ID, "notice").text == f"Copied {local}")
+    assert browser.execute_async_script(
+        "navigator.clipboard.readText().then(arguments[0], (e) => arguments[0](String(e)))") == local
+    page = browser.current_window_handle
+    row.find_element(By.CSS_SELECTOR, 'button[data-action="open"]').click()
+    tab = wait_until(browser, "Open to open a tab", lambda: [h for h in browser.window_handles if h != page])[0]
+    browser.switch_to.window(tab)
+    wait_until(browser, "the tab to show the app", lambda: browser.current_url == f"http://{local}/" and
+               browser.find_element(By.TAG_NAME, "body").text.startswith("NOW:"))
+    browser.close()
+    browser.switch_to.window(page)
+
     # A profile's Start button: its row appears; the profile counts it; its Stop takes it away.
     browser.refresh()  # the profiles are read when the page is rendered
     wait_until(browser, "the events stream to be followed again",
@@ -317,7 +334,40 @@ profiles:
     assert errors == [], errors
 
 
-def test_the_page_says_reconnecting_when_the_engine_goes_and_comes_back(cluster: Cluster, daemon: Daemon,
+def test_a_forward_in_error_says_why_and_offers_retry_and_remove(cluster: Cluster, namespace: str, daemon: Daemon,
+                                                                 browser: WebDriver) -> None:
+    name = f"api-{uuid.uuid4().hex[:6]}"
+    cluster.apply(deployment_manifest(name), namespace)
+    cluster.wait_ready(namespace, f"app={name}")
+    with daemon.client() as api:
+        answer = api.post("/v1/forwards", json={"context": cluster.context, "namespace": namespace,
+                                                "target": f"deploy/{name}", "ports": [":grpc"]})
+        assert answer.status_code == 201, answer.text
+    browser.get(daemon.url)
+    row = wait_until(browser, "the row to show the error",
+                     lambda: row_of(browser, target=f"deploy/{name}:grpc", status="✕ error"))
+    reason = row.find_element(By.CSS_SELECTOR, "td.reason").text
+    assert "grpc" in reason, reason
+    assert [b.text for b in row.find_elements(By.CSS_SELECTOR, "td.actions button")] == ["Retry", "Remove"]
+    assert not row.find_elements(By.CSS_SELECTOR, "td.local a")  # no link to a port that does not forward
+
+    def errors_logged() -> int:
+        return sum("grpc" in li.text for li in browser.find_elements(By.CSS_SELECTOR, "#log-lines li.l-error"))
+
+    row.find_element(By.CSS_SELECTOR, 'button[data-action="log"]').click()
+    failed = wait_until(browser, "the log to show the error", errors_logged)
+    # Retry: it fails again, and the open log shows it without a click on Refresh.
+    row.find_element(By.CSS_SELECTOR, 'button[data-action="retry"]').click()
+    wait_until(browser, "the retried forward to fail again in the log", lambda: errors_logged() > failed)
+    assert row_of(browser, target=f"deploy/{name}:grpc", status="✕ error")
+    assert not browser.find_element(By.ID, "notice").is_displayed()
+    row_of(browser, target=f"deploy/{name}:grpc").find_element(By.CSS_SELECTOR, 'button[data-action="remove"]').click()
+    wait_until(browser, "the row to go", lambda: row_of(browser, target=f"deploy/{name}:grpc") is None)
+    assert daemon.forwards() == []
+    assert browser.find_element(By.ID, "log-name").text.endswith("(stopped)")
+
+
+def test_the_page_says_reconnecting_when_the_engine_goes(cluster: Cluster, daemon: Daemon,
                                                                       browser: WebDriver) -> None:
     browser.get(daemon.url)
     live = browser.find_element(By.ID, "live")
