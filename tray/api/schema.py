@@ -9,9 +9,11 @@ raised before anything reaches the engine.  Pure functions of plain data.
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any
 
 from tray.errors import UsageError
+from tray.profiles.model import NAMESPACE_PATTERN
 
 __all__ = ["ApiError", "forward_dict", "event_dict", "stats_dict", "parse_forward_request",
            "parse_selector", "profile_dict", "STATS_FIELDS", "check_address"]
@@ -107,7 +109,8 @@ def parse_forward_request(body: Any) -> tuple[Any, list[tuple[str, Any]], str | 
 
     Returns ``(target, [(port text, PortSpec), ...], context or None,
     namespace or None, address)``.  Raises :class:`ApiError` (400) naming
-    the first bad field.
+    the first bad field (a namespace must be a namespace name, as in a
+    profile).
     """
     from tray.domain.portspec import parse_port_spec
     from tray.domain.targets import parse_target
@@ -141,6 +144,9 @@ def parse_forward_request(body: Any) -> tuple[Any, list[tuple[str, Any]], str | 
             raise ApiError(400, f"ports[{i}]: {exc.message}", f"ports[{i}]") from None
     context = _text(body, "context")
     namespace = _text(body, "namespace")
+    if namespace is not None and not re.fullmatch(NAMESPACE_PATTERN, namespace):
+        raise ApiError(400, f"namespace {namespace!r} is not a namespace name: 1-63 lowercase letters, digits "
+                            "and '-', starting and ending with a letter or digit", "namespace")
     address = _text(body, "address") or "127.0.0.1"
     try:
         check_address(address)

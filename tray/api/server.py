@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from tray import __version__
 from tray.api import schema
@@ -607,13 +608,15 @@ async def _body(request: web.Request) -> Any:
     ctype = request.content_type
     if ctype not in ("application/json", "text/plain", ""):
         raise ApiError(415, f"send JSON (Content-Type: application/json), not {ctype}")
-    raw = await request.read()
+    raw = await request.read()  # RequestPayloadError: see _errors
     if not raw.strip():
         return {}
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "the body is not valid JSON: nested too deeply") from None
 
 
 @web.middleware
@@ -625,6 +628,10 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _json(exc.to_dict(), exc.status)
     except UsageError as exc:
         return _error(409 if "already used" in exc.message else 400, str(exc), exc.field)
+    except RequestPayloadError as exc:  # e.g. a body not in its Content-Encoding; the connection is unusable
+        response = _error(400, f"the body could not be read: {' '.join(str(exc).split())}")
+        response.force_close()
+        return response
     except web.HTTPRequestEntityTooLarge:
         return _error(413, f"the body is larger than {MAX_BODY} bytes")
     except web.HTTPMethodNotAllowed as exc:
