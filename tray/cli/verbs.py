@@ -70,14 +70,15 @@ def run_verb(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- output helpers
 def human_bytes(n: int) -> str:
-    """``1536`` -> ``"1.5 kB"`` (SI units, as the dashboard shows them)."""
+    """``1536`` -> ``"1.5 kB"``: a byte count (an int >= 0) in SI units, as the dashboard shows them."""
     if n < 1000:
         return f"{n} B"
+    size = float(n)
     for unit in ("kB", "MB", "GB", "TB"):
-        n /= 1000  # type: ignore[assignment]
-        if n < 1000:
-            return f"{n:.1f} {unit}"
-    return f"{n:.1f} PB"
+        size /= 1000
+        if round(size, 1) < 1000:  # 999_999 is "1.0 MB", not "1000.0 kB"
+            return f"{size:.1f} {unit}"
+    return f"{size / 1000:.1f} PB"
 
 
 def age(started_at: str, now: datetime | None = None) -> str:
