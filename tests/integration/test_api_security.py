@@ -1,0 +1,375 @@
+"""Who may drive the engine (issue 13, docs/api.md "Where it listens, and who may talk to it").
+
+A real `tender daemon` on the test cluster, each with a runtime directory of
+its own:
+
+* another uid (``nobody``, through ``setpriv``; the suite runs as root) cannot
+  connect through the 0700 directory, and when a careless user makes the
+  directory and socket world-accessible, the server's own ``SO_PEERCRED``
+  check answers 403 and nothing changes;
+* a socket left by a SIGKILLed engine: ``tender ls`` says no engine runs (exit
+  1, one line), and the next ``tender daemon`` replaces it;
+* two ``tender daemon`` started together: one wins, the other exits 3 with
+  one line naming the winner;
+* the dashboard's loopback listener: without the secret, with a wrong one,
+  a foreign Host, Origin or ``Sec-Fetch-Site: cross-site`` every request is
+  403 and starts nothing; it listens on 127.0.0.1 only, sends no CORS
+  header, and trades ``?token=`` for an HttpOnly SameSite=Strict cookie.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.clusterlib import ROOT, Cluster
+from tests.integration.engine import free_port, hostname, pod_manifest, port_refuses, wait_for
+
+pytestmark = pytest.mark.cluster
+
+
+# ---------------------------------------------------------------- the daemon
+@dataclass
+class Daemon:
+    """A `tender daemon` subprocess in runtime directory ``run_dir`` (short: a socket path has at most 107 bytes)."""
+
+    proc: subprocess.Popen[bytes]
+    run_dir: Path
+    env: dict[str, str]
+    log: Path
+
+    @property
+    def socket(self) -> Path:
+        return self.run_dir / "tender" / "engine.sock"
+
+    def client(self, timeout: float = 30) -> httpx.Client:
+        return httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket)), base_url="http://tender",
+                            timeout=timeout)
+
+    def ids(self) -> list[str]:
+        with self.client() as c:
+            return [f["session_id"] for f in c.get("/v1/forwards").json()["forwards"]]
+
+    def answers(self) -> bool:
+        assert self.proc.poll() is None, f"tender daemon exited {self.proc.returncode}:\n{self.log.read_text()}"
+        try:
+            with self.client(timeout=2) as c:
+                return c.get("/v1/engine").json().get("pid") == self.proc.pid
+        except (httpx.TransportError, FileNotFoundError, ValueError):
+            return False
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def daemon_env(cluster: Cluster, run_dir: Path, home: Path) -> dict[str, str]:
+    return cluster.env(XDG_RUNTIME_DIR=str(run_dir), XDG_CONFIG_HOME=str(home / "config"),
+                       XDG_STATE_HOME=str(home / "state"), TENDER_PROFILES=str(home / "profiles.yaml"))
+
+
+def launch(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "tray", "daemon"], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+
+
+@pytest.fixture
+def run_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="h5s-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def daemon(cluster: Cluster, run_dir: Path, tmp_path: Path) -> Iterator[Daemon]:
+    (tmp_path / "profiles.yaml").write_text("version: 1\nprofiles: []\n")
+    env = daemon_env(cluster, run_dir, tmp_path)
+    log = tmp_path / "daemon.log"
+    d = Daemon(launch(env, log), run_dir, env, log)
+    try:
+        wait_for(d.answers, 30, "tender daemon to answer GET /v1/engine", interval=0.1)
+        yield d
+    finally:
+        d.stop()
+
+
+@pytest.fixture
+def web(cluster: Cluster, namespace: str) -> str:
+    cluster.apply(pod_manifest("web"), namespace)
+    cluster.wait_ready(namespace, "app=web")
+    return "web"
+
+
+def start_forward(c: httpx.Client, namespace: str) -> dict[str, Any]:
+    """Forward pod/web's 8080 from a free local port through the API; its object once active."""
+    answer = c.post("/v1/forwards", json={"target": "pod/web", "ports": [":8080"], "namespace": namespace})
+    assert answer.status_code == 201, answer.text
+    (fwd,) = answer.json()["forwards"]
+
+    def active() -> dict[str, Any] | None:
+        now = c.get(f"/v1/forwards/{fwd['session_id']}").json()
+        assert now["status"] in ("starting", "active"), now
+        return now if now["status"] == "active" else None
+
+    return wait_for(active, 30, "the forward to be active", interval=0.1)
+
+
+def tender(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tray", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def listening(pid: int) -> list[str]:
+    """The local addresses (``127.0.0.1:PORT``, ``[::1]:PORT``) process ``pid`` listens on over TCP (``ss -ltnp``)."""
+    out = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True).stdout
+    return sorted(line.split()[3] for line in out.splitlines() if f"pid={pid}," in line)
+
+
+# ---------------------------------------------------------------- another uid
+# Run as nobody: one HTTP/1.1 request over the unix socket, printed as JSON
+# {"status": 403, "body": ...} or {"errno": "EACCES"}.  Plain sockets, so a
+# refusal is the kernel's or the engine's, never a client library's guess.
+AS_NOBODY = r"""
+import errno, json, socket, sys
+path, method, target, body = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].encode()
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+try:
+    s.connect(path)
+except OSError as exc:
+    print(json.dumps({"errno": errno.errorcode.get(exc.errno, str(exc.errno))}))
+    sys.exit()
+head = f"{method} {target} HTTP/1.1\r\nHost: tender\r\nContent-Type: application/json\r\n"
+s.sendall(head.encode() + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+data = b""
+while chunk := s.recv(65536):
+    data += chunk
+status_line, _, rest = data.partition(b"\r\n")
+print(json.dumps({"status": int(status_line.split()[1]), "body": rest.partition(b"\r\n\r\n")[2].decode()}))
+"""
+
+
+def as_nobody(path: Path, method: str, target: str, body: Any = None) -> dict[str, Any]:
+    if os.getuid() != 0:
+        pytest.skip("needs root to run a client as another uid")
+    if shutil.which("setpriv") is None:
+        pytest.fail("setpriv is missing (util-linux): cannot run a client as nobody")
+    done = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-c",
+                           AS_NOBODY, str(path), method, target, "" if body is None else json.dumps(body)],
+                          capture_output=True, text=True, timeout=30, cwd="/")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_another_uid_is_refused(cluster: Cluster, namespace: str, web: str, daemon: Daemon) -> None:
+    with daemon.client() as c:
+        fwd = start_forward(c, namespace)
+    before = daemon.ids()
+    mode = os.stat(daemon.socket.parent).st_mode & 0o777
+    assert mode == 0o700 and os.stat(daemon.socket).st_mode & 0o777 == 0o600
+    start = {"target": "pod/web", "ports": [":8080"], "namespace": namespace}
+
+    # The 0700 directory: the kernel refuses nobody before the engine sees anything.
+    for method, target, body in (("GET", "/v1/forwards", None), ("POST", "/v1/forwards", start)):
+        assert as_nobody(daemon.socket, method, target, body) == {"errno": "EACCES"}
+
+    # A careless chmod opens the directory and the socket: the engine's own peer check answers 403.
+    os.chmod(daemon.run_dir, 0o777)
+    os.chmod(daemon.socket.parent, 0o777)
+    os.chmod(daemon.socket, 0o666)
+    for method, target, body in (("GET", "/v1/engine", None), ("GET", "/v1/forwards", None),
+                                 ("GET", "/v1/events", None), ("POST", "/v1/forwards", start),
+                                 ("POST", "/v1/forwards/stop", {"all": True}),
+                                 ("DELETE", f"/v1/forwards/{fwd['session_id']}", None),
+                                 ("POST", "/v1/dashboard", {}), ("POST", "/v1/profiles/start", {"all": True})):
+        answer = as_nobody(daemon.socket, method, target, body)
+        assert answer.get("status") == 403, (method, target, answer)
+        error = json.loads(answer["body"])
+        assert "uid 65534 may not use it" in error["error"], error
+        assert fwd["session_id"] not in answer["body"]  # nothing about the forwards leaks
+
+    # Nothing changed: the same forwards, still carrying bytes, and no dashboard listener was started.
+    assert daemon.ids() == before
+    assert hostname(fwd["local_port"]) == web
+    assert listening(daemon.proc.pid) == [f"127.0.0.1:{fwd['local_port']}"]
+    assert daemon.answers()
+
+
+# ---------------------------------------------------------------- a killed engine
+def test_socket_of_a_killed_engine(cluster: Cluster, run_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "profiles.yaml").write_text("version: 1\nprofiles: []\n")
+    env = daemon_env(cluster, run_dir, tmp_path)
+    first = Daemon(launch(env, tmp_path / "first.log"), run_dir, env, tmp_path / "first.log")
+    second = None
+    try:
+        wait_for(first.answers, 30, "the first tender daemon to answer", interval=0.1)
+        first.proc.send_signal(signal.SIGKILL)
+        first.proc.wait(10)
+        assert first.socket.is_socket()  # left behind: nobody removed it
+
+        for verb in (["ls"], ["stop", "--all"], ["events"]):
+            done = tender(*verb, env=env)
+            assert done.returncode == 1, (verb, done)
+            lines = done.stderr.splitlines()
+            assert len(lines) == 1 and "no Tender engine is running" in lines[0], (verb, done.stderr)
+            assert done.stdout == "", (verb, done.stdout)
+
+        second = Daemon(launch(env, tmp_path / "second.log"), run_dir, env, tmp_path / "second.log")
+        wait_for(second.answers, 30, "the second tender daemon to answer", interval=0.1)  # its pid, on that path
+        assert (os.stat(second.socket).st_mode & 0o777) == 0o600
+        done = tender("ls", env=env)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+    assert second.proc.returncode == 0, second.log.read_text()
+    assert not second.socket.exists()  # a clean exit removes its socket
+
+
+# ---------------------------------------------------------------- two at once
+def test_two_engines_starting_together(cluster: Cluster, run_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "profiles.yaml").write_text("version: 1\nprofiles: []\n")
+    env = daemon_env(cluster, run_dir, tmp_path)
+    for round in range(4):
+        procs = [subprocess.Popen([sys.executable, "-m", "tray", "daemon"], cwd=ROOT, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        try:
+            deadline = time.monotonic() + 60
+            while all(p.poll() is None for p in procs):
+                assert time.monotonic() < deadline, f"round {round}: neither daemon gave way"
+                time.sleep(0.05)
+            (loser,) = [p for p in procs if p.poll() is not None]
+            (winner,) = [p for p in procs if p is not loser]
+            out, err = loser.communicate(timeout=10)
+            assert loser.returncode == 3, (round, out, err)
+            lines = err.splitlines()
+            assert len(lines) == 1, (round, err)
+            assert lines[0] == (f"tender: an engine is already running ('tender daemon', pid {winner.pid}); "
+                                "'tender ls' lists its forwards"), (round, err)
+            assert out == ""
+            w = Daemon(winner, run_dir, env, tmp_path / "unused")  # type: ignore[arg-type]
+            assert wait_for(w.answers, 30, "the winner to answer", interval=0.1)
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.terminate()
+                try:
+                    p.communicate(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.communicate()
+        assert winner.returncode == 0, (round, winner.returncode)
+
+
+# ---------------------------------------------------------------- the dashboard
+def test_dashboard_guard(cluster: Cluster, namespace: str, web: str, daemon: Daemon) -> None:
+    with daemon.client() as c:
+        answer = c.post("/v1/dashboard", json={})
+        assert answer.status_code == 200, answer.text
+        url = answer.json()["url"]
+        fwd = start_forward(c, namespace)
+    parts = urlsplit(url)
+    assert parts.hostname == "127.0.0.1" and parts.path == "/" and parts.query.startswith("token=")
+    port, secret = parts.port, parts.query.removeprefix("token=")
+    origin = f"http://127.0.0.1:{port}"
+    before = daemon.ids()
+    wanted = free_port()  # what a forged request would start a forward on
+    forged = {"target": "pod/web", "ports": [f"{wanted}:8080"], "namespace": namespace}
+    answers: list[httpx.Response] = []
+
+    def request(method: str, path: str, headers: dict[str, str], **kw: Any) -> httpx.Response:
+        with httpx.Client(base_url=origin, timeout=10, follow_redirects=False) as web_client:
+            r = web_client.request(method, path, headers=headers, **kw)
+        answers.append(r)
+        return r
+
+    bearer = {"Authorization": f"Bearer {secret}"}
+    # The secret works (so the refusals below are the guards', not a broken listener).
+    assert request("GET", "/v1/forwards", bearer).status_code == 200
+    assert request("GET", "/v1/forwards", {**bearer, "Host": f"localhost:{port}"}).status_code == 200
+    assert request("GET", "/v1/forwards", {**bearer, "Origin": origin, "Sec-Fetch-Site": "same-origin"}
+                   ).status_code == 200
+
+    refused = {
+        "no secret": {},
+        "a wrong secret": {"Authorization": f"Bearer {secret[:-2]}xx"},
+        "a wrong cookie": {"Cookie": "tender_session=" + "x" * len(secret)},
+        "the secret not as a bearer": {"Authorization": secret},
+        "a foreign Host": {**bearer, "Host": f"evil.example:{port}"},
+        "a Host on another port": {**bearer, "Host": f"127.0.0.1:{port + 1}"},
+        "a foreign Origin": {**bearer, "Origin": "http://evil.example"},
+        "a null Origin": {**bearer, "Origin": "null"},
+        "an Origin on another port": {**bearer, "Origin": f"http://127.0.0.1:{port + 1}"},
+        "Sec-Fetch-Site: cross-site": {**bearer, "Sec-Fetch-Site": "cross-site"},
+        "Sec-Fetch-Site: same-site": {**bearer, "Sec-Fetch-Site": "same-site"},
+    }
+    for what, headers in refused.items():
+        for method, path, kw in (("GET", "/v1/forwards", {}), ("GET", "/v1/engine", {}), ("GET", "/", {}),
+                                 ("POST", "/v1/forwards", {"json": forged}),
+                                 ("POST", "/v1/forwards/stop", {"json": {"all": True}}),
+                                 ("DELETE", f"/v1/forwards/{fwd['session_id']}", {}),
+                                 ("OPTIONS", "/v1/forwards", {"headers": {"Access-Control-Request-Method": "POST"}})):
+            extra = kw.pop("headers", {})
+            r = request(method, path, {**headers, **extra}, **kw)
+            assert r.status_code == 403, (what, method, path, r.status_code, r.text)
+            assert fwd["session_id"] not in r.text, (what, r.text)
+    # A wrong token is not traded for a cookie.
+    r = request("GET", f"/?token={secret[:-2]}xx", {})
+    assert r.status_code == 403 and "set-cookie" not in r.headers, r.headers
+    # The socket's own endpoint is not on the web.
+    assert request("POST", "/v1/dashboard", bearer, json={}).status_code == 404
+
+    # Nothing started or stopped.
+    assert daemon.ids() == before
+    assert port_refuses(wanted)
+    assert hostname(fwd["local_port"]) == web
+
+    # The token trade: 303 to "/" (no token), an HttpOnly SameSite=Strict cookie; the cookie alone then works.
+    with httpx.Client(base_url=origin, timeout=10, follow_redirects=False) as browser:
+        traded = browser.get(f"/?token={secret}")
+        answers.append(traded)
+        assert traded.status_code == 303, traded.text
+        assert traded.headers["location"] == "/"
+        assert traded.headers.get("referrer-policy") == "no-referrer"
+        cookie = SimpleCookie(traded.headers["set-cookie"])["tender_session"]
+        assert cookie.value == secret
+        assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/", cookie.output()
+        page = browser.get("/")
+        answers.append(page)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), page.text[:200]
+        assert page.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert secret not in page.text  # the page does not hand the secret to scripts
+        listed = browser.get("/v1/forwards", headers={"Origin": origin})
+        answers.append(listed)
+        assert listed.status_code == 200 and [f["session_id"] for f in listed.json()["forwards"]] == before
+
+    # No CORS header in any answer, refused or not.
+    for r in answers:
+        cors = [h for h in r.headers if h.lower().startswith("access-control-")]
+        assert not cors, (r.request.method, r.request.url, cors)
+
+    # Loopback only: the dashboard's port is bound to 127.0.0.1 and nothing else.
+    assert sorted(listening(daemon.proc.pid)) == sorted([f"127.0.0.1:{port}", f"127.0.0.1:{fwd['local_port']}"])
