@@ -523,6 +523,38 @@ def test_forward_joins_the_engine_until_ctrl_c(cluster: Cluster, namespace: str,
         t.kill()
 
 
+def test_a_joined_forward_ends_as_one_in_process(cluster: Cluster, namespace: str, web: list[str],
+                                                engine: User) -> None:
+    base = ["forward", "--context", cluster.context, "-n", namespace]
+    # A target that does not exist: one line, exit 1, nothing left in the engine (in-process: the same).
+    for flags in ([], ["--no-engine"]):
+        done = engine.tender(*base, "svc/nothing", ":80", *flags, timeout=30)
+        assert done.returncode == 1, (flags, done)
+        assert re.fullmatch(rf"{cluster.context}: svc/nothing \d+ -> 80: error: svc/nothing not found in namespace "
+                            rf"{namespace}\n", done.stdout), done.stdout
+        assert engine.ls() == []
+
+    # Stopped from elsewhere ('tender stop'): exit 0, one line.
+    t = engine.popen(*base, "svc/web", ":80")
+    try:
+        t.line_matching(r"Forwarding from", 30)
+        engine.ok("stop", "svc/web")
+        code, _, err = t.wait()
+        assert code == 0 and "stopped from elsewhere" in one_line(err), err
+    finally:
+        t.kill()
+
+    # The engine stops: exit 1, one line.
+    t = engine.popen(*base, "svc/web", ":80")
+    try:
+        t.line_matching(r"Forwarding from", 30)
+        engine.stop_daemons()
+        code, _, err = t.wait()
+        assert code == 1 and "the engine stopped" in one_line(err), err
+    finally:
+        t.kill()
+
+
 def test_forward_detach_leaves_it_running(cluster: Cluster, namespace: str, web: list[str], engine: User) -> None:
     done = engine.tender("forward", "--context", cluster.context, "-n", namespace, "svc/web", ":80", "--detach")
     assert done.returncode == 0 and done.stderr == "", done

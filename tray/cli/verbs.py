@@ -289,8 +289,11 @@ def forward_on_engine(client: EngineClient, args: argparse.Namespace, printer: A
     """``tender forward`` on the running engine: the forwards show in the tray and ``tender ls``.
 
     Without ``--detach``: prints their lines as in-process and stops them on
-    Ctrl-C/SIGTERM (exit 0); exit 1 if the engine stops meanwhile, 2 for a
-    port the target does not have.  With ``--detach``: waits up to 15 s for
+    Ctrl-C/SIGTERM (exit 0); exit 1 if the engine stops meanwhile, or once
+    every forward is in ``error`` and none can recover by itself (with
+    ``--exit-on-error``: once every forward is in ``error``), 2 for a port the
+    target does not have; the forwards are stopped on every exit but the
+    engine's.  With ``--detach``: waits up to 15 s for
     each to leave ``starting``, prints its line and the way to stop it, and
     exits 0 (they keep running).  A port the target does not have (either
     way) stops every forward this command started, prints one line on stderr
@@ -338,6 +341,7 @@ def forward_on_engine(client: EngineClient, args: argparse.Namespace, printer: A
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     mine = set(ids)
+    latest: dict[str, dict[str, Any]] = {}  # each of ours as last seen
     code = 1
     try:
         for data in client.events():
@@ -349,15 +353,27 @@ def forward_on_engine(client: EngineClient, args: argparse.Namespace, printer: A
                 if not ours:
                     print("tender: the forwards were stopped from elsewhere", file=sys.stderr)
                     return 0
+                mine = {f["session_id"] for f in ours}  # any other was stopped from elsewhere
+                latest = {f["session_id"]: f for f in ours}
                 for f in ours:  # the first list is the state when we began to follow: show it
                     printer.show(as_engine_event({"event": "status", **f}))
-                continue
-            if data.get("session_id") in mine:
+            elif data.get("session_id") in mine:
                 printer.show(event)
-                if data["event"] == "status" and data.get("usage_error"):
+                if data["event"] != "status":
+                    continue
+                latest[data["session_id"]] = data
+                if data.get("usage_error"):
                     print(f"tender: error: {data['status_reason']}", file=sys.stderr)
                     code = 2
                     break
+            else:
+                continue
+            # As in-process: exit 1 once every forward is in error and none can recover by itself
+            # (--exit-on-error: once every forward is in error).
+            states = [latest[i] for i in mine if i in latest]
+            if len(states) == len(mine) and all(f["status"] == "error" for f in states) and (
+                    getattr(args, "exit_on_error", False) or not any(f["recoverable"] for f in states)):
+                break
         else:
             print("tender: the engine stopped", file=sys.stderr)
             return 1
