@@ -517,3 +517,75 @@ def test_an_edit_made_while_the_tray_starts_is_seen(tmp_path: Path, monkeypatch)
         wait_until(lambda: [p.name for p in c.profiles] == ["web", "db-renamed"], what="the edit")
     finally:
         c.close()
+
+
+# ---------------------------------------------------------------- the dashboard, counters on opening the menu
+@pytest.fixture
+def with_dashboard(tmp_path: Path, monkeypatch):  # noqa: ANN201
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    (tmp_path / "profiles.yaml").write_text("version: 1\nprofiles: []\n")
+    opened: list[str] = []
+    closed: list[str] = []
+    monkeypatch.setattr("webbrowser.open", lambda url: opened.append(url) or True)
+    manager, view = FakeManager(clusters=[]), FakeView()  # no contexts: nothing loads (and rebuilds) late
+    c = Controller(manager, view, FakeDialogs(), FakeNotifier(), profiles_path=tmp_path / "profiles.yaml",
+                   settings_file=tmp_path / "settings.json", refresh_interval=0.05, watch_interval=0.05,
+                   dashboard_url=lambda: "http://127.0.0.1:4711/?token=s3cret", on_close=lambda: closed.append("api"))
+    c.start()
+    yield c, manager, view, opened, closed
+    c.close()
+
+
+def test_open_dashboard_is_offered_before_quit_and_opens_the_url_with_its_secret(with_dashboard) -> None:  # noqa: ANN001
+    c, manager, view, opened, _ = with_dashboard
+    wait_until(lambda: view.shown, what="a menu")
+    labels = [i.label for i in view.menu.children]
+    assert labels[-2:] == ["Open dashboard…", "Quit"]
+    assert view.menu.children[-2].action == Action(ActionKind.OPEN_DASHBOARD)
+    run(c, ActionKind.OPEN_DASHBOARD)
+    assert opened == ["http://127.0.0.1:4711/?token=s3cret"]
+
+
+def test_without_a_dashboard_there_is_no_item(env) -> None:  # noqa: ANN001
+    c, manager, view, *_ = env
+    wait_until(lambda: view.shown, what="a menu")
+    assert not any("dashboard" in i.label for _, i in view.menu.walk())
+
+
+def test_no_browser_is_a_notification_without_the_secret(with_dashboard, monkeypatch) -> None:  # noqa: ANN001
+    c, manager, view, opened, _ = with_dashboard
+    monkeypatch.setattr("webbrowser.open", lambda url: False)
+    sent: list[tuple[str, str]] = []
+    monkeypatch.setattr(c.notifications, "send", lambda title, body, always=False: sent.append((title, body)))
+    run(c, ActionKind.OPEN_DASHBOARD)
+    assert sent and sent[-1][0] == "Could not open the dashboard"
+    assert "s3cret" not in sent[-1][1] and "tender dashboard --print-url" in sent[-1][1]
+
+
+def test_close_closes_the_api_once(with_dashboard) -> None:  # noqa: ANN001
+    c, manager, view, opened, closed = with_dashboard
+    c.close()
+    c.close()
+    assert closed == ["api"]
+
+
+def test_opening_the_menu_shows_counters_that_moved_without_an_event(with_dashboard) -> None:  # noqa: ANN001
+    from dataclasses import replace
+
+    c, manager, view, *_ = with_dashboard
+    sid = manager.start(ForwardSpec("tender-a", "shop", Target("Service", "web"), 80, local_port=8080))
+    manager.set_status(sid, "active", pod="web-1")
+    wait_until(lambda: view.shown and view.menu.children[0].label.startswith("1 active"), what="active")
+    row = lambda: next(i for i in view.menu.children if i.label.startswith("svc/web"))  # noqa: E731
+    assert not any("connection" in i.label for i in row().children)
+    time.sleep(0.2)
+    shown = len(view.shown)
+    with manager.lock:  # the engine counts bytes and connections without telling anyone
+        manager.sessions[sid] = replace(manager.sessions[sid], connections=2, connections_total=5,
+                                        bytes_in=1_500_000, bytes_out=30_000)
+    time.sleep(0.3)
+    assert len(view.shown) == shown  # no event, no rebuild
+    c.menu_shown()
+    wait_until(lambda: any(i.label.startswith("2 connections open") for i in row().children), what="the counters")
+    assert any("1.5 MB" in i.label for i in row().children)

@@ -440,6 +440,13 @@ def test_settings_items_and_quit() -> None:
     assert menu.children[-1] == Item("Quit", Action(ActionKind.QUIT))
 
 
+def test_open_dashboard_sits_just_above_quit_when_the_engine_serves_one() -> None:
+    menu = build_menu(MenuState(dashboard=True))
+    assert [c.label for c in menu.children[-4:]] == ["Notifications", "", "Open dashboard…", "Quit"]
+    assert menu.children[-2] == Item("Open dashboard…", Action(ActionKind.OPEN_DASHBOARD))
+    assert "Open dashboard…" not in labels_of(build_menu(MenuState()))
+
+
 # ------------------------------------------------------------------ invariants on random states
 statuses = st.sampled_from(["starting", "active", "reconnecting", "error"])
 sessions_st = st.lists(

@@ -491,28 +491,77 @@ def test_the_sni_path_never_imports_gi(bus_address: str, tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("case", ["no bus", "a bus that never answers"])
-def test_tender_tray_without_a_working_bus_prints_one_line_and_exits_2(case: str, tmp_path: Path) -> None:
+def test_tender_tray_without_a_working_bus_runs_the_engine_with_its_dashboard(case: str, tmp_path: Path) -> None:
+    """A display but no tray: the engine runs without an icon, the dashboard opens, SIGTERM ends it (exit 0)."""
     import socket
+    import urllib.request
+    from http.cookiejar import CookieJar
 
+    opened = tmp_path / "opened"
+    browser = tmp_path / "browser"
+    browser.write_text(f"#!/bin/sh\nprintf '%s' \"$1\" > {opened}\n")
+    browser.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DBUS_", "PYSTRAY_", "WAYLAND_", "XDG_"))}
     env.update(HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path / "state"), XDG_CONFIG_HOME=str(tmp_path / "cfg"),
-               XDG_RUNTIME_DIR=str(tmp_path), DISPLAY=":1999")  # no X server there: no XEmbed tray either
+               XDG_RUNTIME_DIR=str(tmp_path), DISPLAY=":1999",  # no X server there: no XEmbed tray either
+               BROWSER=str(browser))
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     if case == "a bus that never answers":
         server.bind(str(tmp_path / "bus"))  # the $XDG_RUNTIME_DIR/bus fallback, accepting and silent
         server.listen(1)
+    err = tmp_path / "stderr"
+    started = time.monotonic()
+    with open(err, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "tray", "tray", "--kubeconfig", str(tmp_path / "none")],
+                                env=env, stdout=out, stderr=out, cwd=ROOT)
     try:
-        started = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "tray", "tray"], env=env, capture_output=True, text=True,
-                              timeout=30, cwd=ROOT)
+        # With a bus that never answers, Python's webbrowser asks `xdg-settings`, whose dbus-send waits 25 s
+        # for that bus (on a thread of its own: the engine does not wait): the line is what this case checks.
+        browsed = case == "no bus"
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline and not (
+                opened.exists() and opened.read_text() if browsed else "dashboard at" in err.read_text()):
+            time.sleep(0.1)
         elapsed = time.monotonic() - started
+        lines = err.read_text().strip().splitlines()
+        assert proc.poll() is None, lines
+        assert len(lines) == 1 and lines[0].startswith("tender: no system tray here: "), lines
+        assert ("no session bus" if case == "no bus" else "did not answer within") in lines[0]
+        assert "Tender runs without an icon: dashboard at http://127.0.0.1:" in lines[0]
+        assert "token" not in lines[0] and "'tender dashboard' opens it" in lines[0]
+        assert elapsed < 10, elapsed  # the probe gives up after 1.5 s; the rest is Python starting
+        from tray.api.client import EngineClient
+
+        with EngineClient(tmp_path / "tender" / "engine.sock", timeout=10) as client:
+            engine = client.get("/v1/engine")
+            url = opened.read_text() if browsed else client.post("/v1/dashboard")["url"]
+        assert url.startswith(lines[0].split("dashboard at ")[1].split()[0] + "?token=")
+        web = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+        with web.open(url, timeout=10) as page:  # the secret traded for a cookie, then the page
+            assert page.status == 200 and "Tender" in page.read().decode()
+        assert (engine["host"], engine["pid"]) == ("daemon", proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert not (tmp_path / "tender" / "engine.sock").exists()
     finally:
         server.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+
+
+def test_tender_tray_without_a_display_prints_one_line_and_exits_2(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DBUS_", "PYSTRAY_", "WAYLAND_", "XDG_", "DISPLAY"))}
+    env.update(HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path / "state"), XDG_CONFIG_HOME=str(tmp_path / "cfg"),
+               XDG_RUNTIME_DIR=str(tmp_path), BROWSER="false")
+    proc = subprocess.run([sys.executable, "-m", "tray", "tray"], env=env, capture_output=True, text=True,
+                          timeout=30, cwd=ROOT)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("tender: no system tray here: "), proc.stderr
-    assert ("no session bus" if case == "no bus" else "did not answer within") in lines[0]
-    assert elapsed < 5, elapsed  # the probe gives up after 1.5 s; the rest is Python starting
+    assert len(lines) == 1 and lines[0].startswith("tender: no system tray here: no display"), proc.stderr
+    assert "`tender daemon` runs Tender without one" in lines[0]
+    assert not (tmp_path / "tender" / "engine.sock").exists()  # the claim went with it
 
 
 def test_tender_tray_registers_its_item_and_a_sigterm_stops_it_cleanly(bus_address: str, tmp_path: Path) -> None:

@@ -5,6 +5,8 @@ Threads (none of them the UI thread does any real work on):
 * engine thread → ``_on_event``: only feeds the notifier and pokes the coalescer;
 * coalescer thread → ``refresh``: snapshot, ``build_menu`` (pure), ``view.show``;
 * UI thread → ``dispatch``: hands the click's action to the worker pool;
+  ``menu_shown`` (the host is about to show the menu): pokes the coalescer, so
+  the counters, which raise no engine event, are fresh when the menu is looked at;
 * worker pool → the action's handler (``_do_*``, one per :class:`ActionKind`,
   in the table ``_handlers``): engine calls, dialogs, file writes, resource lists;
 * file watcher thread → profiles and kubeconfig reloads.
@@ -17,6 +19,7 @@ import os
 import re
 import sys
 import threading
+import webbrowser
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
@@ -68,6 +71,7 @@ FAILURE_TITLES: dict[ActionKind, str] = {
     ActionKind.SAVE_PROFILE: "Could not save the profile", ActionKind.EDIT_PROFILES: "Could not open the profiles file",
     ActionKind.OPEN_URL: "Could not open the browser", ActionKind.COPY: "Could not copy the address",
     ActionKind.TOGGLE_AUTOSTART: "Could not change Start at login",
+    ActionKind.OPEN_DASHBOARD: "Could not open the dashboard",
 }
 
 
@@ -82,11 +86,27 @@ def privileged_below() -> int:
 
 
 class Controller:
+    """The tray behind one icon: ``manager`` (the engine), ``view``, ``dialogs``, ``notifier``.
+
+    ``profiles_path``: the profiles file; ``settings_file``: default the user's;
+    ``launch_args``: this launch's options (recorded in the login entry);
+    ``refresh_interval``, ``watch_interval``: seconds between two menu rebuilds
+    at most, and between two looks at the files.  ``dashboard_url``: returns
+    the engine's dashboard URL with its secret (blocking up to seconds; the
+    tray passes :meth:`tray.api.server.ApiServer.dashboard_url`); without it
+    the menu has no "Open dashboard…".  ``on_close``: called once by
+    :meth:`close`, before the engine is shut down (the tray closes its
+    control API there).
+    """
+
     def __init__(self, manager: Any, view: View, dialogs: Dialogs, notifier: Notifier, *,
                  profiles_path: str | os.PathLike[str], settings_file: str | os.PathLike[str] | None = None,
                  launch_args: Sequence[str] = (), refresh_interval: float = DEFAULT_INTERVAL,
-                 watch_interval: float = 2.0) -> None:
+                 watch_interval: float = 2.0, dashboard_url: Callable[[], str] | None = None,
+                 on_close: Callable[[], None] | None = None) -> None:
         self.manager = manager
+        self.dashboard_url = dashboard_url
+        self._on_close = on_close
         self.view = view
         self.dialogs = dialogs
         self.profiles_path = Path(profiles_path)
@@ -128,6 +148,7 @@ class Controller:
             ActionKind.GROUP_START: self._do_group_start,
             ActionKind.GROUP_STOP: self._do_group_stop,
             ActionKind.EDIT_PROFILES: self._do_edit_profiles,
+            ActionKind.OPEN_DASHBOARD: self._do_open_dashboard,
             ActionKind.TOGGLE_AUTOSTART: self._do_toggle_autostart,
             ActionKind.TOGGLE_NOTIFICATIONS: self._do_toggle_notifications,
             ActionKind.QUIT: self._do_quit,
@@ -161,6 +182,11 @@ class Controller:
         self.coalescer.close()
         self.notifications.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
+        if self._on_close is not None:
+            try:
+                self._on_close()
+            except Exception:  # closing anyway
+                log.exception("closing the control API failed")
 
     # ------------------------------------------------------------ events
     def _on_event(self, event: StatusEvent | ListEvent) -> None:
@@ -179,7 +205,19 @@ class Controller:
             clusters=self.clusters, kubeconfig_error=self.kubeconfig_error, trees=self.store.snapshot(),
             notifications=self.settings.notifications, start_at_login=self.settings.start_at_login,
             privileged_below=self.privileged_below, profile_failures=self._failures(),
+            dashboard=self.dashboard_url is not None,
         )
+
+    def menu_shown(self) -> None:
+        """The host is about to show the menu (any thread; returns at once): rebuild it from a fresh snapshot.
+
+        The counters (connections, bytes) change without an engine event; this
+        is when they are looked at.  Coalesced with every other rebuild (at
+        most one per ``refresh_interval``), and nothing is sent to the host
+        when nothing it shows changed.
+        """
+        if not self._closed:
+            self.coalescer.poke()
 
     def refresh(self) -> None:
         """Coalescer thread: rebuild the menu and the icon from a fresh snapshot."""
@@ -277,6 +315,14 @@ class Controller:
 
     def _do_open_url(self, url: str) -> None:
         system.open_url(url)
+
+    def _do_open_dashboard(self) -> None:
+        """The engine's dashboard in the browser (a worker thread: the URL may take a moment, a browser command may wait)."""
+        if self.dashboard_url is None:
+            raise UsageError("this tray serves no dashboard")
+        url = self.dashboard_url()  # carries the secret: never in a log line or a notification
+        if not webbrowser.open(url):
+            raise OSError("no web browser found; 'tender dashboard --print-url' prints the dashboard's address")
 
     def _do_copy(self, text: str) -> None:
         self.view.copy_text(text)

@@ -4,7 +4,8 @@ From the top: a line counting the forwards by status (also the tooltip);
 a row per profile that could not start (in error, with its reason and
 Retry); a row per forward -- under a heading per cluster when they are in
 several clusters, in a submenu per cluster when there are many; then
-Profiles, Clusters, the settings and Quit.
+Profiles, Clusters, the settings, "Open dashboard…" (when the engine serves
+one) and Quit.
 
 ``build_menu(MenuState) -> Item`` has no side effects and reads no clock, so
 the tests check labels, grouping and which actions exist per status on
@@ -44,6 +45,8 @@ class MenuState:
     privileged_below: int = 0
     #: Profiles that could not start, with why (profile name -> reason), until they start or stop.
     profile_failures: Mapping[str, str] = field(default_factory=dict)
+    #: Whether the engine serves a dashboard (the tray's control API): "Open dashboard…" is offered.
+    dashboard: bool = False
 
     @property
     def current_context(self) -> str | None:
@@ -69,6 +72,7 @@ def build_menu(state: MenuState) -> Item:
         Item("Start at login", Action(ActionKind.TOGGLE_AUTOSTART), checked=state.start_at_login),
         Item("Notifications", Action(ActionKind.TOGGLE_NOTIFICATIONS), checked=state.notifications),
         SEPARATOR,
+        *([Item(f"Open dashboard{labels.ELLIPSIS}", Action(ActionKind.OPEN_DASHBOARD))] if state.dashboard else []),
         Item("Quit", Action(ActionKind.QUIT)),
     ])
 

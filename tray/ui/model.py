@@ -42,6 +42,8 @@ class ActionKind(Enum):
     GROUP_START = "group-start"  #: (group name,)
     GROUP_STOP = "group-stop"  #: (group name,)
     EDIT_PROFILES = "edit-profiles"  #: ()
+    # the dashboard (issue 13): the engine's page in the browser
+    OPEN_DASHBOARD = "open-dashboard"  #: ()
     # settings and quitting
     TOGGLE_AUTOSTART = "toggle-autostart"  #: ()
     TOGGLE_NOTIFICATIONS = "toggle-notifications"  #: ()

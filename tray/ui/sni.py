@@ -12,7 +12,10 @@ PyGObject, no compiler): the item at ``/StatusNotifierItem`` under the name
 * The menu is :mod:`tray.ui.dbusmenu`'s layout of the controller's model;
   each change is told with ``ItemsPropertiesUpdated`` (labels, check marks)
   or ``LayoutUpdated`` (items added or removed) -- never a timer, nothing
-  is sent when nothing visible changed.
+  is sent when nothing visible changed.  ``AboutToShow`` (and the
+  ``opened`` event) on any item calls :attr:`SniView.on_menu_shown`: the
+  controller rebuilds the menu then, so counters that raise no event are
+  current when looked at (the update follows as a signal).
 * The item registers with ``org.kde.StatusNotifierWatcher`` and registers
   again whenever a watcher appears on the bus (the panel restarted).
 
@@ -219,14 +222,18 @@ class DbusMenu(ServiceInterface):
     """``com.canonical.dbusmenu`` version 3 over a :class:`tray.ui.dbusmenu.Layout`.
 
     ``on_click(action)`` is called on the loop thread for an ``Event``
-    ``clicked`` on an enabled item that has an action.
+    ``clicked`` on an enabled item that has an action; ``on_show()`` (if
+    given) for ``AboutToShow``, ``AboutToShowGroup`` and an ``opened`` event
+    on a known item.  Both must return quickly.
     """
 
-    def __init__(self, layout: dbusmenu.Layout, on_click: Callable[[Action], None]) -> None:
+    def __init__(self, layout: dbusmenu.Layout, on_click: Callable[[Action], None],
+                 on_show: Callable[[], None] | None = None) -> None:
         super().__init__(MENU_INTERFACE)
         self.layout = layout
         self.revision = 1
         self.on_click = on_click
+        self.on_show = on_show
 
     def replace(self, layout: dbusmenu.Layout) -> dbusmenu.Changes:
         """Serve ``layout`` from now on and tell the clients what changed; returns the changes."""
@@ -301,10 +308,13 @@ class DbusMenu(ServiceInterface):
     def AboutToShow(self, id: "i") -> "b":
         if id not in self.layout:
             raise _unknown(dbusmenu.UnknownItem(id))
-        return False  # the layout is always current: nothing to load first
+        self._shown()
+        return False  # the structure is current; fresher labels follow as ItemsPropertiesUpdated
 
     @dbus_method()
     def AboutToShowGroup(self, ids: "ai") -> "aiai":
+        if any(i in self.layout for i in ids):
+            self._shown()
         return [[], [i for i in ids if i not in self.layout]]
 
     @dbus_signal()
@@ -321,9 +331,18 @@ class DbusMenu(ServiceInterface):
 
     def _event(self, item_id: int, event_id: str) -> None:
         action = self.layout.click(item_id)  # raises UnknownItem
+        if event_id == "opened":
+            self._shown()
         if event_id == "clicked" and action is not None:
             log.debug("menu click on %d: %s", item_id, action.kind)
             self.on_click(action)
+
+    def _shown(self) -> None:
+        if self.on_show is not None:
+            try:
+                self.on_show()
+            except Exception:
+                log.exception("the menu's AboutToShow hook failed")
 
 
 class SniView:
@@ -349,9 +368,11 @@ class SniView:
         self._lock = threading.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.registrations = 0  # how many times the watcher accepted us (tests, logs)
+        #: Called (on the loop thread; it must return at once) when the host is about to show the menu.
+        self.on_menu_shown: Callable[[], None] | None = None
         self.item = StatusNotifierItem()
         self.item.icon = _pixmap_value(*self._icon_key)
-        self.menu = DbusMenu(dbusmenu.build(self._menu_model), self._click)
+        self.menu = DbusMenu(dbusmenu.build(self._menu_model), self._click, self._menu_shown)
         self._stopped: asyncio.Future[None] = self.loop.create_future()
         try:
             self.bus: MessageBus = self.loop.run_until_complete(dbus.connect(address, timeout))
@@ -501,6 +522,10 @@ class SniView:
     def _stop(self) -> None:
         if not self._stopped.done():
             self._stopped.set_result(None)
+
+    def _menu_shown(self) -> None:
+        if self.on_menu_shown is not None:
+            self.on_menu_shown()
 
     def _click(self, action: Action) -> None:
         try:
