@@ -257,7 +257,9 @@ def test_ls_shows_status_pod_address_connections_bytes_age_reason(cluster: Clust
     base = ["--context", cluster.context, "-n", namespace]
     busy = engine.detach(*base, "svc/web", ":80")
     idle = engine.detach(*base, "deploy/web", ":8080", "--address", "localhost")
-    missing = engine.ok("forward", *base, "svc/nothing", ":80", "--detach")
+    done = engine.tender("forward", *base, "svc/nothing", ":80", "--detach")
+    assert done.returncode == 1, done  # nothing can forward: as in-process; left listed, for 'tender retry'
+    missing = done.stdout
     assert re.search(rf"^{cluster.context}: svc/nothing \d+ -> 80: error: svc/nothing not found in namespace "
                      rf"{namespace}$", missing, re.M), missing
     port = busy["local_port"]
@@ -380,11 +382,17 @@ def test_retry_a_forward_in_error_after_its_target_appears(cluster: Cluster, nam
                                                           engine: User) -> None:
     base = ["--context", cluster.context, "-n", namespace]
     good = engine.detach(*base, "svc/web", ":80")
-    out = engine.ok("forward", *base, "svc/later", ":80", "--detach")
+    done = engine.tender("forward", *base, "svc/later", ":80", "--detach")
+    assert done.returncode == 1, done
+    out = done.stdout
     [later] = [f for f in engine.ls() if f["target"] == "svc/later"]
     later = engine.wait_status(later["session_id"], "error")
     assert later["status_reason"] == f"svc/later not found in namespace {namespace}", later
-    assert f"error: svc/later not found in namespace {namespace}" in out
+    assert out.splitlines() == [
+        f"{cluster.context}: svc/later {later['local_port']} -> 80: error: svc/later not found in namespace "
+        f"{namespace}",
+        f"Left in the engine in error (see 'tender ls'); try again with: tender retry {later['session_id'][:8]}; "
+        f"drop with: tender remove {later['session_id'][:8]}"]
 
     # Still missing: retried, and in error again.
     assert engine.ok("retry", later["session_id"][:8]) == f"forward {later['session_id'][:8]} (svc/later) retrying\n"
@@ -564,6 +572,14 @@ def test_forward_detach_leaves_it_running(cluster: Cluster, namespace: str, web:
         f"pod {web[0]})",
         f"Running in the engine (see 'tender ls'); stop with: tender stop {f['session_id'][:8]}"]
     assert f["status"] == "active" and hostname(f["local_port"]) == web[0]
+
+    # Its local port again, joined or detached: exit 1 (a port in use, as in-process), one line; nothing new.
+    for detach in ([], ["--detach"]):
+        done = engine.tender("forward", "--context", cluster.context, "-n", namespace, "svc/web",
+                             f"{f['local_port']}:80", *detach)
+        assert (done.returncode, done.stdout) == (1, ""), done
+        assert f"local port {f['local_port']} is already used by the forward to svc/web" in one_line(done.stderr)
+        assert [x["session_id"] for x in engine.ls()] == [f["session_id"]]
 
 
 def test_forward_with_a_bad_port_on_the_engine_exits_2(cluster: Cluster, namespace: str, web: list[str],

@@ -295,7 +295,9 @@ def forward_on_engine(client: EngineClient, args: argparse.Namespace, printer: A
     target does not have; the forwards are stopped on every exit but the
     engine's.  With ``--detach``: waits up to 15 s for
     each to leave ``starting``, prints its line and the way to stop it, and
-    exits 0 (they keep running).  A port the target does not have (either
+    exits 0 (they keep running), or 1 when every one is in an ``error`` it
+    cannot recover from by itself (they stay listed, for ``tender retry`` or
+    ``tender remove``).  A port the target does not have (either
     way) stops every forward this command started, prints one line on stderr
     and exits 2, as kubectl refuses such a command line.
     """
@@ -329,8 +331,15 @@ def forward_on_engine(client: EngineClient, args: argparse.Namespace, printer: A
             return 2
         for f in forwards:
             printer.show(as_engine_event({"event": "status", **f}))
+        short = " ".join(i[:8] for i in ids)
+        if all(f["status"] == "error" and not f["recoverable"] for f in forwards):
+            # As in-process (and kubectl): exit 1 when nothing can forward.  Left in the list for 'tender retry'.
+            if args.output == "text":
+                print(f"Left in the engine in error (see 'tender ls'); try again with: tender retry {short}; "
+                      f"drop with: tender remove {short}")
+            return 1
         if args.output == "text":
-            print(f"Running in the engine (see 'tender ls'); stop with: tender stop {' '.join(i[:8] for i in ids)}")
+            print(f"Running in the engine (see 'tender ls'); stop with: tender stop {short}")
         return 0
     stop = {"now": False}
 
