@@ -339,11 +339,18 @@ def test_a_forward_in_error_says_why_and_offers_retry_and_remove(cluster: Cluste
     name = f"api-{uuid.uuid4().hex[:6]}"
     cluster.apply(deployment_manifest(name), namespace)
     cluster.wait_ready(namespace, f"app={name}")
-    with daemon.client() as api:
-        answer = api.post("/v1/forwards", json={"context": cluster.context, "namespace": namespace,
-                                                "target": f"deploy/{name}", "ports": [":grpc"]})
-        assert answer.status_code == 201, answer.text
     browser.get(daemon.url)
+    # A port the Deployment does not declare, through the search's "Other…" (it asks in a prompt).
+    browser.find_element(By.ID, "search").send_keys(f"deploy/{name}")
+    hit = wait_until(browser, f"the search to list deploy/{name}", lambda: [
+        li for li in browser.find_elements(By.CSS_SELECTOR, "#results li")
+        if li.find_element(By.CSS_SELECTOR, ".rwhere").text == f"{cluster.context} / {namespace}"][0])
+    assert hit.find_element(By.CSS_SELECTOR, ".kind").text == "Deployment"
+    hit.find_element(By.CSS_SELECTOR, 'button[data-action="forward-other"]').click()
+    prompt = wait_until(browser, "the prompt for a port", lambda: browser.switch_to.alert)
+    assert prompt.text == f"Port of deploy/{name} to forward (a number, or a port name):"
+    prompt.send_keys("grpc")
+    prompt.accept()
     row = wait_until(browser, "the row to show the error",
                      lambda: row_of(browser, target=f"deploy/{name}:grpc", status="✕ error"))
     reason = row.find_element(By.CSS_SELECTOR, "td.reason").text

@@ -15,8 +15,8 @@
   const forwards = new Map();     // session_id -> FORWARD, in start order
   const gone = new Set();         // ids a list event dropped: their late status events are ignored
   let live = false;
+  let firstList = true;  // the next list event is the first of a stream
   let logId = null;
-  let lastResults = [];
 
   const $ = (sel) => document.querySelector(sel);
 
@@ -177,7 +177,11 @@
     markForwardedPorts();
   }
 
-  function reconcile(list) {
+  // A list event says which forwards exist, in start order.  The first of a stream is the whole
+  // truth; a later one may carry older states than status events already read (the engine sends
+  // lists a moment late, coalesced, and every change of state also comes as a status event), so it
+  // only adds and removes forwards: the states already known stay.
+  function reconcile(list, authoritative = true) {
     const ids = new Set(list.map((f) => f.session_id));
     for (const id of forwards.keys()) {
       if (!ids.has(id)) {
@@ -189,12 +193,14 @@
     for (const tr of [...tbody().children]) {
       if (!ids.has(tr.dataset.id)) tr.remove();  // a server-rendered row gone before the first event
     }
-    const before = new Set(forwards.keys());
+    const before = new Map(forwards);
     forwards.clear();
-    for (const f of list) {
+    for (const listed of list) {
+      const known = before.get(listed.session_id);
+      const f = known && !authoritative ? known : listed;
       forwards.set(f.session_id, f);
       gone.delete(f.session_id);
-      upsert(f, before.size > 0 && !before.has(f.session_id));
+      if (f !== known || !document.getElementById(`f-${f.session_id}`)) upsert(f, before.size > 0 && !known);
     }
     // Keep start order: the list is in start order.
     for (const f of list) tbody().append(document.getElementById(`f-${f.session_id}`));
@@ -235,7 +241,7 @@
 
   function handle(event) {
     switch (event.event) {
-      case "list": reconcile(event.forwards || []); break;
+      case "list": reconcile(event.forwards || [], firstList); firstList = false; break;
       case "status": onStatus(event); break;
       case "stats": onStats(event.forwards || []); break;
       default: break;  // ping, connection-error (its counters come in stats), later kinds
@@ -260,6 +266,7 @@
       return;
     }
     setLive("live", "live");
+    firstList = true;
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
     let buffer = "";
@@ -383,12 +390,15 @@
       return h("button", {type: "button", className: "port", "data-action": "forward", "data-port": p.port,
         title: `Forward a free local port to ${r.target} port ${p.port}`}, label);
     });
+    // kubectl forwards ports a pod does not declare too: "Other…" asks for one.
+    const other = h("button", {type: "button", className: "other", "data-action": "forward-other",
+      title: `Forward another port of ${r.target} (a number, or a port name)`}, "Other…");
     const item = h("li", {},
       h("span", {className: "kind"}, r.kind),
       h("span", {className: "rname"}, r.name),
       h("span", {className: "rwhere"}, `${r.context} / ${r.namespace}`),
       h("span", {className: "ports"}, ports.length ? ports : muted("declares no ports"),
-        tcp.length || !ports.length ? null : muted("no TCP port")));
+        tcp.length || !ports.length ? null : muted("no TCP port"), other));
     item.tender = r;
     return item;
   }
@@ -408,13 +418,13 @@
   }
 
   function showResults(answer, text) {
-    lastResults = answer.results || [];
-    $("#results").replaceChildren(...lastResults.map(resultItem));
+    const results = answer.results || [];
+    $("#results").replaceChildren(...results.map(resultItem));
     $("#search-errors").replaceChildren(...(answer.errors || []).map((e) =>
       h("li", {}, e.context ? `${e.context}: ${e.error}` : e.error)));
     let status = "";
-    if (!lastResults.length) status = `Nothing matches “${text}”.`;
-    else if (answer.truncated) status = `The first ${lastResults.length} matches; type more to narrow them.`;
+    if (!results.length) status = `Nothing matches “${text}”.`;
+    else if (answer.truncated) status = `The first ${results.length} matches; type more to narrow them.`;
     $("#search-status").textContent = status;
     markForwardedPorts();
   }
@@ -455,15 +465,15 @@
     } catch (err) { /* the search still covers every context */ }
   }
 
-  async function startForward(button) {
+  async function startForward(button, port) {
     const r = button.closest("li").tender;
-    const port = button.dataset.port;
     button.disabled = true;
     try {
       const answer = await api("POST", "/v1/forwards",
         {context: r.context, namespace: r.namespace, target: r.target, ports: [`:${port}`]});
       $("#search-status").textContent = `Started ${r.target} port ${port} in ${r.context} / ${r.namespace}.`;
-      for (const f of answer.forwards || []) onStatus(f);
+      // The answer is the forward as it started; the stream may already have told a later state.
+      for (const f of answer.forwards || []) if (!forwards.has(f.session_id)) onStatus(f);
       await resync();
       const row = document.getElementById(`f-${(answer.forwards || [{}])[0].session_id}`);
       row?.scrollIntoView({behavior: "smooth", block: "nearest"});
@@ -488,7 +498,13 @@
         case "copy": await copyText(row.dataset.local); return;
         case "log-close": logId = null; $("#log-panel").hidden = true; return;
         case "log-refresh": await loadLog(); return;
-        case "forward": await startForward(button); return;
+        case "forward": await startForward(button, button.dataset.port); return;
+        case "forward-other": {
+          const r = button.closest("li").tender;
+          const port = (window.prompt(`Port of ${r.target} to forward (a number, or a port name):`) || "").trim();
+          if (port) await startForward(button, port);
+          return;
+        }
         default: break;
       }
       button.disabled = true;
