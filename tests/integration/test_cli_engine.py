@@ -530,6 +530,17 @@ def test_forward_joins_the_engine_until_ctrl_c(cluster: Cluster, namespace: str,
     finally:
         t.kill()
 
+    # --no-engine: in this process, beside the same kubeconfig's engine.
+    t = engine.popen("forward", "--context", cluster.context, "-n", namespace, "svc/web", ":80", "--no-engine")
+    try:
+        m = t.line_matching(r"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", 30)
+        assert hostname(int(m.group(1))) == web[0]
+        assert engine.ls() == []
+        t.proc.send_signal(signal.SIGINT)
+        assert t.wait()[0] == 0
+    finally:
+        t.kill()
+
 
 def test_a_joined_forward_ends_as_one_in_process(cluster: Cluster, namespace: str, web: list[str],
                                                 engine: User) -> None:
@@ -597,17 +608,16 @@ def test_forward_runs_in_process_beside_an_engine_of_another_kubeconfig(cluster:
     other = user.home / "other-kubeconfig"
     shutil.copy(cluster.kubeconfig, other)
     user.daemon(kubeconfig=str(other))
-    for flags in ([], ["--no-engine"]):
-        t = user.popen("forward", "--context", cluster.context, "-n", namespace, "svc/web", ":80", *flags)
-        try:
-            m = t.line_matching(r"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", 30)
-            assert hostname(int(m.group(1))) == web[0]
-            assert user.ls() == []  # not the engine's
-            t.proc.send_signal(signal.SIGINT)
-            code, _, err = t.wait()
-            assert code == 0, err
-        finally:
-            t.kill()
+    t = user.popen("forward", "--context", cluster.context, "-n", namespace, "svc/web", ":80")
+    try:
+        m = t.line_matching(r"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", 30)
+        assert hostname(int(m.group(1))) == web[0]
+        assert user.ls() == []  # not the engine's
+        t.proc.send_signal(signal.SIGINT)
+        code, _, err = t.wait()
+        assert code == 0, err
+    finally:
+        t.kill()
 
 
 def test_forward_without_an_engine(cluster: Cluster, namespace: str, web: list[str], user: User) -> None:
