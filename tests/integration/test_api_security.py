@@ -317,6 +317,8 @@ def test_dashboard_guard(cluster: Cluster, namespace: str, web: str, daemon: Dae
         "a wrong secret": {"Authorization": f"Bearer {secret[:-2]}xx"},
         "a wrong cookie": {"Cookie": "tender_session=" + "x" * len(secret)},
         "the secret not as a bearer": {"Authorization": secret},
+        "a non-ASCII secret": {"Authorization": "Bearer \u00e9t\u00e9".encode()},  # type: ignore[dict-item]
+        "a non-ASCII cookie": {"Cookie": "tender_session=\u00e9t\u00e9".encode()},  # type: ignore[dict-item]
         "a foreign Host": {**bearer, "Host": f"evil.example:{port}"},
         "a Host on another port": {**bearer, "Host": f"127.0.0.1:{port + 1}"},
         "a foreign Origin": {**bearer, "Origin": "http://evil.example"},
@@ -336,8 +338,9 @@ def test_dashboard_guard(cluster: Cluster, namespace: str, web: str, daemon: Dae
             assert r.status_code == 403, (what, method, path, r.status_code, r.text)
             assert fwd["session_id"] not in r.text, (what, r.text)
     # A wrong token is not traded for a cookie.
-    r = request("GET", f"/?token={secret[:-2]}xx", {})
-    assert r.status_code == 403 and "set-cookie" not in r.headers, r.headers
+    for token in (f"{secret[:-2]}xx", "%C3%A9t%C3%A9", "%FF", ""):
+        r = request("GET", f"/?token={token}", {})
+        assert r.status_code == 403 and "set-cookie" not in r.headers, (token, r.status_code, r.headers)
     # The socket's own endpoint is not on the web.
     assert request("POST", "/v1/dashboard", bearer, json={}).status_code == 404
 

@@ -271,7 +271,7 @@ class ApiServer:
             return _error(403, "requests from other sites are refused (Sec-Fetch-Site)")
         token = request.query.get("token")
         if token is not None and request.method == "GET" and request.path == "/":
-            if not hmac.compare_digest(token, self.secret):
+            if not self._is_secret(token):
                 return _error(403, "wrong or old dashboard link: open it again from the tray or 'tender dashboard'")
             response = web.Response(status=303, headers={"Location": "/"})  # drop the secret from the address bar
             response.set_cookie(COOKIE, self.secret, httponly=True, samesite="Strict", path="/")
@@ -281,13 +281,17 @@ class ApiServer:
         auth = request.headers.get("Authorization", "")
         if auth.startswith("Bearer "):
             offered = auth[len("Bearer "):]
-        if not offered or not hmac.compare_digest(offered, self.secret):
+        if not offered or not self._is_secret(offered):
             return _error(403, "no dashboard secret: open the dashboard from the tray or 'tender dashboard'")
         response = await handler(request)
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
+
+    def _is_secret(self, offered: str) -> bool:
+        """Whether ``offered`` is the dashboard's secret (constant time; any text, non-ASCII included)."""
+        return hmac.compare_digest(offered.encode("utf-8", "surrogateescape"), self.secret.encode())
 
     # ------------------------------------------------------------ handlers
     async def _engine(self, request: web.Request) -> web.Response:
