@@ -457,6 +457,16 @@ def test_start_profiles_by_name_group_and_all(cluster: Cluster, namespace: str, 
     for f in forwards:
         user.wait_status(f["session_id"], "active")
 
+    # A profile that cannot start (its context is not in the kubeconfig): one line naming it, exit 1.
+    user.profiles.write_text(user.profiles.read_text() + f"  - name: elsewhere\n    context: tender-zzz\n"
+                                                        f"    namespace: {namespace}\n    target: svc/web\n"
+                                                        "    ports: [':80']\n")
+    done = user.tender("start", "elsewhere")
+    assert (done.returncode, done.stdout) == (1, ""), done
+    line = one_line(done.stderr)
+    assert line.startswith("tender: error: profile elsewhere could not start: ") and '"tender-zzz"' in line, line
+    assert len(user.ls()) == 4
+
 
 # ---------------------------------------------------------------- events, logs
 def test_events_are_json_lines_and_end_with_the_engine(cluster: Cluster, namespace: str, web: list[str],

@@ -203,8 +203,10 @@ def _start(client: EngineClient, args: argparse.Namespace) -> int:
     answer = client.post("/v1/profiles/start", {"names": args.names, "groups": args.group, "all": args.all})
     for f in answer["started"]:
         print(f"forward {f['session_id'][:8]} ({f['name']}: {f['target']} {f['remote_port']}) starting")
-    for problem in answer["failed"]:
-        print(f"tender: error: {problem['error']}", file=sys.stderr)
+    for problem in answer["failed"]:  # named, so that one of several can be told apart
+        error, name = problem["error"], problem["profile"]
+        named = error if error.startswith(f"profile {name}") else f"profile {name} could not start: {error}"
+        print(f"tender: error: {named}", file=sys.stderr)
     if not answer["started"] and not answer["failed"]:
         print("tender: those profiles already run (see 'tender ls')", file=sys.stderr)
     return 1 if answer["failed"] else 0
