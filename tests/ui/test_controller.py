@@ -589,3 +589,31 @@ def test_opening_the_menu_shows_counters_that_moved_without_an_event(with_dashbo
     c.menu_shown()
     wait_until(lambda: any(i.label.startswith("2 connections open") for i in row().children), what="the counters")
     assert any("1.5 MB" in i.label for i in row().children)
+
+
+def test_an_open_menu_follows_the_counters_for_a_while_then_nothing_runs(with_dashboard) -> None:  # noqa: ANN001
+    import threading
+    from dataclasses import replace
+
+    c, manager, view, *_ = with_dashboard
+    c.counter_tick, c.menu_live_for = 0.05, 0.6
+    sid = manager.start(ForwardSpec("tender-a", "shop", Target("Service", "web"), 80, local_port=8080))
+    manager.set_status(sid, "active", pod="web-1")
+    wait_until(lambda: view.shown and view.menu.children[0].label.startswith("1 active"), what="active")
+    row = lambda: next(i for i in view.menu.children if i.label.startswith("svc/web"))  # noqa: E731
+
+    def count(total: int) -> None:  # the engine counting, without an event
+        with manager.lock:
+            manager.sessions[sid] = replace(manager.sessions[sid], connections=1, connections_total=total)
+
+    c.menu_shown()  # the panel opened the menu: from now on it follows the counters
+    for total in (1, 2, 3):
+        count(total)
+        wait_until(lambda: any(i.label.endswith(f"· {total} total") for i in row().children), 3,
+                   what=f"{total} connections in the open menu")
+    time.sleep(0.8)  # not shown again for longer than menu_live_for: the thread ends
+    assert not [t for t in threading.enumerate() if t.name == "tender-counters"]
+    shown = len(view.shown)
+    count(4)
+    time.sleep(0.4)
+    assert len(view.shown) == shown and any(i.label.endswith("· 3 total") for i in row().children)

@@ -7,6 +7,9 @@ Threads (none of them the UI thread does any real work on):
 * UI thread → ``dispatch``: hands the click's action to the worker pool;
   ``menu_shown`` (the host is about to show the menu): pokes the coalescer, so
   the counters, which raise no engine event, are fresh when the menu is looked at;
+* counters thread (``tender-counters``, only for :data:`MENU_LIVE_FOR` seconds after
+  the menu was last shown): once a second, pokes the coalescer if a forward's
+  counters moved, so an open menu's counters stay live;
 * worker pool → the action's handler (``_do_*``, one per :class:`ActionKind`,
   in the table ``_handlers``): engine calls, dialogs, file writes, resource lists;
 * file watcher thread → profiles and kubeconfig reloads.
@@ -19,6 +22,7 @@ import os
 import re
 import sys
 import threading
+import time
 import webbrowser
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -75,6 +79,13 @@ FAILURE_TITLES: dict[ActionKind, str] = {
 }
 
 
+#: Seconds after the host last showed the menu (or a submenu) during which moving counters refresh it.
+#: Hosts tell when a menu opens (AboutToShow) but not always when it closes (libdbusmenu-gtk: only submenus').
+MENU_LIVE_FOR = 30.0
+#: Seconds between two looks at the counters while the menu may be open.
+COUNTER_TICK = 1.0
+
+
 def privileged_below() -> int:
     """Local ports below this need privileges here (Linux: root or the sysctl says otherwise)."""
     if not sys.platform.startswith("linux") or os.geteuid() == 0:
@@ -129,6 +140,12 @@ class Controller:
         self.notifications = Notifications(notifier, enabled=lambda: self.settings.notifications)
         self.files = FileWatcher(watch_interval)
         self._closed = False
+        self.menu_live_for = MENU_LIVE_FOR
+        self.counter_tick = COUNTER_TICK
+        self._live_lock = threading.Lock()
+        self._live_until = 0.0
+        self._live_thread: threading.Thread | None = None
+        self._live_stop = threading.Event()
         #: What each action does: every ActionKind has its handler (checked here).
         self._handlers: dict[ActionKind, Callable[..., None]] = {
             ActionKind.STOP: self._do_stop,
@@ -177,6 +194,7 @@ class Controller:
         if self._closed:
             return
         self._closed = True
+        self._live_stop.set()
         self.manager.unsubscribe(self._on_event)
         self.files.close()
         self.coalescer.close()
@@ -209,15 +227,45 @@ class Controller:
         )
 
     def menu_shown(self) -> None:
-        """The host is about to show the menu (any thread; returns at once): rebuild it from a fresh snapshot.
+        """The host is about to show the menu or a submenu (any thread; returns at once).
 
-        The counters (connections, bytes) change without an engine event; this
-        is when they are looked at.  Coalesced with every other rebuild (at
-        most one per ``refresh_interval``), and nothing is sent to the host
-        when nothing it shows changed.
+        The counters (connections, bytes) change without an engine event:
+        the menu is rebuilt now from a fresh snapshot, and for the next
+        ``menu_live_for`` seconds (:data:`MENU_LIVE_FOR`) once a second when
+        a forward's counters moved, so an open menu stays live.  Every rebuild
+        is coalesced with the others (at most one per ``refresh_interval``),
+        and nothing is sent to the host when nothing it shows changed; while
+        the menu is closed nothing runs.
         """
-        if not self._closed:
-            self.coalescer.poke()
+        if self._closed:
+            return
+        self.coalescer.poke()
+        with self._live_lock:
+            self._live_until = time.monotonic() + self.menu_live_for
+            if self._live_thread is None:
+                self._live_thread = threading.Thread(target=self._follow_counters, name="tender-counters",
+                                                     daemon=True)
+                self._live_thread.start()
+
+    def _counters(self) -> tuple[tuple[Any, ...], ...]:
+        return tuple((s.id, getattr(s, "connections", 0), getattr(s, "connections_total", 0),
+                      getattr(s, "bytes_in", 0), getattr(s, "bytes_out", 0), getattr(s, "last_connection_error", ""))
+                     for s in self.manager.list())
+
+    def _follow_counters(self) -> None:
+        """The counters thread: poke the coalescer when counters moved, until the menu was not shown for a while."""
+        seen = self._counters()
+        while not self._live_stop.wait(self.counter_tick):
+            with self._live_lock:
+                if time.monotonic() >= self._live_until:
+                    self._live_thread = None
+                    return
+            now = self._counters()
+            if now != seen:
+                seen = now
+                self.coalescer.poke()
+        with self._live_lock:
+            self._live_thread = None
 
     def refresh(self) -> None:
         """Coalescer thread: rebuild the menu and the icon from a fresh snapshot."""
