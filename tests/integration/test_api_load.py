@@ -3,7 +3,8 @@
 * Three clients follow ``GET /v1/events`` while 200 forwards (to a Pod and
   its Service) start and stop through the API: each client sees every
   forward go active, sees ``stopped`` as its last status before it leaves
-  the list, and ends with an empty list.
+  the list, and ends with an empty list.  So does a fourth that reads
+  nothing meanwhile (the engine keeps every status event for it).
 * The engine at rest: 200 forwards running and one follower connected, the
   daemon uses under 3 % of a CPU over 10 s (``/proc/PID/stat``; the
   ``tray_idle`` benchmark measures about 0.2 %).
@@ -107,6 +108,8 @@ class Follower:
     events: list[dict[str, Any]] = field(default_factory=list)
     error: BaseException | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: While set, the follower reads nothing after its first event (a slow client: the engine's writes back up).
+    hold: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self._client = self.daemon.client(timeout=httpx.Timeout(10, read=60))
@@ -125,6 +128,8 @@ class Follower:
                         event = json.loads(line)
                         with self.lock:
                             self.events.append(event)
+                        while self.hold.is_set() and not self._closing:
+                            time.sleep(0.05)
         except BaseException as exc:  # noqa: BLE001 - handed to the test
             if not self._closing:
                 self.error = exc
@@ -183,8 +188,13 @@ def start_many(d: Daemon, namespace: str, n: int) -> list[str]:
 # ---------------------------------------------------------------- the tests
 def test_three_followers_see_every_final_state(namespace: str, web: str, daemon: Daemon) -> None:
     followers = [Follower(daemon) for _ in range(3)]
+    slow = Follower(daemon)  # and a fourth that reads nothing until the forwards are stopped (40 s at most:
+    slow.hold.set()          # the engine disconnects a follower that has read nothing for 60 s)
+    release = threading.Timer(40, slow.hold.clear)
+    release.daemon = True
+    release.start()
     try:
-        for f in followers:
+        for f in [*followers, slow]:
             wait_for(lambda f=f: f.snapshot(), 20, "the first event (a list)")
             assert f.snapshot()[0] == {"event": "list", "forwards": []}
 
@@ -209,18 +219,19 @@ def test_three_followers_see_every_final_state(namespace: str, web: str, daemon:
         # Stop them: by ids in batches of 25, then the rest with "all".
         with daemon.client() as c:
             for batch in range(0, 150, 25):
-                answer = c.post("/v1/forwards/stop", json={"ids": ids[batch:batch + 25]})
-                assert answer.status_code == 200 and sorted(answer.json()["stopped"]) == sorted(ids[batch:batch + 25]), \
-                    answer.text
+                chosen = ids[batch:batch + 25]
+                answer = c.post("/v1/forwards/stop", json={"ids": chosen})
+                assert answer.status_code == 200 and sorted(answer.json()["stopped"]) == sorted(chosen), answer.text
             answer = c.post("/v1/forwards/stop", json={"all": True})
             assert answer.status_code == 200 and sorted(answer.json()["stopped"]) == sorted(ids[150:]), answer.text
             assert c.get("/v1/forwards").json() == {"forwards": []}
+        slow.hold.clear()
 
         def settled(f: Follower) -> bool:
             gone, listed = final_states(f.snapshot())
             return listed == [] and set(ids) <= set(gone)
 
-        for f in followers:
+        for f in [*followers, slow]:
             wait_for(lambda f=f: settled(f), 60, "every follower to see every forward leave and an empty list",
                      interval=0.2)
             gone, listed = final_states(f.snapshot())
@@ -229,7 +240,8 @@ def test_three_followers_see_every_final_state(namespace: str, web: str, daemon:
         assert time.monotonic() - t0 < 240
         assert daemon.proc.poll() is None
     finally:
-        for f in followers:
+        release.cancel()
+        for f in [*followers, slow]:
             f.close()
 
 
