@@ -8,7 +8,8 @@ its own:
   directory and socket world-accessible, the server's own ``SO_PEERCRED``
   check answers 403 and nothing changes;
 * a socket left by a SIGKILLed engine: ``tender ls`` says no engine runs (exit
-  1, one line), and the next ``tender daemon`` replaces it;
+  1, one line), and the next ``tender daemon`` replaces it; an engine that
+  hangs up before answering is one line too, never a traceback;
 * two ``tender daemon`` started together: one wins, the other exits 3 with
   one line naming the winner;
 * the dashboard's loopback listener: without the secret, with a wrong one,
@@ -23,9 +24,12 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import struct
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -246,6 +250,39 @@ def test_socket_of_a_killed_engine(cluster: Cluster, run_dir: Path, tmp_path: Pa
             second.stop()
     assert second.proc.returncode == 0, second.log.read_text()
     assert not second.socket.exists()  # a clean exit removes its socket
+
+
+def test_an_engine_that_goes_away_before_answering(run_dir: Path, tmp_path: Path) -> None:
+    """A listener that reads the request and hangs up (an engine killed mid-request): one line, exit 1."""
+    (run_dir / "tender").mkdir(mode=0o700)
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(run_dir / "tender" / "engine.sock"))
+    server.listen()
+    server.settimeout(30)
+
+    def serve() -> None:
+        for i in range(8):
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            if i % 2:  # half of them reset, half close cleanly
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(run_dir), XDG_CONFIG_HOME=str(tmp_path / "config"))
+    try:
+        for verb in (["ls"], ["ls"], ["stop", "--all"], ["stop", "--all"], ["events"], ["events"]):
+            done = tender(*verb, env=env)
+            lines = done.stderr.splitlines()
+            assert done.returncode == 1 and len(lines) == 1, (verb, done.returncode, done.stderr)
+            assert "the engine closed" in lines[0], (verb, lines)
+    finally:
+        server.close()
+        thread.join(5)
 
 
 # ---------------------------------------------------------------- two at once

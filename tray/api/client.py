@@ -54,7 +54,9 @@ class EngineClient:
         """``method`` ``path`` (``/v1/...``) with a JSON ``body``; returns the answer's JSON.
 
         Raises :class:`NoEngine` when nothing listens, :class:`ApiError` for
-        a 4xx/5xx answer (its ``error`` and ``field``).
+        a 4xx/5xx answer (its ``error`` and ``field``), for no answer in
+        time (504) and for a connection the engine closed without answering
+        (503: it stopped or was killed meanwhile).
         """
         try:
             response = self._http.request(method, path, json=body)
@@ -62,6 +64,9 @@ class EngineClient:
             raise NoEngine(f"no Tender engine is running ({self.path}: {_reason(exc)})") from None
         except httpx.TimeoutException:
             raise ApiError(504, f"the engine did not answer within {self._http.timeout.read} s") from None
+        except httpx.TransportError as exc:  # connected, then the engine went away before it answered
+            raise ApiError(503, f"the engine closed the connection without answering ({_reason(exc)}); "
+                                "it may have stopped") from None
         return _decode(response)
 
     def get(self, path: str) -> Any:
@@ -92,8 +97,8 @@ class EngineClient:
                         yield json.loads(line)
         except (httpx.ConnectError, FileNotFoundError) as exc:
             raise NoEngine(f"no Tender engine is running ({self.path}: {_reason(exc)})") from None
-        except httpx.RemoteProtocolError:
-            return  # the engine went away mid-stream
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            return  # the engine went away (mid-stream, or before it answered)
 
 
 def connect(path: str | Path | None = None, timeout: float = 30.0) -> EngineClient | None:
