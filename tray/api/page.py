@@ -27,7 +27,7 @@ __all__ = ["STATUS_SYMBOLS", "forward_row", "human_bytes", "local_address", "ren
 STATUS_SYMBOLS = {"starting": "◌", "active": "●", "reconnecting": "↻", "error": "✕", "stopped": "■"}
 
 
-#: The tab's icon, inline (the dashboard serves no other image): a green dot on a rounded square.
+#: The tab's icon, inline (the dashboard serves no other image): a white dot on a blue rounded square.
 FAVICON = ("data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E"
            "%3Crect width='16' height='16' rx='4' fill='%232457c5'/%3E"
            "%3Ccircle cx='8' cy='8' r='3.5' fill='%23fff'/%3E%3C/svg%3E")

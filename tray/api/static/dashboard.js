@@ -202,8 +202,11 @@
       gone.delete(f.session_id);
       if (f !== known || !document.getElementById(`f-${f.session_id}`)) upsert(f, before.size > 0 && !known);
     }
-    // Keep start order: the list is in start order.
-    for (const f of list) tbody().append(document.getElementById(`f-${f.session_id}`));
+    // Keep start order (the list's); rows move only when it differs, so a click in progress stays.
+    const shown = [...tbody().children].map((tr) => tr.dataset.id).join(" ");
+    if (shown !== list.map((f) => f.session_id).join(" ")) {
+      for (const f of list) tbody().append(document.getElementById(`f-${f.session_id}`));
+    }
     refreshCounts();
   }
 
