@@ -85,6 +85,7 @@ def run_tray(kubeconfig: str | None = None, profiles: str | None = None) -> int:
             controller.dispatch(action)
 
     def activated() -> None:  # the API thread: a notification is queued, nothing waits
+        log.info("another launch of Tender asked this one to show itself")
         if controller is not None:
             _already_running(controller)
 
