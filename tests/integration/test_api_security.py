@@ -219,6 +219,39 @@ def test_another_uid_is_refused(cluster: Cluster, namespace: str, web: str, daem
     assert listening(daemon.proc.pid) == [f"127.0.0.1:{fwd['local_port']}"]
     assert daemon.answers()
 
+    # In the open directory nobody can also put a socket of their own in the engine's place:
+    # the tender verbs do not talk to it (it would see the requests and choose the answers).
+    planted = subprocess.Popen(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable,
+                                "-c", PLANT, str(daemon.socket)], stdout=subprocess.PIPE, text=True, cwd="/")
+    try:
+        assert planted.stdout is not None and planted.stdout.readline().strip() == "listening"
+        assert os.stat(daemon.socket).st_uid == 65534
+        for verb in (["ls"], ["dashboard", "--print-url"], ["events"]):
+            done = tender(*verb, env=daemon.env)
+            lines = done.stderr.splitlines()
+            assert done.returncode != 0 and done.stdout == "", (verb, done)
+            assert len(lines) == 1 and "belongs to uid 65534, not to you" in lines[0], (verb, done.stderr)
+    finally:
+        planted.kill()
+        out, _ = planted.communicate(timeout=10)
+    assert "got" not in out, out  # not a byte was sent to it
+
+
+# Run as nobody: replace the socket at argv[1] with one of nobody's, say "listening", and
+# report any connection ("got ...") until killed.
+PLANT = r"""
+import os, socket, sys
+os.unlink(sys.argv[1])
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen()
+print("listening", flush=True)
+while True:
+    conn, _ = s.accept()
+    print("got", conn.recv(65536), flush=True)
+    conn.close()
+"""
+
 
 # ---------------------------------------------------------------- a killed engine
 def test_socket_of_a_killed_engine(cluster: Cluster, run_dir: Path, tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ httpx over the engine's unix socket (:func:`tray.api.claim.socket_path`).
 Every failure is one of two exceptions: :class:`NoEngine` (nothing listens:
 no engine runs, or it was killed and left its socket file) and
 :class:`ApiError` (the engine refused the request; its sentence names the
-field).  Calls block for at most the client's ``timeout`` (seconds), except
+field; or the socket file is another user's, and is not talked to).  Calls block for at most the client's ``timeout`` (seconds), except
 :meth:`EngineClient.events`, which streams until the engine goes or the
 caller stops iterating.
 """
@@ -12,6 +12,7 @@ caller stops iterating.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ class EngineClient:
         time (504) and for a connection the engine closed without answering
         (503: it stopped or was killed meanwhile).
         """
+        self._check_owner()
         try:
             response = self._http.request(method, path, json=body)
         except (httpx.ConnectError, FileNotFoundError) as exc:
@@ -68,6 +70,24 @@ class EngineClient:
             raise ApiError(503, f"the engine closed the connection without answering ({_reason(exc)}); "
                                 "it may have stopped") from None
         return _decode(response)
+
+    def _check_owner(self) -> None:
+        """Refuse a socket file another user owns: not this user's engine (raises :class:`ApiError` 403).
+
+        The engine's directory is 0700, so only a careless chmod lets another
+        user replace the socket; then they would see every request and
+        choose every answer (the dashboard's URL among them).  A missing
+        file is left to the connect, which says so.
+        """
+        if not hasattr(os, "getuid"):
+            return
+        try:
+            owner = os.lstat(self.path).st_uid
+        except OSError:
+            return
+        if owner != os.getuid():
+            raise ApiError(403, f"{self.path} belongs to uid {owner}, not to you (uid {os.getuid()}): not talking "
+                                f"to it; make {Path(self.path).parent} mode 0700 and restart the engine")
 
     def get(self, path: str) -> Any:
         """``GET path``; see :meth:`request`."""
@@ -87,6 +107,7 @@ class EngineClient:
         Blocks between events; ends when the engine closes the stream.
         Raises :class:`NoEngine` if there is none to follow.
         """
+        self._check_owner()
         try:
             with self._http.stream("GET", "/v1/events", timeout=httpx.Timeout(10.0, read=None)) as response:
                 if response.status_code != 200:
