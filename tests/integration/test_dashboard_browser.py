@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -142,7 +142,7 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
         driver.quit()
 
 
-def wait_until(driver: WebDriver, what: str, find: callable, timeout: float = 30) -> object:
+def wait_until(driver: WebDriver, what: str, find: Callable[[], object], timeout: float = 30) -> object:
     """Poll ``find()`` (stale or missing elements retried) until it returns something truthy."""
     def attempt() -> object:
         try:
@@ -239,7 +239,8 @@ profiles:
         return None
 
     hit = wait_until(browser, f"the search to list deploy/{name}", deployment_hit)
-    kinds = [li.find_element(By.CSS_SELECTOR, ".kind").text for li in browser.find_elements(By.CSS_SELECTOR, "#results li")
+    kinds = [li.find_element(By.CSS_SELECTOR, ".kind").text
+             for li in browser.find_elements(By.CSS_SELECTOR, "#results li")
              if li.find_element(By.CSS_SELECTOR, ".rwhere").text == f"{cluster.context} / {namespace}"]
     assert kinds == ["Service", "Deployment", "Pod", "Pod"], kinds
     port = hit.find_element(By.CSS_SELECTOR, 'button[data-action="forward"]')
@@ -281,7 +282,8 @@ profiles:
         "clipboardReadWrite", "clipboardSanitizedWrite"]})
     row = row_of(browser, target=f"deploy/{name}:8080")
     row.find_element(By.CSS_SELECTOR, 'button[data-action="copy"]').click()
-    wait_until(browser, "the page to say it copied", lambda: browser.find_element(By.ID, "notice").text == f"Copied {local}")
+    wait_until(browser, "the page to say it copied",
+               lambda: browser.find_element(By.ID, "notice").text == f"Copied {local}")
     assert browser.execute_async_script(
         "navigator.clipboard.readText().then(arguments[0], (e) => arguments[0](String(e)))") == local
     page = browser.current_window_handle
@@ -409,7 +411,8 @@ def test_requests_without_the_secret_from_another_host_or_origin_are_refused(clu
         with client:
             for method, path, payload in (("GET", "/v1/forwards", None), ("GET", "/", None),
                                           ("POST", "/v1/forwards", body), ("POST", "/v1/forwards/stop", {"all": True}),
-                                          ("POST", f"/v1/forwards/{sid}/stop", {}), ("DELETE", f"/v1/forwards/{sid}", None),
+                                          ("POST", f"/v1/forwards/{sid}/stop", {}),
+                                          ("DELETE", f"/v1/forwards/{sid}", None),
                                           ("GET", "/v1/events", None), ("POST", "/v1/dashboard", None)):
                 answer = client.request(method, path, json=payload)
                 assert answer.status_code == 403, f"{why}: {method} {path} answered {answer.status_code}"

@@ -25,7 +25,8 @@ def deployment(name: str, *ports: tuple[int, str | None]) -> dict:
 
 
 def service(name: str, *ports: tuple[int, str | None]) -> dict:
-    return {"metadata": {"name": name}, "spec": {"ports": [{"port": p, **({"name": n} if n else {})} for p, n in ports]}}
+    spec = {"ports": [{"port": p, **({"name": n} if n else {})} for p, n in ports]}
+    return {"metadata": {"name": name}, "spec": spec}
 
 
 def pod(name: str, *ports: tuple[int, str | None]) -> dict:
