@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,6 +257,36 @@ def test_bad_input_gets_a_4xx_naming_the_field(cluster: Cluster, namespace: str,
 
         assert_engine_goes_on(daemon, c, port, web)
         assert [f["session_id"] for f in c.get("/v1/forwards").json()["forwards"]] == before
+    assert_no_traceback(daemon.log)
+
+
+def test_stopping_one_forward_from_many_clients_at_once(cluster: Cluster, namespace: str, daemon: Daemon) -> None:
+    """Eight clients stop the same forward at once (a tray, a dashboard, a script): 200 or 404, nothing else."""
+    answers: list[tuple[int, str]] = []
+    for _ in range(5):
+        with daemon.client() as c:
+            started = c.post("/v1/forwards", json={"target": "pod/nope", "ports": [":8080"], "namespace": namespace})
+            assert started.status_code == 201, started.text
+            fid = started.json()["forwards"][0]["session_id"]
+        barrier = threading.Barrier(8)
+
+        def stop(i: int, fid: str = fid) -> None:
+            with daemon.client() as c:
+                barrier.wait(10)
+                r = c.delete(f"/v1/forwards/{fid}") if i % 2 else c.post(f"/v1/forwards/{fid}/stop")
+                answers.append((r.status_code, r.text))
+
+        threads = [threading.Thread(target=stop, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        with daemon.client() as c:
+            assert c.get(f"/v1/forwards/{fid}").status_code == 404
+    assert len(answers) == 40
+    wrong = [a for a in answers if a[0] not in (200, 404)]
+    assert not wrong, wrong
+    assert all(json.loads(text)["field"] == "id" for status, text in answers if status == 404), answers
     assert_no_traceback(daemon.log)
 
 

@@ -346,7 +346,10 @@ class ApiServer:
 
     async def _stop_one(self, request: web.Request) -> web.Response:
         info = self._info(request)
-        await asyncio.to_thread(self.manager.stop, info.id)
+        try:
+            await asyncio.to_thread(self.manager.stop, info.id)
+        except UsageError:  # stopped meanwhile by another request
+            raise ApiError(404, f"no forward with id {info.id}", "id") from None
         return _json({"stopped": [info.id]})
 
     async def _retry_one(self, request: web.Request) -> web.Response:
