@@ -3,10 +3,11 @@
 httpx over the engine's unix socket (:func:`tray.api.claim.socket_path`).
 Every failure is one of two exceptions: :class:`NoEngine` (nothing listens:
 no engine runs, or it was killed and left its socket file) and
-:class:`ApiError` (the engine refused the request; its sentence names the
-field; or the socket file is another user's, and is not talked to).  Calls block for at most the client's ``timeout`` (seconds), except
-:meth:`EngineClient.events`, which streams until the engine goes or the
-caller stops iterating.
+:class:`ApiError` (the engine refused the request, its sentence naming the
+field; it hung up without answering; or the socket file is another user's
+and is not talked to).  Calls block for at most the client's ``timeout``
+(seconds), except :meth:`EngineClient.events`, which streams until the
+engine goes or the caller stops iterating.
 """
 
 from __future__ import annotations
