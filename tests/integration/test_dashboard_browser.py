@@ -187,7 +187,11 @@ class Cells(HTMLParser):
 
 
 def screenshot(driver: WebDriver) -> None:
-    """The whole page (as tall as its content), to tests/artifacts and the README's docs/images."""
+    """The whole page (as tall as its content), to tests/artifacts; with TENDER_README_IMAGES=1 also the README's.
+
+    (A plain run must not rewrite a tracked file: docs/images/dashboard.png is
+    renewed on purpose, by ``TENDER_README_IMAGES=1 pytest tests/integration/test_dashboard_browser.py``.)
+    """
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
         "width": 1440, "height": min(max(int(height), 700), 2400), "deviceScaleFactor": 1, "mobile": False})
@@ -196,8 +200,8 @@ def screenshot(driver: WebDriver) -> None:
     time.sleep(0.5)  # laid out at the new size
     ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(ARTIFACT))
-    README_IMAGE.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(ARTIFACT, README_IMAGE)
+    if os.environ.get("TENDER_README_IMAGES") == "1":
+        shutil.copyfile(ARTIFACT, README_IMAGE)
 
 
 def test_search_start_use_and_stop_a_forward_in_the_browser(cluster: Cluster, namespace: str, daemon: Daemon,
