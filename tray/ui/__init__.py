@@ -11,7 +11,8 @@ How the pieces fit (each module has one job):
   finds and keeps the session bus; ``dbusmenu`` turns a model into a layout with stable ids
   and the smallest update, pure).  On XEmbed-only desktops, macOS and Windows it is
   ``view.PystrayView`` (``pystray_menu`` adapts the model).  ``host`` decides which, or why
-  there is no tray; ``app`` wires it all and ``instance`` keeps one tray per user.
+  there is no tray; ``app`` wires it all and hosts the one engine of the user
+  (:mod:`tray.api`: the claim, the control API, the dashboard).
   The engine knows nothing of any of this.
 * ``controller`` glues it together.  Engine events arrive on the engine
   thread and only *poke* a ``coalesce.Coalescer``, which rebuilds the menu
