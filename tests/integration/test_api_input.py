@@ -319,6 +319,14 @@ STOP_BODIES = JSON | st.fixed_dictionaries({}, optional={
     "context": st.sampled_from(["tender-a", "nope"]) | JSON, "profile": st.text(max_size=8) | JSON,
     "names": JSON,
 })
+PROFILE_BODIES = JSON | st.fixed_dictionaries({}, optional={
+    "names": st.lists(st.sampled_from(["web", "nope", ""]) | JSON, max_size=3) | JSON,
+    "groups": st.lists(st.sampled_from(["shop", "nope", ""]) | JSON, max_size=3) | JSON,
+    "all": st.booleans() | JSON, "ids": JSON,
+}) | st.fixed_dictionaries({}, optional={  # close to valid: they start, stop, or name what is not there (404)
+    "names": st.lists(st.sampled_from(["web", "gone", "nope"]), max_size=2),
+    "groups": st.lists(st.sampled_from(["shop", "nope"]), max_size=2), "all": st.booleans(),
+})
 
 
 def test_random_json_never_gets_a_5xx(cluster: Cluster, namespace: str, web: str, daemon: Daemon) -> None:
@@ -343,6 +351,24 @@ def test_random_json_never_gets_a_5xx(cluster: Cluster, namespace: str, web: str
 
         prop()
         assert any(400 <= s < 500 for s in seen) and any(s < 300 for s in seen), seen
+
+        # The profiles' start and stop too (a profile that can start, and one that cannot).
+        daemon.profiles.write_text("version: 1\nprofiles:\n"
+                                   f"  - {{name: web, context: tender-a, namespace: {namespace}, "
+                                   "target: pod/web, ports: [':8080'], group: shop}\n"
+                                   "  - {name: gone, context: tender-a, namespace: nope, target: svc/gone, "
+                                   "ports: [':80'], group: shop}\n")
+
+        @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @given(st.sampled_from(["/v1/profiles/start", "/v1/profiles/stop"]), PROFILE_BODIES)
+        def profiles_prop(path: str, body: Any) -> None:
+            check(path, body)
+
+        before = dict(seen)
+        profiles_prop()
+        assert seen.get(200, 0) > before.get(200, 0) and seen.get(404, 0) > before.get(404, 0), (before, seen)
+        assert c.post("/v1/profiles/stop", json={"all": True}).status_code == 200
+        assert c.get("/v1/forwards").json() == {"forwards": []}
         # The engine is fine: it still starts a forward that carries bytes.
         fwd = start_forward(c, {"target": "pod/web", "ports": [":8080"], "namespace": namespace})
         assert_engine_goes_on(daemon, c, fwd["local_port"], web)
