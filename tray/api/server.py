@@ -514,14 +514,20 @@ class ApiServer:
         if not self._followers or self._closed:
             return
         if hasattr(event, "sessions"):  # a ListEvent: only the newest of a burst is sent
-            first = self._pending_list is None
-            self._pending_list = event
-            if first:
-                self._loop.call_soon_threadsafe(self._loop.call_later, LIST_SETTLE, self._flush_list)
+            self._loop.call_soon_threadsafe(self._queue_list, event)
             return
         data = schema.event_dict(event)
         line = (json.dumps(data) + "\n").encode()
         self._loop.call_soon_threadsafe(self._fan_out, data["event"], line)
+
+    def _queue_list(self, event: Any) -> None:
+        """On the API loop (as :meth:`_flush_list`, so no flush can fall between the check and the
+        assignment and leave a list pending with no flush due): keep the newest; the first of a burst
+        schedules the flush."""
+        first = self._pending_list is None
+        self._pending_list = event
+        if first:
+            self._loop.call_later(LIST_SETTLE, self._flush_list)
 
     def _flush_list(self) -> None:
         event, self._pending_list = self._pending_list, None
