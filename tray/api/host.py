@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from tray.api import claim as claims
@@ -21,7 +22,7 @@ from tray.api.server import ApiServer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["run_daemon", "describe_running", "start_autostart", "ALREADY_RUNNING"]
+__all__ = ["run_daemon", "serve_headless", "describe_running", "start_autostart", "ALREADY_RUNNING"]
 
 #: ``tender daemon``'s exit status when another engine holds the claim (the
 #: systemd unit's ``RestartPreventExitStatus=``: no restart loop beside a tray).
@@ -86,7 +87,6 @@ def run_daemon(kubeconfig: str | None = None, profiles: str | None = None) -> in
     the claim (one line names it); 1 when the runtime directory cannot be
     used.  Blocks.
     """
-    from tray.engine.manager import ForwardManager
     from tray.profiles import default_profiles_path
 
     try:
@@ -99,19 +99,36 @@ def run_daemon(kubeconfig: str | None = None, profiles: str | None = None) -> in
         print(f"tender: an engine is already running ({holder or 'it does not answer'}); "
               "'tender ls' lists its forwards", file=sys.stderr)
         return ALREADY_RUNNING
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     profiles_path = os.path.abspath(profiles) if profiles else str(default_profiles_path())
+    return serve_headless(mine, kubeconfig, profiles_path)
+
+
+def serve_headless(mine: claims.Claim, kubeconfig: str | None, profiles_path: str, *,
+                   on_ready: Callable[[ApiServer], None] | None = None) -> int:
+    """Host the engine without a tray on the claim ``mine`` until SIGINT/SIGTERM; returns 0.
+
+    Starts the autostart profiles, then serves the API (so the first answer
+    already lists them), then calls ``on_ready(server)`` (the tray without a
+    tray host opens the dashboard there).  Releases the claim at the end.
+    Signals are caught only on the main thread.  Blocks.
+    """
+    from tray.engine.manager import ForwardManager
+
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
     manager = ForwardManager(kubeconfig)
     server = ApiServer(manager, host="daemon", profiles_path=profiles_path)
     try:
         manager.subscribe(_log_event)
+        for line in start_autostart(manager, profiles_path):
+            log.error("%s", line)
         server.start(mine.listener)
         log.warning("engine running (pid %s): API on %s, profiles %s, kubeconfig %s", os.getpid(),
                     mine.socket_path, profiles_path, manager.kubeconfig)
-        for line in start_autostart(manager, profiles_path):
-            log.error("%s", line)
+        if on_ready is not None:
+            on_ready(server)
         while not stop.wait(1.0):
             pass
         log.warning("stopping: %d forwards", len(manager.list()))

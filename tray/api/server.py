@@ -530,9 +530,13 @@ class ApiServer:
             self._loop.call_later(LIST_SETTLE, self._flush_list)
 
     def _flush_list(self) -> None:
+        # The list as it is now, not as the newest event saw it: that event is up to LIST_SETTLE old,
+        # and a status event sent meanwhile may be newer (a forward that failed at once read as
+        # 'starting' after its 'error').  manager.list() takes only the engine's lock.
         event, self._pending_list = self._pending_list, None
         if event is not None:
-            self._fan_out("list", (json.dumps(schema.event_dict(event)) + "\n").encode())
+            forwards = [schema.forward_dict(s) for s in self.manager.list()]
+            self._fan_out("list", (json.dumps({"event": "list", "forwards": forwards}) + "\n").encode())
 
     def _fan_out(self, kind: str, line: bytes) -> None:
         for f in self._followers:

@@ -460,7 +460,7 @@ def _forward_on_engine(args: argparse.Namespace) -> int | None:
         except ApiError as exc:
             print(f"tender: error: {exc.message}", file=sys.stderr)
             # 409: a local port another forward holds, exit 1 as in-process (a port in use), not a usage error
-            return 2 if 400 <= exc.status < 500 and exc.status != 409 else 1
+            return 2 if 400 <= exc.status < 500 and exc.status not in (403, 409) else 1
 
 
 def _local(spec: Any) -> int | None:

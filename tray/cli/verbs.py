@@ -65,7 +65,7 @@ def run_verb(args: argparse.Namespace) -> int:
         return 1
     except ApiError as exc:
         print(f"tender: error: {exc.message}", file=sys.stderr)
-        return 2 if 400 <= exc.status < 500 and exc.status != 409 else 1
+        return 2 if 400 <= exc.status < 500 and exc.status not in (403, 409) else 1
 
 
 # ---------------------------------------------------------------- output helpers
@@ -308,6 +308,17 @@ def forward_on_engine(client: EngineClient, args: argparse.Namespace, printer: A
         body["context"] = args.context
     if args.namespace:
         body["namespace"] = args.namespace
+    stop = {"now": False, "following": False}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        # Before the forwards are known (the POST), only note it: they are stopped once known.
+        stop["now"] = True
+        if stop["following"]:
+            raise KeyboardInterrupt
+
+    if not args.detach:
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
     started = client.post("/v1/forwards", body)["forwards"]
     ids = [f["session_id"] for f in started]
     if args.detach:
@@ -343,18 +354,13 @@ def forward_on_engine(client: EngineClient, args: argparse.Namespace, printer: A
         if args.output == "text":
             print(f"Running in the engine (see 'tender ls'); stop with: tender stop {short}")
         return 0
-    stop = {"now": False}
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop["now"] = True
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
     mine = set(ids)
     latest: dict[str, dict[str, Any]] = {}  # each of ours as last seen
     code = 1
     try:
+        stop["following"] = True
+        if stop["now"]:  # Ctrl-C while the forwards were being started
+            raise KeyboardInterrupt
         for data in client.events():
             event = as_engine_event(data)
             if event is None:

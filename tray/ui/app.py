@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -203,36 +202,18 @@ def _without_tray(reason: str, mine: Any, kubeconfig: str | None, profiles_path:
         return _no_tray(reason)
     import webbrowser
 
-    from tray.api.host import start_autostart
-    from tray.api.server import ApiServer
-    from tray.engine.manager import ForwardManager
+    from tray.api.host import serve_headless
 
-    stop = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-    manager = ForwardManager(kubeconfig)
-    server = ApiServer(manager, host="daemon", profiles_path=profiles_path)
-    try:
-        server.start(mine.listener)
+    def ready(server: Any) -> None:
         url = server.dashboard_url()
         address = url.split("?", 1)[0]  # the secret is for the browser only, never printed
         print(f"tender: no system tray here: {reason}; Tender runs without an icon: dashboard at {address} "
               "('tender dashboard' opens it; Ctrl-C to stop)", file=sys.stderr, flush=True)
-        log.warning("no system tray (%s): the engine runs without an icon, dashboard on %s, API on %s",
-                    reason, address, mine.socket_path)
+        log.warning("no system tray (%s): the engine runs without an icon, dashboard on %s", reason, address)
         # A BROWSER command may wait for the browser to exit: not on this thread.
         threading.Thread(target=_open_browser, args=(webbrowser, url), name="tender-browser", daemon=True).start()
-        for line in start_autostart(manager, profiles_path):
-            log.error("%s", line)
-        while not stop.wait(1.0):
-            pass
-        log.info("stopping: %d forwards", len(manager.list()))
-    finally:
-        server.close()
-        manager.shutdown()
-        mine.close()
-    return 0
+
+    return serve_headless(mine, kubeconfig, profiles_path, on_ready=ready)
 
 
 def _open_browser(webbrowser: Any, url: str) -> None:
