@@ -239,3 +239,47 @@ def test_screenshot_of_the_menu_with_open_dashboard(desktop: Desktop, launch) ->
         assert menu_window.height >= 18 * len(top), f"{menu_window} too short for {top} ({shot})"
     finally:
         desktop.xdotool("key", "Escape")
+
+
+def test_two_hundred_forwards_through_the_api_keep_the_menu_rebuilds_coalesced(
+        desktop: Desktop, cluster: Cluster, namespace: str, web: str, launch) -> None:  # noqa: ANN001
+    """200 forwards started and stopped through the API: the menu follows, at most one rebuild per interval.
+
+    Each rebuild that changes the menu bumps the dbusmenu layout revision
+    (LayoutUpdated); uncoalesced, 200 starts and stops would be well over a
+    thousand (each forward's starting/active/stopped status events and a list
+    event each).  The coalescer allows one rebuild per
+    ``tray.ui.coalesce.DEFAULT_INTERVAL`` (0.25 s).
+    """
+    from tray.api.client import EngineClient
+    from tray.ui.coalesce import DEFAULT_INTERVAL
+
+    app = launch()
+    menu = app.menu
+
+    def revision() -> int:
+        rev, _root = menu.bus.call(menu.service, menu.menu_path, "com.canonical.dbusmenu", "GetLayout", "iias",
+                                   [0, -1, []])
+        return int(rev)
+
+    with EngineClient(engine_socket(desktop), timeout=120) as client:
+        before, started_at = revision(), time.monotonic()
+        ids = []
+        for _ in range(2):
+            answer = client.post("/v1/forwards", {"target": "svc/web", "namespace": namespace,
+                                                  "ports": [":80"] * 100})
+            ids += [f["session_id"] for f in answer["forwards"]]
+        assert len(set(ids)) == 200
+        wait_for(lambda: all(f["status"] == "active" for f in client.get("/v1/forwards")["forwards"]), 120,
+                 "200 forwards active")
+        wait_for(lambda: "200 active" in menu.layout().labels()[0], 30,
+                 f"the menu's first line to count 200 active forwards ({menu.layout().labels()[:1]})")
+        stopped = client.post("/v1/forwards/stop", {"ids": ids})["stopped"]
+        assert sorted(stopped) == sorted(ids)
+        wait_for(lambda: not any("active" in label for label in menu.layout().labels()), 60,
+                 "the menu to show no forward")
+        after, elapsed = revision(), time.monotonic() - started_at
+    rebuilds = after - before
+    allowed = elapsed / DEFAULT_INTERVAL + 5
+    assert 2 <= rebuilds <= allowed, f"{rebuilds} menu rebuilds in {elapsed:.1f} s (at most {allowed:.0f})"
+    assert app.proc.poll() is None, app.output()
