@@ -11,13 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
-import sys
-import tempfile
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,67 +21,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.clusterlib import ROOT, Cluster
+from tests.clusterlib import Cluster
+from tests.integration.daemon import Daemon
 from tests.integration.engine import hostname, pod_manifest, wait_for
 
 pytestmark = pytest.mark.cluster
 
 
 # ---------------------------------------------------------------- the daemon
-@dataclass
-class Daemon:
-    """A `tender daemon` subprocess with a runtime directory of its own (short: a socket path has at most 107 bytes)."""
-
-    proc: subprocess.Popen[bytes]
-    run_dir: Path
-    profiles: Path
-    log: Path
-
-    @property
-    def socket(self) -> Path:
-        return self.run_dir / "tender" / "engine.sock"
-
-    def client(self, timeout: float = 30) -> httpx.Client:
-        return httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket)), base_url="http://tender",
-                            timeout=timeout)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-
 @pytest.fixture
 def daemon(cluster: Cluster, tmp_path: Path) -> Iterator[Daemon]:
-    run_dir = Path(tempfile.mkdtemp(prefix="h5i-", dir="/tmp"))
-    profiles = tmp_path / "profiles.yaml"
-    profiles.write_text("version: 1\nprofiles: []\n")
-    log = tmp_path / "daemon.log"
-    env = cluster.env(XDG_RUNTIME_DIR=str(run_dir), XDG_CONFIG_HOME=str(tmp_path / "config"),
-                      XDG_STATE_HOME=str(tmp_path / "state"))
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "tray", "daemon", "--kubeconfig", cluster.kubeconfig,
-                                 "--profiles", str(profiles)], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
-    d = Daemon(proc, run_dir, profiles, log)
-    try:
-        def answers() -> bool:
-            assert proc.poll() is None, f"tender daemon exited {proc.returncode}:\n{log.read_text()}"
-            try:
-                with d.client(timeout=2) as c:
-                    return c.get("/v1/engine").status_code == 200
-            except (httpx.TransportError, FileNotFoundError):
-                return False
-
-        wait_for(answers, 30, "tender daemon to answer GET /v1/engine", interval=0.1)
+    with Daemon(cluster, tmp_path) as d:
+        d.start()
         yield d
-    finally:
-        d.stop()
-        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -14,10 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +25,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.clusterlib import ROOT, Cluster
+from tests.clusterlib import Cluster
+from tests.integration.daemon import Daemon
 from tests.integration.engine import hostname, pod_manifest, service_manifest, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -39,56 +36,11 @@ CPU_BOUND = 3.0  # percent of one CPU
 
 
 # ---------------------------------------------------------------- the daemon
-@dataclass
-class Daemon:
-    """A `tender daemon` subprocess with a runtime directory of its own (short: a socket path has at most 107 bytes)."""
-
-    proc: subprocess.Popen[bytes]
-    run_dir: Path
-    log: Path
-
-    @property
-    def socket(self) -> Path:
-        return self.run_dir / "tender" / "engine.sock"
-
-    def client(self, timeout: float | None = 60) -> httpx.Client:
-        return httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket)), base_url="http://tender",
-                            timeout=timeout)
-
-
 @pytest.fixture
 def daemon(cluster: Cluster, tmp_path: Path) -> Iterator[Daemon]:
-    run_dir = Path(tempfile.mkdtemp(prefix="h5l-", dir="/tmp"))
-    profiles = tmp_path / "profiles.yaml"
-    profiles.write_text("version: 1\nprofiles: []\n")
-    log = tmp_path / "daemon.log"
-    env = cluster.env(XDG_RUNTIME_DIR=str(run_dir), XDG_CONFIG_HOME=str(tmp_path / "config"),
-                      XDG_STATE_HOME=str(tmp_path / "state"))
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "tray", "daemon", "--kubeconfig", cluster.kubeconfig,
-                                 "--profiles", str(profiles)], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
-    d = Daemon(proc, run_dir, log)
-    try:
-        def answers() -> bool:
-            assert proc.poll() is None, f"tender daemon exited {proc.returncode}:\n{log.read_text()}"
-            try:
-                with d.client(timeout=2) as c:
-                    return c.get("/v1/engine").status_code == 200
-            except (httpx.TransportError, FileNotFoundError):
-                return False
-
-        wait_for(answers, 30, "tender daemon to answer GET /v1/engine", interval=0.1)
+    with Daemon(cluster, tmp_path) as d:
+        d.start()
         yield d
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -175,7 +127,7 @@ def start_many(d: Daemon, namespace: str, n: int) -> list[str]:
 
     def start(i: int) -> str:
         target = "pod/web" if i % 2 == 0 else "svc/web"
-        with d.client() as c:
+        with d.client(60) as c:
             answer = c.post("/v1/forwards", json={"target": target, "ports": [":8080" if i % 2 == 0 else ":80"],
                                                   "namespace": namespace})
         assert answer.status_code == 201, answer.text
@@ -211,13 +163,13 @@ def test_three_followers_see_every_final_state(namespace: str, web: str, daemon:
         for f in followers:
             wait_for(lambda f=f: all_active(f), 120, f"every follower to see the {FORWARDS} forwards active",
                      interval=0.2)
-        with daemon.client() as c:
+        with daemon.client(60) as c:
             forwards = c.get("/v1/forwards").json()["forwards"]
         assert sorted(f["session_id"] for f in forwards) == sorted(ids)
         assert hostname(forwards[0]["local_port"]) == web and hostname(forwards[-1]["local_port"]) == web
 
         # Stop them: by ids in batches of 25, then the rest with "all".
-        with daemon.client() as c:
+        with daemon.client(60) as c:
             for batch in range(0, 150, 25):
                 chosen = ids[batch:batch + 25]
                 answer = c.post("/v1/forwards/stop", json={"ids": chosen})
@@ -253,7 +205,7 @@ def cpu_seconds(pid: int) -> float:
 
 def test_idle_cpu_with_200_forwards(namespace: str, web: str, daemon: Daemon) -> None:
     ids = start_many(daemon, namespace, FORWARDS)
-    with daemon.client() as c:
+    with daemon.client(60) as c:
         def all_active() -> bool:
             forwards = c.get("/v1/forwards").json()["forwards"]
             assert not [f for f in forwards if f["status"] == "error"], forwards

@@ -28,11 +28,9 @@ import socket
 import subprocess
 import struct
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
@@ -42,80 +40,25 @@ import httpx
 import pytest
 
 from tests.clusterlib import ROOT, Cluster
+from tests.integration.daemon import Daemon
 from tests.integration.engine import free_port, hostname, pod_manifest, port_refuses, wait_for
 
 pytestmark = pytest.mark.cluster
 
 
 # ---------------------------------------------------------------- the daemon
-@dataclass
-class Daemon:
-    """A `tender daemon` subprocess in runtime directory ``run_dir`` (short: a socket path has at most 107 bytes)."""
-
-    proc: subprocess.Popen[bytes]
-    run_dir: Path
-    env: dict[str, str]
-    log: Path
-
-    @property
-    def socket(self) -> Path:
-        return self.run_dir / "tender" / "engine.sock"
-
-    def client(self, timeout: float = 30) -> httpx.Client:
-        return httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket)), base_url="http://tender",
-                            timeout=timeout)
-
-    def ids(self) -> list[str]:
-        with self.client() as c:
-            return [f["session_id"] for f in c.get("/v1/forwards").json()["forwards"]]
-
-    def answers(self) -> bool:
-        assert self.proc.poll() is None, f"tender daemon exited {self.proc.returncode}:\n{self.log.read_text()}"
-        try:
-            with self.client(timeout=2) as c:
-                return c.get("/v1/engine").json().get("pid") == self.proc.pid
-        except (httpx.TransportError, FileNotFoundError, ValueError):
-            return False
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-
-def daemon_env(cluster: Cluster, run_dir: Path, home: Path) -> dict[str, str]:
-    return cluster.env(XDG_RUNTIME_DIR=str(run_dir), XDG_CONFIG_HOME=str(home / "config"),
-                       XDG_STATE_HOME=str(home / "state"), TENDER_PROFILES=str(home / "profiles.yaml"))
-
-
-def launch(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "tray", "daemon"], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
-
-
 @pytest.fixture
-def run_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="h5s-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def daemon(cluster: Cluster, run_dir: Path, tmp_path: Path) -> Iterator[Daemon]:
-    (tmp_path / "profiles.yaml").write_text("version: 1\nprofiles: []\n")
-    env = daemon_env(cluster, run_dir, tmp_path)
-    log = tmp_path / "daemon.log"
-    d = Daemon(launch(env, log), run_dir, env, log)
-    try:
-        wait_for(d.answers, 30, "tender daemon to answer GET /v1/engine", interval=0.1)
+def session(cluster: Cluster, tmp_path: Path) -> Iterator[Daemon]:
+    """A user's session (runtime directory, environment) with no daemon started yet."""
+    with Daemon(cluster, tmp_path) as d:
         yield d
-    finally:
-        d.stop()
+
+
+@pytest.fixture
+def daemon(session: Daemon) -> Daemon:
+    """``tender daemon`` as a user starts it: no arguments (KUBECONFIG and TENDER_PROFILES say what)."""
+    session.start([])
+    return session
 
 
 @pytest.fixture
@@ -137,11 +80,6 @@ def start_forward(c: httpx.Client, namespace: str) -> dict[str, Any]:
         return now if now["status"] == "active" else None
 
     return wait_for(active, 30, "the forward to be active", interval=0.1)
-
-
-def tender(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tray", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def listening(pid: int) -> list[str]:
@@ -229,7 +167,7 @@ def test_another_uid_is_refused(cluster: Cluster, namespace: str, web: str, daem
         assert planted.stdout is not None and planted.stdout.readline().strip() == "listening"
         assert os.stat(daemon.socket).st_uid == 65534
         for verb in (["ls"], ["dashboard", "--print-url"], ["events"]):
-            done = tender(*verb, env=daemon.env)
+            done = daemon.tender(*verb)
             lines = done.stderr.splitlines()
             assert done.returncode != 0 and done.stdout == "", (verb, done)
             assert len(lines) == 1 and "belongs to uid 65534, not to you" in lines[0], (verb, done.stderr)
@@ -256,42 +194,33 @@ while True:
 
 
 # ---------------------------------------------------------------- a killed engine
-def test_socket_of_a_killed_engine(cluster: Cluster, run_dir: Path, tmp_path: Path) -> None:
-    (tmp_path / "profiles.yaml").write_text("version: 1\nprofiles: []\n")
-    env = daemon_env(cluster, run_dir, tmp_path)
-    first = Daemon(launch(env, tmp_path / "first.log"), run_dir, env, tmp_path / "first.log")
-    second = None
-    try:
-        wait_for(first.answers, 30, "the first tender daemon to answer", interval=0.1)
-        first.proc.send_signal(signal.SIGKILL)
-        first.proc.wait(10)
-        assert first.socket.is_socket()  # left behind: nobody removed it
+def test_socket_of_a_killed_engine(session: Daemon) -> None:
+    first = session.start([], log="first.log")
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    assert session.socket.is_socket()  # left behind: nobody removed it
 
-        for verb in (["ls"], ["stop", "--all"], ["events"]):
-            done = tender(*verb, env=env)
-            assert done.returncode == 1, (verb, done)
-            lines = done.stderr.splitlines()
-            assert len(lines) == 1 and "no Tender engine is running" in lines[0], (verb, done.stderr)
-            assert done.stdout == "", (verb, done.stdout)
+    for verb in (["ls"], ["stop", "--all"], ["events"]):
+        done = session.tender(*verb)
+        assert done.returncode == 1, (verb, done)
+        lines = done.stderr.splitlines()
+        assert len(lines) == 1 and "no Tender engine is running" in lines[0], (verb, done.stderr)
+        assert done.stdout == "", (verb, done.stdout)
 
-        second = Daemon(launch(env, tmp_path / "second.log"), run_dir, env, tmp_path / "second.log")
-        wait_for(second.answers, 30, "the second tender daemon to answer", interval=0.1)  # its pid, on that path
-        assert (os.stat(second.socket).st_mode & 0o777) == 0o600
-        done = tender("ls", env=env)
-        assert done.returncode == 0 and "Traceback" not in done.stderr, done
-    finally:
-        first.stop()
-        if second is not None:
-            second.stop()
-    assert second.proc.returncode == 0, second.log.read_text()
-    assert not second.socket.exists()  # a clean exit removes its socket
+    second = session.start([], log="second.log")  # it answers with its pid, on that path
+    assert (os.stat(session.socket).st_mode & 0o777) == 0o600
+    done = session.tender("ls")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done
+    session.stop()
+    assert second.returncode == 0, session.log_text(second)
+    assert not session.socket.exists()  # a clean exit removes its socket
 
 
-def test_an_engine_that_goes_away_before_answering(run_dir: Path, tmp_path: Path) -> None:
+def test_an_engine_that_goes_away_before_answering(session: Daemon) -> None:
     """A listener that reads the request and hangs up (an engine killed mid-request): one line, exit 1."""
-    (run_dir / "tender").mkdir(mode=0o700)
+    session.socket.parent.mkdir(mode=0o700)
     server = socket.socket(socket.AF_UNIX)
-    server.bind(str(run_dir / "tender" / "engine.sock"))
+    server.bind(str(session.socket))
     server.listen()
     server.settimeout(30)
 
@@ -308,10 +237,9 @@ def test_an_engine_that_goes_away_before_answering(run_dir: Path, tmp_path: Path
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    env = dict(os.environ, XDG_RUNTIME_DIR=str(run_dir), XDG_CONFIG_HOME=str(tmp_path / "config"))
     try:
         for verb in (["ls"], ["ls"], ["stop", "--all"], ["stop", "--all"], ["events"], ["events"]):
-            done = tender(*verb, env=env)
+            done = session.tender(*verb)
             lines = done.stderr.splitlines()
             assert done.returncode == 1 and len(lines) == 1, (verb, done.returncode, done.stderr)
             assert "the engine closed" in lines[0], (verb, lines)
@@ -321,11 +249,9 @@ def test_an_engine_that_goes_away_before_answering(run_dir: Path, tmp_path: Path
 
 
 # ---------------------------------------------------------------- two at once
-def test_two_engines_starting_together(cluster: Cluster, run_dir: Path, tmp_path: Path) -> None:
-    (tmp_path / "profiles.yaml").write_text("version: 1\nprofiles: []\n")
-    env = daemon_env(cluster, run_dir, tmp_path)
+def test_two_engines_starting_together(session: Daemon) -> None:
     for round in range(4):
-        procs = [subprocess.Popen([sys.executable, "-m", "tray", "daemon"], cwd=ROOT, env=env,
+        procs = [subprocess.Popen([sys.executable, "-m", "tray", "daemon"], cwd=ROOT, env=session.env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
         try:
             deadline = time.monotonic() + 60
@@ -341,8 +267,7 @@ def test_two_engines_starting_together(cluster: Cluster, run_dir: Path, tmp_path
             assert lines[0] == (f"tender: an engine is already running ('tender daemon', pid {winner.pid}); "
                                 "'tender ls' lists its forwards"), (round, err)
             assert out == ""
-            w = Daemon(winner, run_dir, env, tmp_path / "unused")  # type: ignore[arg-type]
-            assert wait_for(w.answers, 30, "the winner to answer", interval=0.1)
+            assert wait_for(lambda: session.answers(winner), 30, "the winner to answer", interval=0.1)
         finally:
             for p in procs:
                 if p.poll() is None:

@@ -12,16 +12,14 @@ costs less than a ``tender ls`` a tenth of a second.
 from __future__ import annotations
 
 import json
-import os
+import queue
 import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
-import queue
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +29,7 @@ import pytest
 import yaml
 
 from tests.clusterlib import ROOT, Cluster, deployment_manifest
+from tests.integration.daemon import Daemon
 from tests.integration.engine import http_request, hostname, port_refuses, service_manifest, wait_for
 from tray.api.client import EngineClient
 from tray.cli.verbs import human_bytes
@@ -95,30 +94,12 @@ class Proc:
             self.proc.wait()
 
 
-class User:
-    """One user's session: runtime dir, config, profiles file, environment; runs ``tender`` in it."""
-
-    def __init__(self, cluster: Cluster, home: Path, run: Path) -> None:
-        self.cluster = cluster
-        self.home = home
-        self.run = run
-        self.profiles = home / "profiles.yaml"
-        self.profiles.write_text("version: 1\nprofiles: []\n")
-        for sub in ("config", "state"):
-            (home / sub).mkdir(mode=0o700)
-        self.env = cluster.env(XDG_RUNTIME_DIR=str(run), XDG_CONFIG_HOME=str(home / "config"),
-                               XDG_STATE_HOME=str(home / "state"), TENDER_PROFILES=str(self.profiles))
-        self.env.pop("BROWSER", None)
-        self.daemons: list[subprocess.Popen[str]] = []
-
-    @property
-    def socket(self) -> Path:
-        return self.run / "tender" / "engine.sock"
+class User(Daemon):
+    """One user's session (runtime dir, config, profiles file, environment: :class:`Daemon`); runs ``tender`` in it."""
 
     def tender(self, *args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
         """Run ``tender ARGS`` to its end."""
-        return subprocess.run([sys.executable, "-m", "tray", *args], cwd=ROOT, env={**self.env, **env},
-                              capture_output=True, text=True, timeout=timeout)
+        return super().tender(*args, timeout=timeout, **env)
 
     def ok(self, *args: str, timeout: float = 60) -> str:
         """``tender ARGS`` that must exit 0; its stdout."""
@@ -133,30 +114,8 @@ class User:
         """``tender ls -o json``'s forwards."""
         return json.loads(self.ok("ls", "-o", "json"))["forwards"]
 
-    def daemon(self, *, kubeconfig: str | None = None, profiles: Path | None = None) -> subprocess.Popen[str]:
-        """Start ``tender daemon`` and wait until its API answers."""
-        log = (self.home / f"daemon{len(self.daemons)}.log").open("w")
-        proc = subprocess.Popen([sys.executable, "-m", "tray", "daemon", "--kubeconfig",
-                                 kubeconfig or self.cluster.kubeconfig, "--profiles", str(profiles or self.profiles)],
-                                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, text=True)
-        self.daemons.append(proc)
-
-        def answers() -> bool:
-            assert proc.poll() is None, f"tender daemon exited {proc.returncode}:\n{Path(log.name).read_text()}"
-            try:
-                with EngineClient(self.socket, timeout=2) as c:
-                    return c.get("/v1/engine")["pid"] == proc.pid
-            except Exception:
-                return False
-
-        wait_for(answers, 30, "tender daemon to answer on its socket", interval=0.1)
-        return proc
-
-    def api(self) -> EngineClient:
-        return EngineClient(self.socket, timeout=10)
-
     def forward(self, id_: str) -> dict:
-        with self.api() as c:
+        with EngineClient(self.socket, timeout=10) as c:
             return c.get(f"/v1/forwards/{id_}")
 
     def wait_status(self, id_: str, status: str, timeout: float = 30) -> dict:
@@ -179,34 +138,17 @@ class User:
         [f] = [f for f in self.ls() if f["session_id"].startswith(m.group(1))]
         return self.wait_status(f["session_id"], "active")
 
-    def stop_daemons(self) -> None:
-        for proc in self.daemons:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
-
 
 @pytest.fixture
 def user(cluster: Cluster, tmp_path: Path) -> Iterator[User]:
-    # A unix socket's path has at most 107 bytes: the runtime dir is short, in /tmp.
-    run = Path(tempfile.mkdtemp(prefix="tcli-", dir="/tmp"))
-    os.chmod(run, 0o700)
-    u = User(cluster, tmp_path, run)
-    try:
+    with User(cluster, tmp_path) as u:
         yield u
-    finally:
-        u.stop_daemons()
-        shutil.rmtree(run, ignore_errors=True)
 
 
 @pytest.fixture
 def engine(user: User) -> User:
     """``user`` with a ``tender daemon`` running on the test kubeconfig."""
-    user.daemon()
+    user.start()
     return user
 
 
@@ -245,7 +187,7 @@ def test_ls_without_an_engine_and_empty(user: User) -> None:
         line = one_line(done.stderr)
         assert "no Tender engine is running" in line and "tender daemon" in line, line
 
-    user.daemon()
+    user.start()
     done = user.tender("ls")
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "No forwards.\n")
     assert json.loads(user.ok("ls", "-o", "json")) == {"forwards": []}
@@ -420,7 +362,7 @@ def test_start_profiles_by_name_group_and_all(cluster: Cluster, namespace: str, 
         "    target: deploy/web\n    ports: [':8080', ':http']\n"
         f"  - name: solo\n    context: {cluster.context}\n    namespace: {namespace}\n"
         "    target: deploy/web\n    ports: [':8080']\n")
-    user.daemon()  # the file given with --profiles
+    user.start()  # the file given with --profiles
     done = user.tender("start")
     assert done.returncode == 2 and "--group" in one_line(done.stderr)
 
@@ -497,7 +439,7 @@ def test_events_are_json_lines_and_end_with_the_engine(cluster: Cluster, namespa
         assert (code, err) == (0, "")
 
         # The engine stops: exit 1, one line.
-        for proc in engine.daemons:
+        for proc in engine.procs:
             proc.terminate()
         code, rest, err = events.wait()
         for line in rest.splitlines():
@@ -577,7 +519,7 @@ def test_a_joined_forward_ends_as_one_in_process(cluster: Cluster, namespace: st
     t = engine.popen(*base, "svc/web", ":80")
     try:
         t.line_matching(r"Forwarding from", 30)
-        engine.stop_daemons()
+        engine.stop()
         code, _, err = t.wait()
         assert code == 1 and "the engine stopped" in one_line(err), err
     finally:
@@ -617,7 +559,7 @@ def test_forward_runs_in_process_beside_an_engine_of_another_kubeconfig(cluster:
                                                                         web: list[str], user: User) -> None:
     other = user.home / "other-kubeconfig"
     shutil.copy(cluster.kubeconfig, other)
-    user.daemon(kubeconfig=str(other))
+    user.start(["--kubeconfig", str(other), "--profiles", str(user.profiles)])
     t = user.popen("forward", "--context", cluster.context, "-n", namespace, "svc/web", ":80")
     try:
         m = t.line_matching(r"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", 30)
@@ -653,7 +595,7 @@ def test_daemon_starts_autostart_profiles_and_exits_0_on_sigterm(cluster: Cluste
         "    target: svc/web\n    ports: [':80']\n"
         f"  - name: by-hand\n    context: {cluster.context}\n    namespace: {namespace}\n"
         "    target: svc/web\n    ports: [':80']\n")
-    proc = user.daemon()
+    proc = user.start()
     [f] = wait_for(user.ls, 10, "the autostart profile's forward")  # started once the API answers
     assert (f["profile"], f["target"]) == ("at-login", "svc/web")
     f = user.wait_status(f["session_id"], "active")

@@ -21,8 +21,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,6 +33,7 @@ import httpx
 import pytest
 
 from tests.clusterlib import ROOT, Cluster, deployment_manifest
+from tests.integration.daemon import Daemon
 from tests.integration.engine import hostname, service_manifest, wait_for
 from tray.api.page import forward_row
 
@@ -54,17 +53,12 @@ ARTIFACT = ROOT / "tests" / "artifacts" / "dashboard.png"
 README_IMAGE = ROOT / "docs" / "images" / "dashboard.png"
 
 
-def tender(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tray", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-
-
 @dataclass
-class Daemon:
-    proc: subprocess.Popen[str]
-    env: dict[str, str]
+class Dashboard:
+    """The dashboard of a running ``tender daemon`` (``engine``), as ``tender dashboard --print-url`` gives it."""
+
+    engine: Daemon
     url: str  # http://127.0.0.1:PORT/?token=SECRET
-    log: Path
 
     @property
     def origin(self) -> str:
@@ -88,35 +82,19 @@ class Daemon:
 
 
 @pytest.fixture
-def daemon(cluster: Cluster, tmp_path: Path) -> Iterator[Daemon]:
-    """``tender daemon`` on the test kubeconfig, with its runtime, config and state under ``tmp_path``."""
-    for sub in ("run", "config", "state"):
-        (tmp_path / sub).mkdir(mode=0o700)
-    profiles = tmp_path / "profiles.yaml"
-    profiles.write_text("version: 1\nprofiles: []\n")
-    env = cluster.env(XDG_RUNTIME_DIR=str(tmp_path / "run"), XDG_CONFIG_HOME=str(tmp_path / "config"),
-                      XDG_STATE_HOME=str(tmp_path / "state"), TENDER_PROFILES=str(profiles))
-    log = tmp_path / "daemon.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "tray", "daemon", "--kubeconfig", cluster.kubeconfig,
-                                 "--profiles", str(profiles)], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, text=True)
-    try:
+def dashboard(cluster: Cluster, tmp_path: Path) -> Iterator[Dashboard]:
+    """``tender daemon`` on the test kubeconfig (its config and state under ``tmp_path``), and its dashboard."""
+    with Daemon(cluster, tmp_path) as engine:
+        engine.start()
+
         def url() -> str | None:
-            assert proc.poll() is None, f"tender daemon exited {proc.returncode}:\n{log.read_text()}"
-            done = tender("dashboard", "--print-url", env=env)
+            assert engine.proc.poll() is None, f"tender daemon exited {engine.proc.returncode}:\n{engine.log_text()}"
+            done = engine.tender("dashboard", "--print-url")
             return done.stdout.strip() if done.returncode == 0 else None
 
         found = wait_for(url, 30, "tender dashboard --print-url to answer", interval=0.2)
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+/\?token=[A-Za-z0-9_-]{20,}", found), found
-        yield Daemon(proc, env, found, log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        yield Dashboard(engine, found)
 
 
 @pytest.fixture
@@ -204,13 +182,13 @@ def screenshot(driver: WebDriver) -> None:
         shutil.copyfile(ARTIFACT, README_IMAGE)
 
 
-def test_search_start_use_and_stop_a_forward_in_the_browser(cluster: Cluster, namespace: str, daemon: Daemon,
+def test_search_start_use_and_stop_a_forward_in_the_browser(cluster: Cluster, namespace: str, dashboard: Dashboard,
                                                             browser: WebDriver) -> None:
     name = f"shop-{uuid.uuid4().hex[:6]}"
     cluster.apply(deployment_manifest(name, replicas=2), namespace)
     cluster.apply(service_manifest(name, {"app": name}, "[{name: http, port: 80, targetPort: http}]"), namespace)
     pods = cluster.wait_ready(namespace, f"app={name}", count=2)
-    profiles = Path(daemon.env["TENDER_PROFILES"])
+    profiles = dashboard.engine.profiles
     profiles.write_text(f"""version: 1
 profiles:
   - {{name: {name}-web, context: {cluster.context}, namespace: {namespace}, target: svc/{name}, ports: [":80"],
@@ -220,8 +198,8 @@ profiles:
 """)
 
     # The link's secret becomes a cookie and leaves the address bar.
-    browser.get(daemon.url)
-    assert browser.current_url == f"{daemon.origin}/"
+    browser.get(dashboard.url)
+    assert browser.current_url == f"{dashboard.origin}/"
     assert browser.title == "Tender"
     wait_until(browser, "the events stream to be followed",
                lambda: browser.find_element(By.ID, "live").get_attribute("data-state") == "live")
@@ -274,7 +252,7 @@ profiles:
     assert down.startswith("↓ ") and up.startswith("↑ ") and "↓ 0 B" != down and "↑ 0 B" != up
 
     # The script's row reads as the server's (page.py's forward_row) for the same forward.
-    [forward] = [f for f in daemon.forwards() if f["target"] == f"deploy/{name}"]
+    [forward] = [f for f in dashboard.forwards() if f["target"] == f"deploy/{name}"]
     server = Cells(forward_row(forward)).cells
     live = {cls: browser.find_element(By.CSS_SELECTOR, f"#f-{forward['session_id']} td.{cls}").text
             for cls in server}
@@ -282,7 +260,7 @@ profiles:
         {cls: re.sub(r"\s+", "", text) for cls, text in server.items()}
 
     # Copy puts the address on the clipboard; Open shows the app in a new tab.
-    browser.execute_cdp_cmd("Browser.grantPermissions", {"origin": daemon.origin, "permissions": [
+    browser.execute_cdp_cmd("Browser.grantPermissions", {"origin": dashboard.origin, "permissions": [
         "clipboardReadWrite", "clipboardSanitizedWrite"]})
     row = row_of(browser, target=f"deploy/{name}:8080")
     row.find_element(By.CSS_SELECTOR, 'button[data-action="copy"]').click()
@@ -334,18 +312,18 @@ profiles:
     # Stop: the row goes, and so does the listener.
     row_of(browser, target=f"deploy/{name}:8080").find_element(By.CSS_SELECTOR, 'button[data-action="stop"]').click()
     wait_until(browser, "the row to go", lambda: row_of(browser, target=f"deploy/{name}:8080") is None)
-    assert daemon.forwards() == []
+    assert dashboard.forwards() == []
     assert browser.find_element(By.ID, "no-forwards").is_displayed()
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == [], errors
 
 
-def test_a_forward_in_error_says_why_and_offers_retry_and_remove(cluster: Cluster, namespace: str, daemon: Daemon,
+def test_a_forward_in_error_says_why_and_offers_retry_and_remove(cluster: Cluster, namespace: str, dashboard: Dashboard,
                                                                  browser: WebDriver) -> None:
     name = f"api-{uuid.uuid4().hex[:6]}"
     cluster.apply(deployment_manifest(name), namespace)
     cluster.wait_ready(namespace, f"app={name}")
-    browser.get(daemon.url)
+    browser.get(dashboard.url)
     # A port the Deployment does not declare, through the search's "Other…" (it asks in a prompt).
     browser.find_element(By.ID, "search").send_keys(f"deploy/{name}")
     hit = wait_until(browser, f"the search to list deploy/{name}", lambda: [
@@ -376,40 +354,40 @@ def test_a_forward_in_error_says_why_and_offers_retry_and_remove(cluster: Cluste
     assert not browser.find_element(By.ID, "notice").is_displayed()
     row_of(browser, target=f"deploy/{name}:grpc").find_element(By.CSS_SELECTOR, 'button[data-action="remove"]').click()
     wait_until(browser, "the row to go", lambda: row_of(browser, target=f"deploy/{name}:grpc") is None)
-    assert daemon.forwards() == []
+    assert dashboard.forwards() == []
     assert browser.find_element(By.ID, "log-name").text.endswith("(stopped)")
 
 
-def test_the_page_says_reconnecting_when_the_engine_goes(cluster: Cluster, daemon: Daemon,
-                                                                      browser: WebDriver) -> None:
-    browser.get(daemon.url)
+def test_the_page_says_reconnecting_when_the_engine_goes(cluster: Cluster, dashboard: Dashboard,
+                                                        browser: WebDriver) -> None:
+    browser.get(dashboard.url)
     live = browser.find_element(By.ID, "live")
     wait_until(browser, "the stream", lambda: live.get_attribute("data-state") == "live")
-    daemon.proc.terminate()
-    daemon.proc.wait(20)
+    dashboard.engine.proc.terminate()
+    dashboard.engine.proc.wait(20)
     wait_until(browser, "the page to say it is reconnecting",
                lambda: live.text == "reconnecting to Tender…" and live.is_displayed())
 
 
 def test_requests_without_the_secret_from_another_host_or_origin_are_refused(cluster: Cluster, namespace: str,
-                                                                             daemon: Daemon) -> None:
+                                                                             dashboard: Dashboard) -> None:
     name = f"guard-{uuid.uuid4().hex[:6]}"
     cluster.apply(deployment_manifest(name), namespace)
     body = {"context": cluster.context, "namespace": namespace, "target": f"deploy/{name}", "ports": [":8080"]}
-    with daemon.client() as ok:
+    with dashboard.client() as ok:
         started = ok.post("/v1/forwards", json=body)
         assert started.status_code == 201, started.text
-    before = daemon.forwards()
+    before = dashboard.forwards()
     [sid] = [f["session_id"] for f in before]
-    port = urlsplit(daemon.url).port
+    port = urlsplit(dashboard.url).port
     refused = {
-        "no secret": daemon.client(Authorization=""),
-        "a wrong secret": daemon.client(Authorization="Bearer not-the-secret"),
-        "a foreign Host": daemon.client(Host=f"evil.example:{port}"),
-        "another port in Host": daemon.client(Host=f"127.0.0.1:{port + 1}"),
-        "a foreign Origin": daemon.client(Origin="http://evil.example"),
-        "a lookalike Origin": daemon.client(Origin=f"http://127.0.0.1.evil.example:{port}"),
-        "a cross-site fetch": daemon.client(**{"Sec-Fetch-Site": "cross-site"}),
+        "no secret": dashboard.client(Authorization=""),
+        "a wrong secret": dashboard.client(Authorization="Bearer not-the-secret"),
+        "a foreign Host": dashboard.client(Host=f"evil.example:{port}"),
+        "another port in Host": dashboard.client(Host=f"127.0.0.1:{port + 1}"),
+        "a foreign Origin": dashboard.client(Origin="http://evil.example"),
+        "a lookalike Origin": dashboard.client(Origin=f"http://127.0.0.1.evil.example:{port}"),
+        "a cross-site fetch": dashboard.client(**{"Sec-Fetch-Site": "cross-site"}),
     }
     for why, client in refused.items():
         with client:
@@ -423,14 +401,14 @@ def test_requests_without_the_secret_from_another_host_or_origin_are_refused(clu
                 assert "error" in answer.json(), f"{why}: {method} {path}: {answer.text}"
                 assert "access-control-allow-origin" not in answer.headers
     # A wrong token in the link sets no cookie.
-    with daemon.client(Authorization="") as bare:
+    with dashboard.client(Authorization="") as bare:
         answer = bare.get("/?token=not-the-secret", follow_redirects=False)
         assert answer.status_code == 403 and "set-cookie" not in answer.headers
     # Nothing changed: the same forward, and nothing added.
-    after = daemon.forwards()
+    after = dashboard.forwards()
     assert [f["session_id"] for f in after] == [sid]
     assert after[0]["status"] in ("starting", "active")
     # The same requests with the secret, the page's Host and Origin work (the refusals were the guard's).
-    with daemon.client(Origin=daemon.origin, Host=f"localhost:{port}") as ok:
+    with dashboard.client(Origin=dashboard.origin, Host=f"localhost:{port}") as ok:
         assert ok.post(f"/v1/forwards/{sid}/stop", json={}).status_code == 200
-    assert daemon.forwards() == []
+    assert dashboard.forwards() == []
