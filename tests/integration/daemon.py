@@ -159,6 +159,22 @@ class Daemon:
         with self.client(timeout) as c:
             return c.request(method, path, json=body)
 
+    def start_forward(self, body: dict[str, Any], timeout: float = 30) -> dict[str, Any]:
+        """``POST /v1/forwards`` with ``body`` (one port; 201 asserted), then poll the forward until it is
+        ``active`` (AssertionError if it leaves ``starting`` for anything else, or after ``timeout`` s).
+        Returns the forward's object, active."""
+        with self.client() as c:
+            answer = c.post("/v1/forwards", json=body)
+            assert answer.status_code == 201, answer.text
+            (fwd,) = answer.json()["forwards"]
+
+            def active() -> dict[str, Any] | None:
+                now = c.get(f"/v1/forwards/{fwd['session_id']}").json()
+                assert now["status"] in ("starting", "active"), now
+                return now if now["status"] == "active" else None
+
+            return wait_for(active, timeout, f"{body['target']} to be active", interval=0.1)
+
     def ids(self) -> list[str]:
         """The session ids ``GET /v1/forwards`` lists, in its order."""
         answer = self.api("GET", "/v1/forwards")

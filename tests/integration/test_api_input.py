@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from tests.clusterlib import Cluster
 from tests.integration.daemon import Daemon
-from tests.integration.engine import hostname, pod_manifest, wait_for
+from tests.integration.engine import hostname, pod_manifest
 
 pytestmark = pytest.mark.cluster
 
@@ -41,20 +41,6 @@ def web(cluster: Cluster, namespace: str) -> str:
     cluster.apply(pod_manifest("web"), namespace)
     cluster.wait_ready(namespace, "app=web")
     return "web"
-
-
-def start_forward(c: httpx.Client, body: dict[str, Any], timeout: float = 30) -> dict[str, Any]:
-    """POST /v1/forwards (one port) and wait until the forward is active; its object."""
-    answer = c.post("/v1/forwards", json=body)
-    assert answer.status_code == 201, answer.text
-    (fwd,) = answer.json()["forwards"]
-
-    def active() -> dict[str, Any] | None:
-        now = c.get(f"/v1/forwards/{fwd['session_id']}").json()
-        assert now["status"] in ("starting", "active"), now
-        return now if now["status"] == "active" else None
-
-    return wait_for(active, timeout, f"{body['target']} to be active", interval=0.1)
 
 
 def assert_engine_goes_on(d: Daemon, c: httpx.Client, port: int, pod: str) -> None:
@@ -158,7 +144,7 @@ def test_bad_input_gets_a_4xx_naming_the_field(cluster: Cluster, namespace: str,
     daemon.profiles.write_text(f"version: 1\nprofiles:\n  - {{name: web, context: {cluster.context}, "
                                f"namespace: {namespace}, target: pod/web, ports: [':8080'], group: shop}}\n")
     with daemon.client() as c:
-        running = start_forward(c, {"target": "pod/web", "ports": [":8080"], "namespace": namespace})
+        running = daemon.start_forward({"target": "pod/web", "ports": [":8080"], "namespace": namespace})
         port = running["local_port"]
         assert hostname(port) == web
         problems = []
@@ -317,6 +303,6 @@ def test_random_json_never_gets_a_5xx(cluster: Cluster, namespace: str, web: str
         assert c.post("/v1/profiles/stop", json={"all": True}).status_code == 200
         assert c.get("/v1/forwards").json() == {"forwards": []}
         # The engine is fine: it still starts a forward that carries bytes.
-        fwd = start_forward(c, {"target": "pod/web", "ports": [":8080"], "namespace": namespace})
+        fwd = daemon.start_forward({"target": "pod/web", "ports": [":8080"], "namespace": namespace})
         assert_engine_goes_on(daemon, c, fwd["local_port"], web)
     assert_no_traceback(daemon.log)

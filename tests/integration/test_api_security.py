@@ -68,20 +68,6 @@ def web(cluster: Cluster, namespace: str) -> str:
     return "web"
 
 
-def start_forward(c: httpx.Client, namespace: str) -> dict[str, Any]:
-    """Forward pod/web's 8080 from a free local port through the API; its object once active."""
-    answer = c.post("/v1/forwards", json={"target": "pod/web", "ports": [":8080"], "namespace": namespace})
-    assert answer.status_code == 201, answer.text
-    (fwd,) = answer.json()["forwards"]
-
-    def active() -> dict[str, Any] | None:
-        now = c.get(f"/v1/forwards/{fwd['session_id']}").json()
-        assert now["status"] in ("starting", "active"), now
-        return now if now["status"] == "active" else None
-
-    return wait_for(active, 30, "the forward to be active", interval=0.1)
-
-
 def listening(pid: int) -> list[str]:
     """The local addresses (``127.0.0.1:PORT``, ``[::1]:PORT``) process ``pid`` listens on over TCP (``ss -ltnp``)."""
     out = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True).stdout
@@ -125,8 +111,7 @@ def as_nobody(path: Path, method: str, target: str, body: Any = None) -> dict[st
 
 
 def test_another_uid_is_refused(cluster: Cluster, namespace: str, web: str, daemon: Daemon) -> None:
-    with daemon.client() as c:
-        fwd = start_forward(c, namespace)
+    fwd = daemon.start_forward({"target": "pod/web", "ports": [":8080"], "namespace": namespace})
     before = daemon.ids()
     mode = os.stat(daemon.socket.parent).st_mode & 0o777
     assert mode == 0o700 and os.stat(daemon.socket).st_mode & 0o777 == 0o600
@@ -286,7 +271,7 @@ def test_dashboard_guard(cluster: Cluster, namespace: str, web: str, daemon: Dae
         answer = c.post("/v1/dashboard", json={})
         assert answer.status_code == 200, answer.text
         url = answer.json()["url"]
-        fwd = start_forward(c, namespace)
+    fwd = daemon.start_forward({"target": "pod/web", "ports": [":8080"], "namespace": namespace})
     parts = urlsplit(url)
     assert parts.hostname == "127.0.0.1" and parts.path == "/" and parts.query.startswith("token=")
     port, secret = parts.port, parts.query.removeprefix("token=")
