@@ -121,8 +121,11 @@ def test_the_log_holds_a_pod_switch_in_order(cluster: Cluster, namespace: str, m
     said = [line.message for line in manager.logs(sid)]
     assert said[:3] == ["starting", f"using pod {old}", "active"], said
     switched = said.index(f"switched to pod {new} (was {old})")
-    after = said[switched + 1]
-    assert after.startswith("active"), said  # "active: reconnected to pod NEW", or active at once
+    # After the switch: "active: reconnected to pod NEW" when the forward had gone reconnecting, or
+    # nothing when it switched while still active (the old pod was terminating but the new one was
+    # already ready: the status never changed, so no status line; one clean run saw this).
+    rest = said[switched + 1:]
+    assert not rest or rest[0].startswith("active"), said
     assert all(line.time <= later.time for line, later in zip(manager.logs(sid), manager.logs(sid)[1:]))
     for message in said[3:switched]:  # between them: reconnecting and its attempts, nothing else
         assert message.startswith(("reconnecting", "reconnect attempt", "active")), said
