@@ -102,15 +102,18 @@ class EngineClient:
         """``DELETE path``; see :meth:`request`."""
         return self.request("DELETE", path)
 
-    def events(self) -> Iterator[dict[str, Any]]:
+    def events(self, stop_on_close: list[str] | None = None) -> Iterator[dict[str, Any]]:
         """Follow ``GET /v1/events``: yields each event object (``ping`` included) as it arrives.
 
-        Blocks between events; ends when the engine closes the stream.
-        Raises :class:`NoEngine` if there is none to follow.
+        ``stop_on_close``: forward ids the engine stops when this stream ends,
+        however this process ends (a joined ``tender forward``).  Blocks
+        between events; ends when the engine closes the stream.  Raises
+        :class:`NoEngine` if there is none to follow.
         """
         self._check_owner()
+        path = "/v1/events" + (f"?stop_on_close={','.join(stop_on_close)}" if stop_on_close else "")
         try:
-            with self._http.stream("GET", "/v1/events", timeout=httpx.Timeout(10.0, read=None)) as response:
+            with self._http.stream("GET", path, timeout=httpx.Timeout(10.0, read=None)) as response:
                 if response.status_code != 200:
                     response.read()
                     _decode(response)

@@ -60,6 +60,8 @@ __all__ = ["ApiServer", "PING_INTERVAL", "STATS_INTERVAL"]
 
 #: Seconds between two ``ping`` events to a follower with nothing else to read.
 PING_INTERVAL = 15.0
+#: The same for a follower that owns forwards (``stop_on_close``): how soon its going away is noticed.
+OWNED_PING_INTERVAL = 2.0
 #: Seconds between two ``stats`` events.
 STATS_INTERVAL = 1.0
 #: Seconds a follower may leave a write unread before it is disconnected.
@@ -562,6 +564,14 @@ class ApiServer:
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         sse = "text/event-stream" in request.headers.get("Accept", "")
+        # ?stop_on_close=ID,ID: a joined `tender forward` owns those forwards; when its stream ends
+        # (Ctrl-C, a closed terminal's SIGHUP, SIGKILL) they stop, as an in-process forward would.
+        owned = [i for i in request.query.get("stop_on_close", "").split(",") if i]
+        known = {s.id for s in self.manager.list()}
+        for i in owned:
+            if i not in known:
+                raise ApiError(404, f"no forward with id {i}", "stop_on_close")
+        interval = OWNED_PING_INTERVAL if owned else PING_INTERVAL
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream" if sse else "application/x-ndjson",
             "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
@@ -576,7 +586,7 @@ class ApiServer:
         try:
             while True:
                 try:
-                    await asyncio.wait_for(follower.ready.wait(), PING_INTERVAL)
+                    await asyncio.wait_for(follower.ready.wait(), interval)
                 except asyncio.TimeoutError:
                     follower.push("ping", b'{"event": "ping"}\n')
                 follower.ready.clear()
@@ -590,7 +600,18 @@ class ApiServer:
             log.debug("an event follower went away: %r", exc)
         finally:
             self._followers.discard(follower)
+            if owned and not self._closed:
+                log.info("the client that owned %d forward(s) went away: stopping them", len(owned))
+                asyncio.get_running_loop().run_in_executor(None, self._stop_quietly, owned)
         return response
+
+    def _stop_quietly(self, ids: list[str]) -> None:
+        """Stop the forwards ``ids`` that are still there (a worker thread; never raises)."""
+        for i in ids:
+            try:
+                self.manager.stop(i)
+            except Exception as exc:  # noqa: BLE001 - gone meanwhile, or the engine is closing
+                log.debug("stopping %s: %s", i, exc)
 
     @staticmethod
     async def _write(response: web.StreamResponse, items: Any, sse: bool) -> None:

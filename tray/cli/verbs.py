@@ -317,8 +317,9 @@ def forward_on_engine(client: EngineClient, args: argparse.Namespace, printer: A
             raise KeyboardInterrupt
 
     if not args.detach:
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
+        for sig in ("SIGINT", "SIGTERM", "SIGHUP"):  # SIGHUP: the terminal closed
+            if hasattr(signal, sig):
+                signal.signal(getattr(signal, sig), on_signal)
     started = client.post("/v1/forwards", body)["forwards"]
     ids = [f["session_id"] for f in started]
     if args.detach:
@@ -361,7 +362,7 @@ def forward_on_engine(client: EngineClient, args: argparse.Namespace, printer: A
         stop["following"] = True
         if stop["now"]:  # Ctrl-C while the forwards were being started
             raise KeyboardInterrupt
-        for data in client.events():
+        for data in client.events(stop_on_close=ids):
             event = as_engine_event(data)
             if event is None:
                 continue
