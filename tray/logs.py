@@ -17,7 +17,7 @@ import os
 import re
 from pathlib import Path
 
-__all__ = ["RedactingFilter", "redact", "setup_logging"]
+__all__ = ["RedactingFilter", "RepeatFilter", "redact", "setup_logging", "raise_open_files_limit"]
 
 _PATTERNS = [
     (re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(bearer|basic)\s+[^\s\"',)]+"), r"\1\2 [redacted]"),
@@ -47,6 +47,57 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class RepeatFilter(logging.Filter):
+    """Let one record of a kind through per ``interval`` seconds, then one saying how many were dropped.
+
+    A kind is the logger's name and the message's first 60 characters.  For
+    asyncio's own logger: out of file descriptors, every listening socket
+    logs "socket.accept() out of system resource" with a traceback each time
+    it retries (a break-it run wrote 49 MB of them in 10 s).
+    """
+
+    def __init__(self, interval: float = 60.0) -> None:
+        super().__init__()
+        self.interval = interval
+        self._seen: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        import time
+
+        key = (record.name, str(record.msg)[:60])
+        now = time.monotonic()
+        last, dropped = self._seen.get(key, (-self.interval, 0))
+        if now - last < self.interval:
+            self._seen[key] = (last, dropped + 1)
+            return False
+        self._seen[key] = (now, 0)
+        if dropped:
+            record.msg = f"{record.msg} (and {dropped} more like it in the last {self.interval:.0f} s)"
+        return True
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's soft limit of open files to its hard limit (as Go's runtime does); returns it.
+
+    Each forward holds a listener and its connections; a desktop's default
+    soft limit (1024, or 256 on macOS) runs out at a few hundred forwards.
+    Never raises; returns -1 where there are no such limits (Windows).
+    """
+    try:
+        import resource
+    except ImportError:
+        return -1
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        if soft == resource.RLIM_INFINITY or soft >= target:
+            return soft
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        return target
+    except (OSError, ValueError):
+        return -1
+
+
 def setup_logging(level: int, *, stream: object | None = None, logfile: Path | None = None) -> None:
     """Configure the root logger: stderr and/or a rotating file, both redacted."""
     root = logging.getLogger()
@@ -62,6 +113,9 @@ def setup_logging(level: int, *, stream: object | None = None, logfile: Path | N
         h.setFormatter(fmt)
         h.addFilter(RedactingFilter())
         root.addHandler(h)
+    asyncio_log = logging.getLogger("asyncio")
+    if not any(isinstance(f, RepeatFilter) for f in asyncio_log.filters):
+        asyncio_log.addFilter(RepeatFilter())
     if os.environ.get("TENDER_DEBUG_WIRE") != "1":
         for name in _WIRE_LOGGERS:
             logging.getLogger(name).setLevel(max(level, logging.WARNING))

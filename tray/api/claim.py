@@ -48,18 +48,31 @@ LOCK_NAME = "engine.lock"
 _SUN_PATH_MAX = 104
 
 
-def runtime_dir(env: Mapping[str, str] | None = None, platform: str = sys.platform) -> Path:
+def runtime_dir(env: Mapping[str, str] | None = None, platform: str = sys.platform,
+                run_user: Path = Path("/run/user")) -> Path:
     """The directory of the lock and the socket (not created here).
 
     ``$XDG_RUNTIME_DIR/tender`` when that variable names an absolute path
-    (not on Windows), else ``instance`` in the user state dir
-    (``~/.local/state/tender/instance`` on Linux).  ``env``: default
-    ``os.environ``.
+    (not on Windows); else, on Linux, ``/run/user/UID/tender`` when that
+    directory is this user's (what systemd sets ``XDG_RUNTIME_DIR`` to, so a
+    shell without the variable -- ``su -``, ``sudo -u``, cron -- still finds
+    the engine its desktop session or systemd unit started); else
+    ``instance`` in the user state dir (``~/.local/state/tender/instance``).
+    ``env``: default ``os.environ``; ``run_user``: where systemd-logind
+    makes the users' runtime directories.
     """
     env = os.environ if env is None else env
     runtime = env.get("XDG_RUNTIME_DIR", "")
     if platform != "win32" and runtime and os.path.isabs(runtime):
         return Path(runtime) / "tender"
+    if platform.startswith("linux") and hasattr(os, "getuid"):
+        mine = run_user / str(os.getuid())
+        try:
+            st = os.stat(mine)
+            if stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid():
+                return mine / "tender"
+        except OSError:
+            pass
     import platformdirs
 
     return platformdirs.user_state_path("tender", appauthor=False) / "instance"

@@ -125,13 +125,13 @@ def serve_headless(mine: claims.Claim, kubeconfig: str | None, profiles_path: st
         for line in start_autostart(manager, profiles_path):
             log.error("%s", line)
         server.start(mine.listener)
-        log.warning("engine running (pid %s): API on %s, profiles %s, kubeconfig %s", os.getpid(),
+        log.info("engine running (pid %s): API on %s, profiles %s, kubeconfig %s", os.getpid(),
                     mine.socket_path, profiles_path, manager.kubeconfig)
         if on_ready is not None:
             on_ready(server)
         while not stop.wait(1.0):
             pass
-        log.warning("stopping: %d forwards", len(manager.list()))
+        log.info("stopping: %d forwards", len(manager.list()))
     finally:
         server.close()
         manager.shutdown()
@@ -147,7 +147,7 @@ def _log_event(event: Any) -> None:
     name = session.profile or session.target
     where = f"{session.cluster_id}/{session.namespace}"
     if session.status == "active":
-        log.warning("%s (%s): forwarding %s:%s -> %s (pod %s)", name, where, session.address, session.local_port,
+        log.info("%s (%s): forwarding %s:%s -> %s (pod %s)", name, where, session.address, session.local_port,
                     session.container_port, session.pod_name)
     elif session.status in ("reconnecting", "error"):
         log.warning("%s (%s): %s: %s", name, where, session.status, session.status_reason)

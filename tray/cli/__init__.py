@@ -121,12 +121,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("forward", "run", "daemon", "tray", None):
+        from tray.logs import raise_open_files_limit
+
+        raise_open_files_limit()  # each forward holds a listener and its connections
     from tray.cli import verbs
 
     if args.command in ("forward", "run", "profiles", "install-desktop", "install-service", "daemon", *verbs.VERBS):
         from tray.logs import setup_logging
 
-        setup_logging(logging.WARNING - 10 * min(args.verbose, 2), stream=sys.stderr)
+        # The daemon's log is its only face (the journal under systemd): what it does, at INFO.
+        base = logging.INFO if args.command == "daemon" else logging.WARNING
+        setup_logging(base - 10 * min(args.verbose, 2), stream=sys.stderr)
     try:
         if args.command == "forward":
             return _forward(args)
@@ -441,15 +447,25 @@ def _forward_on_engine(args: argparse.Namespace) -> int | None:
 
     try:
         client = connect(timeout=5.0)
-    except ApiError:
+    except ApiError as exc:  # an engine that does not answer (frozen), or refuses us
+        print(f"tender: the running engine did not answer ({exc.message}); forwarding in this process",
+              file=sys.stderr)
         return None
     if client is None:
         return None
     with client:
         try:
             info = client.get("/v1/engine")
-            mine = [os.path.abspath(os.path.expanduser(p)) for p in kubeconfig_paths(args.kubeconfig).split(os.pathsep) if p]
-            if [os.path.abspath(p) for p in info.get("kubeconfig", [])] != mine:
+            # The same files, however they are named (a symlink, a relative path, ~).
+            mine = [os.path.realpath(os.path.expanduser(p))
+                    for p in kubeconfig_paths(args.kubeconfig).split(os.pathsep) if p]
+            theirs = [os.path.realpath(p) for p in info.get("kubeconfig", [])]
+            if theirs != mine:
+                if args.detach:
+                    print(f"tender: --detach: the running engine uses another kubeconfig "
+                          f"({os.pathsep.join(info.get('kubeconfig', []))}); run with that one, or without "
+                          "--detach to forward in this process", file=sys.stderr)
+                    return 1
                 logging.getLogger("tender").info("the running engine uses another kubeconfig; forwarding here")
                 return None
             from tray.cli.verbs import forward_on_engine

@@ -29,6 +29,8 @@ __all__ = ["add_parsers", "run_verb", "forward_on_engine", "human_bytes", "age"]
 
 VERBS = ("ls", "stop", "retry", "remove", "start", "events", "logs", "dashboard")
 NO_ENGINE_HINT = "start the tray ('tender') or 'tender daemon'"
+#: Seconds a verb waits for the engine's answer (a frozen engine: one line, exit 1, not a hang).
+VERB_TIMEOUT = 30.0
 
 
 def add_parsers(sub: Any) -> None:
@@ -58,7 +60,7 @@ def add_parsers(sub: Any) -> None:
 def run_verb(args: argparse.Namespace) -> int:
     """Run one of :data:`VERBS`; returns the exit code.  Blocks (``events`` until the engine goes or Ctrl-C)."""
     try:
-        with EngineClient(timeout=120.0) as client:
+        with EngineClient(timeout=VERB_TIMEOUT) as client:
             return _VERB_FUNCS[args.command](client, args)
     except NoEngine as exc:
         print(f"tender: {exc}; {NO_ENGINE_HINT}", file=sys.stderr)
@@ -163,19 +165,22 @@ def resolve(forwards: list[dict[str, Any]], words: list[str]) -> list[dict[str, 
 
 
 def _select(client: EngineClient, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The forwards the arguments name: the named ones (or all, with ``--all`` or with only options),
+    narrowed by ``--cluster`` and ``--profile`` (as kubectl's ``--context``/``-n`` narrow, never widen)."""
     if not (args.forwards or args.all or args.cluster or args.profile):
         raise UsageError("name forwards (ID or NAME), or use --all, --cluster or --profile", field="ID|NAME")
     forwards = client.get("/v1/forwards")["forwards"]
-    chosen = {f["session_id"]: f for f in resolve(forwards, args.forwards)}
-    for f in forwards:
-        if args.all or (args.cluster and f["cluster_id"] == args.cluster) or (
-                args.profile and f["profile"] == args.profile):
-            chosen[f["session_id"]] = f
-    if not chosen and not args.forwards:
-        what = "no forwards" if args.all else (f"no forwards in context {args.cluster!r}" if args.cluster
-                                                else f"no forwards of profile {args.profile!r}")
-        print(f"tender: {what}", file=sys.stderr)
-    return [f for f in forwards if f["session_id"] in chosen]
+    named = resolve(forwards, args.forwards) if args.forwards and not args.all else forwards
+    chosen = [f for f in named if (not args.cluster or f["cluster_id"] == args.cluster)
+              and (not args.profile or f["profile"] == args.profile)]
+    if not chosen:
+        where = " and ".join(w for w in (f"in context {args.cluster!r}" if args.cluster else "",
+                                         f"of profile {args.profile!r}" if args.profile else "") if w)
+        if args.forwards and not args.all:
+            raise UsageError(f"{', '.join(repr(w) for w in args.forwards)} names no forward {where}",
+                             field="ID|NAME")
+        print(f"tender: no forwards{' ' + where if where else ''}", file=sys.stderr)
+    return chosen
 
 
 def _stop(client: EngineClient, args: argparse.Namespace) -> int:

@@ -142,12 +142,26 @@ def test_an_unusable_directory_is_an_oserror(tmp_path: Path) -> None:
         claims.acquire(tmp_path / "tender")  # a file where the directory should be
 
 
-def test_where_the_claim_lives(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_where_the_claim_lives(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert claims.runtime_dir({"XDG_RUNTIME_DIR": "/run/user/1000"}) == Path("/run/user/1000/tender")
     monkeypatch.setenv("XDG_STATE_HOME", "/home/u/.local/state")
-    # No runtime dir (or a relative one, which the spec says to ignore): the user state dir.
-    assert claims.runtime_dir({}) == Path("/home/u/.local/state/tender/instance")
-    assert claims.runtime_dir({"XDG_RUNTIME_DIR": "run"}) == Path("/home/u/.local/state/tender/instance")
+    # No runtime dir (or a relative one, which the spec says to ignore), and no /run/user/UID of
+    # ours: the user state dir.
+    none = tmp_path / "no-run-user"
+    assert claims.runtime_dir({}, run_user=none) == Path("/home/u/.local/state/tender/instance")
+    assert claims.runtime_dir({"XDG_RUNTIME_DIR": "run"}, run_user=none) == Path(
+        "/home/u/.local/state/tender/instance")
+    # A shell without the variable (su -, sudo -u, cron) while systemd-logind keeps /run/user/UID:
+    # the same directory the session's engine uses, so there is still one engine.
+    (tmp_path / str(os.getuid())).mkdir(mode=0o700)
+    assert claims.runtime_dir({}, platform="linux", run_user=tmp_path) == tmp_path / str(os.getuid()) / "tender"
+    assert claims.runtime_dir({}, platform="darwin", run_user=tmp_path) == Path("/home/u/.local/state/tender/instance")
+    if os.getuid() == 0:  # only root can give a directory away: someone else's there is not ours to use
+        other = tmp_path / "other" / str(os.getuid())
+        other.mkdir(parents=True)
+        os.chown(other, 65534, 65534)
+        assert claims.runtime_dir({}, platform="linux", run_user=other.parent) == Path(
+            "/home/u/.local/state/tender/instance")
     assert claims.socket_path(Path("/run/user/1000/tender")) == Path("/run/user/1000/tender/engine.sock")
 
 
