@@ -303,6 +303,15 @@ def test_stop_and_remove_by_id_prefix_name_context_profile_and_all(cluster: Clus
     assert [line.split(" (")[1].split(",")[0] for line in out.splitlines()] == ["shop", "shop"], out
     assert ids() == [d["session_id"]]
 
+    # A name with --cluster or --profile: they narrow the name's forwards, never add others.
+    h = engine.detach("--context", f"{cluster.context}-cert", "-n", namespace, "svc/web", ":80")
+    out = engine.ok("stop", "svc/web", "--cluster", f"{cluster.context}-cert")
+    assert out.splitlines() == [f"forward {h['session_id'][:8]} (svc/web, 127.0.0.1:{h['local_port']}) stopped"]
+    assert ids() == [d["session_id"]]
+    done = engine.tender("stop", "svc/web", "--profile", "shop")
+    assert done.returncode == 2 and "names no forward of profile 'shop'" in one_line(done.stderr), done
+    assert ids() == [d["session_id"]]
+
     # By name: every forward of that name.
     e = engine.detach(*base, "svc/web", ":80")
     f = engine.detach(*base, "deploy/web", ":8080")
@@ -482,6 +491,25 @@ def test_forward_joins_the_engine_until_ctrl_c(cluster: Cluster, namespace: str,
     finally:
         t.kill()
 
+    # However the joined forward ends -- its terminal closed (SIGHUP), or killed -- its forward stops.
+    t = engine.popen("forward", "--context", cluster.context, "-n", namespace, "svc/web", ":80")
+    try:
+        port = int(t.line_matching(r"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", 30).group(1))
+        t.proc.send_signal(signal.SIGHUP)
+        assert t.wait()[0] == 0
+        assert engine.ls() == [] and port_refuses(port)
+    finally:
+        t.kill()
+    t = engine.popen("forward", "--context", cluster.context, "-n", namespace, "svc/web", ":80")
+    try:
+        port = int(t.line_matching(r"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", 30).group(1))
+        t.proc.kill()
+        t.proc.wait(10)
+        wait_for(lambda: engine.ls() == [], 10, "the engine to stop the killed client's forward")
+        assert port_refuses(port)
+    finally:
+        t.kill()
+
     # --no-engine: in this process, beside the same kubeconfig's engine.
     t = engine.popen("forward", "--context", cluster.context, "-n", namespace, "svc/web", ":80", "--no-engine")
     try:
@@ -560,6 +588,9 @@ def test_forward_runs_in_process_beside_an_engine_of_another_kubeconfig(cluster:
     other = user.home / "other-kubeconfig"
     shutil.copy(cluster.kubeconfig, other)
     user.start(["--kubeconfig", str(other), "--profiles", str(user.profiles)])
+    # --detach needs that engine: it says the kubeconfigs differ (not that no engine runs).
+    done = user.tender("forward", "--context", cluster.context, "-n", namespace, "svc/web", ":80", "--detach")
+    assert done.returncode == 1 and "the running engine uses another kubeconfig" in one_line(done.stderr), done
     t = user.popen("forward", "--context", cluster.context, "-n", namespace, "svc/web", ":80")
     try:
         m = t.line_matching(r"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", 30)
@@ -570,6 +601,14 @@ def test_forward_runs_in_process_beside_an_engine_of_another_kubeconfig(cluster:
         assert code == 0, err
     finally:
         t.kill()
+    # The same file under another name (a symlink) is the same kubeconfig: joined.
+    link = user.home / "kubeconfig-link"
+    link.symlink_to(other)
+    done = user.tender("forward", "--kubeconfig", str(link), "--context", cluster.context, "-n", namespace,
+                       "svc/web", ":80", "--detach")
+    assert done.returncode == 0, done
+    assert [f["target"] for f in user.ls()] == ["svc/web"]
+
 
 
 def test_forward_without_an_engine(cluster: Cluster, namespace: str, web: list[str], user: User) -> None:
@@ -611,12 +650,16 @@ def test_daemon_starts_autostart_profiles_and_exits_0_on_sigterm(cluster: Cluste
 
 def test_dashboard_print_url_and_browser(engine: User) -> None:
     url = engine.ok("dashboard", "--print-url").strip()
-    m = re.fullmatch(r"http://127\.0\.0\.1:(\d+)/\?token=([A-Za-z0-9_-]{20,})", url)
+    m = re.fullmatch(r"(http://127\.0\.0\.1:\d+)(/d/[A-Za-z0-9_-]{16,}/)\?code=([A-Za-z0-9_-]{32,})", url)
     assert m, url
+    origin, prefix = m.group(1), m.group(2)
     answer = httpx.get(url, follow_redirects=False, timeout=10)
-    assert answer.status_code == 303, answer
-    assert httpx.get(f"http://127.0.0.1:{m.group(1)}/", timeout=10).status_code == 403  # no secret
+    assert answer.status_code == 303 and answer.headers["location"] == prefix, answer
+    assert httpx.get(origin + prefix, timeout=10).status_code == 403  # no cookie
+    assert httpx.get(f"{origin}/", timeout=10).status_code == 404  # nothing outside the prefix
 
+    # The link handed to the browser (on its command line: any local user can read it with ps) is good
+    # for one visit only, and carries nothing that lasts: once the browser used it, it is refused.
     record = engine.home / "opened"
     browser = engine.home / "browser.sh"
     browser.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {record}\n')
@@ -624,4 +667,16 @@ def test_dashboard_print_url_and_browser(engine: User) -> None:
     done = engine.tender("dashboard", BROWSER=str(browser))
     assert done.returncode == 0, done
     wait_for(record.exists, 10, "the browser script to run")
-    assert wait_for(lambda: record.read_text().strip(), 5, "its argument") == url  # the same engine, same URL
+    opened = wait_for(lambda: record.read_text().strip(), 5, "its argument")
+    assert opened.startswith(origin + prefix + "?code=") and opened != url, opened  # the same engine, a new code
+    visit = httpx.get(opened, follow_redirects=False, timeout=10)  # the browser's visit
+    assert visit.status_code == 303, visit
+    key = visit.cookies["tender_session"]
+    assert key not in opened
+    replayed = httpx.get(opened, follow_redirects=False, timeout=10)  # whoever read it from ps, afterwards
+    assert replayed.status_code == 403 and "set-cookie" not in replayed.headers, replayed
+    assert "open the dashboard again" in replayed.json()["error"]
+    assert httpx.get(url, follow_redirects=False, timeout=10).status_code == 403  # the first link too
+    # The browser's cookie opens the page.
+    page = httpx.get(origin + prefix, cookies={"tender_session": key}, timeout=10)
+    assert page.status_code == 200 and "<title>Tender</title>" in page.text
