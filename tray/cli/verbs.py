@@ -249,7 +249,7 @@ def _dashboard(client: EngineClient, args: argparse.Namespace) -> int:
     import webbrowser
 
     if not webbrowser.open(url):
-        print(f"tender: no browser found; open {url}", file=sys.stderr)
+        print(f"tender: could not open a web browser (set BROWSER?); open {url}", file=sys.stderr)
         return 1
     print("Opened the dashboard in your browser.")
     return 0
