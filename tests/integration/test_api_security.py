@@ -12,16 +12,19 @@ its own:
   hangs up before answering is one line too, never a traceback;
 * two ``tender daemon`` started together: one wins, the other exits 3 with
   one line naming the winner;
-* the dashboard's loopback listener: without the secret, with a wrong one,
-  a foreign Host, Origin or ``Sec-Fetch-Site: cross-site`` every request is
-  403 and starts nothing; it listens on 127.0.0.1 only, sends no CORS
-  header, and trades ``?token=`` for an HttpOnly SameSite=Strict cookie.
+* the dashboard's loopback listener: its link's one-time ``?code=`` is
+  traded once for an HttpOnly SameSite=Strict cookie whose path is the
+  dashboard's random prefix ``/d/RANDOM/``; without that cookie, with a
+  wrong one, a used code, a foreign Host, Origin or ``Sec-Fetch-Site:
+  cross-site`` every request is 403 and starts nothing; outside the prefix
+  everything is 404; it listens on 127.0.0.1 only and sends no CORS header.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -267,14 +270,18 @@ def test_two_engines_starting_together(session: Daemon) -> None:
 
 # ---------------------------------------------------------------- the dashboard
 def test_dashboard_guard(cluster: Cluster, namespace: str, web: str, daemon: Daemon) -> None:
-    with daemon.client() as c:
-        answer = c.post("/v1/dashboard", json={})
-        assert answer.status_code == 200, answer.text
-        url = answer.json()["url"]
+    def link() -> str:
+        with daemon.client() as c:
+            answer = c.post("/v1/dashboard", json={})
+            assert answer.status_code == 200, answer.text
+            return answer.json()["url"]
+
+    url = link()
     fwd = daemon.start_forward({"target": "pod/web", "ports": [":8080"], "namespace": namespace})
     parts = urlsplit(url)
-    assert parts.hostname == "127.0.0.1" and parts.path == "/" and parts.query.startswith("token=")
-    port, secret = parts.port, parts.query.removeprefix("token=")
+    assert parts.hostname == "127.0.0.1" and re.fullmatch(r"/d/[A-Za-z0-9_-]{16,}/", parts.path), url
+    assert re.fullmatch(r"code=[A-Za-z0-9_-]{32,}", parts.query), url
+    port, prefix, code = parts.port, parts.path, parts.query.removeprefix("code=")
     origin = f"http://127.0.0.1:{port}"
     before = daemon.ids()
     wanted = free_port()  # what a forged request would start a forward on
@@ -287,67 +294,87 @@ def test_dashboard_guard(cluster: Cluster, namespace: str, web: str, daemon: Dae
         answers.append(r)
         return r
 
-    bearer = {"Authorization": f"Bearer {secret}"}
-    # The secret works (so the refusals below are the guards', not a broken listener).
-    assert request("GET", "/v1/forwards", bearer).status_code == 200
-    assert request("GET", "/v1/forwards", {**bearer, "Host": f"localhost:{port}"}).status_code == 200
-    assert request("GET", "/v1/forwards", {**bearer, "Origin": origin, "Sec-Fetch-Site": "same-origin"}
+    # The code trade: 303 to the prefix (no code), an HttpOnly SameSite=Strict cookie whose path is the prefix
+    # (browsers send a cookie to every port of 127.0.0.1, the forwarded pods' too, unless its path keeps it).
+    traded = request("GET", f"{prefix}?code={code}", {})
+    assert traded.status_code == 303, traded.text
+    assert traded.headers["location"] == prefix
+    assert traded.headers.get("referrer-policy") == "no-referrer"
+    cookie = SimpleCookie(traded.headers["set-cookie"])["tender_session"]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == prefix, cookie.output()
+    key = cookie.value
+    assert len(key) >= 32 and key != code
+    session = {"Cookie": f"tender_session={key}"}
+    # The code worked once: the same link again is refused with a way out, and sets no cookie.
+    again = request("GET", f"{prefix}?code={code}", {})
+    assert again.status_code == 403 and "set-cookie" not in again.headers, (again.status_code, again.headers)
+    assert "open the dashboard again from the tray or with 'tender dashboard'" in again.json()["error"]
+    # Each link has its own code; none of them is the cookie.
+    codes = {urlsplit(link()).query for _ in range(3)} | {parts.query}
+    assert len(codes) == 4 and not any(key in c for c in codes)
+
+    # The cookie works (so the refusals below are the guards', not a broken listener).
+    assert request("GET", f"{prefix}v1/forwards", session).status_code == 200
+    assert request("GET", f"{prefix}v1/forwards", {**session, "Host": f"localhost:{port}"}).status_code == 200
+    assert request("GET", f"{prefix}v1/forwards", {**session, "Origin": origin, "Sec-Fetch-Site": "same-origin"}
                    ).status_code == 200
 
     refused = {
-        "no secret": {},
-        "a wrong secret": {"Authorization": f"Bearer {secret[:-2]}xx"},
-        "a wrong cookie": {"Cookie": "tender_session=" + "x" * len(secret)},
-        "the secret not as a bearer": {"Authorization": secret},
-        "a non-ASCII secret": {"Authorization": "Bearer \u00e9t\u00e9".encode()},  # type: ignore[dict-item]
+        "no cookie": {},
+        "a wrong cookie": {"Cookie": "tender_session=" + "x" * len(key)},
+        "the cookie's value as a bearer": {"Authorization": f"Bearer {key}"},
+        "the code as the cookie": {"Cookie": f"tender_session={code}"},
         "a non-ASCII cookie": {"Cookie": "tender_session=\u00e9t\u00e9".encode()},  # type: ignore[dict-item]
-        "a foreign Host": {**bearer, "Host": f"evil.example:{port}"},
-        "a Host on another port": {**bearer, "Host": f"127.0.0.1:{port + 1}"},
-        "a foreign Origin": {**bearer, "Origin": "http://evil.example"},
-        "a null Origin": {**bearer, "Origin": "null"},
-        "an Origin on another port": {**bearer, "Origin": f"http://127.0.0.1:{port + 1}"},
-        "Sec-Fetch-Site: cross-site": {**bearer, "Sec-Fetch-Site": "cross-site"},
-        "Sec-Fetch-Site: same-site": {**bearer, "Sec-Fetch-Site": "same-site"},
+        "a foreign Host": {**session, "Host": f"evil.example:{port}"},
+        "a Host on another port": {**session, "Host": f"127.0.0.1:{port + 1}"},
+        "a foreign Origin": {**session, "Origin": "http://evil.example"},
+        "a null Origin": {**session, "Origin": "null"},
+        "an Origin on another port": {**session, "Origin": f"http://127.0.0.1:{port + 1}"},
+        "Sec-Fetch-Site: cross-site": {**session, "Sec-Fetch-Site": "cross-site"},
+        "Sec-Fetch-Site: same-site": {**session, "Sec-Fetch-Site": "same-site"},
     }
     for what, headers in refused.items():
-        for method, path, kw in (("GET", "/v1/forwards", {}), ("GET", "/v1/engine", {}), ("GET", "/", {}),
-                                 ("POST", "/v1/forwards", {"json": forged}),
-                                 ("POST", "/v1/forwards/stop", {"json": {"all": True}}),
-                                 ("DELETE", f"/v1/forwards/{fwd['session_id']}", {}),
-                                 ("OPTIONS", "/v1/forwards", {"headers": {"Access-Control-Request-Method": "POST"}})):
+        for method, path, kw in (("GET", "v1/forwards", {}), ("GET", "v1/engine", {}), ("GET", "", {}),
+                                 ("GET", "static/dashboard.js", {}),
+                                 ("POST", "v1/forwards", {"json": forged}),
+                                 ("POST", "v1/forwards/stop", {"json": {"all": True}}),
+                                 ("DELETE", f"v1/forwards/{fwd['session_id']}", {}),
+                                 ("OPTIONS", "v1/forwards", {"headers": {"Access-Control-Request-Method": "POST"}})):
             extra = kw.pop("headers", {})
-            r = request(method, path, {**headers, **extra}, **kw)
+            r = request(method, prefix + path, {**headers, **extra}, **kw)
             assert r.status_code == 403, (what, method, path, r.status_code, r.text)
             assert fwd["session_id"] not in r.text, (what, r.text)
-    # A wrong token is not traded for a cookie.
-    for token in (f"{secret[:-2]}xx", "%C3%A9t%C3%A9", "%FF", ""):
-        r = request("GET", f"/?token={token}", {})
-        assert r.status_code == 403 and "set-cookie" not in r.headers, (token, r.status_code, r.headers)
+    # A wrong code is not traded for a cookie.
+    for wrong in (f"{code[:-2]}xx", "%C3%A9t%C3%A9", "%FF", "", key):
+        r = request("GET", f"{prefix}?code={wrong}", {})
+        assert r.status_code == 403 and "set-cookie" not in r.headers, (wrong, r.status_code, r.headers)
+    # Outside the prefix there is nothing, with the cookie or not: no page, no API, no static files, no trade.
+    fresh = urlsplit(link()).query
+    for method, path in (("GET", "/"), ("GET", f"/?{fresh}"), ("GET", "/v1/forwards"), ("GET", "/v1/engine"),
+                         ("POST", "/v1/forwards"), ("GET", "/static/dashboard.js"), ("GET", prefix.rstrip("/")),
+                         ("GET", f"/d/{'x' * 16}/"), ("GET", f"/d/{'x' * 16}/?{fresh}")):
+        r = request(method, path, session, **({"json": forged} if method == "POST" else {}))
+        assert r.status_code == 404 and "set-cookie" not in r.headers, (method, path, r.status_code, r.text)
+        assert prefix not in r.text and fwd["session_id"] not in r.text, r.text
     # The socket's own endpoint is not on the web.
-    assert request("POST", "/v1/dashboard", bearer, json={}).status_code == 404
+    assert request("POST", f"{prefix}v1/dashboard", session, json={}).status_code == 404
 
     # Nothing started or stopped.
     assert daemon.ids() == before
     assert port_refuses(wanted)
     assert hostname(fwd["local_port"]) == web
 
-    # The token trade: 303 to "/" (no token), an HttpOnly SameSite=Strict cookie; the cookie alone then works.
-    with httpx.Client(base_url=origin, timeout=10, follow_redirects=False) as browser:
-        traded = browser.get(f"/?token={secret}")
-        answers.append(traded)
-        assert traded.status_code == 303, traded.text
-        assert traded.headers["location"] == "/"
-        assert traded.headers.get("referrer-policy") == "no-referrer"
-        cookie = SimpleCookie(traded.headers["set-cookie"])["tender_session"]
-        assert cookie.value == secret
-        assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/", cookie.output()
-        page = browser.get("/")
+    # A browser's visit: the link, then the page under the prefix with the cookie alone.
+    with httpx.Client(base_url=origin, timeout=10, follow_redirects=True) as browser:
+        page = browser.get(f"{prefix}?{fresh}")
         answers.append(page)
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), page.text[:200]
+        assert page.url == f"{origin}{prefix}"
         assert page.headers["x-frame-options"] == "DENY"
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
-        assert secret not in page.text  # the page does not hand the secret to scripts
-        listed = browser.get("/v1/forwards", headers={"Origin": origin})
+        assert key not in page.text  # the page does not hand the session key to scripts
+        assert browser.get(f"{prefix}static/dashboard.js").status_code == 200
+        listed = browser.get(f"{prefix}v1/forwards", headers={"Origin": origin})
         answers.append(listed)
         assert listed.status_code == 200 and [f["session_id"] for f in listed.json()["forwards"]] == before
 

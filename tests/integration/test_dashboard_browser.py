@@ -2,15 +2,20 @@
 
 A ``tender daemon`` runs on the test cluster (its own runtime directory, so
 its socket and claim are the test's); ``tender dashboard --print-url`` gives
-the page's URL with its secret.  In Chromium: search a Deployment, click its
+a link to the page with a one-time code.  In Chromium: search a Deployment, click its
 port, see the row turn active, get the app's answer through the local port,
 watch the counters move, start and stop a profile, read a forward's log,
 stop the forward and see its row go.  The page is photographed for the
 README (docs/images/dashboard.png) and tests/artifacts.
 
+The dashboard's cookie stays in the dashboard: a forwarded pod opened from
+the page on 127.0.0.1 (another port: browsers send cookies to every port of a
+host) is not sent it, though the browser sends it a cookie the dashboard's
+page set for the whole host.
+
 Then, without a browser, the dashboard's guards: a request without the
-secret, with a foreign Host header, a foreign Origin or a cross-site fetch
-is refused with 403 and changes nothing.
+session cookie, with a foreign Host header, a foreign Origin or a cross-site
+fetch is refused with 403 and changes nothing.
 
 Chromium and chromedriver are Debian's (tests/debian-packages.txt);
 Selenium is pointed at both, so Selenium Manager never downloads anything.
@@ -53,26 +58,50 @@ ARTIFACT = ROOT / "tests" / "artifacts" / "dashboard.png"
 README_IMAGE = ROOT / "docs" / "images" / "dashboard.png"
 
 
+LINK = re.compile(r"http://127\.0\.0\.1:\d+/d/[A-Za-z0-9_-]{16,}/\?code=[A-Za-z0-9_-]{32,}")
+
+
 @dataclass
 class Dashboard:
     """The dashboard of a running ``tender daemon`` (``engine``), as ``tender dashboard --print-url`` gives it."""
 
     engine: Daemon
-    url: str  # http://127.0.0.1:PORT/?token=SECRET
+    first: str  # the first link: http://127.0.0.1:PORT/d/RANDOM/?code=CODE
+    _session: str | None = None
 
     @property
     def origin(self) -> str:
-        parts = urlsplit(self.url)
+        parts = urlsplit(self.first)
         return f"{parts.scheme}://{parts.netloc}"
 
     @property
-    def secret(self) -> str:
-        return urlsplit(self.url).query.removeprefix("token=")
+    def prefix(self) -> str:
+        """``/d/RANDOM/``: where everything the dashboard serves lives."""
+        return urlsplit(self.first).path
+
+    def link(self) -> str:
+        """A new link (``tender dashboard --print-url``), good for one visit."""
+        done = self.engine.tender("dashboard", "--print-url")
+        assert done.returncode == 0, done
+        url = done.stdout.strip()
+        assert LINK.fullmatch(url) and url.startswith(self.origin + self.prefix), url
+        return url
+
+    @property
+    def session(self) -> str:
+        """The ``tender_session`` cookie's value, as a browser gets it for a link (traded once)."""
+        if self._session is None:
+            traded = httpx.get(self.link(), follow_redirects=False, timeout=10)
+            assert traded.status_code == 303, traded.text
+            self._session = traded.cookies["tender_session"]
+        return self._session
 
     def client(self, **headers: str) -> httpx.Client:
-        """An HTTP client of the dashboard's TCP port, with the secret unless ``Authorization`` is given ("")."""
-        base = {"Authorization": f"Bearer {self.secret}", **headers}
-        return httpx.Client(base_url=self.origin, headers={k: v for k, v in base.items() if v}, timeout=10)
+        """An HTTP client of the dashboard (URLs relative to its prefix: ``/v1/forwards`` is
+        ``/d/RANDOM/v1/forwards``), with its session cookie unless ``Cookie`` is given ("": none)."""
+        base = {"Cookie": f"tender_session={self.session}", **headers}
+        return httpx.Client(base_url=self.origin + self.prefix, headers={k: v for k, v in base.items() if v},
+                            timeout=10)
 
     def forwards(self) -> list[dict]:
         with self.client() as c:
@@ -93,7 +122,7 @@ def dashboard(cluster: Cluster, tmp_path: Path) -> Iterator[Dashboard]:
             return done.stdout.strip() if done.returncode == 0 else None
 
         found = wait_for(url, 30, "tender dashboard --print-url to answer", interval=0.2)
-        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/\?token=[A-Za-z0-9_-]{20,}", found), found
+        assert LINK.fullmatch(found), found
         yield Dashboard(engine, found)
 
 
@@ -197,9 +226,9 @@ profiles:
      ports: [":8080"], group: shop}}
 """)
 
-    # The link's secret becomes a cookie and leaves the address bar.
-    browser.get(dashboard.url)
-    assert browser.current_url == f"{dashboard.origin}/"
+    # The link's one-time code becomes a cookie and leaves the address bar.
+    browser.get(dashboard.link())
+    assert browser.current_url == dashboard.origin + dashboard.prefix
     assert browser.title == "Tender"
     wait_until(browser, "the events stream to be followed",
                lambda: browser.find_element(By.ID, "live").get_attribute("data-state") == "live")
@@ -323,7 +352,7 @@ def test_a_forward_in_error_says_why_and_offers_retry_and_remove(cluster: Cluste
     name = f"api-{uuid.uuid4().hex[:6]}"
     cluster.apply(deployment_manifest(name), namespace)
     cluster.wait_ready(namespace, f"app={name}")
-    browser.get(dashboard.url)
+    browser.get(dashboard.link())
     # A port the Deployment does not declare, through the search's "Other…" (it asks in a prompt).
     browser.find_element(By.ID, "search").send_keys(f"deploy/{name}")
     hit = wait_until(browser, f"the search to list deploy/{name}", lambda: [
@@ -360,7 +389,7 @@ def test_a_forward_in_error_says_why_and_offers_retry_and_remove(cluster: Cluste
 
 def test_the_page_says_reconnecting_when_the_engine_goes(cluster: Cluster, dashboard: Dashboard,
                                                         browser: WebDriver) -> None:
-    browser.get(dashboard.url)
+    browser.get(dashboard.link())
     live = browser.find_element(By.ID, "live")
     wait_until(browser, "the stream", lambda: live.get_attribute("data-state") == "live")
     dashboard.engine.proc.terminate()
@@ -369,7 +398,41 @@ def test_the_page_says_reconnecting_when_the_engine_goes(cluster: Cluster, dashb
                lambda: live.text == "reconnecting to Tender…" and live.is_displayed())
 
 
-def test_requests_without_the_secret_from_another_host_or_origin_are_refused(cluster: Cluster, namespace: str,
+def test_a_forwarded_pod_opened_from_the_dashboard_is_not_sent_its_cookie(cluster: Cluster, namespace: str,
+                                                                          dashboard: Dashboard,
+                                                                          browser: WebDriver) -> None:
+    """Browsers send a host's cookies to all its ports: the dashboard's cookie is kept to its path prefix,
+    so a pod forwarded to another port of 127.0.0.1 (agnhost's /header echoes a request header) never
+    sees it, while a cookie set for the whole host does reach it (the browser would have sent ours)."""
+    name = f"echo-{uuid.uuid4().hex[:6]}"
+    cluster.apply(deployment_manifest(name), namespace)
+    cluster.wait_ready(namespace, f"app={name}")
+    fwd = dashboard.engine.start_forward({"context": cluster.context, "namespace": namespace,
+                                          "target": f"deploy/{name}", "ports": [":8080"]})
+    echo = f"http://127.0.0.1:{fwd['local_port']}/header?key=Cookie"
+    browser.get(dashboard.link())
+    wait_until(browser, "the events stream to be followed",
+               lambda: browser.find_element(By.ID, "live").get_attribute("data-state") == "live")
+    assert [c["name"] for c in browser.get_cookies()] == ["tender_session"]
+    # The control: a cookie for the whole host, set by the dashboard's own page.
+    browser.execute_script("document.cookie = 'probe=host-wide; path=/; SameSite=Strict'")
+    # The pod opened from the dashboard's page (as its links do), then typed in the address bar.
+    browser.execute_script("window.location.href = arguments[0]", echo)
+    wait_until(browser, "the pod's answer", lambda: browser.current_url == echo)
+    from_page = browser.find_element(By.TAG_NAME, "body").text
+    browser.get(echo)
+    typed = browser.find_element(By.TAG_NAME, "body").text
+    for sent in (from_page, typed):
+        assert sent.strip() == "probe=host-wide", sent
+        assert dashboard.session not in sent
+    # The dashboard still has its session (the cookie was kept, not lost).
+    browser.get(dashboard.origin + dashboard.prefix)
+    assert browser.title == "Tender"
+    wait_until(browser, "the events stream to be followed again",
+               lambda: browser.find_element(By.ID, "live").get_attribute("data-state") == "live")
+
+
+def test_requests_without_the_session_from_another_host_or_origin_are_refused(cluster: Cluster, namespace: str,
                                                                              dashboard: Dashboard) -> None:
     name = f"guard-{uuid.uuid4().hex[:6]}"
     cluster.apply(deployment_manifest(name), namespace)
@@ -379,10 +442,11 @@ def test_requests_without_the_secret_from_another_host_or_origin_are_refused(clu
         assert started.status_code == 201, started.text
     before = dashboard.forwards()
     [sid] = [f["session_id"] for f in before]
-    port = urlsplit(dashboard.url).port
+    port = urlsplit(dashboard.first).port
     refused = {
-        "no secret": dashboard.client(Authorization=""),
-        "a wrong secret": dashboard.client(Authorization="Bearer not-the-secret"),
+        "no session": dashboard.client(Cookie=""),
+        "a wrong session": dashboard.client(Cookie="tender_session=not-the-session-key"),
+        "the session as a bearer": dashboard.client(Cookie="", Authorization=f"Bearer {dashboard.session}"),
         "a foreign Host": dashboard.client(Host=f"evil.example:{port}"),
         "another port in Host": dashboard.client(Host=f"127.0.0.1:{port + 1}"),
         "a foreign Origin": dashboard.client(Origin="http://evil.example"),
@@ -400,15 +464,15 @@ def test_requests_without_the_secret_from_another_host_or_origin_are_refused(clu
                 assert answer.status_code == 403, f"{why}: {method} {path} answered {answer.status_code}"
                 assert "error" in answer.json(), f"{why}: {method} {path}: {answer.text}"
                 assert "access-control-allow-origin" not in answer.headers
-    # A wrong token in the link sets no cookie.
-    with dashboard.client(Authorization="") as bare:
-        answer = bare.get("/?token=not-the-secret", follow_redirects=False)
+    # A wrong code in the link sets no cookie.
+    with dashboard.client(Cookie="") as bare:
+        answer = bare.get("/?code=not-a-code", follow_redirects=False)
         assert answer.status_code == 403 and "set-cookie" not in answer.headers
     # Nothing changed: the same forward, and nothing added.
     after = dashboard.forwards()
     assert [f["session_id"] for f in after] == [sid]
     assert after[0]["status"] in ("starting", "active")
-    # The same requests with the secret, the page's Host and Origin work (the refusals were the guard's).
+    # The same requests with the session, the page's Host and Origin work (the refusals were the guard's).
     with dashboard.client(Origin=dashboard.origin, Host=f"localhost:{port}") as ok:
         assert ok.post(f"/v1/forwards/{sid}/stop", json={}).status_code == 200
     assert dashboard.forwards() == []

@@ -17,13 +17,16 @@ menu is saved as tests/artifacts/tray-engine-menu.png.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -179,15 +182,20 @@ def test_open_dashboard_in_the_menu_opens_the_page_with_its_secret(desktop: Desk
     assert labels[-2:] == ["Open dashboard…", "Quit"], labels
     app.menu.click_path("Open dashboard…")
     url = wait_for(lambda: opened.exists() and opened.read_text(), 15, f"the browser to be started\n{app.output()}")
-    assert url.startswith("http://127.0.0.1:") and "?token=" in url, url
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/d/[A-Za-z0-9_-]{16,}/\?code=[A-Za-z0-9_-]{32,}", url), url
+    page_url, code = url.split("?code=")
     jar = CookieJar()
     web = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-    with web.open(url, timeout=10) as page:  # 303 to / with the cookie, then the page
-        assert page.status == 200 and page.url == url.split("?")[0]
+    with web.open(url, timeout=10) as page:  # 303 to the prefix with the cookie, then the page
+        assert page.status == 200 and page.url == page_url
         html = page.read().decode()
     assert "Tender" in html
-    assert [(c.name, c.domain) for c in jar] == [("tender_session", "127.0.0.1")]
-    assert "token=" not in app.stdout() and url.split("token=")[1] not in app.log()  # the secret is never logged
+    assert [(c.name, c.domain, c.path) for c in jar] == [("tender_session", "127.0.0.1", urlsplit(page_url).path)]
+    with pytest.raises(urllib.error.HTTPError) as used:  # the link was good for one visit
+        web.open(url, timeout=10)
+    assert used.value.code == 403
+    assert code not in app.stdout() and code not in app.log()  # the link is never logged
+    assert [c.value for c in jar][0] not in app.stdout() + app.log()
 
 
 def test_two_launches_make_one_engine_and_one_icon(desktop: Desktop, launch) -> None:  # noqa: ANN001

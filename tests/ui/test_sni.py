@@ -535,9 +535,9 @@ def test_tender_tray_without_a_working_bus_runs_the_engine_with_its_dashboard(ca
         with EngineClient(tmp_path / "tender" / "engine.sock", timeout=10) as client:
             engine = client.get("/v1/engine")
             url = opened.read_text() if browsed else client.post("/v1/dashboard")["url"]
-        assert url.startswith(lines[0].split("dashboard at ")[1].split()[0] + "?token=")
+        assert url.startswith(lines[0].split("dashboard at ")[1].split()[0] + "?code=")
         web = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
-        with web.open(url, timeout=10) as page:  # the secret traded for a cookie, then the page
+        with web.open(url, timeout=10) as page:  # the one-time code traded for a cookie, then the page
             assert page.status == 200 and "Tender" in page.read().decode()
         assert (engine["host"], engine["pid"]) == ("daemon", proc.pid)
         proc.send_signal(signal.SIGTERM)

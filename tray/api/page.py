@@ -1,7 +1,8 @@
 """The dashboard's page: plain HTML rendered on the server, kept live by ``static/dashboard.js``.
 
-``GET /`` on the dashboard's loopback listener answers :func:`render_page` of
-what the API returns at that moment (``GET /v1/engine``, the forwards,
+``GET /d/RANDOM/`` (the dashboard's path prefix, see :mod:`tray.api.server`)
+on the dashboard's loopback listener answers :func:`render_page` of what the
+API returns at that moment (``GET /v1/engine``, the forwards,
 ``GET /v1/profiles``), so the page is complete and readable before any
 script runs.  The script then follows ``GET /v1/events`` and updates the
 forwards table in place, runs the search, and calls the API for the buttons;
@@ -10,9 +11,11 @@ it builds a forward's row with the same structure and classes as
 and the browser test).
 
 The page has no inline script (the dashboard's Content-Security-Policy
-allows scripts from ``/static/`` only) and no form that posts anywhere:
+allows scripts from its own origin only) and no form that posts anywhere:
 every action goes through the script's ``fetch`` calls, which the server
-checks like any other API request.  Every value is HTML-escaped.
+checks like any other API request.  Its links to the stylesheet and the
+script are relative (``static/...``), resolved under the prefix.  Every value
+is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -277,8 +280,8 @@ def render_page(engine: Mapping[str, Any], forwards: Iterable[Mapping[str, Any]]
         '<meta name="referrer" content="no-referrer">'
         "<title>Tender</title>"
         f'<link rel="icon" href="{FAVICON}">'
-        '<link rel="stylesheet" href="/static/dashboard.css">'
-        '<script src="/static/dashboard.js" defer></script>'
+        '<link rel="stylesheet" href="static/dashboard.css">'
+        '<script src="static/dashboard.js" defer></script>'
         "</head><body>"
         '<header class="top"><div class="brand"><h1>Tender</h1>'
         '<span id="live" class="live" role="status" data-state="connecting">connecting…</span></div>'

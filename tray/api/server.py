@@ -8,12 +8,18 @@ same handlers serve two aiohttp applications:
 * **the socket** (:mod:`tray.api.claim` binds it, 0600 in a 0700 directory):
   each connection's peer uid must be ours (``SO_PEERCRED``), else 403;
 * **the dashboard**, bound to 127.0.0.1 on a free port only when first asked
-  for (:meth:`ApiServer.dashboard_url`): every request needs the
-  per-engine secret (``?token=`` once, then an HttpOnly SameSite=Strict
-  cookie, or ``Authorization: Bearer``), a ``Host`` naming that port on
-  127.0.0.1 or localhost (DNS rebinding), and an ``Origin`` (when sent) of
-  the page itself, nor a ``Sec-Fetch-Site: cross-site`` (CSRF).  No CORS
-  header is ever sent.  Refusals are 403 and change nothing.
+  for (:meth:`ApiServer.dashboard_url`).  Everything it serves (the page,
+  ``static/``, the API) lives under a random per-engine path prefix
+  ``/d/RANDOM/``; anything else is 404.  Its link carries a one-time code
+  (``?code=``, valid once and for :data:`CODE_LIFETIME` seconds), which
+  ``GET /d/RANDOM/?code=`` trades for a cookie holding the engine's session
+  key (HttpOnly, SameSite=Strict, ``Path=/d/RANDOM/``: browsers send cookies
+  to every port of a host, so the path keeps it from the pods' ports the
+  user opens).  Every other request needs that cookie, a ``Host`` naming
+  that port on 127.0.0.1 or localhost (DNS rebinding), and an ``Origin``
+  (when sent) of the page itself, nor a ``Sec-Fetch-Site: cross-site``
+  (CSRF).  No CORS header is ever sent.  Refusals are 403 and change
+  nothing.
 
 Errors are translated in one place (:func:`_errors`): an
 :class:`~tray.api.schema.ApiError` or a :class:`~tray.errors.UsageError`
@@ -40,6 +46,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -72,6 +79,10 @@ BACKLOG = 512
 LIST_SETTLE = 0.05
 MAX_BODY = 64 * 1024
 COOKIE = "tender_session"
+#: Seconds a dashboard link's one-time code may wait to be used.
+CODE_LIFETIME = 120.0
+#: Unused codes kept at most (the oldest are forgotten first).
+MAX_CODES = 64
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -104,6 +115,36 @@ class _Follower:
         self.ready.set()
 
 
+class _Codes:
+    """The dashboard links' one-time codes: each valid once, for :data:`CODE_LIFETIME` seconds.
+
+    Thread-safe (:meth:`mint` runs on any thread, :meth:`redeem` on the API
+    loop); ``clock`` gives seconds (``time.monotonic`` unless a test says).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._expiry: dict[str, float] = {}
+
+    def mint(self) -> str:
+        """A new random code (URL-safe text), valid from now for ``CODE_LIFETIME`` s."""
+        code = secrets.token_urlsafe(24)
+        with self._lock:
+            now = self._clock()
+            self._expiry = {c: t for c, t in self._expiry.items() if t > now}
+            while len(self._expiry) >= MAX_CODES:
+                del self._expiry[next(iter(self._expiry))]
+            self._expiry[code] = now + CODE_LIFETIME
+        return code
+
+    def redeem(self, offered: str) -> bool:
+        """Whether ``offered`` (any text) is a code not yet used nor expired; it is used up either way."""
+        with self._lock:
+            expiry = self._expiry.pop(offered, None)
+            return expiry is not None and self._clock() < expiry
+
+
 class ApiServer:
     """The engine's control API (docs/api.md), served from a thread of its own.
 
@@ -122,7 +163,9 @@ class ApiServer:
         self.profiles_path = Path(profiles_path)
         self.on_activate = on_activate
         self.started_at = _now()
-        self.secret = secrets.token_urlsafe(32)
+        self._session_key = secrets.token_urlsafe(32)  # the dashboard cookie's value
+        self.prefix = f"/d/{secrets.token_urlsafe(12)}/"  # where the dashboard lives on its port
+        self._codes = _Codes()
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
         self._runners: list[web.AppRunner] = []
@@ -198,13 +241,19 @@ class ApiServer:
             self._loop.close()
 
     def dashboard_url(self, timeout: float = 10.0) -> str:
-        """The dashboard's URL with its secret, starting its loopback listener on first call.
+        """A new link to the dashboard, ``http://127.0.0.1:PORT/d/RANDOM/?code=CODE``, starting its
+        loopback listener on first call.
 
-        Thread-safe, but not from the API thread; blocks until the listener
-        is bound (milliseconds; ``TimeoutError`` after ``timeout`` s).
+        Each call mints a fresh code, good for one visit within
+        :data:`CODE_LIFETIME` seconds.  Thread-safe, but not from the API
+        thread; blocks until the listener is bound (milliseconds;
+        ``TimeoutError`` after ``timeout`` s).
         """
         port = asyncio.run_coroutine_threadsafe(self._ensure_web(), self._loop).result(timeout)
-        return f"http://127.0.0.1:{port}/?token={self.secret}"
+        return self._link(port)
+
+    def _link(self, port: int) -> str:
+        return f"http://127.0.0.1:{port}{self.prefix}?code={self._codes.mint()}"
 
     async def _ensure_web(self) -> int:
         assert self._web_lock is not None
@@ -226,27 +275,28 @@ class ApiServer:
     def _app(self, guard: Any, *, page: bool = False) -> web.Application:
         app = web.Application(middlewares=[guard, _errors], client_max_size=MAX_BODY)
         r = app.router
-        r.add_get("/v1/engine", self._engine)
-        r.add_get("/v1/forwards", self._forwards)
-        r.add_post("/v1/forwards", self._start_forwards)
-        r.add_post("/v1/forwards/stop", self._stop_many)
-        r.add_get("/v1/forwards/{id}", self._forward)
-        r.add_delete("/v1/forwards/{id}", self._stop_one)
-        r.add_post("/v1/forwards/{id}/stop", self._stop_one)
-        r.add_post("/v1/forwards/{id}/retry", self._retry_one)
-        r.add_get("/v1/forwards/{id}/logs", self._logs)
-        r.add_get("/v1/events", self._events)
-        r.add_get("/v1/profiles", self._profiles)
-        r.add_post("/v1/profiles/start", self._profiles_start)
-        r.add_post("/v1/profiles/stop", self._profiles_stop)
-        r.add_get("/v1/contexts", self._contexts)
-        r.add_get("/v1/search", self._search)
-        r.add_post("/v1/activate", self._activate)
+        base = self.prefix if page else "/"  # the dashboard's routes are all under its prefix
+        r.add_get(f"{base}v1/engine", self._engine)
+        r.add_get(f"{base}v1/forwards", self._forwards)
+        r.add_post(f"{base}v1/forwards", self._start_forwards)
+        r.add_post(f"{base}v1/forwards/stop", self._stop_many)
+        r.add_get(f"{base}v1/forwards/{{id}}", self._forward)
+        r.add_delete(f"{base}v1/forwards/{{id}}", self._stop_one)
+        r.add_post(f"{base}v1/forwards/{{id}}/stop", self._stop_one)
+        r.add_post(f"{base}v1/forwards/{{id}}/retry", self._retry_one)
+        r.add_get(f"{base}v1/forwards/{{id}}/logs", self._logs)
+        r.add_get(f"{base}v1/events", self._events)
+        r.add_get(f"{base}v1/profiles", self._profiles)
+        r.add_post(f"{base}v1/profiles/start", self._profiles_start)
+        r.add_post(f"{base}v1/profiles/stop", self._profiles_stop)
+        r.add_get(f"{base}v1/contexts", self._contexts)
+        r.add_get(f"{base}v1/search", self._search)
+        r.add_post(f"{base}v1/activate", self._activate)
         if page:
             from tray.api import page as page_module
 
-            r.add_get("/", self._page)
-            r.add_static("/static/", Path(page_module.__file__).parent / "static", show_index=False)
+            r.add_get(base, self._page)
+            r.add_static(f"{base}static/", Path(page_module.__file__).parent / "static", show_index=False)
         else:
             r.add_post("/v1/dashboard", self._dashboard)
         return app
@@ -271,29 +321,32 @@ class ApiServer:
             return _error(403, "requests from other sites are refused (Origin)")
         if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
             return _error(403, "requests from other sites are refused (Sec-Fetch-Site)")
-        token = request.query.get("token")
-        if token is not None and request.method == "GET" and request.path == "/":
-            if not self._is_secret(token):
-                return _error(403, "wrong or old dashboard link: open it again from the tray or 'tender dashboard'")
-            response = web.Response(status=303, headers={"Location": "/"})  # drop the secret from the address bar
-            response.set_cookie(COOKIE, self.secret, httponly=True, samesite="Strict", path="/")
-            response.headers["Referrer-Policy"] = "no-referrer"
+        if not request.path.startswith(self.prefix):
+            return _error(404, "no such page: open the dashboard from the tray or with 'tender dashboard'")
+        code = request.query.get("code")
+        if code is not None and request.method == "GET" and request.path == self.prefix:
+            if not self._codes.redeem(code):
+                return _error(403, "this dashboard link was already used or is more than "
+                                   f"{CODE_LIFETIME:.0f} s old: open the dashboard again from the tray "
+                                   "or with 'tender dashboard'")
+            # Drop the code from the address bar; the cookie goes only to this prefix (not to the pods'
+            # ports on 127.0.0.1, which browsers would otherwise send it to).
+            response = web.Response(status=303, headers={"Location": self.prefix, "Cache-Control": "no-store",
+                                                         "Referrer-Policy": "no-referrer"})
+            response.set_cookie(COOKIE, self._session_key, httponly=True, samesite="Strict", path=self.prefix)
             return response
         offered = request.cookies.get(COOKIE, "")
-        auth = request.headers.get("Authorization", "")
-        if auth.startswith("Bearer "):
-            offered = auth[len("Bearer "):]
-        if not offered or not self._is_secret(offered):
-            return _error(403, "no dashboard secret: open the dashboard from the tray or 'tender dashboard'")
+        if not offered or not self._is_session_key(offered):
+            return _error(403, "no dashboard session: open the dashboard from the tray or with 'tender dashboard'")
         response = await handler(request)
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
 
-    def _is_secret(self, offered: str) -> bool:
-        """Whether ``offered`` is the dashboard's secret (constant time; any text, non-ASCII included)."""
-        return hmac.compare_digest(offered.encode("utf-8", "surrogateescape"), self.secret.encode())
+    def _is_session_key(self, offered: str) -> bool:
+        """Whether ``offered`` is the dashboard cookie's value (constant time; any text, non-ASCII included)."""
+        return hmac.compare_digest(offered.encode("utf-8", "surrogateescape"), self._session_key.encode())
 
     # ------------------------------------------------------------ handlers
     async def _engine(self, request: web.Request) -> web.Response:
@@ -416,7 +469,7 @@ class ApiServer:
 
     async def _dashboard(self, request: web.Request) -> web.Response:
         port = await self._ensure_web()
-        return _json({"url": f"http://127.0.0.1:{port}/?token={self.secret}"})
+        return _json({"url": self._link(port)})
 
     async def _page(self, request: web.Request) -> web.Response:
         from tray.api.page import render_page

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
+from tray.api import page as page_module
 from tray.api.page import forward_row, human_bytes, local_address, render_page
 from tray.ui.labels import size_text
 
@@ -134,7 +136,9 @@ def test_the_page_has_no_inline_script_and_no_form_that_posts() -> None:
     page = render_page(ENGINE, [forward()], NO_PROFILES)
     tags = Tags(page)
     scripts = [a for t, a in tags.tags if t == "script"]
-    assert scripts == [{"src": "/static/dashboard.js", "defer": None}]
+    # Relative: the dashboard lives under /d/RANDOM/, the only path its cookie is sent to.
+    assert scripts == [{"src": "static/dashboard.js", "defer": None}]
+    assert tags.find("link", rel="stylesheet", href="static/dashboard.css")
     assert not re.search(r"<script[^>]*>[^<]", page)
     assert not re.search(r"\son[a-z]+=", page)  # no inline event handlers (the CSP forbids them)
     assert not tags.find("form")
@@ -186,3 +190,11 @@ def test_a_profiles_file_that_cannot_be_read_at_all() -> None:
                                     "profiles": []})
     assert "The profiles file has a problem." in text_of(page)
     assert "No profiles yet" not in text_of(page)
+
+
+def test_the_script_calls_the_api_by_relative_urls_only() -> None:
+    """An absolute /v1/... would leave the dashboard's path prefix: no cookie there, and a 404."""
+    script = (Path(page_module.__file__).parent / "static" / "dashboard.js").read_text()
+    calls = re.findall(r"""(?:fetch|api)\(\s*(?:"[A-Z]+",\s*)?["'`]([^"'`]*)""", script)
+    assert len(calls) >= 10, calls
+    assert all(c.startswith("v1/") for c in calls), calls

@@ -2,7 +2,9 @@
 //
 // Follows GET /v1/events (one JSON object per line, read with fetch and a
 // ReadableStream), updates the forwards table in place, runs the search, and
-// calls the API for every button (docs/api.md).  No framework, no build step.
+// calls the API for every button (docs/api.md).  Every URL is relative to the
+// page's (v1/events, not /v1/events): the dashboard lives under a random path
+// prefix, the only path its cookie is sent to.  No framework, no build step.
 // Every value is put in the page as text (textContent), never as HTML.
 "use strict";
 
@@ -254,7 +256,7 @@
   async function followOnce() {
     const control = new AbortController();
     let timer = setTimeout(() => control.abort(), SILENCE_MS);
-    const response = await fetch("/v1/events", {
+    const response = await fetch("v1/events", {
       credentials: "same-origin", cache: "no-store", signal: control.signal,
       headers: {Accept: "application/x-ndjson"},
     });
@@ -323,7 +325,7 @@
   // When the stream is down, read the list once so a button's effect still shows.
   async function resync() {
     if (live) return;
-    try { reconcile((await api("GET", "/v1/forwards")).forwards || []); } catch (err) { /* the stream will */ }
+    try { reconcile((await api("GET", "v1/forwards")).forwards || []); } catch (err) { /* the stream will */ }
   }
 
   let noticeTimer = null;
@@ -357,7 +359,7 @@
     $("#log-name").textContent = f ? describe(f) : id;
     let lines;
     try {
-      lines = (await api("GET", `/v1/forwards/${encodeURIComponent(id)}/logs`)).lines || [];
+      lines = (await api("GET", `v1/forwards/${encodeURIComponent(id)}/logs`)).lines || [];
     } catch (err) {
       if (logId === id) $("#log-lines").replaceChildren(h("li", {className: "l-error"}, err.message));
       return;
@@ -448,7 +450,7 @@
     const context = $("#search-context").value;
     if (context) query.set("context", context);
     try {
-      const response = await fetch(`/v1/search?${query}`, {credentials: "same-origin", signal: control.signal});
+      const response = await fetch(`v1/search?${query}`, {credentials: "same-origin", signal: control.signal});
       const answer = await response.json();
       if (control !== searchControl) return;
       if (!response.ok) throw new Error(answer.error || `Tender answered ${response.status}`);
@@ -460,7 +462,7 @@
 
   async function loadContexts() {
     try {
-      const contexts = (await api("GET", "/v1/contexts")).contexts || [];
+      const contexts = (await api("GET", "v1/contexts")).contexts || [];
       const select = $("#search-context");
       for (const c of contexts) {
         select.append(h("option", {value: c.name}, c.current ? `${c.name} (current)` : c.name));
@@ -472,7 +474,7 @@
     const r = button.closest("li").tender;
     button.disabled = true;
     try {
-      const answer = await api("POST", "/v1/forwards",
+      const answer = await api("POST", "v1/forwards",
         {context: r.context, namespace: r.namespace, target: r.target, ports: [`:${port}`]});
       $("#search-status").textContent = `Started ${r.target} port ${port} in ${r.context} / ${r.namespace}.`;
       // The answer is the forward as it started; the stream may already have told a later state.
@@ -511,13 +513,13 @@
         default: break;
       }
       button.disabled = true;
-      if (action === "stop") await api("POST", `/v1/forwards/${encodeURIComponent(id)}/stop`, {});
-      else if (action === "remove") await api("DELETE", `/v1/forwards/${encodeURIComponent(id)}`);
-      else if (action === "retry") await api("POST", `/v1/forwards/${encodeURIComponent(id)}/retry`, {});
+      if (action === "stop") await api("POST", `v1/forwards/${encodeURIComponent(id)}/stop`, {});
+      else if (action === "remove") await api("DELETE", `v1/forwards/${encodeURIComponent(id)}`);
+      else if (action === "retry") await api("POST", `v1/forwards/${encodeURIComponent(id)}/retry`, {});
       else if (action === "profile-start" || action === "profile-stop") {
         const name = button.closest("tr[data-profile]").dataset.profile;
         const verb = action === "profile-start" ? "start" : "stop";
-        const answer = await api("POST", `/v1/profiles/${verb}`, {names: [name]});
+        const answer = await api("POST", `v1/profiles/${verb}`, {names: [name]});
         const failed = (answer.failed || []).map((x) => x.error);
         if (failed.length) notice(`Profile ${name} could not start: ${failed.join("; ")}`);
       }
