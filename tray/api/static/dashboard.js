@@ -260,7 +260,7 @@
       credentials: "same-origin", cache: "no-store", signal: control.signal,
       headers: {Accept: "application/x-ndjson"},
     });
-    if (response.status === 403) {
+    if (response.status === 403 || response.status === 404) {  // 404: a new engine, with a new path
       clearTimeout(timer);
       notice("This page's access to Tender was refused (Tender restarted?): open the dashboard again " +
         "from the tray's menu or with tender dashboard.");
