@@ -24,6 +24,8 @@ _PATTERNS = [
     (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"), "Bearer [redacted]"),
     (re.compile(r"(?i)([\"']?(?:token|id-token|refresh-token|access[-_]token|client-key-data|password)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"),
      r"\1[redacted]"),
+    # The dashboard's link: a one-time code (and any token) in a query string.
+    (re.compile(r"(?i)([?&](?:code|token)=)[^&\s\"']+"), r"\1[redacted]"),
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S), "[redacted private key]"),
 ]
 

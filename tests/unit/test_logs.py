@@ -81,3 +81,8 @@ def test_the_open_files_limit_is_raised_to_the_hard_limit() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     assert int(out[1]) == int(out[0]) > 256 and int(out[2]) == hard, out
+
+
+def test_the_dashboards_one_time_code_is_redacted() -> None:
+    line = "opening http://127.0.0.1:41234/d/Xy9/?code=abcDEF123_-x in the browser"
+    assert redact(line) == "opening http://127.0.0.1:41234/d/Xy9/?code=[redacted] in the browser"

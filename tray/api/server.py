@@ -352,7 +352,8 @@ class ApiServer:
     async def _engine(self, request: web.Request) -> web.Response:
         return _json({"version": __version__, "api": "v1", "pid": os.getpid(), "host": self.host,
                       "uid": os.getuid() if hasattr(os, "getuid") else None,
-                      "kubeconfig": [p for p in self.manager.kubeconfig.split(os.pathsep) if p],
+                      "kubeconfig": [os.path.abspath(os.path.expanduser(p))
+                                     for p in self.manager.kubeconfig.split(os.pathsep) if p],
                       "profiles": str(self.profiles_path), "started_at": self.started_at,
                       "forwards": len(self.manager.list())})
 
