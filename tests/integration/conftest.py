@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from collections.abc import Iterator
+from pathlib import Path
+
 from tests.clusterlib import Cluster
+from tests.integration.daemon import Daemon
 from tests.integration.engine import EventLog
 from tray.engine.manager import ForwardManager
 
@@ -32,3 +36,11 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     import tray.domain.backoff
 
     monkeypatch.setattr(tray.domain.backoff, "DELAYS", (0.1, 0.2, 0.3, 0.4, 0.5))
+
+
+@pytest.fixture
+def daemon(cluster: Cluster, tmp_path: Path) -> Iterator[Daemon]:
+    """``tender daemon`` on the test kubeconfig in a session of its own (tests/integration/daemon.py), started."""
+    with Daemon(cluster, tmp_path) as d:
+        d.start()
+        yield d

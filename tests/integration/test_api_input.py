@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +28,6 @@ pytestmark = pytest.mark.cluster
 
 
 # ---------------------------------------------------------------- the daemon
-@pytest.fixture
-def daemon(cluster: Cluster, tmp_path: Path) -> Iterator[Daemon]:
-    with Daemon(cluster, tmp_path) as d:
-        d.start()
-        yield d
-
-
 @pytest.fixture
 def web(cluster: Cluster, namespace: str) -> str:
     cluster.apply(pod_manifest("web"), namespace)

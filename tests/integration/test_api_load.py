@@ -16,7 +16,6 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,13 +35,6 @@ CPU_BOUND = 3.0  # percent of one CPU
 
 
 # ---------------------------------------------------------------- the daemon
-@pytest.fixture
-def daemon(cluster: Cluster, tmp_path: Path) -> Iterator[Daemon]:
-    with Daemon(cluster, tmp_path) as d:
-        d.start()
-        yield d
-
-
 @pytest.fixture
 def web(cluster: Cluster, namespace: str) -> str:
     cluster.apply(pod_manifest("web"), namespace)
