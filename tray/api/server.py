@@ -29,10 +29,12 @@ Blocking engine calls (a stop waits for its listener to close; a start may
 read the kubeconfig and run an exec plugin) run in worker threads.
 
 Events: the server subscribes to the engine once.  Each follower of
-``GET /v1/events`` has its own queue; ``list`` events are coalesced (only the
-newest of a burst is serialised, once, for everyone), ``status`` events are
-all kept (every forward's final state arrives), and ``stats`` events (the
-counters) are computed once a second only while someone follows.
+``GET /v1/events`` has its own queue.  The engine's events are gathered for
+``LIST_SETTLE`` (50 ms) and sent in the engine's order, every ``status`` event
+kept (every forward's final state arrives) and only the last ``list`` of the
+batch, in its place (serialised once, for everyone: a burst of 200 starts
+costs one list, not 200); ``stats`` events (the counters) are computed once a
+second only while someone follows.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ STATS_INTERVAL = 1.0
 STALL_LIMIT = 60.0
 #: Queued events past which a follower's older ``list``/``stats`` events are dropped.
 BACKLOG = 512
-#: Seconds a burst of ``list`` events is gathered before the newest is sent.
+#: Seconds the engine's events are gathered before they are sent (a burst's lists become one).
 LIST_SETTLE = 0.05
 MAX_BODY = 64 * 1024
 COOKIE = "tender_session"
@@ -172,7 +174,7 @@ class ApiServer:
         self._web_port: int | None = None
         self._web_lock: asyncio.Lock | None = None
         self._followers: set[_Follower] = set()
-        self._pending_list: Any = None
+        self._batch: list[tuple[str, Any]] = []  # engine events not yet sent (API loop only)
         self._stats_task: asyncio.Task[None] | None = None
         self._last_stats: dict[str, tuple[Any, ...]] = {}
         self._profiles_cache: tuple[Any, ...] = ()
@@ -566,33 +568,40 @@ class ApiServer:
 
     # ------------------------------------------------------------ events
     def _on_event(self, event: Any) -> None:
-        """The engine's subscriber (engine thread): hand over to the API loop, converting once."""
+        """The engine's subscriber (engine thread): hand over to the API loop, in the engine's order."""
         if not self._followers or self._closed:
             return
-        if hasattr(event, "sessions"):  # a ListEvent: only the newest of a burst is sent
-            self._loop.call_soon_threadsafe(self._queue_list, event)
+        if hasattr(event, "sessions"):  # a ListEvent: serialised at the flush, only if it is a burst's last
+            self._loop.call_soon_threadsafe(self._enqueue, "list", event)
             return
         data = schema.event_dict(event)
-        line = (json.dumps(data) + "\n").encode()
-        self._loop.call_soon_threadsafe(self._fan_out, data["event"], line)
+        self._loop.call_soon_threadsafe(self._enqueue, data["event"], (json.dumps(data) + "\n").encode())
 
-    def _queue_list(self, event: Any) -> None:
-        """On the API loop (as :meth:`_flush_list`, so no flush can fall between the check and the
-        assignment and leave a list pending with no flush due): keep the newest; the first of a burst
-        schedules the flush."""
-        first = self._pending_list is None
-        self._pending_list = event
-        if first:
-            self._loop.call_later(LIST_SETTLE, self._flush_list)
+    def _enqueue(self, kind: str, item: Any) -> None:
+        """API loop: add one event to the batch, in the order the engine sent them (call_soon_threadsafe
+        keeps it); the first of a batch schedules its flush LIST_SETTLE later."""
+        if not self._batch:
+            self._loop.call_later(LIST_SETTLE, self._flush_batch)
+        self._batch.append((kind, item))
 
-    def _flush_list(self) -> None:
-        # The list as it is now, not as the newest event saw it: that event is up to LIST_SETTLE old,
-        # and a status event sent meanwhile may be newer (a forward that failed at once read as
-        # 'starting' after its 'error').  manager.list() takes only the engine's lock.
-        event, self._pending_list = self._pending_list, None
-        if event is not None:
-            forwards = [schema.forward_dict(s) for s in self.manager.list()]
-            self._fan_out("list", (json.dumps({"event": "list", "forwards": forwards}) + "\n").encode())
+    def _flush_batch(self) -> None:
+        """Send a batch in order, with only its last ``list``, which stays where it was among the others.
+
+        Every other event is sent.  So each client sees every status event, and a list is
+        never older than a status event sent before it, nor leaves out a forward before that
+        forward's last status (both seen in the tests: a list built later than its place
+        dropped forwards whose 'stopped' came after it; a list sent later than its place
+        showed 'starting' after 'error').  Starting 200 forwards makes 200 lists of up to
+        200 forwards: a burst serialises one.
+        """
+        batch, self._batch = self._batch, []
+        last = max((i for i, (kind, _) in enumerate(batch) if kind == "list"), default=-1)
+        for i, (kind, item) in enumerate(batch):
+            if kind == "list":
+                if i != last:
+                    continue
+                item = (json.dumps(schema.event_dict(item)) + "\n").encode()
+            self._fan_out(kind, item)
 
     def _fan_out(self, kind: str, line: bytes) -> None:
         for f in self._followers:
