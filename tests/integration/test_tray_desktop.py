@@ -287,6 +287,7 @@ def test_the_tray_runs_without_pygobject(desktop: Desktop, launch) -> None:  # n
                            capture_output=True, text=True, cwd=app.home).stdout
     assert str(USER_VENV) in where, f"the tray runs from {where}, not the plain install"  # not the checkout
     menu: TrayMenu = app.menu
+    menu.wait_for("Quit")  # the menu's first state ("Starting…") is replaced once the files are read
     assert menu.layout().labels()[-1] == "Quit"
 
 

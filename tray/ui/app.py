@@ -69,7 +69,6 @@ def run_tray(kubeconfig: str | None = None, profiles: str | None = None) -> int:
     if host.backend is None:
         return _without_tray(host.reason, mine, kubeconfig, profiles_path)
 
-    from tray.api.server import ApiServer
     from tray.engine.manager import ForwardManager
     from tray.ui.bus import BusUnavailable
     from tray.ui.controller import Controller
@@ -93,13 +92,22 @@ def run_tray(kubeconfig: str | None = None, profiles: str | None = None) -> int:
     except BusUnavailable as exc:  # the bus went away since the check
         return _without_tray(str(exc), mine, kubeconfig, profiles_path)
     manager = ForwardManager(kubeconfig)
-    server = ApiServer(manager, host="tray", profiles_path=profiles_path, on_activate=activated)
+    api = _LateApi(manager, profiles_path, activated, mine.listener)
     unregistered: str | None = None
     try:
         controller = Controller(manager, view, Dialogs(), make_notifier(view, dispatch),
                                 profiles_path=profiles_path, launch_args=launch_args,
-                                dashboard_url=server.dashboard_url, on_close=server.close)
-        server.start(mine.listener)
+                                dashboard_url=api.dashboard_url, on_close=api.close)
+
+        def setup() -> None:
+            # Once the icon is registered (the view calls this on a thread of its own), after the
+            # menu's first state: the API server (aiohttp's import and its thread) delays neither.
+            # A second launch meanwhile waits in the socket's backlog (ACTIVATE_TIMEOUT).
+            try:
+                controller.start()
+            finally:
+                api.start()
+
         if hasattr(view, "on_menu_shown"):
             view.on_menu_shown = controller.menu_shown
         log.info("tray starting (backend %s, kubeconfig %s, profiles %s, log %s, API %s)",
@@ -108,13 +116,13 @@ def run_tray(kubeconfig: str | None = None, profiles: str | None = None) -> int:
         # serves the bus, so its notifications' cards are closed (CloseNotification) before the connection goes.
         closing = {"before_close": controller.close} if host.backend == SNI else {}
         try:
-            view.run(controller.start, **closing)
+            view.run(setup, **closing)
         except BusUnavailable as exc:  # the item could not register: nothing started yet
             unregistered = str(exc)
     finally:
         if controller is not None:
             controller.close()  # closes the API too (on_close), before the engine goes
-        server.close()
+        api.close()
         manager.shutdown()
         mine.close()
     if unregistered is None:
@@ -129,6 +137,58 @@ def run_tray(kubeconfig: str | None = None, profiles: str | None = None) -> int:
     if again is None:  # another launch took it meanwhile
         return _tell_running()
     return _without_tray(unregistered, again, kubeconfig, profiles_path)
+
+
+class _LateApi:
+    """The tray's control API, started once the icon is up (:meth:`start`); safe to use before and after.
+
+    ``dashboard_url`` waits for the start (up to 10 s: the menu's item can be
+    clicked a moment before it) and raises ``RuntimeError`` if there is no
+    API then; ``close`` before the start does nothing.
+    """
+
+    def __init__(self, manager: Any, profiles_path: str, on_activate: Callable[[], None], listener: Any) -> None:
+        self._args = (manager, profiles_path, on_activate, listener)
+        self._server: Any = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self._started = threading.Event()
+
+    def start(self) -> None:
+        """Start the API on the claimed socket (blocks up to 10 s); its failure is logged, not raised."""
+        try:
+            self._start()
+        finally:
+            self._started.set()
+
+    def _start(self) -> None:
+        from tray.api.server import ApiServer
+
+        manager, profiles_path, on_activate, listener = self._args
+        with self._lock:  # held while it starts (up to 10 s): a close meanwhile waits for it
+            if self._closed or self._server is not None:
+                return
+            server = ApiServer(manager, host="tray", profiles_path=profiles_path, on_activate=on_activate)
+            try:
+                server.start(listener)
+            except Exception:  # noqa: BLE001 - the tray goes on without its API: say so
+                log.exception("the control API could not start: the tender verbs cannot reach this tray")
+                server.close()
+                return
+            self._server = server
+
+    def dashboard_url(self) -> str:
+        self._started.wait(10.0)
+        if self._server is None:
+            raise RuntimeError("the control API is not running")
+        return self._server.dashboard_url()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            server = self._server
+        if server is not None:
+            server.close()
 
 
 def _default_profiles() -> str:
