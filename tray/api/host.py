@@ -60,24 +60,15 @@ def start_autostart(manager: Any, profiles_path: str) -> list[str]:
     """
     from tray.errors import UsageError
     from tray.profiles import load_profiles
-    from tray.profiles.run import start_profile
+    from tray.profiles.run import start_profiles
 
     try:
         pf = load_profiles(profiles_path, missing_ok=True)
     except UsageError as exc:
         return [str(exc)]
-    problems = []
-    current = None
-    for p in pf.profiles:
-        if not p.autostart:
-            continue
-        try:
-            if p.context is None and current is None:
-                current = next((c.id for c in manager.clusters() if c.current), None)
-            start_profile(manager, p, p.context or current)
-        except UsageError as exc:
-            problems.append(f"profile {p.name} could not start: {exc}")
-    return problems
+    _started, failed = start_profiles(manager, [p for p in pf.profiles if p.autostart],
+                                      lambda: next((c.id for c in manager.clusters() if c.current), None))
+    return [f"profile {p.name} could not start: {exc}" for p, exc in failed]
 
 
 def run_daemon(kubeconfig: str | None = None, profiles: str | None = None) -> int:

@@ -527,21 +527,12 @@ class ApiServer:
 
     async def _profiles_start(self, request: web.Request) -> web.Response:
         sel = schema.parse_selector(await _body(request), ("names", "groups", "all"))
-        from tray.profiles.run import start_profile
+        from tray.profiles.run import start_profiles
 
         def start() -> tuple[list[str], list[dict[str, str]]]:
-            chosen = self._chosen_profiles(sel)
-            current = None
-            started: list[str] = []
-            failed: list[dict[str, str]] = []
-            for p in chosen:
-                try:
-                    if p.context is None and current is None:
-                        current = _current_context(self.manager)
-                    started += start_profile(self.manager, p, p.context or current)
-                except UsageError as exc:
-                    failed.append({"profile": p.name, "error": str(exc)})
-            return started, failed
+            started, failed = start_profiles(self.manager, self._chosen_profiles(sel),
+                                             lambda: _current_context(self.manager))
+            return started, [{"profile": p.name, "error": str(exc)} for p, exc in failed]
 
         started, failed = await asyncio.to_thread(start)
         return _json({"started": [schema.forward_dict(self.manager.get(i)) for i in started], "failed": failed})

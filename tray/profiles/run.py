@@ -7,13 +7,14 @@ twice (or Retry after a partial start) starts only what is missing.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from tray.domain.spec import ForwardSpec
 from tray.errors import UsageError
 from tray.profiles.model import Profile
 
-__all__ = ["start_profile", "local_port_of"]
+__all__ = ["start_profile", "start_profiles", "local_port_of"]
 
 
 def local_port_of(spec: Any) -> int | None:
@@ -52,3 +53,26 @@ def start_profile(manager: Any, profile: Profile, current_context: str | None) -
                                              local_port=local_port_of(spec), address=profile.address,
                                              profile=profile.name)))
     return ids
+
+
+def start_profiles(manager: Any, profiles: Iterable[Profile],
+                   current_context: Callable[[], str | None]) -> tuple[list[str], list[tuple[Profile, UsageError]]]:
+    """Start several profiles (:func:`start_profile` each); one that cannot start does not stop the others.
+
+    ``current_context()`` gives the kubeconfig's current context; it is asked
+    only when a profile names none (and again while it answers None).  What
+    it raises propagates.  Returns the new session ids and, for each profile
+    that could not start, the profile and its :class:`UsageError`.  Blocks as
+    :func:`start_profile` does, once per profile.
+    """
+    started: list[str] = []
+    failed: list[tuple[Profile, UsageError]] = []
+    current = None
+    for p in profiles:
+        try:
+            if p.context is None and current is None:
+                current = current_context()
+            started += start_profile(manager, p, p.context or current)
+        except UsageError as exc:
+            failed.append((p, exc))
+    return started, failed
