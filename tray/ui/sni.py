@@ -536,10 +536,14 @@ class SniView:
     def _apply(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, None
-        if pending is None:
-            return
+        if pending is None or not self.bus.connected:
+            return  # a bus that went away is reported once, by _serve
         try:
             self._update(*pending)
+        except OSError as exc:
+            if self.bus.connected:
+                log.warning("could not update the tray icon: %s", exc)
+            # else the connection closed during the update; _serve reports that once
         except Exception:  # a bug: keep serving what was shown before
             log.exception("could not update the tray icon")
 
