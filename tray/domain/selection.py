@@ -58,6 +58,7 @@ the same message formats.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence, Set
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -76,6 +77,9 @@ __all__ = [
     "is_pod_usable",
     "rank_pods",
     "choose_pod",
+    "rotation",
+    "round_robin_pod",
+    "sticky_pod",
     "why_no_pod",
     "is_finished_job",
     "find_service_port",
@@ -381,6 +385,41 @@ def choose_pod(pods: Iterable[JSON], *, exclude: Set[str] = frozenset()) -> JSON
         if is_pod_usable(pod) and _name(pod) not in exclude:
             return pod
     return None
+
+
+# --------------------------------------------------------------------------
+# spreading connections over a Service's endpoints (tray.domain.balance)
+
+
+def rotation(pods: Iterable[JSON], *, exclude: Set[str] = frozenset()) -> list[JSON]:
+    """The usable pods (Running, Ready, not terminating) whose names are not in ``exclude``, by name.
+
+    The order connections rotate through: by name, so a pod joining or
+    leaving moves the others by at most one place.  Returns a new list.
+    """
+    return sorted((p for p in pods if is_pod_usable(p) and _name(p) not in exclude), key=_name)
+
+
+def round_robin_pod(pods: Sequence[JSON], turn: int) -> JSON | None:
+    """The pod for connection number ``turn`` (0, 1, 2, ...) of a :func:`rotation`; None when it is empty.
+
+    With the same pods, ``n`` consecutive turns reach each of ``n`` pods once.
+    """
+    return pods[turn % len(pods)] if pods else None
+
+
+def _weight(client: str, pod: JSON) -> bytes:
+    return hashlib.sha256(f"{client}\0{_name(pod)}".encode()).digest()
+
+
+def sticky_pod(pods: Sequence[JSON], client: str) -> JSON | None:
+    """The pod of a :func:`rotation` that connections from ``client`` (an IP address) go to; None when empty.
+
+    Rendezvous hashing (highest weight of client and pod name): the same
+    client gets the same pod for as long as that pod is in the rotation,
+    whichever other pods come and go; clients spread evenly over the pods.
+    """
+    return max(pods, key=lambda p: _weight(client, p)) if pods else None
 
 
 def _waiting_reasons(pod: JSON) -> list[str]:

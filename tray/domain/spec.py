@@ -26,7 +26,9 @@ class ForwardSpec:
     (number or name) otherwise.  ``local_port``: None means the same number as
     the remote port, 0 means any free port.  ``address``: the local address to
     listen on (``localhost`` means both loopbacks).  ``profile``: the name of
-    the profile it came from, if any.
+    the profile it came from, if any.  ``balance``: how new connections
+    spread over a Service's ready pods (``round-robin``, ``pin``, ``sticky``;
+    ``auto``: round-robin for a Service, pin otherwise; :mod:`tray.domain.balance`).
     """
 
     cluster: str
@@ -36,3 +38,4 @@ class ForwardSpec:
     local_port: int | None = None
     address: str = DEFAULT_ADDRESS
     profile: str | None = None
+    balance: str = "auto"
