@@ -81,15 +81,16 @@ def event_dict(event: Any) -> dict[str, Any]:
 def check_address(address: str, field: str = "address") -> bool:
     """Check a local address to listen on; True when it is not a loopback address (the caller warns).
 
-    ``localhost`` and IP addresses are accepted; raises :class:`UsageError`
-    (naming ``field``) for anything else.
+    ``localhost``, ``auto`` (the forward's own loopback address) and IP
+    addresses are accepted; raises :class:`UsageError` (naming ``field``)
+    for anything else.
     """
-    if address == "localhost":
+    if address in ("localhost", "auto"):
         return False
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
-        raise UsageError(f"{address!r} is not an IP address or 'localhost'", field=field) from None
+        raise UsageError(f"{address!r} is not an IP address, 'localhost' or 'auto'", field=field) from None
     return not ip.is_loopback
 
 

@@ -73,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     fw.add_argument("--context", help="kubeconfig context (default: the current one)")
     fw.add_argument("-n", "--namespace", help="namespace (default: the context's)")
     fw.add_argument("--address", default="127.0.0.1",
-                    help="local address to listen on (default 127.0.0.1; 'localhost' = 127.0.0.1 and ::1)")
+                    help="local address to listen on (default 127.0.0.1; 'localhost' = 127.0.0.1 and ::1; "
+                         "'auto' = a 127.x.y.z of the target's own, so each forward keeps its real port)")
     fw.add_argument("-o", "--output", choices=("text", "json"), default="text")
     fw.add_argument("--detach", action="store_true",
                     help="leave the forwards running in the engine (the tray or 'tender daemon') and exit")

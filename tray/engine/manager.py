@@ -26,6 +26,7 @@ from typing import Any
 from tray.errors import TenderError, UsageError
 from tray.kube.conn import ClusterConn
 from tray.kube.kubeconfig import ClusterInfo, kubeconfig_paths, list_clusters
+from tray.engine.autoaddress import resolve_address
 from tray.engine.session import ConnectionFailure, LogLine, Session, SessionInfo, Status
 from tray.domain.spec import ForwardSpec
 from tray.kube.watches import WatchRegistry
@@ -234,7 +235,10 @@ class ForwardManager:
 
         Raises :class:`UsageError` (with ``field``) for a port out of range, a
         local port another forward of this engine holds, or an unknown
-        context.  Everything later (no such target, no ready pod, a refused
+        context.  ``address`` ``auto`` listens on the forward's own
+        ``127.A.B.C`` (:func:`tray.engine.autoaddress.resolve_address`; on
+        macOS an address without its ``lo0`` alias is a :class:`UsageError`).
+        Everything later (no such target, no ready pod, a refused
         port-forward) shows as the session's status, never as an exception.
         Blocks only for the engine's lock (microseconds).
         """
@@ -247,6 +251,7 @@ class ForwardManager:
             raise UsageError(f"remote port {container_port} is out of range 1-65535", field="container_port")
         conn = self._cluster(cluster)
         ns = namespace or conn.default_namespace
+        address = resolve_address(address, cluster, ns, target.name)  # address: auto -> its own 127.A.B.C
         with self._lock:
             if local_port:
                 for other in self._sessions.values():

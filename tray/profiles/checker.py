@@ -34,7 +34,7 @@ from typing import Final
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from tray.domain.addresses import DEFAULT_ADDRESS, LOCALHOST_ADDRESSES
+from tray.domain.addresses import AUTO_ADDRESS, DEFAULT_ADDRESS, LOCALHOST_ADDRESSES, auto_address
 from tray.domain.portspec import PortSpec, parse_port_spec
 from tray.domain.targets import Target, parse_target
 from tray.errors import UsageError
@@ -114,7 +114,49 @@ class _PortUse:
     profile: str
     line: int
     field: str
-    addresses: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]
+    addresses: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address | _AutoClaim, ...]
+
+
+@dataclass(frozen=True)
+class _AutoClaim:
+    """A profile's ``address: auto``, for the duplicate address:port check.
+
+    The address is :func:`~tray.domain.addresses.auto_address` of (context,
+    namespace, target name): known when the profile names its context and
+    namespace, else (no kubeconfig here) the profile's own three values stand
+    for it, so the same target twice clashes and different targets do not.
+    Looks like an IPv4 address to :func:`_overlap` (a ``0.0.0.0`` wildcard
+    on the same port clashes with it).
+    """
+
+    context: str | None
+    namespace: str | None
+    name: str
+    version = 4
+    is_unspecified = False
+
+    def address(self) -> ipaddress.IPv4Address | _AutoClaim:
+        if self.context is None or self.namespace is None:
+            return self
+        return ipaddress.IPv4Address(auto_address(self.context, self.namespace, self.name))
+
+    def shown(self, port: int) -> str:
+        """``127.A.B.C:PORT (address auto)``, or ``auto:PORT (...)`` naming the target when the address is not known."""
+        known = self.address()
+        if known is not self:
+            return f"{known}:{port} (address auto)"
+        where = f"{self.namespace or 'the default namespace'} of {self.context or 'the current context'}"
+        return f"auto:{port} (the address of {self.name} in {where})"
+
+
+def _auto_claim(address: str | None, context: str | None, namespace: str | None, target: Target | None, *,
+                bad: bool) -> str | _AutoClaim | None:
+    """What a profile's ports claim: its address, or for ``auto`` an :class:`_AutoClaim` (None: do not check)."""
+    if address != AUTO_ADDRESS:
+        return address
+    if bad or target is None:
+        return None  # a field it depends on is wrong, and said so already
+    return _AutoClaim(context, namespace, target.name)
 
 
 class Checker:
@@ -314,7 +356,8 @@ class Checker:
         namespace = self._namespace(values["namespace"], f"{path}.namespace") if "namespace" in values else None
         target = self._target(values["target"], f"{path}.target") if "target" in values else None
         address = self._address(values["address"], f"{path}.address") if "address" in values else DEFAULT_ADDRESS
-        ports = self._ports(values["ports"], f"{path}.ports", name or path, address) if "ports" in values else None
+        claim = _auto_claim(address, context, namespace, target, bad=len(self.errors) != before)
+        ports = self._ports(values["ports"], f"{path}.ports", name or path, claim) if "ports" in values else None
         autostart = self._bool(values["autostart"], f"{path}.autostart") if "autostart" in values else False
         group = self._text_field(values["group"], f"{path}.group", "group") if "group" in values else None
 
@@ -403,12 +446,12 @@ class Checker:
         text = self._string(node, fld)
         if text is None:
             return None
-        if text == "localhost":
-            return "localhost"
+        if text in ("localhost", AUTO_ADDRESS):
+            return text
         try:
             return str(ipaddress.ip_address(text))
         except ValueError:
-            self.error(f"invalid address {_q(text)}: expected an IP address or \"localhost\"", node, fld)
+            self.error(f"invalid address {_q(text)}: expected an IP address, \"localhost\" or \"auto\"", node, fld)
             return None
 
     def _bool(self, node: Node, fld: str) -> bool | None:
@@ -422,7 +465,8 @@ class Checker:
         self.error(f"expected true or false, got {_type_name(node)}{hint}", node, fld)
         return None
 
-    def _ports(self, node: Node, fld: str, profile: str, address: str | None) -> tuple[PortSpec, ...] | None:
+    def _ports(self, node: Node, fld: str, profile: str,
+               address: str | _AutoClaim | None) -> tuple[PortSpec, ...] | None:
         if not self._check_tags(node, fld):
             return None
         if not isinstance(node, SequenceNode):
@@ -474,15 +518,19 @@ class Checker:
             self.error(err.message, node, fld)
             return None
 
-    def _claim(self, port: int, address: str, profile: str, node: Node, fld: str) -> bool:
+    def _claim(self, port: int, address: str | _AutoClaim, profile: str, node: Node, fld: str) -> bool:
         """Record that *profile* listens on address:port; False (reported) if another does."""
-        addresses = tuple(
-            _canonical_ip(a) for a in (LOCALHOST_ADDRESSES if address == "localhost" else (address,))
-        )
+        addresses: tuple[_IP | _AutoClaim, ...]
+        if isinstance(address, _AutoClaim):
+            addresses = (address.address(),)
+        else:
+            addresses = tuple(
+                _canonical_ip(a) for a in (LOCALHOST_ADDRESSES if address == "localhost" else (address,))
+            )
         for use in self.ports_in_use.get(port, []):
             if any(_overlap(a, b) for a in addresses for b in use.addresses):
                 self.error(
-                    f"local address {_host_port(address, port)} is already used by profile {use.profile!r} "
+                    f"local address {_shown(address, port)} is already used by profile {use.profile!r} "
                     f"({use.field}, line {use.line})",
                     node,
                     fld,
@@ -527,6 +575,10 @@ def _overlap(a: _IP, b: _IP) -> bool:
         if x.is_unspecified and (x.version == y.version or x.version == 6):
             return True
     return False
+
+
+def _shown(address: str | _AutoClaim, port: int) -> str:
+    return address.shown(port) if isinstance(address, _AutoClaim) else _host_port(address, port)
 
 
 def _host_port(address: str, port: int) -> str:
