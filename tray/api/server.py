@@ -34,7 +34,8 @@ Events: the server subscribes to the engine once.  Each follower of
 kept (every forward's final state arrives) and only the last ``list`` of the
 batch, in its place (serialised once, for everyone: a burst of 200 starts
 costs one list, not 200); ``stats`` events (the counters) are computed once a
-second only while someone follows.
+second only while someone follows, and so are ``proxies`` events (the
+cluster proxies, :mod:`tray.api.proxies`), sent only when they changed.
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ BACKLOG = 512
 #: Seconds the engine's events are gathered before they are sent (a burst's lists become one).
 LIST_SETTLE = 0.05
 MAX_BODY = 64 * 1024
+#: The ``proxies`` event when no cluster proxy runs (never sent to a new follower: it says nothing).
+NO_PROXIES = b'{"event": "proxies", "proxies": []}\n'
 COOKIE = "tender_session"
 #: Seconds a dashboard link's one-time code may wait to be used.
 CODE_LIFETIME = 120.0
@@ -110,7 +113,7 @@ class _Follower:
         self.ready = asyncio.Event()
 
     def push(self, kind: str, line: bytes) -> None:
-        if len(self.items) >= BACKLOG and kind in ("list", "stats"):
+        if len(self.items) >= BACKLOG and kind in ("list", "stats", "proxies"):
             # A slow reader: the newest list/stats say all the older ones did.
             self.items = collections.deque(i for i in self.items if i[0] != kind)
         self.items.append((kind, line))
@@ -178,6 +181,7 @@ class ApiServer:
         self._stats_task: asyncio.Task[None] | None = None
         self._last_stats: dict[str, tuple[Any, ...]] = {}
         self._profiles_cache: tuple[Any, ...] = ()
+        self._proxies_line = NO_PROXIES  # the last proxies event sent
         self._closed = False
 
     # ------------------------------------------------------------ life
@@ -294,6 +298,9 @@ class ApiServer:
         r.add_get(f"{base}v1/contexts", self._contexts)
         r.add_get(f"{base}v1/search", self._search)
         r.add_post(f"{base}v1/activate", self._activate)
+        r.add_get(f"{base}v1/proxies", self._proxies)
+        r.add_post(f"{base}v1/proxies", self._start_proxy)
+        r.add_delete(f"{base}v1/proxies/{{context}}", self._stop_proxy)
         if page:
             from tray.api import page as page_module
 
@@ -485,6 +492,54 @@ class ApiServer:
             "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
                                        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"})
 
+    # ------------------------------------------------------------ cluster proxies
+    async def _proxy_list(self) -> list[dict[str, Any]]:
+        from tray.api.proxies import proxy_dict
+
+        proxies = getattr(self.manager, "proxies", None)  # an engine without them has none
+        return [proxy_dict(p) for p in await asyncio.to_thread(proxies)] if proxies is not None else []
+
+    async def _proxies(self, request: web.Request) -> web.Response:
+        return _json({"proxies": await self._proxy_list()})
+
+    async def _start_proxy(self, request: web.Request) -> web.Response:
+        from tray.api import proxies
+
+        context, listen = proxies.parse_request(await _body(request))
+
+        def start() -> Any:
+            ctx = context or _current_context(self.manager)
+            known = [c.id for c in self.manager.clusters()]
+            if ctx not in known:
+                raise ApiError(400, f'context "{ctx}" not found in the kubeconfig (contexts: '
+                                    f'{", ".join(known) or "none"})', "context")
+            return proxies.start_proxy(self.manager, ctx, listen)
+
+        try:
+            info = await asyncio.to_thread(start)
+        except proxies.ProxyConflict as exc:
+            raise ApiError(409, exc.message, exc.field) from None
+        await self._send_proxies()
+        return _json(proxies.proxy_dict(info), 201)
+
+    async def _stop_proxy(self, request: web.Request) -> web.Response:
+        from tray.api import proxies
+
+        context = request.match_info["context"]
+        if not await asyncio.to_thread(proxies.stop_proxy, self.manager, context):
+            raise ApiError(404, f"context {context} has no cluster proxy", "context")
+        await self._send_proxies()
+        return _json({"stopped": [context]})
+
+    async def _send_proxies(self) -> None:
+        """Send a ``proxies`` event to every follower if the proxies (or their counters) changed since the last."""
+        if not self._followers:
+            return
+        line = (json.dumps({"event": "proxies", "proxies": await self._proxy_list()}) + "\n").encode()
+        if line != self._proxies_line:
+            self._proxies_line = line
+            self._fan_out("proxies", line)
+
     # ------------------------------------------------------------ profiles
     def _load_profiles(self) -> tuple[Any, list[UsageError], str | None]:
         from tray.profiles import check_profiles, load_profiles
@@ -614,6 +669,7 @@ class ApiServer:
                 del self._last_stats[gone]
             if moved:
                 self._fan_out("stats", (json.dumps({"event": "stats", "forwards": moved}) + "\n").encode())
+            await self._send_proxies()  # started or stopped elsewhere (the tray, the CLI), counters
         self._stats_task = None
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
@@ -637,6 +693,9 @@ class ApiServer:
             self._stats_task = asyncio.get_running_loop().create_task(self._stats_loop())
         first = {"event": "list", "forwards": [schema.forward_dict(s) for s in self.manager.list()]}
         follower.push("list", (json.dumps(first) + "\n").encode())
+        await self._send_proxies()
+        if self._proxies_line != NO_PROXIES and follower.items[-1][0] != "proxies":
+            follower.push("proxies", self._proxies_line)  # the proxies now, when there are any
         try:
             while True:
                 try:
