@@ -1,0 +1,582 @@
+"""The cluster proxy: SOCKS5 and HTTP proxying to Services and pods by their cluster names.
+
+:class:`ClusterProxy` listens on one address (loopback unless asked) for one
+kubeconfig context and serves two protocols on the same port, told apart by
+the first byte a client sends: 0x05 starts SOCKS5 (:mod:`tray.wire.socks5`:
+``curl --socks5-hostname``, browsers, JDBC's ``socksProxyHost``); anything
+else is read as an HTTP proxy request (:mod:`tray.wire.httpproxy`: CONNECT
+for ``HTTPS_PROXY``, absolute-URI requests for ``HTTP_PROXY``).
+
+Each connection, on the engine's loop:
+
+1. the handshake (at most :data:`HANDSHAKE_TIMEOUT` s) gives a host and port;
+2. :func:`tray.domain.clusterdns.parse_host` says what the host names: a
+   Service, a pod behind a headless Service, or an IP address;
+3. the names are looked up in the shared watch caches of that namespace's
+   Services and pods (:class:`tray.kube.watches.WatchRegistry`: one LIST,
+   then a WATCH, shared with every forward; the proxy holds them until it
+   stops or the namespace is unused for :data:`NAMESPACE_IDLE` s);
+4. a Service's ready pods (Running, Ready, not terminating:
+   :func:`tray.domain.selection.is_pod_usable`) are taken round robin per
+   (Service, port), and the Service port is translated to the pod's
+   ``targetPort`` (named ports per pod) as kube-proxy does; a headless
+   Service, a pod name and a pod IP keep the port as asked (cluster DNS
+   gives the pods' own addresses);
+5. the pod is dialled through a :class:`tray.engine.dialer.Dialer` of its
+   own (the port-forward tunnel, one per pod, closed when idle for
+   :data:`DIALER_IDLE` s); a failed dial tries the next ready pod (up to
+   :data:`DIAL_ATTEMPTS` pods), so a pod that vanished under a rollout
+   costs a retry, not the connection;
+6. the client gets the protocol's success and the bytes flow
+   (:meth:`~tray.engine.dialer.Link.pump`).
+
+Failures answer at once, in the client's protocol, with one line:
+
+=========================================  ============  ====
+what                                       SOCKS5 REP    HTTP
+=========================================  ============  ====
+unknown name, namespace or port            0x04 host     502
+                                           unreachable
+no ready pod behind the Service            0x05 refused  503
+the API server refused (RBAC 403)          0x02 not      403
+                                           allowed
+cluster unreachable, credentials rejected  0x04          502
+=========================================  ============  ====
+
+An IP address is looked up in the caches already open; when none has it,
+Services and pods are listed cluster-wide once (two LISTs: cost grows with
+the cluster's size, a few MB for thousands of pods) and the answer kept for
+:data:`ADDRESS_LIST_TTL` s; credentials that may not list cluster-wide get
+a 403 for addresses outside the namespaces already open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tray.domain import clusterdns, selection
+from tray.domain.targets import KIND_PLURAL
+from tray.engine.dialer import Dialer, Link
+from tray.errors import ClusterUnreachable, ForbiddenError, TargetError, TenderError, UsageError
+from tray.kube.kubeapi import Unauthorized
+from tray.wire import httpproxy, socks5
+
+if TYPE_CHECKING:
+    from tray.engine.podtracker import CacheSource, PodCache
+    from tray.kube.conn import ClusterConn
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ClusterProxy", "ProxyInfo", "ProxyRefusal", "parse_listen", "format_listen",
+           "HANDSHAKE_TIMEOUT", "SYNC_TIMEOUT", "DIALER_IDLE", "NAMESPACE_IDLE", "ADDRESS_LIST_TTL",
+           "DIAL_ATTEMPTS"]
+
+#: Seconds a client has to finish its SOCKS5 or HTTP handshake.
+HANDSHAKE_TIMEOUT = 30.0
+#: Seconds the first LIST of a namespace's Services and pods may take.
+SYNC_TIMEOUT = 10.0
+#: A pod's dialer (and its tunnel) with no connection is closed after this many seconds.
+DIALER_IDLE = 60.0
+#: A namespace's caches nobody used for this many seconds are released.
+NAMESPACE_IDLE = 600.0
+#: Seconds a cluster-wide listing of Services and pods (for IP lookups) is reused.
+ADDRESS_LIST_TTL = 10.0
+#: Ready pods tried, one after another, before a connection is refused.
+DIAL_ATTEMPTS = 3
+_JANITOR_INTERVAL = 10.0
+
+#: Refusal kind -> (SOCKS5 reply, HTTP status).
+_ANSWERS = {
+    "unknown": (socks5.REP_HOST_UNREACHABLE, 502),
+    "no_endpoint": (socks5.REP_CONNECTION_REFUSED, 503),
+    "forbidden": (socks5.REP_NOT_ALLOWED, 403),
+    "unreachable": (socks5.REP_HOST_UNREACHABLE, 502),
+}
+
+
+@dataclass(frozen=True)
+class ProxyInfo:
+    """A running proxy: its ``context``, where it listens (``listen``: ``"127.0.0.1:1080"``,
+    ``"[::1]:1080"``), the connections open now and since it started, and
+    the last refusal or failure (one line, ``""`` when none)."""
+
+    context: str
+    listen: str
+    connections: int
+    connections_total: int
+    last_error: str
+
+
+class ProxyRefusal(TenderError):
+    """Why a connection cannot be served: ``kind`` (unknown, no_endpoint, forbidden, unreachable) and one line."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+    @property
+    def socks_reply(self) -> int:
+        """The SOCKS5 REP code to answer with."""
+        return _ANSWERS[self.kind][0]
+
+    @property
+    def http_status(self) -> int:
+        """The HTTP status to answer with."""
+        return _ANSWERS[self.kind][1]
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``"127.0.0.1:1080"``, ``"[::1]:1080"``, ``"0.0.0.0:1080"``, ``"localhost:1080"``, ``"1080"`` -> (host, port).
+
+    The host must be an IP address or ``localhost`` (read as 127.0.0.1),
+    and a bare port means 127.0.0.1;
+    the port 0..65535 (0: any free port).  Raises
+    :class:`~tray.errors.UsageError` (field ``--listen``) otherwise.
+    """
+    bad = UsageError(f"bad listen address {text!r} (expected HOST:PORT, e.g. 127.0.0.1:1080 or [::1]:1080)",
+                     field="--listen")
+    text = text.strip()
+    if text.isdigit():
+        text = f"127.0.0.1:{text}"
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+    else:
+        host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise bad
+    if host == "localhost":
+        host = "127.0.0.1"
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        raise bad from None
+    if addr.version == 6 and not text.startswith("["):
+        raise bad
+    return str(addr), int(port)
+
+
+def format_listen(host: str, port: int) -> str:
+    """(host, port) -> ``"127.0.0.1:1080"`` or ``"[::1]:1080"``."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@dataclass
+class _Namespace:
+    services: PodCache
+    pods: PodCache
+    used: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _PodDialer:
+    dialer: Dialer
+    active: int = 0
+    used: float = field(default_factory=time.monotonic)
+
+
+class ClusterProxy:
+    """One context's SOCKS5 + HTTP proxy (see the module docstring).  Runs on the engine's loop.
+
+    ``conn``: the context's connection; ``caches``: the engine's
+    :class:`~tray.kube.watches.WatchRegistry` (or a test's fake);
+    ``host``/``port``: where to listen (port 0: any free one);
+    ``on_change()``: called on the loop when :meth:`info` changes in a way
+    worth showing (started, stopped, a new last error); must return quickly.
+    """
+
+    def __init__(self, conn: ClusterConn, caches: CacheSource, host: str, port: int, *,
+                 on_change: Callable[[], None] | None = None) -> None:
+        self.conn = conn
+        self._caches = caches
+        self.host, self.port = host, port
+        self._on_change = on_change or (lambda: None)
+        self.connections = 0
+        self.connections_total = 0
+        self.last_error = ""
+        self._server: asyncio.base_events.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._namespaces: dict[str, _Namespace] = {}
+        self._dialers: dict[tuple[str, str], _PodDialer] = {}
+        self._rr: dict[tuple[str, str, int], int] = {}
+        self._cluster_list: tuple[float, list[dict[str, Any]], list[dict[str, Any]]] | None = None
+        self._janitor: asyncio.Task[None] | None = None
+
+    # ----------------------------------------------------------- life
+    @property
+    def listen(self) -> str:
+        """Where it listens, ``"127.0.0.1:1080"`` (the bound port once started)."""
+        return format_listen(self.host, self.port)
+
+    def info(self) -> ProxyInfo:
+        """A snapshot; never blocks (any thread may call it)."""
+        return ProxyInfo(self.conn.id, self.listen, self.connections, self.connections_total, self.last_error)
+
+    async def start(self) -> None:
+        """Load the context's credentials (an exec plugin may run: seconds) and listen.
+
+        Raises :class:`~tray.errors.UsageError` for an address that cannot be
+        bound (in use, not this machine's, no permission) or a kubeconfig
+        whose credentials cannot be loaded.
+        """
+        await self.conn.ensure_auth()
+        try:
+            self._server = await asyncio.start_server(self._accept, self.host, self.port, reuse_address=True)
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {self.listen}: {exc.strerror or exc}", field="--listen") from None
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._janitor = asyncio.get_running_loop().create_task(self._sweep(), name=f"proxy {self.listen} janitor")
+        log.info("proxy for context %s listening on %s", self.conn.id, self.listen)
+
+    async def stop(self) -> None:
+        """Stop listening, cut open connections, close the tunnels and release the caches.
+
+        Returns when done (milliseconds); never raises.  A second call does nothing.
+        """
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        if self._janitor is not None:
+            self._janitor.cancel()
+            self._janitor = None
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
+        for entry in self._dialers.values():
+            entry.dialer.close()
+        self._dialers.clear()
+        for ns in list(self._namespaces):
+            await self._release(self._namespaces.pop(ns))
+        if server is not None:
+            try:
+                await asyncio.wait_for(server.wait_closed(), 5)
+            except (TimeoutError, Exception):
+                pass
+            log.info("proxy for context %s on %s stopped", self.conn.id, self.listen)
+
+    async def _release(self, entry: _Namespace) -> None:
+        for cache in (entry.services, entry.pods):
+            try:
+                await self._caches.release(self.conn.id, cache)
+            except Exception:  # a cache's stop failing must not keep the others
+                log.exception("releasing a proxy cache failed")
+
+    async def _sweep(self) -> None:
+        """Close idle dialers (and those of pods gone) and release namespaces unused for long."""
+        while True:
+            await asyncio.sleep(_JANITOR_INTERVAL)
+            now = time.monotonic()
+            for key, entry in list(self._dialers.items()):
+                ns_entry = self._namespaces.get(key[0])
+                gone = ns_entry is None or key[1] not in ns_entry.pods.objects
+                if entry.active == 0 and (gone or now - entry.used > DIALER_IDLE):
+                    entry.dialer.close()
+                    del self._dialers[key]
+            busy = {ns for (ns, _), e in self._dialers.items() if e.active}
+            for ns, entry in list(self._namespaces.items()):
+                if ns not in busy and now - entry.used > NAMESPACE_IDLE:
+                    del self._namespaces[ns]
+                    await self._release(entry)
+
+    def _fail(self, message: str) -> None:
+        if message != self.last_error:
+            self.last_error = message
+            self._on_change()
+
+    # ----------------------------------------------------------- connections
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self.connections += 1
+        self.connections_total += 1
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                first = await reader.readexactly(1)
+            if first == bytes((socks5.VERSION,)):
+                await self._serve_socks(first, reader, writer)
+            else:
+                await self._serve_http(first, reader, writer)
+        except asyncio.CancelledError:
+            pass  # the proxy stopped; the connection ends here (see Session._accept)
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError, asyncio.LimitOverrunError):
+            pass  # the client went away or stalled in its handshake
+        except Exception:
+            log.exception("proxy connection failed")
+        finally:
+            writer.close()
+            self.connections -= 1
+            self._tasks.discard(task)
+
+    async def _serve_socks(self, first: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+            try:
+                greeting = await _read_message(socks5.parse_greeting, first, reader)
+                if not greeting.no_auth_offered:
+                    writer.write(socks5.encode_method(socks5.METHOD_NONE_ACCEPTABLE))
+                    return
+                writer.write(socks5.encode_method(socks5.METHOD_NO_AUTH))
+                request = await _read_message(socks5.parse_request, b"", reader)
+            except socks5.Socks5Error as exc:
+                if exc.reply is not None:
+                    writer.write(socks5.encode_reply(exc.reply))
+                return
+            if request.command != socks5.CMD_CONNECT:
+                writer.write(socks5.encode_reply(socks5.REP_COMMAND_NOT_SUPPORTED))
+                return
+        try:
+            link, done = await self._open(request.host, request.port)
+        except ProxyRefusal as exc:
+            writer.write(socks5.encode_reply(exc.socks_reply))
+            return
+        writer.write(socks5.encode_reply(socks5.REP_SUCCEEDED))
+        done(await link.pump(reader, writer))
+
+    async def _serve_http(self, first: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+            head = first + await reader.readuntil(b"\r\n\r\n")
+        try:
+            request = httpproxy.parse_request_head(head)
+        except httpproxy.HttpProxyError as exc:
+            writer.write(httpproxy.error_response(exc.status, str(exc)))
+            return
+        try:
+            link, done = await self._open(request.host, request.port)
+        except ProxyRefusal as exc:
+            writer.write(httpproxy.error_response(exc.http_status, str(exc)))
+            return
+        if request.tunnel:
+            writer.write(httpproxy.CONNECT_ESTABLISHED)
+            done(await link.pump(reader, writer))
+            return
+        # A request in the absolute form: the pod gets it in the origin form.
+        # The link pumps one end of a socket pair; this side writes the new
+        # head and then copies the client's bytes (its body) and the answer.
+        mine, theirs = socket.socketpair()
+        pod_reader, pod_writer = await asyncio.open_connection(sock=theirs)
+        my_reader, my_writer = await asyncio.open_connection(sock=mine)
+        pumping = asyncio.ensure_future(link.pump(pod_reader, pod_writer))
+        try:
+            my_writer.write(request.forward_head)
+            await asyncio.gather(_copy(reader, my_writer, half_close=True),
+                                 _copy(my_reader, writer, half_close=False))
+        finally:
+            my_writer.close()
+            done(await pumping)
+
+    # ----------------------------------------------------------- resolution
+    async def _open(self, host: str, port: int) -> tuple[Link, Callable[[Any], None]]:
+        """A link to what ``host``:``port`` names, and the callback to give its pump's result.
+
+        Raises :class:`ProxyRefusal` (recorded as :attr:`last_error`).
+        """
+        try:
+            namespace, candidates = await self._route(host, port)
+            return await self._dial(namespace, candidates, host, port)
+        except ProxyRefusal as exc:
+            log.info("proxy %s: %s", self.listen, exc)
+            self._fail(str(exc))
+            raise
+
+    async def _route(self, host: str, port: int) -> tuple[str, list[tuple[str, int]]]:
+        """The namespace and the (pod, container port) pairs to try, best first."""
+        if not 1 <= port <= 65535:
+            raise ProxyRefusal("unknown", f"port {port} is out of range 1-65535")
+        try:
+            name = clusterdns.parse_host(host, self.conn.default_namespace or "default")
+        except clusterdns.UnknownName as exc:
+            raise ProxyRefusal("unknown", f"{exc} (context {self.conn.id})") from None
+        if isinstance(name, clusterdns.AddressName):
+            found = await self._find_address(name.ip)
+            if found is None:
+                raise ProxyRefusal("unknown", f"no Service or pod has address {name.ip} (context {self.conn.id})")
+            kind, obj = found
+            meta = obj.get("metadata") or {}
+            if kind == "service":
+                name = clusterdns.ServiceName(meta.get("namespace", ""), meta.get("name", ""))
+            else:
+                entry = await self._namespace(meta.get("namespace", ""))
+                pod = entry.pods.objects.get(meta.get("name", ""), obj)
+                return meta.get("namespace", ""), self._pod_candidates(pod, port, f"pod {meta.get('name')}")
+        entry = await self._namespace(name.namespace)
+        svc = entry.services.objects.get(name.service)
+        where = f'namespace "{name.namespace}" (context {self.conn.id})'
+        if svc is None:
+            raise ProxyRefusal("unknown", f'no Service "{name.service}" in {where}')
+        pods = list(entry.pods.objects.values())
+        if isinstance(name, clusterdns.PodName):
+            try:
+                pod = clusterdns.pod_for_hostname(svc, pods, name.hostname)
+            except TargetError as exc:
+                raise ProxyRefusal("unknown", _first_line(exc)) from None
+            if pod is None:
+                raise ProxyRefusal("unknown", f'no pod with hostname "{name.hostname}" behind Service '
+                                              f'"{name.service}" in {where}')
+            return name.namespace, self._pod_candidates(pod, port, f"svc/{name.service}")
+        return name.namespace, self._service_candidates(svc, pods, port, name)
+
+    def _pod_candidates(self, pod: dict[str, Any], port: int, desc: str) -> list[tuple[str, int]]:
+        if not selection.is_pod_usable(pod):
+            raise ProxyRefusal("no_endpoint", selection.why_no_pod([pod], desc))
+        return [(pod["metadata"]["name"], port)]
+
+    def _service_candidates(self, svc: dict[str, Any], pods: list[dict[str, Any]], port: int,
+                            name: clusterdns.ServiceName) -> list[tuple[str, int]]:
+        desc = f"svc/{name.service}"
+        try:
+            selected = clusterdns.service_pods(svc, pods)
+            if not clusterdns.is_headless(svc):
+                selection.find_service_port(svc, port)  # a port the Service does not have: unknown
+        except TargetError as exc:
+            raise ProxyRefusal("unknown", f"{_first_line(exc)} (namespace {name.namespace})") from None
+        ready = [p for p in selected if selection.is_pod_usable(p)]
+        if not ready:
+            raise ProxyRefusal("no_endpoint", f"{selection.why_no_pod(selected, desc)} "
+                                              f"(namespace {name.namespace}): no ready endpoint")
+        key = (name.namespace, name.service, port)
+        start = self._rr.get(key, 0) % len(ready)
+        self._rr[key] = start + 1
+        candidates = []
+        for pod in ready[start:] + ready[:start]:
+            if clusterdns.is_headless(svc):
+                candidates.append((pod["metadata"]["name"], port))  # cluster DNS gives the pods' own addresses
+                continue
+            try:
+                candidates.append((pod["metadata"]["name"], selection.container_port_for_service(svc, pod, port)))
+            except TargetError:
+                continue  # a named targetPort this pod does not declare (kube-proxy skips it too)
+        if not candidates:
+            raise ProxyRefusal("no_endpoint", f"no ready pod of {desc} (namespace {name.namespace}) "
+                                              f"declares the target port of port {port}")
+        return candidates
+
+    async def _namespace(self, namespace: str) -> _Namespace:
+        """The namespace's Services and pods caches, acquired once and synced; raises ProxyRefusal."""
+        entry = self._namespaces.get(namespace)
+        if entry is None:
+            prefix, _ = KIND_PLURAL["Pod"]
+            entry = _Namespace(
+                services=self._caches.acquire(self.conn.id, self.conn.api, prefix, namespace, "services"),
+                pods=self._caches.acquire(self.conn.id, self.conn.api, prefix, namespace, "pods"))
+            self._namespaces[namespace] = entry
+        entry.used = time.monotonic()
+        try:
+            await entry.services.wait_synced(SYNC_TIMEOUT)
+            await entry.pods.wait_synced(SYNC_TIMEOUT)
+            for cache in (entry.services, entry.pods):
+                if isinstance(cache.error, (ForbiddenError, Unauthorized)):
+                    raise cache.error  # refused since it synced (RBAC revoked): what it holds is not ours
+        except TenderError as exc:
+            if self._namespaces.get(namespace) is entry:
+                del self._namespaces[namespace]
+                await self._release(entry)
+            raise _refusal(exc, f'namespace "{namespace}"', self.conn.id) from None
+        return entry
+
+    async def _find_address(self, ip: str) -> tuple[str, dict[str, Any]] | None:
+        """What has address ``ip``: the open caches first, then a cluster-wide listing (kept briefly)."""
+        services = [s for e in self._namespaces.values() for s in e.services.objects.values()]
+        pods = [p for e in self._namespaces.values() for p in e.pods.objects.values()]
+        found = clusterdns.find_by_ip(ip, services, pods)
+        if found is not None:
+            return found
+        now = time.monotonic()
+        if self._cluster_list is None or now - self._cluster_list[0] > ADDRESS_LIST_TTL:
+            try:
+                svc_list = await self.conn.api.get("/api/v1/services")
+                pod_list = await self.conn.api.get("/api/v1/pods")
+            except TenderError as exc:
+                raise _refusal(exc, "all namespaces (to look up an address)", self.conn.id) from None
+            self._cluster_list = (now, _items(svc_list), _items(pod_list))
+        return clusterdns.find_by_ip(ip, self._cluster_list[1], self._cluster_list[2])
+
+    async def _dial(self, namespace: str, candidates: list[tuple[str, int]], host: str,
+                    port: int) -> tuple[Link, Callable[[Any], None]]:
+        last: TenderError | None = None
+        for pod, container_port in candidates[:DIAL_ATTEMPTS]:
+            key = (namespace, pod)
+            entry = self._dialers.get(key)
+            if entry is None:
+                entry = self._dialers[key] = _PodDialer(Dialer(self.conn.api, namespace))
+            entry.used = time.monotonic()
+            try:
+                link = await entry.dialer.connect(pod, container_port)
+            except (ForbiddenError, Unauthorized, ClusterUnreachable) as exc:
+                raise _refusal(exc, f'pod "{pod}" in namespace "{namespace}"', self.conn.id) from None
+            except TenderError as exc:  # the pod went away (NotFound), the kubelet failed: the next one
+                log.info("proxy %s: dial to pod %s failed: %s", self.listen, pod, exc)
+                entry.dialer.connection_failed(dropped=True)
+                last = exc
+                continue
+            entry.active += 1
+            return link, self._finisher(entry, pod, host, port)
+        raise ProxyRefusal("unreachable", f"cannot reach {host}:{port} (pod {candidates[0][0]}): "
+                                          f"{_first_line(last) if last else 'no pod'}")
+
+    def _finisher(self, entry: _PodDialer, pod: str, host: str, port: int) -> Callable[[Any], None]:
+        def done(result: Any) -> None:
+            entry.active -= 1
+            entry.used = time.monotonic()
+            if result.error or result.dropped:
+                entry.dialer.connection_failed(dropped=result.dropped)
+                why = result.error.strip().splitlines()[0] if result.error.strip() else "connection lost"
+                self._fail(f"{host}:{port} (pod {pod}): {why}")
+        return done
+
+
+def _items(listing: dict[str, Any]) -> list[dict[str, Any]]:
+    """A LIST's items, each given the namespace it is in (cluster-wide items carry it already)."""
+    return [i for i in listing.get("items") or [] if isinstance(i, dict)]
+
+
+def _refusal(exc: TenderError, what: str, context: str) -> ProxyRefusal:
+    """An API error met while looking at ``what``, as the protocol's answer."""
+    if isinstance(exc, ForbiddenError):
+        return ProxyRefusal("forbidden", f"forbidden: {what} (context {context}): {_first_line(exc)}")
+    if isinstance(exc, Unauthorized):
+        return ProxyRefusal("unreachable", f"credentials rejected (context {context}): {_first_line(exc)}")
+    if isinstance(exc, ClusterUnreachable):
+        return ProxyRefusal("unreachable", f"cluster unreachable (context {context}): {_first_line(exc)}")
+    return ProxyRefusal("unreachable", f"{what} (context {context}): {_first_line(exc)}")
+
+
+async def _read_message(parse: Callable[[bytes], Any], data: bytes, reader: asyncio.StreamReader) -> Any:
+    """Read exactly as many bytes as ``parse`` asks for (never past its message); its result."""
+    while True:
+        got = parse(data)
+        if not isinstance(got, int):
+            return got
+        data += await reader.readexactly(got - len(data))
+
+
+async def _copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter, *, half_close: bool) -> None:
+    """Copy until ``src`` ends; then half-close ``dst`` (``half_close``) or close it."""
+    try:
+        while data := await src.read(65536):
+            dst.write(data)
+            await dst.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        try:
+            if half_close and dst.can_write_eof() and not dst.is_closing():
+                dst.write_eof()
+            else:
+                dst.close()
+        except (ConnectionError, OSError, RuntimeError):
+            pass
