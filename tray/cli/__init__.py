@@ -106,6 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     from tray.cli import verbs
 
     verbs.add_parsers(sub)
+    from tray.cli import hosts as hosts_cli  # tender hosts: /etc/hosts lines for address: auto
+
+    hosts_cli.add_parser(sub)
 
     svc = sub.add_parser("install-service",
                          help="start 'tender daemon' at login: a systemd user unit (macOS: a LaunchAgent)")
@@ -145,6 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_daemon(args.kubeconfig, args.profiles)
         if args.command in verbs.VERBS:
             return verbs.run_verb(args)
+        if args.command == "hosts":
+            from tray.cli import hosts as hosts_cli
+
+            return hosts_cli.run(args)
         if args.command == "profiles":
             return _profiles(args)
         if args.command == "install-service":
