@@ -262,7 +262,8 @@ def test_namespace_resources_and_port_entries() -> None:
     tree = _tree(resources=_ready("demo", Deployment=(web,)))
     menu = build_menu(MenuState(clusters=[cluster("tender-a", True)], trees={"tender-a": tree})).child("Clusters")
     a = menu.child("tender-a (current)")
-    assert labels_of(a) == ["Search…", "demo", "default", "Refresh", "Stop all in this cluster"]
+    assert labels_of(a) == ["Search…", "demo", "default", "Cluster proxy (SOCKS5/HTTP)", "Refresh",
+                            "Stop all in this cluster"]
     assert a.child("Search…").action == Action(ActionKind.SEARCH, ("tender-a",))
     demo = a.child("demo")
     assert labels_of(demo) == ["Deployments", "web"]  # the kind is a heading; empty kinds are left out
@@ -350,7 +351,7 @@ def test_system_namespaces_are_folded_at_the_end() -> None:
     state = MenuState(clusters=[cluster("tender-a")], trees={"tender-a": tree})
     a = build_menu(state).child("Clusters").child("tender-a")
     assert labels_of(a) == ["Search…", "default", "demo", "local-path-storage", "ops", "System namespaces",
-                            "Refresh", "Stop all in this cluster"]
+                            "Cluster proxy (SOCKS5/HTTP)", "Refresh", "Stop all in this cluster"]
     system = a.child("System namespaces")
     assert labels_of(system) == [
         "kube-flannel", "Load resources…",

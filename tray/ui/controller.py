@@ -76,6 +76,7 @@ FAILURE_TITLES: dict[ActionKind, str] = {
     ActionKind.OPEN_URL: "Could not open the browser", ActionKind.COPY: "Could not copy the address",
     ActionKind.TOGGLE_AUTOSTART: "Could not change Start at login",
     ActionKind.OPEN_DASHBOARD: "Could not open the dashboard",
+    ActionKind.TOGGLE_PROXY: "Could not start the cluster proxy",
 }
 
 
@@ -160,6 +161,7 @@ class Controller:
             ActionKind.SEARCH: self._do_search,
             ActionKind.REFRESH_CLUSTER: self._do_refresh_cluster,
             ActionKind.STOP_CLUSTER: self._do_stop_cluster,
+            ActionKind.TOGGLE_PROXY: self._do_toggle_proxy,
             ActionKind.PROFILE_START: self._do_profile_start,
             ActionKind.PROFILE_STOP: self._do_profile_stop,
             ActionKind.GROUP_START: self._do_group_start,
@@ -223,8 +225,13 @@ class Controller:
             clusters=self.clusters, kubeconfig_error=self.kubeconfig_error, trees=self.store.snapshot(),
             notifications=self.settings.notifications, start_at_login=self.settings.start_at_login,
             privileged_below=self.privileged_below, profile_failures=self._failures(),
-            dashboard=self.dashboard_url is not None,
+            dashboard=self.dashboard_url is not None, proxies=self._proxies(),
         )
+
+    def _proxies(self) -> dict[str, str]:
+        """The cluster proxies running: context -> where it listens (none from an engine without them)."""
+        proxies = getattr(self.manager, "proxies", None)
+        return {p.context: p.listen for p in proxies()} if proxies is not None else {}
 
     def menu_shown(self) -> None:
         """The host is about to show the menu or a submenu (any thread; returns at once).
@@ -408,6 +415,21 @@ class Controller:
                 f"{labels.plural(len(running), 'forward')} in {cluster} will stop.", "Stop all", "Cancel"):
             return
         self.manager.stop_cluster(cluster)
+
+    def _do_toggle_proxy(self, cluster: str) -> None:
+        """Start the context's cluster proxy on the first free port of 127.0.0.1:1080-1099, or stop it.
+
+        A worker thread: the start reads the kubeconfig and binds.  A port
+        or context conflict raises :class:`~tray.api.proxies.ProxyConflict`
+        (a notification, as every failed click).
+        """
+        from tray.api import proxies
+
+        if cluster in self._proxies():
+            proxies.stop_proxy(self.manager, cluster)
+        else:
+            info = proxies.start_proxy(self.manager, cluster)
+            log.info("cluster proxy for %s on %s", cluster, info.listen)
 
     # profiles
     def _current_context(self) -> str | None:

@@ -47,6 +47,8 @@ class MenuState:
     profile_failures: Mapping[str, str] = field(default_factory=dict)
     #: Whether the engine serves a dashboard (the tray's control API): "Open dashboard…" is offered.
     dashboard: bool = False
+    #: The cluster proxies running (context -> where it listens, "127.0.0.1:1080").
+    proxies: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def current_context(self) -> str | None:
@@ -67,7 +69,7 @@ def build_menu(state: MenuState) -> Item:
         profiles_menu(state.profiles, sessions, current_context=current, error=state.profiles_error,
                       failures=state.profile_failures),
         clusters_menu(state.clusters, state.trees, sessions, kubeconfig_error=state.kubeconfig_error,
-                      privileged_below=state.privileged_below),
+                      privileged_below=state.privileged_below, proxies=state.proxies),
         SEPARATOR,
         Item("Start at login", Action(ActionKind.TOGGLE_AUTOSTART), checked=state.start_at_login),
         Item("Notifications", Action(ActionKind.TOGGLE_NOTIFICATIONS), checked=state.notifications),

@@ -9,6 +9,10 @@ main list.  "Search…" asks for text and shows the resources whose name
 contains it, across the context's namespaces, in a "Results for “text”"
 submenu at the top of the context.
 
+Each context ends with its cluster proxy's check item ("Cluster proxy
+(SOCKS5/HTTP)", or "Cluster proxy on 127.0.0.1:1080" while it runs; a click
+starts or stops it), Refresh and "Stop all in this cluster".
+
 Every path is at most :data:`MAX_DEPTH` submenus deep from the tray menu:
 Clusters → context → namespace (or System namespaces, or the results) →
 resource → its port entries.
@@ -33,6 +37,7 @@ LOADING = f"Loading{labels.ELLIPSIS}"
 SEARCHING = f"Searching{labels.ELLIPSIS}"
 SEARCH = f"Search{labels.ELLIPSIS}"
 SYSTEM = "System namespaces"
+PROXY_OFF = "Cluster proxy (SOCKS5/HTTP)"
 KIND_TITLES = dict(KIND_SECTIONS)
 
 
@@ -43,14 +48,18 @@ def clusters_menu(
     *,
     kubeconfig_error: str | None = None,
     privileged_below: int = 0,
+    proxies: Mapping[str, str] | None = None,
 ) -> Item:
+    """The Clusters submenu: a submenu per context of ``clusters`` (``trees``: what was loaded of each;
+    ``sessions``: the forwards; ``proxies``: context -> where its cluster proxy listens)."""
     items: list[Item] = []
     if kubeconfig_error:
         items.append(note(f"⚠ {labels.shorten(kubeconfig_error, 100)}"))
     elif not clusters:
         items.append(note("No contexts in the kubeconfig"))
     for c in clusters:
-        items.append(_cluster(c, trees.get(c.id, ClusterTree()), sessions, privileged_below))
+        items.append(_cluster(c, trees.get(c.id, ClusterTree()), sessions, privileged_below,
+                              (proxies or {}).get(c.id)))
     return submenu("Clusters", items)
 
 
@@ -69,7 +78,14 @@ class _Context:
         self.privileged_below = privileged_below
 
 
-def _cluster(c: ClusterInfo, tree: ClusterTree, sessions: Sequence[labels.SessionLike], privileged_below: int) -> Item:
+def proxy_item(context: str, listen: str | None) -> Item:
+    """The context's cluster proxy as a check item: checked, with its address, while it runs."""
+    label = f"Cluster proxy on {listen}" if listen else PROXY_OFF
+    return Item(label, Action(ActionKind.TOGGLE_PROXY, (context,)), checked=bool(listen))
+
+
+def _cluster(c: ClusterInfo, tree: ClusterTree, sessions: Sequence[labels.SessionLike], privileged_below: int,
+             proxy: str | None = None) -> Item:
     ctx = _Context(c.id, sessions, privileged_below)
     ns_state = tree.namespaces
     label = c.id + (" (current)" if c.current else "")
@@ -96,6 +112,8 @@ def _cluster(c: ClusterInfo, tree: ClusterTree, sessions: Sequence[labels.Sessio
             children.append(_system(ctx, system, tree))
     running = [s for s in ctx.mine if s.status in labels.RUNNING + (Status.ERROR,)]
     children += [
+        SEPARATOR,
+        proxy_item(c.id, proxy),
         SEPARATOR,
         Item("Refresh", Action(ActionKind.REFRESH_CLUSTER, (c.id,))),
         Item(f"Stop all in this cluster ({len(running)})" if running else "Stop all in this cluster",

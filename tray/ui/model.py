@@ -36,6 +36,7 @@ class ActionKind(Enum):
     LOAD_NAMESPACE = "load-namespace"  #: (context, namespace)
     REFRESH_CLUSTER = "refresh-cluster"  #: (context,)
     STOP_CLUSTER = "stop-cluster"  #: (context,)
+    TOGGLE_PROXY = "toggle-proxy"  #: (context,): start the context's cluster proxy, or stop it when it runs
     # profiles
     PROFILE_START = "profile-start"  #: (profile name,)
     PROFILE_STOP = "profile-stop"  #: (profile name,)
