@@ -109,6 +109,9 @@ def _parser() -> argparse.ArgumentParser:
     from tray.cli import hosts as hosts_cli  # tender hosts: /etc/hosts lines for address: auto
 
     hosts_cli.add_parser(sub)
+    from tray.cli import importing
+
+    importing.add_parser(sub)
 
     svc = sub.add_parser("install-service",
                          help="start 'tender daemon' at login: a systemd user unit (macOS: a LaunchAgent)")
@@ -152,6 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tray.cli import hosts as hosts_cli
 
             return hosts_cli.run(args)
+        if args.command == "import":
+            from tray.cli import importing
+
+            return importing.run(args)
         if args.command == "profiles":
             return _profiles(args)
         if args.command == "install-service":
