@@ -165,6 +165,20 @@ def _in_use(exc: UsageError) -> bool:
     return "in use" in text or "already used" in text or "address already" in text
 
 
+def _engine_start(manager: Any, context: str, address: str) -> Any:
+    """``manager.start_proxy``, its address errors named ``listen`` (the engine names the CLI's ``--listen``)."""
+    try:
+        return manager.start_proxy(context, address)
+    except ProxyConflict:
+        raise
+    except UsageError as exc:
+        if _in_use(exc):
+            raise ProxyConflict(exc.message, field="listen") from None
+        if exc.field == "--listen":
+            raise UsageError(exc.message, field="listen") from None
+        raise
+
+
 def start_proxy(manager: Any, context: str, listen: str | None = None) -> Any:
     """Start ``context``'s cluster proxy on ``listen`` (see :func:`parse_listen`), or on the first
     free port of :data:`DEFAULT_PORTS` on 127.0.0.1 when ``listen`` is None; returns its ProxyInfo.
@@ -186,19 +200,14 @@ def start_proxy(manager: Any, context: str, listen: str | None = None) -> Any:
         address = format_listen(host, port)
         if not port_is_free(host, port):
             raise ProxyConflict(f"{address} is already in use; choose another listen address", field="listen")
-        try:
-            return manager.start_proxy(context, address)
-        except UsageError as exc:
-            if _in_use(exc):
-                raise ProxyConflict(exc.message, field="listen") from None
-            raise
+        return _engine_start(manager, context, address)
     for port in DEFAULT_PORTS:
         if not port_is_free(DEFAULT_HOST, port):
             continue
         try:
-            return manager.start_proxy(context, format_listen(DEFAULT_HOST, port))
-        except UsageError as exc:
-            if not _in_use(exc):
+            return _engine_start(manager, context, format_listen(DEFAULT_HOST, port))
+        except ProxyConflict as exc:
+            if exc.field != "listen":
                 raise
             # taken meanwhile: the next one
     raise ProxyConflict(f"every port of {DEFAULT_HOST}:{DEFAULT_PORTS[0]}-{DEFAULT_PORTS[-1]} is in use; "

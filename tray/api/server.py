@@ -642,6 +642,8 @@ class ApiServer:
         """
         batch, self._batch = self._batch, []
         last = max((i for i, (kind, _) in enumerate(batch) if kind == "list"), default=-1)
+        if last >= 0 and hasattr(self.manager, "proxies") and self._loop.is_running():
+            self._loop.create_task(self._send_proxies())  # the engine lists on a proxy's start and stop too
         for i, (kind, item) in enumerate(batch):
             if kind == "list":
                 if i != last:
