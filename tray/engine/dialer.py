@@ -30,8 +30,12 @@ forward's later tunnels.
 does for kubectl: ``tunnel`` (the WebSocket tunnel only), ``spdy`` (the
 POST upgrade only), ``v4``; anything else is ``auto``, the order above.
 
-The session sees only :meth:`Dialer.connect`, which returns a :class:`Link`
-to pump one local connection through, and the failure hooks.
+The session sees only ``connect(pod, port)``, which returns a :class:`Link`
+to pump one local connection through, and the failure hooks.  A
+:class:`Dialer` leads to one pod at a time; a forward whose connections go
+to several pods at once (a Service's ``balance: round-robin``) holds a
+:class:`PodDialers`: a :class:`Dialer` per pod in its rotation, each with
+its own tunnel, as client-go holds one port-forward connection per pod.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Mapping
 from typing import Protocol
 
 from websockets.asyncio.client import ClientConnection
@@ -52,7 +57,7 @@ from tray.engine.tunnel import Tunnel
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Dialer", "Link", "PROTOCOL_ENV", "protocol_from_env"]
+__all__ = ["Dialer", "PodDialers", "Link", "PROTOCOL_ENV", "protocol_from_env"]
 
 PROTOCOL_ENV = "TENDER_PORT_FORWARD"
 _PROTOCOLS = ("auto", "tunnel", "spdy", "v4")
@@ -147,6 +152,12 @@ class Dialer:
         self._generation = 0  # bumped by close(): a tunnel opened for an older one is dropped
 
     @property
+    def idle(self) -> bool:
+        """No tunnel of it is alive: none current, none being opened, no retired one still carrying connections."""
+        self._retired = {t for t in self._retired if t.closed_reason is None}
+        return self._tunnel is None and self._opening is None and not self._retired
+
+    @property
     def uses_tunnel(self) -> bool:
         """Whether new connections go through a SPDY tunnel (WebSocket or POST upgrade), not v4.
 
@@ -207,14 +218,15 @@ class Dialer:
             self._retire_current()
         return await self._tunnel_to(pod, port) if self.uses_tunnel else None
 
-    def connection_failed(self, *, dropped: bool) -> None:
+    def connection_failed(self, *, dropped: bool, pod: str = "") -> None:
         """A connection ended in an error or a drop: do not reuse what may be broken.
 
         Spare v4 streams share the failed path and may be cut without knowing
         it yet.  A tunnel is only abandoned on a drop: an error on one stream
         (connection refused inside the pod) says nothing about the tunnel,
         which is PINGed instead.  ``dropped``: the connection was cut, rather
-        than refused by the pod.  Never blocks; never raises.
+        than refused by the pod; ``pod``: its pod (one Dialer has one pod at
+        a time, so it is not needed here).  Never blocks; never raises.
         """
         self._pool.flush()
         if dropped:
@@ -232,6 +244,14 @@ class Dialer:
         """
         self._pool.flush()
         self._retire_current()
+
+    def retain(self, pods: Mapping[str, str | None]) -> None:
+        """New connections go only to ``pods`` (names to uids): retire the tunnel if its pod is not one of them.
+
+        Never blocks; never raises.
+        """
+        if self._tunnel is not None and self._tunnel.pod not in pods:
+            self.pod_changed()
 
     def close(self) -> None:
         """Drop everything (the forward stopped or failed); Retry may use the dialer again.
@@ -326,3 +346,97 @@ class Dialer:
         log.info("port-forward to %s: the SPDY tunnel failed (%s); using v4.channel.k8s.io", pod, exc)
         self.protocol = "v4"
         return None
+
+
+class PodDialers:
+    """A :class:`Dialer` per pod: one forward's connections to several pods at once.  Runs on the engine's loop.
+
+    Used by a Service forward that spreads its connections (``balance:
+    round-robin`` or ``sticky``, :mod:`tray.domain.balance`); it has the
+    shape of one :class:`Dialer` (:class:`~tray.engine.reconnect.PodDialer`),
+    each call going to the pod's own Dialer, made on its first use.  The path
+    the first Dialers found to work (the tunnel, the POST upgrade or v4) is
+    where the later ones start.  :meth:`retain` lets go of the pods that
+    left the rotation: their connections finish on their tunnels.
+    """
+
+    def __init__(self, api: KubeAPI, namespace: str, *, protocol: str | None = None) -> None:
+        """``api``, ``namespace``, ``protocol``: as for :class:`Dialer`.  Opens nothing until the first call."""
+        self._api, self._namespace = api, namespace
+        self.protocol = protocol or protocol_from_env()
+        self._dialers: dict[str, Dialer] = {}
+        self._uids: dict[str, str] = {}  # the uid each Dialer's pod had when last retained
+        self._departed: list[Dialer] = []  # pods that left: their tunnels carry open connections still
+
+    @property
+    def pods(self) -> list[str]:
+        """The pods with a Dialer now (in rotation, or dialled since the last :meth:`retain`)."""
+        return list(self._dialers)
+
+    def _for(self, pod: str) -> Dialer:
+        dialer = self._dialers.get(pod)
+        if dialer is None:
+            dialer = self._dialers[pod] = Dialer(self._api, self._namespace, protocol=self.protocol)
+        return dialer
+
+    def _learn(self, dialer: Dialer) -> None:
+        if dialer.protocol != self.protocol and self.protocol == "auto":
+            self.protocol = dialer.protocol  # the fallback found the path that works here
+
+    async def connect(self, pod: str, port: int) -> Link:
+        """A way to ``pod``'s container ``port`` for one new connection: :meth:`Dialer.connect` of the pod's Dialer."""
+        dialer = self._for(pod)
+        try:
+            return await dialer.connect(pod, port)
+        finally:
+            self._learn(dialer)
+
+    async def check(self, pod: str, port: int) -> None:
+        """Prove the path to ``pod`` works now: :meth:`Dialer.check` of the pod's Dialer."""
+        dialer = self._for(pod)
+        try:
+            await dialer.check(pod, port)
+        finally:
+            self._learn(dialer)
+
+    def connection_failed(self, *, dropped: bool, pod: str = "") -> None:
+        """A connection to ``pod`` ended in an error or a drop (:meth:`Dialer.connection_failed`);
+        ``pod`` "" means every pod's.  Never blocks; never raises."""
+        for name, dialer in list(self._dialers.items()):
+            if not pod or name == pod:
+                dialer.connection_failed(dropped=dropped)
+
+    def pod_changed(self) -> None:
+        """New connections start afresh on every pod: all the tunnels and spares retire (open connections finish).
+
+        Never blocks; never raises.
+        """
+        self.retain({})
+
+    def retain(self, pods: Mapping[str, str | None]) -> None:
+        """Keep the Dialers of ``pods`` (names to uids, None: unknown); retire the others' tunnels.
+
+        A pod made again under its name (another uid: a StatefulSet's) is
+        another pod: its old Dialer retires too.  Open connections finish
+        on the retired tunnels.  Never blocks; never raises.
+        """
+        for name in list(self._dialers):
+            uid = pods.get(name)
+            known = self._uids.get(name)
+            if name not in pods or (uid is not None and known is not None and uid != known):
+                dialer = self._dialers.pop(name)
+                self._uids.pop(name, None)
+                dialer.pod_changed()
+                self._departed.append(dialer)
+        for name, uid in pods.items():
+            if name in self._dialers and uid is not None:
+                self._uids[name] = uid
+        self._departed = [d for d in self._departed if not d.idle]
+
+    def close(self) -> None:
+        """Drop everything on every pod (:meth:`Dialer.close`); the object may be used again.  Never blocks."""
+        for dialer in [*self._dialers.values(), *self._departed]:
+            dialer.close()
+        self._dialers.clear()
+        self._uids.clear()
+        self._departed.clear()

@@ -15,6 +15,9 @@ answers the forward's questions:
 * whether what the caches say can be trusted (stale: the API server is not
   answering; an error: forbidden or unreachable), and whether a forward in
   ``error`` may still come back by itself (:meth:`PodTracker.can_recover`);
+* the ready endpoints a Service forward spreads its connections over
+  (:meth:`PodTracker.endpoints`, kept until a cache changes; :attr:`PodTracker.rotation`
+  names them for snapshots taken on other threads);
 * the pod in use (:attr:`PodTracker.pod_name`, ``pod_uid``,
   ``container_port``) and the pod whose path failed the last probe
   (:attr:`PodTracker.unreachable_uid`), which only a probe may bring back.
@@ -133,9 +136,13 @@ class PodTracker:
         #: The uid of the pod whose path failed the last probe (None when none):
         #: it still looks ready in the API, so only a probe may bring it back.
         self.unreachable_uid: str | None = None
+        #: The names of the last :meth:`endpoints` (read by snapshots on any thread).
+        self.rotation: tuple[str, ...] = ()
+        self._endpoints: list[tuple[dict[str, Any], int]] | None = None  # None: a cache changed since
 
     # ----------------------------------------------------------- caches
     def _notify(self, cache: Any) -> None:
+        self._endpoints = None
         self._on_change()
 
     async def open(self, timeout: float = SYNC_TIMEOUT) -> None:
@@ -169,6 +176,7 @@ class PodTracker:
                     cache.unwant(self.target.name)
                 await self.caches.release(self.conn.id, cache)
         self.pods = self.owner = None
+        self._endpoints, self.rotation = None, ()
 
     def _caches(self) -> list[PodCache]:
         return [c for c in (self.owner, self.pods) if c is not None]
@@ -327,6 +335,34 @@ class PodTracker:
         if pod is None:
             raise TargetError(selection.why_no_pod(serving, str(self.target)))
         return pod, self._container_port(pod)
+
+    def endpoints(self) -> list[tuple[dict[str, Any], int]]:
+        """The ready endpoints, in rotation order: (pod, container port) of every usable pod that serves the port.
+
+        The pods :meth:`resolve` chooses among (ready, not terminating, the
+        port resolved per pod: a named targetPort may differ), ordered by
+        :func:`~tray.domain.selection.rotation`; the pod whose path failed the
+        last probe is left out.  Empty while the caches are stale or in error,
+        or the target is gone.  Computed once per change of the caches; sets
+        :attr:`rotation`.  Returns at once; never raises.
+        """
+        if self._endpoints is None:
+            found: list[tuple[dict[str, Any], int]] = []
+            if self.pods is not None and not self.stale_reason() and self.cache_error() is None:
+                try:
+                    serving, _ = self._serving(self._candidate_pods())
+                except TenderError:
+                    serving = []
+                for pod in selection.rotation(serving):
+                    try:
+                        found.append((pod, self._container_port(pod)))
+                    except TargetError:
+                        pass
+            self._endpoints = found
+        eps = [e for e in self._endpoints
+               if not self.unreachable_uid or e[0]["metadata"].get("uid") != self.unreachable_uid]
+        self.rotation = tuple(p["metadata"]["name"] for p, _ in eps)
+        return eps
 
     def use(self, pod: dict[str, Any], port: int) -> bool:
         """Make ``pod`` (an API object) and container ``port`` the ones in use; True if the pod changed."""

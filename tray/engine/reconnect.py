@@ -21,6 +21,15 @@ docstring:
   checks the pod → ``active``, or the retry loop (a bare Pod: ``error``).
 * :meth:`Reconnector.probe`: a 401/403 fails the forward at once, never retried.
 
+A Service forward that spreads its connections (``balance`` round-robin or
+sticky, :mod:`tray.domain.balance`) follows the same rules with its pod in
+use as the rotation's anchor: kubectl's choice, shown as the forward's pod,
+probed after a drop, and replaced by another ready endpoint when it goes.
+So the forward is ``active`` while at least one endpoint is ready and
+reconnects, as a pinned one does, when none is left; an endpoint that goes
+away just leaves the rotation (:meth:`Reconnector.retain`: its tunnel
+retires, its open connections finish or drop as they would).
+
 Everything runs on the engine's event loop.
 """
 
@@ -29,9 +38,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tray.domain import selection
+from tray.domain.balance import PIN
 from tray.domain.backoff import MAX_ATTEMPTS, Backoff
 from tray.domain.status import Status
 from tray.errors import ClusterUnreachable, ForbiddenError, TargetError, TenderError, Unauthorized, UsageError
@@ -64,8 +75,12 @@ class PodDialer(Protocol):
         """Prove the path to ``pod``'s ``port``; raises like :meth:`connect` when it fails."""
         ...
 
-    def connection_failed(self, *, dropped: bool) -> None:
-        """A connection failed under its path: what shares the path must not be reused."""
+    def connection_failed(self, *, dropped: bool, pod: str = "") -> None:
+        """A connection to ``pod`` failed under its path: what shares the path must not be reused."""
+        ...
+
+    def retain(self, pods: Mapping[str, str | None]) -> None:
+        """New connections go only to ``pods`` (names to uids): retire the paths to any other pod."""
         ...
 
     def pod_changed(self) -> None:
@@ -82,6 +97,8 @@ class Forward(Protocol):
 
     #: What the forward forwards to.
     target: Target
+    #: How it spreads connections (:mod:`tray.domain.balance`; never "auto").
+    balance: str
     #: Its status and the reason shown with it.
     status: Status
     reason: str
@@ -169,6 +186,19 @@ class Reconnector:
         """A fresh start (or Retry): no failed attempts, no memory of stale caches."""
         self.backoff.reset()
 
+    @property
+    def balanced(self) -> bool:
+        """The forward spreads its connections over several pods (not ``pin``)."""
+        return self.forward.balance != PIN
+
+    def retain(self) -> None:
+        """Keep the paths to the rotation's pods and the pod in use; retire the others (a balanced forward)."""
+        t = self.tracker
+        pods: dict[str, str | None] = {p["metadata"]["name"]: p["metadata"].get("uid") for p, _ in t.endpoints()}
+        if t.pod_name:
+            pods[t.pod_name] = t.pod_uid
+        self.dialer.retain(pods)
+
     # ----------------------------------------------------------- supervision
     def supervised(self) -> bool:
         """The forward is watched for changes: active, reconnecting, or a recoverable error."""
@@ -215,6 +245,8 @@ class Reconnector:
             self._stale_seen = False
             self.dialer.pod_changed()
         assert t.pods is not None
+        if self.balanced:
+            self.retain()  # pods that left the rotation take no new connection
         if f.target.kind == "Pod":
             name = f.target.name
             pod = t.bare_pod()
@@ -274,7 +306,10 @@ class Reconnector:
         f.recoverable = False
         self._cluster_wait = False
         if changed:
-            self.dialer.pod_changed()  # spares and the tunnel lead to the old pod
+            if self.balanced:
+                self.retain()  # the other pods of the rotation keep their paths
+            else:
+                self.dialer.pod_changed()  # spares and the tunnel lead to the old pod
             f.warning = t.port_warning(pod, port)
         if was == Status.ERROR:
             reason = f"recovered: pod {name} is ready"

@@ -38,6 +38,15 @@ The rules:
   recoverable: back by itself when the server is.
 * The port as typed does not exist on the target (unknown Service port or
   port name, UDP only) → ``error`` with ``usage_error``, never retried.
+
+Spreading (``balance``, :mod:`tray.domain.balance`): a Service forward sends
+each new connection to the next ready endpoint (``round-robin``, the
+default) or to the client address's pod (``sticky``), each pod through its
+own tunnel (:class:`~tray.engine.dialer.PodDialers`), the container port
+translated per pod.  A dial to an endpoint that fails before the connection
+sent anything is tried on the next endpoint, and that endpoint is left out
+of the rotation for :data:`AVOID_FOR`.  ``pin`` (and every Pod or workload
+target) is kubectl's one pod, as above.
 """
 
 from __future__ import annotations
@@ -52,11 +61,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from tray.domain import selection
 from tray.domain.addresses import bind_addresses
+from tray.domain.balance import PIN, ROUND_ROBIN, effective_balance
 from tray.domain.backoff import Backoff
 from tray.domain.status import Status
 from tray.domain.targets import Target
-from tray.engine.dialer import Dialer
+from tray.engine.dialer import Dialer, PodDialers
 from tray.engine.forwardlog import ERROR, INFO, WARNING, ForwardLog, LogLine
 from tray.engine.podtracker import SYNC_TIMEOUT, CacheSource, PodTracker
 from tray.engine.reconnect import PodDialer, Reconnector
@@ -119,6 +130,13 @@ class SessionInfo:
     last_connection_error: str = ""
     #: ISO 8601 UTC time of :attr:`last_connection_error` (milliseconds); "" when none.
     last_connection_error_at: str = ""
+    #: How new connections spread: "round-robin", "pin" or "sticky" (:mod:`tray.domain.balance`).
+    balance: str = "pin"
+    #: The pods new connections go to now: the ready endpoints in rotation
+    #: order (round-robin, sticky), or the one pod in use (pin); () when none.
+    pods: tuple[str, ...] = ()
+    #: The namespace group (``ForwardManager.start_group``) that keeps this forward, by id; None when none.
+    group: str | None = None
 
     @property
     def target(self) -> str:
@@ -148,6 +166,11 @@ class ConnectionFailure:
 
 #: Seconds between two :class:`ConnectionFailure` reports of one forward.
 CONNECTION_FAILURE_INTERVAL = 1.0
+
+#: Seconds an endpoint whose dial failed stays out of a balanced forward's rotation.
+AVOID_FOR = 5.0
+#: Client addresses a ``sticky`` forward remembers the pod of (the oldest is forgotten first).
+STICKY_CLIENTS = 1024
 
 
 def _iso(ts: float | None, timespec: str = "seconds") -> str:
@@ -205,7 +228,11 @@ class Session:
     ``on_connection_failure(session, failure)`` for a connection that failed
     inside the pod, at most once per :data:`CONNECTION_FAILURE_INTERVAL`.  ``dialer``: how the
     forward reaches its pods (default: a :class:`~tray.engine.dialer.Dialer`
-    on ``conn.api``; a test passes a fake :class:`~tray.engine.reconnect.PodDialer`).
+    on ``conn.api``, a :class:`~tray.engine.dialer.PodDialers` for a balanced
+    forward; a test passes a fake :class:`~tray.engine.reconnect.PodDialer`).
+    ``balance``: how connections spread (:mod:`tray.domain.balance`; "auto":
+    round-robin for a Service, pin otherwise); a mode the target cannot use
+    raises :class:`~tray.errors.UsageError` (``field="balance"``).
 
     Which pod it uses is :attr:`tracker`'s (:mod:`tray.engine.podtracker`);
     what happens when that pod goes away is :attr:`reconnector`'s
@@ -230,7 +257,10 @@ class Session:
         on_change: Callable[[Session, bool], None],
         on_connection_failure: Callable[[Session, ConnectionFailure], None] | None = None,
         dialer: PodDialer | None = None,
+        balance: str = "auto",
     ) -> None:
+        #: How new connections spread over the pods: round-robin, pin or sticky.
+        self.balance = effective_balance(target.kind, balance)
         self.id = str(uuid.uuid4())
         self.conn = conn
         self.watches = watches
@@ -266,7 +296,12 @@ class Session:
         self._servers: list[asyncio.base_events.Server] = []
         self._task: asyncio.Task[None] | None = None
         self._conn_tasks: set[asyncio.Task[None]] = set()
-        self._dialer: PodDialer = dialer if dialer is not None else Dialer(conn.api, namespace)
+        if dialer is None:
+            dialer = Dialer(conn.api, namespace) if self.balance == PIN else PodDialers(conn.api, namespace)
+        self._dialer: PodDialer = dialer
+        self._turn = 0  # round-robin: connections handed out so far
+        self._avoid: dict[str, float] = {}  # pod name -> monotonic time it may take connections again
+        self._sticky: dict[str, str] = {}  # client address -> its pod (sticky)
         self._failure_reported_at = 0.0
         self._failures_suppressed = 0
         self._failure_flush: asyncio.TimerHandle | None = None
@@ -320,7 +355,15 @@ class Session:
             bytes_in=self.traffic.bytes_in, bytes_out=self.traffic.bytes_out,
             last_connection_error=self.last_connection_error,
             last_connection_error_at=_iso(self.last_connection_error_at, "milliseconds"),
+            balance=self.balance, pods=self._pods_in_use(),
         )
+
+    def _pods_in_use(self) -> tuple[str, ...]:
+        if self.status not in (Status.ACTIVE, Status.RECONNECTING):
+            return ()
+        if self.balance != PIN and self.tracker.rotation:
+            return self.tracker.rotation
+        return (self.pod_name,) if self.pod_name else ()
 
     def set_status(self, status: Status, reason: str = "", *, pod_changed: bool = False) -> None:
         """Say ``status`` with ``reason``; ``on_change`` is called when either (or the pod) changed."""
@@ -494,6 +537,8 @@ class Session:
         if not self._servers:
             await self._listen(self._local_for(pod))
         self.tracker.use(pod, port)
+        if self.balance != PIN:
+            self.reconnector.retain()  # the rotation, for the first snapshot
         self.warning = self.tracker.port_warning(pod, port)
         self.set_status(Status.ACTIVE, self.tracker.degraded(), pod_changed=True)
         await self.reconnector.supervise()
@@ -627,7 +672,8 @@ class Session:
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        pod, port = self.pod_name, self.container_port
+        client = _peer_host(writer)
+        pod, port = self._choose(client)
         self.connections += 1
         self.connections_total += 1
         try:
@@ -635,8 +681,12 @@ class Session:
                 writer.close()
                 self._connection_failed(self.reason or ("no ready pod" if not pod else f"the forward is {self.status}"))
                 return
+            where = [pod, port]
             try:
-                link = await self._dialer.connect(pod, port)
+                try:
+                    link = await self._connect(where, client)
+                finally:
+                    pod, port = where  # the pod dialled last
             except ForbiddenError as exc:
                 writer.close()
                 self._connection_failed(_first_line(exc))
@@ -684,7 +734,7 @@ class Session:
                 # dead without knowing it yet, so the next connection must not
                 # reuse it.  (test_network_drop_recovers: a GET right after a
                 # drop got a cut spare stream, ~1 in 100.)
-                self._dialer.connection_failed(dropped=result.dropped)
+                self._dialer.connection_failed(dropped=result.dropped, pod=pod)
             if result.dropped and pod == self.pod_name:
                 self.reconnector.on_drop(f"connection to pod {pod} lost")
         except asyncio.CancelledError:
@@ -696,3 +746,77 @@ class Session:
         finally:
             self.connections -= 1
             self._conn_tasks.discard(task)
+
+    # ----------------------------------------------------------- spreading
+    def _choose(self, client: str, exclude: frozenset[str] = frozenset()) -> tuple[str, int]:
+        """The pod and container port for a new connection from ``client`` (an IP address).
+
+        ``pin``: the pod in use.  Otherwise a ready endpoint of the rotation
+        (:meth:`~tray.engine.podtracker.PodTracker.endpoints`) by the mode's
+        rule, leaving out ``exclude`` and the pods whose dial failed lately;
+        the pod in use when none is left.  ("", 0) when the pod in use is
+        excluded too.  Returns at once.
+        """
+        if self.balance == PIN or not self.pod_name:
+            return self.pod_name, self.container_port
+        now = time.monotonic()
+        if self._avoid:
+            self._avoid = {name: until for name, until in self._avoid.items() if until > now}
+        endpoints = self.tracker.endpoints()
+        ports = {p["metadata"]["name"]: port for p, port in endpoints}
+        pods = [p for p, _ in endpoints if p["metadata"]["name"] not in exclude and p["metadata"]["name"] not in self._avoid]
+        if not pods:
+            if self.pod_name in exclude:
+                return "", 0
+            return self.pod_name, self.container_port
+        if self.balance == ROUND_ROBIN:
+            chosen = selection.round_robin_pod(pods, self._turn)
+            self._turn += 1
+        else:
+            mine = self._sticky.get(client)
+            chosen = next((p for p in pods if p["metadata"]["name"] == mine), None)
+            if chosen is None:
+                chosen = selection.sticky_pod(pods, client)
+                self._sticky.pop(client, None)
+                if len(self._sticky) >= STICKY_CLIENTS:
+                    self._sticky.pop(next(iter(self._sticky)))
+        assert chosen is not None
+        name = chosen["metadata"]["name"]
+        if self.balance != ROUND_ROBIN:
+            self._sticky[client] = name
+        return name, ports[name]
+
+    async def _connect(self, where: list[Any], client: str) -> Any:
+        """Dial ``where`` ([pod, port]) for one new connection; a balanced forward tries the next
+        endpoints when the dial fails (nothing was sent yet), ``where`` then naming the pod dialled last.
+
+        Returns the :class:`~tray.engine.dialer.Link`; raises what the last
+        dial raised.  A 401 or 403 is raised at once (no other pod would do
+        better).  Awaits the dials (see :class:`~tray.engine.dialer.Dialer`).
+        """
+        tried: set[str] = set()
+        while True:
+            pod, port = where
+            try:
+                return await self._dialer.connect(pod, port)
+            except (ForbiddenError, Unauthorized):
+                raise
+            except TenderError as exc:
+                if self.balance == PIN or self.status not in (Status.ACTIVE, Status.RECONNECTING):
+                    raise
+                tried.add(pod)
+                self._avoid[pod] = time.monotonic() + AVOID_FOR
+                if len(tried) >= 3:
+                    raise
+                nxt, nport = self._choose(client, frozenset(tried))
+                if not nxt or nxt in tried:
+                    raise
+                log.info("forward %s: connection to %s failed (%s); trying %s", self.target, pod,
+                         _first_line(exc), nxt)
+                where[:] = [nxt, nport]
+
+
+def _peer_host(writer: asyncio.StreamWriter) -> str:
+    """The local client's IP address ("" when unknown)."""
+    peer = writer.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, (tuple, list)) and peer else ""

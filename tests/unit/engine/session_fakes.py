@@ -226,6 +226,8 @@ class FakeDialer:
     failed: list[bool] = field(default_factory=list)
     pod_changes: int = 0
     closes: int = 0
+    #: What each :meth:`retain` kept (a balanced forward: names to uids).
+    retained: list[dict[str, Any]] = field(default_factory=list)
 
     async def connect(self, pod: str, port: int) -> FakeLink:
         self.dials.append((pod, port))
@@ -245,10 +247,13 @@ class FakeDialer:
         if pod in self.unreachable:
             raise TenderError("dial tcp: i/o timeout")
 
-    def connection_failed(self, *, dropped: bool) -> None:
+    def connection_failed(self, *, dropped: bool, pod: str = "") -> None:
         self.failed.append(dropped)
         if dropped:
             self.half_open = False  # the real dialer retires the tunnel on a drop
+
+    def retain(self, pods: Any) -> None:
+        self.retained.append(dict(pods))
 
     def pod_changed(self) -> None:
         self.pod_changes += 1
@@ -289,14 +294,14 @@ class Forward:
     """A :class:`Session` on the fakes; ``changes`` counts its ``on_change`` calls."""
 
     def __init__(self, target: Target, remote_port: int | str = 8080, *, caches: FakeCaches | None = None,
-                 dialer: FakeDialer | None = None, conn: FakeConn | None = None) -> None:
+                 dialer: FakeDialer | None = None, conn: FakeConn | None = None, balance: str = "auto") -> None:
         self.caches = caches or FakeCaches()
         self.dialer = dialer or FakeDialer()
         self.conn = conn or FakeConn()
         self.changes = 0
         self.session = Session(conn=self.conn, watches=self.caches, namespace=NS, target=target,  # type: ignore[arg-type]
                                remote_port=remote_port, local_port=0, address="127.0.0.1", profile=None,
-                               on_change=self._changed, dialer=self.dialer)
+                               on_change=self._changed, dialer=self.dialer, balance=balance)
 
     def _changed(self, session: Session, pod_changed: bool) -> None:
         self.changes += 1
