@@ -16,7 +16,8 @@ from tray.errors import UsageError
 from tray.profiles.model import NAMESPACE_PATTERN
 
 __all__ = ["ApiError", "forward_dict", "event_dict", "stats_dict", "parse_forward_request",
-           "parse_selector", "profile_dict", "STATS_FIELDS", "check_address"]
+           "parse_selector", "profile_dict", "STATS_FIELDS", "check_address", "check_namespace",
+           "suggestions_dict"]
 
 #: The counters a ``stats`` event carries for each forward that moved.
 STATS_FIELDS = ("connections", "connections_total", "bytes_in", "bytes_out", "last_connection_error",
@@ -193,3 +194,28 @@ def profile_dict(profile: Any, running: int) -> dict[str, Any]:
             "namespace": profile.namespace, "target": str(profile.target),
             "ports": [str(p) for p in profile.ports], "address": profile.address,
             "autostart": profile.autostart, "line": profile.line, "running": running}
+
+
+def check_namespace(namespace: str, field: str = "namespace") -> str:
+    """``namespace`` if it is a namespace name (as in a profile); else :class:`ApiError` (400) naming ``field``."""
+    if not re.fullmatch(NAMESPACE_PATTERN, namespace):
+        raise ApiError(400, f"namespace {namespace!r} is not a namespace name: 1-63 lowercase letters, digits "
+                            "and '-', starting and ending with a letter or digit", field)
+    return namespace
+
+
+def suggestions_dict(context: str, namespace: str, suggested: Any, describe: Any = str) -> dict[str, Any]:
+    """``GET /v1/contexts/C/namespaces/NS/suggestions``'s answer, from a :class:`tray.engine.browse.Suggested`.
+
+    ``{"context", "namespace", "suggestions": [{"target", "kind", "name", "ports", "alias", "annotation"}],
+    "problems": [sentence], "errors": [{"kind", "error"}]}``; ``describe`` makes a kind's exception a
+    sentence.  A new dict.
+    """
+    items = []
+    for s in suggested.suggestions:
+        item = s.to_dict()
+        items.append({"target": item["target"], "kind": s.target.kind, "name": s.target.name,
+                      "ports": item["ports"], "alias": item["alias"], "annotation": item["annotation"]})
+    return {"context": context, "namespace": namespace, "suggestions": items,
+            "problems": list(suggested.problems),
+            "errors": [{"kind": kind, "error": describe(exc)} for kind, exc in suggested.errors.items()]}

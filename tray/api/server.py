@@ -297,6 +297,7 @@ class ApiServer:
         r.add_post(f"{base}v1/profiles/stop", self._profiles_stop)
         r.add_get(f"{base}v1/contexts", self._contexts)
         r.add_get(f"{base}v1/search", self._search)
+        r.add_get(f"{base}v1/contexts/{{context}}/namespaces/{{namespace}}/suggestions", self._suggestions)
         r.add_post(f"{base}v1/activate", self._activate)
         r.add_get(f"{base}v1/proxies", self._proxies)
         r.add_post(f"{base}v1/proxies", self._start_proxy)
@@ -468,6 +469,23 @@ class ApiServer:
         from tray.api.search import search
 
         return _json(await asyncio.to_thread(search, self.manager, text, context))
+
+    async def _suggestions(self, request: web.Request) -> web.Response:
+        """What the k9s/kftray annotations in a namespace suggest (:meth:`tray.engine.browse.Browser.suggestions`)."""
+        context = request.match_info["context"]
+        namespace = schema.check_namespace(request.match_info["namespace"])
+        from tray.api.search import DEFAULT_TIMEOUT, describe
+        from tray.engine.browse import Browser
+
+        def look() -> dict[str, Any]:
+            known = [c.id for c in self.manager.clusters()]
+            if context not in known:
+                names = ", ".join(known) or "none"
+                raise ApiError(404, f"no context {context!r} in the kubeconfig (contexts: {names})", "context")
+            suggested = Browser(self.manager).suggestions(context, namespace, DEFAULT_TIMEOUT)
+            return schema.suggestions_dict(context, namespace, suggested, lambda exc: describe(exc, DEFAULT_TIMEOUT))
+
+        return _json(await asyncio.to_thread(look))
 
     async def _activate(self, request: web.Request) -> web.Response:
         if self.on_activate is not None:

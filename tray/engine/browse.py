@@ -9,7 +9,9 @@ included (an exec plugin may be slow), and then raises :class:`TimeoutError`.
 
 Only the kinds ``kubectl port-forward`` can target are listed
 (:data:`tray.domain.targets.KINDS`), each with the ports it declares
-(:func:`tray.domain.selection.declared_ports`), and only those that have, or
+(:func:`tray.domain.selection.declared_ports`) and the forwards its k9s and
+kftray annotations suggest (:mod:`tray.domain.annotations`;
+:meth:`Browser.suggestions` gathers a namespace's), and only those that have, or
 may soon have, a pod to forward to: finished or terminating pods, finished
 Jobs, ReplicaSets or ReplicationControllers scaled to zero, and the
 ReplicaSets of Deployments (the Deployment is the target that outlives a
@@ -20,14 +22,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from tray.domain.annotations import Suggestion, suggestions
 from tray.domain.selection import (controlled_by, declared_ports, is_finished_job, is_pod_finished,
                                    is_pod_terminating)
 from tray.domain.targets import KIND_PLURAL, KINDS
 
-__all__ = ["DEFAULT_TIMEOUT", "Browser", "Resource", "forwardable"]
+__all__ = ["DEFAULT_TIMEOUT", "Browser", "Resource", "Suggested", "forwardable"]
 
 #: Seconds a call waits by default.
 DEFAULT_TIMEOUT = 20.0
@@ -40,11 +43,15 @@ class Resource:
     ``ports`` are the ports it declares as ``(port, name, protocol)``: a
     pod's (or a workload's pod template's) container ports, a service's
     service ports; ``name`` is ``None`` when the port has none, ``protocol``
-    is ``"TCP"``, ``"UDP"`` or ``"SCTP"``.
+    is ``"TCP"``, ``"UDP"`` or ``"SCTP"``.  ``suggested``: the forwards its
+    k9s or kftray annotations suggest; ``problems``: the annotation items that
+    could not be read, one sentence each (:func:`tray.domain.annotations.suggestions`).
     """
 
     name: str
     ports: tuple[tuple[int, str | None, str], ...] = ()
+    suggested: tuple[Suggestion, ...] = ()
+    problems: tuple[str, ...] = ()
 
     @property
     def tcp_ports(self) -> tuple[tuple[int, str | None], ...]:
@@ -79,8 +86,47 @@ def resources_of(kind: str, answer: Mapping[str, Any]) -> tuple[Resource, ...]:
         if not forwardable(kind, item):
             continue
         name = str((item.get("metadata") or {}).get("name", ""))
-        out.append(Resource(name, tuple(declared_ports(dict(item, kind=kind)))))
+        found = suggestions(kind, item)
+        out.append(Resource(name, tuple(declared_ports(dict(item, kind=kind))), tuple(found.suggestions),
+                            tuple(found.problems)))
     return tuple(sorted(out, key=lambda r: r.name))
+
+
+@dataclass(frozen=True)
+class Suggested:
+    """What a namespace's annotations suggest (:meth:`Browser.suggestions`).
+
+    ``suggestions``: Services first, then workloads, then pods, each kind by
+    name.  ``problems``: annotation items that could not be read, one
+    sentence each.  ``errors``: kind -> what its LIST raised (RBAC, say):
+    those kinds were not looked at.
+    """
+
+    suggestions: tuple[Suggestion, ...] = ()
+    problems: tuple[str, ...] = ()
+    errors: Mapping[str, Exception] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, listing: Mapping[str, tuple[Resource, ...] | Exception]) -> Suggested:
+        """Gather them from a namespace's :meth:`Browser.resources` answer (kind -> resources or error). Pure."""
+        found: list[Suggestion] = []
+        problems: list[str] = []
+        errors: dict[str, Exception] = {}
+        for kind in SUGGESTION_ORDER:
+            got = listing.get(kind, ())
+            if isinstance(got, Exception):
+                errors[kind] = got
+                continue
+            for resource in got:
+                found.extend(resource.suggested)
+                problems.extend(resource.problems)
+        return cls(tuple(found), tuple(problems), errors)
+
+
+#: The order of the kinds in :class:`Suggested`: the targets that outlive a pod first.
+SUGGESTION_ORDER: tuple[str, ...] = ("Service", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet",
+                                     "ReplicationController", "Job", "Pod")
+assert sorted(SUGGESTION_ORDER) == sorted(KINDS)
 
 
 class Browser:
@@ -164,6 +210,15 @@ class Browser:
             else:
                 out[kind] = resources_of(kind, answer)
         return out
+
+    def suggestions(self, cluster: str, namespace: str, timeout: float | None = None) -> Suggested:
+        """The forwards the k9s and kftray annotations in ``namespace`` suggest (see :class:`Suggested`).
+
+        One :meth:`resources` call (a LIST per kind, all at once): blocks up to
+        ``timeout`` seconds and raises what it raises for the whole call; a
+        kind whose LIST failed is in ``errors``.
+        """
+        return Suggested.of(self.resources(cluster, namespace, KINDS, timeout))
 
     def _run(self, coro: Any, timeout: float | None) -> Any:
         """Run ``coro`` on the engine's loop; cancel it there if ``timeout`` runs out."""
