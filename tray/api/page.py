@@ -213,6 +213,28 @@ def _search() -> str:
     )
 
 
+def _suggestions() -> str:
+    """The "Suggested by annotations" section, empty: ``dashboard.js`` fills it from
+    ``GET /v1/contexts/C/namespaces/NS/suggestions`` (its items: ``li.suggestion``, a Start button each)."""
+    return (
+        '<section id="suggest-section" aria-labelledby="suggest-h">'
+        '<h2 id="suggest-h">Suggested by annotations</h2>'
+        '<div class="search-bar">'
+        '<select id="suggest-context" aria-label="Context"></select>'
+        '<input id="suggest-namespace" type="text" autocomplete="off" spellcheck="false" placeholder="Namespace" '
+        'aria-label="Namespace">'
+        '<button type="button" data-action="suggest-load">Show</button>'
+        "</div>"
+        '<p class="muted">The ports that k9s (<code>k9scli.io/port-forwards</code>, '
+        "<code>k9scli.io/auto-port-forwards</code>) and kftray (<code>kftray.app/configs</code>) annotations "
+        "declare in a namespace; Start forwards one as it says.</p>"
+        '<p id="suggest-status" class="muted" role="status"></p>'
+        '<ul id="suggest-problems" class="errors"></ul>'
+        '<ul id="suggestions" class="results"></ul>'
+        "</section>"
+    )
+
+
 def _profile_row(profile: Mapping[str, Any]) -> str:
     name = str(profile.get("name") or "")
     running = int(profile.get("running") or 0)
@@ -289,6 +311,7 @@ def render_page(engine: Mapping[str, Any], forwards: Iterable[Mapping[str, Any]]
         '<div id="notice" class="notice" role="alert" hidden></div>'
         "<main>"
         f"{_search()}"
+        f"{_suggestions()}"
         f"{_forwards(forwards)}"
         '<section id="log-panel" aria-labelledby="log-h" hidden>'
         '<div class="log-head"><h2 id="log-h">Log of <span id="log-name"></span></h2>'

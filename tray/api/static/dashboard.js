@@ -489,6 +489,86 @@
     }
   }
 
+  // ------------------------------------------------------------------ suggested by annotations
+  // GET v1/contexts/C/namespaces/NS/suggestions: the ports k9s and kftray annotations declare there.
+  let suggestControl = null;
+
+  function suggestionItem(s, context, namespace) {
+    const start = h("button", {type: "button", "data-action": "suggest-start",
+      title: `Forward ${s.target} ${s.ports.join(" ")} in ${context} / ${namespace}`}, "Start");
+    const item = h("li", {className: "suggestion"},
+      h("span", {className: "kind"}, s.kind),
+      h("span", {className: "rname"}, s.target),
+      h("span", {className: "sports"}, s.ports.join(" ")),
+      s.alias ? h("span", {className: "rwhere"}, s.alias) : null,
+      h("span", {className: "rwhere", title: "the annotation that suggests it"}, s.annotation),
+      h("span", {className: "ports"}, start));
+    item.tender = {...s, context, namespace};
+    return item;
+  }
+
+  async function loadSuggestions() {
+    const context = $("#suggest-context").value;
+    const namespace = $("#suggest-namespace").value.trim();
+    suggestControl?.abort();
+    if (!context || !namespace) return;
+    const control = suggestControl = new AbortController();
+    $("#suggest-status").textContent = `Reading the annotations in ${context} / ${namespace}…`;
+    const path = `v1/contexts/${encodeURIComponent(context)}/namespaces/${encodeURIComponent(namespace)}/suggestions`;
+    try {
+      const response = await fetch(path, {credentials: "same-origin", cache: "no-store", signal: control.signal});
+      const answer = await response.json();
+      if (control !== suggestControl) return;
+      if (!response.ok) throw new Error(answer.error || `Tender answered ${response.status}`);
+      const list = answer.suggestions || [];
+      $("#suggestions").replaceChildren(...list.map((s) => suggestionItem(s, context, namespace)));
+      $("#suggest-problems").replaceChildren(...(answer.problems || []).map((p) => h("li", {}, p)),
+        ...(answer.errors || []).map((e) => h("li", {}, `${e.kind}: ${e.error}`)));
+      $("#suggest-status").textContent = list.length ? "" :
+        `No k9s or kftray port annotations in ${context} / ${namespace}.`;
+    } catch (err) {
+      if (control === suggestControl && err.name !== "AbortError") {
+        $("#suggestions").replaceChildren();
+        $("#suggest-problems").replaceChildren();
+        $("#suggest-status").textContent = err.message;
+      }
+    }
+  }
+
+  async function startSuggestion(button) {
+    const s = button.closest("li").tender;
+    button.disabled = true;
+    try {
+      const answer = await api("POST", "v1/forwards",
+        {context: s.context, namespace: s.namespace, target: s.target, ports: s.ports});
+      $("#suggest-status").textContent = `Started ${s.target} ${s.ports.join(" ")} in ${s.context} / ${s.namespace}.`;
+      for (const f of answer.forwards || []) if (!forwards.has(f.session_id)) onStatus(f);
+      await resync();
+    } catch (err) {
+      notice(`Could not forward ${s.target} ${s.ports.join(" ")}: ${err.message}`);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function initSuggestions() {
+    try {
+      const known = (await api("GET", "v1/contexts")).contexts || [];
+      const select = $("#suggest-context");
+      for (const c of known) select.append(h("option", {value: c.name}, c.current ? `${c.name} (current)` : c.name));
+      const current = known.find((c) => c.current) || known[0];
+      if (!current) return;
+      select.value = current.name;
+      $("#suggest-namespace").value = current.namespace || "default";
+      select.addEventListener("change", () => {
+        const c = known.find((x) => x.name === select.value);
+        if (c) $("#suggest-namespace").value = c.namespace || "default";
+        loadSuggestions();
+      });
+      await loadSuggestions();
+    } catch (err) { $("#suggest-status").textContent = err.message; }
+  }
+
   // ------------------------------------------------------------------ buttons
   async function act(button) {
     const action = button.dataset.action;
@@ -504,6 +584,8 @@
         case "log-close": logId = null; $("#log-panel").hidden = true; return;
         case "log-refresh": await loadLog(); return;
         case "forward": await startForward(button, button.dataset.port); return;
+        case "suggest-start": await startSuggestion(button); return;
+        case "suggest-load": await loadSuggestions(); return;
         case "forward-other": {
           const r = button.closest("li").tender;
           const port = (window.prompt(`Port of ${r.target} to forward (a number, or a port name):`) || "").trim();
@@ -550,9 +632,11 @@
     if (event.key === "Escape") { $("#search").value = ""; runSearch(); }
   });
   $("#search-context").addEventListener("change", runSearch);
+  $("#suggest-namespace").addEventListener("keydown", (event) => { if (event.key === "Enter") loadSuggestions(); });
   $("#notice").addEventListener("click", () => { $("#notice").hidden = true; });
 
   // The first event (a list) redraws the server-rendered rows (their times are UTC; these are local).
   loadContexts();
+  initSuggestions();
   follow();
 })();
