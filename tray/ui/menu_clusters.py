@@ -9,6 +9,10 @@ main list.  "Search…" asks for text and shows the resources whose name
 contains it, across the context's namespaces, in a "Results for “text”"
 submenu at the top of the context.
 
+A namespace whose k9s or kftray annotations suggest forwards
+(:mod:`tray.domain.annotations`) lists them first, under "Suggested by
+annotations": one entry per port, which starts that forward as suggested.
+
 Each context ends with its cluster proxy's check item ("Cluster proxy
 (SOCKS5/HTTP)", or "Cluster proxy on 127.0.0.1:1080" while it runs; a click
 starts or stops it), Refresh and "Stop all in this cluster".
@@ -22,7 +26,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from tray.domain.annotations import Suggestion
+from tray.domain.portspec import PortSpec
 from tray.domain.status import Status
+from tray.engine.browse import SUGGESTION_ORDER
 from tray.kube.kubeconfig import ClusterInfo
 from tray.ui import labels
 from tray.ui.model import SEPARATOR, Action, ActionKind, Item, note, submenu, tidy
@@ -38,6 +45,7 @@ SEARCHING = f"Searching{labels.ELLIPSIS}"
 SEARCH = f"Search{labels.ELLIPSIS}"
 SYSTEM = "System namespaces"
 PROXY_OFF = "Cluster proxy (SOCKS5/HTTP)"
+SUGGESTED = "Suggested by annotations"
 KIND_TITLES = dict(KIND_SECTIONS)
 
 
@@ -139,12 +147,49 @@ def _namespace_body(ctx: _Context, ns: str, tree: ClusterTree, heading: str = ""
     states = [(kind, tree.resources.get((ns, kind), Loading())) for kind, _ in KIND_SECTIONS]
     if all(isinstance(state, Loading) for _, state in states):
         return [note(LOADING)]
-    items: list[Item] = []
+    items: list[Item] = _suggested(ctx, ns, states, heading)
     for kind, state in states:
         if isinstance(state, Ready) and not state.value:
             continue  # an empty kind is clutter: leave it out
         items += [SEPARATOR, note(heading + KIND_TITLES[kind]), *_resources(ctx, ns, kind, state)]
     return tidy(items)
+
+
+def _suggested(ctx: _Context, ns: str, states: Sequence[tuple[str, LoadState]], heading: str = "") -> list[Item]:
+    """The namespace's annotation suggestions (of the kinds loaded so far), Services first: a heading, then
+    'svc/web  18080 → 80  (alias)' per port, or 'Forwarding …' when a forward of it runs; none: []."""
+    loaded = dict(states)
+    items: list[Item] = []
+    for kind in SUGGESTION_ORDER:
+        state = loaded.get(kind)
+        if not isinstance(state, Ready):
+            continue
+        for resource in state.value[:MAX_RESOURCES]:
+            for suggestion in resource.suggested:
+                for spec in suggestion.ports:
+                    items.append(_suggested_port(ctx, ns, suggestion, spec))
+    if not items:
+        return []
+    return [SEPARATOR, note(heading + SUGGESTED), *items[:MAX_RESOURCES]]
+
+
+def _suggested_port(ctx: _Context, ns: str, suggestion: Suggestion, spec: PortSpec) -> Item:
+    target = suggestion.target
+    existing = next((s for s in ctx.mine if s.status in labels.RUNNING + (Status.ERROR,) and s.namespace == ns
+                     and s.target_kind == target.kind and s.target_name == target.name
+                     and str(s.remote_port) == str(spec.remote)
+                     and (spec.local is None or s.local_port == spec.local)), None)
+    alias = f"  ({suggestion.alias})" if suggestion.alias else ""
+    if existing is not None:
+        state = "" if existing.status == Status.ACTIVE else f" ({existing.status})"
+        return note(f"{target}  Forwarding {spec.remote} on {labels.local_address(existing)}{state}{alias}")
+    label = f"{target}  {labels.spec_ports_text(spec)}{alias}"
+    local: int | None = spec.local if spec.local is not None else (None if spec.local_same_as_remote else 0)
+    if local and local < ctx.privileged_below:
+        local, label = 0, f"{label} on a free local port"
+    elif local and local in ctx.used:
+        local, label = 0, f"{label} on a free local port ({spec.local} is in use)"
+    return Item(label, Action(ActionKind.FORWARD, (ctx.cluster, ns, target.kind, target.name, spec.remote, local)))
 
 
 def _system(ctx: _Context, namespaces: Sequence[str], tree: ClusterTree) -> Item:
