@@ -24,7 +24,7 @@ import html
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["STATUS_SYMBOLS", "forward_row", "human_bytes", "local_address", "render_page"]
+__all__ = ["STATUS_SYMBOLS", "forward_row", "human_bytes", "local_address", "proxy_item", "render_page"]
 
 #: The symbol shown before each status's name (the name is always written: colour is not the only cue).
 STATUS_SYMBOLS = {"starting": "◌", "active": "●", "reconnecting": "↻", "error": "✕", "stopped": "■"}
@@ -285,12 +285,66 @@ def _profiles(profiles: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
-def render_page(engine: Mapping[str, Any], forwards: Iterable[Mapping[str, Any]], profiles: Mapping[str, Any]) -> str:
+def proxy_item(context: Mapping[str, Any], proxy: Mapping[str, Any] | None) -> str:
+    """One context's cluster proxy in the "Cluster proxy" list: an ``<li>`` (``dashboard.js`` builds the same).
+
+    ``context``: a ``GET /v1/contexts`` entry (``name``, ``current``);
+    ``proxy``: its PROXY object (docs/api.md), or None when it has none.
+    The item is ``class="proxy"`` with ``data-context`` and ``data-on``
+    (``true``/``false``); its switch is a ``button`` with ``role="switch"``,
+    ``aria-checked`` and ``data-action="proxy-toggle"``; while on, ``.proxy-state``
+    says where it listens and its connections, ``.proxy-error`` the last
+    failure, and ``.hints`` two commands, each with a Copy button
+    (``data-action="copy-text"``, ``data-text``).
+    """
+    name = str(context.get("name") or "")
+    current = ' <span class="sub">(current)</span>' if context.get("current") else ""
+    on = proxy is not None
+    switch = (f'<button type="button" class="switch" role="switch" aria-checked="{"true" if on else "false"}" '
+              f'data-action="proxy-toggle" title="{"Stop" if on else "Start"} the cluster proxy of {e(name)}">'
+              f'<span class="knob" aria-hidden="true"></span>{e(name)}{current}</button>')
+    if proxy is None:
+        return (f'<li class="proxy" data-context="{e(name)}" data-on="false">{switch}'
+                '<span class="proxy-state muted">off</span></li>')
+    listen = str(proxy.get("listen") or "")
+    curl = str(proxy.get("curl") or f"curl --socks5-hostname {listen} http://svc.ns/")
+    env = f'HTTPS_PROXY={proxy.get("http_url") or f"http://{listen}"}'
+    hints = "".join(f'<span class="hint"><code>{e(text)}</code> <button type="button" data-action="copy-text" '
+                    f'data-text="{e(text)}" title="Copy this command">Copy</button></span>' for text in (curl, env))
+    error = (f'<span class="proxy-error">last failure: {e(proxy["last_error"])}</span>'
+             if proxy.get("last_error") else "")
+    return (f'<li class="proxy" data-context="{e(name)}" data-on="true">{switch}'
+            f'<span class="proxy-state">on <code class="listen">{e(listen)}</code> '
+            f'<span class="sub">{e(proxy.get("connections") or 0)} open · '
+            f'{e(proxy.get("connections_total") or 0)} total</span></span>{error}'
+            f'<div class="hints">{hints}</div></li>')
+
+
+def _proxies(contexts: list[Mapping[str, Any]], proxies: list[Mapping[str, Any]]) -> str:
+    by_context = {str(p.get("context")): p for p in proxies}
+    names = {str(c.get("name")) for c in contexts}
+    items = [*contexts, *({"name": n, "current": False} for n in by_context if n not in names)]
+    return (
+        '<section id="proxy-section" aria-labelledby="proxy-h">'
+        '<h2 id="proxy-h">Cluster proxy</h2>'
+        '<p class="muted">A SOCKS5 and HTTP proxy on one local port per context: programs set to use it reach '
+        "the context's Services and pods by the names a pod uses (<code>web.demo</code>, "
+        "<code>db-0.db.demo.svc.cluster.local</code>) on their real ports.</p>"
+        f'<ul id="proxies" class="proxies">{"".join(proxy_item(c, by_context.get(str(c.get("name")))) for c in items)}'
+        "</ul>"
+        f'<p id="no-contexts" class="empty"{"" if not items else " hidden"}>No contexts in the kubeconfig.</p>'
+        "</section>"
+    )
+
+
+def render_page(engine: Mapping[str, Any], forwards: Iterable[Mapping[str, Any]], profiles: Mapping[str, Any],
+                contexts: Iterable[Mapping[str, Any]] = (), proxies: Iterable[Mapping[str, Any]] = ()) -> str:
     """The dashboard's whole HTML document (a ``str``; serve it as ``text/html; charset=utf-8``).
 
     ``engine`` is ``GET /v1/engine``'s object, ``forwards`` the FORWARD
-    objects (in start order) and ``profiles`` ``GET /v1/profiles``'s object,
-    as docs/api.md describes them; missing fields are shown as empty.  Pure
+    objects (in start order), ``profiles`` ``GET /v1/profiles``'s object,
+    ``contexts`` ``GET /v1/contexts``'s entries and ``proxies`` the PROXY
+    objects, as docs/api.md describes them; missing fields are shown as empty.  Pure
     and quick (no I/O); never raises for odd values, which are escaped like
     everything else.
     """
@@ -318,6 +372,7 @@ def render_page(engine: Mapping[str, Any], forwards: Iterable[Mapping[str, Any]]
         '<button type="button" data-action="log-refresh">Refresh</button>'
         '<button type="button" data-action="log-close">Close</button></div>'
         '<ol id="log-lines" class="log"></ol></section>'
+        f"{_proxies(list(contexts), list(proxies))}"
         f"{_profiles(profiles)}"
         "</main>"
         '<noscript><p class="notice">The page does not update and its buttons do nothing without '

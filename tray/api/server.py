@@ -504,7 +504,12 @@ class ApiServer:
 
         engine = json.loads((await self._engine(request)).text)
         profiles = await asyncio.to_thread(self._profiles_data)
-        html = render_page(engine, [schema.forward_dict(s) for s in self.manager.list()], profiles)
+        try:
+            contexts = [{"name": c.id, "current": c.current} for c in await asyncio.to_thread(self.manager.clusters)]
+        except UsageError:  # a broken kubeconfig: the page says what it can
+            contexts = []
+        html = render_page(engine, [schema.forward_dict(s) for s in self.manager.list()], profiles,
+                           contexts, await self._proxy_list())
         return web.Response(text=html, content_type="text/html", headers={
             "Cache-Control": "no-store",
             "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "

@@ -19,6 +19,8 @@
   let live = false;
   let firstList = true;  // the next list event is the first of a stream
   let logId = null;
+  const proxies = new Map();      // context -> PROXY (docs/api.md), the cluster proxies running
+  let contexts = null;            // GET /v1/contexts' entries, once loaded
 
   const $ = (sel) => document.querySelector(sel);
 
@@ -235,6 +237,79 @@
     }
   }
 
+  // ------------------------------------------------------------------ the cluster proxies
+  // The same item as page.py's proxy_item.
+  function proxyItem(c, p) {
+    const on = Boolean(p);
+    const switchButton = h("button", {type: "button", className: "switch", role: "switch",
+      "aria-checked": on ? "true" : "false", "data-action": "proxy-toggle",
+      title: `${on ? "Stop" : "Start"} the cluster proxy of ${c.name}`},
+    h("span", {className: "knob", "aria-hidden": "true"}), c.name,
+    c.current ? [" ", h("span", {className: "sub"}, "(current)")] : null);
+    const item = h("li", {className: "proxy", "data-context": c.name, "data-on": on ? "true" : "false"}, switchButton);
+    if (!on) {
+      item.append(h("span", {className: "proxy-state muted"}, "off"));
+      return item;
+    }
+    const curl = p.curl || `curl --socks5-hostname ${p.listen} http://svc.ns/`;
+    const env = `HTTPS_PROXY=${p.http_url || `http://${p.listen}`}`;
+    item.append(h("span", {className: "proxy-state"}, "on ", h("code", {className: "listen"}, p.listen), " ",
+      h("span", {className: "sub"}, `${p.connections || 0} open · ${p.connections_total || 0} total`)));
+    if (p.last_error) item.append(h("span", {className: "proxy-error"}, `last failure: ${p.last_error}`));
+    item.append(h("div", {className: "hints"}, [curl, env].map((text) => h("span", {className: "hint"},
+      h("code", {}, text), " ", h("button", {type: "button", "data-action": "copy-text", "data-text": text,
+        title: "Copy this command"}, "Copy")))));
+    return item;
+  }
+
+  function renderProxies() {
+    if (!contexts) return;  // the server's list stands until the contexts are known
+    const names = new Set(contexts.map((c) => c.name));
+    const items = [...contexts, ...[...proxies.keys()].filter((n) => !names.has(n)).map((n) => ({name: n}))];
+    const list = $("#proxies");
+    const old = new Map([...list.children].map((li) => [li.dataset.context, li]));
+    const fresh = items.map((c) => {
+      const item = proxyItem(c, proxies.get(c.name));
+      const was = old.get(c.name);
+      return was && was.outerHTML === item.outerHTML ? was : item;  // a click in progress stays
+    });
+    if (fresh.some((li, i) => list.children[i] !== li) || list.children.length !== fresh.length) {
+      list.replaceChildren(...fresh);
+    }
+    $("#no-contexts").hidden = items.length > 0;
+  }
+
+  function onProxies(list) {
+    proxies.clear();
+    for (const p of list) proxies.set(p.context, p);
+    renderProxies();
+  }
+
+  async function loadProxies() {
+    try { onProxies((await api("GET", "v1/proxies")).proxies || []); } catch (err) { /* the stream will */ }
+  }
+
+  async function toggleProxy(button) {
+    const context = button.closest("li[data-context]").dataset.context;
+    const on = proxies.has(context) || button.getAttribute("aria-checked") === "true";
+    button.disabled = true;
+    try {
+      if (on) {
+        await api("DELETE", `v1/proxies/${encodeURIComponent(context)}`);
+        proxies.delete(context);
+      } else {
+        const p = await api("POST", "v1/proxies", {context});
+        proxies.set(context, p);
+      }
+      renderProxies();
+    } catch (err) {
+      notice(`Could not ${on ? "stop" : "start"} the cluster proxy of ${context}: ${err.message}`);
+      await loadProxies();
+    } finally {
+      if (button.isConnected) button.disabled = false;
+    }
+  }
+
   // ------------------------------------------------------------------ the events stream
   function setLive(state, text) {
     const badge = $("#live");
@@ -246,7 +321,10 @@
 
   function handle(event) {
     switch (event.event) {
-      case "list": reconcile(event.forwards || [], firstList); firstList = false; break;
+      case "list":
+        if (firstList) loadProxies();  // proxies stopped while the stream was down send no event
+        reconcile(event.forwards || [], firstList); firstList = false; break;
+      case "proxies": onProxies(event.proxies || []); break;
       case "status": onStatus(event); break;
       case "stats": onStats(event.forwards || []); break;
       default: break;  // ping, connection-error (its counters come in stats), later kinds
@@ -462,7 +540,8 @@
 
   async function loadContexts() {
     try {
-      const contexts = (await api("GET", "v1/contexts")).contexts || [];
+      contexts = (await api("GET", "v1/contexts")).contexts || [];
+      renderProxies();
       const select = $("#search-context");
       for (const c of contexts) {
         select.append(h("option", {value: c.name}, c.current ? `${c.name} (current)` : c.name));
@@ -583,6 +662,8 @@
         case "copy": await copyText(row.dataset.local); return;
         case "log-close": logId = null; $("#log-panel").hidden = true; return;
         case "log-refresh": await loadLog(); return;
+        case "proxy-toggle": await toggleProxy(button); return;
+        case "copy-text": await copyText(button.dataset.text); return;
         case "forward": await startForward(button, button.dataset.port); return;
         case "suggest-start": await startSuggestion(button); return;
         case "suggest-load": await loadSuggestions(); return;
