@@ -198,13 +198,19 @@ def _entries_as(user: tuple[int, int, str], args: argparse.Namespace) -> list[Ho
     env.update(HOME=home, USER=os.environ.get("SUDO_USER", str(uid)), LOGNAME=os.environ.get("SUDO_USER", str(uid)))
     if os.path.isdir(f"/run/user/{uid}"):
         env["XDG_RUNTIME_DIR"] = f"/run/user/{uid}"
+    # What sudo kept of the user's session (sudo -E, env_keep), where it is that user's own.
+    for key in ("HOME", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_STATE_HOME"):
+        value = os.environ.get(key, "")
+        if value and _owned_by(value, uid):
+            env[key] = value
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)  # this very tender and its libraries
     command = [sys.executable, "-m", "tray", "hosts"]
     for flag, value in (("--kubeconfig", args.kubeconfig), ("--profiles", args.profiles)):
         if value:
             command += [flag, os.path.abspath(value)]
     try:
-        done = subprocess.run(command, user=uid, group=gid, extra_groups=[], env=env, cwd=home if os.path.isdir(home)
-                              else "/", stdout=subprocess.PIPE, text=True, timeout=TIMEOUT + 10)
+        done = subprocess.run(command, user=uid, group=gid, extra_groups=[], env=env, stdout=subprocess.PIPE,
+                              text=True, timeout=TIMEOUT + 10)
     except (OSError, subprocess.SubprocessError) as exc:
         print(f"tender: error: hosts: could not ask as uid {uid} for the lines: {exc}", file=sys.stderr)
         return None
@@ -219,6 +225,13 @@ def _entries_as(user: tuple[int, int, str], args: argparse.Namespace) -> list[Ho
             return None
         entries.append(HostsEntry(address, tuple(names)))
     return entries
+
+
+def _owned_by(path: str, uid: int) -> bool:
+    try:
+        return os.path.isabs(path) and os.stat(path).st_uid == uid
+    except OSError:
+        return False
 
 
 # ---------------------------------------------------------------- the file
