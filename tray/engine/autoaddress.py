@@ -11,13 +11,14 @@ yet with the one command that adds it.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
 import sys
 
-from tray.domain.addresses import AUTO_ADDRESS, auto_address
+from tray.domain.addresses import AUTO_ADDRESS, LOCALHOST_ADDRESSES, auto_address
 from tray.errors import UsageError
 
-__all__ = ["resolve_address", "macos_alias_message", "loopback_configured"]
+__all__ = ["resolve_address", "macos_alias_message", "loopback_configured", "listeners_clash"]
 
 
 def macos_alias_message(address: str) -> str:
@@ -63,3 +64,27 @@ def resolve_address(address: str, context: str, namespace: str, name: str, *, pl
     if platform == "darwin" and not loopback_configured(concrete):
         raise UsageError(macos_alias_message(concrete), field="address")
     return concrete
+
+
+def listeners_clash(a: str, b: str) -> bool:
+    """Whether two forwards of one engine on the same local port, on addresses ``a`` and ``b``, clash.
+
+    The same address clashes, and ``localhost`` (``127.0.0.1`` and ``::1``)
+    with any other but a loopback address of its own (``address: auto``'s
+    ``127.A.B.C``): the engine refuses those at start.  Anything else is left
+    to the listener (a wildcard's clash shows as the forward's error).  Pure.
+    """
+    if a == b:
+        return True
+    if "localhost" in (a, b):
+        other = b if a == "localhost" else a
+        return not _own_loopback(other)
+    return False
+
+
+def _own_loopback(address: str) -> bool:
+    """A loopback address other than 127.0.0.1 and ::1 (so apart from ``localhost``'s two)."""
+    try:
+        return ipaddress.ip_address(address).is_loopback and address not in LOCALHOST_ADDRESSES
+    except ValueError:
+        return False

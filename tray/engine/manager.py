@@ -26,7 +26,7 @@ from typing import Any
 from tray.errors import TenderError, UsageError
 from tray.kube.conn import ClusterConn
 from tray.kube.kubeconfig import ClusterInfo, kubeconfig_paths, list_clusters
-from tray.engine.autoaddress import resolve_address
+from tray.engine.autoaddress import listeners_clash, resolve_address
 from tray.engine.session import ConnectionFailure, LogLine, Session, SessionInfo, Status
 from tray.domain.spec import ForwardSpec
 from tray.kube.watches import WatchRegistry
@@ -256,7 +256,7 @@ class ForwardManager:
             if local_port:
                 for other in self._sessions.values():
                     if other.local_port == local_port and other.status != Status.STOPPED and (
-                        other.address == address or "localhost" in (other.address, address)
+                        listeners_clash(other.address, address)
                     ):
                         raise UsageError(
                             f"local port {local_port} is already used by the forward to "
