@@ -2,7 +2,8 @@
 
 * ``tender`` / ``tender tray`` — the tray app (``tray.ui``).
 * ``tender forward [--kubeconfig P] [--context C] [-n NS] [--address A] TARGET [LOCAL:]REMOTE...``
-  — kubectl's own syntax, headless, with auto-reconnect, until SIGINT/SIGTERM.
+  — kubectl's own syntax, headless, with auto-reconnect, until SIGINT/SIGTERM;
+  ``tender forward --all-services -n NS [-l SELECTOR]``: every Service of a namespace (:mod:`tray.cli.allservices`).
 * ``tender run [--profiles F] [NAME...] [--group G] [--all]`` — saved profiles, headless.
 * ``tender profiles check [F]`` / ``tender profiles list [F]``.
 * ``tender daemon`` -- the engine without a tray; ``tender ls|stop|retry|remove|start|events|logs|dashboard``
@@ -81,8 +82,14 @@ def _parser() -> argparse.ArgumentParser:
     fw.add_argument("--no-engine", action="store_true",
                     help="forward in this process even when an engine runs")
     _add_run_flags(fw)
-    fw.add_argument("target", help="pod/NAME, svc/NAME, deploy/NAME, sts/NAME, ds/NAME, rs/NAME, rc/NAME, job/NAME or NAME")
-    fw.add_argument("ports", nargs="+", metavar="[LOCAL:]REMOTE", help="8080, 8080:80, :80, 8080:http")
+    fw.add_argument("--all-services", action="store_true",
+                    help="forward every Service of the namespace on its real ports, each on its own 127.x.y.z, "
+                         "following Services as they come and go (no TARGET)")
+    fw.add_argument("-l", "--selector", help="with --all-services: only Services with these labels "
+                                             "(kubectl's syntax: app=web,tier in (a,b))")
+    fw.add_argument("target", nargs="?",
+                    help="pod/NAME, svc/NAME, deploy/NAME, sts/NAME, ds/NAME, rs/NAME, rc/NAME, job/NAME or NAME")
+    fw.add_argument("ports", nargs="*", metavar="[LOCAL:]REMOTE", help="8080, 8080:80, :80, 8080:http")
 
     run = sub.add_parser("run", help="run saved profiles headless")
     run.add_argument("--profiles", help="profiles file (default $TENDER_PROFILES or the user config dir)")
@@ -410,7 +417,11 @@ def _forward(args: argparse.Namespace) -> int:
     from tray.engine.manager import ForwardManager
     from tray.domain.portspec import parse_port_spec
     from tray.domain.targets import parse_target
+    from tray.cli import allservices
 
+    allservices.check_args(args)  # --all-services or TARGET and ports, not both (exit 2)
+    if args.all_services:
+        return allservices.forward_all_services(args)
     try:
         target = parse_target(args.target)
     except UsageError as exc:

@@ -28,6 +28,7 @@ from tray.kube.conn import ClusterConn
 from tray.kube.kubeconfig import ClusterInfo, kubeconfig_paths, list_clusters
 from tray.engine.autoaddress import listeners_clash, resolve_address
 from tray.engine.session import ConnectionFailure, LogLine, Session, SessionInfo, Status
+from tray.engine.group import GroupInfo, NamespaceGroup
 from tray.domain.spec import ForwardSpec
 from tray.kube.watches import WatchRegistry
 
@@ -113,6 +114,9 @@ class ForwardManager:
         self._order: list[str] = []
         self._clusters: dict[str, ClusterConn] = {}
         self._subscribers: list[Subscriber] = []
+        # Namespace groups (start_group) by id, and each member forward's group.
+        self._groups: dict[str, NamespaceGroup] = {}
+        self._group_of: dict[str, NamespaceGroup] = {}
         self._clusters_cache: tuple[tuple[tuple[str, int, int], ...], list[ClusterInfo]] | None = None
         self._loop = asyncio.new_event_loop()
         self._watches = WatchRegistry()
@@ -150,8 +154,12 @@ class ForwardManager:
             except Exception:
                 log.exception("event subscriber failed")
 
+    def _info(self, session: Session) -> SessionInfo:
+        group = self._group_of.get(session.id)
+        return session.info() if group is None else group.annotate(session.info())
+
     def _on_session_change(self, session: Session, pod_changed: bool) -> None:
-        info = session.info()
+        info = self._info(session)
         self._emit(StatusEvent(session.id, info.status, info.local_port, info.pod_name, info.status_reason
                                if info.status in (Status.ERROR, Status.RECONNECTING) else "", info))
         if pod_changed:
@@ -159,7 +167,7 @@ class ForwardManager:
 
     def _on_connection_failure(self, session: Session, failure: ConnectionFailure) -> None:
         self._emit(ConnectionEvent(session.id, failure.pod_name, failure.port, failure.error,
-                                   failure.suppressed, session.info()))
+                                   failure.suppressed, self._info(session)))
 
     # ------------------------------------------------------------ clusters
     def clusters(self) -> list[ClusterInfo]:
@@ -278,7 +286,7 @@ class ForwardManager:
 
     def get(self, session_id: str) -> SessionInfo:
         """A snapshot of one forward; raises :class:`UsageError` for an unknown id.  Never blocks on the engine."""
-        return self._session(session_id).info()
+        return self._info(self._session(session_id))
 
     def _session(self, session_id: str) -> Session:
         with self._lock:
@@ -299,7 +307,7 @@ class ForwardManager:
     def list(self) -> list[SessionInfo]:
         """Snapshots of every forward, in start order (stopped ones are gone).  Never blocks on the engine."""
         with self._lock:
-            return [self._sessions[i].info() for i in self._order if i in self._sessions]
+            return [self._info(self._sessions[i]) for i in self._order if i in self._sessions]
 
     def stop(self, session_id: str) -> None:
         """Stop a forward and drop it from the list.
@@ -307,13 +315,20 @@ class ForwardManager:
         Its listener closes and its open connections are cut.  Waits for
         that (milliseconds; ``TimeoutError`` after 30 s); from a subscriber
         it is scheduled instead.  Raises :class:`UsageError` for an unknown id.
+        A group's id (:meth:`start_group`) stops the group and all its members.
         """
+        with self._lock:
+            group = self._groups.get(session_id)
+        if group is not None:
+            self._call(self._stop_group(group))
+            return
         session = self._session(session_id)
         self._call(self._stop(session))
 
     async def _stop(self, session: Session) -> None:
         await session.stop()
         with self._lock:
+            self._group_of.pop(session.id, None)
             self._sessions.pop(session.id, None)
             if session.id in self._order:
                 self._order.remove(session.id)
@@ -325,7 +340,8 @@ class ForwardManager:
         Waits as :meth:`stop` does, once per forward; an unknown context stops nothing.
         """
         with self._lock:
-            ids = [s.id for s in self._sessions.values() if s.conn.id == cluster_id]
+            ids = [g.id for g in self._groups.values() if g.conn.id == cluster_id]
+            ids += [s.id for s in self._sessions.values() if s.conn.id == cluster_id and s.id not in self._group_of]
         for i in ids:
             self.stop(i)
         return ids
@@ -371,7 +387,7 @@ class ForwardManager:
         if self._loop.is_closed():
             return  # shut down already
         with self._lock:
-            ids = list(self._order)
+            ids = list(self._groups) + list(self._order)  # groups first: they would start members again
         for i in ids:
             try:
                 self.stop(i)
@@ -411,3 +427,57 @@ class ForwardManager:
 
     async def _watch_keys(self) -> list[tuple[str, str, str]]:
         return self._watches.active()
+
+    # ------------------------------------------------------------ namespace groups
+    def start_group(self, spec: Any) -> str:
+        """Forward every Service of a namespace and follow them (:mod:`tray.engine.group`); returns the group's id.
+
+        ``spec``: a :class:`tray.domain.servicegroup.NamespaceSpec`.  Each
+        Service port becomes a member forward (in :meth:`list`, with
+        ``group`` set to the returned id) on the Service's own
+        ``127.A.B.C`` and its real port; members of deleted Services stop,
+        new ones start.  :meth:`stop` of the id stops them all.  Raises
+        :class:`UsageError` for an unknown context or a selector that cannot
+        be read.  Returns at once (does not wait for the cluster).
+        """
+        from tray.domain.servicegroup import parse_label_selector
+
+        selector = parse_label_selector(spec.selector)
+        conn = self._cluster(spec.cluster)
+        group = NamespaceGroup(manager=self, conn=conn, watches=self._watches, spec=spec,
+                               namespace=spec.namespace or conn.default_namespace, selector=selector)
+        with self._lock:
+            self._groups[group.id] = group
+        self._call(group.start())
+        return group.id
+
+    def groups(self) -> list[GroupInfo]:
+        """Snapshots of the running namespace groups, in start order.  Never blocks on the engine."""
+        with self._lock:
+            return [g.info() for g in self._groups.values()]
+
+    def group(self, group_id: str) -> GroupInfo:
+        """A snapshot of one group; raises :class:`UsageError` for an unknown id.  Never blocks on the engine."""
+        with self._lock:
+            group = self._groups.get(group_id)
+        if group is None:
+            raise UsageError(f"no group with id {group_id}")
+        return group.info()
+
+    def _start_member(self, spec: ForwardSpec, group: NamespaceGroup) -> str:
+        session_id = self.start(spec)  # on the engine thread: its start is scheduled, after this returns
+        with self._lock:
+            self._group_of[session_id] = group
+        return session_id
+
+    async def _stop_member(self, session_id: str) -> None:
+        with self._lock:
+            session = self._sessions.get(session_id)
+        if session is not None:
+            await self._stop(session)
+
+    async def _stop_group(self, group: NamespaceGroup) -> None:
+        await group.stop()
+        with self._lock:
+            self._groups.pop(group.id, None)
+        self._emit(ListEvent(self.list()))
