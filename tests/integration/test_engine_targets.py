@@ -101,6 +101,11 @@ def test_every_target_kind(cluster: Cluster, kinds_ns: str, manager: ForwardMana
     assert info.local_port > 0
     pods = cluster.ready_pods(kinds_ns, selector)
     assert info.pod_name in pods
+    if kind == "Service":
+        # Round-robin, a Service's default: new connections reach each ready pod in turn.
+        assert info.balance == "round-robin" and sorted(info.pods) == sorted(pods), info
+        assert {hostname(info.local_port) for _ in range(2 * len(pods))} == set(pods)
+        return
     # curl through the local port: the pod the session says it uses answers.
     assert hostname(info.local_port) == info.pod_name
     assert hostname(info.local_port) == info.pod_name  # and again, on a new connection
