@@ -27,9 +27,13 @@ EXPECTED = {
 }
 
 
+#: No cluster to ask for Services' ports (tests/integration/test_import_cluster.py asks one).
+NO_CLUSTER = {**os.environ, "KUBECONFIG": "/nonexistent/kubeconfig"}
+
+
 def tender(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "tray", *args], capture_output=True, text=True, timeout=60,
-                          input=stdin, env=env, cwd=REPO)
+                          input=stdin, env=env or NO_CLUSTER, cwd=REPO)
 
 
 def names_in(path: Path) -> list[str]:
@@ -87,9 +91,14 @@ def test_dry_run_prints_the_yaml_and_writes_nothing(tmp_path: Path):
     assert not missing.exists() and not missing.parent.exists()
     shown = yaml.safe_load(proc.stdout)
     assert [p["name"] for p in shown] == ["web-deployment", "web", "db-pod"]
+    # kube-forwarder's remotePort is the pods' port; with no cluster to ask, it is kept, and that is said
     assert shown[1] == {"name": "web", "context": "tender-a", "namespace": "demo", "target": "svc/web",
-                        "ports": ["18102:80", ":80"], "address": "127.0.0.3"}
+                        "ports": ["18102:8080", ":8080"], "address": "127.0.0.3"}
     assert "nothing written" in proc.stderr
+    assert "svc/web" in proc.stderr and "the pods' port numbers are kept" in proc.stderr
+    offline = tender("import", "--dry-run", "--offline", "--profiles", str(missing), str(DATA / "kube-forwarder.json"))
+    assert offline.returncode == 0 and yaml.safe_load(offline.stdout) == shown
+    assert "--offline: the ports of svc/web are kept as the pods' port numbers" in offline.stderr
 
     existing = tmp_path / "profiles.yaml"
     shutil.copy(EXAMPLE, existing)
@@ -121,7 +130,7 @@ def test_a_bad_file_is_one_line_exit_2_and_nothing_written(tmp_path: Path, case:
     before = profiles.read_bytes()
     proc = subprocess.run([sys.executable, "-m", "tray", "import", "--profiles", str(profiles), "in.sh"],
                           capture_output=True, text=True, timeout=60, cwd=tmp_path,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+                          env={**NO_CLUSTER, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr

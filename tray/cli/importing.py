@@ -27,6 +27,7 @@ import argparse
 import os
 import re
 import sys
+import time
 from typing import Any
 
 import yaml
@@ -37,6 +38,8 @@ __all__ = ["MAX_INPUT", "add_parser", "run"]
 
 #: The most bytes read from the input (a larger file is refused, exit 2).
 MAX_INPUT = 4 * 1024 * 1024
+#: Seconds the clusters are given, all together, to answer for the Services' ports.
+SERVICE_TIMEOUT = 10.0
 
 
 def add_parser(sub: Any) -> None:
@@ -49,6 +52,10 @@ def add_parser(sub: Any) -> None:
                    help="the input's format (default auto: JSON list = kftray, JSON object = kube-forwarder, "
                         "else command lines)")
     p.add_argument("--profiles", help="profiles file to add to (default $TENDER_PROFILES or the user config dir)")
+    p.add_argument("--kubeconfig", help="kubeconfig whose clusters are asked for Services' ports (default "
+                                        "$KUBECONFIG or ~/.kube/config)")
+    p.add_argument("--offline", action="store_true",
+                   help="ask no cluster: kftray's and kube-forwarder's Service ports stay the pods' port numbers")
     p.add_argument("file", metavar="FILE|-", help="the file to read; - reads stdin")
 
 
@@ -89,6 +96,105 @@ def _checked(profile: dict[str, Any], line: int | None, entry: str | None, sourc
         raise UsageError(exc.message, source=source, line=line, field=entry) from None
 
 
+def _service_ports(result: Any, kubeconfig: str | None, *, offline: bool,
+                   timeout: float = SERVICE_TIMEOUT) -> list[str]:
+    """Translate the pods' port numbers of ``result.pod_ports``' profiles to their Services' ports, in place.
+
+    kftray and kube-forwarder name the pods' port; a Tender ``svc/`` profile
+    names the Service's (kubectl's rule).  Each Service is read (with its
+    EndpointSlices, which resolve named targetPorts) on the cluster of the
+    profile's context, all within ``timeout`` seconds, and each number
+    becomes the Service port that sends to it
+    (:func:`tray.domain.annotations.service_port_for`).  Returns one line per
+    Service: what was translated, or why a number was kept.  Blocks up to
+    ``timeout`` seconds (plus the engine's start and stop); never raises.
+    """
+    from tray.domain.portspec import PortSpec, parse_port_spec
+
+    groups: dict[tuple[str | None, str | None, str], list[int]] = {}
+    for index in sorted(result.pod_ports):
+        profile = result.profiles[index]
+        name = profile["target"].partition("/")[2]
+        groups.setdefault((profile.get("context"), profile.get("namespace"), name), []).append(index)
+    services = ", ".join(dict.fromkeys(f"svc/{n}" for _, _, n in groups))
+    if offline:
+        return [f"--offline: the ports of {services} are kept as the pods' port numbers; a Service port "
+                "that differs from its targetPort will be refused at start"]
+    from tray.engine.manager import ForwardManager
+
+    notes: list[str] = []
+    deadline = time.monotonic() + timeout
+    manager = ForwardManager(kubeconfig)
+    try:
+        try:
+            clusters = manager.clusters()
+        except Exception as exc:  # a kubeconfig that cannot be read: say so, keep the numbers
+            return [f"the ports of {services} were not checked ({exc}); the pods' port numbers are kept"]
+        known = {c.id for c in clusters}
+        current = next((c.id for c in clusters if c.current), None)
+        for (context, namespace, name), indexes in groups.items():
+            ctx = context or current
+            where = f"svc/{name} in {ctx or '(no current context)'}/{namespace or '(its namespace)'}"
+            if ctx not in known:
+                notes.append(f"{where}: no such context here; the pods' port numbers are kept")
+                continue
+            try:
+                service, resolved = _read_service(manager, ctx, namespace, name, deadline - time.monotonic())
+            except Exception as exc:
+                reason = f"no answer within {timeout:.0f} s" if isinstance(exc, TimeoutError) else str(exc)
+                notes.append(f"{where}: not read ({reason}); the pods' port numbers are kept")
+                continue
+            from tray.domain.annotations import service_port_for
+
+            for index in indexes:
+                profile = result.profiles[index]
+                ports = []
+                for text in profile["ports"]:
+                    spec = parse_port_spec(text)
+                    port = service_port_for(service, spec.remote, resolved) if isinstance(spec.remote, int) else None
+                    if port is None:
+                        notes.append(f"{where}: no port sends to the pods' port {spec.remote}; kept as it is")
+                        ports.append(text)
+                        continue
+                    new = str(PortSpec(spec.local, port))  # the local port stays (":8080" stays free)
+                    if new != text:
+                        notes.append(f"{where}: the pods' port {spec.remote} is Service port {port}: {text} -> {new}")
+                    ports.append(new)
+                profile["ports"] = ports
+    finally:
+        manager.shutdown()
+    return notes
+
+
+def _read_service(manager: Any, context: str, namespace: str | None, name: str,
+                  timeout: float) -> tuple[dict[str, Any], dict[str, int]]:
+    """(the Service, its port names -> the pods' port numbers from its EndpointSlices). Blocks up to ``timeout`` s."""
+    import asyncio
+
+    if timeout <= 0:
+        raise TimeoutError
+    conn = manager.api_for(context)
+    ns = namespace or conn.default_namespace
+
+    async def fetch() -> tuple[dict[str, Any], dict[str, Any]]:
+        await conn.ensure_auth()
+        service = await conn.api.get(f"/api/v1/namespaces/{ns}/services/{name}")
+        try:
+            slices = await conn.api.get(f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices",
+                                        params={"labelSelector": f"kubernetes.io/service-name={name}"})
+        except Exception:  # RBAC may refuse these: the Service alone still answers integer targetPorts
+            slices = {}
+        return service, slices
+
+    service, slices = manager.run(asyncio.wait_for(fetch(), timeout), timeout + 1.0)
+    resolved: dict[str, int] = {}
+    for item in slices.get("items") or ():
+        for port in item.get("ports") or ():
+            if isinstance(port.get("port"), int) and port.get("protocol", "TCP") == "TCP":
+                resolved.setdefault(str(port.get("name") or ""), port["port"])
+    return service, resolved
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``tender import``; returns the exit code (see the module docstring).
 
@@ -102,6 +208,8 @@ def run(args: argparse.Namespace) -> int:
 
     text, source = _read_input(args.file)
     result = import_text(text, args.format, source=source)
+    if result.pod_ports:
+        result.notes.extend(_service_ports(result, args.kubeconfig, offline=args.offline))
     path = os.path.expanduser(args.profiles) if args.profiles else default_profiles_path()
     current = load_profiles(path, missing_ok=True)
     added: list[Any] = []

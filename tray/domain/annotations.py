@@ -25,8 +25,9 @@ kftray (hcavarsan/kftray, ``docs/kftui/USAGE.md`` "Service Auto-Discovery";
     number to the pods' port (a Service port's targetPort); Tender's
     ``svc/`` ports are the Service's (kubectl's rule), so the number is
     translated to the Service port whose targetPort it is (or that has no
-    targetPort and that number, or is that number); a number no Service port
-    matches is a problem.  A name stays a name.  ``kftray.app/enabled: "true"``
+    targetPort and that number, or is that number: :func:`service_port_for`;
+    a named targetPort cannot be matched from the Service alone); a number no
+    Service port matches is a problem.  A name stays a name.  ``kftray.app/enabled: "true"``
     without ``configs`` suggests every TCP port of the Service, locally on
     its targetPort number (else its port), as kftray does.
 
@@ -57,6 +58,7 @@ __all__ = [
     "Suggestion",
     "parse_k9s",
     "parse_kftray",
+    "service_port_for",
     "suggestions",
     "suggestions_of",
 ]
@@ -167,12 +169,22 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _service_port_for(service: Mapping[str, Any], number: int) -> int | None:
-    """The port of the Service that sends to the pods' port ``number`` (see the module docstring), or None."""
+def service_port_for(service: Mapping[str, Any], number: int,
+                     resolved: Mapping[str, int] | None = None) -> int | None:
+    """The port of ``service`` (a Service as the API returns it) that sends to the pods' port ``number``, or None.
+
+    That is the TCP port whose ``targetPort`` is ``number``; or whose named
+    targetPort resolves to it in ``resolved`` (service port name -> the
+    number, as the Service's EndpointSlices list their ports); else one that
+    has no targetPort and is ``number``; else one that is ``number``.  Pure.
+    """
     ports = [_dict(p) for p in _dict(service.get("spec")).get("ports") or ()]
     tcp = [p for p in ports if p.get("protocol", "TCP") == "TCP" and _int(p.get("port")) is not None]
     for p in tcp:
         if _int(p.get("targetPort")) == number:
+            return int(p["port"])
+    for p in tcp:
+        if isinstance(p.get("targetPort"), str) and (resolved or {}).get(str(p.get("name") or "")) == number:
             return int(p["port"])
     for p in tcp:
         if p.get("targetPort") is None and p["port"] == number:
@@ -194,7 +206,7 @@ def _kftray(name: str, service: Mapping[str, Any], annotations: Mapping[str, Any
             return
         for alias, local, port in configs:
             if isinstance(port, int):
-                service_port = _service_port_for(service, port)
+                service_port = service_port_for(service, port)
                 if service_port is None:
                     found.problems.append(f"{target}: {KFTRAY_CONFIGS}: {_q(f'{alias}-{local}-{port}')}: "
                                           f"no port of the Service sends to port {port}")

@@ -35,8 +35,8 @@ them.  Three formats:
     ``alias`` names the profile, ``local_address`` is its address.  kftray
     sends ``remote_port`` to the pod's port unchanged; a Tender ``svc/``
     forward's port is the *Service's* port (kubectl's rule).  They agree
-    where the Service's port equals its targetPort; :attr:`ImportResult.notes`
-    says to check the others.
+    where the Service's port equals its targetPort; :attr:`ImportResult.pod_ports`
+    names these profiles, for the caller to translate against the cluster.
 
 ``kube-forwarder``
     kube-forwarder's cluster export (pixel-point/kube-forwarder
@@ -143,6 +143,10 @@ class ImportResult:
     #: Where each profile comes from, parallel to :attr:`profiles`: (line, None) for a command
     #: line, (None, entry) for a JSON entry such as ``[2]``; for error messages.
     origins: list[tuple[int | None, str | None]] = field(default_factory=list)
+    #: The indexes (in :attr:`profiles`) of ``svc/`` profiles whose remote port numbers are the pods' ports,
+    #: as kftray and kube-forwarder mean them, not the Service's: the caller translates them
+    #: (:func:`tray.domain.annotations.service_port_for`) or says it could not.
+    pod_ports: set[int] = field(default_factory=set)
 
     def add(self, profile: dict[str, Any], *, line: int | None = None, entry: str | None = None) -> None:
         """Append ``profile``, from ``line`` of the file or its JSON ``entry``."""
@@ -421,9 +425,8 @@ def read_kftray(data: Any, source: str = "-") -> ImportResult:
             port = parse_port_spec(port_text)
         except UsageError as exc:
             raise UsageError(exc.message, source=source, field=where) from None
+        result.pod_ports.add(len(result.profiles))
         result.add(_profile(alias or service, context, namespace, target, [port], address), entry=where)
-        result.note("kftray sends remote_port to the pods' port; a Tender svc/ forward's port is the Service's "
-                    "port: check the Services whose port differs from their targetPort")
     return result
 
 
@@ -505,10 +508,9 @@ def read_kube_forwarder(data: Any, source: str = "-") -> ImportResult:
                 raise UsageError(exc.message, source=source, field=where) from None
             namespace = _field(service, "namespace", str, where, source) or None
             address = _local_address(_field(service, "localAddress", str, where, source), where, source)
-            result.add(_profile(alias or name, context, namespace, target, ports, address), entry=where)
             if kind == "service":
-                result.note("kube-forwarder sends remotePort to the pods' port; a Tender svc/ forward's port is the "
-                            "Service's port: check the Services whose port differs from their targetPort")
+                result.pod_ports.add(len(result.profiles))
+            result.add(_profile(alias or name, context, namespace, target, ports, address), entry=where)
     return result
 
 

@@ -102,7 +102,7 @@ def test_kftray_service_configs():
         {"name": "db", "target": "svc/db", "ports": ["5432"]},
     ]
     assert result.origins == [(None, "[0]"), (None, "[1]")]
-    assert any("targetPort" in n for n in result.notes)
+    assert result.pod_ports == {0, 1}  # kftray's remote_port is the pods' port, for the caller to translate
 
 
 @pytest.mark.parametrize("fields, why", [
@@ -160,6 +160,7 @@ def test_kube_forwarder_resources():
          "address": "localhost"},
         {"name": "db-0", "context": "ctx", "target": "pod/db-0", "ports": ["8080"]},
     ]
+    assert result.pod_ports == {1}
 
 
 def test_kube_forwarder_context_from_the_kubeconfig_text_and_version_1():
