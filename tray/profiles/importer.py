@@ -32,7 +32,8 @@ them.  Three formats:
     ``pod`` entries name pods by label selector (``target: app=web``), which a
     profile cannot, and ``proxy`` and ``expose`` entries reach outside the
     cluster or expose a local port: these, and ``protocol: udp``, are skipped.
-    ``alias`` names the profile, ``local_address`` is its address.  kftray
+    ``alias`` names the profile, ``local_address`` is its address
+    (``auto_loopback_address: true`` without one: ``address: auto``).  kftray
     sends ``remote_port`` to the pod's port unchanged; a Tender ``svc/``
     forward's port is the *Service's* port (kubectl's rule).  They agree
     where the Service's port equals its targetPort; :attr:`ImportResult.pod_ports`
@@ -418,6 +419,8 @@ def read_kftray(data: Any, source: str = "-") -> ImportResult:
         remote = _port_number(entry.get("remote_port"), "remote_port", where, source)
         port_text = _port_text(entry.get("local_port"), remote, "local_port", where, source)
         address = _local_address(_field(entry, "local_address", str, where, source), where, source)
+        if address is None and _field(entry, "auto_loopback_address", bool, where, source):
+            address = "auto"  # kftray's own 127.x address per forward: Tender's address: auto
         if _field(entry, "kubeconfig", str, where, source):
             result.note("kftray's kubeconfig fields are ignored: profiles run on the engine's kubeconfig")
         try:

@@ -94,15 +94,18 @@ def kftray(**fields) -> dict:
 
 
 def test_kftray_service_configs():
-    result = read_kftray([kftray(alias="my web", local_address="127.0.0.5"),
-                          kftray(local_port=None, remote_port=5432, service="db", namespace="", context=None)])
+    result = read_kftray([kftray(alias="my web", local_address="127.0.0.5", auto_loopback_address=True),
+                          kftray(local_port=None, remote_port=5432, service="db", namespace="", context=None),
+                          kftray(service="api", auto_loopback_address=True)])
     assert result.profiles == [
         {"name": "my-web", "context": "c", "namespace": "demo", "target": "svc/web", "ports": ["8080:80"],
          "address": "127.0.0.5"},
         {"name": "db", "target": "svc/db", "ports": ["5432"]},
+        {"name": "api", "context": "c", "namespace": "demo", "target": "svc/api", "ports": ["8080:80"],
+         "address": "auto"},
     ]
-    assert result.origins == [(None, "[0]"), (None, "[1]")]
-    assert result.pod_ports == {0, 1}  # kftray's remote_port is the pods' port, for the caller to translate
+    assert result.origins == [(None, "[0]"), (None, "[1]"), (None, "[2]")]
+    assert result.pod_ports == {0, 1, 2}  # kftray's remote_port is the pods' port, for the caller to translate
 
 
 @pytest.mark.parametrize("fields, why", [
