@@ -119,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     from tray.cli import importing
 
     importing.add_parser(sub)
+    from tray.cli import proxy as proxy_cli
+
+    proxy_cli.add_parser(sub)
 
     svc = sub.add_parser("install-service",
                          help="start 'tender daemon' at login: a systemd user unit (macOS: a LaunchAgent)")
@@ -166,6 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tray.cli import importing
 
             return importing.run(args)
+        if args.command == "proxy":
+            from tray.cli import proxy as proxy_cli
+
+            return proxy_cli.run(args)
         if args.command == "profiles":
             return _profiles(args)
         if args.command == "install-service":

@@ -114,6 +114,7 @@ class ForwardManager:
         self._order: list[str] = []
         self._clusters: dict[str, ClusterConn] = {}
         self._subscribers: list[Subscriber] = []
+        self._proxies: dict[str, Any] = {}  # context -> tray.engine.proxy.ClusterProxy (start_proxy)
         # Namespace groups (start_group) by id, and each member forward's group.
         self._groups: dict[str, NamespaceGroup] = {}
         self._group_of: dict[str, NamespaceGroup] = {}
@@ -386,6 +387,11 @@ class ForwardManager:
         """
         if self._loop.is_closed():
             return  # shut down already
+        for context in list(self._proxies):
+            try:
+                self.stop_proxy(context)
+            except Exception:
+                pass
         with self._lock:
             ids = list(self._groups) + list(self._order)  # groups first: they would start members again
         for i in ids:
@@ -481,3 +487,57 @@ class ForwardManager:
         with self._lock:
             self._groups.pop(group.id, None)
         self._emit(ListEvent(self.list()))
+
+    # ------------------------------------------------------------ cluster proxies (issue 14)
+    def start_proxy(self, context: str, listen: str = "127.0.0.1:1080") -> Any:
+        """Start ``context``'s SOCKS5 + HTTP cluster proxy on ``listen``; returns its :class:`~tray.engine.proxy.ProxyInfo`.
+
+        ``listen``: ``"HOST:PORT"`` (``"[::1]:1080"``; port 0: any free
+        one, shown in the returned ``listen``).  One proxy per context.
+        Raises :class:`UsageError` for a bad listen address, one that cannot
+        be bound (in use), an unknown context, credentials that cannot be
+        loaded, or a context that already has a proxy elsewhere (the same
+        address: its info is returned).  Blocks for the kubeconfig read and
+        the start (an exec plugin may run; ``TimeoutError`` after 30 s).
+        Emits a :class:`ListEvent`.
+        """
+        from tray.engine.proxy import ClusterProxy, format_listen, parse_listen
+
+        host, port = parse_listen(listen)
+        conn = self._cluster(context)
+        with self._lock:
+            running = self._proxies.get(context)
+        if running is not None:
+            if running.listen == format_listen(host, port) or (port == 0 and running.host == host):
+                return running.info()
+            raise UsageError(f"context {context} already has a cluster proxy, on {running.listen}", field="context")
+        proxy = ClusterProxy(conn, self._watches, host, port, on_change=lambda: None)
+        self.run(proxy.start())
+        with self._lock:
+            other = self._proxies.setdefault(context, proxy)
+        if other is not proxy:  # started meanwhile by another caller
+            self.run(proxy.stop())
+            raise UsageError(f"context {context} already has a cluster proxy, on {other.listen}", field="context")
+        self._emit(ListEvent(self.list()))
+        return proxy.info()
+
+    def stop_proxy(self, context: str) -> None:
+        """Stop ``context``'s proxy: its listener closes, its connections are cut, its watches are released.
+
+        Nothing happens when the context has none.  Waits for it
+        (milliseconds; ``TimeoutError`` after 30 s); from a subscriber it is
+        scheduled instead.  Emits a :class:`ListEvent`.
+        """
+        with self._lock:
+            proxy = self._proxies.pop(context, None)
+        if proxy is not None:
+            self._call(self._stop_proxy(proxy))
+
+    async def _stop_proxy(self, proxy: Any) -> None:
+        await proxy.stop()
+        self._emit(ListEvent(self.list()))
+
+    def proxies(self) -> list[Any]:
+        """The running proxies' :class:`~tray.engine.proxy.ProxyInfo`, by context.  Never blocks on the engine."""
+        with self._lock:
+            return [self._proxies[c].info() for c in sorted(self._proxies)]

@@ -375,9 +375,12 @@ class ClusterProxy:
             my_writer.write(request.forward_head)
             await asyncio.gather(_copy(reader, my_writer, half_close=True),
                                  _copy(my_reader, writer, half_close=False))
+        except asyncio.CancelledError:
+            pumping.cancel()  # the proxy stops: the pod's side goes too
+            raise
         finally:
             my_writer.close()
-            done(await pumping)
+        done(await pumping)
 
     # ----------------------------------------------------------- resolution
     async def _open(self, host: str, port: int) -> tuple[Link, Callable[[Any], None]]:
