@@ -420,6 +420,11 @@ class ClusterProxy:
         svc = entry.services.objects.get(name.service)
         where = f'namespace "{name.namespace}" (context {self.conn.id})'
         if svc is None:
+            if not entry.services.objects and self._namespaces.get(name.namespace) is entry:
+                # No Services at all (or no such namespace: its LIST is empty too): keep no
+                # watches for it, so names from outside the cluster (www.example.com) cost none.
+                del self._namespaces[name.namespace]
+                await self._release(entry)
             raise ProxyRefusal("unknown", f'no Service "{name.service}" in {where}')
         pods = list(entry.pods.objects.values())
         if isinstance(name, clusterdns.PodName):

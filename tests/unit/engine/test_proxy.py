@@ -147,3 +147,13 @@ def test_a_forbidden_namespace_is_released(proxy: ClusterProxy) -> None:
 def test_refusals_speak_each_protocol() -> None:
     assert [(ProxyRefusal(k, "x").socks_reply, ProxyRefusal(k, "x").http_status)
             for k in ("unknown", "no_endpoint", "forbidden", "unreachable")] == [(4, 502), (5, 503), (2, 403), (4, 502)]
+
+
+def test_a_namespace_without_services_keeps_no_watch(proxy: ClusterProxy) -> None:
+    with pytest.raises(ProxyRefusal, match='no Service "google" in namespace "com"'):
+        _route(proxy, "google.com", 443)
+    assert proxy._caches.held == []  # type: ignore[attr-defined]
+    _route(proxy, "web.demo", 80)
+    with pytest.raises(ProxyRefusal):
+        _route(proxy, "nope.demo", 80)
+    assert sorted(proxy._caches.held) == [("demo", "pods"), ("demo", "services")]  # type: ignore[attr-defined]
