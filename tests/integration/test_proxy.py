@@ -295,3 +295,48 @@ def test_bad_listen_is_one_line_and_exit_2(cluster: Cluster) -> None:
                        timeout=60)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and 'context "nope" not found' in r.stderr, r.stderr
     assert os.path.exists(cluster.kubeconfig)
+
+
+def test_the_engine_api_starts_stops_and_releases_everything(cluster: Cluster, ns: str) -> None:
+    from tray.engine.manager import ForwardManager, ListEvent
+    from tray.errors import UsageError
+
+    m = ForwardManager(cluster.kubeconfig)
+    events: list[object] = []
+    m.subscribe(events.append)
+    try:
+        with pytest.raises(UsageError, match='context "nope" not found'):
+            m.start_proxy("nope", "127.0.0.1:0")
+        with pytest.raises(UsageError, match="bad listen address"):
+            m.start_proxy(cluster.context, "127.0.0.1:x")
+        info = m.start_proxy(cluster.context, "127.0.0.1:0")
+        assert info.context == cluster.context and info.listen.startswith("127.0.0.1:") and info.connections == 0
+        assert any(isinstance(e, ListEvent) for e in events)
+        assert m.start_proxy(cluster.context, "127.0.0.1:0") == info  # the same one
+        with pytest.raises(UsageError, match="already has a cluster proxy"):
+            m.start_proxy(cluster.context, f"127.0.0.1:{free_port()}")
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            with pytest.raises(UsageError, match="in use"):
+                m.start_proxy("tender-b", f"127.0.0.1:{busy.getsockname()[1]}")
+        r = subprocess.run(["curl", "-sS", "-m", "20", "--socks5-hostname", info.listen, f"http://web.{ns}/hostname"],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and r.stdout.startswith("web-"), r.stderr
+        # An open connection, then the proxy stops under it.
+        held = socket.create_connection(("127.0.0.1", int(info.listen.rsplit(":", 1)[1])), timeout=20)
+        held.sendall(f"CONNECT web.{ns}:80 HTTP/1.1\r\n\r\n".encode())
+        assert held.recv(39).startswith(b"HTTP/1.1 200")
+        now = m.proxies()
+        assert len(now) == 1 and now[0].connections == 1 and now[0].connections_total == 2, now
+        assert (cluster.context, ns, "services") in m.watch_keys()
+        events.clear()
+        m.stop_proxy(cluster.context)
+        assert m.proxies() == [] and any(isinstance(e, ListEvent) for e in events)
+        assert not [k for k in m.watch_keys() if k[0] == cluster.context]  # the caches are released
+        held.settimeout(10)
+        assert held.recv(100) == b""  # cut
+        held.close()
+        m.stop_proxy(cluster.context)  # none: nothing happens
+    finally:
+        m.shutdown()
