@@ -1,0 +1,119 @@
+"""``tender proxy`` on the running engine: the cluster proxy starts in the tray or ``tender daemon``.
+
+When an engine runs for the same kubeconfig, ``tender proxy`` asks it
+(``POST /v1/proxies``, docs/api.md) instead of running a proxy of its own: the
+proxy then shows in the tray's menu and the dashboard, shares the engine's
+watches, and outlives the command, which prints where it listens and exits 0.
+``tender proxy --stop`` stops it (``DELETE /v1/proxies/CONTEXT``).
+
+Without ``--listen`` the engine picks the first free port of
+127.0.0.1:1080-1099 (so a second context does not collide with the first);
+a context whose proxy already runs is reported where it is (exit 0) when
+that is where it was asked for.  Exit codes as the other verbs: 2 for a
+request the engine refuses as bad (an unknown context, a listen address
+that is malformed or in use), 1 when the engine fails or there is nothing
+to stop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any
+
+__all__ = ["proxy_on_engine", "started_line"]
+
+
+def started_line(context: str, listen: str) -> str:
+    """The line ``tender proxy`` prints once the proxy listens (the foreground proxy prints the same)."""
+    from tray.api.proxies import client_address
+
+    return (f"SOCKS5 and HTTP proxy for context {context} on {listen} "
+            f"(curl --socks5-hostname {client_address(listen)} http://web.demo/)")
+
+
+def _same_kubeconfig(args: argparse.Namespace, engine: dict[str, Any]) -> bool:
+    from tray.kube.kubeconfig import kubeconfig_paths
+
+    mine = [os.path.realpath(os.path.expanduser(p))
+            for p in kubeconfig_paths(args.kubeconfig).split(os.pathsep) if p]
+    return [os.path.realpath(p) for p in engine.get("kubeconfig", [])] == mine
+
+
+def _current(client: Any) -> str | None:
+    return next((c["name"] for c in client.get("/v1/contexts").get("contexts", []) if c.get("current")), None)
+
+
+def proxy_on_engine(args: argparse.Namespace) -> int | None:
+    """Start (or with ``args.stop`` stop) ``args.context``'s proxy in the running engine; the exit code.
+
+    ``args``: ``kubeconfig``, ``context``, ``listen`` (None: the engine's
+    default), ``stop``.  Returns None when no engine runs for this
+    kubeconfig (the caller then runs the proxy in this process), except for
+    ``--stop``, which has nothing to stop then (exit 1).  Prints one line on
+    stdout (where it listens; what was stopped) or one on stderr (why not).
+    Blocks for the engine's answers (at most 30 s).
+    """
+    from tray.api.client import ApiError, NoEngine, connect
+    from tray.cli.verbs import NO_ENGINE_HINT
+
+    try:
+        client = connect(timeout=30.0)
+    except ApiError as exc:  # an engine that does not answer (frozen), or refuses us
+        if args.stop:
+            print(f"tender: error: the running engine did not answer ({exc.message})", file=sys.stderr)
+            return 1
+        print(f"tender: the running engine did not answer ({exc.message}); running the proxy in this process",
+              file=sys.stderr)
+        return None
+    if client is None:
+        if args.stop:
+            print(f"tender: proxy --stop: no Tender engine is running, so no proxy of it to stop; a "
+                  "'tender proxy' in a terminal stops with Ctrl-C", file=sys.stderr)
+            return 1
+        return None
+    with client:
+        try:
+            engine = client.get("/v1/engine")
+            if not _same_kubeconfig(args, engine):
+                if args.stop:
+                    print(f"tender: proxy --stop: the running engine uses another kubeconfig "
+                          f"({os.pathsep.join(engine.get('kubeconfig', []))})", file=sys.stderr)
+                    return 1
+                logging.getLogger("tender").info("the running engine uses another kubeconfig; proxying here")
+                return None
+            context = args.context or _current(client)
+            if context is None and args.stop:
+                print("tender: error: the kubeconfig has no current context: name one with --context",
+                      file=sys.stderr)
+                return 2
+            if args.stop:
+                client.delete(f"/v1/proxies/{context}")
+                print(f"Stopped the cluster proxy for context {context}")
+                return 0
+            running = {p["context"]: p for p in client.get("/v1/proxies").get("proxies", [])}
+            mine = running.get(context) if context else None
+            if mine is not None and args.listen in (None, mine["listen"]):
+                proxy = mine  # already there: say where
+            else:
+                body = {"context": context} if context else {}
+                if args.listen is not None:
+                    body["listen"] = args.listen
+                proxy = client.post("/v1/proxies", body)
+            print(started_line(proxy["context"], proxy["listen"]), flush=True)
+            print(f"tender: it runs in the Tender engine (the tray or 'tender daemon'); "
+                  f"'tender proxy --stop{'' if args.context is None else f' --context {context}'}' stops it",
+                  file=sys.stderr)
+            return 0
+        except NoEngine:
+            if args.stop:
+                print(f"tender: proxy --stop: the engine stopped meanwhile; {NO_ENGINE_HINT}", file=sys.stderr)
+                return 1
+            return None
+        except ApiError as exc:
+            print(f"tender: error: {exc.message}", file=sys.stderr)
+            if exc.status == 404:
+                return 1  # --stop: no proxy to stop
+            return 2 if 400 <= exc.status < 500 and exc.status != 403 else 1
