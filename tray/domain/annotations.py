@@ -33,7 +33,7 @@ kftray (hcavarsan/kftray, ``docs/kftui/USAGE.md`` "Service Auto-Discovery";
 
 Annotation values are user text: an item that cannot be read is not
 suggested, and is returned in :attr:`Found.problems` (one line each) instead
-of raising.
+of raising; the other items of the value are.
 """
 
 from __future__ import annotations
@@ -195,16 +195,27 @@ def service_port_for(service: Mapping[str, Any], number: int,
     return None
 
 
+def _each(parse: Any, value: str, where: str, found: Found) -> list[Any]:
+    """``parse`` of each item of ``value`` that reads; the others are problems, one line each."""
+    out: list[Any] = []
+    try:
+        items = _items(value)
+    except UsageError as exc:
+        found.problems.append(f"{where}: {exc.message}")
+        return out
+    for item in items:
+        try:
+            out.extend(parse(item))
+        except UsageError as exc:
+            found.problems.append(f"{where}: {exc.message}")
+    return out
+
+
 def _kftray(name: str, service: Mapping[str, Any], annotations: Mapping[str, Any], found: Found) -> None:
     target = Target("Service", name)
     value = annotations.get(KFTRAY_CONFIGS)
     if isinstance(value, str):
-        try:
-            configs = parse_kftray(value)
-        except UsageError as exc:
-            found.problems.append(f"{target}: {KFTRAY_CONFIGS}: {exc.message}")
-            return
-        for alias, local, port in configs:
+        for alias, local, port in _each(parse_kftray, value, f"{target}: {KFTRAY_CONFIGS}", found):
             if isinstance(port, int):
                 service_port = service_port_for(service, port)
                 if service_port is None:
@@ -232,11 +243,7 @@ def _k9s(target: Target, annotations: Mapping[str, Any], found: Found, seen: set
         if not isinstance(value, str) or (key, value) in seen:
             continue
         seen.add((key, value))
-        try:
-            pairs = parse_k9s(value)
-        except UsageError as exc:
-            found.problems.append(f"{target}: {key}: {exc.message}")
-            continue
+        pairs = _each(parse_k9s, value, f"{target}: {key}", found)
         if not pairs:
             continue
         containers = list(dict.fromkeys(c for c, _ in pairs if c))

@@ -122,6 +122,15 @@ def test_kftray_enabled_suggests_every_tcp_port():
     assert shown(suggestions("Service", service({KFTRAY_ENABLED: "false"}, {"port": 80}))) == []
 
 
+def test_a_bad_item_is_a_problem_and_the_others_are_suggested():
+    found = suggestions("Deployment", obj("a", {K9S_PORT_FORWARDS: "app::8080,app::Bad_Name,9090"}))
+    assert shown(found) == [("deploy/a", ["8080", "9090"], "app", K9S_PORT_FORWARDS)]
+    assert found.problems == ['deploy/a: k9scli.io/port-forwards: "app::Bad_Name": invalid port spec "Bad_Name": '
+                              'port "Bad_Name" is neither a number 1-65535 nor a valid port name (port names are '
+                              "1-15 lowercase letters, digits and '-', contain a letter, and do not start or end "
+                              "with '-' or contain '--')"]
+
+
 def test_a_bad_value_is_a_problem_not_an_exception():
     found = suggestions_of("Deployment", [
         obj("a", {K9S_PORT_FORWARDS: "c::x::y"}), obj("b", {K9S_PORT_FORWARDS: "80"}), {"metadata": None},
