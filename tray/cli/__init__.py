@@ -561,6 +561,11 @@ def _run_profiles(args: argparse.Namespace) -> int:
             if context not in checked:
                 manager.preflight(context)
                 checked.add(context)
+            if prof.is_namespace:  # every Service of a namespace: a group, its members come and go
+                from tray.profiles.run import start_profile
+
+                start_profile(manager, prof, context)
+                continue
             for n, spec in enumerate(prof.ports):
                 ids.append(manager.start(ForwardSpec(context, prof.namespace, prof.target, spec.remote,
                                                      local_port=_local(spec), address=prof.address,

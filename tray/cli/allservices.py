@@ -105,6 +105,11 @@ def _serve_group(manager: Any, group_id: str, printer: Any, *, exit_on_error: bo
                     said.add(line)
                     if text:
                         printer._emit(f"{group.cluster_id}: {line}")
+            if group.status == "active" and group.reason and not group.members:
+                line = f"{group.cluster_id}: {group.reason} in {group.namespace} yet; watching for new ones"
+                if line not in said:
+                    said.add(line)
+                    printer._emit(line, stream=sys.stderr)
             if group.status == "error":
                 line = f"{group.cluster_id}: cannot follow the Services of {group.namespace}: {group.reason}"
                 if line not in said:

@@ -29,17 +29,44 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from tray.domain import selection
 from tray.domain.addresses import auto_address
 from tray.errors import UsageError
 
-__all__ = ["NamespaceSpec", "Member", "Skipped", "parse_label_selector", "plan", "diff",
+__all__ = ["NamespaceSpec", "NamespaceTarget", "parse_namespace_target", "Member", "Skipped", "parse_label_selector", "plan", "diff",
            "privileged_hint", "NAMESPACE_TARGET_PREFIX"]
 
 #: How a profile's ``target:`` names a namespace group (``namespace/shop``).
 NAMESPACE_TARGET_PREFIX: Final = "namespace/"
+
+
+@dataclass(frozen=True)
+class NamespaceTarget:
+    """A profile's ``target: namespace/NS``: every Service of namespace ``name``.
+
+    Shaped like :class:`tray.domain.targets.Target` where a shell shows it:
+    ``kind`` is ``"Namespace"``, ``str()`` is ``namespace/NS``.
+    """
+
+    name: str
+    kind: ClassVar[str] = "Namespace"
+
+    def __str__(self) -> str:
+        return f"{NAMESPACE_TARGET_PREFIX}{self.name}"
+
+
+_NAMESPACE_RE: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def parse_namespace_target(text: str) -> NamespaceTarget:
+    """Read ``namespace/NS``; raises :class:`UsageError` when NS is not a namespace name (a DNS-1123 label)."""
+    name = text[len(NAMESPACE_TARGET_PREFIX):] if text.startswith(NAMESPACE_TARGET_PREFIX) else ""
+    if not _NAMESPACE_RE.match(name):
+        raise UsageError(f"invalid namespace target {text!r}: expected namespace/NAME, NAME being 1-63 lowercase "
+                         "letters, digits and '-', starting and ending with a letter or digit")
+    return NamespaceTarget(name)
 
 
 @dataclass(frozen=True)

@@ -193,7 +193,7 @@ class NamespaceGroup:
                 pass  # the user stopped that member already
         for member in start:
             self._start_member(member)
-        self._set(Status.ACTIVE, "" if wanted or self.members else "no Services to forward (yet)")
+        self._set(Status.ACTIVE, "" if wanted or self.members else "no Services to forward")
 
     def _start_member(self, member: Member) -> None:
         spec = ForwardSpec(self.conn.id, self.namespace, Target("Service", member.service), member.port,

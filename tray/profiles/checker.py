@@ -36,6 +36,12 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from tray.domain.addresses import AUTO_ADDRESS, DEFAULT_ADDRESS, LOCALHOST_ADDRESSES, auto_address
 from tray.domain.portspec import PortSpec, parse_port_spec
+from tray.domain.servicegroup import (
+    NAMESPACE_TARGET_PREFIX,
+    NamespaceTarget,
+    parse_label_selector,
+    parse_namespace_target,
+)
 from tray.domain.targets import Target, parse_target
 from tray.errors import UsageError
 from tray.profiles.model import (
@@ -346,10 +352,16 @@ class Checker:
             return None
         before = len(self.errors)
         entries = self._mapping(node, path, PROFILE_KEYS)
-        for key in REQUIRED_PROFILE_KEYS:
+        values: dict[str, Node] = {key: value for key, (_, value) in entries.items()}
+        whole = _namespace_target_text(values.get("target"))
+        for key in (*REQUIRED_PROFILE_KEYS, *(() if whole else ("ports",))):
             if key not in entries:
                 self.error(f"missing required key {key!r}", node, path, sort_line=_end_line(node))
-        values: dict[str, Node] = {key: value for key, (_, value) in entries.items()}
+        if whole:  # target: namespace/NS -- every Service of NS (tray.engine.group)
+            return self._namespace_profile(node, path, values, whole, before)
+        if "selector" in values:
+            self.error("'selector' chooses the Services of a 'target: namespace/NS' profile; this target is one "
+                       "object", values["selector"], f"{path}.selector")
 
         name = self._name(values["name"], f"{path}.name") if "name" in values else None
         context = self._context(values["context"], f"{path}.context") if "context" in values else None
@@ -375,6 +387,38 @@ class Checker:
             group=group,
             line=_line(node),
         )
+
+    def _namespace_profile(self, node: Node, path: str, values: dict[str, Node], text: str,
+                           before: int) -> Profile | None:
+        """A ``target: namespace/NS`` profile: no ports, namespace or address of its own; an optional selector."""
+        name = self._name(values["name"], f"{path}.name") if "name" in values else None
+        context = self._context(values["context"], f"{path}.context") if "context" in values else None
+        target: NamespaceTarget | None = None
+        try:
+            target = parse_namespace_target(text)
+        except UsageError as err:
+            self.error(err.message, values["target"], f"{path}.target")
+        why = {"ports": "every Service port is forwarded on its real port",
+               "namespace": "the target names the namespace",
+               "address": "each Service listens on its own 127.A.B.C"}
+        for key, reason in why.items():
+            if key in values:
+                self.error(f"'{key}' is not allowed with 'target: {text}' ({reason})", values[key],
+                           f"{path}.{key}")
+        selector = None
+        if "selector" in values:
+            selector = self._string(values["selector"], f"{path}.selector")
+            if selector is not None:
+                try:
+                    parse_label_selector(selector)
+                except UsageError as err:
+                    self.error(err.message, values["selector"], f"{path}.selector")
+        autostart = self._bool(values["autostart"], f"{path}.autostart") if "autostart" in values else False
+        group = self._text_field(values["group"], f"{path}.group", "group") if "group" in values else None
+        if len(self.errors) != before or name is None or target is None or autostart is None:
+            return None
+        return Profile(name=name, context=context, namespace=target.name, target=target, ports=(),
+                       autostart=autostart, group=group, selector=selector, line=_line(node))
 
     # -- fields ------------------------------------------------------------
 
@@ -538,6 +582,13 @@ class Checker:
                 return False
         self.ports_in_use.setdefault(port, []).append(_PortUse(profile, _line(node), fld, addresses))
         return True
+
+
+def _namespace_target_text(node: Node | None) -> str:
+    """The ``target:`` text when it is ``namespace/...`` (a plain string), else ""."""
+    if isinstance(node, ScalarNode) and node.tag == _STR and node.value.startswith(NAMESPACE_TARGET_PREFIX):
+        return node.value
+    return ""
 
 
 def _int_value(node: ScalarNode) -> int | None:

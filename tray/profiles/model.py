@@ -7,11 +7,19 @@ Plain data, no I/O.  Format (version 1)::
       - name: shop-web           # required, unique, 1-63 of [A-Za-z0-9._-], starts alphanumeric
         context: tender-a        # optional; default: the kubeconfig's current context
         namespace: shop          # optional; default: the context's namespace, else "default"
-        target: svc/web          # required; kubectl form (pod name, TYPE/NAME)
-        ports: ["8080:80", "9090:metrics", ":5432", 3000]   # required, non-empty
+        target: svc/web          # required; kubectl form (pod name, TYPE/NAME), or namespace/NS (below)
+        ports: ["8080:80", "9090:metrics", ":5432", 3000]   # required, non-empty (not with namespace/NS)
         address: 127.0.0.1       # optional; an IP address or "localhost" (127.0.0.1 and ::1)
         autostart: false         # optional; true or false
         group: shop              # optional; groups profiles in the tray menu
+      - name: shop-all
+        target: namespace/shop   # every Service of the namespace, followed (tray.engine.group)
+        selector: tier in (web, api)   # optional; kubectl's label selector, on the Services' labels
+
+A ``namespace/NS`` target forwards every Service of NS on its real ports,
+each on its own 127.A.B.C: it takes no ``ports``, ``namespace`` or
+``address`` (the target names the namespace; the addresses are the
+Services' own); ``selector`` is allowed only with it.
 
 The constants below are what the reader (:mod:`tray.profiles.reader`),
 the checker (:mod:`tray.profiles.checker`), the writer
@@ -27,6 +35,7 @@ from typing import Any, Final
 
 from tray.domain.addresses import DEFAULT_ADDRESS, LOCALHOST_ADDRESSES
 from tray.domain.portspec import PortSpec
+from tray.domain.servicegroup import NamespaceTarget
 from tray.domain.targets import Target
 
 __all__ = [
@@ -46,9 +55,10 @@ VERSION: Final = 1
 #: Keys allowed at the top level of the file.
 TOP_LEVEL_KEYS: Final = ("version", "profiles")
 #: Keys allowed in a profile, in the order Tender writes them.
-PROFILE_KEYS: Final = ("name", "context", "namespace", "target", "ports", "address", "autostart", "group")
-#: Keys a profile must have.
-REQUIRED_PROFILE_KEYS: Final = ("name", "target", "ports")
+PROFILE_KEYS: Final = ("name", "context", "namespace", "target", "selector", "ports", "address", "autostart",
+                       "group")
+#: Keys every profile must have (``ports`` too, unless the target is ``namespace/NS``).
+REQUIRED_PROFILE_KEYS: Final = ("name", "target")
 
 #: What a freshly created profiles file contains.
 EMPTY_PROFILES_TEXT: Final = "version: 1\nprofiles: []\n"
@@ -78,12 +88,19 @@ class Profile:
     name: str
     context: str | None = None
     namespace: str | None = None
-    target: Target
+    target: Target | NamespaceTarget
     ports: tuple[PortSpec, ...]
     address: str = DEFAULT_ADDRESS
     autostart: bool = False
     group: str | None = None
     line: int = field(default=0, compare=False)
+    #: With a ``namespace/NS`` target: kubectl's label selector choosing its Services (None: all).
+    selector: str | None = None
+
+    @property
+    def is_namespace(self) -> bool:
+        """The target is ``namespace/NS``: every Service of NS, no ports of its own."""
+        return isinstance(self.target, NamespaceTarget)
 
     @property
     def bind_addresses(self) -> tuple[str, ...]:
@@ -98,10 +115,13 @@ class Profile:
         out: dict[str, Any] = {"name": self.name}
         if self.context is not None:
             out["context"] = self.context
-        if self.namespace is not None:
+        if self.namespace is not None and not self.is_namespace:  # namespace/NS names it
             out["namespace"] = self.namespace
         out["target"] = str(self.target)
-        out["ports"] = [str(p) for p in self.ports]
+        if self.selector is not None:
+            out["selector"] = self.selector
+        if not self.is_namespace:
+            out["ports"] = [str(p) for p in self.ports]
         if self.address != DEFAULT_ADDRESS:
             out["address"] = self.address
         if self.autostart:

@@ -2,7 +2,10 @@
 
 A profile starts one forward per port, tagged with the profile's name; a port
 already forwarded for that profile is left as it is, so starting a profile
-twice (or Retry after a partial start) starts only what is missing.
+twice (or Retry after a partial start) starts only what is missing.  A
+``target: namespace/NS`` profile starts a namespace group instead
+(``ForwardManager.start_group``: every Service of NS, followed), tagged the
+same way; its member forwards start as the Services are listed.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ def start_profile(manager: Any, profile: Profile, current_context: str | None) -
 
     ``current_context``: the kubeconfig's current context, used when the
     profile names none.  Ports already forwarded for the profile are skipped.
+    A ``namespace/NS`` profile starts its group (unless one runs for it) and
+    returns no ids: its members start once the Services are listed.
     Raises :class:`UsageError` when there is no context to use, or what
     ``manager.start`` raises (an unknown context, a local port taken); the
     forwards started before the failing port keep running.  Blocks for the
@@ -44,6 +49,13 @@ def start_profile(manager: Any, profile: Profile, current_context: str | None) -
 
         raise UsageError(f"profile {profile.name}: "
                          + no_context_message(load_kubeconfig(manager.kubeconfig), "set context: NAME"))
+    if profile.is_namespace:
+        from tray.domain.servicegroup import NamespaceSpec
+
+        if not any(g.profile == profile.name for g in manager.groups()):
+            manager.start_group(NamespaceSpec(context, profile.namespace, profile.selector or "",
+                                              profile=profile.name))
+        return []
     running = {str(s.remote_port) for s in manager.list() if s.profile == profile.name}
     ids = []
     for spec in profile.ports:

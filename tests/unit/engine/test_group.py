@@ -94,7 +94,7 @@ def test_nothing_stops_while_the_watch_is_stale_or_failing():
         cache.fail(None)
         cache.fresh()
         assert manager.running == {} and group.info().status == "active"
-        assert group.info().reason == "no Services to forward (yet)"
+        assert group.info().reason == "no Services to forward"
 
     run(go())
 

@@ -135,7 +135,7 @@ def test_to_dict_leaves_out_defaults() -> None:
         "autostart": True,
         "group": "g",
     }
-    assert list(full.to_dict()) == [k for k in PROFILE_KEYS]
+    assert list(full.to_dict()) == [k for k in PROFILE_KEYS if k != "selector"]  # selector: namespace/NS only
 
 
 def test_dumped_ports_survive_yaml_number_traps() -> None:
