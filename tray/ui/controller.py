@@ -382,7 +382,8 @@ class Controller:
     def _do_copy(self, text: str) -> None:
         self.view.copy_text(text)
 
-    def _do_forward(self, cluster: str, namespace: str, kind: str, name: str, port: int | str, local: int) -> None:
+    def _do_forward(self, cluster: str, namespace: str, kind: str, name: str, port: int | str,
+                    local: int | None) -> None:
         self.manager.start(ForwardSpec(cluster, namespace, Target(kind, name), port, local_port=local))
 
     def _do_custom_port(self, cluster: str, namespace: str, kind: str, name: str,

@@ -31,7 +31,9 @@ class ActionKind(Enum):
     COPY = "copy"  #: (text,)
     # the Clusters submenu
     SEARCH = "search"  #: (context,): ask for text, list the resources whose name contains it
-    FORWARD = "forward"  #: (context, namespace, kind, name, remote port or name, local port; 0: any free one)
+    #: (context, namespace, kind, name, remote port or name, local port; 0: any free one; None: the number
+    #: the remote port is, as ``tender forward TARGET http`` listens)
+    FORWARD = "forward"
     CUSTOM_PORT = "custom-port"  #: (context, namespace, kind, name, ((port, name or None), ...))
     LOAD_NAMESPACE = "load-namespace"  #: (context, namespace)
     REFRESH_CLUSTER = "refresh-cluster"  #: (context,)
