@@ -215,6 +215,9 @@ spec: {{type: ExternalName, externalName: example.com}}
         assert "permission denied" in priv["status_reason"].lower(), priv
         assert "sysctl -w net.ipv4.ip_unprivileged_port_start=80" in priv["status_reason"], priv
         assert run.status_of("svc/ext") is None  # ExternalName: skipped
+        with run._lock:
+            groups = {e["group"] for e in run.events if e.get("event") == "status"}
+        assert len(groups) == 1 and None not in groups, groups  # every member carries its group's id
 
         # A Service created later appears.
         cluster.apply(service("s6", 6, 8006, {"suite": "cli"}), ns)

@@ -27,7 +27,7 @@ STATS_FIELDS = ("connections", "connections_total", "bytes_in", "bytes_out", "la
 FORWARD_FIELDS = ("session_id", "name", "profile", "cluster_id", "cluster_name", "namespace", "target",
                   "target_kind", "target_name", "remote_port", "container_port", "local_port", "address",
                   "status", "status_reason", "pod_name", "started_at", "attempts", "next_retry_at",
-                  "recoverable", "usage_error", "warning", *STATS_FIELDS)
+                  "recoverable", "usage_error", "warning", "group", *STATS_FIELDS)
 
 _DEFAULTS: dict[str, Any] = {"connections": 0, "connections_total": 0, "bytes_in": 0, "bytes_out": 0,
                              "last_connection_error": "", "last_connection_error_at": ""}

@@ -35,8 +35,8 @@ from tray.domain import selection
 from tray.domain.addresses import auto_address
 from tray.errors import UsageError
 
-__all__ = ["NamespaceSpec", "NamespaceTarget", "parse_namespace_target", "Member", "Skipped", "parse_label_selector", "plan", "diff",
-           "privileged_hint", "NAMESPACE_TARGET_PREFIX"]
+__all__ = ["NamespaceSpec", "NamespaceTarget", "parse_namespace_target", "Member", "Skipped",
+           "parse_label_selector", "plan", "diff", "privileged_hint", "NAMESPACE_TARGET_PREFIX"]
 
 #: How a profile's ``target:`` names a namespace group (``namespace/shop``).
 NAMESPACE_TARGET_PREFIX: Final = "namespace/"

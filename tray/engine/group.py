@@ -144,7 +144,7 @@ class NamespaceGroup:
         self._apply()
 
     async def stop(self) -> None:
-        """Stop following and stop every member (each as ``ForwardManager.stop`` does); returns when they are stopped."""
+        """Stop following, and stop every member as ``ForwardManager.stop`` does; returns when they are stopped."""
         self._closed = True
         if self._cache is not None:
             self._cache.unsubscribe(self._on_change)
