@@ -238,3 +238,33 @@ spec: {{type: ExternalName, externalName: example.com}}
         run.stop()
         print(run.why())
         raise
+
+
+def test_a_namespace_profile_starts_a_group_and_stops_as_a_whole(cluster: Cluster, pods_ns: str,
+                                                                 manager: ForwardManager) -> None:
+    from tray.profiles import parse_profiles
+    from tray.profiles.run import start_profile
+
+    ns, ctx = pods_ns, cluster.context
+    for i in (4, 5):
+        cluster.apply(service(f"prof{i}", i, 7200 + i, {"suite": "profile"}), ns)
+    (prof,) = parse_profiles(f"""version: 1
+profiles:
+  - name: everything
+    context: {ctx}
+    target: namespace/{ns}
+    selector: suite=profile
+""").profiles
+    assert start_profile(manager, prof, None) == []
+    assert start_profile(manager, prof, None) == []  # started once
+    for i in (4, 5):
+        answers(auto_address(ctx, ns, f"prof{i}"), 7200 + i, f"p{i}")
+    (group,) = manager.groups()
+    assert group.profile == "everything"
+    members = manager.list()
+    assert {(s.profile, s.group) for s in members} == {("everything", group.id)} and len(members) == 2
+    # What the tray's and the API's profile stop do: stop its forwards by id; the first stops the group.
+    manager.stop(members[0].id)
+    assert manager.list() == [] and manager.groups() == []
+    for i in (4, 5):
+        assert refuses(auto_address(ctx, ns, f"prof{i}"), 7200 + i)

@@ -316,10 +316,14 @@ class ForwardManager:
         Its listener closes and its open connections are cut.  Waits for
         that (milliseconds; ``TimeoutError`` after 30 s); from a subscriber
         it is scheduled instead.  Raises :class:`UsageError` for an unknown id.
-        A group's id (:meth:`start_group`) stops the group and all its members.
+        A group's id (:meth:`start_group`) stops the group and all its members,
+        and so does a member of a profile's group (a profile stops as a whole).
         """
         with self._lock:
             group = self._groups.get(session_id)
+            member_of = self._group_of.get(session_id)
+            if group is None and member_of is not None and member_of.spec.profile is not None:
+                group = member_of
         if group is not None:
             self._call(self._stop_group(group))
             return
