@@ -12,12 +12,12 @@ import pytest
 
 from tests.clusterlib import Cluster
 from tests.integration.daemon import Daemon
-from tests.integration.engine import AGNHOST, hostname, pod_manifest
+from tests.integration.engine import AGNHOST, hostname, pod_manifest, wait_for
 
 pytestmark = pytest.mark.cluster
 
 # Local ports unlikely to be taken on a shared machine.
-WEB_LOCAL, DEPLOY_LOCAL, DEBUG_PORT = 47311, 47312, 47313
+WEB_LOCAL, DEPLOY_LOCAL, DEBUG_PORT, NAMED_LOCAL = 47311, 47312, 47313, 47314
 
 
 def manifests() -> str:
@@ -40,6 +40,15 @@ metadata:
 spec:
   selector: {{app: web}}
   ports: [{{port: 81, targetPort: 8080}}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: named
+  annotations: {{kftray.app/configs: "named-{NAMED_LOCAL}-8080"}}
+spec:
+  selector: {{app: web}}
+  ports: [{{name: web, port: 83, targetPort: http}}]
 ---
 apiVersion: v1
 kind: Service
@@ -80,12 +89,18 @@ def annotated(cluster: Cluster, namespace: str) -> str:
 
 def test_the_namespace_s_annotations_are_suggested_and_each_starts(cluster: Cluster, daemon: Daemon, annotated: str):
     path = f"/v1/contexts/{cluster.context}/namespaces/{annotated}/suggestions"
-    answer = daemon.api("GET", path)
-    assert answer.status_code == 200, answer.text
-    body = answer.json()
+
+    def complete() -> dict | None:  # the EndpointSlices name the pods' port once a pod is ready: soon after
+        answer = daemon.api("GET", path)
+        assert answer.status_code == 200, answer.text
+        return answer.json() if len(answer.json()["suggestions"]) == 5 else None
+
+    body = wait_for(complete, 20, "every suggestion, svc/named's once its EndpointSlice names port 8080")
     assert (body["context"], body["namespace"], body["errors"]) == (cluster.context, annotated, [])
     shown = [(s["target"], s["ports"], s["alias"], s["annotation"]) for s in body["suggestions"]]
     assert shown == [
+        # 8080 is the pods' port of the named targetPort "http": matched through the EndpointSlices
+        ("svc/named", [f"{NAMED_LOCAL}:83"], "named", "kftray.app/configs"),
         ("svc/web", [f"{WEB_LOCAL}:80"], "web", "kftray.app/configs"),  # kftray's 8080 is the pods' port: svc port 80
         ("svc/web", [f"{WEB_LOCAL + 10}:http"], "named", "kftray.app/configs"),
         ("deploy/web", [f"{DEPLOY_LOCAL}:http"], "app", "k9scli.io/port-forwards"),
@@ -96,8 +111,8 @@ def test_the_namespace_s_annotations_are_suggested_and_each_starts(cluster: Clus
 
     # Start buttons post the suggestion as it is: each forward works.
     web_pod = cluster.ready_pods(annotated, "app=web")[0]
-    for suggestion, pod in ((body["suggestions"][0], web_pod), (body["suggestions"][2], web_pod),
-                            (body["suggestions"][3], "debug")):
+    for suggestion, pod in ((body["suggestions"][0], web_pod), (body["suggestions"][1], web_pod),
+                            (body["suggestions"][3], web_pod), (body["suggestions"][4], "debug")):
         fwd = daemon.start_forward({"context": cluster.context, "namespace": annotated,
                                     "target": suggestion["target"], "ports": suggestion["ports"]})
         assert hostname(fwd["local_port"]) == pod

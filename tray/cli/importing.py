@@ -186,13 +186,10 @@ def _read_service(manager: Any, context: str, namespace: str | None, name: str,
             slices = {}
         return service, slices
 
+    from tray.domain.annotations import resolved_ports
+
     service, slices = manager.run(asyncio.wait_for(fetch(), timeout), timeout + 1.0)
-    resolved: dict[str, int] = {}
-    for item in slices.get("items") or ():
-        for port in item.get("ports") or ():
-            if isinstance(port.get("port"), int) and port.get("protocol", "TCP") == "TCP":
-                resolved.setdefault(str(port.get("name") or ""), port["port"])
-    return service, resolved
+    return service, resolved_ports(slices).get(name, {})
 
 
 def run(args: argparse.Namespace) -> int:

@@ -26,8 +26,9 @@ kftray (hcavarsan/kftray, ``docs/kftui/USAGE.md`` "Service Auto-Discovery";
     ``svc/`` ports are the Service's (kubectl's rule), so the number is
     translated to the Service port whose targetPort it is (or that has no
     targetPort and that number, or is that number: :func:`service_port_for`;
-    a named targetPort cannot be matched from the Service alone); a number no
-    Service port matches is a problem.  A name stays a name.  ``kftray.app/enabled: "true"``
+    a named targetPort is matched through the Service's EndpointSlices,
+    :func:`resolved_ports`, when the caller has them); a number no Service
+    port matches is a problem.  A name stays a name.  ``kftray.app/enabled: "true"``
     without ``configs`` suggests every TCP port of the Service, locally on
     its targetPort number (else its port), as kftray does.
 
@@ -57,7 +58,9 @@ __all__ = [
     "Found",
     "Suggestion",
     "parse_k9s",
+    "needs_endpoints",
     "parse_kftray",
+    "resolved_ports",
     "service_port_for",
     "suggestions",
     "suggestions_of",
@@ -211,13 +214,42 @@ def _each(parse: Any, value: str, where: str, found: Found) -> list[Any]:
     return out
 
 
-def _kftray(name: str, service: Mapping[str, Any], annotations: Mapping[str, Any], found: Found) -> None:
+def needs_endpoints(service: Mapping[str, Any]) -> bool:
+    """Whether :func:`suggestions` of this Service could use its EndpointSlices: it has a
+    ``kftray.app/configs`` annotation and a named targetPort (whose number only its pods know). Pure."""
+    if not isinstance(_dict(_dict(service.get("metadata")).get("annotations")).get(KFTRAY_CONFIGS), str):
+        return False
+    return any(isinstance(_dict(p).get("targetPort"), str) for p in _dict(service.get("spec")).get("ports") or ())
+
+
+def resolved_ports(slices: Mapping[str, Any]) -> dict[str, dict[str, int]]:
+    """From a LIST answer of EndpointSlices: Service name -> its port names -> the pods' port numbers.
+
+    The EndpointSlice controller writes each Service port's name with the
+    number its targetPort resolved to (``kubernetes.io/service-name`` labels
+    the slice's Service); an unnamed port's name is ``""``.  TCP only; the
+    first number seen wins.  Pure; never raises.
+    """
+    out: dict[str, dict[str, int]] = {}
+    for item in (_dict(i) for i in slices.get("items") or ()):
+        service = _dict(_dict(item.get("metadata")).get("labels")).get("kubernetes.io/service-name")
+        if not isinstance(service, str):
+            continue
+        for port in (_dict(p) for p in item.get("ports") or ()):
+            number = _int(port.get("port"))
+            if number is not None and port.get("protocol", "TCP") == "TCP":
+                out.setdefault(service, {}).setdefault(str(port.get("name") or ""), number)
+    return out
+
+
+def _kftray(name: str, service: Mapping[str, Any], annotations: Mapping[str, Any], found: Found,
+            resolved: Mapping[str, int] | None) -> None:
     target = Target("Service", name)
     value = annotations.get(KFTRAY_CONFIGS)
     if isinstance(value, str):
         for alias, local, port in _each(parse_kftray, value, f"{target}: {KFTRAY_CONFIGS}", found):
             if isinstance(port, int):
-                service_port = service_port_for(service, port)
+                service_port = service_port_for(service, port, resolved)
                 if service_port is None:
                     found.problems.append(f"{target}: {KFTRAY_CONFIGS}: {_q(f'{alias}-{local}-{port}')}: "
                                           f"no port of the Service sends to port {port}")
@@ -256,11 +288,13 @@ def _controlled(obj: Mapping[str, Any]) -> bool:
     return any(_dict(r).get("controller") is True for r in refs)
 
 
-def suggestions(kind: str, obj: Mapping[str, Any]) -> Found:
+def suggestions(kind: str, obj: Mapping[str, Any], resolved: Mapping[str, int] | None = None) -> Found:
     """The forwards ``obj`` (one object of kind ``kind``, a Kind of :data:`tray.domain.targets.KINDS`)
     suggests through the k9s and kftray annotations (see the module docstring).
 
-    Services: kftray's annotations.  Pods no controller owns: k9s's.
+    Services: kftray's annotations (``resolved``: the Service's port names ->
+    the pods' port numbers, from :func:`resolved_ports`, for named
+    targetPorts).  Pods no controller owns: k9s's.
     Workloads: k9s's, on the pod template and on the workload.  Anything
     else, or an object without a valid name, suggests nothing.  Never raises.
     """
@@ -275,7 +309,7 @@ def suggestions(kind: str, obj: Mapping[str, Any]) -> Found:
     found = Found()
     annotations = _dict(meta.get("annotations"))
     if kind == "Service":
-        _kftray(name, obj, annotations, found)
+        _kftray(name, obj, annotations, found, resolved)
         return found
     seen: set[tuple[str, str]] = set()
     if kind == "Pod":

@@ -21,11 +21,12 @@ rollout) are left out.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tray.domain.annotations import Suggestion, suggestions
+from tray.domain.annotations import Suggestion, needs_endpoints, resolved_ports, suggestions
 from tray.domain.selection import (controlled_by, declared_ports, is_finished_job, is_pod_finished,
                                    is_pod_terminating)
 from tray.domain.targets import KIND_PLURAL, KINDS
@@ -79,14 +80,20 @@ def forwardable(kind: str, item: Mapping[str, Any]) -> bool:
     return True
 
 
-def resources_of(kind: str, answer: Mapping[str, Any]) -> tuple[Resource, ...]:
-    """The forwardable objects of a LIST answer (``{"items": [...]}``) of ``kind``, sorted by name."""
+def resources_of(kind: str, answer: Mapping[str, Any],
+                 resolved: Mapping[str, Mapping[str, int]] | None = None) -> tuple[Resource, ...]:
+    """The forwardable objects of a LIST answer (``{"items": [...]}``) of ``kind``, sorted by name.
+
+    ``resolved``: for Services, name -> port name -> the pods' port number
+    (:func:`tray.domain.annotations.resolved_ports` of the namespace's
+    EndpointSlices), for the kftray annotations that name a named targetPort's number.
+    """
     out = []
     for item in answer.get("items") or []:
         if not forwardable(kind, item):
             continue
         name = str((item.get("metadata") or {}).get("name", ""))
-        found = suggestions(kind, item)
+        found = suggestions(kind, item, (resolved or {}).get(name))
         out.append(Resource(name, tuple(declared_ports(dict(item, kind=kind))), tuple(found.suggestions),
                             tuple(found.problems)))
     return tuple(sorted(out, key=lambda r: r.name))
@@ -200,6 +207,7 @@ class Browser:
             await conn.ensure_auth()
             return await asyncio.gather(*(conn.api.get(p) for p in paths), return_exceptions=True)
 
+        started = time.monotonic()
         answers = self._run(fetch(), timeout)
         out: dict[str, tuple[Resource, ...] | Exception] = {}
         for kind, answer in zip(kinds, answers, strict=True):
@@ -208,8 +216,24 @@ class Browser:
             elif isinstance(answer, BaseException):
                 raise answer  # cancelled: not a per-kind answer
             else:
-                out[kind] = resources_of(kind, answer)
+                resolved = None
+                if kind == "Service" and any(needs_endpoints(i) for i in answer.get("items") or ()):
+                    left = (self.timeout if timeout is None else timeout) - (time.monotonic() - started)
+                    resolved = self._endpoint_ports(conn, namespace, left)
+                out[kind] = resources_of(kind, answer, resolved)
         return out
+
+    def _endpoint_ports(self, conn: Any, namespace: str, timeout: float) -> dict[str, dict[str, int]] | None:
+        """The namespace's EndpointSlices' ports (:func:`~tray.domain.annotations.resolved_ports`); None if
+        they could not be listed within ``timeout`` seconds (RBAC, say: named targetPorts then stay unmatched)."""
+        if timeout <= 0:
+            return None
+        try:
+            answer = self._run(conn.api.get(f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices"),
+                               timeout)
+        except Exception:  # noqa: BLE001 -- optional: the suggestions say which numbers matched no port
+            return None
+        return resolved_ports(answer)
 
     def suggestions(self, cluster: str, namespace: str, timeout: float | None = None) -> Suggested:
         """The forwards the k9s and kftray annotations in ``namespace`` suggest (see :class:`Suggested`).

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tray.domain.annotations import (K9S_AUTO_PORT_FORWARDS, K9S_PORT_FORWARDS, KFTRAY_CONFIGS, KFTRAY_ENABLED,
-                                     parse_k9s, parse_kftray, suggestions, suggestions_of)
+                                     needs_endpoints, parse_k9s, parse_kftray, resolved_ports, suggestions,
+                                     suggestions_of)
 from tray.errors import UsageError
 
 
@@ -144,3 +145,19 @@ def test_to_dict():
     (one,) = suggestions("Service", service({KFTRAY_CONFIGS: "web-18080-80"}, {"port": 80})).suggestions
     assert one.to_dict() == {"target": "svc/web", "ports": ["18080:80"], "alias": "web",
                              "annotation": KFTRAY_CONFIGS}
+
+
+def test_a_named_target_port_is_matched_through_the_endpoint_slices():
+    svc = service({KFTRAY_CONFIGS: "web-18080-8080"}, {"name": "http", "port": 80, "targetPort": "http"})
+    assert needs_endpoints(svc) and not needs_endpoints(service({}, {"port": 80, "targetPort": "http"}))
+    assert not needs_endpoints(service({KFTRAY_CONFIGS: "web-1-80"}, {"port": 80, "targetPort": 8080}))
+    slices = {"items": [
+        {"metadata": {"labels": {"kubernetes.io/service-name": "web"}},
+         "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}, {"name": "dns", "port": 53, "protocol": "UDP"}]},
+        {"metadata": {"labels": {"kubernetes.io/service-name": "other"}}, "ports": [{"port": 9000}]},
+        {"metadata": {}, "ports": [{"name": "x", "port": 1}]},
+    ]}
+    assert resolved_ports(slices) == {"web": {"http": 8080}, "other": {"": 9000}}
+    assert shown(suggestions("Service", svc)) == []  # without the slices, 8080 matches no port
+    found = suggestions("Service", svc, resolved_ports(slices)["web"])
+    assert shown(found) == [("svc/web", ["18080:80"], "web", KFTRAY_CONFIGS)] and not found.problems
