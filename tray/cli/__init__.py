@@ -6,6 +6,8 @@
   ``tender forward --all-services -n NS [-l SELECTOR]``: every Service of a namespace (:mod:`tray.cli.allservices`).
 * ``tender run [--profiles F] [NAME...] [--group G] [--all]`` — saved profiles, headless.
 * ``tender profiles check [F]`` / ``tender profiles list [F]``.
+* ``tender import [--dry-run] [--format F] [--profiles P] FILE|-`` — profiles from ``kubectl port-forward``
+  lines, kftray's or kube-forwarder's export (:mod:`tray.cli.importing`).
 * ``tender daemon`` -- the engine without a tray; ``tender ls|stop|retry|remove|start|events|logs|dashboard``
   drive the running engine over its control API (:mod:`tray.cli.verbs`, docs/api.md); ``forward``
   joins it when one runs (``--detach`` leaves the forwards there).
