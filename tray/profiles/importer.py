@@ -480,6 +480,10 @@ def read_kube_forwarder(data: Any, source: str = "-") -> ImportResult:
         if not isinstance(cluster, dict):
             raise UsageError("expected a cluster (an object)", source=source, field=cwhere)
         context = _kf_context(cluster, cwhere, source)
+        config = cluster.get("config")
+        if isinstance(config, str) or (isinstance(config, dict) and config.get("content")):
+            result.note("the kubeconfigs kube-forwarder exports with its clusters are not imported: their "
+                        "contexts must be in yours (tender profiles check --kubeconfig P says)")
         if context is None:
             result.note(f"{cwhere} ({cluster.get('name', '?')}) names no context: its profiles use the current one")
         services = cluster.get("_services")
