@@ -7,9 +7,10 @@ forwarded within a second or two of the API server saying so, a deleted
 one's forwards stop (:mod:`tray.engine.group`).  Output is ``tender
 forward``'s (:class:`tray.cli._Printer`), plus one line per Service left out
 (ExternalName, no ports, no selector, UDP) and per forward whose Service is
-gone.  Runs in this process until SIGINT/SIGTERM (exit 0); with
-``--exit-on-error`` it exits 1 once the namespace's Services cannot be
-watched (forbidden, unreachable).
+gone.  Runs in this process until SIGINT/SIGTERM (exit 0), however many
+forwards are in ``error`` (a new Service may come); with ``--exit-on-error``
+it exits 1 once the namespace's Services cannot be watched (forbidden,
+unreachable) or every forward is in ``error``.
 """
 
 from __future__ import annotations
@@ -129,6 +130,9 @@ def _serve_group(manager: Any, group_id: str, printer: Any, *, exit_on_error: bo
                     known[sid] = manager.get(sid)
                 except UsageError:
                     pass
+            states = [known[i].status for i in members if i in known]
+            if exit_on_error and states and all(s == "error" for s in states):
+                return 1
         return 0
     finally:
         if not printer.events.empty():

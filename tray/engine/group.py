@@ -170,9 +170,11 @@ class NamespaceGroup:
         cache = self._cache
         if self._closed or cache is None:
             return
-        if cache.error is not None:
-            self._set(Status.ERROR, str(cache.error))
-            return  # keep the members: the error may pass, and they show their own state
+        if cache.error is not None or cache.list_forbidden is not None:
+            # Where only GETs of named Services are allowed the cache holds just those: a group
+            # needs to list them, and says so (the members are kept: the error may pass).
+            self._set(Status.ERROR, str(cache.error or cache.list_forbidden))
+            return
         if not cache.synced.is_set() or cache.stale:
             return  # nothing is stopped on data that may be out of date
         wanted, skipped = plan(cache.objects.values(), context=self.conn.id, namespace=self.namespace,

@@ -92,6 +92,10 @@ def test_nothing_stops_while_the_watch_is_stale_or_failing():
         assert len(manager.running) == 1
         assert group.info().status == "error" and "forbidden" in group.info().reason
         cache.fail(None)
+        cache.list_forbidden = ForbiddenError('services is forbidden: cannot list resource "services"')
+        cache.fresh()
+        assert len(manager.running) == 1 and "cannot list" in group.info().reason
+        cache.list_forbidden = None
         cache.fresh()
         assert manager.running == {} and group.info().status == "active"
         assert group.info().reason == "no Services to forward"
