@@ -27,7 +27,7 @@ STATS_FIELDS = ("connections", "connections_total", "bytes_in", "bytes_out", "la
 FORWARD_FIELDS = ("session_id", "name", "profile", "cluster_id", "cluster_name", "namespace", "target",
                   "target_kind", "target_name", "remote_port", "container_port", "local_port", "address",
                   "status", "status_reason", "pod_name", "started_at", "attempts", "next_retry_at",
-                  "recoverable", "usage_error", "warning", "group", *STATS_FIELDS)
+                  "recoverable", "usage_error", "warning", "group", "balance", "pods", *STATS_FIELDS)
 
 _DEFAULTS: dict[str, Any] = {"connections": 0, "connections_total": 0, "bytes_in": 0, "bytes_out": 0,
                              "last_connection_error": "", "last_connection_error_at": ""}
@@ -119,10 +119,10 @@ def parse_forward_request(body: Any) -> tuple[Any, list[tuple[str, Any]], str | 
 
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object")
-    unknown = sorted(set(body) - {"target", "ports", "context", "namespace", "address"})
+    unknown = sorted(set(body) - {"target", "ports", "context", "namespace", "address", "balance"})
     if unknown:
-        raise ApiError(400, f"unknown field {unknown[0]!r} (fields: target, ports, context, namespace, address)",
-                       unknown[0])
+        raise ApiError(400, f"unknown field {unknown[0]!r} (fields: target, ports, context, namespace, address, "
+                            "balance)", unknown[0])
     target_text = _text(body, "target", required=True)
     try:
         target = parse_target(target_text)
@@ -155,6 +155,21 @@ def parse_forward_request(body: Any) -> tuple[Any, list[tuple[str, Any]], str | 
     except UsageError as exc:
         raise ApiError(400, f"address: {exc.message}", "address") from None
     return target, specs, context, namespace, address
+
+
+def parse_balance(body: dict[str, Any], target: Any) -> str:
+    """A ``POST /v1/forwards`` body's ``balance`` (round-robin, pin, sticky; "auto" when absent) for ``target``.
+
+    Raises :class:`ApiError` (400, field ``balance``) for another value, or
+    a spreading mode for a target that is not a Service.
+    """
+    from tray.domain.balance import balance_problem
+
+    balance = _text(body, "balance") or "auto"
+    problem = balance_problem(target.kind, balance)
+    if problem:
+        raise ApiError(400, f"balance: {problem}", "balance")
+    return balance
 
 
 def parse_selector(body: Any, keys: tuple[str, ...]) -> dict[str, Any]:

@@ -381,7 +381,9 @@ class ApiServer:
         return _json(schema.forward_dict(self._info(request)))
 
     async def _start_forwards(self, request: web.Request) -> web.Response:
-        target, specs, context, namespace, address = schema.parse_forward_request(await _body(request))
+        body = await _body(request)
+        target, specs, context, namespace, address = schema.parse_forward_request(body)
+        balance = schema.parse_balance(body, target)
         from tray.domain.spec import ForwardSpec
         from tray.profiles.run import local_port_of
 
@@ -398,7 +400,7 @@ class ApiServer:
                     try:
                         ids.append(self.manager.start(ForwardSpec(ctx, namespace, target, spec.remote,
                                                                   local_port=local_port_of(spec),
-                                                                  address=address)))
+                                                                  address=address, balance=balance)))
                     except UsageError as exc:
                         raise _conflict_or_bad(exc, f"ports[{i}]") from None
             except BaseException:

@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     fw.add_argument("--address", default="127.0.0.1",
                     help="local address to listen on (default 127.0.0.1; 'localhost' = 127.0.0.1 and ::1; "
                          "'auto' = a 127.x.y.z of the target's own, so each forward keeps its real port)")
+    fw.add_argument("--balance", choices=("round-robin", "pin", "sticky"), default="auto",
+                    help="a Service's new connections: each to the next ready pod (round-robin, the default), "
+                         "all to one pod as kubectl does (pin), or one pod per client address (sticky)")
     fw.add_argument("-o", "--output", choices=("text", "json"), default="text")
     fw.add_argument("--detach", action="store_true",
                     help="leave the forwards running in the engine (the tray or 'tender daemon') and exit")
@@ -435,6 +438,10 @@ def _forward(args: argparse.Namespace) -> int:
         target = parse_target(args.target)
     except UsageError as exc:
         raise UsageError(exc.message, field=f"TARGET {args.target!r}") from None
+    from tray.domain.balance import balance_problem
+
+    if balance_problem(target.kind, args.balance):
+        raise UsageError(balance_problem(target.kind, args.balance), field="--balance")
     specs = []
     for text in args.ports:
         try:
@@ -463,7 +470,8 @@ def _forward(args: argparse.Namespace) -> int:
         ids = []
         for text, spec in zip(args.ports, specs):
             ids.append(manager.start(ForwardSpec(context, args.namespace, target, spec.remote,
-                                                 local_port=_local(spec), address=args.address)))
+                                                 local_port=_local(spec), address=args.address,
+                                                 balance=args.balance)))
             origins[ids[-1]] = UsageError("", field=f"port {text!r}")
     except BaseException:
         manager.shutdown()
@@ -571,7 +579,7 @@ def _run_profiles(args: argparse.Namespace) -> int:
             for n, spec in enumerate(prof.ports):
                 ids.append(manager.start(ForwardSpec(context, prof.namespace, prof.target, spec.remote,
                                                      local_port=_local(spec), address=prof.address,
-                                                     profile=prof.name)))
+                                                     profile=prof.name, balance=prof.balance)))
                 origins[ids[-1]] = UsageError("", source=str(pf.path), line=prof.line or None,
                                               field=f"{prof.name}.ports[{n}]")
         for problem in skipped:  # one line each; the others run

@@ -309,6 +309,8 @@ def forward_on_engine(client: EngineClient, args: argparse.Namespace, printer: A
     and exits 2, as kubectl refuses such a command line.
     """
     body = {"target": args.target, "ports": list(args.ports), "address": args.address}
+    if getattr(args, "balance", "auto") != "auto":
+        body["balance"] = args.balance
     if args.context:
         body["context"] = args.context
     if args.namespace:

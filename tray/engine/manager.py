@@ -274,7 +274,7 @@ class ForwardManager:
                 conn=conn, watches=self._watches, namespace=ns, target=target,
                 remote_port=container_port, local_port=local_port, address=address,
                 profile=profile, on_change=self._on_session_change,
-                on_connection_failure=self._on_connection_failure,
+                on_connection_failure=self._on_connection_failure, balance=spec.balance,
             )
             self._sessions[session.id] = session
             self._order.append(session.id)

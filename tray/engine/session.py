@@ -147,6 +147,7 @@ class SessionInfo:
         """The snapshot as JSON-ready data (the CLI's ``--json``); ``id`` is named ``session_id``."""
         d = asdict(self)
         d["session_id"] = d.pop("id")
+        d["pods"] = list(self.pods)
         return d
 
 
