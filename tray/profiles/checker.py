@@ -34,6 +34,7 @@ from typing import Final
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from tray.domain.balance import balance_problem
 from tray.domain.addresses import AUTO_ADDRESS, DEFAULT_ADDRESS, LOCALHOST_ADDRESSES, auto_address
 from tray.domain.portspec import PortSpec, parse_port_spec
 from tray.domain.servicegroup import (
@@ -372,6 +373,7 @@ class Checker:
         ports = self._ports(values["ports"], f"{path}.ports", name or path, claim) if "ports" in values else None
         autostart = self._bool(values["autostart"], f"{path}.autostart") if "autostart" in values else False
         group = self._text_field(values["group"], f"{path}.group", "group") if "group" in values else None
+        balance = self._balance(values["balance"], f"{path}.balance", target) if "balance" in values else "auto"
 
         if len(self.errors) != before or name is None or target is None or ports is None or address is None:
             return None
@@ -385,6 +387,7 @@ class Checker:
             address=address,
             autostart=autostart,
             group=group,
+            balance=balance or "auto",
             line=_line(node),
         )
 
@@ -421,6 +424,17 @@ class Checker:
                        autostart=autostart, group=group, selector=selector, line=_line(node))
 
     # -- fields ------------------------------------------------------------
+
+    def _balance(self, node: Node, fld: str, target: Target | None) -> str | None:
+        """``balance:``: round-robin, pin or sticky (:mod:`tray.domain.balance`); the spreading modes need a Service."""
+        value = self._string(node, fld)
+        if value is None:
+            return None
+        problem = balance_problem(target.kind if target is not None else "Service", value)
+        if problem:
+            self.error(problem, node, fld)
+            return None
+        return value
 
     def _name(self, node: Node, fld: str) -> str | None:
         name = self._string(node, fld)

@@ -10,6 +10,7 @@ Plain data, no I/O.  Format (version 1)::
         target: svc/web          # required; kubectl form (pod name, TYPE/NAME), or namespace/NS (below)
         ports: ["8080:80", "9090:metrics", ":5432", 3000]   # required, non-empty (not with namespace/NS)
         address: 127.0.0.1       # optional; an IP address or "localhost" (127.0.0.1 and ::1)
+        balance: round-robin     # optional, svc/ only; round-robin (a Service's default), pin or sticky
         autostart: false         # optional; true or false
         group: shop              # optional; groups profiles in the tray menu
       - name: shop-all
@@ -55,8 +56,8 @@ VERSION: Final = 1
 #: Keys allowed at the top level of the file.
 TOP_LEVEL_KEYS: Final = ("version", "profiles")
 #: Keys allowed in a profile, in the order Tender writes them.
-PROFILE_KEYS: Final = ("name", "context", "namespace", "target", "selector", "ports", "address", "autostart",
-                       "group")
+PROFILE_KEYS: Final = ("name", "context", "namespace", "target", "selector", "ports", "address", "balance",
+                       "autostart", "group")
 #: Keys every profile must have (``ports`` too, unless the target is ``namespace/NS``).
 REQUIRED_PROFILE_KEYS: Final = ("name", "target")
 
@@ -96,6 +97,8 @@ class Profile:
     line: int = field(default=0, compare=False)
     #: With a ``namespace/NS`` target: kubectl's label selector choosing its Services (None: all).
     selector: str | None = None
+    #: How a Service target spreads connections (:mod:`tray.domain.balance`; "auto": the target's default).
+    balance: str = "auto"
 
     @property
     def is_namespace(self) -> bool:
@@ -124,6 +127,8 @@ class Profile:
             out["ports"] = [str(p) for p in self.ports]
         if self.address != DEFAULT_ADDRESS:
             out["address"] = self.address
+        if self.balance != "auto":
+            out["balance"] = self.balance
         if self.autostart:
             out["autostart"] = True
         if self.group is not None:

@@ -124,6 +124,7 @@ def test_to_dict_leaves_out_defaults() -> None:
         address="localhost",
         autostart=True,
         group="g",
+        balance="pin",
     )
     assert full.to_dict() == {
         "name": "b",
@@ -132,6 +133,7 @@ def test_to_dict_leaves_out_defaults() -> None:
         "target": "deploy/web",
         "ports": [":http"],
         "address": "localhost",
+        "balance": "pin",
         "autostart": True,
         "group": "g",
     }
