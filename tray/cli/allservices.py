@@ -72,7 +72,8 @@ def forward_all_services(args: argparse.Namespace) -> int:
         context = _resolve_context(manager, args.context)
         manager.preflight(context)
         manager.subscribe(printer)
-        group_id = manager.start_group(NamespaceSpec(context, args.namespace, selector))
+        balance = getattr(args, "balance", None) or "auto"  # --balance, where the parser has it
+        group_id = manager.start_group(NamespaceSpec(context, args.namespace, selector, balance=balance))
     except BaseException:
         manager.shutdown()
         raise

@@ -77,13 +77,16 @@ class NamespaceSpec:
     the context's default namespace.  ``selector``: kubectl's label selector
     text (``app=web,tier in (a,b)``), "" for every Service; it is read by
     :func:`parse_label_selector`.  ``profile``: the profile it came from, if
-    any (its members carry that name).
+    any (its members carry that name).  ``balance``: each member's
+    (:class:`~tray.domain.spec.ForwardSpec`'s; ``auto`` is a Service's
+    round robin).
     """
 
     cluster: str
     namespace: str | None
     selector: str = ""
     profile: str | None = None
+    balance: str = "auto"
 
 
 @dataclass(frozen=True)

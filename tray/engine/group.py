@@ -199,7 +199,8 @@ class NamespaceGroup:
 
     def _start_member(self, member: Member) -> None:
         spec = ForwardSpec(self.conn.id, self.namespace, Target("Service", member.service), member.port,
-                           local_port=member.port, address=member.address, profile=self.spec.profile)
+                           local_port=member.port, address=member.address, profile=self.spec.profile,
+                           balance=self.spec.balance)
         try:
             sid = self.manager._start_member(spec, self)
         except TenderError as exc:  # a local port another forward of the engine holds there

@@ -54,7 +54,7 @@ def start_profile(manager: Any, profile: Profile, current_context: str | None) -
 
         if not any(g.profile == profile.name for g in manager.groups()):
             manager.start_group(NamespaceSpec(context, profile.namespace, profile.selector or "",
-                                              profile=profile.name))
+                                              profile=profile.name, balance=getattr(profile, "balance", "auto")))
         return []
     running = {str(s.remote_port) for s in manager.list() if s.profile == profile.name}
     ids = []

@@ -49,7 +49,7 @@ class Manager:
 def make(selector: str = "") -> tuple[NamespaceGroup, Manager, FakeCaches]:
     manager, caches = Manager(), FakeCaches()
     group = NamespaceGroup(manager=manager, conn=FakeConn(), watches=caches,  # type: ignore[arg-type]
-                           spec=NamespaceSpec("kind-test", NS, selector), namespace=NS,
+                           spec=NamespaceSpec("kind-test", NS, selector, balance="sticky"), namespace=NS,
                            selector=parse_label_selector(selector))
     return group, manager, caches
 
@@ -67,6 +67,7 @@ def test_members_follow_services_created_and_deleted():
         web, db = auto_address("kind-test", NS, "web"), auto_address("kind-test", NS, "db")
         assert manager.forwards() == [("db", 5432, db, 5432), ("web", 80, web, 80), ("web", 8080, web, 8080)]
         assert group.info().status == "active" and len(group.info().members) == 3
+        assert {s.balance for s in manager.running.values()} == {"sticky"}
         cache.put(svc("cache", 6379))
         assert ("cache", 6379, auto_address("kind-test", NS, "cache"), 6379) in manager.forwards()
         cache.delete("web")
