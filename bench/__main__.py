@@ -33,7 +33,7 @@ from bench import report, scenarios  # noqa: E402
 from bench.procs import CHILDREN, KUBECTL, system_cpu  # noqa: E402
 from tests.clusterlib import Cluster, cluster_down, cluster_up  # noqa: E402
 
-SCENARIOS = ("bulk", "latency", "concurrency", "rolling_restart", "pod_deletion", "scale", "startup", "tray_idle")
+SCENARIOS = ("bulk", "latency", "concurrency", "rolling_restart", "pod_deletion", "scale", "startup", "tray_idle", "proxy")
 
 
 class Interrupted(BaseException):
@@ -302,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         attempt("scale", lambda: scenarios.scale(cfg, clusters, workloads, workdir, log))
         attempt("startup", lambda: scenarios.startup(cfg, clusters, workloads, workdir, log))
         attempt("tray_idle", lambda: scenarios.tray_idle(cfg, workdir, workloads, clusters[0].kubeconfig, log))
+        attempt("proxy", lambda: scenarios.proxy(cfg, a, workloads.data_ns, log))
         missing = [n for n in wanted if n not in results["scenarios"]]
         rc = 1 if missing else 0
     except (KeyboardInterrupt, Interrupted) as exc:

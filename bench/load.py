@@ -22,6 +22,12 @@ Jobs (``{"kind": ..., ...}``):
   (whether or not the previous one has finished) until the parent writes a
   line to stdin (or closes it); every attempt is recorded.
 
+``latency`` and ``concurrency`` take an optional ``via``: ``{"proxy": "http" | "socks5",
+"host": NAME, "port": N}`` sends each request through the proxy listening on
+``port`` (the job's) to NAME:N: an absolute-URI GET for ``http`` (RFC 9112
+section 3.2.2), a SOCKS5 CONNECT with the name resolved by the proxy for
+``socks5`` (RFC 1928, ATYP 3), the time of the handshake included.
+
 Nothing here retries: a failed request is a sample, with its reason.
 """
 
@@ -80,11 +86,49 @@ def _read_head(sock: socket.socket) -> tuple[int, int | None, bytes]:
     return status, length, rest
 
 
-def _get_small(port: int, path: str, timeout: float) -> bytes:
-    """One GET on a new connection; the body.  Raises on any failure."""
+def _socks5_request(host: str, port: int) -> bytes:
+    """A SOCKS5 CONNECT to ``host``:``port`` by name (RFC 1928 section 4, ATYP 3)."""
+    name = host.encode()
+    return b"\x05\x01\x00\x03" + bytes([len(name)]) + name + port.to_bytes(2, "big")
+
+
+def _socks5_reply_len(head: bytes) -> int:
+    """The length of a SOCKS5 reply from its first 5 bytes (RFC 1928 section 6)."""
+    atyp = head[3]
+    return 4 + {1: 4, 4: 16}.get(atyp, 1 + head[4]) + 2
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise HTTPError("the proxy closed the connection during the handshake")
+        buf += chunk
+    return buf
+
+
+def _proxied_request(path: str, via: dict[str, Any] | None) -> bytes:
+    if via is not None and via["proxy"] == "http":
+        return _request("GET", f"http://{via['host']}:{via['port']}{path}")
+    return _request("GET", path)
+
+
+def _get_small(port: int, path: str, timeout: float, via: dict[str, Any] | None = None) -> bytes:
+    """One GET on a new connection (through ``via``, see the module); the body.  Raises on any failure."""
     with socket.create_connection((HOST, port), timeout=timeout) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.sendall(_request("GET", path))
+        if via is not None and via["proxy"] == "socks5":
+            sock.sendall(b"\x05\x01\x00")
+            if _recv_exact(sock, 2) != b"\x05\x00":
+                raise HTTPError("the SOCKS5 proxy refused the no-authentication method")
+            sock.sendall(_socks5_request(via["host"], via["port"]))
+            head = _recv_exact(sock, 5)
+            rest = _recv_exact(sock, _socks5_reply_len(head) - 5)
+            if head[1] != 0:
+                raise HTTPError(f"SOCKS5 reply {head[1]}")
+            del rest
+        sock.sendall(_proxied_request(path, via))
         status, length, body = _read_head(sock)
         while length is None or len(body) < length:
             chunk = sock.recv(65536)
@@ -150,14 +194,15 @@ def upload(port: int, n: int, timeout: float = 60.0) -> dict[str, Any]:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "seconds": time.monotonic() - t0}
 
 
-def latency(port: int, count: int, path: str = "/hostname", timeout: float = 10.0) -> dict[str, Any]:
+def latency(port: int, count: int, path: str = "/hostname", timeout: float = 10.0,
+            via: dict[str, Any] | None = None) -> dict[str, Any]:
     samples: list[float] = []
     errors: list[str] = []
     t_start = time.monotonic()
     for _ in range(count):
         t0 = time.perf_counter()
         try:
-            _get_small(port, path, timeout)
+            _get_small(port, path, timeout, via)
         except (OSError, HTTPError, ValueError) as exc:
             errors.append(f"{type(exc).__name__}: {exc}"[:200])
             continue
@@ -166,12 +211,32 @@ def latency(port: int, count: int, path: str = "/hostname", timeout: float = 10.
 
 
 # ------------------------------------------------------------------ asyncio
-async def _aget(loop: asyncio.AbstractEventLoop, port: int, request: bytes) -> bytes:
+async def _arecv_exact(loop: asyncio.AbstractEventLoop, sock: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = await loop.sock_recv(sock, n - len(buf))
+        if not chunk:
+            raise HTTPError("the proxy closed the connection during the handshake")
+        buf += chunk
+    return buf
+
+
+async def _aget(loop: asyncio.AbstractEventLoop, port: int, request: bytes,
+                via: dict[str, Any] | None = None) -> bytes:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setblocking(False)
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         await loop.sock_connect(sock, (HOST, port))
+        if via is not None and via["proxy"] == "socks5":
+            await loop.sock_sendall(sock, b"\x05\x01\x00")
+            if await _arecv_exact(loop, sock, 2) != b"\x05\x00":
+                raise HTTPError("the SOCKS5 proxy refused the no-authentication method")
+            await loop.sock_sendall(sock, _socks5_request(via["host"], via["port"]))
+            head = await _arecv_exact(loop, sock, 5)
+            await _arecv_exact(loop, sock, _socks5_reply_len(head) - 5)
+            if head[1] != 0:
+                raise HTTPError(f"SOCKS5 reply {head[1]}")
         await loop.sock_sendall(sock, request)
         buf = b""
         while b"\r\n\r\n" not in buf:
@@ -195,9 +260,10 @@ async def _aget(loop: asyncio.AbstractEventLoop, port: int, request: bytes) -> b
         sock.close()
 
 
-async def _concurrency(port: int, clients: int, requests: int, start_at: float, timeout: float) -> dict[str, Any]:
+async def _concurrency(port: int, clients: int, requests: int, start_at: float, timeout: float,
+                       via: dict[str, Any] | None = None) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
-    request = _request("GET", "/hostname")
+    request = _proxied_request("/hostname", via)
     ms: list[float] = []
     errors: list[str] = []
     ends: list[float] = []
@@ -206,7 +272,7 @@ async def _concurrency(port: int, clients: int, requests: int, start_at: float, 
         for _ in range(requests):
             t0 = time.perf_counter()
             try:
-                await asyncio.wait_for(_aget(loop, port, request), timeout)
+                await asyncio.wait_for(_aget(loop, port, request, via), timeout)
             except (OSError, HTTPError, ValueError, TimeoutError) as exc:
                 errors.append(f"{type(exc).__name__}: {exc}"[:200])
             else:
@@ -238,7 +304,7 @@ async def _probe(ports: dict[str, int], interval: float, timeout: float, max_sec
     async def one(name: str, port: int) -> None:
         t0 = time.monotonic()
         try:
-            body = await asyncio.wait_for(_aget(loop, port, request), timeout)
+            body = await asyncio.wait_for(_aget(loop, port, request, via), timeout)
         except (OSError, HTTPError, ValueError, TimeoutError) as exc:
             results[name].append([t0, time.monotonic(), False, f"{type(exc).__name__}: {exc}"[:120]])
         else:
@@ -272,10 +338,11 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     if kind == "upload":
         return upload(job["port"], job["n"], job.get("timeout", 60.0))
     if kind == "latency":
-        return latency(job["port"], job["count"], job.get("path", "/hostname"), job.get("timeout", 10.0))
+        return latency(job["port"], job["count"], job.get("path", "/hostname"), job.get("timeout", 10.0),
+                       job.get("via"))
     if kind == "concurrency":
         return asyncio.run(_concurrency(job["port"], job["clients"], job["requests"], job["start_at"],
-                                        job.get("timeout", 15.0)))
+                                        job.get("timeout", 15.0), job.get("via")))
     if kind == "probe":
         return asyncio.run(_probe(job["ports"], job["interval"], job.get("timeout", 5.0),
                                   job.get("max_seconds", 300.0)))

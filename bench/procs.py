@@ -387,6 +387,31 @@ class TenderForward(TenderProcess):
         return [(t, ev.get("status", ""), ev.get("pod_name", "")) for t, ev in self.events]
 
 
+class TenderProxy(Forwarder):
+    """``tender proxy``: the cluster proxy (SOCKS5 and HTTP) of one context on a free local port."""
+
+    def __init__(self, kubeconfig: str, context: str) -> None:
+        self.name = "tender-proxy"
+        self.kubeconfig, self.context = kubeconfig, context
+
+    def start(self, timeout: float = 30.0) -> "TenderProxy":
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc = CHILDREN.popen([TENDER, "proxy", "--kubeconfig", self.kubeconfig, "--context", self.context,
+                                    "--listen", f"127.0.0.1:{self.port}"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_port(self.port, timeout)
+        except BaseException:
+            err = self.proc.stderr.read() if self.proc.poll() is not None and self.proc.stderr else ""
+            self.stop()
+            raise RuntimeError(f"tender proxy did not listen on {self.port}: {err.strip()}") from None
+        return self
+
+
 def wait_port(port: int, timeout: float = 10.0) -> None:
     """Wait until something accepts on 127.0.0.1:port."""
     import socket

@@ -191,6 +191,25 @@ def _kubectl_list_get(kr: Any) -> str:
     return str(sum(v.get("relevant_list_get", 0) for v in kr.get("requests", {}).values()))
 
 
+def _proxy_table(results: dict[str, Any]) -> list[str]:
+    """Scenario 7: the cluster proxy against a direct forward of the same Service (no target: a cost)."""
+    px = results.get("scenarios", {}).get("proxy")
+    if not px:
+        return []
+    s, ratios = px.get("summary", {}), px.get("ratio_vs_forward", {})
+    out = ["", "| 7 Cluster proxy (svc, new conn. per request) | direct `tender forward` | HTTP proxy | SOCKS5 | "
+               "HTTP ÷ forward | SOCKS5 ÷ forward |", "|---|---|---|---|---|---|"]
+    for key, label, digits in (("p50_ms", "p50 ms (sequential)", 2), ("req_per_s", "requests/s (concurrent)", 0)):
+        cells = [fmt_summary(_get(s, key, t), digits) for t in ("forward", "proxy-http", "proxy-socks5")]
+        r = ratios.get(key, {})
+        out.append(f"| {label} | {' | '.join(cells)} | {_ratio_text(r.get('proxy-http'))} | "
+                   f"{_ratio_text(r.get('proxy-socks5'))} |")
+    errs = s.get("errors", {})
+    out.append(f"| errors (all rounds) | {errs.get('forward', '—')} | {errs.get('proxy-http', '—')} | "
+               f"{errs.get('proxy-socks5', '—')} | | |")
+    return out
+
+
 def markdown(results: dict[str, Any], rows: list[Row]) -> str:
     m = results.get("meta", {})
     cfg = results.get("config", {})
@@ -222,6 +241,7 @@ def markdown(results: dict[str, Any], rows: list[Row]) -> str:
         lines.append(f"| {r['scenario']} | {r['metric']} | {c.get('tender', '—')} | {c.get('kubectl-ws', '—')} | "
                      f"{c.get('kubectl-spdy', '—')} | {c.get('direct', '—')} | {_ratio_text(r['ratio'])} | "
                      f"{r['target']} | {res} |")
+    lines += _proxy_table(results)
     passed = sum(1 for r in rows if r["pass"] is True)
     failed = [r for r in rows if r["pass"] is False]
     targets = sum(1 for r in rows if r["target"])

@@ -1,4 +1,4 @@
-"""The six scenarios.  Each returns a JSON-able dict: raw samples + summary.
+"""The scenarios.  Each returns a JSON-able dict: raw samples + summary.
 
 Tools (the ways to reach the pod server), measured side by side in one run:
 
@@ -33,6 +33,7 @@ from bench.procs import (
     Prober,
     TenderForward,
     TenderProcess,
+    TenderProxy,
     proc_stats,
     run_load,
     run_load_parallel,
@@ -846,3 +847,67 @@ def startup(cfg: Config, clusters: list[Cluster], w: Workloads, workdir: Path, l
     s = {"first_active_s": {v: summary([r["tools"][v]["first_active_s"] for r in rounds]) for v in variants},
          "all_active_s": summary([r["tools"]["tender-all"].get("all_active_s") for r in rounds])}
     return {"profiles": n, "first_profile": first, "rounds": rounds, "summary": s}
+
+
+# ====================================================================== proxy
+PROXY_TOOLS = ("forward", "proxy-http", "proxy-socks5")
+
+
+def proxy(cfg: Config, cluster: Cluster, namespace: str, log: Log) -> dict[str, Any]:
+    """The cluster proxy against a direct forward of the same Service (issue 14).
+
+    ``forward``: ``tender forward svc/data :80`` (kubectl's one-pod rule
+    would be the same pod; the Service has one replica).  ``proxy-http``:
+    absolute-URI GETs to ``http://data.NS:80`` through ``tender proxy``;
+    ``proxy-socks5``: SOCKS5 CONNECTs to ``data.NS:80`` (the proxy resolves the
+    name).  Each request opens a new connection, so the proxy's handshake and
+    name resolution are in every sample.  Sequential requests give p50
+    latency; the concurrency job gives requests per second.
+    """
+    cluster.apply(service_manifest("data"), namespace)
+    host = f"data.{namespace}"
+    fw = TenderForward(cluster.kubeconfig, cluster.context, namespace, "svc/data", 80).start()
+    px = TenderProxy(cluster.kubeconfig, cluster.context).start()
+    ways: dict[str, tuple[Forwarder, dict[str, Any] | None]] = {
+        "forward": (fw, None),
+        "proxy-http": (px, {"proxy": "http", "host": host, "port": 80}),
+        "proxy-socks5": (px, {"proxy": "socks5", "host": host, "port": 80}),
+    }
+    procs = max(1, min(cfg.conc_procs, cfg.conc_clients))
+    split = [cfg.conc_clients // procs + (1 if i < cfg.conc_clients % procs else 0) for i in range(procs)]
+    rounds = []
+    try:
+        for r in range(cfg.rounds):
+            order = rotated(PROXY_TOOLS, r)
+            tools: dict[str, Any] = {}
+            for tool in order:
+                way, via = ways[tool]
+                assert way.port is not None
+                run_load({"kind": "latency", "port": way.port, "count": max(1, cfg.warmup_requests),
+                          "via": via}, timeout=60)
+                lat = measured(way, lambda: run_load({"kind": "latency", "port": way.port,
+                                                      "count": cfg.latency_requests, "via": via}, timeout=600))
+                start_at = time.monotonic() + 1.0
+                jobs = [{"kind": "concurrency", "port": way.port, "clients": k, "requests": cfg.conc_requests,
+                         "start_at": start_at, "timeout": 15.0, "via": via} for k in split]
+                conc = {"workers": run_load_parallel(jobs, timeout=600)}
+                ms = [x for w in conc["workers"] for x in w["ms"]]
+                errors = lat["errors"] + [e for w in conc["workers"] for e in w["errors"]]
+                t0 = min(w["t_start"] for w in conc["workers"])
+                t1 = max(w["t_end"] for w in conc["workers"])
+                tools[tool] = {"p50_ms": percentile(lat["ms"], 50), "p99_ms": percentile(lat["ms"], 99),
+                               "req_per_s": len(ms) / (t1 - t0) if t1 > t0 else None,
+                               "errors": len(errors), "error_samples": errors[:5],
+                               "forwarder_cpu_s": lat.get("forwarder_cpu_s")}
+                log(f"proxy round {r + 1}/{cfg.rounds} {tool}: p50 {_fmt(tools[tool]['p50_ms'], 2)} ms, "
+                    f"{_fmt(tools[tool]['req_per_s'])} req/s, {len(errors)} errors")
+            rounds.append({"round": r + 1, "order": order, "tools": tools})
+    finally:
+        fw.stop()
+        px.stop()
+    s = {"p50_ms": per_tool_summary(rounds, "p50_ms", PROXY_TOOLS),
+         "req_per_s": per_tool_summary(rounds, "req_per_s", PROXY_TOOLS),
+         "errors": {t: sum(r["tools"][t]["errors"] for r in rounds) for t in PROXY_TOOLS}}
+    return {"rounds": rounds, "summary": s,
+            "ratio_vs_forward": {"p50_ms": ratios(s["p50_ms"], "forward"),
+                                 "req_per_s": ratios(s["req_per_s"], "forward")}}

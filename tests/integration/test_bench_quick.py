@@ -18,7 +18,7 @@ from tests.clusterlib import ROOT, Cluster
 
 pytestmark = pytest.mark.cluster
 
-SCENARIOS = ("bulk", "latency", "concurrency", "rolling_restart", "pod_deletion", "scale", "startup")
+SCENARIOS = ("bulk", "latency", "concurrency", "rolling_restart", "pod_deletion", "scale", "startup", "proxy")
 TOOLS = ("tender", "kubectl-ws", "kubectl-spdy", "direct")
 FORWARDERS = ("tender", "kubectl-ws", "kubectl-spdy")
 
@@ -68,8 +68,14 @@ def test_bench_quick_runs_every_scenario(two_clusters: tuple[Cluster, Cluster], 
     for variant in ("tender-all", "tender-one", "kubectl-ws", "kubectl-spdy"):
         assert _number(sc["startup"]["summary"]["first_active_s"][variant]["median"]), variant
 
+    for way in ("forward", "proxy-http", "proxy-socks5"):  # the cluster proxy against a direct forward
+        assert _number(sc["proxy"]["summary"]["p50_ms"][way]["median"]), way
+        assert _number(sc["proxy"]["summary"]["req_per_s"][way]["median"]), way
+        assert sc["proxy"]["summary"]["errors"][way] == 0, sc["proxy"]["rounds"]
+
     # Every reported target has a verdict, and the table was written.
     assert all(t["pass"] is not None for t in results["targets"] if t["target"]), results["targets"]
     md = out.with_suffix(".md").read_text()
     assert "| Scenario | Metric | Tender |" in md
     assert "Kubernetes server v" in md
+    assert "| 7 Cluster proxy" in md
