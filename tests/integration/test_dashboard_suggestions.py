@@ -23,7 +23,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.support.select import Select  # noqa: E402
 
-LOCAL = 47331  # a local port unlikely to be taken on a shared machine
+LOCAL = 29331  # below the ephemeral range (32768-60999), where outgoing connections could hold it
 
 
 def manifests() -> str:

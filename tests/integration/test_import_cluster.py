@@ -23,7 +23,7 @@ from tests.integration.engine import hostname, service_manifest, wait_for
 
 pytestmark = pytest.mark.cluster
 
-LOCAL = 47341  # a local port unlikely to be taken on a shared machine
+LOCAL = 29341  # below the ephemeral range (32768-60999), where outgoing connections could hold it
 
 
 def test_kftray_services_get_their_service_port_and_the_profile_runs(cluster: Cluster, namespace: str,

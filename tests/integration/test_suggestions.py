@@ -16,8 +16,8 @@ from tests.integration.engine import AGNHOST, hostname, pod_manifest, wait_for
 
 pytestmark = pytest.mark.cluster
 
-# Local ports unlikely to be taken on a shared machine.
-WEB_LOCAL, DEPLOY_LOCAL, DEBUG_PORT, NAMED_LOCAL = 47311, 47312, 47313, 47314
+# Local ports below the ephemeral range (32768-60999), where outgoing connections could hold them.
+WEB_LOCAL, DEPLOY_LOCAL, DEBUG_PORT, NAMED_LOCAL = 29311, 29312, 29313, 29314
 
 
 def manifests() -> str:
