@@ -418,10 +418,12 @@ class Checker:
                     self.error(err.message, values["selector"], f"{path}.selector")
         autostart = self._bool(values["autostart"], f"{path}.autostart") if "autostart" in values else False
         group = self._text_field(values["group"], f"{path}.group", "group") if "group" in values else None
+        balance = self._balance(values["balance"], f"{path}.balance", None) if "balance" in values else "auto"
         if len(self.errors) != before or name is None or target is None or autostart is None:
             return None
         return Profile(name=name, context=context, namespace=target.name, target=target, ports=(),
-                       autostart=autostart, group=group, selector=selector, line=_line(node))
+                       autostart=autostart, group=group, selector=selector, balance=balance or "auto",
+                       line=_line(node))
 
     # -- fields ------------------------------------------------------------
 

@@ -63,7 +63,7 @@ def start_profile(manager: Any, profile: Profile, current_context: str | None) -
             continue
         ids.append(manager.start(ForwardSpec(context, profile.namespace, profile.target, spec.remote,
                                              local_port=local_port_of(spec), address=profile.address,
-                                             profile=profile.name)))
+                                             profile=profile.name, balance=profile.balance)))
     return ids
 
 
