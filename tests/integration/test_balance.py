@@ -11,9 +11,14 @@ stream of round-robin requests fail none.
 from __future__ import annotations
 
 import http.client
+import os
+import re
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +32,7 @@ from tray.engine.manager import ForwardManager
 pytestmark = pytest.mark.cluster
 
 SVC = Target("Service", "web")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _web(cluster: Cluster, namespace: str, replicas: int = 3, probe: bool = True) -> list[str]:
@@ -167,3 +173,37 @@ def test_balance_on_a_workload_is_refused(cluster: Cluster, namespace: str, mana
         manager.start(ForwardSpec(cluster.context, namespace, Target("Deployment", "web"), 8080, local_port=0,
                                   balance="round-robin"))
     assert err.value.field == "balance" and "needs a Service" in str(err.value)
+
+
+def _tender_forward(cluster: Cluster, namespace: str, *args: str) -> subprocess.Popen[str]:
+    """``tender forward --no-engine`` in its own process, on the test kubeconfig."""
+    env = {**os.environ, "KUBECONFIG": cluster.kubeconfig, "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.Popen([sys.executable, "-m", "tray", "forward", "--no-engine", "--context", cluster.context,
+                             "-n", namespace, *args], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _first_line(proc: subprocess.Popen[str]) -> str:
+    assert proc.stdout is not None
+    try:
+        return proc.stdout.readline().strip()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_tender_forward_says_how_it_spreads(cluster: Cluster, namespace: str) -> None:
+    """The default line names the mode and the pods' count; --balance pin names the one pod, as kubectl's
+    users know it; a spreading mode on a Deployment is one line and exit 2."""
+    pods = _web(cluster, namespace)
+    line = _first_line(_tender_forward(cluster, namespace, "svc/web", ":80"))
+    assert re.fullmatch(rf"{re.escape(cluster.context)}: Forwarding from 127\.0\.0\.1:\d+ -> 8080 "
+                        rf"\(svc/web in {namespace}, round-robin over 3 pods\)", line), line
+    line = _first_line(_tender_forward(cluster, namespace, "--balance", "pin", "svc/web", ":80"))
+    m = re.fullmatch(rf".*: Forwarding from 127\.0\.0\.1:\d+ -> 8080 \(svc/web in {namespace}, pod (\S+)\)", line)
+    assert m and m.group(1) in pods, line
+    proc = _tender_forward(cluster, namespace, "--balance", "round-robin", "deploy/web", ":8080")
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2 and err.strip() == (
+        "tender: error: --balance: balance 'round-robin' needs a Service target (svc/NAME); "
+        "a Deployment is forwarded to one pod"), err

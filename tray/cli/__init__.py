@@ -306,15 +306,17 @@ class _Printer:
         if s.status == Status.RECONNECTING:
             key: tuple[Any, ...] = (s.status, s.status_reason, s.attempts if s.next_retry_at else None)
         elif s.status == Status.ACTIVE:
-            key = (s.status, s.pod_name)
+            spread = len(getattr(s, "pods", ())) if getattr(s, "balance", "pin") != "pin" else 0
+            key = (s.status, s.pod_name) if spread < 2 else (s.status, spread)
         else:
             key = (s.status, s.status_reason, s.recoverable)
         if self._last.get(s.id) == key:
             return
         self._last[s.id] = key
         if s.status == Status.ACTIVE:
+            where = f"pod {s.pod_name}" if spread < 2 else f"{s.balance} over {spread} pods"
             self._emit(f"{prefix}: Forwarding from {addr}:{s.local_port} -> {s.container_port} "
-                       f"({s.target} in {s.namespace}, pod {s.pod_name})")
+                       f"({s.target} in {s.namespace}, {where})")
             if s.warning and self._warned.get(s.id) != s.warning:
                 self._warned[s.id] = s.warning
                 self._emit(f"{prefix}: warning: {s.warning}; connections to it will likely be refused")
