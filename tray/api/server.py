@@ -60,7 +60,9 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from tray import __version__
 from tray.api import schema
+from tray.api import groups as api_groups
 from tray.api.claim import peer_uid
+from tray.api.groups import NO_GROUPS
 from tray.api.schema import ApiError
 from tray.errors import UsageError
 
@@ -113,7 +115,7 @@ class _Follower:
         self.ready = asyncio.Event()
 
     def push(self, kind: str, line: bytes) -> None:
-        if len(self.items) >= BACKLOG and kind in ("list", "stats", "proxies"):
+        if len(self.items) >= BACKLOG and kind in ("list", "stats", "proxies", "groups"):
             # A slow reader: the newest list/stats say all the older ones did.
             self.items = collections.deque(i for i in self.items if i[0] != kind)
         self.items.append((kind, line))
@@ -182,6 +184,7 @@ class ApiServer:
         self._last_stats: dict[str, tuple[Any, ...]] = {}
         self._profiles_cache: tuple[Any, ...] = ()
         self._proxies_line = NO_PROXIES  # the last proxies event sent
+        self._groups_line = NO_GROUPS  # the last groups event sent (tray.api.groups)
         self._closed = False
 
     # ------------------------------------------------------------ life
@@ -302,6 +305,7 @@ class ApiServer:
         r.add_get(f"{base}v1/proxies", self._proxies)
         r.add_post(f"{base}v1/proxies", self._start_proxy)
         r.add_delete(f"{base}v1/proxies/{{context}}", self._stop_proxy)
+        api_groups.add_routes(r, base, self)  # /v1/groups: namespace groups
         if page:
             from tray.api import page as page_module
 
@@ -565,6 +569,15 @@ class ApiServer:
             self._proxies_line = line
             self._fan_out("proxies", line)
 
+    async def _send_groups(self) -> None:
+        """Send a ``groups`` event to every follower if the namespace groups changed since the last one sent."""
+        if not self._followers:
+            return
+        line = api_groups.groups_line(self.manager)
+        if line != self._groups_line:
+            self._groups_line = line
+            self._fan_out("groups", line)
+
     # ------------------------------------------------------------ profiles
     def _load_profiles(self) -> tuple[Any, list[UsageError], str | None]:
         from tray.profiles import check_profiles, load_profiles
@@ -621,19 +634,13 @@ class ApiServer:
         sel = schema.parse_selector(await _body(request), ("names", "groups", "all"))
 
         def stop() -> list[str]:
+            from tray.profiles.run import stop_profile
+
             names = {p.name for p in self._chosen_profiles(sel)}
-            if sel["all"]:
-                ids = [s.id for s in self.manager.list() if s.profile]
-            else:
-                ids = [s.id for s in self.manager.list() if s.profile in names]
-            done = []
-            for i in ids:
-                try:
-                    self.manager.stop(i)
-                    done.append(i)
-                except UsageError:
-                    pass
-            return done
+            if sel["all"]:  # also the forwards of profiles no longer in the file
+                names |= {s.profile for s in self.manager.list() if s.profile}
+                names |= {g.profile for g in api_groups.groups_of(self.manager) if g.profile}
+            return [i for name in sorted(names) for i in stop_profile(self.manager, name)]
 
         return _json({"stopped": await asyncio.to_thread(stop)})
 
@@ -669,6 +676,7 @@ class ApiServer:
         last = max((i for i, (kind, _) in enumerate(batch) if kind == "list"), default=-1)
         if last >= 0 and hasattr(self.manager, "proxies") and self._loop.is_running():
             self._loop.create_task(self._send_proxies())  # the engine lists on a proxy's start and stop too
+            self._loop.create_task(self._send_groups())  # and on a group's members coming and going
         for i, (kind, item) in enumerate(batch):
             if kind == "list":
                 if i != last:
@@ -697,6 +705,7 @@ class ApiServer:
             if moved:
                 self._fan_out("stats", (json.dumps({"event": "stats", "forwards": moved}) + "\n").encode())
             await self._send_proxies()  # started or stopped elsewhere (the tray, the CLI), counters
+            await self._send_groups()  # a group's status moves without a list (starting, active, error)
         self._stats_task = None
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
@@ -704,7 +713,7 @@ class ApiServer:
         # ?stop_on_close=ID,ID: a joined `tender forward` owns those forwards; when its stream ends
         # (Ctrl-C, a closed terminal's SIGHUP, SIGKILL) they stop, as an in-process forward would.
         owned = [i for i in request.query.get("stop_on_close", "").split(",") if i]
-        known = {s.id for s in self.manager.list()}
+        known = {s.id for s in self.manager.list()} | {g.id for g in api_groups.groups_of(self.manager)}
         for i in owned:
             if i not in known:
                 raise ApiError(404, f"no forward with id {i}", "stop_on_close")
@@ -723,6 +732,9 @@ class ApiServer:
         await self._send_proxies()
         if self._proxies_line != NO_PROXIES and follower.items[-1][0] != "proxies":
             follower.push("proxies", self._proxies_line)  # the proxies now, when there are any
+        await self._send_groups()
+        if self._groups_line != NO_GROUPS and follower.items[-1][0] != "groups":
+            follower.push("groups", self._groups_line)  # the groups now, when there are any
         try:
             while True:
                 try:

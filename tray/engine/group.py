@@ -72,7 +72,8 @@ class GroupInfo:
     ``active`` while it follows them, ``error`` while the watch fails
     (``reason`` says why; the members are kept).  ``members``: the member
     forwards' ids, by Service then port.  ``skipped``: one line per Service
-    (or port) left out, and why.
+    (or port) left out, and why.  ``balance``: the members' (``auto``: a
+    Service's round robin).
     """
 
     id: str
@@ -84,6 +85,7 @@ class GroupInfo:
     reason: str
     members: tuple[str, ...]
     skipped: tuple[str, ...]
+    balance: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data; ``id`` is named ``group_id``."""
@@ -226,4 +228,5 @@ class NamespaceGroup:
         """A snapshot of the group; returns at once."""
         return GroupInfo(self.id, self.conn.id, self.namespace, self.spec.selector, self.spec.profile,
                          str(self.status), self.reason,
-                         tuple(self.members[k] for k in sorted(self.members)), tuple(self.skipped))
+                         tuple(self.members[k] for k in sorted(self.members)), tuple(self.skipped),
+                         self.spec.balance)

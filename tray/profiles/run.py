@@ -17,7 +17,7 @@ from tray.domain.spec import ForwardSpec
 from tray.errors import UsageError
 from tray.profiles.model import Profile
 
-__all__ = ["start_profile", "start_profiles", "local_port_of"]
+__all__ = ["start_profile", "start_profiles", "stop_profile", "local_port_of"]
 
 
 def local_port_of(spec: Any) -> int | None:
@@ -88,3 +88,29 @@ def start_profiles(manager: Any, profiles: Iterable[Profile],
         except UsageError as exc:
             failed.append((p, exc))
     return started, failed
+
+
+def stop_profile(manager: Any, name: str) -> list[str]:
+    """Stop every forward tagged with profile ``name`` and its namespace group, if any; returns what stopped.
+
+    One rule for the tray's and the API's profile stop: a ``namespace/NS``
+    profile's group is stopped by its own id (``ForwardManager.stop``), so
+    one whose Services are not listed yet (no member forward) stops too and
+    does not start members later.  Returns the ids stopped: the groups' and
+    the profile's other forwards', then the stopped groups' members.
+    Forwards stopped meanwhile from elsewhere are skipped.  Blocks as ``manager.stop`` does
+    (milliseconds per forward; never on the cluster).
+    """
+    groups = [g for g in getattr(manager, "groups", list)() if g.profile == name]
+    grouped = {g.id for g in groups}
+    singles = [s.id for s in manager.list() if s.profile == name and getattr(s, "group", None) not in grouped]
+    stopped: list[str] = []
+    members: list[str] = []
+    for i in [g.id for g in groups] + singles:
+        try:
+            manager.stop(i)
+        except UsageError:
+            continue  # stopped meanwhile
+        stopped.append(i)
+        members += [m for g in groups if g.id == i for m in g.members]
+    return stopped + members

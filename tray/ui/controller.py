@@ -36,7 +36,7 @@ from tray.engine.browse import Browser
 from tray.engine.manager import ListEvent, StatusEvent
 from tray.domain.portspec import PortSpec
 from tray.profiles import Profile, add_profile, ensure_profiles_file, load_profiles
-from tray.profiles.run import start_profile
+from tray.profiles.run import start_profile, stop_profile
 from tray.domain.targets import SHORT_NAMES, Target
 from tray.ui import autostart, labels, system
 from tray.ui.coalesce import DEFAULT_INTERVAL, Coalescer
@@ -478,7 +478,10 @@ class Controller:
 
     def stop_profile(self, p: Profile) -> None:
         self._set_failure(p.name, None)
+        stopped = set(stop_profile(self.manager, p.name))  # its forwards, and its namespace group's
         for s in profile_sessions(p, self.manager.list(), self._current_context()):
+            if s.id in stopped:
+                continue
             try:
                 self.manager.stop(s.id)
             except UsageError:
