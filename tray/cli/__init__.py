@@ -80,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
                          "'auto' = a 127.x.y.z of the target's own, so each forward keeps its real port)")
     fw.add_argument("--balance", choices=("round-robin", "pin", "sticky"), default="auto",
                     help="a Service's new connections: each to the next ready pod (round-robin, the default), "
-                         "all to one pod as kubectl does (pin), or one pod per client address (sticky)")
+                         "all to one pod as kubectl does (pin), or one pod per client address (sticky: every "
+                         "client of this machine is 127.0.0.1, so one pod)")
     fw.add_argument("-o", "--output", choices=("text", "json"), default="text")
     fw.add_argument("--detach", action="store_true",
                     help="leave the forwards running in the engine (the tray or 'tender daemon') and exit")
