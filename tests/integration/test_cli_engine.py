@@ -240,7 +240,8 @@ def test_ls_shows_status_pod_address_connections_bytes_age_reason(cluster: Clust
 
     wide = columns(engine.ok("ls", "-o", "wide"))
     assert list(wide[0]) == ["ID", "NAME", "STATUS", "LOCAL", "REMOTE", "POD", "AGE", "CONTEXT", "NAMESPACE",
-                             "TARGET", "CONNS", "IN", "OUT", "REASON"]
+                             "TARGET", "GROUP", "CONNS", "IN", "OUT", "REASON"]
+    assert {r["GROUP"] for r in wide} == {"-"}  # none is a namespace group's
     wb, wi, wm = wide
     assert (wb["CONNS"], wb["IN"], wb["OUT"], wb["REASON"]) == (
         "0/2", human_bytes(b["bytes_in"]), human_bytes(b["bytes_out"]), "-")

@@ -20,7 +20,7 @@ def kubeconfig(tmp_path: Path) -> str:
     (["--all-services", "svc/web", "80"], ["--all-services: takes no TARGET", "'svc/web 80'"]),
     (["-l", "app=web", "svc/web", "80"], ["--selector: chooses the Services of --all-services"]),
     (["--all-services", "--address", "0.0.0.0"], ["--address: cannot be used with --all-services"]),
-    (["--all-services", "--detach"], ["--detach: cannot be used with --all-services"]),
+    (["--all-services", "--detach"], ["--detach: needs the engine; it cannot be used with --no-engine"]),
     (["--all-services", "-l", "tier in (a"], ["--selector: unbalanced parentheses"]),
     (["--all-services", "-l", "a b"], ["--selector: cannot read 'a b'"]),
     (["--all-services", "--context", "prod"], ['--context: context "prod" not found']),

@@ -435,8 +435,9 @@ def _forward(args: argparse.Namespace) -> int:
     from tray.cli import allservices
 
     allservices.check_args(args)  # --all-services or TARGET and ports, not both (exit 2)
-    if args.all_services:
-        return allservices.forward_all_services(args)
+    if args.all_services:  # on the running engine (as TARGET is), else in this process
+        joined = None if args.no_engine else _forward_on_engine(args)
+        return joined if joined is not None else allservices.forward_all_services(args)
     try:
         target = parse_target(args.target)
     except UsageError as exc:
@@ -514,9 +515,10 @@ def _forward_on_engine(args: argparse.Namespace) -> int | None:
                     return 1
                 logging.getLogger("tender").info("the running engine uses another kubeconfig; forwarding here")
                 return None
-            from tray.cli.verbs import forward_on_engine
+            from tray.cli import allservices, verbs
 
-            return forward_on_engine(client, args, _Printer(args.output, timestamps=args.timestamps))
+            join = allservices.group_on_engine if args.all_services else verbs.forward_on_engine
+            return join(client, args, _Printer(args.output, timestamps=args.timestamps))
         except NoEngine:
             return None
         except ApiError as exc:

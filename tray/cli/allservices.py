@@ -7,10 +7,18 @@ forwarded within a second or two of the API server saying so, a deleted
 one's forwards stop (:mod:`tray.engine.group`).  Output is ``tender
 forward``'s (:class:`tray.cli._Printer`), plus one line per Service left out
 (ExternalName, no ports, no selector, UDP) and per forward whose Service is
-gone.  Runs in this process until SIGINT/SIGTERM (exit 0), however many
-forwards are in ``error`` (a new Service may come); with ``--exit-on-error``
-it exits 1 once the namespace's Services cannot be watched (forbidden,
-unreachable) or every forward is in ``error``.
+gone.  Runs until SIGINT/SIGTERM (exit 0), however many forwards are in
+``error`` (a new Service may come); with ``--exit-on-error`` it exits 1 once
+the namespace's Services cannot be watched (forbidden, unreachable) or
+every forward is in ``error``.
+
+Where an engine runs for the same kubeconfig (the tray, ``tender daemon``)
+the group runs there, as ``tender forward TARGET`` does
+(:func:`group_on_engine`, ``POST /v1/groups``): its forwards show in the
+tray and ``tender ls``, Ctrl-C (or this process going away) stops the
+group, and ``--detach`` leaves it running (``tender stop GROUP-ID`` stops
+it).  ``--no-engine``, or no engine, runs it in this process
+(:func:`forward_all_services`).
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from typing import Any
 
 from tray.errors import UsageError
 
-__all__ = ["check_args", "forward_all_services"]
+__all__ = ["check_args", "forward_all_services", "group_on_engine"]
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -46,12 +54,20 @@ def check_args(args: argparse.Namespace) -> None:
     if args.address != "127.0.0.1":
         raise UsageError("cannot be used with --all-services, which gives each Service its own 127.x.y.z",
                          field="--address")
-    if args.detach:
-        raise UsageError("cannot be used with --all-services, which runs in this process", field="--detach")
+    if args.detach and args.no_engine:
+        raise UsageError("needs the engine; it cannot be used with --no-engine", field="--detach")
+    from tray.domain.servicegroup import parse_label_selector
+
+    try:
+        parse_label_selector(args.selector or "")
+    except UsageError as exc:
+        raise UsageError(exc.message, field="--selector") from None
 
 
 def forward_all_services(args: argparse.Namespace) -> int:
     """Run ``forward --all-services`` in this process; returns the exit code (blocks until a signal).
+
+    With ``--detach`` (no engine to leave the group in) prints one line and returns 1.
 
     Raises :class:`UsageError` for an unknown context, credentials that
     cannot be loaded or a selector that cannot be read (before anything
@@ -66,6 +82,11 @@ def forward_all_services(args: argparse.Namespace) -> int:
         parse_label_selector(selector)
     except UsageError as exc:
         raise UsageError(exc.message, field="--selector") from None
+    if args.detach:
+        from tray.cli.verbs import NO_ENGINE_HINT
+
+        print(f"tender: --detach: no Tender engine is running; {NO_ENGINE_HINT}", file=sys.stderr)
+        return 1
     manager = ForwardManager(args.kubeconfig)
     printer = _Printer(args.output, timestamps=args.timestamps)
     try:
@@ -139,3 +160,223 @@ def _serve_group(manager: Any, group_id: str, printer: Any, *, exit_on_error: bo
         if not printer.events.empty():
             printer.show_batch(_drain(printer.events, printer.events.get()))
         manager.shutdown()
+
+
+# ---------------------------------------------------------------- on the running engine
+#: Seconds ``--detach`` waits for the group's first list of Services and its members' first state.
+DETACH_WAIT = 15.0
+
+
+def _namespace(client: Any, args: argparse.Namespace) -> str:
+    """``-n``, else the context's namespace as the engine's kubeconfig says (``default`` when it names none)."""
+    if args.namespace:
+        return str(args.namespace)
+    contexts = client.get("/v1/contexts")["contexts"]
+    chosen = [c for c in contexts if (c["name"] == args.context if args.context else c["current"])]
+    if args.context and not chosen:
+        known = ", ".join(c["name"] for c in contexts) or "none"
+        raise UsageError(f'context "{args.context}" not found in the kubeconfig (contexts: {known})',
+                         field="--context")
+    return str(chosen[0]["namespace"] or "default") if chosen else "default"
+
+
+class _Follow:
+    """What a joined ``--all-services`` has said about its group, so each line is printed once."""
+
+    def __init__(self, printer: Any, group_id: str) -> None:
+        self.printer = printer
+        self.group_id = group_id
+        self.said: set[str] = set()
+        self.known: dict[str, dict[str, Any]] = {}  # member id -> its last forward object
+        self.members: set[str] = set()
+
+    def say(self, line: str, *, err: bool = False) -> None:
+        if line not in self.said:
+            self.said.add(line)
+            if err or self.printer.output == "text":
+                self.printer._emit(line, stream=sys.stderr if err else None)
+
+    def forward(self, f: dict[str, Any]) -> None:
+        from tray.cli.verbs import as_engine_event
+
+        self.known[f["session_id"]] = f
+        self.printer.show(as_engine_event({**f, "event": "status"}))
+
+    def group(self, g: dict[str, Any], exit_on_error: bool) -> bool:
+        """Print what changed in the group ``g`` (a GROUP object); True when the command should exit 1."""
+        where = g["context"]
+        for line in g["skipped"]:
+            self.say(f"{where}: {line}")
+        if g["status"] == "active" and g["reason"] and not g["members"]:
+            self.say(f"{where}: {g['reason']} in {g['namespace']} yet; watching for new ones", err=True)
+        if g["status"] == "error":
+            self.say(f"{where}: cannot follow the Services of {g['namespace']}: {g['reason']}", err=True)
+            if exit_on_error:
+                return True
+        members = set(g["members"])
+        for sid in self.members - members:
+            f = self.known.pop(sid, None)
+            if f is not None and self.printer.output == "text":
+                self.printer._emit(f"{f['cluster_id']}: stopped {f['target']} {f['address']}:{f['local_port']} "
+                                   "(the Service or its port is gone)")
+        self.members = members
+        states = [self.known[i]["status"] for i in members if i in self.known]
+        return exit_on_error and bool(states) and len(states) == len(members) and all(s == "error" for s in states)
+
+
+def group_on_engine(client: Any, args: argparse.Namespace, printer: Any) -> int:
+    """``forward --all-services`` on the running engine (``POST /v1/groups``); returns the exit code.
+
+    ``client``: a :class:`tray.api.client.EngineClient`; ``printer``: a
+    :class:`tray.cli._Printer`.  Without ``--detach``: prints the members'
+    lines as in-process and follows the group until SIGINT/SIGTERM/SIGHUP
+    (the group is then stopped, exit 0), the group is stopped from elsewhere
+    (exit 0) or the engine goes (exit 1); with ``--exit-on-error``, exit 1
+    (the group stopped) once its Services cannot be watched or every member
+    is in ``error``.  The engine also stops the group if this process dies
+    (``stop_on_close``).  With ``--detach``: waits up to
+    :data:`DETACH_WAIT` seconds for the Services to be listed and the
+    members to leave ``starting``, prints their lines and how to stop the
+    group, and exits 0 (it keeps running), or 1 when its Services cannot be
+    watched (it is left running: it follows them once they can be).
+    Raises :class:`tray.api.client.ApiError` for a request the engine
+    refuses (the caller prints it), :class:`UsageError` for an unknown ``--context``.
+    """
+    from tray.api.client import ApiError, NoEngine
+
+    body: dict[str, Any] = {"namespace": _namespace(client, args)}
+    if args.context:
+        body["context"] = args.context
+    if args.selector:
+        body["selector"] = args.selector
+    if getattr(args, "balance", "auto") != "auto":
+        body["balance"] = args.balance
+    stop = {"now": False, "following": False}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop["now"] = True  # before the group is known (the POST): stopped once it is
+        if stop["following"]:
+            raise KeyboardInterrupt
+
+    if not args.detach:
+        for sig in ("SIGINT", "SIGTERM", "SIGHUP"):  # SIGHUP: the terminal closed
+            if hasattr(signal, sig):
+                signal.signal(getattr(signal, sig), on_signal)
+    group = client.post("/v1/groups", body)
+    gid = group["id"]
+    follow = _Follow(printer, gid)
+    if args.detach:
+        return _detached(client, follow, group)
+    code = 1
+    try:
+        stop["following"] = True
+        if stop["now"]:
+            raise KeyboardInterrupt
+        for data in client.events(stop_on_close=[gid]):
+            kind = data.get("event")
+            if kind == "groups":
+                mine = [g for g in data["groups"] if g["id"] == gid]
+                if not mine:
+                    print("tender: the group was stopped from elsewhere", file=sys.stderr)
+                    return 0
+                if follow.group(mine[0], args.exit_on_error):
+                    break
+            elif kind == "list":
+                for f in data["forwards"]:
+                    if f.get("group") == gid:
+                        follow.forward(f)
+            elif kind == "status" and data.get("group") == gid:
+                follow.forward(data)
+                states = [follow.known[i]["status"] for i in follow.members if i in follow.known]
+                if args.exit_on_error and follow.members and len(states) == len(follow.members) and all(
+                        s == "error" for s in states):
+                    break
+        else:
+            print("tender: the engine stopped", file=sys.stderr)
+            return 1
+    except KeyboardInterrupt:
+        code = 0
+    try:
+        client.delete(f"/v1/groups/{gid}")
+    except (ApiError, NoEngine):
+        pass  # stopped from elsewhere meanwhile, or the engine went
+    return code
+
+
+def _detached(client: Any, follow: _Follow, group: dict[str, Any]) -> int:
+    import time
+
+    gid = group["id"]
+    deadline = time.monotonic() + DETACH_WAIT
+    while time.monotonic() < deadline:
+        group = client.get(f"/v1/groups/{gid}")
+        if group["status"] != "starting":
+            forwards = [client.get(f"/v1/forwards/{i}") for i in group["members"]]
+            if all(f["status"] != "starting" for f in forwards):
+                break
+        time.sleep(0.1)
+    for i in group["members"]:
+        try:
+            follow.forward(client.get(f"/v1/forwards/{i}"))
+        except Exception:  # noqa: BLE001 - its Service went meanwhile
+            pass
+    follow.group(group, exit_on_error=False)
+    if follow.printer.output == "text":
+        print(f"Running in the engine (see 'tender ls'); stop with: tender stop {gid[:8]}")
+    return 1 if group["status"] == "error" else 0
+
+
+def stop_groups(client: Any, args: argparse.Namespace) -> list[str]:
+    """``tender stop``'s namespace groups: stop those ``args.forwards`` name; returns the words left for forwards.
+
+    A word names a group by its id, a unique prefix of it (4 characters or
+    more), ``namespace/NS``, or ``NS`` alone when no forward is called that
+    and one group follows NS.  ``--all`` (and ``--cluster C``) also stop every
+    group (of C), so no group starts members again.  Prints one line per
+    group stopped.  Raises :class:`tray.api.client.ApiError` as the client
+    does; an engine without groups (404) leaves every word to the forwards.
+    """
+    from tray.api.client import ApiError
+
+    try:
+        groups = client.get("/v1/groups")["groups"]
+    except ApiError as exc:
+        if exc.status == 404:
+            return list(args.forwards)
+        raise
+    if args.profile:
+        groups = [g for g in groups if g["profile"] == args.profile]
+    if args.cluster:
+        groups = [g for g in groups if g["context"] == args.cluster]
+    chosen: dict[str, dict[str, Any]] = {}
+    left = []
+    names: set[str] | None = None
+    for word in args.forwards:
+        hits = [g for g in groups if g["id"] == word or (len(word) >= 4 and g["id"].startswith(word))]
+        if not hits and word.startswith("namespace/"):
+            hits = [g for g in groups if f"namespace/{g['namespace']}" == word]
+        if not hits:
+            if names is None:
+                forwards = client.get("/v1/forwards")["forwards"]
+                names = {n for f in forwards for n in (f["name"], f["target"], f["profile"]) if n}
+            if word not in names:
+                hits = [g for g in groups if g["namespace"] == word]
+        if len(hits) > 1 and word not in (f"namespace/{hits[0]['namespace']}", hits[0]["namespace"]):
+            raise UsageError(f"{word!r} is the start of {len(hits)} groups' ids; give more of it", field="ID|NAME")
+        if hits:
+            chosen.update((g["id"], g) for g in hits)
+        else:
+            left.append(word)
+    if args.all or ((args.cluster or args.profile) and not args.forwards):
+        chosen.update((g["id"], g) for g in groups)
+    for gid, g in chosen.items():
+        try:
+            client.delete(f"/v1/groups/{gid}")
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            continue  # stopped meanwhile
+        count = len(g["members"])
+        print(f"group {gid[:8]} (every Service of {g['context']}/{g['namespace']}, "
+              f"{count} forward{'' if count == 1 else 's'}) stopped")
+    return left

@@ -123,7 +123,7 @@ def _ls(client: EngineClient, args: argparse.Namespace) -> int:
         return 0
     head = ["ID", "NAME", "STATUS", "LOCAL", "REMOTE", "POD", "AGE"]
     if args.output == "wide":
-        head += ["CONTEXT", "NAMESPACE", "TARGET", "CONNS", "IN", "OUT", "REASON"]
+        head += ["CONTEXT", "NAMESPACE", "TARGET", "GROUP", "CONNS", "IN", "OUT", "REASON"]
     rows = [head]
     for f in forwards:
         row = [f["session_id"][:8], f["name"], f["status"], _local(f), str(f["container_port"] or f["remote_port"]),
@@ -131,7 +131,8 @@ def _ls(client: EngineClient, args: argparse.Namespace) -> int:
         if args.output == "wide":
             reason = f["status_reason"] if f["status"] in ("error", "reconnecting") else ""
             reason = reason or f["last_connection_error"] or f["warning"]
-            row += [f["cluster_id"], f["namespace"], f["target"], f"{f['connections']}/{f['connections_total']}",
+            row += [f["cluster_id"], f["namespace"], f["target"], (f.get("group") or "-")[:8],
+                    f"{f['connections']}/{f['connections_total']}",
                     human_bytes(f["bytes_in"]), human_bytes(f["bytes_out"]), reason or "-"]
         rows.append(row)
     print(_table(rows))
@@ -184,6 +185,13 @@ def _select(client: EngineClient, args: argparse.Namespace) -> list[dict[str, An
 
 
 def _stop(client: EngineClient, args: argparse.Namespace) -> int:
+    if args.command == "stop":  # namespace groups (--all-services) by id or namespace, and with --all
+        from tray.cli.allservices import stop_groups
+
+        named = bool(args.forwards)
+        args.forwards = stop_groups(client, args)
+        if named and not args.forwards:
+            return 0
     chosen = _select(client, args)
     if chosen:
         stopped = set(client.post("/v1/forwards/stop", {"ids": [f["session_id"] for f in chosen]})["stopped"])
