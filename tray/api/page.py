@@ -24,7 +24,8 @@ import html
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["STATUS_SYMBOLS", "forward_row", "human_bytes", "local_address", "proxy_item", "render_page"]
+__all__ = ["STATUS_SYMBOLS", "forward_row", "group_item", "human_bytes", "local_address", "proxy_item",
+           "render_page"]
 
 #: The symbol shown before each status's name (the name is always written: colour is not the only cue).
 STATUS_SYMBOLS = {"starting": "◌", "active": "●", "reconnecting": "↻", "error": "✕", "stopped": "■"}
@@ -224,6 +225,9 @@ def _suggestions() -> str:
         '<input id="suggest-namespace" type="text" autocomplete="off" spellcheck="false" placeholder="Namespace" '
         'aria-label="Namespace">'
         '<button type="button" data-action="suggest-load">Show</button>'
+        '<button type="button" data-action="group-start" title="Forward every Service of this namespace on its '
+        "real ports, each on its own 127.x.y.z address, following Services as they come and go\">"
+        "Forward every Service</button>"
         "</div>"
         '<p class="muted">The ports that k9s (<code>k9scli.io/port-forwards</code>, '
         "<code>k9scli.io/auto-port-forwards</code>) and kftray (<code>kftray.app/configs</code>) annotations "
@@ -231,6 +235,58 @@ def _suggestions() -> str:
         '<p id="suggest-status" class="muted" role="status"></p>'
         '<ul id="suggest-problems" class="errors"></ul>'
         '<ul id="suggestions" class="results"></ul>'
+        "</section>"
+    )
+
+
+def group_item(group: Mapping[str, Any], forwards: Mapping[str, Mapping[str, Any]]) -> str:
+    """One namespace group in the "Every Service of a namespace" list: an ``<li>`` (``dashboard.js`` builds the same).
+
+    ``group``: a GROUP object (docs/api.md); ``forwards``: FORWARD objects
+    by ``session_id`` (its members are looked up there; one not yet known
+    is left out).  The item is ``class="group"`` with ``data-id`` and
+    ``data-status``; ``.gwhere`` says which Services, ``.gcount`` how many
+    forwards, ``.why`` the reason (``error``, or no Services yet), a Stop
+    button (``data-action="group-stop"``) stops the group and its members;
+    ``ul.members`` has one ``li`` per member (``data-member``: its forward's
+    id) with its target, local address and status; ``.skipped`` what is
+    left out.
+    """
+    gid = str(group.get("id") or "")
+    status = str(group.get("status") or "")
+    members = [forwards[i] for i in group.get("members") or [] if i in forwards]
+    count = len(group.get("members") or [])
+    selector = (f' <span class="sub">matching <code class="selector">{e(group["selector"])}</code></span>'
+                if group.get("selector") else "")
+    profile = f' <span class="tag">profile {e(group["profile"])}</span>' if group.get("profile") else ""
+    why = f' <span class="why">{e(group["reason"])}</span>' if group.get("reason") else ""
+    rows = "".join(
+        f'<li data-member="{e(f.get("session_id"))}"><span class="mtarget">{e(f.get("target"))}</span> '
+        f'<code class="mlocal">{e(local_address(f) or "—")}</code> '
+        f'<span class="mstatus s-{e(f.get("status"))}">{e(STATUS_SYMBOLS.get(str(f.get("status")), "?"))} '
+        f'{e(f.get("status"))}</span></li>' for f in members)
+    skipped = [str(x) for x in group.get("skipped") or []]
+    skipped_line = f'<p class="skipped muted">{e("; ".join(skipped))}</p>' if skipped else ""
+    return (f'<li class="group" data-id="{e(gid)}" data-status="{e(status)}">'
+            f'<div class="ghead"><span class="badge s-{e(status)}"><span aria-hidden="true">'
+            f'{STATUS_SYMBOLS.get(status, "?")}</span> {e(status)}</span> '
+            f'<span class="gwhere">every Service of {e(group.get("context"))} / {e(group.get("namespace"))}</span>'
+            f'{selector}{profile} <span class="gcount">{count} forward{"" if count == 1 else "s"}</span>{why}'
+            '<button type="button" data-action="group-stop" class="danger" title="Stop this group and every '
+            'forward of it">Stop</button></div>'
+            f'<ul class="members">{rows}</ul>{skipped_line}</li>')
+
+
+def _groups(groups: list[Mapping[str, Any]], forwards: list[Mapping[str, Any]]) -> str:
+    by_id = {str(f.get("session_id")): f for f in forwards}
+    return (
+        '<section id="groups-section" aria-labelledby="groups-h">'
+        f'<h2 id="groups-h">Every Service of a namespace <span class="count" id="group-count">{len(groups)}</span></h2>'
+        '<p class="muted">Each Service on its real ports at an address of its own (<code>127.x.y.z</code>), '
+        "followed as Services are created and deleted (<code>tender hosts</code> prints the names for them).</p>"
+        f'<ul id="groups" class="groups">{"".join(group_item(g, by_id) for g in groups)}</ul>'
+        f'<p id="no-groups" class="empty"{"" if not groups else " hidden"}>None: "Forward every Service" above '
+        "starts one for a namespace.</p>"
         "</section>"
     )
 
@@ -338,13 +394,14 @@ def _proxies(contexts: list[Mapping[str, Any]], proxies: list[Mapping[str, Any]]
 
 
 def render_page(engine: Mapping[str, Any], forwards: Iterable[Mapping[str, Any]], profiles: Mapping[str, Any],
-                contexts: Iterable[Mapping[str, Any]] = (), proxies: Iterable[Mapping[str, Any]] = ()) -> str:
+                contexts: Iterable[Mapping[str, Any]] = (), proxies: Iterable[Mapping[str, Any]] = (),
+                groups: Iterable[Mapping[str, Any]] = ()) -> str:
     """The dashboard's whole HTML document (a ``str``; serve it as ``text/html; charset=utf-8``).
 
     ``engine`` is ``GET /v1/engine``'s object, ``forwards`` the FORWARD
     objects (in start order), ``profiles`` ``GET /v1/profiles``'s object,
-    ``contexts`` ``GET /v1/contexts``'s entries and ``proxies`` the PROXY
-    objects, as docs/api.md describes them; missing fields are shown as empty.  Pure
+    ``contexts`` ``GET /v1/contexts``'s entries, ``proxies`` the PROXY
+    objects and ``groups`` the GROUP objects, as docs/api.md describes them; missing fields are shown as empty.  Pure
     and quick (no I/O); never raises for odd values, which are escaped like
     everything else.
     """
@@ -367,6 +424,7 @@ def render_page(engine: Mapping[str, Any], forwards: Iterable[Mapping[str, Any]]
         f"{_search()}"
         f"{_suggestions()}"
         f"{_forwards(forwards)}"
+        f"{_groups(list(groups), forwards)}"
         '<section id="log-panel" aria-labelledby="log-h" hidden>'
         '<div class="log-head"><h2 id="log-h">Log of <span id="log-name"></span></h2>'
         '<button type="button" data-action="log-refresh">Refresh</button>'

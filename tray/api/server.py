@@ -515,7 +515,8 @@ class ApiServer:
         except UsageError:  # a broken kubeconfig: the page says what it can
             contexts = []
         html = render_page(engine, [schema.forward_dict(s) for s in self.manager.list()], profiles,
-                           contexts, await self._proxy_list())
+                           contexts, await self._proxy_list(),
+                           [api_groups.group_dict(g) for g in api_groups.groups_of(self.manager)])
         return web.Response(text=html, content_type="text/html", headers={
             "Cache-Control": "no-store",
             "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "

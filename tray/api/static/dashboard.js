@@ -21,6 +21,8 @@
   let logId = null;
   const proxies = new Map();      // context -> PROXY (docs/api.md), the cluster proxies running
   let contexts = null;            // GET /v1/contexts' entries, once loaded
+  const groups = new Map();       // id -> GROUP (docs/api.md), the namespace groups running
+  let groupsKnown = false;        // until the API said which run, the server's list stands
 
   const $ = (sel) => document.querySelector(sel);
 
@@ -173,12 +175,15 @@
     for (const f of forwards.values()) {
       if (f.profile && f.status !== "stopped") running.set(f.profile, (running.get(f.profile) || 0) + 1);
     }
+    const grouped = new Set([...groups.values()].map((g) => g.profile).filter(Boolean));
     for (const tr of document.querySelectorAll("tr[data-profile]")) {
       const count = running.get(tr.dataset.profile) || 0;
       tr.querySelector("td.running").textContent = String(count);
-      tr.querySelector('[data-action="profile-stop"]').disabled = count === 0;
+      // A namespace profile's group runs (and stops) before its Services are listed.
+      tr.querySelector('[data-action="profile-stop"]').disabled = count === 0 && !grouped.has(tr.dataset.profile);
     }
     markForwardedPorts();
+    renderGroups();
   }
 
   // A list event says which forwards exist, in start order.  The first of a stream is the whole
@@ -310,6 +315,96 @@
     }
   }
 
+  // ------------------------------------------------------------------ namespace groups
+  // The same item as page.py's group_item.
+  function groupItem(g) {
+    const members = (g.members || []).filter((id) => forwards.has(id)).map((id) => forwards.get(id));
+    const count = (g.members || []).length;
+    const head = h("div", {className: "ghead"},
+      h("span", {className: `badge s-${g.status || ""}`}, h("span", {"aria-hidden": "true"}, SYMBOLS[g.status] || "?"),
+        ` ${g.status || ""}`), " ",
+      h("span", {className: "gwhere"}, `every Service of ${g.context || ""} / ${g.namespace || ""}`),
+      g.selector ? [" ", h("span", {className: "sub"}, "matching ", h("code", {className: "selector"}, g.selector))]
+        : null,
+      g.profile ? [" ", h("span", {className: "tag"}, `profile ${g.profile}`)] : null,
+      " ", h("span", {className: "gcount"}, `${count} forward${count === 1 ? "" : "s"}`),
+      g.reason ? [" ", h("span", {className: "why"}, g.reason)] : null,
+      h("button", {type: "button", "data-action": "group-stop", className: "danger",
+        title: "Stop this group and every forward of it"}, "Stop"));
+    const rows = members.map((f) => h("li", {"data-member": f.session_id},
+      h("span", {className: "mtarget"}, f.target || ""), " ",
+      h("code", {className: "mlocal"}, localAddress(f) || "—"), " ",
+      h("span", {className: `mstatus s-${f.status || ""}`}, `${SYMBOLS[f.status] || "?"} ${f.status || ""}`)));
+    const skipped = (g.skipped || []).length ? h("p", {className: "skipped muted"}, g.skipped.join("; ")) : null;
+    return h("li", {className: "group", "data-id": g.id, "data-status": g.status},
+      head, h("ul", {className: "members"}, rows), skipped);
+  }
+
+  function renderGroups() {
+    const list = $("#groups");
+    if (!list || !groupsKnown) return;
+    const old = new Map([...list.children].map((li) => [li.dataset.id, li]));
+    const fresh = [...groups.values()].map((g) => {
+      const item = groupItem(g);
+      const was = old.get(g.id);
+      return was && was.outerHTML === item.outerHTML ? was : item;  // a click in progress stays
+    });
+    if (fresh.some((li, i) => list.children[i] !== li) || list.children.length !== fresh.length) {
+      list.replaceChildren(...fresh);
+    }
+    $("#group-count").textContent = String(groups.size);
+    $("#no-groups").hidden = groups.size > 0;
+  }
+
+  function onGroups(list) {
+    groupsKnown = true;
+    groups.clear();
+    for (const g of list) groups.set(g.id, g);
+    refreshCounts();
+  }
+
+  async function loadGroups() {
+    try { onGroups((await api("GET", "v1/groups")).groups || []); } catch (err) { /* the stream will */ }
+  }
+
+  async function startGroup(button) {
+    const context = $("#suggest-context").value;
+    const namespace = $("#suggest-namespace").value.trim();
+    if (!namespace) {
+      notice("Type the namespace whose Services to forward.");
+      return;
+    }
+    button.disabled = true;
+    try {
+      const g = await api("POST", "v1/groups", context ? {context, namespace} : {namespace});
+      groups.set(g.id, g);
+      $("#suggest-status").textContent = `Forwarding every Service of ${g.context} / ${g.namespace}.`;
+      refreshCounts();
+      document.querySelector(`#groups li[data-id="${g.id}"]`)?.scrollIntoView({behavior: "smooth", block: "nearest"});
+    } catch (err) {
+      notice(`Could not forward every Service of ${namespace}: ${err.message}`);
+    } finally {
+      if (button.isConnected) button.disabled = false;
+    }
+  }
+
+  async function stopGroup(button) {
+    const id = button.closest("li[data-id]").dataset.id;
+    const g = groups.get(id);
+    button.disabled = true;
+    try {
+      await api("DELETE", `v1/groups/${encodeURIComponent(id)}`);
+      groups.delete(id);
+      refreshCounts();
+      await resync();
+    } catch (err) {
+      notice(`Could not stop every Service of ${g ? `${g.context} / ${g.namespace}` : id}: ${err.message}`);
+      await loadGroups();
+    } finally {
+      if (button.isConnected) button.disabled = false;
+    }
+  }
+
   // ------------------------------------------------------------------ the events stream
   function setLive(state, text) {
     const badge = $("#live");
@@ -322,9 +417,10 @@
   function handle(event) {
     switch (event.event) {
       case "list":
-        if (firstList) loadProxies();  // proxies stopped while the stream was down send no event
+        if (firstList) { loadProxies(); loadGroups(); }  // stopped while the stream was down: no event
         reconcile(event.forwards || [], firstList); firstList = false; break;
       case "proxies": onProxies(event.proxies || []); break;
+      case "groups": onGroups(event.groups || []); break;
       case "status": onStatus(event); break;
       case "stats": onStats(event.forwards || []); break;
       default: break;  // ping, connection-error (its counters come in stats), later kinds
@@ -667,6 +763,8 @@
         case "forward": await startForward(button, button.dataset.port); return;
         case "suggest-start": await startSuggestion(button); return;
         case "suggest-load": await loadSuggestions(); return;
+        case "group-start": await startGroup(button); return;
+        case "group-stop": await stopGroup(button); return;
         case "forward-other": {
           const r = button.closest("li").tender;
           const port = (window.prompt(`Port of ${r.target} to forward (a number, or a port name):`) || "").trim();
