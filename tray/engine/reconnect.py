@@ -172,6 +172,7 @@ class Reconnector:
         self._probing = False
         self._stale_seen = False  # the caches were stale at the last evaluation
         self._cluster_wait = False  # reconnecting because of the cluster, not the pod
+        self._logged_rotation: tuple[str, ...] = ()  # the rotation the forward's log last named
 
     @property
     def retrying(self) -> bool:
@@ -192,9 +193,17 @@ class Reconnector:
         return self.forward.balance != PIN
 
     def retain(self) -> None:
-        """Keep the paths to the rotation's pods and the pod in use; retire the others (a balanced forward)."""
+        """Keep the paths to the rotation's pods and the pod in use; retire the others (a balanced forward).
+
+        A change of the rotation is a line in the forward's log ("pods in rotation: a, b, c"),
+        from the first time it holds more than one pod (one pod is the "using pod" line).
+        """
         t = self.tracker
         pods: dict[str, str | None] = {p["metadata"]["name"]: p["metadata"].get("uid") for p, _ in t.endpoints()}
+        if t.rotation and t.rotation != self._logged_rotation and (len(t.rotation) > 1 or self._logged_rotation):
+            self._logged_rotation = t.rotation
+            more = f" and {len(t.rotation) - 10} more" if len(t.rotation) > 10 else ""
+            self.forward.log_line("info", f"pods in rotation: {', '.join(t.rotation[:10])}{more}")
         if t.pod_name:
             pods[t.pod_name] = t.pod_uid
         self.dialer.retain(pods)

@@ -94,6 +94,8 @@ def test_a_pod_that_goes_away_leaves_the_rotation_and_the_forward_stays_active()
         info = await fwd.until(lambda i: i.pods == ("web-a", "web-c"), "web-b out of the rotation")
         assert info.status == Status.ACTIVE
         assert "web-b" not in fwd.dialer.retained[-1]  # its path takes no new connection
+        assert [line.message for line in fwd.session.log.lines() if "rotation" in line.message] == [
+            "pods in rotation: web-a, web-b, web-c", "pods in rotation: web-a, web-c"]
         assert await answers(fwd, 10) == {"web-a": 5, "web-c": 5}
         fwd.pods.delete("web-a")  # the pod in use too: another one takes its place
         info = await fwd.until(lambda i: i.pods == ("web-c",) and i.pod_name == "web-c", "only web-c")
