@@ -10,6 +10,7 @@ from tests.ui.fakes import cluster, profile, session
 from tray.ui import labels
 from tray.ui.icon import IconState
 from tray.ui.menu import MAX_TOP_LEVEL_FORWARDS, MenuState, build_menu, icon_of, session_item, status_text
+from tray.ui.menu_clusters import GROUP_START
 from tray.ui.model import Action, ActionKind, Item
 from tray.ui.resources import KIND_SECTIONS, ClusterTree, Failed, Loading, Ready, Resource
 
@@ -266,8 +267,8 @@ def test_namespace_resources_and_port_entries() -> None:
                             "Stop all in this cluster"]
     assert a.child("Search…").action == Action(ActionKind.SEARCH, ("tender-a",))
     demo = a.child("demo")
-    assert labels_of(demo) == ["Deployments", "web"]  # the kind is a heading; empty kinds are left out
-    assert not demo.children[0].enabled and not demo.children[0].children
+    assert labels_of(demo) == [GROUP_START, "Deployments", "web"]  # the kind is a heading; empty kinds are left out
+    assert not demo.children[2].enabled and not demo.children[2].children
     entry = demo.child("web")
     assert labels_of(entry) == ["Forward 8080 (http)", "Forward 9100", "Custom port…"]
     assert entry.child("Forward 8080 (http)").action == Action(ActionKind.FORWARD, ("tender-a", "demo", "Deployment", "web", "http", 8080))
@@ -276,7 +277,7 @@ def test_namespace_resources_and_port_entries() -> None:
     assert custom == Action(ActionKind.CUSTOM_PORT, ("tender-a", "demo", "Deployment", "web", ((8080, "http"), (9100, None))))
     # not loaded yet: an explicit "Load resources…"
     default = menu.child("tender-a (current)").child("default")
-    assert default.children[0].action == Action(ActionKind.LOAD_NAMESPACE, ("tender-a", "default"))
+    assert default.children[2].action == Action(ActionKind.LOAD_NAMESPACE, ("tender-a", "default"))
 
 
 def test_every_kind_a_forward_can_target_has_its_section_in_kubectls_order() -> None:
@@ -288,7 +289,7 @@ def test_every_kind_a_forward_can_target_has_its_section_in_kubectls_order() -> 
     assert headings == ["Pods", "Services", "Deployments", "StatefulSets", "DaemonSets", "ReplicaSets",
                         "ReplicationControllers", "Jobs"]
     # a separator before each heading but the first, each heading followed by its resources
-    assert [c.label or "-" for c in demo.children][:6] == ["Pods", "pod-1", "-", "Services", "service-1", "-"]
+    assert [c.label or "-" for c in demo.children][2:8] == ["Pods", "pod-1", "-", "Services", "service-1", "-"]
     job = demo.child("job-1")
     assert job.child("Forward 8080 (http)").action == Action(ActionKind.FORWARD, ("tender-a", "demo", "Job", "job-1", "http", 8080))
     rc = demo.child("replicationcontroller-1")
@@ -299,8 +300,8 @@ def test_namespace_loading_and_empty() -> None:
     loading = {("demo", k): Loading() for k, _ in KIND_SECTIONS}
     tree = _tree(resources={**loading, **_ready("default")})
     a = build_menu(MenuState(clusters=[cluster("tender-a")], trees={"tender-a": tree})).child("Clusters").child("tender-a")
-    assert labels_of(a.child("demo")) == ["Loading…"]
-    assert labels_of(a.child("default")) == ["No pods, services or workloads"]
+    assert labels_of(a.child("demo")) == [GROUP_START, "Loading…"]
+    assert labels_of(a.child("default")) == [GROUP_START, "No pods, services or workloads"]
 
 
 def test_port_in_use_or_privileged_goes_to_a_free_local_port() -> None:
@@ -339,7 +340,7 @@ def test_resource_lists_are_capped() -> None:
     pods = tuple(Resource(f"p{i:04d}", ((80, None, "TCP"),)) for i in range(130))
     tree = _tree(resources=_ready("demo", Pod=pods))
     demo = build_menu(MenuState(clusters=[cluster("tender-a")], trees={"tender-a": tree})).child("Clusters").child("tender-a").child("demo")
-    assert len(demo.children) == 1 + 101  # the heading, 100 pods, the rest counted
+    assert len(demo.children) == 2 + 1 + 101  # Forward every Service and a separator, the heading, 100 pods, the rest
     assert demo.children[-1].label.startswith("… and 30 more")
 
 

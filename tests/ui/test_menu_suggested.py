@@ -5,6 +5,7 @@ from __future__ import annotations
 from tests.ui.fakes import cluster, session
 from tray.engine.browse import resources_of
 from tray.ui.menu import MenuState, build_menu
+from tray.ui.menu_clusters import GROUP_START
 from tray.ui.model import Action, ActionKind, Item
 from tray.ui.resources import KIND_SECTIONS, ClusterTree, Loading, Ready
 
@@ -33,10 +34,10 @@ def demo_menu(resources: dict, sessions: list | None = None, **state: object) ->
 def test_suggestions_come_first_services_then_workloads_then_pods_one_entry_per_port() -> None:
     demo = demo_menu(loaded("demo", Service=[SERVICE], Deployment=[DEPLOYMENT], Pod=[POD]))
     shown = [c.label for c in demo.children if not c.separator]
-    assert shown[:6] == ["Suggested by annotations", "svc/web  18080 → 80  (web)", "svc/web  18081 → http  (api)",
+    assert shown[1:7] == ["Suggested by annotations", "svc/web  18080 → 80  (web)", "svc/web  18081 → http  (api)",
                          "deploy/api  … → http  (app)", "deploy/api  9000 → 9090  (app)", "pod/debug  80 → 80"]
-    assert shown[6:] == ["Pods", "debug", "Services", "web", "Deployments", "api"]
-    assert not demo.children[0].enabled
+    assert shown[7:] == ["Pods", "debug", "Services", "web", "Deployments", "api"]
+    assert not demo.children[2].enabled
     assert demo.child("svc/web  18080 → 80  (web)").action == \
         Action(ActionKind.FORWARD, ("tender-a", "demo", "Service", "web", 80, 18080))
     # a port name without a local port: the same number as the port, as `tender forward deploy/api http`
@@ -48,14 +49,14 @@ def test_a_running_suggestion_says_where_and_a_taken_port_falls_back_to_a_free_o
     other = session("deploy/x", 9000, 1, namespace="elsewhere")
     demo = demo_menu(loaded("demo", Service=[SERVICE], Deployment=[DEPLOYMENT]), [running, other])
     shown = [c.label for c in demo.children if not c.separator]
-    assert shown[1] == "svc/web  Forwarding 80 on 127.0.0.1:18080  (web)" and not demo.children[1].enabled
+    assert shown[2] == "svc/web  Forwarding 80 on 127.0.0.1:18080  (web)" and not demo.children[3].enabled
     taken = demo.child("deploy/api  9000 → 9090  (app) on a free local port (9000 is in use)")
     assert taken.action.args[-2:] == (9090, 0)
 
 
 def test_no_annotations_no_section_and_kinds_still_loading_add_theirs_later() -> None:
     plain = demo_menu(loaded("demo", Service=[{"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}}]))
-    assert [c.label for c in plain.children if not c.separator] == ["Services", "web"]
+    assert [c.label for c in plain.children if not c.separator] == [GROUP_START, "Services", "web"]
     partial = {**loaded("demo", Service=[SERVICE]), ("demo", "Deployment"): Loading()}
     labels = [c.label for c in demo_menu(partial).children if not c.separator]
-    assert labels[:3] == ["Suggested by annotations", "svc/web  18080 → 80  (web)", "svc/web  18081 → http  (api)"]
+    assert labels[1:4] == ["Suggested by annotations", "svc/web  18080 → 80  (web)", "svc/web  18081 → http  (api)"]

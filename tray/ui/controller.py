@@ -77,6 +77,7 @@ FAILURE_TITLES: dict[ActionKind, str] = {
     ActionKind.TOGGLE_AUTOSTART: "Could not change Start at login",
     ActionKind.OPEN_DASHBOARD: "Could not open the dashboard",
     ActionKind.TOGGLE_PROXY: "Could not start the cluster proxy",
+    ActionKind.NAMESPACE_GROUP: "Could not forward every Service",
 }
 
 
@@ -162,6 +163,7 @@ class Controller:
             ActionKind.REFRESH_CLUSTER: self._do_refresh_cluster,
             ActionKind.STOP_CLUSTER: self._do_stop_cluster,
             ActionKind.TOGGLE_PROXY: self._do_toggle_proxy,
+            ActionKind.NAMESPACE_GROUP: self._do_namespace_group,
             ActionKind.PROFILE_START: self._do_profile_start,
             ActionKind.PROFILE_STOP: self._do_profile_stop,
             ActionKind.GROUP_START: self._do_group_start,
@@ -225,8 +227,13 @@ class Controller:
             clusters=self.clusters, kubeconfig_error=self.kubeconfig_error, trees=self.store.snapshot(),
             notifications=self.settings.notifications, start_at_login=self.settings.start_at_login,
             privileged_below=self.privileged_below, profile_failures=self._failures(),
-            dashboard=self.dashboard_url is not None, proxies=self._proxies(),
+            dashboard=self.dashboard_url is not None, proxies=self._proxies(), groups=self._groups(),
         )
+
+    def _groups(self) -> dict[tuple[str, str], int]:
+        """The namespace groups running: (context, namespace) -> their member forwards (never blocks)."""
+        groups = getattr(self.manager, "groups", None)  # an engine without groups has none
+        return {(g.cluster_id, g.namespace): len(g.members) for g in groups()} if groups is not None else {}
 
     def _proxies(self) -> dict[str, str]:
         """The cluster proxies running: context -> where it listens (none from an engine without them)."""
@@ -431,6 +438,28 @@ class Controller:
         else:
             info = proxies.start_proxy(self.manager, cluster)
             log.info("cluster proxy for %s on %s", cluster, info.listen)
+
+    def _do_namespace_group(self, cluster: str, namespace: str) -> None:
+        """Forward every Service of the namespace (a namespace group: each on its own 127.x.y.z, followed),
+        or stop the group(s) running there.
+
+        A worker thread: the start reads the kubeconfig (milliseconds; it
+        does not wait for the cluster), the stop waits for the members'
+        listeners to close.  An unknown context raises :class:`UsageError`
+        (a notification, as every failed click).
+        """
+        from tray.domain.servicegroup import NamespaceSpec
+
+        running = [g.id for g in self.manager.groups() if (g.cluster_id, g.namespace) == (cluster, namespace)]
+        if running:
+            for gid in running:
+                try:
+                    self.manager.stop(gid)
+                except UsageError:
+                    pass  # stopped meanwhile
+            return
+        gid = self.manager.start_group(NamespaceSpec(cluster, namespace))
+        log.info("forwarding every Service of %s/%s (group %s)", cluster, namespace, gid)
 
     # profiles
     def _current_context(self) -> str | None:

@@ -49,6 +49,8 @@ class MenuState:
     dashboard: bool = False
     #: The cluster proxies running (context -> where it listens, "127.0.0.1:1080").
     proxies: Mapping[str, str] = field(default_factory=dict)
+    #: The namespace groups running ((context, namespace) -> their member forwards now).
+    groups: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
     @property
     def current_context(self) -> str | None:
@@ -69,7 +71,7 @@ def build_menu(state: MenuState) -> Item:
         profiles_menu(state.profiles, sessions, current_context=current, error=state.profiles_error,
                       failures=state.profile_failures),
         clusters_menu(state.clusters, state.trees, sessions, kubeconfig_error=state.kubeconfig_error,
-                      privileged_below=state.privileged_below, proxies=state.proxies),
+                      privileged_below=state.privileged_below, proxies=state.proxies, groups=state.groups),
         SEPARATOR,
         Item("Start at login", Action(ActionKind.TOGGLE_AUTOSTART), checked=state.start_at_login),
         Item("Notifications", Action(ActionKind.TOGGLE_NOTIFICATIONS), checked=state.notifications),

@@ -13,6 +13,11 @@ A namespace whose k9s or kftray annotations suggest forwards
 (:mod:`tray.domain.annotations`) lists them first, under "Suggested by
 annotations": one entry per port, which starts that forward as suggested.
 
+Each namespace starts with "Forward every Service (own addresses)": every
+Service of it on its real ports, each on a loopback address of its own,
+followed as Services come and go (a namespace group); while that runs,
+"Stop forwarding every Service" instead.
+
 Each context ends with its cluster proxy's check item ("Cluster proxy
 (SOCKS5/HTTP)", or "Cluster proxy on 127.0.0.1:1080" while it runs; a click
 starts or stops it), Refresh and "Stop all in this cluster".
@@ -46,6 +51,8 @@ SEARCH = f"Search{labels.ELLIPSIS}"
 SYSTEM = "System namespaces"
 PROXY_OFF = "Cluster proxy (SOCKS5/HTTP)"
 SUGGESTED = "Suggested by annotations"
+GROUP_START = "Forward every Service (own addresses)"
+GROUP_STOP = "Stop forwarding every Service"
 KIND_TITLES = dict(KIND_SECTIONS)
 
 
@@ -57,9 +64,11 @@ def clusters_menu(
     kubeconfig_error: str | None = None,
     privileged_below: int = 0,
     proxies: Mapping[str, str] | None = None,
+    groups: Mapping[tuple[str, str], int] | None = None,
 ) -> Item:
     """The Clusters submenu: a submenu per context of ``clusters`` (``trees``: what was loaded of each;
-    ``sessions``: the forwards; ``proxies``: context -> where its cluster proxy listens)."""
+    ``sessions``: the forwards; ``proxies``: context -> where its cluster proxy listens; ``groups``:
+    (context, namespace) -> the member forwards of the namespace group running there)."""
     items: list[Item] = []
     if kubeconfig_error:
         items.append(note(f"⚠ {labels.shorten(kubeconfig_error, 100)}"))
@@ -67,7 +76,7 @@ def clusters_menu(
         items.append(note("No contexts in the kubeconfig"))
     for c in clusters:
         items.append(_cluster(c, trees.get(c.id, ClusterTree()), sessions, privileged_below,
-                              (proxies or {}).get(c.id)))
+                              (proxies or {}).get(c.id), groups or {}))
     return submenu("Clusters", items)
 
 
@@ -79,8 +88,11 @@ def results_label(text: str) -> str:
 class _Context:
     """What every item of one context needs: its name, the forwards, the local ports in use."""
 
-    def __init__(self, cluster: str, sessions: Sequence[labels.SessionLike], privileged_below: int) -> None:
+    def __init__(self, cluster: str, sessions: Sequence[labels.SessionLike], privileged_below: int,
+                 groups: Mapping[tuple[str, str], int] | None = None) -> None:
         self.cluster = cluster
+        #: The namespaces of this context forwarded as a whole -> their member forwards.
+        self.groups = {ns: n for (c, ns), n in (groups or {}).items() if c == cluster}
         self.mine = [s for s in sessions if s.cluster_id == cluster]
         self.used = {s.local_port for s in sessions if s.status in labels.RUNNING and s.local_port}
         self.privileged_below = privileged_below
@@ -93,8 +105,8 @@ def proxy_item(context: str, listen: str | None) -> Item:
 
 
 def _cluster(c: ClusterInfo, tree: ClusterTree, sessions: Sequence[labels.SessionLike], privileged_below: int,
-             proxy: str | None = None) -> Item:
-    ctx = _Context(c.id, sessions, privileged_below)
+             proxy: str | None = None, groups: Mapping[tuple[str, str], int] | None = None) -> Item:
+    ctx = _Context(c.id, sessions, privileged_below, groups)
     ns_state = tree.namespaces
     label = c.id + (" (current)" if c.current else "")
     children: list[Item] = []
@@ -136,8 +148,17 @@ def _namespace_label(ctx: _Context, ns: str) -> str:
 
 
 def _namespace(ctx: _Context, ns: str, tree: ClusterTree) -> Item:
-    return submenu(_namespace_label(ctx, ns), _namespace_body(ctx, ns, tree),
-                   placeholder="No pods, services or workloads")
+    body = _namespace_body(ctx, ns, tree) or [note("No pods, services or workloads")]
+    return submenu(_namespace_label(ctx, ns), [group_item(ctx.cluster, ns, ctx.groups.get(ns)), SEPARATOR, *body])
+
+
+def group_item(context: str, namespace: str, members: int | None) -> Item:
+    """The namespace's "Forward every Service (own addresses)", or, while its group runs (``members``:
+    its forwards now, None when none runs), "Stop forwarding every Service (N forwards)"."""
+    action = Action(ActionKind.NAMESPACE_GROUP, (context, namespace))
+    if members is None:
+        return Item(GROUP_START, action)
+    return Item(f"{GROUP_STOP} ({labels.plural(members, 'forward')})", action)
 
 
 def _namespace_body(ctx: _Context, ns: str, tree: ClusterTree, heading: str = "") -> list[Item]:

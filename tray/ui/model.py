@@ -39,6 +39,9 @@ class ActionKind(Enum):
     REFRESH_CLUSTER = "refresh-cluster"  #: (context,)
     STOP_CLUSTER = "stop-cluster"  #: (context,)
     TOGGLE_PROXY = "toggle-proxy"  #: (context,): start the context's cluster proxy, or stop it when it runs
+    #: (context, namespace): forward every Service of the namespace, each on its own 127.x.y.z (a namespace
+    #: group), or stop that when it runs
+    NAMESPACE_GROUP = "namespace-group"
     # profiles
     PROFILE_START = "profile-start"  #: (profile name,)
     PROFILE_STOP = "profile-stop"  #: (profile name,)
