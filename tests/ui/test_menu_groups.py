@@ -134,3 +134,21 @@ def test_an_unknown_context_is_a_notification(tray) -> None:  # noqa: ANN001
         assert time.monotonic() < deadline, notifier.sent
         time.sleep(0.02)
     assert manager.running == {}
+
+
+def test_a_namespace_profile_whose_group_runs_without_members_is_checked_and_offers_stop() -> None:
+    p = Profile(name="shop-all", context="tender-a", namespace="shop", target=NamespaceTarget("shop"), ports=())
+    stopped = build_menu(MenuState(profiles=[p], clusters=[cluster("tender-a", True)])).child("Profiles").children[0]
+    assert stopped.checked is False and stopped.action == Action(ActionKind.PROFILE_START, ("shop-all",))
+    running = build_menu(MenuState(profiles=[p], clusters=[cluster("tender-a", True)],
+                                   grouped_profiles=frozenset({"shop-all"}))).child("Profiles").children[0]
+    assert running.checked is True and running.action == Action(ActionKind.PROFILE_STOP, ("shop-all",))
+
+
+def test_the_menu_state_names_the_profiles_whose_group_runs(tray) -> None:  # noqa: ANN001
+    c, manager, notifier = tray
+    p = Profile(name="shop-all", context="tender-a", namespace="shop", target=NamespaceTarget("shop"), ports=())
+    c.start_profile(p)
+    assert c.menu_state().grouped_profiles == {"shop-all"}
+    c.stop_profile(p)
+    assert c.menu_state().grouped_profiles == frozenset()

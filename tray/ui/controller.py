@@ -228,6 +228,7 @@ class Controller:
             notifications=self.settings.notifications, start_at_login=self.settings.start_at_login,
             privileged_below=self.privileged_below, profile_failures=self._failures(),
             dashboard=self.dashboard_url is not None, proxies=self._proxies(), groups=self._groups(),
+            grouped_profiles=frozenset(g.profile for g in getattr(self.manager, "groups", list)() if g.profile),
         )
 
     def _groups(self) -> dict[tuple[str, str], int]:

@@ -51,6 +51,8 @@ class MenuState:
     proxies: Mapping[str, str] = field(default_factory=dict)
     #: The namespace groups running ((context, namespace) -> their member forwards now).
     groups: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    #: The profiles whose namespace group runs (with members or not yet).
+    grouped_profiles: frozenset[str] = frozenset()
 
     @property
     def current_context(self) -> str | None:
@@ -69,7 +71,7 @@ def build_menu(state: MenuState) -> Item:
         *_forwards(sessions, saved),
         SEPARATOR,
         profiles_menu(state.profiles, sessions, current_context=current, error=state.profiles_error,
-                      failures=state.profile_failures),
+                      failures=state.profile_failures, grouped=state.grouped_profiles),
         clusters_menu(state.clusters, state.trees, sessions, kubeconfig_error=state.kubeconfig_error,
                       privileged_below=state.privileged_below, proxies=state.proxies, groups=state.groups),
         SEPARATOR,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from types import MappingProxyType
 
 from tray.domain.status import Status
@@ -31,18 +31,21 @@ def profile_sessions(p: Profile, sessions: Sequence[labels.SessionLike],
     return out
 
 
-def is_running(p: Profile, sessions: Sequence[labels.SessionLike], current_context: str | None) -> bool:
-    """True while the profile has a forward (running or in error): the menu then offers to stop it."""
-    return bool(profile_sessions(p, sessions, current_context))
+def is_running(p: Profile, sessions: Sequence[labels.SessionLike], current_context: str | None,
+               grouped: Set[str] = frozenset()) -> bool:
+    """True while the profile has a forward (running or in error), or its namespace group runs (``grouped``:
+    the profiles whose group runs, members or not): the menu then offers to stop it."""
+    return p.name in grouped or bool(profile_sessions(p, sessions, current_context))
 
 
 def profile_status(p: Profile, sessions: Sequence[labels.SessionLike], current_context: str | None,
-                   failures: Mapping[str, str] = NO_FAILURES) -> str:
-    """``error`` (a forward of it failed, or it could not start), ``running`` or ``stopped``."""
+                   failures: Mapping[str, str] = NO_FAILURES, grouped: Set[str] = frozenset()) -> str:
+    """``error`` (a forward of it failed, or it could not start), ``running`` (its namespace group too,
+    before it has members) or ``stopped``."""
     mine = profile_sessions(p, sessions, current_context)
     if p.name in failures or any(s.status == Status.ERROR for s in mine):
         return Status.ERROR
-    return "running" if any(s.status in labels.RUNNING for s in mine) else "stopped"
+    return "running" if p.name in grouped or any(s.status in labels.RUNNING for s in mine) else "stopped"
 
 
 def profile_label(p: Profile, current_context: str | None) -> str:
@@ -53,11 +56,11 @@ def profile_label(p: Profile, current_context: str | None) -> str:
 
 
 def _profile_item(p: Profile, sessions: Sequence[labels.SessionLike], current: str | None,
-                  failures: Mapping[str, str]) -> Item:
-    running = is_running(p, sessions, current)
+                  failures: Mapping[str, str], grouped: Set[str] = frozenset()) -> Item:
+    running = is_running(p, sessions, current, grouped)
     action = Action(ActionKind.PROFILE_STOP if running else ActionKind.PROFILE_START, (p.name,))
     label = profile_label(p, current)
-    if profile_status(p, sessions, current, failures) == Status.ERROR:
+    if profile_status(p, sessions, current, failures, grouped) == Status.ERROR:
         label += f"  {Status.ERROR}"
     return Item(label, action, checked=running)
 
@@ -69,6 +72,7 @@ def profiles_menu(
     current_context: str | None,
     error: str | None = None,
     failures: Mapping[str, str] = NO_FAILURES,
+    grouped: Set[str] = frozenset(),
 ) -> Item:
     """The Profiles submenu: loose profiles, then a submenu per group.
 
@@ -81,11 +85,11 @@ def profiles_menu(
     for p in profiles:
         groups.setdefault(p.group, []).append(p)
     for p in groups.pop(None, []):
-        items.append(_profile_item(p, sessions, current_context, failures))
+        items.append(_profile_item(p, sessions, current_context, failures, grouped))
     if items and groups:
         items.append(SEPARATOR)
     for group, members in groups.items():
-        states = [profile_status(p, sessions, current_context, failures) for p in members]
+        states = [profile_status(p, sessions, current_context, failures, grouped) for p in members]
         running = states.count("running")
         errors = states.count(Status.ERROR)
         count = f"{running} of {len(members)} running" + (f", {labels.plural(errors, 'error')}" if errors else "")
@@ -93,7 +97,7 @@ def profiles_menu(
             Item("Start all", Action(ActionKind.GROUP_START, (group,)), enabled=running < len(members)),
             Item("Stop all", Action(ActionKind.GROUP_STOP, (group,)), enabled=states.count("stopped") < len(members)),
             SEPARATOR,
-            *(_profile_item(p, sessions, current_context, failures) for p in members),
+            *(_profile_item(p, sessions, current_context, failures, grouped) for p in members),
         ]
         items.append(submenu(f"{group} ({count})", children))
     if not profiles:
