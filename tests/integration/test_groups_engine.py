@@ -152,6 +152,16 @@ def test_all_services_joins_the_engine_until_ctrl_c(cluster: Cluster, group_ns: 
     finally:
         t.kill()
 
+    # Killed, it leaves nothing in the engine either (the engine stops what its stream owned).
+    t = engine.popen("forward", "--all-services", "--context", ctx, "-n", ns)
+    try:
+        t.line_matching(r"Forwarding from 127\.", 40)
+        t.proc.kill()
+        t.proc.wait(10)
+        wait_for(lambda: groups(engine) == [] and engine.ls() == [], 10, "the engine to stop the killed client's group")
+    finally:
+        t.kill()
+
 
 def test_all_services_detach_then_tender_stop(cluster: Cluster, group_ns: str, engine: User) -> None:
     ctx, ns = cluster.context, group_ns
@@ -172,4 +182,9 @@ def test_all_services_detach_then_tender_stop(cluster: Cluster, group_ns: str, e
     engine.ok("forward", "--all-services", "--context", ctx, "-n", ns, "--detach")
     assert len(groups(engine)) == 1
     assert engine.ok("stop", ns).endswith(f"(every Service of {ctx}/{ns}, {SERVICES} forwards) stopped\n")
+    assert engine.ls() == [] and groups(engine) == []
+
+    # And with --all, which would otherwise leave the group to start new Services' forwards.
+    engine.ok("forward", "--all-services", "--context", ctx, "-n", ns, "--detach")
+    engine.ok("stop", "--all")
     assert engine.ls() == [] and groups(engine) == []
