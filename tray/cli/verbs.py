@@ -9,7 +9,9 @@ matches, a profile it does not have), before anything changes.
 
 A forward is named on the command line by its id, a unique prefix of it (at
 least 4 characters), or its name (the profile's, else the target as kubectl
-writes it, ``svc/web``), which may match several.
+writes it, ``svc/web``), which may match several.  ``stop`` also takes a
+namespace group (``forward --all-services``) by its id, a prefix of it,
+``namespace/NS`` or the namespace's name (:func:`tray.cli.allservices.stop_groups`).
 """
 
 from __future__ import annotations

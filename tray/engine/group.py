@@ -91,7 +91,8 @@ class GroupInfo:
         """JSON-ready data; ``id`` is named ``group_id``."""
         return {"group_id": self.id, "cluster_id": self.cluster_id, "namespace": self.namespace,
                 "selector": self.selector, "profile": self.profile, "status": self.status,
-                "reason": self.reason, "members": list(self.members), "skipped": list(self.skipped)}
+                "reason": self.reason, "members": list(self.members), "skipped": list(self.skipped),
+                "balance": self.balance}
 
 
 class NamespaceGroup:
