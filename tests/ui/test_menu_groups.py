@@ -47,7 +47,8 @@ def test_a_forwarded_namespace_offers_to_stop_and_counts_its_forwards() -> None:
     # Another namespace, and the same namespace of another context, are not forwarded.
     assert namespace_menu(state, "tender-a (current)", "demo").children[0].label == GROUP_START
     assert namespace_menu(state, "tender-b", "shop").children[0].label == GROUP_START
-    none_yet = MenuState(clusters=[cluster("tender-a", True)], trees={"tender-a": TREE}, groups={("tender-a", "shop"): 0})
+    none_yet = MenuState(clusters=[cluster("tender-a", True)], trees={"tender-a": TREE},
+                         groups={("tender-a", "shop"): 0})
     assert namespace_menu(none_yet, "tender-a (current)", "shop").children[0].label == f"{GROUP_STOP} (0 forwards)"
 
 

@@ -27,7 +27,8 @@ def test_a_group_reads_as_its_services_and_their_addresses() -> None:
 def test_a_group_in_error_says_why() -> None:
     html = group_item({**GROUP, "status": "error", "reason": "services is forbidden", "members": [], "skipped": [],
                        "selector": "", "profile": "shop-all"}, {})
-    assert text_of(html) == "✕ error every Service of prod / shop profile shop-all 0 forwards services is forbidden Stop"
+    assert text_of(html) == ("✕ error every Service of prod / shop profile shop-all 0 forwards "
+                             "services is forbidden Stop")
 
 
 def test_the_page_lists_groups_and_says_when_there_are_none() -> None:
