@@ -110,7 +110,8 @@ def add_routes(router: Any, base: str, server: Any) -> None:
     """
     from aiohttp import web
 
-    from tray.api.server import _current_context, _json
+    from tray.api.common import current_context as _current_context
+    from tray.api.common import json_response as _json
 
     manager = server.manager
 
@@ -121,7 +122,7 @@ def add_routes(router: Any, base: str, server: Any) -> None:
         return _json(group_dict(_one(manager, request.match_info["id"])))
 
     async def start(request: web.Request) -> web.Response:
-        from tray.api.server import _body
+        from tray.api.common import read_body as _body
         from tray.domain.servicegroup import NamespaceSpec
 
         context, namespace, selector, balance = parse_group_request(await _body(request))

@@ -59,6 +59,9 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from tray import __version__
+from tray.api.common import current_context as _current_context
+from tray.api.common import json_response as _json
+from tray.api.common import read_body as _body
 from tray.api import schema
 from tray.api import groups as api_groups
 from tray.api.claim import peer_uid
@@ -96,11 +99,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(data, sort_keys=False) + "\n", status=status,
-                        content_type="application/json", headers={"Cache-Control": "no-store"})
 
 
 def _error(status: int, message: str, field: str | None = None) -> web.Response:
@@ -778,36 +776,9 @@ class ApiServer:
 
 
 # ---------------------------------------------------------------- helpers
-def _current_context(manager: Any) -> str:
-    clusters = manager.clusters()
-    current = [c.id for c in clusters if c.current]
-    if not current:
-        from tray.kube.kubeconfig import load_kubeconfig, no_context_message
-
-        raise ApiError(400, no_context_message(load_kubeconfig(manager.kubeconfig)), "context")
-    return current[0]
-
-
 def _conflict_or_bad(exc: UsageError, field: str) -> ApiError:
     status = 409 if "already used" in exc.message else 400
     return ApiError(status, f"{field}: {exc.message}", field)
-
-
-async def _body(request: web.Request) -> Any:
-    if not request.body_exists:
-        return {}
-    ctype = request.content_type
-    if ctype not in ("application/json", "text/plain", ""):
-        raise ApiError(415, f"send JSON (Content-Type: application/json), not {ctype}")
-    raw = await request.read()  # RequestPayloadError: see _errors
-    if not raw.strip():
-        return {}
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"the body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise ApiError(400, "the body is not valid JSON: nested too deeply") from None
 
 
 @web.middleware

@@ -11,7 +11,7 @@ A forward is named on the command line by its id, a unique prefix of it (at
 least 4 characters), or its name (the profile's, else the target as kubectl
 writes it, ``svc/web``), which may match several.  ``stop`` also takes a
 namespace group (``forward --all-services``) by its id, a prefix of it,
-``namespace/NS`` or the namespace's name (:func:`tray.cli.allservices.stop_groups`).
+``namespace/NS`` or the namespace's name (:func:`stop_groups`).
 """
 
 from __future__ import annotations
@@ -188,8 +188,6 @@ def _select(client: EngineClient, args: argparse.Namespace) -> list[dict[str, An
 
 def _stop(client: EngineClient, args: argparse.Namespace) -> int:
     if args.command == "stop":  # namespace groups (--all-services) by id or namespace, and with --all
-        from tray.cli.allservices import stop_groups
-
         named = bool(args.forwards)
         args.forwards = stop_groups(client, args)
         if named and not args.forwards:
@@ -422,3 +420,57 @@ def forward_on_engine(client: EngineClient, args: argparse.Namespace, printer: A
         except NoEngine:
             break
     return code
+
+
+def stop_groups(client: Any, args: argparse.Namespace) -> list[str]:
+    """``tender stop``'s namespace groups: stop those ``args.forwards`` name; returns the words left for forwards.
+
+    A word names a group by its id, a unique prefix of it (4 characters or
+    more), ``namespace/NS``, or ``NS`` alone when no forward is called that
+    and one group follows NS.  ``--all`` (and ``--cluster C``) also stop every
+    group (of C), so no group starts members again.  Prints one line per
+    group stopped.  Raises :class:`tray.api.client.ApiError` as the client
+    does; an engine without groups (404) leaves every word to the forwards.
+    """
+    try:
+        groups = client.get("/v1/groups")["groups"]
+    except ApiError as exc:
+        if exc.status == 404:
+            return list(args.forwards)
+        raise
+    if args.profile:
+        groups = [g for g in groups if g["profile"] == args.profile]
+    if args.cluster:
+        groups = [g for g in groups if g["context"] == args.cluster]
+    chosen: dict[str, dict[str, Any]] = {}
+    left = []
+    names: set[str] | None = None
+    for word in args.forwards:
+        hits = [g for g in groups if g["id"] == word or (len(word) >= 4 and g["id"].startswith(word))]
+        if not hits and word.startswith("namespace/"):
+            hits = [g for g in groups if f"namespace/{g['namespace']}" == word]
+        if not hits:
+            if names is None:
+                forwards = client.get("/v1/forwards")["forwards"]
+                names = {n for f in forwards for n in (f["name"], f["target"], f["profile"]) if n}
+            if word not in names:
+                hits = [g for g in groups if g["namespace"] == word]
+        if len(hits) > 1 and word not in (f"namespace/{hits[0]['namespace']}", hits[0]["namespace"]):
+            raise UsageError(f"{word!r} is the start of {len(hits)} groups' ids; give more of it", field="ID|NAME")
+        if hits:
+            chosen.update((g["id"], g) for g in hits)
+        else:
+            left.append(word)
+    if args.all or ((args.cluster or args.profile) and not args.forwards):
+        chosen.update((g["id"], g) for g in groups)
+    for gid, g in chosen.items():
+        try:
+            client.delete(f"/v1/groups/{gid}")
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            continue  # stopped meanwhile
+        count = len(g["members"])
+        print(f"group {gid[:8]} (every Service of {g['context']}/{g['namespace']}, "
+              f"{count} forward{'' if count == 1 else 's'}) stopped")
+    return left
