@@ -507,3 +507,13 @@ def test_a_long_reason_is_wrapped_so_its_cause_shows() -> None:
     failed = session("svc/web", 8080, 80, status="error", reason=reason)
     row = next(i for _, i in build_menu(MenuState(sessions=[failed])).walk() if i.label.startswith("svc/web"))
     assert [c.label for c in row.children[:2]] == lines and not row.children[1].enabled
+
+
+def test_a_service_spread_over_its_pods_names_them() -> None:
+    from dataclasses import replace
+
+    spread = replace(session("svc/web", 8080, 80, pod="web-a"), balance="round-robin",
+                     pods=("web-a", "web-b", "web-c", "web-d"))
+    assert labels_of(session_item(spread))[0] == "Pods web-a, web-b, web-c and 1 more (round-robin)"
+    one = replace(spread, pods=("web-a",))
+    assert labels_of(session_item(one))[0] == "Pod web-a"  # one ready pod: as kubectl shows it

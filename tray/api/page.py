@@ -146,7 +146,11 @@ def forward_row(forward: Mapping[str, Any]) -> str:
     container = forward.get("container_port") or 0
     port_title = f' title="pod port {e(container)}"' if container and str(container) != str(port) else ""
     pod = forward.get("pod_name") or ""
-    pod_cell = e(pod) if pod else '<span class="muted">—</span>'
+    pods = forward.get("pods") or []
+    if len(pods) > 1:  # a Service's connections spread over its ready pods
+        pod_cell = f'<span title="{e(", ".join(pods))}">{e(len(pods))} pods ({e(forward.get("balance"))})</span>'
+    else:
+        pod_cell = e(pod) if pod else '<span class="muted">—</span>'
     return (
         f'<tr id="f-{e(sid)}" data-id="{e(sid)}" data-status="{e(status)}" data-local="{e(local)}">'
         f'<td class="status">{_status(forward)}</td>'

@@ -158,7 +158,11 @@ def session_item(s: labels.SessionLike, saved: bool = False, cluster: bool = Tru
     running = s.status in labels.RUNNING
     if s.status in (Status.ERROR, Status.RECONNECTING) and s.status_reason:
         items.extend(note(line) for line in labels.reason_lines(s.status_reason))
-    if s.pod_name and s.status == Status.ACTIVE:
+    pods = tuple(getattr(s, "pods", ()) or ())
+    if len(pods) > 1 and s.status == Status.ACTIVE:  # a Service's connections spread over its ready pods
+        shown = ", ".join(pods[:3]) + (f" and {len(pods) - 3} more" if len(pods) > 3 else "")
+        items.append(note(f"Pods {shown} ({getattr(s, 'balance', 'round-robin')})"))
+    elif s.pod_name and s.status == Status.ACTIVE:
         items.append(note(f"Pod {s.pod_name}"))
     if s.profile:
         items.append(note(f"Profile {s.profile}"))

@@ -198,3 +198,10 @@ def test_the_script_calls_the_api_by_relative_urls_only() -> None:
     calls = re.findall(r"""(?:fetch|api)\(\s*(?:"[A-Z]+",\s*)?["'`]([^"'`]*)""", script)
     assert len(calls) >= 10, calls
     assert all(c.startswith("v1/") for c in calls), calls
+
+
+def test_a_service_spread_over_its_pods_shows_how_many() -> None:
+    row = forward_row(forward(balance="round-robin", pods=["web-a", "web-b", "web-c"]))
+    assert "3 pods (round-robin)" in text_of(row) and "web-76dfcc75f8-547kg" not in text_of(row)
+    assert Tags(row).find("span", title="web-a, web-b, web-c")
+    assert "web-76dfcc75f8-547kg" in text_of(forward_row(forward(balance="pin", pods=["web-76dfcc75f8-547kg"])))

@@ -139,12 +139,18 @@
         title: "Show this forward's log"}, f.name || "")),
       cell("where", `${f.cluster_id || ""} `, h("span", {className: "sub"}, f.namespace || "")),
       cell("target", f.target || "", h("span", {className: "port", title: portTitle}, `:${f.remote_port}`)),
-      cell("pod", f.pod_name ? f.pod_name : muted("—")),
+      cell("pod", podCell(f)),
       cell("local", localCell),
       cell("conns num", connsCell(f)),
       cell("bytes num", bytesCell(f)),
       cell("reason", reasonCell(f)),
       cell("actions", actionsCell(f)));
+  }
+
+  function podCell(f) {  // a Service's connections spread over its ready pods: how many, named in the title
+    const pods = f.pods || [];
+    if (pods.length > 1) return h("span", {title: pods.join(", ")}, `${pods.length} pods (${f.balance})`);
+    return f.pod_name ? f.pod_name : muted("—");
   }
 
   function fill(td, content) { td.replaceChildren(...content); }
