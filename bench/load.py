@@ -304,7 +304,7 @@ async def _probe(ports: dict[str, int], interval: float, timeout: float, max_sec
     async def one(name: str, port: int) -> None:
         t0 = time.monotonic()
         try:
-            body = await asyncio.wait_for(_aget(loop, port, request, via), timeout)
+            body = await asyncio.wait_for(_aget(loop, port, request), timeout)
         except (OSError, HTTPError, ValueError, TimeoutError) as exc:
             results[name].append([t0, time.monotonic(), False, f"{type(exc).__name__}: {exc}"[:120]])
         else:
