@@ -356,6 +356,10 @@ def test_dashboard_guard(cluster: Cluster, namespace: str, web: str, daemon: Dae
         r = request(method, path, session, **({"json": forged} if method == "POST" else {}))
         assert r.status_code == 404 and "set-cookie" not in r.headers, (method, path, r.status_code, r.text)
         assert prefix not in r.text and fwd["session_id"] not in r.text, r.text
+    # A form's type (what a cross-site page may POST without a preflight) is not read as JSON here, with the cookie.
+    form = request("POST", f"{prefix}v1/forwards", {**session, "Content-Type": "application/x-www-form-urlencoded"},
+                   content=json.dumps(forged).encode())
+    assert form.status_code == 415, (form.status_code, form.text)
     # The socket's own endpoint is not on the web.
     assert request("POST", f"{prefix}v1/dashboard", session, json={}).status_code == 404
 

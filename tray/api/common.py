@@ -7,6 +7,7 @@ Kept apart from :mod:`tray.api.server` so that route modules
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any
 
 from aiohttp import web
@@ -26,10 +27,15 @@ async def read_body(request: web.Request) -> Any:
     """The request's JSON body (``{}`` when empty); awaits the body.
 
     Raises :class:`ApiError` 415 for another Content-Type, 400 for text that is not JSON.
+    ``application/x-www-form-urlencoded`` (what ``curl -d`` sends) is read as
+    JSON on the unix socket only: on the dashboard's TCP port it is the type
+    a cross-site form may send without a CORS preflight, so it stays a 415.
     """
     if not request.body_exists:
         return {}
     ctype = request.content_type
+    if ctype == "application/x-www-form-urlencoded" and _over_unix_socket(request):
+        ctype = "application/json"  # what `curl -d` sends; no browser reaches the socket (see the module)
     if ctype not in ("application/json", "text/plain", ""):
         raise ApiError(415, f"send JSON (Content-Type: application/json), not {ctype}")
     raw = await request.read()  # RequestPayloadError: see _errors
@@ -41,6 +47,12 @@ async def read_body(request: web.Request) -> Any:
         raise ApiError(400, f"the body is not valid JSON: {exc}") from None
     except RecursionError:
         raise ApiError(400, "the body is not valid JSON: nested too deeply") from None
+
+
+def _over_unix_socket(request: web.Request) -> bool:
+    """Whether the request came over the control API's unix socket (not the dashboard's TCP port)."""
+    sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+    return sock is not None and sock.family == getattr(socket, "AF_UNIX", None)
 
 
 def current_context(manager: Any) -> str:
