@@ -35,6 +35,11 @@ __all__ = [
     "split_authority",
     "error_response",
     "REASONS",
+    "MAX_HEAD",
+    "TOKEN_BYTES",
+    "may_start_request",
+    "check_request_line",
+    "is_head_end",
 ]
 
 #: The answer to a CONNECT that reached its target; tunnelled bytes follow.
@@ -45,10 +50,17 @@ REASONS = {
     400: "Bad Request",
     403: "Forbidden",
     405: "Method Not Allowed",
+    431: "Request Header Fields Too Large",
     502: "Bad Gateway",
     503: "Service Unavailable",
     504: "Gateway Timeout",
 }
+
+#: The longest request head (request line and headers, bytes) the proxy reads; a longer one is answered 431.
+MAX_HEAD = 32 * 1024
+
+#: The bytes a method (an RFC 9110 5.6.2 token) is made of: an HTTP request starts with one of them.
+TOKEN_BYTES = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 _DROP = {"proxy-connection", "proxy-authorization", "connection", "keep-alive", "host",
          "te", "trailer", "upgrade"}
@@ -115,6 +127,36 @@ def split_authority(authority: str, default_port: int | None = None) -> tuple[st
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
         raise HttpProxyError(f"bad port {port_text!r} in {authority!r}")
     return host, int(port_text)
+
+
+def may_start_request(first: int) -> bool:
+    """Whether a connection's first byte (0..255) can start an HTTP request: a method's first character.
+
+    A TLS ClientHello (0x16), a SOCKS4 request (0x04) or other binary cannot.
+    """
+    return first in TOKEN_BYTES
+
+
+def check_request_line(line: bytes) -> None:
+    """Check a request line as soon as it is complete (``line``: ending in LF, CRLF or neither).
+
+    Raises :class:`HttpProxyError` (400) when it cannot be an HTTP/1.x
+    request line (``METHOD SP TARGET SP HTTP/1.x``), so that a client that
+    spoke something else is answered at once instead of when its head (that
+    never comes) would end.  Passing lines are parsed again, fully, by
+    :func:`parse_request_head`.
+    """
+    text = line.rstrip(b"\r\n")
+    parts = text.split(b" ")
+    if (len(parts) != 3 or not all(parts) or not all(b in TOKEN_BYTES for b in parts[0])
+            or not parts[2].startswith(b"HTTP/1.")):
+        shown = text[:80].decode("ascii", "replace")
+        raise HttpProxyError(f"not an HTTP/1.x request line: {shown!r}")
+
+
+def is_head_end(line: bytes) -> bool:
+    """Whether ``line`` (one line as read, with its ending) is the empty line ending a head (CRLF or bare LF)."""
+    return line in (b"\r\n", b"\n")
 
 
 def parse_request_head(head: bytes) -> ProxyRequest:

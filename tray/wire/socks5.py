@@ -58,6 +58,9 @@ __all__ = [
     "parse_request",
     "encode_method",
     "encode_reply",
+    "SOCKS4_VERSION",
+    "SOCKS4_REJECTED",
+    "encode_socks4_reject",
 ]
 
 VERSION = 5
@@ -75,6 +78,11 @@ REP_CONNECTION_REFUSED = 0x05
 REP_TTL_EXPIRED = 0x06
 REP_COMMAND_NOT_SUPPORTED = 0x07
 REP_ADDRESS_TYPE_NOT_SUPPORTED = 0x08
+
+#: The first byte of a SOCKS4 or SOCKS4a request (not served: it is answered :func:`encode_socks4_reject`).
+SOCKS4_VERSION = 4
+#: SOCKS4's "request rejected or failed" reply code.
+SOCKS4_REJECTED = 0x5B
 
 
 class Socks5Error(ProtocolError):
@@ -118,9 +126,10 @@ def parse_greeting(data: bytes) -> Greeting | int:
     """The greeting at the start of ``data``, or the total byte count needed first.
 
     Returns an ``int`` (> ``len(data)``) while incomplete.  The greeting is
-    exactly ``2 + NMETHODS`` bytes; bytes after it are not looked at.
-    Raises :class:`Socks5Error` (reply None) when the version is not 5 or
-    no method is offered.
+    exactly ``2 + NMETHODS`` bytes; bytes after it are not looked at.  A
+    greeting with no method (NMETHODS 0) parses, with ``methods`` empty: the
+    server answers it ``05 FF`` like any greeting without method 0x00.
+    Raises :class:`Socks5Error` (reply None) when the version is not 5.
     """
     if len(data) < 1:
         return 2
@@ -129,8 +138,6 @@ def parse_greeting(data: bytes) -> Greeting | int:
     if len(data) < 2:
         return 2
     n = data[1]
-    if n == 0:
-        raise Socks5Error("SOCKS5 greeting offers no authentication method", reply=None)
     if len(data) < 2 + n:
         return 2 + n
     return Greeting(tuple(data[2:2 + n]))
@@ -199,3 +206,12 @@ def encode_reply(reply: int, host: str = "0.0.0.0", port: int = 0) -> bytes:
     addr = ipaddress.ip_address(host)
     atyp = ATYP_IPV4 if addr.version == 4 else ATYP_IPV6
     return bytes((VERSION, reply, 0, atyp)) + addr.packed + struct.pack("!H", port)
+
+
+def encode_socks4_reject() -> bytes:
+    """SOCKS4's answer "request rejected or failed": ``00 5B``, then a port and an address of zeros (8 bytes).
+
+    What a SOCKS5-only server sends a SOCKS4/4a client (first byte 4), so that
+    it fails at once with "rejected" instead of waiting for a reply.
+    """
+    return bytes((0, SOCKS4_REJECTED, 0, 0, 0, 0, 0, 0))

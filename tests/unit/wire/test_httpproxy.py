@@ -108,3 +108,37 @@ def test_error_response_is_one_line_of_text() -> None:
     assert error_response(502, "").endswith(b"Content-Length: 1\r\nConnection: close\r\n\r\n\n")
     assert error_response(403, "forbidden: \x1b[31mx").endswith(b"\r\n\r\nforbidden: [31mx\n")
     assert error_response(418, "x").startswith(b"HTTP/1.1 418 Error\r\n")
+
+
+def test_first_bytes_that_can_start_a_request() -> None:
+    from tray.wire.httpproxy import may_start_request
+
+    assert may_start_request(ord("G")) and may_start_request(ord("C")) and may_start_request(ord("m"))
+    assert not may_start_request(0x16)  # TLS ClientHello
+    assert not may_start_request(0x04)  # SOCKS4
+    assert not may_start_request(ord("{")) and not may_start_request(ord(" "))
+
+
+def test_request_lines_checked_as_soon_as_complete() -> None:
+    from tray.wire.httpproxy import check_request_line
+
+    check_request_line(b"GET http://web.demo/ HTTP/1.1\r\n")
+    check_request_line(b"CONNECT web.demo:443 HTTP/1.0\n")
+    for line in (b"hello\n", b"GET /\r\n", b"GET http://x/ SPDY/3\r\n", b"G(T http://x/ HTTP/1.1\n",
+                 b"SSH-2.0-OpenSSH_9.2p1\r\n"):
+        with pytest.raises(HttpProxyError) as err:
+            check_request_line(line)
+        assert err.value.status == 400 and "not an HTTP/1.x request line" in str(err.value)
+
+
+def test_bare_lf_heads_are_read_like_crlf() -> None:
+    from tray.wire.httpproxy import is_head_end
+
+    assert is_head_end(b"\n") and is_head_end(b"\r\n") and not is_head_end(b"Host: x\n")
+    req = parse_request_head(b"GET http://web.demo/x HTTP/1.1\nHost: web.demo\nAccept: */*\n\n")
+    assert req.forward_head == b"GET /x HTTP/1.1\r\nHost: web.demo\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+
+
+def test_431_has_its_reason_phrase() -> None:
+    assert error_response(431, "request head over 32768 bytes").startswith(
+        b"HTTP/1.1 431 Request Header Fields Too Large\r\n")

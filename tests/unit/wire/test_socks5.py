@@ -63,7 +63,7 @@ def test_greeting_without_no_auth() -> None:
     assert isinstance(g, Greeting) and not g.no_auth_offered
 
 
-@pytest.mark.parametrize("data", [b"\x04\x01\x00", b"GET / HTTP/1.1\r\n", b"\x05\x00"])
+@pytest.mark.parametrize("data", [b"\x04\x01\x00", b"GET / HTTP/1.1\r\n"])
 def test_bad_greetings_are_closed_without_a_reply(data: bytes) -> None:
     with pytest.raises(Socks5Error) as err:
         parse_greeting(data)
@@ -127,3 +127,17 @@ def test_replies() -> None:
     assert encode_reply(REP_HOST_UNREACHABLE) == b"\x05\x04\x00\x01\x00\x00\x00\x00\x00\x00"
     assert encode_reply(REP_CONNECTION_REFUSED, "127.0.0.1", 1080) == b"\x05\x05\x00\x01\x7f\x00\x00\x01\x04\x38"
     assert encode_reply(REP_NOT_ALLOWED, "::1", 1) == (b"\x05\x02\x00\x04" + b"\x00" * 15 + b"\x01" + b"\x00\x01")
+
+
+def test_a_greeting_without_methods_parses_empty_and_is_answered_none_acceptable() -> None:
+    from tray.wire.socks5 import METHOD_NONE_ACCEPTABLE, encode_method, parse_greeting
+
+    greeting = parse_greeting(b"\x05\x00")
+    assert not isinstance(greeting, int) and greeting.methods == () and not greeting.no_auth_offered
+    assert encode_method(METHOD_NONE_ACCEPTABLE) == b"\x05\xff"
+
+
+def test_socks4_reject_is_eight_bytes_with_code_5b() -> None:
+    from tray.wire.socks5 import encode_socks4_reject
+
+    assert encode_socks4_reject() == b"\x00\x5b\x00\x00\x00\x00\x00\x00"
