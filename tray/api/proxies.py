@@ -45,9 +45,12 @@ def parse_listen(text: Any, field: str = "listen") -> tuple[str, int]:
     """``(host, port)`` of a listen address; raises :class:`UsageError` naming ``field`` for a bad one.
 
     Accepted: ``HOST:PORT`` with HOST an IPv4 address or ``localhost``,
-    ``[IPV6]:PORT``, or ``PORT`` alone (on 127.0.0.1); PORT 1-65535.  The
+    ``[IPV6]:PORT``, or ``PORT`` alone (on 127.0.0.1; a JSON number too:
+    ``1080``); PORT 1-65535.  The
     host comes back without brackets (``"::1"``).  Pure.
     """
+    if isinstance(text, int) and not isinstance(text, bool):
+        text = str(text)  # a JSON number: the port alone
     if not isinstance(text, str) or not text.strip():
         raise UsageError(f"{field} must be an address such as \"127.0.0.1:1080\"", field=field)
     text = text.strip()
@@ -61,8 +64,11 @@ def parse_listen(text: Any, field: str = "listen") -> tuple[str, int]:
         host, port_text = text[1:close], text[close + 2:]
     else:
         host, sep, port_text = text.rpartition(":")
-        if not sep or not host:
+        if not sep:
             raise UsageError(f"{field} {text!r} has no port: write HOST:PORT, e.g. \"127.0.0.1:1080\"", field=field)
+        if not host:
+            raise UsageError(f"{field} {text!r} has no host: write HOST:PORT, e.g. \"127.0.0.1{text}\", or the "
+                             "port alone", field=field)
         if ":" in host:
             raise UsageError(f"{field} {text!r}: write an IPv6 address as [ADDRESS]:PORT, e.g. \"[::1]:1080\"",
                              field=field)
@@ -135,11 +141,13 @@ def usage_hints(listen: str) -> dict[str, str]:
 
 def proxy_dict(info: Any) -> dict[str, Any]:
     """A proxy as the API shows it, from a :class:`tray.engine.proxy.ProxyInfo` (a new dict):
-    ``context``, ``listen``, ``connections``, ``connections_total``, ``last_error`` and
+    ``context``, ``listen``, ``connections``, ``connections_total``, ``last_error``, ``warning`` (one
+    line when it listens on an any-address, where other machines can use it; else ``""``) and
     :func:`usage_hints`'s ``socks5_url``, ``http_url`` and ``curl``."""
     return {"context": info.context, "listen": info.listen, "connections": getattr(info, "connections", 0),
             "connections_total": getattr(info, "connections_total", 0),
-            "last_error": getattr(info, "last_error", "") or "", **usage_hints(info.listen)}
+            "last_error": getattr(info, "last_error", "") or "", "warning": getattr(info, "warning", "") or "",
+            **usage_hints(info.listen)}
 
 
 def port_is_free(host: str, port: int) -> bool:

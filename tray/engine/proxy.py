@@ -27,8 +27,34 @@ Each connection, on the engine's loop:
    :data:`DIALER_IDLE` s); a failed dial tries the next ready pod (up to
    :data:`DIAL_ATTEMPTS` pods), so a pod that vanished under a rollout
    costs a retry, not the connection;
-6. the client gets the protocol's success and the bytes flow
-   (:meth:`~tray.engine.dialer.Link.pump`).
+6. for SOCKS5 and CONNECT, the success is held until the pod's side is
+   known good (:func:`_settle`): the kubelet dials the pod's port when the
+   stream opens and, when the pod refuses it, says so on the stream's error
+   channel within milliseconds.  The proxy waits for that error, the pod's
+   first bytes or :data:`POD_CHECK` s, whichever comes first; an error is
+   answered like the refusals below (SOCKS5 0x05, HTTP 502 "connection
+   refused by pod P port N").  What it proves: the pod accepted the
+   connection, or said nothing wrong within the bound (a slower refusal
+   still looks like a success that closes).  What it costs: up to
+   :data:`POD_CHECK` s before the success for protocols where the client
+   speaks first (HTTP, TLS), and each byte is copied once more, through a
+   local socket pair, for the connection's life;
+7. the bytes flow (:meth:`~tray.engine.dialer.Link.pump`).  A request in the
+   absolute form (``HTTP_PROXY``) goes to the pod at once; when the pod
+   errors before any byte of an answer reached the client, the client gets
+   502 with the reason.
+
+The first byte decides the protocol: 0x05 SOCKS5; 0x04 (SOCKS4/4a, not
+served) is answered SOCKS4's "rejected" (0x5B) and closed; a byte that
+cannot start an HTTP request (a TLS ClientHello's 0x16, other binary) closes
+at once, printable text that cannot is answered 400; a request line that is
+not HTTP/1.x is answered 400 as soon as it ends, and a head over
+:data:`~tray.wire.httpproxy.MAX_HEAD` bytes 431.  Lines may end in a bare LF.
+
+A Service of type ExternalName is followed when ``spec.externalName`` is a
+cluster name (``svc.ns.svc.cluster.local``: looked up again, at most
+:data:`EXTERNAL_NAME_DEPTH` times); any other host is outside the cluster
+and refused (SOCKS5 0x04, HTTP 502).
 
 Failures answer at once, in the client's protocol, with one line:
 
@@ -38,6 +64,7 @@ what                                       SOCKS5 REP    HTTP
 unknown name, namespace or port            0x04 host     502
                                            unreachable
 no ready pod behind the Service            0x05 refused  503
+the pod refused the port                   0x05 refused  502
 the API server refused (RBAC 403)          0x02 not      403
                                            allowed
 cluster unreachable, credentials rejected  0x04          502
@@ -48,6 +75,13 @@ Services and pods are listed cluster-wide once (two LISTs: cost grows with
 the cluster's size, a few MB for thousands of pods) and the answer kept for
 :data:`ADDRESS_LIST_TTL` s; credentials that may not list cluster-wide get
 a 403 for addresses outside the namespaces already open.
+
+Every refusal and failure is logged (INFO) on the logger
+``tray.engine.proxy.failures``, one line each, for a shell to show
+(``tender proxy`` prints them, at most one a second).  A proxy listening on
+an any-address (0.0.0.0, ::) logs a WARNING when it starts: anyone who can
+reach this machine can use it, with the kubeconfig's credentials
+(:func:`exposure_warning`).
 """
 
 from __future__ import annotations
@@ -76,7 +110,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["ClusterProxy", "ProxyInfo", "ProxyRefusal", "parse_listen", "format_listen",
            "HANDSHAKE_TIMEOUT", "SYNC_TIMEOUT", "DIALER_IDLE", "NAMESPACE_IDLE", "ADDRESS_LIST_TTL",
-           "DIAL_ATTEMPTS"]
+           "DIAL_ATTEMPTS", "POD_CHECK", "EXTERNAL_NAME_DEPTH", "exposure_warning", "bind_hosts", "failures_log"]
 
 #: Seconds a client has to finish its SOCKS5 or HTTP handshake.
 HANDSHAKE_TIMEOUT = 30.0
@@ -90,7 +124,14 @@ NAMESPACE_IDLE = 600.0
 ADDRESS_LIST_TTL = 10.0
 #: Ready pods tried, one after another, before a connection is refused.
 DIAL_ATTEMPTS = 3
+#: Seconds the SOCKS5 and CONNECT success waits for the pod's side (the kubelet's error or first bytes).
+POD_CHECK = 0.15
+#: ExternalName Services followed, one after another, before a name is refused.
+EXTERNAL_NAME_DEPTH = 5
 _JANITOR_INTERVAL = 10.0
+
+#: Where each refusal and failure is logged (INFO), one line each (see the module docstring).
+failures_log = logging.getLogger(__name__ + ".failures")
 
 #: Refusal kind -> (SOCKS5 reply, HTTP status).
 _ANSWERS = {
@@ -98,6 +139,7 @@ _ANSWERS = {
     "no_endpoint": (socks5.REP_CONNECTION_REFUSED, 503),
     "forbidden": (socks5.REP_NOT_ALLOWED, 403),
     "unreachable": (socks5.REP_HOST_UNREACHABLE, 502),
+    "refused": (socks5.REP_CONNECTION_REFUSED, 502),
 }
 
 
@@ -105,17 +147,20 @@ _ANSWERS = {
 class ProxyInfo:
     """A running proxy: its ``context``, where it listens (``listen``: ``"127.0.0.1:1080"``,
     ``"[::1]:1080"``), the connections open now and since it started, and
-    the last refusal or failure (one line, ``""`` when none)."""
+    the last refusal or failure (one line, ``""`` when none), and ``warning``: one line when it
+    listens where other machines can use it (:func:`exposure_warning`), else ``""``."""
 
     context: str
     listen: str
     connections: int
     connections_total: int
     last_error: str
+    warning: str = ""
 
 
 class ProxyRefusal(TenderError):
-    """Why a connection cannot be served: ``kind`` (unknown, no_endpoint, forbidden, unreachable) and one line."""
+    """Why a connection cannot be served: ``kind`` (unknown, no_endpoint, forbidden, unreachable, refused)
+    and one line."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -135,7 +180,8 @@ class ProxyRefusal(TenderError):
 def parse_listen(text: str) -> tuple[str, int]:
     """``"127.0.0.1:1080"``, ``"[::1]:1080"``, ``"0.0.0.0:1080"``, ``"localhost:1080"``, ``"1080"`` -> (host, port).
 
-    The host must be an IP address or ``localhost`` (read as 127.0.0.1),
+    The host must be an IP address or ``localhost`` (kept: the proxy then
+    listens on both loopbacks, 127.0.0.1 and ::1, see :func:`bind_hosts`),
     and a bare port means 127.0.0.1;
     the port 0..65535 (0: any free port).  Raises
     :class:`~tray.errors.UsageError` (field ``--listen``) otherwise.
@@ -152,7 +198,7 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or int(port) > 65535:
         raise bad
     if host == "localhost":
-        host = "127.0.0.1"
+        return host, int(port)
     try:
         addr = ipaddress.ip_address(host)
     except ValueError:
@@ -160,6 +206,24 @@ def parse_listen(text: str) -> tuple[str, int]:
     if addr.version == 6 and not text.startswith("["):
         raise bad
     return str(addr), int(port)
+
+
+def bind_hosts(host: str) -> list[str]:
+    """The addresses to bind for ``host``: ``localhost`` is both loopbacks (``["127.0.0.1", "::1"]``,
+    as ``tender forward --address localhost``), any other host itself."""
+    return ["127.0.0.1", "::1"] if host == "localhost" else [host]
+
+
+def exposure_warning(host: str) -> str:
+    """The warning for a proxy listening on ``host``: one line for an any-address (0.0.0.0, ::), else ``""``."""
+    try:
+        anywhere = ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        anywhere = False
+    if not anywhere:
+        return ""
+    return (f"the proxy listens on every network interface ({host}): anyone who can reach this machine can use "
+            "it to reach the cluster with your credentials")
 
 
 def format_listen(host: str, port: int) -> str:
@@ -212,6 +276,7 @@ class ClusterProxy:
         self._rr: dict[tuple[str, str, int], int] = {}
         self._cluster_list: tuple[float, list[dict[str, Any]], list[dict[str, Any]]] | None = None
         self._janitor: asyncio.Task[None] | None = None
+        self._more_servers: list[asyncio.base_events.Server] = []
 
     # ----------------------------------------------------------- life
     @property
@@ -221,7 +286,8 @@ class ClusterProxy:
 
     def info(self) -> ProxyInfo:
         """A snapshot; never blocks (any thread may call it)."""
-        return ProxyInfo(self.conn.id, self.listen, self.connections, self.connections_total, self.last_error)
+        return ProxyInfo(self.conn.id, self.listen, self.connections, self.connections_total, self.last_error,
+                         exposure_warning(self.host))
 
     async def start(self) -> None:
         """Load the context's credentials (an exec plugin may run: seconds) and listen.
@@ -231,13 +297,30 @@ class ClusterProxy:
         whose credentials cannot be loaded.
         """
         await self.conn.ensure_auth()
+        hosts = bind_hosts(self.host)
         try:
-            self._server = await asyncio.start_server(self._accept, self.host, self.port, reuse_address=True)
+            self._server = await asyncio.start_server(self._accept, hosts[0], self.port, reuse_address=True)
         except OSError as exc:
             raise UsageError(f"cannot listen on {self.listen}: {exc.strerror or exc}", field="--listen") from None
         self.port = self._server.sockets[0].getsockname()[1]
+        self._more_servers = []
+        for host in hosts[1:]:
+            try:
+                self._more_servers.append(await asyncio.start_server(self._accept, host, self.port,
+                                                                     reuse_address=True))
+            except OSError as exc:
+                if host == "::1" and exc.errno in (97, 99):  # no IPv6 here: 127.0.0.1 alone
+                    continue
+                self._server.close()
+                for server in self._more_servers:
+                    server.close()
+                self._server = None
+                raise UsageError(f"cannot listen on {format_listen(host, self.port)}: {exc.strerror or exc}",
+                                 field="--listen") from None
         self._janitor = asyncio.get_running_loop().create_task(self._sweep(), name=f"proxy {self.listen} janitor")
         log.info("proxy for context %s listening on %s", self.conn.id, self.listen)
+        if warning := exposure_warning(self.host):
+            log.warning("proxy for context %s: %s", self.conn.id, warning)
 
     async def stop(self) -> None:
         """Stop listening, cut open connections, close the tunnels and release the caches.
@@ -245,6 +328,9 @@ class ClusterProxy:
         Returns when done (milliseconds); never raises.  A second call does nothing.
         """
         server, self._server = self._server, None
+        more, self._more_servers = self._more_servers, []
+        for extra in more:
+            extra.close()
         if server is not None:
             server.close()
         if self._janitor is not None:
@@ -291,6 +377,7 @@ class ClusterProxy:
                     await self._release(entry)
 
     def _fail(self, message: str) -> None:
+        failures_log.info("%s", message)
         if message != self.last_error:
             self.last_error = message
             self._on_change()
@@ -308,10 +395,15 @@ class ClusterProxy:
         try:
             async with asyncio.timeout(HANDSHAKE_TIMEOUT):
                 first = await reader.readexactly(1)
-            if first == bytes((socks5.VERSION,)):
+            if first[0] == socks5.VERSION:
                 await self._serve_socks(first, reader, writer)
-            else:
+            elif first[0] == socks5.SOCKS4_VERSION:
+                writer.write(socks5.encode_socks4_reject())  # SOCKS4/4a: not served, said at once
+            elif httpproxy.may_start_request(first[0]):
                 await self._serve_http(first, reader, writer)
+            elif 0x20 <= first[0] < 0x7F:  # text, but no request starts so
+                writer.write(httpproxy.error_response(400, "not an HTTP request (nor SOCKS5)"))
+            # else: binary that is neither (a TLS ClientHello, 0x16): close at once
         except asyncio.CancelledError:
             pass  # the proxy stopped; the connection ends here (see Session._accept)
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError, asyncio.LimitOverrunError):
@@ -341,49 +433,70 @@ class ClusterProxy:
                 return
         try:
             link, done = await self._open(request.host, request.port)
+            held = await self._settle(link, done)
         except ProxyRefusal as exc:
             writer.write(socks5.encode_reply(exc.socks_reply))
             return
         writer.write(socks5.encode_reply(socks5.REP_SUCCEEDED))
-        done(await link.pump(reader, writer))
+        await held.relay(reader, writer)
 
     async def _serve_http(self, first: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        async with asyncio.timeout(HANDSHAKE_TIMEOUT):
-            head = first + await reader.readuntil(b"\r\n\r\n")
         try:
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                head = await _read_head(first, reader)
             request = httpproxy.parse_request_head(head)
         except httpproxy.HttpProxyError as exc:
             writer.write(httpproxy.error_response(exc.status, str(exc)))
             return
         try:
             link, done = await self._open(request.host, request.port)
+            if request.tunnel:
+                held = await self._settle(link, done)
         except ProxyRefusal as exc:
             writer.write(httpproxy.error_response(exc.http_status, str(exc)))
             return
         if request.tunnel:
             writer.write(httpproxy.CONNECT_ESTABLISHED)
-            done(await link.pump(reader, writer))
+            await held.relay(reader, writer)
             return
         # A request in the absolute form: the pod gets it in the origin form.
         # The link pumps one end of a socket pair; this side writes the new
         # head and then copies the client's bytes (its body) and the answer.
-        mine, theirs = socket.socketpair()
-        pod_reader, pod_writer = await asyncio.open_connection(sock=theirs)
-        my_reader, my_writer = await asyncio.open_connection(sock=mine)
-        pumping = asyncio.ensure_future(link.pump(pod_reader, pod_writer))
+        held = await _Held.open(link, done)
+        held.my_writer.write(request.forward_head)
+        result, answered = await held.carry(reader, writer)
+        if not answered and (reason := _pod_failure(result, held.pod, held.port)):
+            try:
+                writer.write(httpproxy.error_response(502, reason))
+            except (ConnectionError, RuntimeError):
+                pass
+
+    async def _settle(self, link: Link, done: _Finisher) -> _Held:
+        """``link`` pumped and held until the pod's side is known good (module docstring, step 6).
+
+        Returns the :class:`_Held` connection, with the pod's first bytes if
+        any came.  Raises :class:`ProxyRefusal` ("refused": the kubelet
+        reported an error before any byte) after recording it.  Waits at most
+        :data:`POD_CHECK` s (more only while the pod's side is ending).
+        """
+        held = await _Held.open(link, done)
         try:
-            my_writer.write(request.forward_head)
-            await asyncio.gather(_copy(reader, my_writer, half_close=True),
-                                 _copy(my_reader, writer, half_close=False))
-        except asyncio.CancelledError:
-            pumping.cancel()  # the proxy stops: the pod's side goes too
-            raise
-        finally:
-            my_writer.close()
-        done(await pumping)
+            async with asyncio.timeout(POD_CHECK):
+                held.early = await held.my_reader.read(65536)
+        except TimeoutError:
+            return held  # nothing yet: taken as good
+        except (ConnectionError, OSError):
+            held.early = b""
+        if held.early:
+            return held
+        result = await held.finish()  # the pod's side ended before a byte: why?
+        reason = _pod_failure(result, held.pod, held.port)
+        if reason:  # recorded by the finisher
+            raise ProxyRefusal("refused" if "refused" in reason else "unreachable", reason)
+        return held
 
     # ----------------------------------------------------------- resolution
-    async def _open(self, host: str, port: int) -> tuple[Link, Callable[[Any], None]]:
+    async def _open(self, host: str, port: int) -> tuple[Link, _Finisher]:
         """A link to what ``host``:``port`` names, and the callback to give its pump's result.
 
         Raises :class:`ProxyRefusal` (recorded as :attr:`last_error`).
@@ -392,12 +505,14 @@ class ClusterProxy:
             namespace, candidates = await self._route(host, port)
             return await self._dial(namespace, candidates, host, port)
         except ProxyRefusal as exc:
-            log.info("proxy %s: %s", self.listen, exc)
             self._fail(str(exc))
             raise
 
-    async def _route(self, host: str, port: int) -> tuple[str, list[tuple[str, int]]]:
-        """The namespace and the (pod, container port) pairs to try, best first."""
+    async def _route(self, host: str, port: int, depth: int = 0) -> tuple[str, list[tuple[str, int]]]:
+        """The namespace and the (pod, container port) pairs to try, best first.
+
+        ``depth``: ExternalName Services followed so far (at most :data:`EXTERNAL_NAME_DEPTH`).
+        """
         if not 1 <= port <= 65535:
             raise ProxyRefusal("unknown", f"port {port} is out of range 1-65535")
         try:
@@ -426,6 +541,8 @@ class ClusterProxy:
                 del self._namespaces[name.namespace]
                 await self._release(entry)
             raise ProxyRefusal("unknown", f'no Service "{name.service}" in {where}')
+        if (svc.get("spec") or {}).get("type") == "ExternalName":
+            return await self._external_name(svc, name, port, depth)
         pods = list(entry.pods.objects.values())
         if isinstance(name, clusterdns.PodName):
             try:
@@ -437,6 +554,22 @@ class ClusterProxy:
                                               f'"{name.service}" in {where}')
             return name.namespace, self._pod_candidates(pod, port, f"svc/{name.service}")
         return name.namespace, self._service_candidates(svc, pods, port, name)
+
+    async def _external_name(self, svc: dict[str, Any], name: clusterdns.ClusterName, port: int,
+                             depth: int) -> tuple[str, list[tuple[str, int]]]:
+        """Follow an ExternalName Service to the cluster name it stands for; refuse any other host."""
+        target = str((svc.get("spec") or {}).get("externalName") or "").strip()
+        desc = f'Service "{getattr(name, "service", "")}" in namespace "{getattr(name, "namespace", "")}"'
+        if not target:
+            raise ProxyRefusal("unknown", f"{desc} is an ExternalName without a name")
+        inside = f".svc.{clusterdns.CLUSTER_DOMAIN}"
+        if not target.lower().rstrip(".").endswith(inside):
+            raise ProxyRefusal("unknown", f"{desc}: ExternalName to {target}: outside the cluster "
+                                          "(not reachable through port-forward)")
+        if depth >= EXTERNAL_NAME_DEPTH:
+            raise ProxyRefusal("unknown", f"{desc}: more than {EXTERNAL_NAME_DEPTH} ExternalName Services "
+                                          f"in a row (last: {target})")
+        return await self._route(target, port, depth + 1)
 
     def _pod_candidates(self, pod: dict[str, Any], port: int, desc: str) -> list[tuple[str, int]]:
         if not selection.is_pod_usable(pod):
@@ -451,7 +584,8 @@ class ClusterProxy:
             if not clusterdns.is_headless(svc):
                 selection.find_service_port(svc, port)  # a port the Service does not have: unknown
         except TargetError as exc:
-            raise ProxyRefusal("unknown", f"{_first_line(exc)} (namespace {name.namespace})") from None
+            raise ProxyRefusal("unknown", f"{_first_line(exc)} (namespace {name.namespace}, "
+                                          f"context {self.conn.id})") from None
         ready = [p for p in selected if selection.is_pod_usable(p)]
         if not ready:
             raise ProxyRefusal("no_endpoint", f"{selection.why_no_pod(selected, desc)} "
@@ -514,7 +648,7 @@ class ClusterProxy:
         return clusterdns.find_by_ip(ip, self._cluster_list[1], self._cluster_list[2])
 
     async def _dial(self, namespace: str, candidates: list[tuple[str, int]], host: str,
-                    port: int) -> tuple[Link, Callable[[Any], None]]:
+                    port: int) -> tuple[Link, _Finisher]:
         last: TenderError | None = None
         for pod, container_port in candidates[:DIAL_ATTEMPTS]:
             key = (namespace, pod)
@@ -532,19 +666,139 @@ class ClusterProxy:
                 last = exc
                 continue
             entry.active += 1
-            return link, self._finisher(entry, pod, host, port)
+            return link, self._finisher(entry, pod, container_port, host, port)
         raise ProxyRefusal("unreachable", f"cannot reach {host}:{port} (pod {candidates[0][0]}): "
                                           f"{_first_line(last) if last else 'no pod'}")
 
-    def _finisher(self, entry: _PodDialer, pod: str, host: str, port: int) -> Callable[[Any], None]:
+    def _finisher(self, entry: _PodDialer, pod: str, container_port: int, host: str,
+                  port: int) -> _Finisher:
         def done(result: Any) -> None:
             entry.active -= 1
             entry.used = time.monotonic()
             if result.error or result.dropped:
                 entry.dialer.connection_failed(dropped=result.dropped)
-                why = result.error.strip().splitlines()[0] if result.error.strip() else "connection lost"
-                self._fail(f"{host}:{port} (pod {pod}): {why}")
-        return done
+                self._fail(f"{host}:{port}: {_pod_failure(result, pod, container_port)}")
+        return _Finisher(done, pod, container_port)
+
+
+def _pod_failure(result: Any, pod: str, port: int) -> str:
+    """Why the pod's side of a connection failed (one line), or ``""`` when it did not.
+
+    ``result``: the pump's :class:`~tray.engine.v4.StreamResult`.  A refused
+    dial (the kubelet's "connection refused") reads "connection refused by
+    pod P port N".
+    """
+    error = (getattr(result, "error", "") or "").strip()
+    if error:
+        if "connection refused" in error.lower():
+            return f"connection refused by pod {pod} port {port}"
+        return f"pod {pod} port {port}: {error.splitlines()[0]}"
+    if getattr(result, "dropped", False):
+        return f"the connection to pod {pod} port {port} was lost"
+    return ""
+
+
+@dataclass(frozen=True)
+class _Finisher:
+    """What to call with a link's pump result (``done``), and the pod and container port it reaches."""
+
+    done: Callable[[Any], None]
+    pod: str
+    port: int
+
+    def __call__(self, result: Any) -> None:
+        self.done(result)
+
+
+class _Held:
+    """A link pumped into one end of a socket pair; the proxy holds the other (``my_reader``/``my_writer``).
+
+    So the proxy sees the pod's side (its first bytes, its end) before the
+    client does.  ``early``: the pod's bytes read while settling.
+    """
+
+    def __init__(self, pumping: asyncio.Future[Any], done: _Finisher,
+                 my_reader: asyncio.StreamReader, my_writer: asyncio.StreamWriter) -> None:
+        self.pumping, self._done = pumping, done
+        self.my_reader, self.my_writer = my_reader, my_writer
+        self.early = b""
+        self.pod, self.port = done.pod, done.port
+        self._finished = False
+
+    @classmethod
+    async def open(cls, link: Link, done: _Finisher) -> _Held:
+        mine, theirs = socket.socketpair()
+        pod_reader, pod_writer = await asyncio.open_connection(sock=theirs)
+        my_reader, my_writer = await asyncio.open_connection(sock=mine)
+        return cls(asyncio.ensure_future(link.pump(pod_reader, pod_writer)), done, my_reader, my_writer)
+
+    async def finish(self) -> Any:
+        """Close this side, wait for the pump's result, hand it to ``done`` (once); the result."""
+        self.my_writer.close()
+        result = await self.pumping
+        if not self._finished:
+            self._finished = True
+            self._done(result)
+        return result
+
+    async def carry(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> tuple[Any, bool]:
+        """Copy the client's bytes to the pod and the pod's (``early`` first) back, until the pod's side ends.
+
+        Returns (the pump's result, whether any byte reached the client).
+        Leaves ``writer`` open (the caller may still answer on it, then
+        closes it); cancelled (the proxy stops), the pod's side goes too.
+        """
+        up = asyncio.ensure_future(_copy(reader, self.my_writer, half_close=True))
+        sent = 0
+        try:
+            if self.early:
+                writer.write(self.early)
+                sent += len(self.early)
+            while data := await self.my_reader.read(65536):
+                writer.write(data)
+                sent += len(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        except asyncio.CancelledError:
+            up.cancel()
+            self.pumping.cancel()
+            raise
+        finally:
+            up.cancel()
+        return await self.finish(), sent > 0
+
+    async def relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """:meth:`carry`, then close ``writer``."""
+        try:
+            await self.carry(reader, writer)
+        finally:
+            writer.close()
+
+
+async def _read_head(first: bytes, reader: asyncio.StreamReader) -> bytes:
+    """The request head that starts with ``first``, read line by line (never past the empty line).
+
+    Raises :class:`~tray.wire.httpproxy.HttpProxyError`: 400 as soon as the
+    first line cannot be a request line, 431 past :data:`~tray.wire.httpproxy.MAX_HEAD`
+    bytes; what the reader raises when the client goes away.
+    """
+    head = first
+    first_line = True
+    while True:
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.LimitOverrunError:
+            raise httpproxy.HttpProxyError(f"request head over {httpproxy.MAX_HEAD} bytes", status=431) from None
+        if first_line:
+            line, first_line = head + line, False
+            head = b""
+            httpproxy.check_request_line(line)
+        head += line
+        if len(head) > httpproxy.MAX_HEAD:
+            raise httpproxy.HttpProxyError(f"request head over {httpproxy.MAX_HEAD} bytes", status=431)
+        if len(head) > len(line) and httpproxy.is_head_end(line):
+            return head
 
 
 def _items(listing: dict[str, Any]) -> list[dict[str, Any]]:

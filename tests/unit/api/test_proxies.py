@@ -32,6 +32,7 @@ from tray.kube.kubeconfig import ClusterInfo
     ("[::1]:1083", ("::1", 1083)),
     ("0.0.0.0:1084", ("0.0.0.0", 1084)),
     (" 127.0.0.2:65535 ", ("127.0.0.2", 65535)),
+    (1085, ("127.0.0.1", 1085)),  # a JSON number, as "1085"
 ])
 def test_listen_addresses_that_are_accepted(text: str, expected: tuple[str, int]) -> None:
     assert proxies.parse_listen(text) == expected
@@ -39,9 +40,10 @@ def test_listen_addresses_that_are_accepted(text: str, expected: tuple[str, int]
 
 @pytest.mark.parametrize("text, words", [
     ("", "must be an address"),
-    (1080, "must be an address"),
+    (True, "must be an address"),
+    (1.5, "must be an address"),
     ("127.0.0.1", "has no port"),
-    (":1080", "has no port"),
+    (":1086", "has no host"),
     ("127.0.0.1:0", "1-65535"),
     ("127.0.0.1:65536", "1-65535"),
     ("127.0.0.1:http", "1-65535"),
@@ -207,7 +209,8 @@ def test_start_list_and_stop_a_proxy_over_the_api(api: Api, manager: Manager) ->
     assert api.client.get("/v1/proxies") == {"proxies": []}
     started = api.client.post("/v1/proxies", {})  # the current context, the first free default port
     assert started == {"context": "tender-a", "listen": f"127.0.0.1:{first}", "connections": 0,
-                       "connections_total": 0, "last_error": "", "socks5_url": f"socks5h://127.0.0.1:{first}",
+                       "connections_total": 0, "last_error": "", "warning": "",
+                       "socks5_url": f"socks5h://127.0.0.1:{first}",
                        "http_url": f"http://127.0.0.1:{first}",
                        "curl": f"curl --socks5-hostname 127.0.0.1:{first} http://svc.ns/"}
     assert api.client.get("/v1/proxies") == {"proxies": [started]}
@@ -219,7 +222,8 @@ def test_start_list_and_stop_a_proxy_over_the_api(api: Api, manager: Manager) ->
 def test_the_api_refuses_bad_input_and_conflicts_naming_the_field(api: Api, manager: Manager) -> None:
     first, second, _ = proxies.DEFAULT_PORTS
     assert refused(api, "POST", "/v1/proxies", {"listen": "127.0.0.1"})[:2] == (400, "listen")
-    assert refused(api, "POST", "/v1/proxies", {"listen": 1080})[:2] == (400, "listen")
+    assert refused(api, "POST", "/v1/proxies", {"listen": ":1086"}) == (
+        400, "listen", "listen ':1086' has no host: write HOST:PORT, e.g. \"127.0.0.1:1086\", or the port alone")
     assert refused(api, "POST", "/v1/proxies", {"port": 1080}) == (
         400, "port", "unknown field 'port' (fields: context, listen)")
     assert refused(api, "POST", "/v1/proxies", ["tender-a"])[:2] == (400, None)
@@ -227,6 +231,9 @@ def test_the_api_refuses_bad_input_and_conflicts_naming_the_field(api: Api, mana
     assert (status, field) == (400, "context") and 'context "tender-zzz" not found' in message
     assert refused(api, "POST", "/v1/proxies", {"context": ""})[:2] == (400, "context")
     assert manager.calls == []
+    taken = api.client.post("/v1/proxies", {"context": "tender-c", "listen": second + 1})  # a number, as "N"
+    assert taken["listen"] == f"127.0.0.1:{second + 1}"
+    api.client.delete("/v1/proxies/tender-c")
 
     api.client.post("/v1/proxies", {"context": "tender-b", "listen": f"127.0.0.1:{second}"})
     status, field, message = refused(api, "POST", "/v1/proxies", {"context": "tender-b"})

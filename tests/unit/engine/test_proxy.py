@@ -13,7 +13,7 @@ from tray.errors import ForbiddenError, UsageError
 
 @pytest.mark.parametrize("text,expected", [
     ("127.0.0.1:1080", ("127.0.0.1", 1080)),
-    ("localhost:1081", ("127.0.0.1", 1081)),
+    ("localhost:1081", ("localhost", 1081)),  # both loopbacks: bind_hosts
     ("1080", ("127.0.0.1", 1080)),
     ("[::1]:1080", ("::1", 1080)),
     ("0.0.0.0:0", ("0.0.0.0", 0)),
@@ -157,3 +157,158 @@ def test_a_namespace_without_services_keeps_no_watch(proxy: ClusterProxy) -> Non
     with pytest.raises(ProxyRefusal):
         _route(proxy, "nope.demo", 80)
     assert sorted(proxy._caches.held) == [("demo", "pods"), ("demo", "services")]  # type: ignore[attr-defined]
+
+
+def test_refused_by_the_pod_is_socks_refused_and_502() -> None:
+    assert (ProxyRefusal("refused", "x").socks_reply, ProxyRefusal("refused", "x").http_status) == (5, 502)
+
+
+EXTERNAL = [
+    {"metadata": {"name": "alias", "namespace": "demo"},
+     "spec": {"type": "ExternalName", "externalName": "web.demo.svc.cluster.local"}},
+    {"metadata": {"name": "alias2", "namespace": "demo"},
+     "spec": {"type": "ExternalName", "externalName": "alias.demo.svc.cluster.local."}},
+    {"metadata": {"name": "loop", "namespace": "demo"},
+     "spec": {"type": "ExternalName", "externalName": "loop.demo.svc.cluster.local"}},
+    {"metadata": {"name": "outside", "namespace": "demo"},
+     "spec": {"type": "ExternalName", "externalName": "api.example.com"}},
+]
+
+
+@pytest.fixture
+def external() -> ClusterProxy:
+    caches = _Caches({"demo": (SERVICES + EXTERNAL, PODS)}, set())
+    return ClusterProxy(_Conn(), caches, "127.0.0.1", 0)  # type: ignore[arg-type]
+
+
+def test_an_external_name_inside_the_cluster_is_followed(external: ClusterProxy) -> None:
+    assert _route(external, "alias.demo", 80)[1][0] == ("web-1", 8080)
+    assert _route(external, "alias2", 80)[1][0] == ("web-2", 8080)  # two hops, round robin goes on
+
+
+@pytest.mark.parametrize("host,text", [
+    ("outside.demo", 'Service "outside" in namespace "demo": ExternalName to api.example.com: outside the cluster '
+                     "(not reachable through port-forward)"),
+    ("loop.demo", "more than 5 ExternalName Services in a row"),
+])
+def test_an_external_name_outside_or_looping_is_host_unreachable(external: ClusterProxy, host: str,
+                                                                  text: str) -> None:
+    with pytest.raises(ProxyRefusal) as err:
+        _route(external, host, 443)
+    assert err.value.kind == "unknown" and err.value.socks_reply == 4 and err.value.http_status == 502
+    assert text in str(err.value), str(err.value)
+
+
+def test_any_address_listeners_warn_and_localhost_binds_both_loopbacks() -> None:
+    from tray.engine.proxy import bind_hosts, exposure_warning
+
+    assert "anyone who can reach this machine can use it" in exposure_warning("0.0.0.0")
+    assert "with your credentials" in exposure_warning("::")
+    assert exposure_warning("127.0.0.1") == exposure_warning("localhost") == exposure_warning("::1") == ""
+    assert bind_hosts("localhost") == ["127.0.0.1", "::1"] and bind_hosts("0.0.0.0") == ["0.0.0.0"]
+
+
+# ---------------------------------------------------------------- the server, byte for byte (a fake pod side)
+class _PodLink:
+    """A pod side: ``refuse`` (the kubelet's error, the stream ends) or an echo of what arrives."""
+
+    def __init__(self, refuse: bool) -> None:
+        self.refuse = refuse
+
+    async def pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, traffic: Any = None) -> Any:
+        from tray.engine.v4 import StreamResult
+
+        if self.refuse:
+            await asyncio.sleep(0.02)
+            writer.close()
+            return StreamResult(error="error forwarding port 8080 to pod 0123, uid : failed to execute portforward "
+                                      "in network namespace: dial tcp4 127.0.0.1:8080: connect: connection refused")
+        while data := await reader.read(65536):
+            writer.write(data)
+        writer.close()
+        return StreamResult()
+
+
+def _exchange(data: bytes, *, refuse: bool = False, read_for: float = 2.0) -> tuple[bytes, float]:
+    """Send ``data`` to a proxy whose pod side is a :class:`_PodLink`; what comes back until close, and when."""
+    from tray.engine import proxy as proxy_module
+
+    async def main() -> tuple[bytes, float]:
+        class Conn(_Conn):
+            async def ensure_auth(self) -> None:
+                pass
+
+        proxy = ClusterProxy(Conn(), _Caches({}, set()), "127.0.0.1", 0)  # type: ignore[arg-type]
+        failures: list[Any] = []
+
+        async def open_(host: str, port: int) -> Any:
+            return _PodLink(refuse), proxy_module._Finisher(failures.append, "web-1", 8080)
+
+        proxy._open = open_  # type: ignore[method-assign]
+        await proxy.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            writer.write(data)
+            got = b""
+            try:
+                async with asyncio.timeout(read_for):
+                    while chunk := await reader.read(65536):
+                        got += chunk
+            except TimeoutError:
+                got += b"<open>"
+            writer.close()
+            return got, loop.time() - start
+        finally:
+            await proxy.stop()
+
+    return asyncio.run(main())
+
+
+SOCKS_CONNECT = b"\x05\x01\x00" + b"\x05\x01\x00\x03\x08web.demo\x00\x50"
+
+
+def test_a_pod_that_refuses_is_socks_refused() -> None:
+    got, _ = _exchange(SOCKS_CONNECT, refuse=True)
+    assert got == b"\x05\x00" + b"\x05\x05\x00\x01\x00\x00\x00\x00\x00\x00"
+
+
+def test_a_pod_that_refuses_is_502_for_connect_and_absolute_uris() -> None:
+    reason = b"connection refused by pod web-1 port 8080\n"
+    got, _ = _exchange(b"CONNECT web.demo:80 HTTP/1.1\r\nHost: web.demo:80\r\n\r\n", refuse=True)
+    assert got.startswith(b"HTTP/1.1 502 Bad Gateway\r\n") and got.endswith(b"\r\n\r\n" + reason), got
+    got, _ = _exchange(b"GET http://web.demo/ HTTP/1.1\r\nHost: web.demo\r\n\r\n", refuse=True)
+    assert got.startswith(b"HTTP/1.1 502 Bad Gateway\r\n") and got.endswith(b"\r\n\r\n" + reason), got
+
+
+def test_a_pod_that_accepts_gets_the_success_and_the_bytes() -> None:
+    got, _ = _exchange(SOCKS_CONNECT + b"ping", read_for=1.0)
+    assert got == b"\x05\x00" + b"\x05\x00\x00\x01\x00\x00\x00\x00\x00\x00" + b"ping<open>"
+    got, _ = _exchange(b"CONNECT web.demo:80 HTTP/1.1\r\n\r\nping", read_for=1.0)
+    assert got == b"HTTP/1.1 200 Connection established\r\n\r\nping<open>"
+    got, _ = _exchange(b"GET http://web.demo/x HTTP/1.1\nHost: web.demo\n\n", read_for=1.0)  # bare LF
+    assert got == b"GET /x HTTP/1.1\r\nHost: web.demo\r\nConnection: close\r\n\r\n<open>"
+
+
+@pytest.mark.parametrize("data,answer", [
+    (b"\x04\x01\x00\x50\x0a\x00\x00\x01\x00", b"\x00\x5b\x00\x00\x00\x00\x00\x00"),  # SOCKS4: rejected
+    (b"\x04\x01\x00\x50\x00\x00\x00\x01\x00web.demo\x00", b"\x00\x5b\x00\x00\x00\x00\x00\x00"),  # SOCKS4a
+    (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", b""),  # a TLS ClientHello: closed
+    (b"\x05\x00", b"\x05\xff"),  # SOCKS5 without methods: none acceptable
+])
+def test_unrecognised_first_bytes_are_answered_at_once(data: bytes, answer: bytes) -> None:
+    got, took = _exchange(data)
+    assert got == answer and took < 1.0, (got, took)
+
+
+@pytest.mark.parametrize("data,status", [
+    (b"{\"jsonrpc\": \"2.0\"}\n", b"400"),
+    (b"hello\n", b"400"),
+    (b"SSH-2.0-OpenSSH_9.2p1\r\n", b"400"),
+    (b"GET http://web.demo/ HTTP/1.1\r\nX-Big: " + b"a" * 40000 + b"\r\n\r\n", b"431"),
+    (b"GET http://web.demo/ HTTP/1.1\r\n" + b"X-Big: aaaaaaaa\r\n" * 3000 + b"\r\n", b"431"),
+])
+def test_text_that_is_no_proxy_request_is_answered_and_closed(data: bytes, status: bytes) -> None:
+    got, took = _exchange(data)
+    assert got.startswith(b"HTTP/1.1 " + status + b" ") and took < 1.0, (got[:200], took)
