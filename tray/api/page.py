@@ -353,7 +353,8 @@ def proxy_item(context: Mapping[str, Any], proxy: Mapping[str, Any] | None) -> s
     The item is ``class="proxy"`` with ``data-context`` and ``data-on``
     (``true``/``false``); its switch is a ``button`` with ``role="switch"``,
     ``aria-checked`` and ``data-action="proxy-toggle"``; while on, ``.proxy-state``
-    says where it listens and its connections, ``.proxy-error`` the last
+    says where it listens and its connections, ``.proxy-warning`` that other machines can use it
+    (an any-address), ``.proxy-error`` the last
     failure, and ``.hints`` two commands, each with a Copy button
     (``data-action="copy-text"``, ``data-text``).
     """
@@ -373,10 +374,12 @@ def proxy_item(context: Mapping[str, Any], proxy: Mapping[str, Any] | None) -> s
                     f'data-text="{e(text)}" title="Copy this command">Copy</button></span>' for text in (curl, env))
     error = (f'<span class="proxy-error">last failure: {e(proxy["last_error"])}</span>'
              if proxy.get("last_error") else "")
+    warning = (f'<span class="proxy-warning">warning: {e(proxy["warning"])}</span>'
+               if proxy.get("warning") else "")
     return (f'<li class="proxy" data-context="{e(name)}" data-on="true">{switch}'
             f'<span class="proxy-state">on <code class="listen">{e(listen)}</code> '
             f'<span class="sub">{e(proxy.get("connections") or 0)} open · '
-            f'{e(proxy.get("connections_total") or 0)} total</span></span>{error}'
+            f'{e(proxy.get("connections_total") or 0)} total</span></span>{warning}{error}'
             f'<div class="hints">{hints}</div></li>')
 
 

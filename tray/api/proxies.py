@@ -29,7 +29,7 @@ from typing import Any
 from tray.errors import UsageError
 
 __all__ = ["DEFAULT_PORTS", "ProxyConflict", "client_address", "format_listen", "parse_listen", "parse_request",
-           "port_is_free", "proxy_dict", "start_proxy", "stop_proxy", "usage_hints"]
+           "bind_problem", "port_is_free", "proxy_dict", "start_proxy", "stop_proxy", "usage_hints"]
 
 #: The ports a proxy started without a ``listen`` address tries, in order, on 127.0.0.1.
 DEFAULT_PORTS = range(1080, 1100)
@@ -156,6 +156,15 @@ def port_is_free(host: str, port: int) -> bool:
 
     A hint, not a reservation: something may take the port before the engine binds it.
     """
+    return bind_problem(host, port) is None
+
+
+def bind_problem(host: str, port: int) -> Any:
+    """Why ``host:port`` cannot be listened on now, as :func:`port_is_free` tries it: a
+    :class:`tray.engine.proxy.ListenError` (in use, a privileged port, not this machine's), or
+    None when it can.  Blocks for microseconds."""
+    from tray.engine.proxy import _listen_error
+
     target = DEFAULT_HOST if host == "localhost" else host
     family = socket.AF_INET6 if ":" in target else socket.AF_INET
     try:
@@ -163,9 +172,9 @@ def port_is_free(host: str, port: int) -> bool:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((target, port))
             sock.listen(1)
-    except OSError:
-        return False
-    return True
+    except OSError as exc:
+        return _listen_error(exc, target, port)
+    return None
 
 
 def _in_use(exc: UsageError) -> bool:
@@ -193,8 +202,10 @@ def start_proxy(manager: Any, context: str, listen: str | None = None) -> Any:
 
     ``manager``: the :class:`~tray.engine.manager.ForwardManager`.  Raises
     :class:`ProxyConflict` when the context already has a proxy, the address
-    is taken, or (without ``listen``) every default port is; a
-    :class:`UsageError` naming ``listen`` for a bad address; and what
+    is taken ("local port N is already in use on HOST"), or (without
+    ``listen``) every default port is; a :class:`UsageError` naming
+    ``listen`` for a bad address or a privileged port (with the sysctl that
+    allows it); and what
     ``manager.start_proxy`` raises (a :class:`UsageError` naming ``context``
     for a context the kubeconfig lacks).  Blocks for the kubeconfig read and
     the proxy's start (milliseconds; the engine's limit is 30 s).
@@ -206,8 +217,11 @@ def start_proxy(manager: Any, context: str, listen: str | None = None) -> Any:
     if listen is not None:
         host, port = parse_listen(listen)
         address = format_listen(host, port)
-        if not port_is_free(host, port):
-            raise ProxyConflict(f"{address} is already in use; choose another listen address", field="listen")
+        problem = bind_problem(host, port)
+        if problem is not None and _in_use(problem):
+            raise ProxyConflict(f"{problem.message}; choose another listen address", field="listen")
+        if problem is not None:
+            raise UsageError(problem.message, field="listen")
         return _engine_start(manager, context, address)
     for port in DEFAULT_PORTS:
         if not port_is_free(DEFAULT_HOST, port):

@@ -9,29 +9,39 @@ watches, and outlives the command, which prints where it listens and exits 0.
 Without ``--listen`` the engine picks the first free port of
 127.0.0.1:1080-1099 (so a second context does not collide with the first);
 a context whose proxy already runs is reported where it is (exit 0) when
-that is where it was asked for.  Exit codes as the other verbs: 2 for a
-request the engine refuses as bad (an unknown context, a listen address
-that is malformed or in use), 1 when the engine fails or there is nothing
-to stop.
+that is where it was asked for.  Exit codes as ``tender forward``'s: 2 for
+a request the engine refuses as bad (an unknown context, a malformed
+listen address), 1 for one that cannot be done now (a listen port in use:
+"local port N is already in use on HOST"; a privileged port, with the
+sysctl that allows it; a context whose proxy runs elsewhere), when the
+engine fails, or when there is nothing to stop.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from typing import Any
 
-__all__ = ["proxy_on_engine", "started_line"]
+__all__ = ["proxy_on_engine", "started_line", "warning_line"]
 
 
 def started_line(context: str, listen: str) -> str:
-    """The line ``tender proxy`` prints once the proxy listens (the foreground proxy prints the same)."""
+    """The line ``tender proxy`` prints once the proxy listens (the foreground proxy prints the same).
+
+    ``listen`` as the proxy reports it; the command in it uses the address a
+    client on this machine connects to (127.0.0.1 for 0.0.0.0 and localhost).
+    """
     from tray.api.proxies import client_address
 
     return (f"SOCKS5 and HTTP proxy for context {context} on {listen} "
-            f"(curl --socks5-hostname {client_address(listen)} http://web.demo/)")
+            f"(curl --socks5-hostname {client_address(listen)} http://SERVICE.NAMESPACE/)")
+
+
+def warning_line(warning: str) -> str:
+    """The stderr line for a proxy's :attr:`~tray.engine.proxy.ProxyInfo.warning` (``""``: none)."""
+    return f"tender: warning: {warning}" if warning else ""
 
 
 def _same_kubeconfig(args: argparse.Namespace, engine: dict[str, Any]) -> bool:
@@ -82,12 +92,19 @@ def proxy_on_engine(args: argparse.Namespace) -> int | None:
                     print(f"tender: proxy --stop: the running engine uses another kubeconfig "
                           f"({os.pathsep.join(engine.get('kubeconfig', []))})", file=sys.stderr)
                     return 1
-                logging.getLogger("tender").info("the running engine uses another kubeconfig; proxying here")
+                print(f"tender: the running Tender engine uses another kubeconfig "
+                      f"({os.pathsep.join(engine.get('kubeconfig', []))}), so the proxy runs here, in this process",
+                      file=sys.stderr)
                 return None
             context = args.context or _current(client)
             if context is None and args.stop:
                 print("tender: error: the kubeconfig has no current context: name one with --context",
                       file=sys.stderr)
+                return 2
+            known = [c.get("name") for c in client.get("/v1/contexts").get("contexts", [])]
+            if args.context is not None and args.context not in known:
+                print(f'tender: error: --context: context "{args.context}" is not in the kubeconfig '
+                      f"(contexts: {', '.join(map(str, known)) or 'none'})", file=sys.stderr)
                 return 2
             if args.stop:
                 client.delete(f"/v1/proxies/{context}")
@@ -103,6 +120,8 @@ def proxy_on_engine(args: argparse.Namespace) -> int | None:
                     body["listen"] = args.listen
                 proxy = client.post("/v1/proxies", body)
             print(started_line(proxy["context"], proxy["listen"]), flush=True)
+            if proxy.get("warning"):
+                print(warning_line(proxy["warning"]), file=sys.stderr)
             print(f"tender: it runs in the Tender engine (the tray or 'tender daemon'); "
                   f"'tender proxy --stop{'' if args.context is None else f' --context {context}'}' stops it",
                   file=sys.stderr)
@@ -114,6 +133,6 @@ def proxy_on_engine(args: argparse.Namespace) -> int | None:
             return None
         except ApiError as exc:
             print(f"tender: error: {exc.message}", file=sys.stderr)
-            if exc.status == 404:
-                return 1  # --stop: no proxy to stop
+            if exc.status in (404, 409) or "ip_unprivileged_port_start" in exc.message:
+                return 1  # --stop: no proxy to stop; a port in use or privileged; the context's proxy runs elsewhere
             return 2 if 400 <= exc.status < 500 and exc.status != 403 else 1

@@ -81,7 +81,8 @@ Every refusal and failure is logged (INFO) on the logger
 (``tender proxy`` prints them, at most one a second).  A proxy listening on
 an any-address (0.0.0.0, ::) logs a WARNING when it starts: anyone who can
 reach this machine can use it, with the kubeconfig's credentials
-(:func:`exposure_warning`).
+(:func:`exposure_warning`; the record has ``exposure`` set, so a shell that
+says it its own way can filter it out).
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ClusterProxy", "ProxyInfo", "ProxyRefusal", "parse_listen", "format_listen",
+__all__ = ["ClusterProxy", "ListenError", "ProxyInfo", "ProxyRefusal", "parse_listen", "format_listen",
            "HANDSHAKE_TIMEOUT", "SYNC_TIMEOUT", "DIALER_IDLE", "NAMESPACE_IDLE", "ADDRESS_LIST_TTL",
            "DIAL_ATTEMPTS", "POD_CHECK", "EXTERNAL_NAME_DEPTH", "exposure_warning", "bind_hosts", "failures_log"]
 
@@ -156,6 +157,37 @@ class ProxyInfo:
     connections_total: int
     last_error: str
     warning: str = ""
+
+
+class ListenError(UsageError):
+    """The proxy cannot listen where asked: in use (``errno`` EADDRINUSE), a port below
+    ``net.ipv4.ip_unprivileged_port_start`` (EACCES), not this machine's address.  One line; field ``--listen``."""
+
+    def __init__(self, message: str, errno: int | None) -> None:
+        super().__init__(message, field="--listen")
+        self.errno = errno
+
+
+def _unprivileged_start() -> int:
+    """Linux's ``net.ipv4.ip_unprivileged_port_start`` (1024 where it cannot be read)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return 1024
+
+
+def _listen_error(exc: OSError, host: str, port: int) -> ListenError:
+    """The one line for a bind of ``host``:``port`` that failed with ``exc``."""
+    import errno
+
+    from tray.domain.servicegroup import privileged_hint
+
+    if exc.errno == errno.EADDRINUSE:
+        return ListenError(f"local port {port} is already in use on {host}", exc.errno)
+    if exc.errno == errno.EACCES and (hint := privileged_hint(port, _unprivileged_start())):
+        return ListenError(f"cannot listen on {format_listen(host, port)}: {hint}", exc.errno)
+    return ListenError(f"cannot listen on {format_listen(host, port)}: {exc.strerror or exc}", exc.errno)
 
 
 class ProxyRefusal(TenderError):
@@ -292,16 +324,18 @@ class ClusterProxy:
     async def start(self) -> None:
         """Load the context's credentials (an exec plugin may run: seconds) and listen.
 
-        Raises :class:`~tray.errors.UsageError` for an address that cannot be
-        bound (in use, not this machine's, no permission) or a kubeconfig
-        whose credentials cannot be loaded.
+        Raises :class:`ListenError` (a :class:`~tray.errors.UsageError`) for
+        an address that cannot be bound (in use: "local port N is already in
+        use on HOST"; a privileged port: the sysctl that allows it; not this
+        machine's), :class:`~tray.errors.UsageError` for a kubeconfig whose
+        credentials cannot be loaded.
         """
         await self.conn.ensure_auth()
         hosts = bind_hosts(self.host)
         try:
             self._server = await asyncio.start_server(self._accept, hosts[0], self.port, reuse_address=True)
         except OSError as exc:
-            raise UsageError(f"cannot listen on {self.listen}: {exc.strerror or exc}", field="--listen") from None
+            raise _listen_error(exc, self.host, self.port) from None
         self.port = self._server.sockets[0].getsockname()[1]
         self._more_servers = []
         for host in hosts[1:]:
@@ -315,12 +349,11 @@ class ClusterProxy:
                 for server in self._more_servers:
                     server.close()
                 self._server = None
-                raise UsageError(f"cannot listen on {format_listen(host, self.port)}: {exc.strerror or exc}",
-                                 field="--listen") from None
+                raise _listen_error(exc, host, self.port) from None
         self._janitor = asyncio.get_running_loop().create_task(self._sweep(), name=f"proxy {self.listen} janitor")
         log.info("proxy for context %s listening on %s", self.conn.id, self.listen)
         if warning := exposure_warning(self.host):
-            log.warning("proxy for context %s: %s", self.conn.id, warning)
+            log.warning("proxy for context %s: %s", self.conn.id, warning, extra={"exposure": True})
 
     async def stop(self) -> None:
         """Stop listening, cut open connections, close the tunnels and release the caches.

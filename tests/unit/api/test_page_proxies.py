@@ -47,6 +47,16 @@ def test_a_proxy_on_every_address_is_reached_on_loopback_and_its_last_failure_is
     assert "&lt;web&gt;" in item  # escaped like everything else
 
 
+def test_a_proxy_on_every_address_shows_its_warning() -> None:
+    from tray.engine.proxy import exposure_warning
+
+    info = ProxyInfo("tender-b", "0.0.0.0:1080", 0, 0, "", exposure_warning("0.0.0.0"))
+    item = proxy_item({"name": "tender-b"}, proxy_dict(info))
+    assert ("warning: the proxy listens on every network interface (0.0.0.0): anyone who can reach this machine "
+            "can use it to reach the cluster with your credentials") in text_of(item)
+    assert "proxy-warning" not in proxy_item({"name": "tender-b"}, proxy())
+
+
 def test_a_proxy_of_a_context_the_kubeconfig_no_longer_names_is_still_listed() -> None:
     page = render_page(ENGINE, [], NO_PROFILES, CONTEXTS[:1], [proxy("gone")])
     assert [a["data-context"] for a in Tags(page).find("li", **{"class": "proxy"})] == ["tender-a", "gone"]

@@ -266,6 +266,7 @@
     const env = `HTTPS_PROXY=${p.http_url || `http://${p.listen}`}`;
     item.append(h("span", {className: "proxy-state"}, "on ", h("code", {className: "listen"}, p.listen), " ",
       h("span", {className: "sub"}, `${p.connections || 0} open · ${p.connections_total || 0} total`)));
+    if (p.warning) item.append(h("span", {className: "proxy-warning"}, `warning: ${p.warning}`));
     if (p.last_error) item.append(h("span", {className: "proxy-error"}, `last failure: ${p.last_error}`));
     item.append(h("div", {className: "hints"}, [curl, env].map((text) => h("span", {className: "hint"},
       h("code", {}, text), " ", h("button", {type: "button", "data-action": "copy-text", "data-text": text,
