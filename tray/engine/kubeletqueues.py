@@ -63,6 +63,7 @@ class KubeletQueues:
         self.sent = [0] * WORKERS  # frames written for each worker
         self.handled = [0] * WORKERS  # of those, how many are known handled
         self.bulk_mark = [0] * WORKERS  # the last frame for each worker that must be seen handled
+        self.bulk_from = [0] * WORKERS  # the first bulk frame since the worker was last seen clear
         self.last_ping = [0] * WORKERS  # the index of the last PING for each worker
         self._next_worker = 0  # the reader's round-robin counter (PINGs only: we send no other)
         self._pings: dict[int, _PingRecord] = {}
@@ -76,6 +77,8 @@ class KubeletQueues:
         worker = stream_id % WORKERS
         self.sent[worker] += 1
         if bulk:
+            if not self.reserved(worker):
+                self.bulk_from[worker] = self.sent[worker]
             self.bulk_mark[worker] = self.sent[worker]
         return self.sent[worker]
 
@@ -84,12 +87,16 @@ class KubeletQueues:
         return self._next_worker
 
     def ping(self, ping_id: int | None = None) -> int:
-        """A PING written (ours with its id, or an echo of the server's); the worker it goes to."""
+        """A PING written (ours with its id, or an echo of the server's); the worker it goes to.
+
+        An echo takes its worker's turn and a place in its queue, but no
+        answer comes back for it: it covers nothing (:meth:`covered`).
+        """
         worker = self._next_worker
         self._next_worker = (worker + 1) % WORKERS
         self.sent[worker] += 1
-        self.last_ping[worker] = self.sent[worker]
         if ping_id is not None:
+            self.last_ping[worker] = self.sent[worker]
             self._seq += 1
             self._pings[ping_id] = _PingRecord(worker, self.sent[worker], self._seq)
         return worker
@@ -116,8 +123,29 @@ class KubeletQueues:
         return worker
 
     def outstanding(self, worker: int) -> int:
-        """Frames written for ``worker`` not yet known handled (an upper bound of its queue)."""
+        """Frames written for ``worker`` not yet known handled (an upper bound of its queue).
+
+        It only falls when a PING to the worker is answered, so frames of
+        connections that needed no acknowledgement (never bulk) stay in it
+        for as long as no PING went there: a loose bound.
+        """
         return self.sent[worker] - self.handled[worker]
+
+    def behind_bulk(self, worker: int) -> int:
+        """Frames that may wait in ``worker``'s queue should its bulk data never be taken (0: it holds none).
+
+        A worker waits only on bulk DATA (the pod's socket takes anything
+        else, see :class:`KubeletQueues`), so if it waits for good, it waits
+        on the first bulk frame not yet known handled; every frame before
+        that one was handled.  Counted from there (or from the last frame
+        known handled, if later), not from the first frame never
+        acknowledged: a worker that carried many short connections without a
+        PING has a large :meth:`outstanding` but nothing queued behind bulk
+        data.  A bound on what a stuck worker's queue holds.
+        """
+        if not self.reserved(worker):
+            return 0
+        return self.sent[worker] - max(self.handled[worker], self.bulk_from[worker] - 1)
 
     def pings_waiting(self, worker: int) -> int:
         """Our PINGs to ``worker`` not yet answered."""
@@ -128,7 +156,7 @@ class KubeletQueues:
         return self.handled[worker] < self.bulk_mark[worker]
 
     def covered(self, worker: int) -> bool:
-        """A PING written after every frame for the worker is on its way."""
+        """A PING of ours written after every frame for the worker is on its way (its answer will credit them)."""
         return self.last_ping[worker] == self.sent[worker] and self.last_ping[worker] > self.handled[worker]
 
     def stalled(self, now: float) -> set[int]:

@@ -72,7 +72,12 @@ The rules, and why:
   worker (an answered PING proves the worker handled what was queued before
   it).  New connections take stream ids whose workers hold no such bulk
   data, so they never queue behind it; liveness PINGs count only when aimed
-  at such a clear worker.  A worker whose PING stays unanswered while later
+  at such a clear worker.  What may wait at a worker is counted from its
+  first bulk frame not known taken: frames of short connections, which no
+  PING acknowledges, never count (they did once, and after ~52 of them the
+  PING an upload waited for was refused, for good).  An upload whose worker
+  could not be asked for an acknowledgement for :data:`REPLY_TIMEOUT` fails,
+  with a warning, rather than wait in silence.  A worker whose PING stays unanswered while later
   ones come back is stuck: the tunnel then takes no new connections (the
   next one opens a fresh tunnel) and carries its open ones to their end.  A
   stuck connection neither delays nor drops the others.
@@ -516,8 +521,12 @@ class Tunnel:
 
     def _may_ping(self, worker: int) -> bool:
         # A worker holding bulk data may be stuck for good: every frame queued
-        # there stays, and a full queue would stop the whole session.
-        return not self._queues.reserved(worker) or self._queues.outstanding(worker) < PING_LIMIT
+        # there stays, and a full queue would stop the whole session.  What
+        # may be queued there is what came after its first bulk frame not
+        # known taken (behind_bulk), not every frame never acknowledged
+        # (outstanding): short connections' frames get no PING, and counting
+        # them refused the very PING a new bulk connection waited for, for good.
+        return self._queues.behind_bulk(worker) < PING_LIMIT
 
     def _liveness_pings(self, ids: list[int]) -> tuple[bytes, bool]:
         """PINGs round-robin until one reaches a clear worker; (frames, whether one did).
@@ -595,6 +604,7 @@ class Tunnel:
         handled = self._queues.handled[worker]
         for conn in self._by_worker[worker]:
             conn.taken_through(handled)
+            conn.credit.set()  # the worker's queue is known shorter: a waiting connection looks again
         self._want_ack(worker)
         if self._stall_timer is None and not self._wedged and self._queues.overtaken_since() is not None:
             self._stall_timer = asyncio.get_running_loop().call_later(self._queues.stall_after, self._stall_due)
@@ -754,20 +764,53 @@ class Tunnel:
             self._want_ack(worker)
         else:
             conn.up_acked = conn.up_sent  # the pod's socket takes it (FREE_BYTES)
+            worker = conn.data_id % WORKERS
+            if self._queues.reserved(worker):  # it queues behind another's bulk data: keep that bounded too
+                self._unpinged_frames[worker] += 1
+                self._want_ack(worker)
         return SpdyEncoder.data(conn.data_id, data)
 
     async def _window(self, conn: _Connection) -> None:
-        """Wait until a bulk connection may send more (see :class:`KubeletQueues`)."""
+        """Wait until a bulk connection may send more (see :class:`KubeletQueues`).
+
+        Returns at once if it may; otherwise once PINGs aimed at its worker
+        were answered, the connection or the tunnel ended.  While the pod
+        does not read, that is for as long as the pod does not (its worker
+        then counts as stuck: logged, and the tunnel takes no new
+        connections); the wait is logged once it has lasted the reply
+        timeout.  Should no PING of ours be on its way to the worker for the
+        reply timeout, nothing could ever end the wait: the connection fails
+        then (RST to the pod, the local socket closed), with a warning.
+        """
         worker = conn.data_id % WORKERS
+        loop = asyncio.get_running_loop()
+        since = progress = loop.time()
+        logged = False
         while (self.closed_reason is None and not conn.finished.done()
                and (conn.up_sent - conn.up_acked >= WINDOW
-                    or self._queues.outstanding(worker) >= WINDOW_FRAMES)):
+                    or self._queues.behind_bulk(worker) >= WINDOW_FRAMES)):
             conn.credit.clear()
             self._want_ack(worker, urgent=True)
+            if self._queues.pings_waiting(worker) or worker in self._ack_queued:
+                progress = loop.time()  # an answer, or a stuck worker, will tell
             try:
                 await asyncio.wait_for(conn.credit.wait(), STALL_AFTER)
+                since = progress = loop.time()
+                continue
             except TimeoutError:
                 self._probe()  # is the kubelet slow for everyone, or stuck on this pod?
+            now = loop.time()
+            if now - progress >= self._reply_timeout:
+                log.warning("port-forward tunnel to %s: a connection's upload could not be acknowledged "
+                            "(%d frames may wait at the kubelet's frame worker %d); it is ended",
+                            self.pod, self._queues.behind_bulk(worker), worker)
+                conn.result.error = ("the upload made no progress "
+                                     "(the kubelet could not be asked for an acknowledgement)")
+                self._cancel(conn)
+            elif not logged and now - since >= self._reply_timeout:
+                logged = True
+                log.info("port-forward tunnel to %s: a connection's upload has waited %.0f s for the pod to read it",
+                         self.pod, now - since)
 
     # ------------------------------------------------------------ reading
     def _on_bytes(self, chunk: bytes | memoryview) -> None:
