@@ -3,7 +3,9 @@
 On the real test cluster, in a namespace of the module's own: a Deployment of
 three agnhost netexec replicas behind Service `web` (port 80 -> the named
 targetPort `http`, 8080), a StatefulSet `db` of two behind the headless
-Service `db` (5432), and a Service `empty` whose selector matches nothing.
+Service `db` (5432), a Service `empty` whose selector matches nothing, a Service `closed` whose
+targetPort nothing listens on, and ExternalName Services `alias` (to `web`'s cluster name) and
+`outside` (to a host outside the cluster).
 One `tender proxy` process serves the module, as a user would run it; the
 clients are curl (`--socks5-hostname`, `-x`, `-p -x`), httpx and urllib with
 `HTTP_PROXY`.  `GET /hostname` answers the pod's name.
@@ -64,19 +66,33 @@ spec:
 """
 
 
+EXTERNAL_NAMES = """
+apiVersion: v1
+kind: Service
+metadata: {{name: alias}}
+spec: {{type: ExternalName, externalName: web.{ns}.svc.cluster.local}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: outside}}
+spec: {{type: ExternalName, externalName: www.example.com}}
+"""
+
+
 class Proxy:
     """A running `tender proxy` (a subprocess) and where it listens."""
 
-    def __init__(self, cluster: Cluster, kubeconfig: str, context: str) -> None:
+    def __init__(self, cluster: Cluster, kubeconfig: str, context: str, listen: str = "127.0.0.1:0") -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tray", "proxy", "--kubeconfig", kubeconfig, "--context", context,
-             "--listen", "127.0.0.1:0"],
+             "--listen", listen],
             cwd=ROOT, env=cluster.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         self.banner = self.proc.stdout.readline().strip()
-        match = re.search(r" on (127\.0\.0\.1:(\d+)) ", self.banner)
+        match = re.search(r" on (\S+:(\d+)) ", self.banner)
         assert match, f"no banner: {self.banner!r}; stderr: {self._stderr()}"
-        self.address, self.port = match.group(1), int(match.group(2))
+        self.listen, self.port = match.group(1), int(match.group(2))
+        self.address = f"127.0.0.1:{self.port}"
 
     def _stderr(self) -> str:
         if self.proc.poll() is None:
@@ -112,6 +128,8 @@ def ns(cluster: Cluster) -> Iterator[str]:
     cluster.apply(service_manifest("web", {"app": "web"}, "[{port: 80, targetPort: http}]"), namespace)
     cluster.apply(STATEFULSET, namespace)
     cluster.apply(service_manifest("empty", {"app": "nothing"}, "[{port: 80, targetPort: 8080}]"), namespace)
+    cluster.apply(service_manifest("closed", {"app": "web"}, "[{port: 80, targetPort: 9999}]"), namespace)
+    cluster.apply(EXTERNAL_NAMES.format(ns=namespace), namespace)
     cluster.wait_ready(namespace, "app=web", 3)
     cluster.wait_ready(namespace, "app=db", 2)
     yield namespace
@@ -127,7 +145,7 @@ def proxy(cluster: Cluster, ns: str) -> Iterator[Proxy]:
 
 def test_banner_says_how_to_use_it(proxy: Proxy, cluster: Cluster) -> None:
     assert proxy.banner == (f"SOCKS5 and HTTP proxy for context {cluster.context} on {proxy.address} "
-                            f"(curl --socks5-hostname {proxy.address} http://web.demo/)")
+                            f"(curl --socks5-hostname {proxy.address} http://SERVICE.NAMESPACE/)")
 
 
 def test_socks5_reaches_services_pods_and_addresses_by_name(proxy: Proxy, cluster: Cluster, ns: str) -> None:
@@ -288,8 +306,7 @@ def test_bad_listen_is_one_line_and_exit_2(cluster: Cluster) -> None:
         r = subprocess.run([sys.executable, "-m", "tray", "proxy", "--listen", f"127.0.0.1:{port}",
                             "--context", cluster.context], cwd=ROOT, env=cluster.env(), capture_output=True,
                            text=True, timeout=60)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
-    assert f"cannot listen on 127.0.0.1:{port}" in r.stderr and "in use" in r.stderr, r.stderr
+    assert r.returncode == 1 and r.stderr == f"tender: error: local port {port} is already in use on 127.0.0.1\n"
     r = subprocess.run([sys.executable, "-m", "tray", "proxy", "--context", "nope", "--listen",
                         f"127.0.0.1:{free_port()}"], cwd=ROOT, env=cluster.env(), capture_output=True, text=True,
                        timeout=60)
@@ -340,3 +357,88 @@ def test_the_engine_api_starts_stops_and_releases_everything(cluster: Cluster, n
         m.stop_proxy(cluster.context)  # none: nothing happens
     finally:
         m.shutdown()
+
+
+def test_a_pod_that_refuses_the_port_is_refused_not_a_success(proxy: Proxy, cluster: Cluster, ns: str) -> None:
+    web = set(cluster.ready_pods(ns, "app=web"))
+    reason = re.compile(r"^connection refused by pod (web-\S+) port 9999$")
+    r, took = _timed(proxy.socks, f"http://closed.{ns}/")
+    assert r.returncode == 97 and "(5)" in r.stderr and took < AT_ONCE, r.stderr  # SOCKS5 connection refused
+    r, took = _timed(proxy.http, f"http://closed.{ns}/", "-i")  # the absolute URI
+    assert r.stdout.startswith("HTTP/1.1 502 Bad Gateway\n") and took < AT_ONCE, r.stdout
+    match = reason.match(r.stdout.split("\n\n", 1)[1].rstrip("\n"))
+    assert match and match.group(1) in web, r.stdout
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=20) as s:  # CONNECT
+        s.sendall(f"CONNECT closed.{ns}:80 HTTP/1.1\r\nHost: closed.{ns}:80\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, body = data.decode().split("\r\n\r\n", 1)
+    assert head.startswith("HTTP/1.1 502 Bad Gateway\r\n") and reason.match(body.rstrip("\n")), data
+    # A pod that answers is unchanged (the success waits for it at most a moment).
+    r, took = _timed(proxy.socks, f"http://db-0.db.{ns}:5432/hostname")
+    assert (r.returncode, r.stdout) == (0, "db-0") and took < AT_ONCE, r.stderr
+
+
+def test_external_names_inside_are_followed_and_outside_refused(proxy: Proxy, cluster: Cluster, ns: str) -> None:
+    web = set(cluster.ready_pods(ns, "app=web"))
+    r = proxy.socks(f"http://alias.{ns}/hostname")
+    assert r.returncode == 0 and r.stdout in web, r.stderr
+    r = proxy.http(f"http://alias.{ns}/hostname")
+    assert r.returncode == 0 and r.stdout in web, r.stderr
+    r = proxy.socks(f"http://outside.{ns}/")
+    assert r.returncode == 97 and "(4)" in r.stderr, r.stderr  # host unreachable
+    r = proxy.http(f"http://outside.{ns}/", "-i")
+    assert r.stdout.startswith("HTTP/1.1 502 Bad Gateway\n"), r.stdout
+    assert r.stdout.endswith(f'Service "outside" in namespace "{ns}": ExternalName to www.example.com: outside the '
+                             "cluster (not reachable through port-forward)\n"), r.stdout
+
+
+def test_the_foreground_proxy_prints_failures_at_most_once_a_second(cluster: Cluster, ns: str) -> None:
+    p = Proxy(cluster, cluster.kubeconfig, cluster.context)
+    try:
+        for _ in range(5):
+            p.socks(f"http://nope.{ns}/")
+        time.sleep(1.5)  # the held line's second passes
+    finally:
+        err = p.stop()
+    lines = err.splitlines()
+    line = f'tender: proxy: no Service "nope" in namespace "{ns}" (context {cluster.context})'
+    assert lines[0] == line and lines[1:] in ([f"{line} (and 3 more)"], []), err
+    assert len(lines) <= 2, err
+
+
+def test_every_interface_warns_and_localhost_is_both_loopbacks(cluster: Cluster, ns: str) -> None:
+    p = Proxy(cluster, cluster.kubeconfig, cluster.context, "0.0.0.0:0")
+    try:
+        assert p.banner.endswith(f"(curl --socks5-hostname 127.0.0.1:{p.port} http://SERVICE.NAMESPACE/)")
+        r = p.socks(f"http://db-0.db.{ns}:5432/hostname")
+        assert (r.returncode, r.stdout) == (0, "db-0"), r.stderr
+    finally:
+        err = p.stop()
+    assert err == ("tender: warning: the proxy listens on every network interface (0.0.0.0): anyone who can reach "
+                   "this machine can use it to reach the cluster with your credentials\n")
+    port = free_port()
+    p = Proxy(cluster, cluster.kubeconfig, cluster.context, f"localhost:{port}")
+    try:
+        assert p.listen == f"localhost:{port}"
+        for where in ("127.0.0.1", "[::1]"):
+            r = p.curl("--socks5-hostname", f"{where}:{port}", f"http://db-0.db.{ns}:5432/hostname")
+            assert (r.returncode, r.stdout) == (0, "db-0"), (where, r.stderr)
+    finally:
+        assert p.stop() == ""
+
+
+def test_first_bytes_that_are_no_proxy_request_are_answered_at_once(proxy: Proxy) -> None:
+    for data, answer in ((b"\x04\x01\x00\x50\x00\x00\x00\x01\x00web\x00", b"\x00\x5b\x00\x00\x00\x00\x00\x00"),
+                         (b"\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00", b""),
+                         (b"\x05\x00", b"\x05\xff"),
+                         (b"hello\n", b"HTTP/1.1 400 Bad Request\r\n")):
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=AT_ONCE) as s:
+            start = time.monotonic()
+            s.sendall(data)
+            got = b""
+            while chunk := s.recv(65536):
+                got += chunk
+            assert got.startswith(answer) and (answer or got == b""), (data, got)
+            assert time.monotonic() - start < AT_ONCE
