@@ -312,3 +312,18 @@ def test_unrecognised_first_bytes_are_answered_at_once(data: bytes, answer: byte
 def test_text_that_is_no_proxy_request_is_answered_and_closed(data: bytes, status: bytes) -> None:
     got, took = _exchange(data)
     assert got.startswith(b"HTTP/1.1 " + status + b" ") and took < 1.0, (got[:200], took)
+
+
+def test_listen_errors_read_like_tender_forwards(monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from tray.engine import proxy as proxy_module
+
+    in_use = proxy_module._listen_error(OSError(errno.EADDRINUSE, "Address already in use"), "127.0.0.1", 1080)
+    assert in_use.message == "local port 1080 is already in use on 127.0.0.1" and in_use.errno == errno.EADDRINUSE
+    monkeypatch.setattr(proxy_module, "_unprivileged_start", lambda: 1024)
+    denied = proxy_module._listen_error(OSError(errno.EACCES, "Permission denied"), "127.0.0.1", 80)
+    assert denied.message.startswith("cannot listen on 127.0.0.1:80: port 80 is below "
+                                     "net.ipv4.ip_unprivileged_port_start (1024), so only root may listen on it; "
+                                     "allow it once with 'sudo sysctl -w net.ipv4.ip_unprivileged_port_start=80'")
+    assert "\n" not in denied.message and denied.field == "--listen"
