@@ -780,7 +780,8 @@ class Tunnel:
         connections); the wait is logged once it has lasted the reply
         timeout.  Should no PING of ours be on its way to the worker for the
         reply timeout, nothing could ever end the wait: the connection fails
-        then (RST to the pod, the local socket closed), with a warning.
+        then (RST to the pod, the local socket closed), with a warning, and
+        the tunnel is retired (:meth:`retire`).
         """
         worker = conn.data_id % WORKERS
         loop = asyncio.get_running_loop()
@@ -802,8 +803,9 @@ class Tunnel:
             now = loop.time()
             if now - progress >= self._reply_timeout:
                 log.warning("port-forward tunnel to %s: a connection's upload could not be acknowledged "
-                            "(%d frames may wait at the kubelet's frame worker %d); it is ended",
-                            self.pod, self._queues.behind_bulk(worker), worker)
+                            "(%d frames may wait at the kubelet's frame worker %d); it is ended, and new "
+                            "connections use a fresh tunnel", self.pod, self._queues.behind_bulk(worker), worker)
+                self.retire()  # what the worker holds can no longer be known
                 conn.result.error = ("the upload made no progress "
                                      "(the kubelet could not be asked for an acknowledgement)")
                 self._cancel(conn)

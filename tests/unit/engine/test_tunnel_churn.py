@@ -20,6 +20,7 @@ from tests.unit.engine.test_tunnel import (
     Harness,
     SpdystreamKubelet,
     eventually,
+    post_forever,
     run_spdystream,
     timed_get,
 )
@@ -80,7 +81,7 @@ def test_an_upload_that_cannot_be_acknowledged_fails_loudly(monkeypatch, caplog)
     # Should the kubelet never be asked for an acknowledgement (here: no
     # PING allowed behind any bulk data), the upload fails after the reply
     # timeout, with a warning, and its local socket is closed: never open
-    # and silent for good.
+    # and silent for good.  The tunnel takes no new connections after that.
     monkeypatch.setattr(tunnel_mod, "PING_LIMIT", 1)
     monkeypatch.setattr(tunnel_mod, "WINDOW_FRAMES", 2)
     caplog.set_level(logging.INFO, logger="tray.engine.tunnel")
@@ -97,6 +98,7 @@ def test_an_upload_that_cannot_be_acknowledged_fails_loudly(monkeypatch, caplog)
         await eventually(lambda: h.tunnel.connections == 0, "the connection to end")
         result = await h.result()
         assert "no progress" in (result.error or "")
+        assert not h.tunnel.usable  # the next connection gets a fresh tunnel
         assert any(r.levelno == logging.WARNING and "could not be acknowledged" in r.getMessage()
                    for r in caplog.records)
 
@@ -115,3 +117,27 @@ def test_uploads_keep_the_kubelets_queues_short_after_churn(size):
         assert max(model.max_queued) <= tunnel_mod.WINDOW_FRAMES + 2 and not model.reader_blocked
 
     run_spdystream(scenario, timeout=40)
+
+
+def test_an_upload_to_a_pod_that_does_not_read_waits_logged_not_failed(monkeypatch, caplog):
+    # The pod reads none of a POST: its worker is stuck on it and its PING
+    # unanswered.  The upload waits (as it would on the pod's own socket),
+    # past the reply timeout, and says so in the log; it is not failed,
+    # and the tunnel is not aborted.
+    monkeypatch.setattr(tunnel_mod, "STALL_AFTER", 0.2)
+    caplog.set_level(logging.INFO, logger="tray.engine.tunnel")
+
+    async def scenario(h: Harness, model: SpdystreamKubelet) -> None:
+        for _ in range(SHORT_CONNECTIONS):
+            await timed_get(h, 1.0)
+        post = asyncio.ensure_future(post_forever(h, 24 << 20))
+        try:
+            await eventually(lambda: any("waited" in r.getMessage() for r in caplog.records),
+                             "the wait to be logged", timeout=4)
+            assert not post.done() and h.tunnel.connections == 1 and h.tunnel.closed_reason is None
+            assert not any(r.levelno >= logging.WARNING for r in caplog.records)
+            assert not model.reader_blocked and max(model.max_queued) < SpdystreamKubelet.QUEUE
+        finally:
+            post.cancel()
+
+    run_spdystream(scenario, timeout=15, reply_timeout=0.5)
