@@ -480,6 +480,7 @@ class ClusterProxy:
             request = httpproxy.parse_request_head(head)
         except httpproxy.HttpProxyError as exc:
             writer.write(httpproxy.error_response(exc.status, str(exc)))
+            await _linger(reader, writer)
             return
         try:
             link, done = await self._open(request.host, request.port)
@@ -520,6 +521,10 @@ class ClusterProxy:
             return held  # nothing yet: taken as good
         except (ConnectionError, OSError):
             held.early = b""
+        except asyncio.CancelledError:
+            held.pumping.cancel()  # the proxy stops: the pod's side goes too
+            held.my_writer.close()
+            raise
         if held.early:
             return held
         result = await held.finish()  # the pod's side ended before a byte: why?
@@ -807,6 +812,30 @@ class _Held:
             await self.carry(reader, writer)
         finally:
             writer.close()
+
+
+#: After an error answer to a request the client may still be sending: how long and how much of it to read and drop.
+_LINGER = (1.0, 1 << 20)
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Half-close after an error answer and drop what the client still sends (at most 1 s, 1 MiB).
+
+    Closing with unread bytes makes the kernel reset the connection, and the
+    client may then lose the answer (a 431 for a 200 KB head); this is HTTP
+    servers' "lingering close".  Never raises for I/O errors.
+    """
+    seconds, most = _LINGER
+    try:
+        await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+        async with asyncio.timeout(seconds):
+            dropped = 0
+            while dropped < most and (data := await reader.read(65536)):
+                dropped += len(data)
+    except (ConnectionError, OSError, TimeoutError):
+        pass
 
 
 async def _read_head(first: bytes, reader: asyncio.StreamReader) -> bytes:

@@ -327,3 +327,8 @@ def test_listen_errors_read_like_tender_forwards(monkeypatch: pytest.MonkeyPatch
                                      "net.ipv4.ip_unprivileged_port_start (1024), so only root may listen on it; "
                                      "allow it once with 'sudo sysctl -w net.ipv4.ip_unprivileged_port_start=80'")
     assert "\n" not in denied.message and denied.field == "--listen"
+
+
+def test_a_431_reaches_a_client_still_sending_its_huge_head() -> None:
+    got, took = _exchange(b"GET http://web.demo/ HTTP/1.1\r\nX: " + b"a" * 200000 + b"\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n") and took < 1.5, (got[:100], took)
