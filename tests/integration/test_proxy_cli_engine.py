@@ -109,6 +109,9 @@ def test_stop_without_an_engine_or_with_no_engine_is_one_line(cluster: Cluster, 
     with Daemon(cluster, tmp_path) as nobody:  # its session, no daemon started
         done = nobody.tender("proxy", "--stop")
         assert done.returncode == 1 and "no Tender engine is running" in one_line(done.stderr), done
+        done = nobody.tender("proxy", "--stop", "--context", "nosuch")
+        assert done.returncode == 2 and one_line(done.stderr).startswith(
+            'tender: error: --context: context "nosuch" is not in the kubeconfig (contexts: '), done
         done = nobody.tender("proxy", "--stop", "--no-engine")
         assert done.returncode == 2 and one_line(done.stderr).startswith("tender: error: "), done
 

@@ -52,6 +52,24 @@ def _same_kubeconfig(args: argparse.Namespace, engine: dict[str, Any]) -> bool:
     return [os.path.realpath(p) for p in engine.get("kubeconfig", [])] == mine
 
 
+def _not_in_kubeconfig(args: argparse.Namespace) -> str:
+    """The error line when ``args.context`` is not in the kubeconfig (read here: milliseconds), else ``""``.
+
+    A kubeconfig that cannot be read says nothing here (the caller goes on as before).
+    """
+    from tray.errors import TenderError
+    from tray.kube.kubeconfig import load_kubeconfig
+
+    try:
+        known = load_kubeconfig(args.kubeconfig).contexts()
+    except (TenderError, OSError):
+        return ""
+    if args.context in known:
+        return ""
+    return (f'tender: error: --context: context "{args.context}" is not in the kubeconfig '
+            f"(contexts: {', '.join(known) or 'none'})")
+
+
 def _current(client: Any) -> str | None:
     return next((c["name"] for c in client.get("/v1/contexts").get("contexts", []) if c.get("current")), None)
 
@@ -79,6 +97,9 @@ def proxy_on_engine(args: argparse.Namespace) -> int | None:
               file=sys.stderr)
         return None
     if client is None:
+        if args.stop and args.context is not None and (unknown := _not_in_kubeconfig(args)):
+            print(unknown, file=sys.stderr)
+            return 2
         if args.stop:
             print(f"tender: proxy --stop: no Tender engine is running, so no proxy of it to stop; a "
                   "'tender proxy' in a terminal stops with Ctrl-C", file=sys.stderr)
