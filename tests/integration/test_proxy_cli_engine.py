@@ -77,7 +77,8 @@ def test_tender_proxy_starts_it_in_the_engine_and_stop_stops_it(cluster: Cluster
     assert bad.returncode == 2 and one_line(bad.stderr).startswith("tender: error: "), bad
     # --stop with --listen (it does nothing there) or an unknown context: exit 2, nothing stops.
     odd = engine.tender("proxy", "--stop", "--context", ctx, "--listen", listen)
-    assert odd.returncode == 2 and one_line(odd.stderr).startswith("tender: error: --listen: --listen does nothing"), odd
+    assert odd.returncode == 2, odd
+    assert one_line(odd.stderr).startswith("tender: error: --listen: --listen does nothing"), odd
     nosuch = engine.tender("proxy", "--stop", "--context", "nosuch")
     assert nosuch.returncode == 2 and one_line(nosuch.stderr).startswith(
         'tender: error: --context: context "nosuch" is not in the kubeconfig (contexts: '), nosuch
