@@ -9,6 +9,7 @@ again before it ends.
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -23,6 +24,11 @@ def pytest_configure(config: pytest.Config) -> None:
     # runs is never joined by a test's `tender forward`, nor a test's by theirs.
     # Short and in /tmp: a unix socket's path has at most 107 bytes.
     os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="tender-rt-", dir="/tmp")
+    # A shell that starts the suite in the background (`make test &`, a CI runner) leaves SIGINT ignored,
+    # and the commands the tests run inherit that: Ctrl-C (SIGINT) to `tender events` or `tender forward`
+    # would then do nothing.  Tests send it as a person at a terminal would, so restore the default.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -227,7 +227,8 @@ def test_a_launch_from_the_app_launcher_keeps_what_start_at_login_recorded(login
         # The start-up refresh rewrites the file (write then rename: a new inode) with what it recorded.
         wait_for(lambda: login.entry.stat().st_ino != written.st_ino, 30, "the start-up refresh of the entry")
         assert login.entry_argv() == recorded
-        assert login.menu.find("Start at login").toggle_state == 1
+        # The icon registers before the menu has its first state (tray.ui.app): wait for the item.
+        login.menu.wait_for("Start at login", timeout=30, where=lambda n: n.toggle_state == 1)
     except AssertionError as exc:
         raise AssertionError(f"{exc}{login.story()}") from None
 
