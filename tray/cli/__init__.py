@@ -143,7 +143,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # kubectl takes flags anywhere, between the target and its ports too (`forward svc/web -n shop 80`);
+        # argparse ends an optional TARGET's positionals at the first flag, so the ports come back here.
+        if args.command == "forward" and not any(word.startswith("-") for word in extra):
+            args.ports = [*args.ports, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command in ("forward", "run", "daemon", "tray", None):
         from tray.logs import raise_open_files_limit
 
