@@ -551,4 +551,6 @@ def import_text(text: str, fmt: str = "auto", source: str = "-") -> ImportResult
     except json.JSONDecodeError as exc:
         raise UsageError(f"not JSON ({exc.msg}, column {exc.colno}); a {fmt} export is JSON", source=source,
                          line=exc.lineno) from None
+    except RecursionError:
+        raise UsageError(f"nested too deeply to be a {fmt} export", source=source) from None
     return read_kftray(data, source) if fmt == "kftray" else read_kube_forwarder(data, source)

@@ -224,3 +224,10 @@ def test_profile_names():
     assert len(profile_name("a" * 100)) == 63
     named = unique_names([{"name": "web"}, {"name": "web"}, {"name": "a" * 63}], ["web", "a" * 63])
     assert [p["name"] for p in named] == ["web-2", "web-3", "a" * 61 + "-2"]
+
+
+@pytest.mark.parametrize("fmt", ["auto", "kftray", "kube-forwarder"])
+def test_json_nested_too_deeply_is_one_line_not_a_traceback(fmt: str):
+    with pytest.raises(UsageError) as exc:
+        import_text("[" * 100_000, fmt, "deep.json")
+    assert "nested too deeply" in str(exc.value) and "deep.json" in str(exc.value)

@@ -241,7 +241,7 @@ _POOLS: dict[str, list[Any]] = {
         "8080:80",
         None,
     ],
-    "address": ["127.0.0.1", "localhost", "::1", "example.com", "LOCALHOST", 127, None],
+    "address": ["127.0.0.1", "localhost", "auto", "::1", "example.com", "LOCALHOST", "AUTO", 127, None],
     "autostart": [True, False, "true", 1, None],
     "group": ["shop", "", "x\ty", 3, None],
 }
