@@ -161,7 +161,10 @@ def replace_block(text: str, entries: Iterable[HostsEntry]) -> str:
     new = [line + nl for line in block_lines(entries)]
     if not blocks:
         if lines and not lines[-1].endswith(("\n", "\r")):
+            # A file without a final line end keeps none: the line end moves to before the block,
+            # and remove_block moves it back (write then remove gives the file back byte for byte).
             lines[-1] += nl
+            new[-1] = new[-1][:-len(nl)]
         return "".join(lines + new)
     out: list[str] = []
     prev = 0
@@ -169,6 +172,8 @@ def replace_block(text: str, entries: Iterable[HostsEntry]) -> str:
         out += lines[prev:first]
         if n == 0:
             out += new
+            if last == len(lines) - 1 and not lines[last].endswith(("\n", "\r")):
+                out[-1] = out[-1][:-len(nl)]  # the block ended the file without a line end: so does the new one
         prev = last + 1
     out += lines[prev:]
     return "".join(out)
@@ -189,4 +194,7 @@ def remove_block(text: str) -> str:
         out += lines[prev:first]
         prev = last + 1
     out += lines[prev:]
+    end = blocks[-1][1]
+    if end == len(lines) - 1 and not lines[end].endswith(("\n", "\r")) and out:
+        out[-1] = out[-1].rstrip("\r\n")  # the file ended with the block and no line end (see replace_block)
     return "".join(out)

@@ -32,7 +32,7 @@ def test_insert_appends_a_block_and_keeps_every_other_byte() -> None:
 
 def test_insert_after_a_last_line_without_its_end() -> None:
     out = replace_block("127.0.0.1 localhost", [WEB])
-    assert out == f"127.0.0.1 localhost\n{BEGIN}\n{WEB.line()}\n{END}\n"
+    assert out == f"127.0.0.1 localhost\n{BEGIN}\n{WEB.line()}\n{END}"  # still no line end at the end
     assert replace_block("", [WEB]) == f"{BEGIN}\n{WEB.line()}\n{END}\n"
 
 
@@ -92,3 +92,13 @@ def test_entries_leave_out_what_must_not_reach_a_hosts_file() -> None:
     entries, notes = entries_for([("10.0.0.1", "demo", "web"), ("127.1.2.3", "demo", "we b"),
                                   ("127.1.2.3\n10.0.0.1", "demo", "web")])
     assert entries == [] and len(notes) == 3
+
+
+@pytest.mark.parametrize("original", ["127.0.0.1 localhost", "127.0.0.1 localhost\n# last", "a\r\nb",
+                                      "127.0.0.1 localhost\n", "a\r\nb\r\n"])
+def test_write_then_remove_gives_the_file_back_byte_for_byte(original: str) -> None:
+    entry = HostsEntry("127.1.2.3", ("db", "db.demo"))
+    written = replace_block(original, [entry])
+    assert written.startswith(original.rstrip("\r\n")) and entry.line() in written and END in written
+    assert replace_block(written, [entry]) == written  # writing again changes nothing
+    assert remove_block(written) == original
