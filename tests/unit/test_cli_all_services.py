@@ -29,3 +29,13 @@ def kubeconfig(tmp_path: Path) -> str:
 ])
 def test_misuse(kubeconfig: str, args: list[str], fragments: list[str]) -> None:
     assert_one_line_exit_2(tender("forward", "--kubeconfig", kubeconfig, "--no-engine", *args), *fragments)
+
+
+def test_a_bad_namespace_name_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    from tray import cli
+
+    with pytest.raises(SystemExit) as exc:
+        raise SystemExit(cli.main(["forward", "--all-services", "-n", "Bad_NS", "--no-engine"]))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--namespace" in err and "'Bad_NS' is not a namespace name" in err

@@ -56,6 +56,14 @@ def check_args(args: argparse.Namespace) -> None:
                          field="--address")
     if args.detach and args.no_engine:
         raise UsageError("needs the engine; it cannot be used with --no-engine", field="--detach")
+    if args.namespace is not None:
+        import re
+
+        from tray.profiles.model import NAMESPACE_PATTERN
+
+        if not re.fullmatch(NAMESPACE_PATTERN, args.namespace):  # the API's 400 for the same (tray.api.groups)
+            raise UsageError(f"{args.namespace!r} is not a namespace name: 1-63 lowercase letters, digits and "
+                             "'-', starting and ending with a letter or digit", field="--namespace")
     from tray.domain.servicegroup import parse_label_selector
 
     try:
