@@ -116,7 +116,7 @@ def test_event_storm_is_a_few_rebuilds(env) -> None:  # noqa: ANN001
     before = len(view.shown)
     for sid in [s.id for s in manager.list()]:
         manager.set_status(sid, "active", pod="p")
-    wait_until(lambda: view.menu.children[0].label.startswith("203 active"), what="all active")
+    wait_until(lambda: view.shown and view.menu.children[0].label.startswith("203 active"), what="all active")
     assert len(view.shown) - before <= 6  # 200 events in well under a second: a handful of rebuilds
 
 
@@ -173,7 +173,8 @@ def test_broken_profiles_file_keeps_the_last_good_profiles(env) -> None:  # noqa
     assert c.profiles_error.startswith("profiles.yaml:")
     assert "out of range" in c.profiles_error
     assert [p.name for p in c.profiles] == ["web", "db"]
-    wait_until(lambda: any(i.label.startswith("⚠ profiles.yaml:") for _, i in view.menu.walk()), what="error line")
+    wait_until(lambda: view.shown and any(i.label.startswith("⚠ profiles.yaml:") for _, i in view.menu.walk()),
+               what="error line")
     path.write_text(PROFILES.replace("name: db", "name: db2"))
     wait_until(lambda: c.profiles_error is None and [p.name for p in c.profiles] == ["web", "db2"], what="reload")
 
@@ -187,8 +188,8 @@ def test_removed_context_stops_its_forwards_and_new_one_appears(env) -> None:  #
     wait_until(lambda: any(t == "Context tender-b was removed from the kubeconfig" for t, _ in notifier.sent),
                what="notification")
     assert ("Context tender-b was removed from the kubeconfig", "1 forward stopped") in notifier.sent
-    wait_until(lambda: [i.label for i in view.menu.child("Clusters").children] == ["tender-a (current)", "tender-c"],
-               what="menu")
+    wait_until(lambda: view.shown and [i.label for i in view.menu.child("Clusters").children]
+               == ["tender-a (current)", "tender-c"], what="menu")
 
 
 def test_broken_kubeconfig_keeps_the_contexts(env) -> None:  # noqa: ANN001
@@ -412,8 +413,9 @@ def test_an_autostart_profile_without_kubeconfig_is_a_failure_with_its_reason(no
                                                          ("Edit profiles", Action(ActionKind.EDIT_PROFILES))]
     assert manager.list() == []
     # The menu shows it, not "No forwards running": a row in error with the reason and Retry.
-    row = wait_until(lambda: next((i for i in view.menu.children if i.label.startswith("web  ")), None),
-                     what="the failed profile's row")
+    # (The first menu is shown from the controller's thread: it may not be there yet.)
+    row = wait_until(lambda: view.shown and next((i for i in view.menu.children if i.label.startswith("web  ")),
+                                                 None), what="the failed profile's row")
     assert row.label.endswith("  error")
     assert [c.label for c in row.children if not c.separator][:2] == [reason, "Retry"]
     assert row.child("Retry").action == Action(ActionKind.PROFILE_START, ("web",))
