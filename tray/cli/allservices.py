@@ -259,17 +259,9 @@ def group_on_engine(client: Any, args: argparse.Namespace, printer: Any) -> int:
         body["selector"] = args.selector
     if getattr(args, "balance", "auto") != "auto":
         body["balance"] = args.balance
-    stop = {"now": False, "following": False}
+    from tray.cli.verbs import stop_on_signals
 
-    def on_signal(signum: int, frame: Any) -> None:
-        stop["now"] = True  # before the group is known (the POST): stopped once it is
-        if stop["following"]:
-            raise KeyboardInterrupt
-
-    if not args.detach:
-        for sig in ("SIGINT", "SIGTERM", "SIGHUP"):  # SIGHUP: the terminal closed
-            if hasattr(signal, sig):
-                signal.signal(getattr(signal, sig), on_signal)
+    stop = stop_on_signals(detach=args.detach)  # a signal before the group is known: stopped once it is
     group = client.post("/v1/groups", body)
     gid = group["id"]
     follow = _Follow(printer, gid)

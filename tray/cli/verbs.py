@@ -300,6 +300,29 @@ def as_engine_event(data: dict[str, Any]) -> Any:
     return None
 
 
+def stop_on_signals(*, detach: bool) -> dict[str, bool]:
+    """Ctrl-C, SIGTERM and SIGHUP (the terminal closed) for a command that joined the engine.
+
+    Returns the flags the caller reads and sets: ``now`` becomes True when a
+    signal came before what was started is known (the POST still running:
+    the caller stops it once known); once the caller sets ``following``, a
+    signal raises :class:`KeyboardInterrupt`.  With ``detach`` nothing is
+    installed (the forwards outlive the command).  Never blocks.
+    """
+    stop = {"now": False, "following": False}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop["now"] = True
+        if stop["following"]:
+            raise KeyboardInterrupt
+
+    if not detach:
+        for sig in ("SIGINT", "SIGTERM", "SIGHUP"):
+            if hasattr(signal, sig):
+                signal.signal(getattr(signal, sig), on_signal)
+    return stop
+
+
 def forward_on_engine(client: EngineClient, args: argparse.Namespace, printer: Any) -> int:
     """``tender forward`` on the running engine: the forwards show in the tray and ``tender ls``.
 
@@ -323,18 +346,7 @@ def forward_on_engine(client: EngineClient, args: argparse.Namespace, printer: A
         body["context"] = args.context
     if args.namespace:
         body["namespace"] = args.namespace
-    stop = {"now": False, "following": False}
-
-    def on_signal(signum: int, frame: Any) -> None:
-        # Before the forwards are known (the POST), only note it: they are stopped once known.
-        stop["now"] = True
-        if stop["following"]:
-            raise KeyboardInterrupt
-
-    if not args.detach:
-        for sig in ("SIGINT", "SIGTERM", "SIGHUP"):  # SIGHUP: the terminal closed
-            if hasattr(signal, sig):
-                signal.signal(getattr(signal, sig), on_signal)
+    stop = stop_on_signals(detach=args.detach)
     started = client.post("/v1/forwards", body)["forwards"]
     ids = [f["session_id"] for f in started]
     if args.detach:
