@@ -66,6 +66,17 @@ type proc struct {
 }
 
 func startStandIn(cfg procConfig) *proc {
+	p := newProc(cfg)
+	if run, ok := standIns[cfg.sub]; ok {
+		run(p)
+	} else {
+		genericStandIn(p)
+	}
+	return p
+}
+
+// newProc is a run that has not started its program yet.
+func newProc(cfg procConfig) *proc {
 	p := &proc{
 		procConfig: cfg,
 		listeners:  map[int32]net.Listener{},
@@ -77,11 +88,6 @@ func startStandIn(cfg procConfig) *proc {
 	}
 	if p.onPorts == nil {
 		p.onPorts = func() {}
-	}
-	if run, ok := standIns[cfg.sub]; ok {
-		run(p)
-	} else {
-		genericStandIn(p)
 	}
 	return p
 }

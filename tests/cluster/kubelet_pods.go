@@ -35,6 +35,7 @@ type kubelet struct {
 	// streamIdle: see kubeletConfig.streamIdle.
 	streamIdle time.Duration
 	ips        *ipAllocator
+	net        podNet // for process containers (kubelet_podnet.go)
 	wg         sync.WaitGroup
 
 	mu        sync.Mutex

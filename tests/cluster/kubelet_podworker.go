@@ -41,7 +41,9 @@ type podRecord struct {
 	init    []*ctr // spec.initContainers (plain ones and sidecars)
 	ctrs    []*ctr // spec.containers
 	stopped bool   // containers stopped for good
-	fwd     map[io.Closer]struct{}
+	// deadlineExceeded: spec.activeDeadlineSeconds ended the pod (Failed).
+	deadlineExceeded bool
+	fwd              map[io.Closer]struct{}
 
 	// Worker-only state.
 	dropVal    *string
@@ -230,10 +232,17 @@ func (r *podRecord) startLocked(c *ctr) {
 			ports = append(ports, p.ContainerPort)
 		}
 	}
-	p := startStandIn(procConfig{
+	cfg := procConfig{
 		hostname: r.hostname, sub: sub, args: args, env: env, ports: ports,
 		logs: c.logs, attempt: c.restarts, onPorts: r.kickState, root: root,
-	})
+	}
+	var p *proc
+	if argv := processArgv(&c.spec, env); argv != nil {
+		p = newProc(cfg) // a real process (kubelet_process.go)
+		r.startProcess(p, argv)
+	} else {
+		p = startStandIn(cfg)
+	}
 	c.proc = p
 	if probe := c.spec.ReadinessProbe; probe != nil {
 		go r.runReadinessProbe(c, p, *probe, now)
@@ -334,10 +343,11 @@ func (r *podRecord) handleUpdate() {
 func (r *podRecord) tick() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	now := time.Now()
+	r.enforceDeadlineLocked(now)
 	if r.stopped {
 		return
 	}
-	now := time.Now()
 	mainLive := false
 	for _, c := range r.ctrs {
 		mainLive = mainLive || c.running || !c.restartAt.IsZero()
@@ -372,6 +382,9 @@ func (r *podRecord) nextWake() time.Time {
 		}
 	}
 	consider(r.retryAt)
+	if !r.stopped && !r.deleting {
+		consider(r.activeDeadline())
+	}
 	if r.deleting && !r.stopped {
 		consider(r.deadline)
 	}

@@ -54,6 +54,8 @@ func (r *podRecord) buildStatusLocked(now time.Time) corev1.PodStatus {
 		failed = failed || (c.term != nil && c.term.ExitCode != 0)
 	}
 	switch {
+	case r.deadlineExceeded:
+		st.Phase, st.Reason, st.Message = corev1.PodFailed, "DeadlineExceeded", deadlineMessage
 	case live:
 		st.Phase = corev1.PodRunning
 	case failed:
@@ -152,7 +154,7 @@ func statusEqual(a, b *corev1.PodStatus) bool { return equality.Semantic.DeepEqu
 func applyStatus(pod *corev1.Pod, ours corev1.PodStatus, now time.Time) {
 	old := pod.Status
 	st := &pod.Status
-	st.Phase, st.Message, st.Reason = ours.Phase, "", ""
+	st.Phase, st.Message, st.Reason = ours.Phase, ours.Message, ours.Reason
 	st.HostIP, st.HostIPs, st.PodIP, st.PodIPs = ours.HostIP, ours.HostIPs, ours.PodIP, ours.PodIPs
 	st.StartTime = ours.StartTime
 	st.InitContainerStatuses, st.ContainerStatuses = ours.InitContainerStatuses, ours.ContainerStatuses
