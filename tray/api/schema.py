@@ -27,9 +27,10 @@ STATS_FIELDS = ("connections", "connections_total", "bytes_in", "bytes_out", "la
 FORWARD_FIELDS = ("session_id", "name", "profile", "cluster_id", "cluster_name", "namespace", "target",
                   "target_kind", "target_name", "remote_port", "container_port", "local_port", "address",
                   "status", "status_reason", "pod_name", "started_at", "attempts", "next_retry_at",
-                  "recoverable", "usage_error", "warning", "group", "balance", "pods", *STATS_FIELDS)
+                  "recoverable", "usage_error", "warning", "group", "balance", "pods", "protocol", "relay_pod",
+                  "relay_upstream", *STATS_FIELDS)
 
-_DEFAULTS: dict[str, Any] = {"connections": 0, "connections_total": 0, "bytes_in": 0, "bytes_out": 0,
+_DEFAULTS: dict[str, Any] = {"protocol": "TCP", "relay_pod": "", "relay_upstream": "", "connections": 0, "connections_total": 0, "bytes_in": 0, "bytes_out": 0,
                              "last_connection_error": "", "last_connection_error_at": ""}
 
 
@@ -115,20 +116,23 @@ def parse_forward_request(body: Any) -> tuple[Any, list[tuple[str, Any]], str | 
     profile).
     """
     from tray.domain.portspec import parse_port_spec
-    from tray.domain.targets import parse_target
+    from tray.domain.targets import parse_target, split_target_port
 
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object")
-    unknown = sorted(set(body) - {"target", "ports", "context", "namespace", "address", "balance"})
+    unknown = sorted(set(body) - {"target", "ports", "context", "namespace", "address", "balance", "relay_image"})
     if unknown:
         raise ApiError(400, f"unknown field {unknown[0]!r} (fields: target, ports, context, namespace, address, "
-                            "balance)", unknown[0])
+                            "balance, relay_image)", unknown[0])
     target_text = _text(body, "target", required=True)
     try:
-        target = parse_target(target_text)
+        bare, carried = split_target_port(target_text)
+        target = parse_target(bare)
     except UsageError as exc:
         raise ApiError(400, f"target: {exc.message}", "target") from None
     ports = body.get("ports")
+    if ports is None and carried is not None:
+        ports = [str(carried)]
     if ports is None:
         raise ApiError(400, "ports is required (a list such as [\"8080:80\"])", "ports")
     if not isinstance(ports, list) or not ports:
@@ -141,9 +145,16 @@ def parse_forward_request(body: Any) -> tuple[Any, list[tuple[str, Any]], str | 
             raise ApiError(400, f"ports[{i}] must be a string such as \"8080:80\" or a number", f"ports[{i}]")
         text = str(item)
         try:
-            specs.append((text, parse_port_spec(text)))
+            spec = parse_port_spec(text)
         except UsageError as exc:
             raise ApiError(400, f"ports[{i}]: {exc.message}", f"ports[{i}]") from None
+        if carried is not None and spec.remote != carried:
+            raise ApiError(400, f"ports[{i}]: remote port {spec.remote} differs from the target's {carried}",
+                           f"ports[{i}]")
+        if target.relayed and isinstance(spec.remote, str):
+            raise ApiError(400, f"ports[{i}]: {target} has no named ports: give the port as a number",
+                           f"ports[{i}]")
+        specs.append((text, spec))
     context = _text(body, "context")
     namespace = _text(body, "namespace")
     if namespace is not None and not re.fullmatch(NAMESPACE_PATTERN, namespace):
@@ -234,3 +245,17 @@ def suggestions_dict(context: str, namespace: str, suggested: Any, describe: Any
     return {"context": context, "namespace": namespace, "suggestions": items,
             "problems": list(suggested.problems),
             "errors": [{"kind": kind, "error": describe(exc)} for kind, exc in suggested.errors.items()]}
+
+
+def parse_relay_image(body: dict[str, Any]) -> str | None:
+    """``relay_image`` of a ``POST /v1/forwards`` body: an image reference, or None (the default).
+
+    Raises :class:`ApiError` (400) for anything but a non-empty string without whitespace.
+    """
+    image = body.get("relay_image")
+    if image is None:
+        return None
+    if not isinstance(image, str) or not image or any(c.isspace() for c in image) or len(image) > 512:
+        raise ApiError(400, "relay_image must be an image reference such as \"python:3.13-alpine\"",
+                       "relay_image")
+    return image

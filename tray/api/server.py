@@ -386,6 +386,7 @@ class ApiServer:
         body = await _body(request)
         target, specs, context, namespace, address = schema.parse_forward_request(body)
         balance = schema.parse_balance(body, target)
+        relay_image = schema.parse_relay_image(body)
         from tray.domain.spec import ForwardSpec
         from tray.profiles.run import local_port_of
 
@@ -402,7 +403,9 @@ class ApiServer:
                     try:
                         ids.append(self.manager.start(ForwardSpec(ctx, namespace, target, spec.remote,
                                                                   local_port=local_port_of(spec),
-                                                                  address=address, balance=balance)))
+                                                                  address=address, balance=balance,
+                                                                  protocol=spec.protocol,
+                                                                  relay_image=relay_image)))
                     except UsageError as exc:
                         raise _conflict_or_bad(exc, f"ports[{i}]") from None
             except BaseException:

@@ -95,7 +95,11 @@ def _parser() -> argparse.ArgumentParser:
                                              "(kubectl's syntax: app=web,tier in (a,b))")
     fw.add_argument("target", nargs="?",
                     help="pod/NAME, svc/NAME, deploy/NAME, sts/NAME, ds/NAME, rs/NAME, rc/NAME, job/NAME or NAME")
-    fw.add_argument("ports", nargs="*", metavar="[LOCAL:]REMOTE", help="8080, 8080:80, :80, 8080:http")
+    fw.add_argument("--relay-image", metavar="IMAGE", default=None,
+                    help="the image a relay pod runs (UDP, host/, ip/, Services without pods); "
+                         "default python:3.13-alpine")
+    fw.add_argument("ports", nargs="*", metavar="[LOCAL:]REMOTE",
+                    help="8080, 8080:80, :80, 8080:http, 8053:53/udp")
 
     run = sub.add_parser("run", help="run saved profiles headless")
     run.add_argument("--profiles", help="profiles file (default $TENDER_PROFILES or the user config dir)")
@@ -438,28 +442,26 @@ def _resolve_context(manager: Any, context: str | None) -> str:
 
 def _forward(args: argparse.Namespace) -> int:
     from tray.engine.manager import ForwardManager
-    from tray.domain.portspec import parse_port_spec
-    from tray.domain.targets import parse_target
     from tray.cli import allservices
 
     allservices.check_args(args)  # --all-services or TARGET and ports, not both (exit 2)
     if args.all_services:  # on the running engine (as TARGET is), else in this process
         joined = None if args.no_engine else _forward_on_engine(args)
         return joined if joined is not None else allservices.forward_all_services(args)
+    from tray.domain.spec import parse_target_and_ports
+
     try:
-        target = parse_target(args.target)
+        target, specs = parse_target_and_ports(args.target, args.ports)
     except UsageError as exc:
-        raise UsageError(exc.message, field=f"TARGET {args.target!r}") from None
+        field = f"TARGET {args.target!r}" if exc.field == "TARGET" else (
+            f"port {args.ports[int(exc.field[5:])]!r}" if exc.field and exc.field[5:].isdigit() else exc.field)
+        raise UsageError(exc.message, field=field) from None
+    if not args.ports:
+        args.ports = [str(s) for s in specs]  # host/NAME:PORT: the port it carries
     from tray.domain.balance import balance_problem
 
     if balance_problem(target.kind, args.balance):
         raise UsageError(balance_problem(target.kind, args.balance), field="--balance")
-    specs = []
-    for text in args.ports:
-        try:
-            specs.append(parse_port_spec(text))
-        except UsageError as exc:
-            raise UsageError(exc.message, field=f"port {text!r}") from None
     _check_address(args.address)
     if args.detach and args.no_engine:
         raise UsageError("--detach needs the engine; it cannot be used with --no-engine", field="--detach")
@@ -483,7 +485,8 @@ def _forward(args: argparse.Namespace) -> int:
         for text, spec in zip(args.ports, specs):
             ids.append(manager.start(ForwardSpec(context, args.namespace, target, spec.remote,
                                                  local_port=_local(spec), address=args.address,
-                                                 balance=args.balance)))
+                                                 balance=args.balance, protocol=spec.protocol,
+                                                 relay_image=args.relay_image)))
             origins[ids[-1]] = UsageError("", field=f"port {text!r}")
     except BaseException:
         manager.shutdown()

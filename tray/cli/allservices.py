@@ -44,7 +44,7 @@ def check_args(args: argparse.Namespace) -> None:
         if args.target is None:
             raise UsageError("the following arguments are required: TARGET and [LOCAL:]REMOTE "
                              "(or --all-services -n NAMESPACE)", field="TARGET")
-        if not args.ports:
+        if not args.ports and not args.target.lower().startswith(("host/", "ip/")):
             raise UsageError("the following arguments are required: [LOCAL:]REMOTE (at least one port after "
                              f"{args.target})", field="[LOCAL:]REMOTE")
         return

@@ -342,6 +342,8 @@ def forward_on_engine(client: EngineClient, args: argparse.Namespace, printer: A
     body = {"target": args.target, "ports": list(args.ports), "address": args.address}
     if getattr(args, "balance", "auto") != "auto":
         body["balance"] = args.balance
+    if getattr(args, "relay_image", None):
+        body["relay_image"] = args.relay_image
     if args.context:
         body["context"] = args.context
     if args.namespace:

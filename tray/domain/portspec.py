@@ -9,7 +9,12 @@ Accepted forms:
 ``8080:http`` local 8080 -> the remote port named ``http``
 ``:http``     a free local port -> the remote port named ``http``
 ``http``      the remote port named ``http``; local = its number
+``8053:53/udp`` the same forms with ``/udp`` (or ``/tcp``, the default)
 ============  =======================================================
+
+``/udp`` is Tender's, not kubectl's (port-forward carries TCP only): a UDP
+port goes through a relay pod (:mod:`tray.wire.relay`), as
+``containerPort``'s ``protocol: UDP`` names it.
 
 The bare-name case follows kubectl: it resolves the name and listens
 locally on the *number the name denotes at the level the user named it*:
@@ -30,6 +35,7 @@ rejected, because the spec is also what we show back to the user.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -49,7 +55,7 @@ _PORT_NAME_RULE: Final = (
     "port names are 1-15 lowercase letters, digits and '-', contain a letter, "
     "and do not start or end with '-' or contain '--'"
 )
-_FORMS: Final = "expected [LOCAL:]REMOTE, e.g. 8080, 8080:80, :80 or 8080:http"
+_FORMS: Final = "expected [LOCAL:]REMOTE[/udp], e.g. 8080, 8080:80, :80, 8080:http or 8053:53/udp"
 
 
 def _quote(text: str) -> str:
@@ -85,8 +91,12 @@ class PortSpec:
     local: int | None
     remote: int | str
     local_same_as_remote: bool = False
+    #: ``"TCP"`` or ``"UDP"`` (Kubernetes' ``protocol`` spelling).
+    protocol: str = "TCP"
 
     def __post_init__(self) -> None:
+        if self.protocol not in ("TCP", "UDP"):
+            raise ValueError(f"protocol must be TCP or UDP, got {self.protocol!r}")
         if self.local is not None and not _valid_port_number(self.local):
             raise ValueError(f"local port must be None or 1-65535, got {self.local!r}")
         if isinstance(self.remote, str):
@@ -120,13 +130,14 @@ class PortSpec:
 
     def __str__(self) -> str:
         """Canonical text that :func:`parse_port_spec` reads back to an equal spec."""
+        suffix = "/udp" if self.protocol == "UDP" else ""
         if self.local_same_as_remote:
-            return str(self.remote)
+            return f"{self.remote}{suffix}"
         if self.local is None:
-            return f":{self.remote}"
+            return f":{self.remote}{suffix}"
         if self.local == self.remote:
-            return str(self.local)
-        return f"{self.local}:{self.remote}"
+            return f"{self.local}{suffix}"
+        return f"{self.local}:{self.remote}{suffix}"
 
 
 def _parse_number(part: str, what: str, text: str) -> int:
@@ -183,6 +194,18 @@ def parse_port_spec(text: str) -> PortSpec:
         raise UsageError(f"empty port spec; {_FORMS}")
     if any(c.isspace() for c in text):
         raise UsageError(f"invalid port spec {_quote(text)}: contains whitespace; {_FORMS}")
+    protocol = "TCP"
+    base, slash, proto = text.rpartition("/")
+    if slash:
+        if proto.lower() not in ("tcp", "udp"):
+            raise UsageError(f"invalid port spec {_quote(text)}: unknown protocol {_quote(proto)} "
+                             "(expected /tcp or /udp)")
+        protocol, text = proto.upper(), base
+        if "/" in text:
+            raise UsageError(f"invalid port spec {_quote(text + slash + proto)}: more than one protocol")
+        if text == "":
+            raise UsageError(f"empty port spec before {_quote(slash + proto)}; {_FORMS}")
+        return dataclasses.replace(parse_port_spec(text), protocol=protocol)
     parts = text.split(":")
     if len(parts) > 2:
         raise UsageError(f"invalid port spec {_quote(text)}: too many ':'; {_FORMS}")

@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tray.domain.addresses import DEFAULT_ADDRESS
-from tray.domain.targets import Target
+from tray.domain.portspec import PortSpec, parse_port_spec
+from tray.domain.targets import Target, parse_target, split_target_port
+from tray.errors import UsageError
 
-__all__ = ["ForwardSpec"]
+__all__ = ["ForwardSpec", "parse_target_and_ports"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,10 @@ class ForwardSpec:
     the profile it came from, if any.  ``balance``: how new connections
     spread over a Service's ready pods (``round-robin``, ``pin``, ``sticky``;
     ``auto``: round-robin for a Service, pin otherwise; :mod:`tray.domain.balance`).
+    ``protocol``: ``TCP`` or ``UDP``; UDP, ``host/``/``ip/`` targets and
+    Services without pods go through a relay pod (:mod:`tray.engine.relay`)
+    running ``relay_image`` (None: the settings' or the default,
+    :data:`tray.domain.relaypod.DEFAULT_IMAGE`).
     """
 
     cluster: str
@@ -39,3 +45,36 @@ class ForwardSpec:
     address: str = DEFAULT_ADDRESS
     profile: str | None = None
     balance: str = "auto"
+    protocol: str = "TCP"
+    relay_image: str | None = None
+
+
+def parse_target_and_ports(target_text: str, port_texts: list[str]) -> tuple[Target, list[PortSpec]]:
+    """A target and its port specs as typed: ``("svc/web", ["8080:80"])``, ``("host/db.internal:5432", [])``.
+
+    ``host/NAME:PORT`` and ``ip/ADDRESS:PORT`` carry their port: with no
+    port spec it is the spec (local = remote), with specs it must agree with
+    each spec's remote port.  Other targets need at least one spec.  Raises
+    :class:`UsageError` whose ``field`` is ``"TARGET"`` or ``"port N"`` (the
+    spec's index, 0-based) with the parsers' one-line message.  Pure.
+    """
+    try:
+        bare, port = split_target_port(target_text)
+        target = parse_target(bare)
+    except UsageError as exc:
+        raise UsageError(exc.message, field="TARGET") from None
+    specs = []
+    for i, text in enumerate(port_texts):
+        try:
+            spec = parse_port_spec(text)
+        except UsageError as exc:
+            raise UsageError(exc.message, field=f"port {i}") from None
+        if port is not None and spec.remote != port:
+            raise UsageError(f"port spec {text!r} names remote port {spec.remote}, but the target "
+                             f"{target_text!r} says {port}", field=f"port {i}")
+        specs.append(spec)
+    if not specs and port is not None:
+        specs.append(PortSpec(port, port))
+    if target.relayed and any(isinstance(s.remote, str) for s in specs):
+        raise UsageError(f"{target} has no named ports: give the port as a number", field="port 0")
+    return target, specs

@@ -16,6 +16,7 @@ the profiles file can be validated without a cluster.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from dataclasses import dataclass
@@ -23,11 +24,17 @@ from typing import Final
 
 from tray.errors import UsageError
 
-__all__ = ["KINDS", "KIND_PLURAL", "SHORT_NAMES", "Target", "parse_target", "validate_name"]
+__all__ = ["KINDS", "RELAY_KINDS", "KIND_PLURAL", "SHORT_NAMES", "Target", "parse_target", "validate_name",
+           "split_target_port"]
 
 #: The supported kinds, in the order used in messages.
 KINDS: Final = ("Pod", "Service", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet",
                 "ReplicationController", "Job")
+
+#: Targets no port-forward reaches, served through a relay pod (:mod:`tray.wire.relay`):
+#: ``host/NAME`` (a DNS name resolved inside the cluster) and ``ip/ADDRESS``.
+#: They are not Kubernetes objects: no API path, no pods of their own.
+RELAY_KINDS: Final = ("Host", "IP")
 
 #: Kind -> (API path prefix, plural resource); the engine builds URLs as
 #: ``/{prefix}/namespaces/{ns}/{plural}/{name}``.
@@ -52,6 +59,8 @@ SHORT_NAMES: Final[dict[str, str]] = {
     "ReplicaSet": "rs",
     "ReplicationController": "rc",
     "Job": "job",
+    "Host": "host",
+    "IP": "ip",
 }
 
 # Every spelling accepted before the optional group, lowercase.
@@ -145,8 +154,8 @@ class Target:
     name: str
 
     def __post_init__(self) -> None:
-        if self.kind not in KIND_PLURAL:
-            raise ValueError(f"unsupported kind {self.kind!r}; expected one of {', '.join(KINDS)}")
+        if self.kind not in KIND_PLURAL and self.kind not in RELAY_KINDS:
+            raise ValueError(f"unsupported kind {self.kind!r}; expected one of {', '.join(KINDS + RELAY_KINDS)}")
 
     def __str__(self) -> str:
         return f"{SHORT_NAMES[self.kind]}/{self.name}"
@@ -162,6 +171,11 @@ class Target:
         pods by label, so a replacement pod is a legitimate new endpoint.
         """
         return self.kind != "Pod"
+
+    @property
+    def relayed(self) -> bool:
+        """Whether the target is outside port-forward's reach by kind (``host/``, ``ip/``): always relayed."""
+        return self.kind in RELAY_KINDS
 
     @property
     def plural(self) -> str:
@@ -191,6 +205,9 @@ def parse_target(text: str) -> Target:
         raise UsageError("empty target; expected NAME or TYPE/NAME, e.g. svc/web")
     if any(c.isspace() for c in text):
         raise UsageError(f"target {_quote(text)} contains whitespace")
+    lowered = text.lower()
+    if lowered.startswith(("host/", "ip/")):
+        return _relay_target(text)
     if text.count("/") > 1:
         raise UsageError(f'too many "/" in {_quote(text)}; expected NAME or TYPE/NAME, e.g. svc/web')
     type_text, slash, name = text.rpartition("/")
@@ -200,3 +217,53 @@ def parse_target(text: str) -> Target:
         raise UsageError(f"empty resource kind in {_quote(text)}; {_EXPECTED_KINDS}")
     kind = _kind_for(type_text, text)
     return Target(kind, validate_name(name, text=text))
+
+
+_HOST_LABEL_RE: Final = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def _relay_target(text: str) -> Target:
+    kind_text, _, rest = text.partition("/")
+    if ":" in rest and not rest.startswith("["):
+        name, _, port = rest.rpartition(":") if rest.count(":") == 1 else (rest, "", "")
+        if port:
+            rest = name
+    elif rest.startswith("[") and "]" in rest:
+        rest = rest[1:rest.index("]")]
+    if kind_text.lower() == "ip":
+        try:
+            return Target("IP", str(ipaddress.ip_address(rest)))
+        except ValueError:
+            raise UsageError(f"invalid IP address {_quote(rest)} in {_quote(text)}; expected ip/ADDRESS, "
+                             "e.g. ip/10.0.3.7 or ip/[fd00::7]:5432") from None
+    host = rest.rstrip(".").lower()
+    if not host or len(host) > 253 or not all(_HOST_LABEL_RE.fullmatch(label) for label in host.split(".")):
+        raise UsageError(f"invalid host name {_quote(rest)} in {_quote(text)}; host names are labels of "
+                         "letters, digits and '-' (1-63 each, not starting or ending with '-') joined by '.'")
+    return Target("Host", host)
+
+
+def split_target_port(text: str) -> tuple[str, int | None]:
+    """``"host/db.internal:5432"`` -> ``("host/db.internal", 5432)``; ``"ip/[fd00::7]:53"`` -> ``("ip/fd00::7", 53)``.
+
+    Only ``host/`` and ``ip/`` targets carry a port (``TYPE/NAME:PORT``, as
+    kftray's and krelay's targets do); anything else comes back as it is with
+    None.  Raises :class:`UsageError` for a port that is not 1-65535.  Pure.
+    """
+    if not isinstance(text, str) or not text.lower().startswith(("host/", "ip/")):
+        return text, None
+    kind_text, _, rest = text.partition("/")
+    if rest.startswith("["):
+        addr, close, tail = rest[1:].partition("]")
+        if not close or (tail and not tail.startswith(":")):
+            raise UsageError(f"invalid target {_quote(text)}; expected ip/[IPv6]:PORT")
+        rest, port_text = addr, tail[1:] if tail else ""
+    elif rest.count(":") == 1:
+        rest, _, port_text = rest.partition(":")
+    else:
+        port_text = ""  # no port, or a bare IPv6 address
+    if not port_text:
+        return f"{kind_text}/{rest}", None
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise UsageError(f"invalid port {_quote(port_text)} in {_quote(text)}: expected 1-65535")
+    return f"{kind_text}/{rest}", int(port_text)

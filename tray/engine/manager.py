@@ -266,7 +266,7 @@ class ForwardManager:
                 for other in self._sessions.values():
                     if other.local_port == local_port and other.status != Status.STOPPED and (
                         listeners_clash(other.address, address)
-                    ):
+                    ) and other.protocol == spec.protocol:
                         raise UsageError(
                             f"local port {local_port} is already used by the forward to "
                             f"{other.target} ({other.conn.id}/{other.namespace})", field="local_port")
@@ -275,6 +275,7 @@ class ForwardManager:
                 remote_port=container_port, local_port=local_port, address=address,
                 profile=profile, on_change=self._on_session_change,
                 on_connection_failure=self._on_connection_failure, balance=spec.balance,
+                protocol=spec.protocol, relay_image=spec.relay_image,
             )
             self._sessions[session.id] = session
             self._order.append(session.id)

@@ -70,6 +70,8 @@ from tray.domain.targets import Target
 from tray.engine.dialer import Dialer, PodDialers
 from tray.engine.forwardlog import ERROR, INFO, WARNING, ForwardLog, LogLine
 from tray.engine.podtracker import SYNC_TIMEOUT, CacheSource, PodTracker
+from tray.engine import relay as relays
+from tray.domain import relaypod
 from tray.engine.reconnect import PodDialer, Reconnector
 from tray.engine.v4 import Traffic
 from tray.errors import (ClusterUnreachable, ForbiddenError, NotFound, PortUsageError, TargetError, TenderError,
@@ -137,6 +139,13 @@ class SessionInfo:
     pods: tuple[str, ...] = ()
     #: The namespace group (``ForwardManager.start_group``) that keeps this forward, by id; None when none.
     group: str | None = None
+    #: ``TCP`` or ``UDP``.
+    protocol: str = "TCP"
+    #: A relay forward (UDP, ``host/``, ``ip/``, a Service without pods): the relay pod
+    #: (also :attr:`pod_name`) and where it connects (``"db.internal:5432"``,
+    #: ``"the endpoints of service legacy"``); "" for an ordinary forward.
+    relay_pod: str = ""
+    relay_upstream: str = ""
 
     @property
     def target(self) -> str:
@@ -259,9 +268,21 @@ class Session:
         on_connection_failure: Callable[[Session, ConnectionFailure], None] | None = None,
         dialer: PodDialer | None = None,
         balance: str = "auto",
+        protocol: str = "TCP",
+        relay_image: str | None = None,
     ) -> None:
         #: How new connections spread over the pods: round-robin, pin or sticky.
         self.balance = effective_balance(target.kind, balance)
+        #: ``TCP`` or ``UDP`` (UDP goes through a relay pod).
+        self.protocol = protocol
+        #: The image a relay pod runs (None: :data:`tray.domain.relaypod.DEFAULT_IMAGE`).
+        self.relay_image = relay_image
+        #: The relay pod in use (:mod:`tray.engine.relay`), for forwards port-forward cannot carry.
+        self.relay: relays.Relay | None = None
+        self._relay_local = 0  # kubectl's local port for a relay forward: the remote port's number
+        if relaypod.needs_relay(target, protocol):
+            balance = "pin"  # one relay pod; the relay spreads (EndpointSlices) or the target's rules pick
+            self.balance = PIN
         self.id = str(uuid.uuid4())
         self.conn = conn
         self.watches = watches
@@ -310,6 +331,7 @@ class Session:
         #: Which pod the forward uses (its caches and kubectl's selection).
         self.tracker = PodTracker(conn=conn, caches=watches, namespace=namespace, target=target,
                                   remote_port=remote_port, on_change=self._on_cache)
+        self._target_tracker = self.tracker  # the target's own (the tracker follows the relay pod instead)
         #: What the forward does when that pod goes away.
         self.reconnector = Reconnector(self, self.tracker, self._dialer)
 
@@ -356,7 +378,9 @@ class Session:
             bytes_in=self.traffic.bytes_in, bytes_out=self.traffic.bytes_out,
             last_connection_error=self.last_connection_error,
             last_connection_error_at=_iso(self.last_connection_error_at, "milliseconds"),
-            balance=self.balance, pods=self._pods_in_use(),
+            balance=self.balance, pods=self._pods_in_use(), protocol=self.protocol,
+            relay_pod=self.relay.pod_name if self.relay else "",
+            relay_upstream=str(self.relay.upstream) if self.relay else "",
         )
 
     def _pods_in_use(self) -> tuple[str, ...]:
@@ -459,6 +483,15 @@ class Session:
     async def _teardown(self, *, cut: bool = True) -> None:
         self._close_listeners(cut=cut)
         await self.tracker.close()
+        await self._drop_relay()
+
+    async def _drop_relay(self) -> None:
+        """Delete the relay pod (and release the target's tracker a UDP relay kept)."""
+        relay, self.relay = self.relay, None
+        if relay is not None:
+            if self._target_tracker is not self.tracker:
+                await self._target_tracker.close()
+            await relay.delete()
 
     async def fail(self, reason: str, *, recoverable: bool = False, usage: bool = False) -> None:
         """Go to error, saying ``reason``.
@@ -483,6 +516,7 @@ class Session:
         self.set_status(Status.ERROR, reason)
         if not recoverable:
             await self.tracker.close()
+            await self._drop_relay()
         self.reconnector.wake()  # lets supervise() see the error and return
 
     async def _run(self) -> None:
@@ -507,6 +541,10 @@ class Session:
             await self.fail(f"internal error: {type(exc).__name__}: {exc}")
 
     async def _run_inner(self) -> None:
+        if self.tracker is not self._target_tracker:  # Retry of a relay forward: start from its target again
+            await self.tracker.close()
+            self.tracker = self._target_tracker
+            self.reconnector = Reconnector(self, self.tracker, self._dialer)
         self.reconnector.reset()
         self.warning = ""
         self.set_status(Status.STARTING, "")
@@ -523,8 +561,20 @@ class Session:
                 await self._listen(0)
         elif isinstance(self.requested_local, int):
             await self._listen(self.requested_local)  # a taken port fails before any API call
+        if self.target.relayed:
+            if not isinstance(self.remote_port, int):
+                raise PortUsageError(f"{self.target} needs a port number, not a port name ({self.remote_port})")
+            await self._start_relay(relays.FixedUpstream(self.target.name, self.remote_port), self.remote_port)
+        elif self.protocol == "UDP":
+            await self.tracker.open(SYNC_TIMEOUT)
+            await self._relay_service_or_pods(udp=True)
         await self.tracker.open(SYNC_TIMEOUT)
         self.tracker.check_ports()  # the port as typed must exist: a usage error, never retried
+        if self.relay is None and self.target.kind == "Service":
+            owner = self.tracker.owner_object()
+            if owner is not None and relaypod.service_needs_relay(owner):
+                await self._relay_service_or_pods(udp=False)
+                await self.tracker.open(SYNC_TIMEOUT)
         try:
             pod, port = self.tracker.resolve()  # the first resolution fails fast: pod not ready → error
         except TargetError as exc:
@@ -540,7 +590,9 @@ class Session:
         self.tracker.use(pod, port)
         if self.balance != PIN:
             self.reconnector.retain()  # the rotation, for the first snapshot
-        self.warning = self.tracker.port_warning(pod, port)
+        self.warning = self.tracker.port_warning(pod, port) if self.relay is None else ""
+        if self.relay is not None:
+            self.relay.hold(lambda r, w: self._serve(r, w, "", count=False))
         self.set_status(Status.ACTIVE, self.tracker.degraded(), pod_changed=True)
         await self.reconnector.supervise()
 
@@ -558,16 +610,21 @@ class Session:
     def _local_for(self, pod: dict[str, Any]) -> int:
         if self.requested_local is not None:
             return self.requested_local
+        if self.relay is not None:
+            return self._relay_local
         return self.tracker.default_local_port(pod)  # kubectl's rule
 
     async def _listen(self, port: int) -> None:
-        servers = []
+        servers: list[Any] = []
         try:
             for i, host in enumerate(bind_addresses(self.address)):
                 try:
-                    server = await _start_server_or_close(
-                        self._accept, host, port, reuse_address=True, backlog=512
-                    )
+                    if self.protocol == "UDP":
+                        server = await relays.listen_udp(self._udp_listener(), host, port)
+                    else:
+                        server = await _start_server_or_close(
+                            self._accept, host, port, reuse_address=True, backlog=512
+                        )
                 except asyncio.CancelledError:
                     for s in servers:
                         s.close()
@@ -667,16 +724,101 @@ class Session:
 
     # ----------------------------------------------------------- data plane
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._conn_tasks.add(task)
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         client = _peer_host(writer)
+        if self.relay is None:
+            await self._serve(reader, writer, client)
+            return
+        # A relay forward: the client talks to the relay shim, which talks to
+        # the relay over an ordinary port-forward connection (the socketpair).
+        ours, theirs = socket.socketpair()
+        relay_r, relay_w = await asyncio.open_connection(sock=ours)
+        link_r, link_w = await asyncio.open_connection(sock=theirs)
+        shim = asyncio.ensure_future(self.relay.tcp_shim(reader, writer, relay_r, relay_w))
+        try:
+            await self._serve(link_r, link_w, client)
+            error = await shim
+        finally:
+            shim.cancel()
+        if error and not error.startswith("relay: the relay closed"):
+            self._relay_failed(error)
+
+    def _relay_failed(self, error: str) -> None:
+        """A relayed connection or UDP flow the relay could not connect upstream (its reason)."""
+        log.info("forward %s: %s", self.target, error)
+        self._connection_failed(_short_error(error),
+                                failure=ConnectionFailure(self.pod_name, self.container_port, error, 0))
+
+    def _udp_listener(self) -> relays.UdpListener:
+        return relays.UdpListener(lambda: self.relay.upstream if self.relay else None,
+                                  lambda client, r, w: self._serve(r, w, client), self._relay_failed)
+
+    async def _relay_service_or_pods(self, *, udp: bool) -> None:
+        """The target's tracker is open: start a relay to a Service without pods, or (UDP) to the target's pods."""
+        owner = self.tracker.owner_object() if self.target.kind != "Pod" else self.tracker.bare_pod()
+        why = relaypod.service_needs_relay(owner) if owner is not None and self.target.kind == "Service" else ""
+        if owner is None and self.target.kind != "Pod":
+            raise TargetError(f"{self.target} not found in namespace {self.namespace}")
+        if udp:
+            relays.check_udp_port(self.target.kind, owner, self.remote_port)
+        if why:
+            spec = owner.get("spec") or {}  # type: ignore[union-attr]
+            ports = spec.get("ports") or []
+            found = next((p for p in ports if p.get("port") == self.remote_port
+                          or (p.get("name") and p.get("name") == self.remote_port)), None)
+            if found is None and not isinstance(self.remote_port, int):
+                raise PortUsageError(f"service {self.target.name} has no port named {self.remote_port}")
+            number = int(found["port"]) if found else int(self.remote_port)
+            target_port = (found or {}).get("targetPort", number)
+            upstream_port = target_port if isinstance(target_port, int) else number
+            if why == "ExternalName":
+                upstream: relays.Upstream = relays.FixedUpstream(str(spec.get("externalName", "")), number)
+            else:
+                upstream = relays.EndpointSliceUpstream(self.conn, self.namespace, self.target.name,
+                                                        str((found or {}).get("name") or ""), upstream_port)
+            await self.tracker.close()
+            await self._start_relay(upstream, number)
+            return
+        self.tracker.check_ports()
+        pod, port = self.tracker.resolve()  # a ready pod now, or the usual "no ready pod" error
+        local = self.tracker.default_local_port(pod)
+        # The target's tracker stays open: it chooses the pod of each new flow.
+        await self._start_relay(relays.PodUpstream(self._target_tracker.resolve), local, keep_target=True)
+
+    async def _start_relay(self, upstream: relays.Upstream, local_default: int, *, keep_target: bool = False) -> None:
+        """Create the relay pod for ``upstream`` and make the tracker follow it (opened by the caller)."""
+        text = f"{self.target}:{self.remote_port}{'/udp' if self.protocol == 'UDP' else ''}"
+        relay = relays.Relay(self.conn, self.namespace, image=self.relay_image or relaypod.DEFAULT_IMAGE,
+                             target=text, upstream=upstream, protocol=self.protocol)
+        self.set_status(Status.STARTING, "creating relay pod")
+        await relay.create(lambda message: self.set_status(Status.STARTING, message))
+        self.relay = relay
+        self._relay_local = local_default
+        self.balance = PIN
+        self.tracker = PodTracker(conn=self.conn, caches=self.watches, namespace=self.namespace,
+                                  target=Target("Pod", relay.pod_name), remote_port=relaypod.RELAY_PORT,
+                                  on_change=self._on_cache)
+        self.reconnector = Reconnector(self, self.tracker, self._dialer)
+        if not keep_target:
+            await self._target_tracker.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: str,
+                     *, count: bool = True) -> None:
+        """Carry one connection (``reader``/``writer``) to the pod new connections go to, until it ends.
+
+        ``client``: the local client's address ("" unknown); ``count``: add
+        it to the forward's connection counters (not the relay's ``hold``).
+        Never raises but CancelledError handled; records failures.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        self._conn_tasks.add(task)
         pod, port = self._choose(client)
-        self.connections += 1
-        self.connections_total += 1
+        if count:
+            self.connections += 1
+            self.connections_total += 1
         try:
             if self.status not in (Status.ACTIVE, Status.RECONNECTING) or not pod:
                 writer.close()
@@ -745,7 +887,8 @@ class Session:
             # (3.11) logs every one as "Exception in callback ... CancelledError".
             writer.close()
         finally:
-            self.connections -= 1
+            if count:
+                self.connections -= 1
             self._conn_tasks.discard(task)
 
     # ----------------------------------------------------------- spreading

@@ -214,6 +214,10 @@ class KubeAPI:
     async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return await self._request("POST", path, json=body)
 
+    async def delete(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """DELETE ``path`` (with ``body``, say DeleteOptions); the API's answer.  Raises as :meth:`get`."""
+        return await self._request("DELETE", path, json=body) if body else await self._request("DELETE", path)
+
     async def ping(self, timeout: float) -> None:
         """GET /version within ``timeout`` seconds (allowed for any user by
         the default RBAC, system:public-info-viewer); raises

@@ -17,7 +17,7 @@ from tray.profiles.model import Profile
 DOC_FIELDS = ["session_id", "name", "profile", "cluster_id", "cluster_name", "namespace", "target", "target_kind",
               "target_name", "remote_port", "container_port", "local_port", "address", "status", "status_reason",
               "pod_name", "started_at", "attempts", "next_retry_at", "recoverable", "usage_error", "warning", "group",
-              "balance", "pods", "connections", "connections_total", "bytes_in", "bytes_out", "last_connection_error",
+              "balance", "pods", "protocol", "relay_pod", "relay_upstream", "connections", "connections_total", "bytes_in", "bytes_out", "last_connection_error",
               "last_connection_error_at"]
 
 
