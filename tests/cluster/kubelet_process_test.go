@@ -256,3 +256,61 @@ func TestActiveDeadlineSeconds(t *testing.T) {
 		t.Errorf("the deadline took %v", d)
 	}
 }
+
+// TestProcessContainerAddresses: what the program sees of the emulated
+// network (getpeername, recvfrom's source are the pod's IP and port),
+// thousands of unconnected sendto calls, and a listener only the host has,
+// reached by name as a relay reaches one.
+func TestProcessContainerAddresses(t *testing.T) {
+	needPython(t)
+	host, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	go func() {
+		for {
+			c, err := host.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("only the node has me"))
+			c.Close()
+		}
+	}()
+	prog := `
+import socket, sys, time
+ip, hostport = sys.argv[1], int(sys.argv[2])
+c = socket.create_connection((ip, 9000), timeout=5)
+print("peer", c.getpeername())
+c.close()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.settimeout(5)
+started = time.monotonic()
+for i in range(2000):
+    u.sendto(b"%d" % i, (ip, 5353))
+    d, a = u.recvfrom(100)
+    assert d == b"%d" % i, d
+print("udp from", a, "in under 5 s:", time.monotonic() - started < 5)
+h = socket.create_connection(("localhost", hostport), timeout=5)
+print("host:", h.recv(100).decode())
+`
+	tk := startTestKubelet(t, testPod("server", corev1.RestartPolicyAlways, pyContainer("echo", echoServerPy)))
+	server := tk.waitPod(t, "server", "serving", func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodRunning && tk.k.podPortAddr("udp", p.Status.PodIP, 5353) != "" &&
+			tk.k.podPortAddr("tcp", p.Status.PodIP, 9000) != ""
+	})
+	ip := server.Status.PodIP
+	port := itoa(host.Addr().(*net.TCPAddr).Port)
+	if _, err := tk.cs.CoreV1().Pods("default").Create(context.Background(),
+		testPod("client", corev1.RestartPolicyNever, pyContainer("c", prog, ip, port)), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	client := tk.waitPod(t, "client", "done", func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+	})
+	want := fmt.Sprintf("peer ('%s', 9000)\nudp from ('%s', 5353) in under 5 s: True\nhost: only the node has me", ip, ip)
+	if log := tk.podLog(t, "client"); client.Status.Phase != corev1.PodSucceeded || log != want {
+		t.Errorf("client %s, log:\n%s\nwant:\n%s", client.Status.Phase, log, want)
+	}
+}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 
 import pytest
@@ -41,7 +42,7 @@ asyncio.run(main())
 
 ECHO_CLIENT = """
 import asyncio, sys
-ip = sys.argv[1]
+ip, svc, host_port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 async def main():
     r, w = await asyncio.open_connection(ip, 9000)
     w.write(b"over tcp")
@@ -57,6 +58,12 @@ async def main():
         t.sendto(b"datagram %d" % i)
         assert await asyncio.wait_for(answers.get(), 5) == b"datagram %d" % i
     print("udp: 100 answered", flush=True)
+    t, _ = await loop.create_datagram_endpoint(C, remote_addr=(svc, 53))
+    t.sendto(b"via the service")
+    print("service udp:", (await asyncio.wait_for(answers.get(), 5)).decode(), flush=True)
+    r, w = await asyncio.open_connection("localhost", host_port)
+    print("node-only server:", (await r.read(100)).decode(), flush=True)
+    w.close()
     sys.exit(7)
 asyncio.run(main())
 """
@@ -75,10 +82,11 @@ asyncio.run(main())
 """
 
 
-def python_pod(name: str, program: str, *args: str, restart: str = "Never", extra: str = "") -> str:
+def python_pod(name: str, program: str, *args: str, restart: str = "Never", extra: str = "",
+               labels: dict[str, str] | None = None) -> str:
     return json.dumps({
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name},
+        "metadata": {"name": name, "labels": labels or {}},
         "spec": {
             "restartPolicy": restart,
             "terminationGracePeriodSeconds": 2,
@@ -96,15 +104,46 @@ def logs(cluster: Cluster, ns: str, name: str) -> str:
     return cluster.kubectl("logs", "-n", ns, name).stdout
 
 
+def node_only_server() -> tuple[socket.socket, int]:
+    """A TCP listener on the host's loopback that greets each connection."""
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            with c:
+                c.sendall(b"hello from the node")
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv, srv.getsockname()[1]
+
+
 def test_pods_reach_each_other_by_pod_ip_over_tcp_and_udp(cluster: Cluster, namespace: str) -> None:
-    cluster.apply(python_pod("echo", ECHO_SERVER, restart="Always"), namespace)
+    cluster.apply(python_pod("echo", ECHO_SERVER, restart="Always", labels={"app": "echo"}), namespace)
+    cluster.apply(json.dumps({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo"},
+        "spec": {"selector": {"app": "echo"},
+                 "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 5353}]},
+    }), namespace)
     eventually(lambda: "echo ready" in logs(cluster, namespace, "echo"), timeout=20, what="the echo server")
     ip = phase(cluster, namespace, "echo")["podIP"]
-    cluster.apply(python_pod("client", ECHO_CLIENT, ip), namespace)
-    st = eventually(lambda: (s := phase(cluster, namespace, "client"))["phase"] == "Failed" and s,
-                    timeout=20, what="the client to end")
+    svc = cluster.get("service", "echo", namespace)["spec"]["clusterIP"]
+    eventually(lambda: cluster.kubectl("get", "endpointslices", "-n", namespace, "-l",
+                                       "kubernetes.io/service-name=echo", "-o", "jsonpath={..addresses}").stdout,
+               timeout=20, what="the service's endpoints")
+    srv, host_port = node_only_server()
+    with srv:
+        cluster.apply(python_pod("client", ECHO_CLIENT, ip, svc, str(host_port)), namespace)
+        st = eventually(lambda: (s := phase(cluster, namespace, "client"))["phase"] in ("Failed", "Succeeded") and s,
+                        timeout=20, what="the client to end")
+    assert logs(cluster, namespace, "client") == (
+        "tcp: over tcp\nudp: 100 answered\nservice udp: via the service\nnode-only server: hello from the node\n")
+    assert st["phase"] == "Failed"
+
     assert st["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 7
-    assert logs(cluster, namespace, "client") == "tcp: over tcp\nudp: 100 answered\n"
 
     # kubectl port-forward to the python server's TCP port.
     with PortForward(cluster, "pod/echo", 9000, namespace) as fwd:

@@ -12,7 +12,9 @@ socket.socket (class level, so asyncio goes through it too):
 - connect / connect_ex / sendto to (IP, port) with IP in the cluster's pod
   network or Service range go to the real address the kubelet names; a pod
   or Service the kubelet does not know refuses TCP (ECONNREFUSED) and drops
-  UDP. Every other address is left alone.
+  UDP. getpeername() answers the address connected to, and recvfrom() shows
+  a datagram from such a real address as coming from the pod IP and port it
+  stands for. Every other address is left alone.
 
 The channel is a Unix socket (abstract name in TENDER_PODNET_SOCKET) with one
 line per request and per answer, authenticated by TENDER_PODNET_TOKEN; one
@@ -41,12 +43,17 @@ _lock = threading.Lock()
 _chan = None  # (pid, socket, file)
 _cache = {}  # (proto, ip, port) -> (expiry, answer)
 _bound = weakref.WeakKeyDictionary()  # socket -> (proto, port, family, shown address)
+_peers = weakref.WeakKeyDictionary()  # socket -> the address it connected to, as the program named it
+_reverse = {}  # (proto, real host, real port) -> (ip, port) it stands for: what recvfrom shows
 
 _orig_bind = socket.socket.bind
 _orig_connect = socket.socket.connect
 _orig_connect_ex = socket.socket.connect_ex
 _orig_sendto = socket.socket.sendto
 _orig_getsockname = socket.socket.getsockname
+_orig_getpeername = socket.socket.getpeername
+_orig_recvfrom = socket.socket.recvfrom
+_orig_recvfrom_into = socket.socket.recvfrom_into
 _orig_close = socket.socket.close
 _orig_detach = socket.socket.detach
 
@@ -117,6 +124,7 @@ def _resolve(sock, address):
     if answer[0] == "REFUSED":
         return None, True
     host, _, real = answer[1].rpartition(":")
+    _reverse[(proto, host, int(real))] = (ip, port)
     if sock.family == socket.AF_INET6:
         host = "::ffff:" + host
     return (host, int(real)) + tuple(address[2:]), False
@@ -126,6 +134,8 @@ def bind(self, address):
     if _inet(self) and isinstance(address, tuple) and len(address) >= 2:
         host, port = address[0], address[1]
         local = ("", "0.0.0.0", "::", "127.0.0.1", "::1", "localhost", _POD_IP)
+        if host == _POD_IP and port == 0:
+            return _orig_bind(self, ("127.0.0.1", 0))
         if isinstance(port, int) and port > 0 and host in local:
             six = self.family == socket.AF_INET6
             _orig_bind(self, (("::1" if six else "127.0.0.1"), 0) + tuple(address[2:]))
@@ -144,6 +154,8 @@ def connect(self, address):
     real, refused = _resolve(self, address)
     if refused:
         raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+    if real is not None:
+        _peers[self] = address
     return _orig_connect(self, real or address)
 
 
@@ -151,6 +163,8 @@ def connect_ex(self, address):
     real, refused = _resolve(self, address)
     if refused:
         return errno.ECONNREFUSED
+    if real is not None:
+        _peers[self] = address
     return _orig_connect_ex(self, real or address)
 
 
@@ -171,12 +185,41 @@ def getsockname(self):
     return _orig_getsockname(self)
 
 
+def getpeername(self):
+    peer = _peers.get(self)
+    if peer is not None:
+        return peer
+    return _orig_getpeername(self)
+
+
+def _shown(sock, address):
+    """A datagram's source as the program would see it: the pod IP, not the stand-in's."""
+    if _reverse and isinstance(address, tuple):
+        host = address[0][7:] if address[0].startswith("::ffff:") else address[0]
+        hit = _reverse.get((_proto(sock), host, address[1]))
+        if hit is not None:
+            if sock.family == socket.AF_INET6:
+                return ("::ffff:" + hit[0], hit[1]) + tuple(address[2:])
+            return hit
+    return address
+
+
+def recvfrom(self, *args):
+    data, address = _orig_recvfrom(self, *args)
+    return data, _shown(self, address)
+
+
+def recvfrom_into(self, *args):
+    n, address = _orig_recvfrom_into(self, *args)
+    return n, _shown(self, address)
+
+
 def _withdraw(sock):
     b = _bound.pop(sock, None)
     if b is not None:
         try:
             _ask("UNBIND %s %d %s" % (b[0], b[1], b[2]))
-        except OSError:
+        except Exception:  # the channel is gone (exit): so is the port
             pass
 
 
@@ -187,6 +230,7 @@ def close(self):
 
 def detach(self):
     _withdraw(self)
+    _peers.pop(self, None)
     return _orig_detach(self)
 
 
@@ -196,5 +240,8 @@ if _SOCKET and _TOKEN:
     socket.socket.connect_ex = connect_ex
     socket.socket.sendto = sendto
     socket.socket.getsockname = getsockname
+    socket.socket.getpeername = getpeername
+    socket.socket.recvfrom = recvfrom
+    socket.socket.recvfrom_into = recvfrom_into
     socket.socket.close = close
     socket.socket.detach = detach
