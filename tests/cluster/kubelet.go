@@ -9,6 +9,26 @@ package main
 // kubelet_pods.go (informers, pod index), kubelet_podworker.go (one pod's
 // life), kubelet_status.go (pod status), kubelet_server.go (HTTPS API),
 // kubelet_ipam.go (pod IPs); the stand-ins are in agnhost*.go.
+//
+// Process containers (kubelet_process.go): a container whose command[0] is
+// python3 or python, whatever its image, runs as a real process of the
+// host's python3 with argv command[1:] + args, the container's resolved env
+// (PATH defaulted), cwd its root directory, its stdout/stderr lines as its
+// log and its exit status (128+signal when killed) as its terminated state;
+// SIGTERM on deletion, SIGKILL to its process group when the grace period
+// ends, when the kubelet stops, and (PR_SET_PDEATHSIG) when the kubelet
+// dies. It runs on an emulated pod network (kubelet_podnet.go,
+// podnet/sitecustomize.py, embedded and put first on its PYTHONPATH): a
+// bind to port P>0 on any/loopback/the pod IP really binds 127.0.0.1:0 and
+// makes container port P/tcp|udp that address for port-forward, probes and
+// other pods; a connect/sendto to a pod IP of this cluster or a ClusterIP
+// reaches the real address serving it (stand-in or process), refused for
+// TCP and dropped for UDP when nobody serves it; other addresses are
+// untouched. Not covered: the image's Python version (the host's runs),
+// python -I/-E/-S (no sitecustomize), a forked child closing a listening
+// socket it inherited (the port is withdrawn), SO_REUSEPORT, IPv6 pod IPs;
+// a kubelet restart runs the program again. spec.activeDeadlineSeconds kills
+// every container once the pod has run that long: Failed, DeadlineExceeded.
 
 import (
 	"context"
