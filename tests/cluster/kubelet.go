@@ -24,7 +24,9 @@ package main
 // other pods; a connect/sendto to a pod IP of this cluster or a ClusterIP
 // reaches the real address serving it (stand-in or process), refused for
 // TCP and dropped for UDP when nobody serves it; other addresses are
-// untouched. Not covered: the image's Python version (the host's runs),
+// untouched; getaddrinfo answers cluster DNS names (NAME.NS.svc.cluster.local
+// and the search-list forms) with ClusterIPs, headless endpoints and
+// ExternalName targets, and sends other names to the host's resolver. Not covered: the image's Python version (the host's runs),
 // python -I/-E/-S (no sitecustomize), a forked child closing a listening
 // socket it inherited (the port is withdrawn), SO_REUSEPORT, IPv6 pod IPs;
 // a kubelet restart runs the program again. spec.activeDeadlineSeconds kills

@@ -9,6 +9,7 @@ package main
 //	BIND tcp|udp PORT 4|6 HOST:REAL   -> OK | ERR EADDRINUSE
 //	UNBIND tcp|udp PORT 4|6           -> OK
 //	RESOLVE tcp|udp IP PORT           -> ADDR HOST:REAL | REFUSED
+//	LOOKUP NAME                       -> IPS IP... | CNAME NAME | NONE
 //
 // A bind makes container port PORT of the pod be HOST:REAL, as a stand-in's
 // listener is (port-forward, probes, and the state file see it). RESOLVE
@@ -16,7 +17,10 @@ package main
 // stand-in's listener or UDP socket, or a process's bind), and a Service
 // ClusterIP to one ready endpoint's (what kube-proxy would do); a pod or
 // port nobody serves is REFUSED for TCP and, for UDP, an address that drops
-// every datagram (a real network drops them too).
+// every datagram (a real network drops them too). LOOKUP is cluster DNS
+// for NAME.svc.cluster.local names: a Service's ClusterIP, a headless
+// Service's ready endpoints, an ExternalName's name, or a pod's IP by
+// HOSTNAME.SUBDOMAIN.NAMESPACE.
 
 import (
 	"bufio"
@@ -122,12 +126,13 @@ func (n *podNet) register(token string, r *podRecord, p *proc) func() {
 }
 
 // env is what a process needs to find this server and the cluster's networks.
-func (n *podNet) env(k *kubelet, token, podIP string) map[string]string {
+func (n *podNet) env(k *kubelet, token, podIP, namespace string) map[string]string {
 	return map[string]string{
-		"TENDER_PODNET_SOCKET":   n.name,
-		"TENDER_PODNET_TOKEN":    token,
-		"TENDER_PODNET_POD_IP":   podIP,
-		"TENDER_PODNET_NETWORKS": fmt.Sprintf("10.%d.0.0/16,%s", k.ips.subnet, serviceCIDR),
+		"TENDER_PODNET_NAMESPACE": namespace,
+		"TENDER_PODNET_SOCKET":    n.name,
+		"TENDER_PODNET_TOKEN":     token,
+		"TENDER_PODNET_POD_IP":    podIP,
+		"TENDER_PODNET_NETWORKS":  fmt.Sprintf("10.%d.0.0/16,%s", k.ips.subnet, serviceCIDR),
 	}
 }
 
@@ -157,6 +162,8 @@ func (n *podNet) serve(k *kubelet, c net.Conn) {
 			answer = n.bind(run, f[1], f[2], f[3], "")
 		case len(f) == 4 && f[0] == "RESOLVE":
 			answer = n.resolve(k, f[1], f[2], f[3])
+		case len(f) == 2 && f[0] == "LOOKUP":
+			answer = k.lookupName(f[1])
 		}
 		if _, err := c.Write([]byte(answer + "\n")); err != nil {
 			return
@@ -323,4 +330,53 @@ func (k *kubelet) serviceAddr(proto, ip string, port int32) string {
 		}
 	}
 	return ""
+}
+
+// lookupName answers LOOKUP name (see the file comment).
+func (k *kubelet) lookupName(name string) string {
+	parts := strings.Split(strings.TrimSuffix(strings.ToLower(name), "."), ".")
+	if len(parts) < 5 || strings.Join(parts[len(parts)-3:], ".") != "svc.cluster.local" {
+		return "NONE"
+	}
+	parts = parts[:len(parts)-3]
+	if len(parts) == 3 { // HOSTNAME.SUBDOMAIN.NAMESPACE: a pod of a headless Service
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		for _, r := range k.pods {
+			if r.ns == parts[2] && r.ip != "" && r.latest.Spec.Hostname == parts[0] && r.latest.Spec.Subdomain == parts[1] {
+				return "IPS " + r.ip
+			}
+		}
+		return "NONE"
+	}
+	if len(parts) != 2 {
+		return "NONE"
+	}
+	svc, err := k.cs.CoreV1().Services(parts[1]).Get(k.ctx, parts[0], metav1.GetOptions{})
+	if err != nil {
+		return "NONE"
+	}
+	switch {
+	case svc.Spec.Type == corev1.ServiceTypeExternalName:
+		return "CNAME " + svc.Spec.ExternalName
+	case svc.Spec.ClusterIP != "" && svc.Spec.ClusterIP != corev1.ClusterIPNone:
+		return "IPS " + svc.Spec.ClusterIP
+	}
+	slices, err := k.cs.DiscoveryV1().EndpointSlices(svc.Namespace).List(k.ctx, metav1.ListOptions{
+		LabelSelector: discoveryv1.LabelServiceName + "=" + svc.Name})
+	if err != nil {
+		return "NONE"
+	}
+	var ips []string
+	for _, s := range slices.Items {
+		for _, e := range s.Endpoints {
+			if e.Conditions.Ready == nil || *e.Conditions.Ready {
+				ips = append(ips, e.Addresses...)
+			}
+		}
+	}
+	if len(ips) == 0 {
+		return "NONE"
+	}
+	return "IPS " + strings.Join(ips, " ")
 }

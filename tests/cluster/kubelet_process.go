@@ -97,7 +97,7 @@ func (r *podRecord) startProcess(p *proc, argv []string) {
 	if cmd.Dir == "" {
 		cmd.Dir = os.TempDir()
 	}
-	cmd.Env = processEnv(p.env, r.k.net.env(r.k, token, r.ip), r.k.net.dir)
+	cmd.Env = processEnv(p.env, r.k.net.env(r.k, token, r.ip, r.ns), r.k.net.dir)
 	out, errOut := &logWriter{p: p}, &logWriter{p: p}
 	cmd.Stdout, cmd.Stderr = out, errOut
 	// Its own process group (killed whole), and SIGKILL if the kubelet dies.

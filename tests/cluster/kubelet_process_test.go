@@ -314,3 +314,76 @@ print("host:", h.recv(100).decode())
 		t.Errorf("client %s, log:\n%s\nwant:\n%s", client.Status.Phase, log, want)
 	}
 }
+
+// TestProcessContainerClusterDNS: cluster names resolve as cluster DNS would
+// answer them, through the resolv.conf search list, and traffic to them
+// reaches the pods; other names go to the host's resolver.
+func TestProcessContainerClusterDNS(t *testing.T) {
+	needPython(t)
+	tk := startTestKubelet(t, testPod("server", corev1.RestartPolicyAlways, pyContainer("echo", echoServerPy)))
+	server := tk.waitPod(t, "server", "serving", func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodRunning && tk.k.podPortAddr("udp", p.Status.PodIP, 5353) != ""
+	})
+	ip := server.Status.PodIP
+	ctx := context.Background()
+	for _, svc := range []*corev1.Service{
+		{ObjectMeta: metav1.ObjectMeta{Name: "echo", Namespace: "default"},
+			Spec: corev1.ServiceSpec{ClusterIP: "10.0.0.53", Ports: []corev1.ServicePort{
+				{Port: 53, Protocol: corev1.ProtocolUDP, TargetPort: intstr.FromInt32(5353)}}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "alias", Namespace: "other"},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "echo.default.svc.cluster.local"}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "headless", Namespace: "default"},
+			Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone}},
+	} {
+		if _, err := tk.cs.CoreV1().Services(svc.Namespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []struct{ svc, port string }{{"echo", ""}, {"headless", ""}} {
+		slice := &discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{Name: s.svc + "-1", Namespace: "default",
+				Labels: map[string]string{discoveryv1.LabelServiceName: s.svc}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports: []discoveryv1.EndpointPort{{Name: ptr.To(s.port), Port: ptr.To[int32](5353),
+				Protocol: ptr.To(corev1.ProtocolUDP)}},
+			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{ip}}},
+		}
+		if _, err := tk.cs.DiscoveryV1().EndpointSlices("default").Create(ctx, slice, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prog := `
+import asyncio, socket
+def addr(name, port):
+    try:
+        return socket.getaddrinfo(name, port, socket.AF_INET, socket.SOCK_DGRAM)[0][4]
+    except socket.gaierror as e:
+        return "gaierror"
+for name in ("echo", "echo.default", "echo.default.svc", "echo.default.svc.cluster.local.",
+             "headless", "alias.other", "nosuch.default.svc.cluster.local", "localhost"):
+    print(name, addr(name, 53))
+async def main():
+    loop = asyncio.get_running_loop()
+    got = loop.create_future()
+    class C(asyncio.DatagramProtocol):
+        def datagram_received(self, d, a): got.set_result(d)
+    t, _ = await loop.create_datagram_endpoint(C, remote_addr=("alias.other.svc.cluster.local", 53))
+    t.sendto(b"through an ExternalName")
+    print((await asyncio.wait_for(got, 5)).decode())
+asyncio.run(main())
+`
+	if _, err := tk.cs.CoreV1().Pods("default").Create(ctx,
+		testPod("client", corev1.RestartPolicyNever, pyContainer("c", prog)), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	client := tk.waitPod(t, "client", "done", func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+	})
+	svc := "('10.0.0.53', 53)"
+	want := strings.Join([]string{"echo " + svc, "echo.default " + svc, "echo.default.svc " + svc,
+		"echo.default.svc.cluster.local. " + svc, fmt.Sprintf("headless ('%s', 53)", ip), "alias.other " + svc,
+		"nosuch.default.svc.cluster.local gaierror", "localhost ('127.0.0.1', 53)", "through an ExternalName"}, "\n")
+	if log := tk.podLog(t, "client"); client.Status.Phase != corev1.PodSucceeded || log != want {
+		t.Errorf("client %s, log:\n%s\nwant:\n%s", client.Status.Phase, log, want)
+	}
+}

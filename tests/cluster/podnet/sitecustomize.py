@@ -15,6 +15,10 @@ socket.socket (class level, so asyncio goes through it too):
   UDP. getpeername() answers the address connected to, and recvfrom() shows
   a datagram from such a real address as coming from the pod IP and port it
   stands for. Every other address is left alone.
+- getaddrinfo() of a cluster name (NAME.NS.svc.cluster.local, NAME.NS.svc,
+  or NAME / NAME.NS as the pod's resolv.conf search list completes them)
+  answers what cluster DNS would: a ClusterIP, a headless Service's ready
+  endpoints, an ExternalName's target. Other names go to the host's resolver.
 
 The channel is a Unix socket (abstract name in TENDER_PODNET_SOCKET) with one
 line per request and per answer, authenticated by TENDER_PODNET_TOKEN; one
@@ -33,6 +37,7 @@ import weakref
 _SOCKET = os.environ.get("TENDER_PODNET_SOCKET", "")
 _TOKEN = os.environ.get("TENDER_PODNET_TOKEN", "")
 _POD_IP = os.environ.get("TENDER_PODNET_POD_IP", "")
+_NAMESPACE = os.environ.get("TENDER_PODNET_NAMESPACE", "default")
 _NETS = []
 for _n in os.environ.get("TENDER_PODNET_NETWORKS", "").split(","):
     if _n.strip():
@@ -56,6 +61,8 @@ _orig_recvfrom = socket.socket.recvfrom
 _orig_recvfrom_into = socket.socket.recvfrom_into
 _orig_close = socket.socket.close
 _orig_detach = socket.socket.detach
+_orig_getaddrinfo = socket.getaddrinfo
+_names = {}  # name -> (expiry, answer words)
 
 
 def _ask(line):
@@ -214,6 +221,66 @@ def recvfrom_into(self, *args):
     return n, _shown(self, address)
 
 
+def _name(host):
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    return host.lower().rstrip(".") if isinstance(host, str) else ""
+
+
+def _candidates(host):
+    """The cluster names host may stand for, in the order a pod's resolver tries them."""
+    name = _name(host)
+    if name in ("localhost", ""):
+        return []
+    try:
+        ipaddress.ip_address(name)
+        return []
+    except ValueError:
+        pass
+    if name.endswith(".svc.cluster.local"):
+        return [name]
+    if name.endswith(".svc"):
+        return [name + ".cluster.local"]
+    if isinstance(host, str) and host.endswith("."):
+        return []
+    if name.count(".") == 0:
+        return ["%s.%s.svc.cluster.local" % (name, _NAMESPACE)]
+    if name.count(".") == 1:
+        return [name + ".svc.cluster.local"]
+    return []
+
+
+def _lookup(name):
+    now = time.monotonic()
+    hit = _names.get(name)
+    if hit is None or hit[0] < now:
+        hit = (now + _CACHE_SECONDS, _ask("LOOKUP " + name).split())
+        _names[name] = hit
+    return hit[1]
+
+
+def getaddrinfo(host, port, family=0, type=0, proto=0, flags=0, _depth=0):
+    names = _candidates(host)
+    if not names or _depth > 8:
+        return _orig_getaddrinfo(host, port, family, type, proto, flags)
+    for name in names:
+        answer = _lookup(name)
+        if answer[0] == "CNAME":
+            return getaddrinfo(answer[1], port, family, type, proto, flags, _depth + 1)
+        if answer[0] == "IPS":
+            result = []
+            for ip in answer[1:]:
+                try:
+                    result += _orig_getaddrinfo(ip, port, family, type, proto, flags | socket.AI_NUMERICHOST)
+                except socket.gaierror:
+                    pass
+            if result:
+                return result
+    if _name(host).endswith((".svc.cluster.local", ".svc")):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    return _orig_getaddrinfo(host, port, family, type, proto, flags)
+
+
 def _withdraw(sock):
     b = _bound.pop(sock, None)
     if b is not None:
@@ -245,3 +312,4 @@ if _SOCKET and _TOKEN:
     socket.socket.recvfrom_into = recvfrom_into
     socket.socket.close = close
     socket.socket.detach = detach
+    socket.getaddrinfo = getaddrinfo
