@@ -328,8 +328,13 @@ class _Printer:
         self._last[s.id] = key
         if s.status == Status.ACTIVE:
             where = f"pod {s.pod_name}" if spread < 2 else f"{s.balance} over {spread} pods"
-            self._emit(f"{prefix}: Forwarding from {addr}:{s.local_port} -> {s.container_port} "
-                       f"({s.target} in {s.namespace}, {where})")
+            udp = "/udp" if getattr(s, "protocol", "TCP") == "UDP" else ""
+            if getattr(s, "relay_pod", ""):
+                self._emit(f"{prefix}: Forwarding from {addr}:{s.local_port}{udp} -> {s.relay_upstream}{udp} "
+                           f"({s.target} in {s.namespace}, through relay pod {s.relay_pod})")
+            else:
+                self._emit(f"{prefix}: Forwarding from {addr}:{s.local_port} -> {s.container_port} "
+                           f"({s.target} in {s.namespace}, {where})")
             if s.warning and self._warned.get(s.id) != s.warning:
                 self._warned[s.id] = s.warning
                 self._emit(f"{prefix}: warning: {s.warning}; connections to it will likely be refused")

@@ -45,7 +45,7 @@ def label_value(text: str) -> str:
 
     ``"alice@corp"`` -> ``"alice-corp"``; ``""`` -> ``"unknown"``.  Pure.
     """
-    value = _LABEL_BAD.sub("-", text)[:63].strip("._-")
+    value = _LABEL_BAD.sub("-", text).strip("._-")[:63].rstrip("._-")
     return value or "unknown"
 
 

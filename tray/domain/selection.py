@@ -541,12 +541,13 @@ def _port_label(port: int | str) -> str:
     return str(number) if number is not None else f'"{port}"'
 
 
-def find_service_port(svc: JSON, port: int | str) -> Mapping[str, Any]:
-    """The TCP ``spec.ports`` entry of ``svc`` named or numbered ``port``.
+def find_service_port(svc: JSON, port: int | str, protocol: str = "TCP") -> Mapping[str, Any]:
+    """The ``spec.ports`` entry of ``svc`` named or numbered ``port`` for ``protocol`` (TCP: port-forward's).
 
-    A number can appear twice (DNS: 53/TCP and 53/UDP); the TCP entry wins.
-    Raises TargetError if there is none or it is not TCP, listing what the
-    service does declare.
+    A number can appear twice (DNS: 53/TCP and 53/UDP); the entry of
+    ``protocol`` wins.  Raises TargetError if there is none or it is not of
+    ``protocol``, listing what the service does declare.  (UDP: Tender's
+    relay forwards; kubectl has TCP only.)
     """
     desc = f"svc/{_name(svc)}"
     ports = [_dict(p) for p in _list(_spec(svc).get("ports"))]
@@ -561,20 +562,22 @@ def find_service_port(svc: JSON, port: int | str) -> Mapping[str, Any]:
         listing = ", ".join(_format_port(p.get("port"), p.get("name"), _protocol(p)) for p in ports)
         raise TargetError(f"{desc} has no port {_port_label(port)}; its ports are {listing}")
     for p in found:
-        if _protocol(p) == "TCP":
+        if _protocol(p) == protocol:
             return p
     first = found[0]
     label = str(number) if number is not None else f'"{port}" ({first.get("port")})'
+    if protocol != "TCP":
+        raise TargetError(f"port {label} of {desc} is {_protocol(first)}, not {protocol}")
     raise TargetError(f"port {label} of {desc} is {_protocol(first)}; only TCP can be forwarded")
 
 
-def service_port_number(svc: JSON, port: int | str) -> int:
+def service_port_number(svc: JSON, port: int | str, protocol: str = "TCP") -> int:
     """The service port number for ``port`` (a number or a service port name).
 
     This is what a bare ``NAME`` port spec listens on locally for a Service
     target (kubectl's rule; see ``portspec``).
     """
-    return _service_port_entry_number(svc, find_service_port(svc, port))
+    return _service_port_entry_number(svc, find_service_port(svc, port, protocol))
 
 
 def _service_port_entry_number(svc: JSON, entry: Mapping[str, Any]) -> int:
@@ -594,8 +597,8 @@ def _container_ports(pod_spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return out
 
 
-def _named_container_port(pod: JSON, name: str, what: str) -> int:
-    """Resolve a container port name (TCP) in ``pod``; ``what`` frames errors."""
+def _named_container_port(pod: JSON, name: str, what: str, protocol: str = "TCP") -> int:
+    """Resolve a container port name (of ``protocol``) in ``pod``; ``what`` frames errors."""
     ports = _container_ports(_spec(pod))
     found = [p for p in ports if p.get("name") == name]
     if not found:
@@ -605,16 +608,17 @@ def _named_container_port(pod: JSON, name: str, what: str) -> int:
         raise TargetError(f'{what}pod {_name(pod)} has no port named "{name}"{tail}')
     for p in found:
         number = _port_int(p.get("containerPort"))
-        if _protocol(p) == "TCP" and number is not None:
+        if _protocol(p) == protocol and number is not None:
             return _check_port_range(number, f'port "{name}" of pod/{_name(pod)}')
     first = found[0]
     raise TargetError(
         f'{what}port "{name}" ({first.get("containerPort")}) of pod/{_name(pod)} is '
-        f"{_protocol(first)}; only TCP can be forwarded"
+        + (f"{_protocol(first)}; only TCP can be forwarded" if protocol == "TCP"
+           else f"{_protocol(first)}, not {protocol}")
     )
 
 
-def container_port_for_service(svc: JSON, pod: JSON, port: int | str) -> int:
+def container_port_for_service(svc: JSON, pod: JSON, port: int | str, protocol: str = "TCP") -> int:
     """The pod's port that the Service's ``port`` (number or name) leads to.
 
     ``targetPort`` a number -> that number; omitted (or 0) -> the service
@@ -622,7 +626,7 @@ def container_port_for_service(svc: JSON, pod: JSON, port: int | str) -> int:
     (``containers``, then ``initContainers``).  Headless services are
     handled the same way (see the module docstring).
     """
-    sp = find_service_port(svc, port)
+    sp = find_service_port(svc, port, protocol)
     svc_number = _service_port_entry_number(svc, sp)
     target = sp.get("targetPort")
     if target is None or target == 0 or target == "":
@@ -633,11 +637,11 @@ def container_port_for_service(svc: JSON, pod: JSON, port: int | str) -> int:
     if not isinstance(target, str):
         raise TargetError(f"svc/{_name(svc)} port {svc_number} has a malformed targetPort {target!r}")
     return _named_container_port(
-        pod, target, f'svc/{_name(svc)} port {svc_number} targets the named port "{target}", but '
+        pod, target, f'svc/{_name(svc)} port {svc_number} targets the named port "{target}", but ', protocol
     )
 
 
-def container_port_for_pod(pod: JSON, port: int | str) -> int:
+def container_port_for_pod(pod: JSON, port: int | str, protocol: str = "TCP") -> int:
     """The container port to forward to for a pod-backed target.
 
     A number passes through even if no container declares it (kubectl
@@ -648,13 +652,13 @@ def container_port_for_pod(pod: JSON, port: int | str) -> int:
     if number is None:
         if not isinstance(port, str) or not port:
             raise TargetError(f"invalid port {port!r}")
-        return _named_container_port(pod, port, "")
+        return _named_container_port(pod, port, "", protocol)
     _check_port_range(number, "port")
     declared = [p for p in _container_ports(_spec(pod)) if _port_int(p.get("containerPort")) == number]
-    if declared and not any(_protocol(p) == "TCP" for p in declared):
+    if declared and not any(_protocol(p) == protocol for p in declared):
         raise TargetError(
             f"port {number} of pod/{_name(pod)} is declared as {_protocol(declared[0])} only; "
-            "only TCP can be forwarded"
+            + ("only TCP can be forwarded" if protocol == "TCP" else f"not {protocol}")
         )
     return number
 

@@ -118,7 +118,9 @@ class PodTracker:
     """
 
     def __init__(self, *, conn: ClusterConn, caches: CacheSource, namespace: str, target: Target,
-                 remote_port: int | str, on_change: Callable[[], None]) -> None:
+                 remote_port: int | str, on_change: Callable[[], None], protocol: str = "TCP") -> None:
+        #: ``TCP`` (port-forward's) or ``UDP`` (a relay forward to the target's pods): which declared ports count.
+        self.protocol = protocol
         self.conn = conn
         self.caches = caches
         self.namespace = namespace
@@ -253,16 +255,16 @@ class PodTracker:
         owner = self.owner_object()
         try:
             if self.target.kind == "Service" and owner is not None:
-                selection.find_service_port(owner, self.remote_port)
+                selection.find_service_port(owner, self.remote_port, self.protocol)
             elif self.target.kind == "Pod":
                 pod = self.bare_pod()
                 if pod is not None:
-                    selection.container_port_for_pod(pod, self.remote_port)
+                    selection.container_port_for_pod(pod, self.remote_port, self.protocol)
             elif owner is not None:
                 template = {"metadata": {"name": f"{self.target}"},
                             "spec": (owner.get("spec", {}).get("template") or {}).get("spec") or {}}
                 if template["spec"].get("containers"):
-                    selection.container_port_for_pod(template, self.remote_port)
+                    selection.container_port_for_pod(template, self.remote_port, self.protocol)
         except TargetError as exc:
             # The template stands in for a pod: name the workload the user typed.
             raise PortUsageError(str(exc).replace(f"pod {self.target}", str(self.target))) from None
@@ -301,7 +303,7 @@ class PodTracker:
         serving, why = [], []
         for pod in pods:
             try:
-                selection.container_port_for_service(owner, pod, self.remote_port)
+                selection.container_port_for_service(owner, pod, self.remote_port, self.protocol)
             except TargetError as exc:
                 why.append(str(exc))
             else:
@@ -311,8 +313,8 @@ class PodTracker:
     def _container_port(self, pod: dict[str, Any]) -> int:
         owner = self.owner_object()
         if self.target.kind == "Service" and owner is not None:
-            return selection.container_port_for_service(owner, pod, self.remote_port)
-        return selection.container_port_for_pod(pod, self.remote_port)
+            return selection.container_port_for_service(owner, pod, self.remote_port, self.protocol)
+        return selection.container_port_for_pod(pod, self.remote_port, self.protocol)
 
     def resolve(self) -> tuple[dict[str, Any], int]:
         """The pod (its API object) and the container port to use now.
@@ -384,8 +386,8 @@ class PodTracker:
         (a Service's port number; a pod's container port)."""
         owner = self.owner_object()
         if self.target.kind == "Service" and owner is not None:
-            return selection.service_port_number(owner, self.remote_port)
-        return selection.container_port_for_pod(pod, self.remote_port)
+            return selection.service_port_number(owner, self.remote_port, self.protocol)
+        return selection.container_port_for_pod(pod, self.remote_port, self.protocol)
 
     @staticmethod
     def port_warning(pod: dict[str, Any], port: int) -> str:

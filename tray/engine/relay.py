@@ -30,6 +30,7 @@ import asyncio
 import getpass
 import importlib.resources
 import logging
+import os
 import socket
 import time
 import uuid
@@ -59,6 +60,16 @@ FLOW_QUEUE = 256
 MAX_FLOWS = 1024
 
 
+#: Seconds a relay whose Tender is gone lives on (default :data:`tray.domain.relaypod.EXIT_IDLE`).
+EXIT_IDLE_ENV = "TENDER_RELAY_EXIT_IDLE"
+
+
+def exit_idle_from_env() -> int:
+    """``TENDER_RELAY_EXIT_IDLE`` (whole seconds, 1-86400), else the default 60.  Never raises."""
+    text = os.environ.get(EXIT_IDLE_ENV, "").strip()
+    return int(text) if text.isdigit() and 1 <= int(text) <= 86400 else relaypod.EXIT_IDLE
+
+
 def relay_source() -> str:
     """The relay program's text, as the pod runs it: :mod:`tray.wire.relay` then :mod:`tray.engine.relayserver`.
 
@@ -75,7 +86,6 @@ def _user() -> str:
     try:
         return getpass.getuser()
     except Exception:  # no name for this uid (containers)
-        import os
         return str(os.getuid())
 
 
@@ -180,14 +190,16 @@ class Relay:
     """
 
     def __init__(self, conn: ClusterConn, namespace: str, *, image: str, target: str, upstream: Upstream,
-                 protocol: str, exit_idle: int = relaypod.EXIT_IDLE,
+                 protocol: str, exit_idle: int | None = None,
                  deadline: int = relaypod.DEFAULT_DEADLINE) -> None:
         self.conn, self.namespace, self.image, self.target = conn, namespace, image, target
         self.upstream, self.protocol = upstream, protocol
-        self.exit_idle, self.deadline = exit_idle, deadline
+        self.exit_idle = exit_idle if exit_idle is not None else exit_idle_from_env()
+        self.deadline = deadline
         #: The relay pod's name ("" before :meth:`create`).
         self.pod_name = ""
         self._hold_task: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
         self._user, self._host = _user(), socket.gethostname()
 
     # ----------------------------------------------------------- lifecycle
@@ -309,11 +321,24 @@ class Relay:
         """Keep a ``hold`` connection open to the relay while the forward runs (reopened when it ends).
 
         ``open_link(reader, writer)``: carry one connection to the relay's
-        port (the session's connection path).  Returns at once.
+        port (a port-forward connection that reports nothing).  Returns at
+        once; :meth:`wait_listening` tells when the relay first answered.
         """
         if self._hold_task is None:
+            self._listening = asyncio.Event()
             self._hold_task = asyncio.get_running_loop().create_task(self._hold(open_link),
                                                                      name=f"relay hold {self.pod_name}")
+
+    async def wait_listening(self, timeout: float = 15.0) -> None:
+        """Await the relay's first ``ok`` (its program listens a moment after the container starts).
+
+        Raises :class:`~tray.errors.TargetError` after ``timeout`` seconds.
+        """
+        try:
+            await asyncio.wait_for(self._listening.wait(), timeout)
+        except asyncio.TimeoutError:
+            raise TargetError(f"relay pod {self.pod_name} does not answer on port {relaypod.RELAY_PORT} after "
+                              f"{timeout:.0f} s (kubectl logs -n {self.namespace} {self.pod_name})") from None
 
     async def _hold(self, open_link: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[Any]]) -> None:
         while True:
@@ -323,13 +348,15 @@ class Relay:
             link = asyncio.ensure_future(open_link(link_reader, link_writer))
             try:
                 writer.write(encode_request("hold"))
-                await reader.read()  # the relay's "ok", then nothing until the connection ends
+                if await reader.readline() == b"ok\n":
+                    self._listening.set()
+                    await reader.read()  # nothing more until the connection ends
             except (ConnectionError, OSError):
                 pass
             finally:
                 writer.close()
                 link.cancel()
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.0 if self._listening.is_set() else 0.2)
 
     # ----------------------------------------------------------- connections
     async def tcp_shim(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter,
@@ -508,25 +535,3 @@ async def listen_udp(listener: UdpListener, host: str, port: int) -> UdpListener
     await asyncio.get_running_loop().create_datagram_endpoint(lambda: listener, local_addr=(host, port))
     return listener
 
-
-def check_udp_port(kind: str, obj: dict[str, Any] | None, remote_port: int | str) -> None:
-    """Refuse a UDP forward to a port its object declares for TCP only; a usage error naming it.
-
-    ``obj``: the Service (its ``spec.ports``) or a pod (its containers'
-    ``ports``); None or an undeclared number: allowed (as kubectl allows
-    undeclared container ports).  Pure.
-    """
-    if obj is None:
-        return
-    spec = obj.get("spec") or {}
-    if kind == "Service":
-        ports = spec.get("ports") or []
-    else:
-        pod_spec = spec if "containers" in spec else ((spec.get("template") or {}).get("spec") or {})
-        ports = [p for c in pod_spec.get("containers") or [] for p in c.get("ports") or []]
-    key = "port" if kind == "Service" else "containerPort"
-    matching = [p for p in ports if p.get(key) == remote_port or (p.get("name") and p.get("name") == remote_port)]
-    if matching and not any((p.get("protocol") or "TCP") == "UDP" for p in matching):
-        name = obj.get("metadata", {}).get("name", "")
-        raise UsageError(f"{'service' if kind == 'Service' else 'pod'} {name} declares port {remote_port} "
-                         "for TCP only, not UDP", field="container_port")

@@ -16,6 +16,7 @@ without a connection).  Each failed upstream is one line on stdout, which
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sys
 import time
@@ -37,6 +38,9 @@ def _reason(exc: BaseException) -> str:
         return "timed out"
     if isinstance(exc, socket.gaierror):
         return "name not resolved"
+    errno = getattr(exc, "errno", None)
+    if errno:
+        return os.strerror(errno)  # asyncio's "Connect call failed (...)" hides it
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 

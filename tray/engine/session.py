@@ -330,7 +330,7 @@ class Session:
         self._last_failure: ConnectionFailure | None = None
         #: Which pod the forward uses (its caches and kubectl's selection).
         self.tracker = PodTracker(conn=conn, caches=watches, namespace=namespace, target=target,
-                                  remote_port=remote_port, on_change=self._on_cache)
+                                  remote_port=remote_port, on_change=self._on_cache, protocol=protocol)
         self._target_tracker = self.tracker  # the target's own (the tracker follows the relay pod instead)
         #: What the forward does when that pod goes away.
         self.reconnector = Reconnector(self, self.tracker, self._dialer)
@@ -592,7 +592,8 @@ class Session:
             self.reconnector.retain()  # the rotation, for the first snapshot
         self.warning = self.tracker.port_warning(pod, port) if self.relay is None else ""
         if self.relay is not None:
-            self.relay.hold(lambda r, w: self._serve(r, w, "", count=False))
+            self.relay.hold(self._hold_link)
+            await self.relay.wait_listening()
         self.set_status(Status.ACTIVE, self.tracker.degraded(), pod_changed=True)
         await self.reconnector.supervise()
 
@@ -748,8 +749,7 @@ class Session:
     def _relay_failed(self, error: str) -> None:
         """A relayed connection or UDP flow the relay could not connect upstream (its reason)."""
         log.info("forward %s: %s", self.target, error)
-        self._connection_failed(_short_error(error),
-                                failure=ConnectionFailure(self.pod_name, self.container_port, error, 0))
+        self._connection_failed(error, failure=ConnectionFailure(self.pod_name, self.container_port, error, 0))
 
     def _udp_listener(self) -> relays.UdpListener:
         return relays.UdpListener(lambda: self.relay.upstream if self.relay else None,
@@ -761,8 +761,6 @@ class Session:
         why = relaypod.service_needs_relay(owner) if owner is not None and self.target.kind == "Service" else ""
         if owner is None and self.target.kind != "Pod":
             raise TargetError(f"{self.target} not found in namespace {self.namespace}")
-        if udp:
-            relays.check_udp_port(self.target.kind, owner, self.remote_port)
         if why:
             spec = owner.get("spec") or {}  # type: ignore[union-attr]
             ports = spec.get("ports") or []
@@ -804,21 +802,27 @@ class Session:
         if not keep_target:
             await self._target_tracker.close()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: str,
-                     *, count: bool = True) -> None:
+    async def _hold_link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """The relay's ``hold`` connection: a port-forward connection to the relay pod that reports nothing."""
+        try:
+            link = await self._dialer.connect(self.pod_name, relaypod.RELAY_PORT)
+        except TenderError:
+            writer.close()
+            return
+        await link.pump(reader, writer, None)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: str) -> None:
         """Carry one connection (``reader``/``writer``) to the pod new connections go to, until it ends.
 
-        ``client``: the local client's address ("" unknown); ``count``: add
-        it to the forward's connection counters (not the relay's ``hold``).
-        Never raises but CancelledError handled; records failures.
+        ``client``: the local client's address ("" unknown).  Counts it,
+        records its failures; never raises (a cancellation ends it quietly).
         """
         task = asyncio.current_task()
         assert task is not None
         self._conn_tasks.add(task)
         pod, port = self._choose(client)
-        if count:
-            self.connections += 1
-            self.connections_total += 1
+        self.connections += 1
+        self.connections_total += 1
         try:
             if self.status not in (Status.ACTIVE, Status.RECONNECTING) or not pod:
                 writer.close()
@@ -887,8 +891,7 @@ class Session:
             # (3.11) logs every one as "Exception in callback ... CancelledError".
             writer.close()
         finally:
-            if count:
-                self.connections -= 1
+            self.connections -= 1
             self._conn_tasks.discard(task)
 
     # ----------------------------------------------------------- spreading
