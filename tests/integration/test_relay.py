@@ -346,3 +346,20 @@ def test_a_udp_port_on_a_target_that_declares_it_for_tcp_only(cluster: Cluster, 
     assert len(lines) == 1 and "port 9000 of pod/servers is declared as TCP only; not UDP" in lines[0]
     assert not _relay_pods(cluster, namespace)
 
+
+
+def test_a_relay_pod_that_ends_is_replaced(cluster: Cluster, namespace: str, manager: ForwardManager,
+                                           relays_gone: None) -> None:
+    """Someone deletes the relay pod (or its deadline ends it): the forward says so, makes a new relay and
+    answers again on the same local port."""
+    srv, port = _node_only_server()
+    with srv:
+        sid = _start(manager, cluster, namespace, f"host/localhost:{port}", f"0:{port}")
+        first = wait_status(manager, sid, "active", timeout=60)
+        cluster.kubectl("delete", "pod", first.relay_pod, "-n", namespace, "--wait=false")
+        again = eventually(lambda: (i := manager.get(sid)).status == "active" and i.relay_pod != first.relay_pod
+                           and i, timeout=30, what="a new relay pod")
+        assert again.local_port == first.local_port
+        assert _ask_tcp(again.local_port, b"again") == b"node-only server got: again"
+        lines = [line.message for line in manager.logs(sid)]
+        assert any("a new relay pod in" in m for m in lines), lines

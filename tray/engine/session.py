@@ -280,6 +280,9 @@ class Session:
         #: The relay pod in use (:mod:`tray.engine.relay`), for forwards port-forward cannot carry.
         self.relay: relays.Relay | None = None
         self._relay_local = 0  # kubectl's local port for a relay forward: the remote port's number
+        self._relay_renewals = 0  # relays renewed since the forward was last active
+        self._relay_timer: asyncio.TimerHandle | None = None
+        self._relay_ending = False  # _relay_lost is running
         if relaypod.needs_relay(target, protocol):
             balance = "pin"  # one relay pod; the relay spreads (EndpointSlices) or the target's rules pick
             self.balance = PIN
@@ -432,6 +435,45 @@ class Session:
 
     def _on_cache(self) -> None:
         self.reconnector.wake()
+        if self.relay is not None and self._relay_timer is None and not self._relay_ending:
+            why = self._relay_gone()
+            if why:
+                self._relay_ending = True
+                asyncio.get_running_loop().create_task(self._relay_lost(why), name=f"relay lost {self.id}")
+
+    def _relay_gone(self) -> str:
+        """Why the relay pod in use can serve no more ("" while it can): deleted, terminating or ended."""
+        if self.relay is None or self.tracker.pods is None or not self.tracker.pods.synced.is_set() or \
+                self.tracker.target.name != self.relay.pod_name:
+            return ""
+        pod = self.tracker.bare_pod()
+        if pod is None:
+            return f"relay pod {self.relay.pod_name} was deleted"
+        if (pod.get("metadata") or {}).get("deletionTimestamp"):
+            return f"relay pod {self.relay.pod_name} is being deleted"
+        status = pod.get("status") or {}
+        if status.get("phase") in ("Succeeded", "Failed"):
+            return f"relay pod {self.relay.pod_name} ended ({status.get('reason') or status['phase']})"
+        return ""
+
+    async def _relay_lost(self, why: str) -> None:
+        """The relay pod went away under a running forward: end this run and renew the relay."""
+        try:
+            task, self._task = self._task, None
+            if task is not None and task is not asyncio.current_task() and not task.done():
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+            await self.reconnector.stop()
+            self._close_listeners(cut=False)
+            await self.tracker.close()
+            await self._drop_relay()
+            self.log_line("warning", why)
+            self._renew_relay(why)
+        finally:
+            self._relay_ending = False
 
     # ----------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -446,6 +488,9 @@ class Session:
         the caches' release); never raises.
         """
         task, self._task = self._task, None
+        if self._relay_timer is not None:
+            self._relay_timer.cancel()
+            self._relay_timer = None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
             try:
@@ -516,7 +561,10 @@ class Session:
         self.set_status(Status.ERROR, reason)
         if not recoverable:
             await self.tracker.close()
+            had_relay = self.relay is not None
             await self._drop_relay()
+            if had_relay and not usage:
+                self._renew_relay(reason)
         self.reconnector.wake()  # lets supervise() see the error and return
 
     async def _run(self) -> None:
@@ -594,6 +642,7 @@ class Session:
         if self.relay is not None:
             self.relay.hold(self._hold_link)
             await self.relay.wait_listening()
+            self._relay_renewals = 0
         self.set_status(Status.ACTIVE, self.tracker.degraded(), pod_changed=True)
         await self.reconnector.supervise()
 
@@ -745,6 +794,24 @@ class Session:
             shim.cancel()
         if error and not error.startswith("relay: the relay closed"):
             self._relay_failed(error)
+
+    def _renew_relay(self, reason: str) -> None:
+        """The relay pod of a running relay forward ended (deleted, its deadline): a new relay after a pause.
+
+        As Retry would, from the target: 1, 2, 4, ... 30 s between tries,
+        back to 1 s once the forward is active again.  Says ``reconnecting``
+        meanwhile.  Returns at once.
+        """
+        self._relay_renewals += 1
+        delay = min(30.0, 2.0 ** (min(self._relay_renewals, 6) - 1))
+
+        def rerun() -> None:
+            self._relay_timer = None
+            if self._task is None or self._task.done():
+                self._task = asyncio.get_running_loop().create_task(self._run(), name=f"session {self.id}")
+
+        self.set_status(Status.RECONNECTING, f"{reason}; a new relay pod in {delay:g} s")
+        self._relay_timer = asyncio.get_running_loop().call_later(delay, rerun)
 
     def _relay_failed(self, error: str) -> None:
         """A relayed connection or UDP flow the relay could not connect upstream (its reason)."""
