@@ -22,14 +22,15 @@ _ids = itertools.count(1)
 def session(target: str = "svc/web", local: int = 8080, remote: str | int = 80, *, status: str = Status.ACTIVE,
             cluster: str = "tender-a", namespace: str = "shop", pod: str = "web-1", reason: str = "",
             profile: str | None = None, address: str = "127.0.0.1", container_port: int | None = None,
-            id: str | None = None) -> SessionInfo:
+            id: str | None = None, protocol: str = "TCP", relay_pod: str = "",
+            relay_upstream: str = "") -> SessionInfo:
     t = parse_target(target)
     return SessionInfo(
         id=id or f"s{next(_ids)}", cluster_id=cluster, cluster_name=cluster, namespace=namespace, pod_name=pod,
         container_port=container_port if container_port is not None else (remote if isinstance(remote, int) else 0),
         local_port=local, target_kind=t.kind, target_name=t.name, status=status, status_reason=reason,
         started_at="2026-01-01T00:00:00+00:00", address=address, remote_port=str(remote), profile=profile,
-        attempts=0, connections=0,
+        attempts=0, connections=0, protocol=protocol, relay_pod=relay_pod, relay_upstream=relay_upstream,
     )
 
 

@@ -3,7 +3,11 @@
 One notation for ports everywhere (rows, profiles, the tooltip,
 notifications): ``LOCAL → REMOTE`` (:func:`port_pair`), the direction kubectl
 prints ("Forwarding from 127.0.0.1:8080 -> 80"); ``…`` stands for a local
-port not known yet (a free one is picked when the forward starts).
+port not known yet (a free one is picked when the forward starts).  A UDP
+port is written as kubectl's port specs write it (``8053 → 53/udp``); a relay
+forward to ``host/`` or ``ip/`` names where the relay pod connects
+(``15432 → db.internal:5432``), and the pod it goes through is a "relay pod"
+(:func:`pod_text`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ HTTP_PORTS = frozenset({80, 443, 8080, 8443, 3000, 5000, 8000, 8888, 9090})
 HTTPS_PORTS = frozenset({443, 8443})
 #: Statuses in which a forward holds (or is about to hold) its local port.
 RUNNING = (Status.STARTING, Status.ACTIVE, Status.RECONNECTING)
+#: Target kinds only a relay pod reaches (``host/NAME``, ``ip/ADDRESS``).
+RELAY_KINDS = frozenset({"Host", "IP"})
 ARROW = "→"
 DOT = "·"
 ELLIPSIS = "…"
@@ -122,8 +128,51 @@ def reason_lines(text: str, width: int = 100, lines: int = 3) -> list[str]:
     return [*wrapped[: lines - 1], shorten(" ".join(wrapped[lines - 1:]), width)]
 
 
+def is_udp(s: SessionLike) -> bool:
+    """True for a UDP forward (a port spec ending ``/udp``)."""
+    return getattr(s, "protocol", "TCP") == "UDP"
+
+
+def is_relay(s: SessionLike) -> bool:
+    """True for a forward carried by a relay pod: UDP, ``host/``, ``ip/``, or a Service without pods
+    (the engine names its relay pod); known for the first three before the pod exists."""
+    return bool(getattr(s, "relay_pod", "")) or is_udp(s) or s.target_kind in RELAY_KINDS
+
+
+def host_port(host: str, port: int | str) -> str:
+    """'db.internal:5432', '10.0.3.7:5432', '[fd00::7]:53' (an IPv6 address in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def remote_text(s: SessionLike) -> str:
-    return str(s.remote_port or s.container_port)
+    """The remote side of a forward's ports: '80', 'http', '53/udp'; for ``host/`` and ``ip/``
+    targets where the relay connects: 'db.internal:5432', '[fd00::7]:53/udp'."""
+    remote = str(s.remote_port or s.container_port)
+    if s.target_kind in RELAY_KINDS:
+        remote = host_port(s.target_name, remote)
+    return f"{remote}/udp" if is_udp(s) else remote
+
+
+def pod_text(s: SessionLike) -> str:
+    """The pod a forward goes to now, named as such: 'pod web-7c9', 'relay pod tender-relay-x7k2q'
+    (a relay forward's pod is Tender's own, not the target's); '' when none."""
+    relay = getattr(s, "relay_pod", "")
+    if relay:
+        return f"relay pod {relay}"
+    return f"pod {s.pod_name}" if s.pod_name else ""
+
+
+def relay_text(s: SessionLike) -> str:
+    """A relay forward's path in one line: 'Relay pod tender-relay-x7k2q → db.internal:5432',
+    'Relay pod tender-relay-x7k2q → the endpoints of service legacy'; '' for an ordinary
+    forward or while the relay pod is not known yet."""
+    relay = getattr(s, "relay_pod", "")
+    if not relay:
+        return ""
+    upstream = getattr(s, "relay_upstream", "")
+    if s.target_kind in RELAY_KINDS:  # the engine's text does not bracket an IPv6 address
+        upstream = host_port(s.target_name, s.remote_port)
+    return shorten(f"Relay pod {relay} {ARROW} {upstream}" if upstream else f"Relay pod {relay}")
 
 
 def port_pair(local: int | str | None, remote: int | str) -> str:
@@ -185,6 +234,8 @@ def looks_like_http(port: int | str | None, name: str | None = None) -> bool:
 
 
 def session_is_http(s: SessionLike) -> bool:
+    if is_udp(s):
+        return False
     remote: int | str = s.remote_port
     if isinstance(remote, str) and remote.isdigit():
         remote = int(remote)

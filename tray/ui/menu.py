@@ -146,7 +146,8 @@ def cluster_heading(cluster: str, group: Sequence[labels.SessionLike]) -> str:
 def session_item(s: labels.SessionLike, saved: bool = False, cluster: bool = True) -> Item:
     """One forward's submenu: what it is doing and what can be done to it.
 
-    What it is doing: the reason of an error, the pod, the profile, and once
+    What it is doing: the reason of an error, the pod (a relay forward's
+    relay pod and where it connects, in any status), the profile, and once
     a connection has been made the counters ("2 connections open · 15
     total", "↓ 1.2 MB  ↑ 30 kB") and the last failed connection.
 
@@ -159,7 +160,9 @@ def session_item(s: labels.SessionLike, saved: bool = False, cluster: bool = Tru
     if s.status in (Status.ERROR, Status.RECONNECTING) and s.status_reason:
         items.extend(note(line) for line in labels.reason_lines(s.status_reason))
     pods = tuple(getattr(s, "pods", ()) or ())
-    if len(pods) > 1 and s.status == Status.ACTIVE:  # a Service's connections spread over its ready pods
+    if labels.relay_text(s):  # Tender's own pod in the namespace, whatever the status: the user may look for it
+        items.append(note(labels.relay_text(s)))
+    elif len(pods) > 1 and s.status == Status.ACTIVE:  # a Service's connections spread over its ready pods
         shown = ", ".join(pods[:3]) + (f" and {len(pods) - 3} more" if len(pods) > 3 else "")
         items.append(note(f"Pods {shown} ({getattr(s, 'balance', 'round-robin')})"))
     elif s.pod_name and s.status == Status.ACTIVE:

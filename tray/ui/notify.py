@@ -115,7 +115,7 @@ class Notice:
     cluster: str
     title: str  # "svc/web 8080 → 80"
     where: str  # "tender-a/shop"
-    detail: str  # the reason, or the new pod
+    detail: str  # the reason, or the pod reached again ("pod db-0", "relay pod tender-relay-x7k2q")
     url: str = ""  # the forward's browser URL when it speaks HTTP (for "Open"), else ""
 
 
@@ -222,8 +222,9 @@ class TransitionTracker:
         t.session, t.pod = s, s.pod_name
         if s.status == before:
             if s.status == Status.ACTIVE and pod_before and s.pod_name and s.pod_name != pod_before:
-                log.info("%s (%s): moved from pod %s to pod %s; no connection failed",
-                         labels.session_title(s), labels.where_text(s), pod_before, s.pod_name)
+                kind = "relay pod" if getattr(s, "relay_pod", "") else "pod"
+                log.info("%s (%s): moved from %s %s to %s; no connection failed",
+                         labels.session_title(s), labels.where_text(s), kind, pod_before, labels.pod_text(s))
             return None
         t.status, t.since = s.status, now
         if s.status == Status.RECONNECTING:
@@ -239,9 +240,10 @@ class TransitionTracker:
         if s.status == Status.ACTIVE and before in (Status.RECONNECTING, Status.ERROR):  # on its own from error too
             if t.notified:
                 t.notified = False
-                return _notice(NoticeKind.RECOVERED, s, s.pod_name)
-            log.info("%s (%s): reconnected to pod %s after %.1f s; no notification (shorter than %g s)",
-                     labels.session_title(s), labels.where_text(s), s.pod_name, now - since, self.reconnect_after)
+                return _notice(NoticeKind.RECOVERED, s, labels.pod_text(s) or "its target")
+            log.info("%s (%s): reconnected to %s after %.1f s; no notification (shorter than %g s)",
+                     labels.session_title(s), labels.where_text(s), labels.pod_text(s) or "its target",
+                     now - since, self.reconnect_after)
             return None
         if s.status == Status.STARTING and t.card:  # the user's Retry: the error card is stale
             t.notified = t.card = False
@@ -289,7 +291,7 @@ def _single(n: Notice) -> Message:
     if n.kind == NoticeKind.ERROR:
         return Message(f"Forward failed: {n.title}", f"{n.where}: {labels.shorten(n.detail, 160)}",
                        actions=(("Retry", Action(ActionKind.RETRY, (n.session_id,))), stop), **common)
-    return Message(f"Reconnected: {n.title}", f"{n.where}: reconnected to pod {n.detail}",
+    return Message(f"Reconnected: {n.title}", f"{n.where}: reconnected to {n.detail}",
                    actions=(("Open", Action(ActionKind.OPEN_URL, (n.url,))),) if n.url else (), **common)
 
 
