@@ -110,7 +110,7 @@ def _reason(forward: Mapping[str, Any]) -> str:
 def _actions(forward: Mapping[str, Any]) -> str:
     status = forward.get("status")
     buttons = []
-    if status == "active":
+    if status == "active" and forward.get("protocol") != "UDP":  # a UDP port is no web page
         buttons.append('<button type="button" data-action="open">Open</button>')
     if local_address(forward) and status in ("active", "starting", "reconnecting"):
         buttons.append('<button type="button" data-action="copy">Copy</button>')
@@ -128,14 +128,17 @@ def forward_row(forward: Mapping[str, Any]) -> str:
     The row is ``id="f-SESSION_ID"`` with ``data-id``, ``data-status`` and
     ``data-local`` (what Copy copies); its cells have the classes ``status``,
     ``name``, ``where``, ``target``, ``pod``, ``local``, ``conns``,
-    ``bytes``, ``reason`` and ``actions``; the buttons carry
+    ``bytes``, ``reason`` and ``actions``.  A relay forward (docs/api.md:
+    ``relay_pod``) shows its protocol after the port (``span.proto``:
+    ``TCP``/``UDP``; a UDP forward always does) and, in the pod cell,
+    ``span.relay`` "relay pod NAME" and ``span.upstream`` "→ UPSTREAM".  The buttons carry
     ``data-action`` (``log``, ``open``, ``copy``, ``stop``, ``retry``,
     ``remove``).  ``dashboard.js`` builds the same.
     """
     sid = str(forward.get("session_id") or "")
     status = str(forward.get("status") or "")
     local = local_address(forward)
-    if local and status == "active":
+    if local and status == "active" and forward.get("protocol") != "UDP":
         local_cell = (f'<a href="http://{e(local)}/" target="_blank" rel="noopener noreferrer">'
                       f'{e(local)}</a>')
     elif local:
@@ -147,17 +150,26 @@ def forward_row(forward: Mapping[str, Any]) -> str:
     port_title = f' title="pod port {e(container)}"' if container and str(container) != str(port) else ""
     pod = forward.get("pod_name") or ""
     pods = forward.get("pods") or []
-    if len(pods) > 1:  # a Service's connections spread over its ready pods
+    relay = forward.get("relay_pod") or ""
+    if relay:  # Tender's own pod in the namespace, and where it connects
+        upstream = forward.get("relay_upstream") or ""
+        pod_cell = (f'<span class="relay" title="a pod Tender runs for this forward, deleted when it stops">'
+                    f'relay pod {e(relay)}</span>'
+                    + (f' <span class="sub upstream">→ {e(upstream)}</span>' if upstream else ""))
+    elif len(pods) > 1:  # a Service's connections spread over its ready pods
         pod_cell = f'<span title="{e(", ".join(pods))}">{e(len(pods))} pods ({e(forward.get("balance"))})</span>'
     else:
         pod_cell = e(pod) if pod else '<span class="muted">—</span>'
+    protocol = str(forward.get("protocol") or "TCP")
+    proto = (f' <span class="proto" title="{"UDP datagrams" if protocol == "UDP" else "TCP connections"}'
+             f' through a relay pod">{e(protocol)}</span>' if relay or protocol != "TCP" else "")
     return (
         f'<tr id="f-{e(sid)}" data-id="{e(sid)}" data-status="{e(status)}" data-local="{e(local)}">'
         f'<td class="status">{_status(forward)}</td>'
         f'<td class="name"><button type="button" class="link" data-action="log" '
         f'title="Show this forward\'s log">{e(forward.get("name"))}</button></td>'
         f'<td class="where">{e(forward.get("cluster_id"))} <span class="sub">{e(forward.get("namespace"))}</span></td>'
-        f'<td class="target">{e(forward.get("target"))}<span class="port"{port_title}>:{e(port)}</span></td>'
+        f'<td class="target">{e(forward.get("target"))}<span class="port"{port_title}>:{e(port)}</span>{proto}</td>'
         f'<td class="pod">{pod_cell}</td>'
         f'<td class="local">{local_cell}</td>'
         f'<td class="conns num">{e(forward.get("connections") or 0)} open '
@@ -214,6 +226,36 @@ def _search() -> str:
         '<p id="search-status" class="muted" role="status"></p>'
         '<ul id="search-errors" class="errors"></ul>'
         '<ul id="results" class="results"></ul>'
+        "</section>"
+    )
+
+
+def _relay_form() -> str:
+    """The "Forward a host, IP or UDP port" form (no ``<form>``: ``dashboard.js`` sends ``POST /v1/forwards``
+    from the Forward button or Enter, and writes the API's 4xx sentence in ``#relay-error``)."""
+    return (
+        '<section id="relay-section" aria-labelledby="relay-h">'
+        '<h2 id="relay-h">Forward a host, IP or UDP port</h2>'
+        '<div class="search-bar relay-form">'
+        '<select id="relay-context" aria-label="Context"></select>'
+        '<input id="relay-namespace" type="text" autocomplete="off" spellcheck="false" placeholder="Namespace" '
+        'aria-label="Namespace">'
+        '<input id="relay-target" type="text" autocomplete="off" spellcheck="false" '
+        'placeholder="host/db.internal:5432, ip/10.0.3.7:5432, svc/dns" aria-label="Target" '
+        'aria-describedby="relay-help relay-error">'
+        '<input id="relay-ports" type="text" autocomplete="off" spellcheck="false" '
+        'placeholder="Ports: 8053:53/udp" aria-label="Ports">'
+        '<input id="relay-image" type="text" autocomplete="off" spellcheck="false" '
+        'placeholder="Relay image (python:3.13-alpine)" aria-label="Relay image">'
+        '<button type="button" data-action="relay-start">Forward</button>'
+        "</div>"
+        '<p id="relay-help" class="muted">A host or IP address only the cluster reaches, a Service without pods, or '
+        "a UDP port (<code>/udp</code>): Tender runs a short-lived relay pod in the namespace and deletes it when "
+        "the forward stops. Ports are kubectl's (<code>5432</code>, <code>15432:5432</code>, "
+        "<code>8053:53/udp</code>), several separated by spaces; none when the target ends in "
+        "<code>:PORT</code>.</p>"
+        '<p id="relay-error" class="form-error" role="alert"></p>'
+        '<p id="relay-status" class="muted" role="status"></p>'
         "</section>"
     )
 
@@ -429,6 +471,7 @@ def render_page(engine: Mapping[str, Any], forwards: Iterable[Mapping[str, Any]]
         '<div id="notice" class="notice" role="alert" hidden></div>'
         "<main>"
         f"{_search()}"
+        f"{_relay_form()}"
         f"{_suggestions()}"
         f"{_forwards(forwards)}"
         f"{_groups(list(groups), forwards)}"

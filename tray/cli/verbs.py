@@ -125,7 +125,7 @@ def _ls(client: EngineClient, args: argparse.Namespace) -> int:
         return 0
     head = ["ID", "NAME", "STATUS", "LOCAL", "REMOTE", "POD", "AGE"]
     if args.output == "wide":
-        head += ["CONTEXT", "NAMESPACE", "TARGET", "GROUP", "CONNS", "IN", "OUT", "REASON"]
+        head += ["CONTEXT", "NAMESPACE", "TARGET", "PROTOCOL", "UPSTREAM", "GROUP", "CONNS", "IN", "OUT", "REASON"]
     rows = [head]
     for f in forwards:
         row = [f["session_id"][:8], f["name"], f["status"], _local(f), str(f["container_port"] or f["remote_port"]),
@@ -133,7 +133,9 @@ def _ls(client: EngineClient, args: argparse.Namespace) -> int:
         if args.output == "wide":
             reason = f["status_reason"] if f["status"] in ("error", "reconnecting") else ""
             reason = reason or f["last_connection_error"] or f["warning"]
-            row += [f["cluster_id"], f["namespace"], f["target"], (f.get("group") or "-")[:8],
+            # a relay forward: POD is its relay pod, UPSTREAM where the relay connects (docs/api.md)
+            row += [f["cluster_id"], f["namespace"], f["target"], f.get("protocol") or "TCP",
+                    f.get("relay_upstream") or "-", (f.get("group") or "-")[:8],
                     f"{f['connections']}/{f['connections_total']}",
                     human_bytes(f["bytes_in"]), human_bytes(f["bytes_out"]), reason or "-"]
         rows.append(row)

@@ -101,7 +101,7 @@
   function actionsCell(f) {
     const out = [];
     const button = (action, label, cls) => h("button", {type: "button", "data-action": action, className: cls}, label);
-    if (f.status === "active") out.push(button("open", "Open"));
+    if (f.status === "active" && f.protocol !== "UDP") out.push(button("open", "Open"));  // UDP: no web page
     if (localAddress(f) && ["active", "starting", "reconnecting"].includes(f.status)) out.push(button("copy", "Copy"));
     if (f.status === "error") {
       out.push(button("retry", "Retry"));
@@ -125,7 +125,7 @@
   function renderRow(f) {
     const local = localAddress(f);
     let localCell;
-    if (local && f.status === "active") {
+    if (local && f.status === "active" && f.protocol !== "UDP") {
       localCell = h("a", {href: `http://${local}/`, target: "_blank", rel: "noopener noreferrer"}, local);
     } else {
       localCell = muted(local || "—");
@@ -138,7 +138,8 @@
       cell("name", h("button", {type: "button", className: "link", "data-action": "log",
         title: "Show this forward's log"}, f.name || "")),
       cell("where", `${f.cluster_id || ""} `, h("span", {className: "sub"}, f.namespace || "")),
-      cell("target", f.target || "", h("span", {className: "port", title: portTitle}, `:${f.remote_port}`)),
+      cell("target", f.target || "", h("span", {className: "port", title: portTitle}, `:${f.remote_port}`),
+        protoBadge(f)),
       cell("pod", podCell(f)),
       cell("local", localCell),
       cell("conns num", connsCell(f)),
@@ -147,7 +148,20 @@
       cell("actions", actionsCell(f)));
   }
 
+  // A relay forward's protocol after its port (a UDP forward always says UDP), as page.py's forward_row.
+  function protoBadge(f) {
+    const protocol = f.protocol || "TCP";
+    if (!f.relay_pod && protocol === "TCP") return null;
+    return [" ", h("span", {className: "proto",
+      title: `${protocol === "UDP" ? "UDP datagrams" : "TCP connections"} through a relay pod`}, protocol)];
+  }
+
   function podCell(f) {  // a Service's connections spread over its ready pods: how many, named in the title
+    if (f.relay_pod) {  // Tender's own pod in the namespace, and where it connects
+      const relay = h("span", {className: "relay", title: "a pod Tender runs for this forward, deleted when it stops"},
+        `relay pod ${f.relay_pod}`);
+      return f.relay_upstream ? [relay, " ", h("span", {className: "sub upstream"}, `→ ${f.relay_upstream}`)] : [relay];
+    }
     const pods = f.pods || [];
     if (pods.length > 1) return h("span", {title: pods.join(", ")}, `${pods.length} pods (${f.balance})`);
     return f.pod_name ? f.pod_name : muted("—");
@@ -649,6 +663,7 @@
       for (const c of contexts) {
         select.append(h("option", {value: c.name}, c.current ? `${c.name} (current)` : c.name));
       }
+      initRelayForm();
     } catch (err) { /* the search still covers every context */ }
   }
 
@@ -666,6 +681,52 @@
       row?.scrollIntoView({behavior: "smooth", block: "nearest"});
     } catch (err) {
       notice(`Could not forward ${r.target} port ${port}: ${err.message}`);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // ------------------------------------------------------------------ forward a host, IP or UDP port
+  // The relay form: POST v1/forwards with what was typed; the API's 4xx sentence goes under the form.
+  function initRelayForm() {
+    const select = $("#relay-context");
+    const namespace = $("#relay-namespace");
+    for (const c of contexts) select.append(h("option", {value: c.name}, c.current ? `${c.name} (current)` : c.name));
+    const current = contexts.find((c) => c.current) || contexts[0];
+    if (current) {
+      select.value = current.name;
+      if (!namespace.value) namespace.value = current.namespace || "default";
+    }
+    select.addEventListener("change", () => {
+      const c = contexts.find((x) => x.name === select.value);
+      if (c) namespace.value = c.namespace || "default";
+    });
+  }
+
+  async function startRelay(button) {
+    const target = $("#relay-target").value.trim();
+    const ports = $("#relay-ports").value.split(/[\s,]+/).filter(Boolean);
+    const image = $("#relay-image").value.trim();
+    const body = {target};
+    if ($("#relay-context").value) body.context = $("#relay-context").value;
+    if ($("#relay-namespace").value.trim()) body.namespace = $("#relay-namespace").value.trim();
+    if (ports.length) body.ports = ports;
+    if (image) body.relay_image = image;
+    const error = $("#relay-error");
+    const status = $("#relay-status");
+    button.disabled = true;
+    try {
+      const answer = await api("POST", "v1/forwards", body);
+      error.textContent = "";
+      const where = `${body.context || "the current context"} / ${body.namespace || "its namespace"}`;
+      status.textContent = `Started ${target}${ports.length ? ` ${ports.join(" ")}` : ""} in ${where}.`;
+      for (const f of answer.forwards || []) if (!forwards.has(f.session_id)) onStatus(f);
+      await resync();
+      document.getElementById(`f-${(answer.forwards || [{}])[0].session_id}`)
+        ?.scrollIntoView({behavior: "smooth", block: "nearest"});
+    } catch (err) {
+      status.textContent = "";
+      error.textContent = err.message;
     } finally {
       button.disabled = false;
     }
@@ -769,6 +830,7 @@
         case "copy-text": await copyText(button.dataset.text); return;
         case "forward": await startForward(button, button.dataset.port); return;
         case "suggest-start": await startSuggestion(button); return;
+        case "relay-start": await startRelay(button); return;
         case "suggest-load": await loadSuggestions(); return;
         case "group-start": await startGroup(button); return;
         case "group-stop": await stopGroup(button); return;
@@ -820,6 +882,11 @@
   $("#search-context").addEventListener("change", runSearch);
   $("#suggest-namespace").addEventListener("keydown", (event) => { if (event.key === "Enter") loadSuggestions(); });
   $("#notice").addEventListener("click", () => { $("#notice").hidden = true; });
+  for (const id of ["#relay-target", "#relay-ports", "#relay-image", "#relay-namespace"]) {
+    $(id).addEventListener("keydown", (event) => {
+      if (event.key === "Enter") $('button[data-action="relay-start"]').click();
+    });
+  }
 
   // The first event (a list) redraws the server-rendered rows (their times are UTC; these are local).
   loadContexts();
