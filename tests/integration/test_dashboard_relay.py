@@ -1,0 +1,151 @@
+"""Relay forwards from the dashboard in a real browser (issue 15).
+
+Headless Chromium on a ``tender daemon``'s dashboard (the fixtures of
+test_dashboard_browser.py), on a cluster whose kubelet runs the relay pod's
+program for real (``TENDER_TEST_CLUSTER_DIR=/tmp/tc-R``-style clusters,
+tests/cluster/kubelet_process.go): type ``host/localhost:PORT`` for a
+listener this test binds on 127.0.0.1 (only the node reaches it) into "Forward
+a host, IP or UDP port", see the row go active naming its relay pod and where
+it connects, get the listener's answer through the local port, press Stop and
+see the row and the relay pod go (within 5 s).  Bad input gets the API's one
+sentence under the form and starts nothing.  The page is photographed to
+tests/artifacts/dashboard-relay.png (and its error to dashboard-relay-error.png).
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.clusterlib import ROOT, Cluster, eventually
+from tests.integration.test_dashboard_browser import (Cells, Dashboard, browser, dashboard,  # noqa: F401
+                                                      wait_until)
+from tray.api.page import forward_row
+
+pytestmark = pytest.mark.cluster
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install -e '.[test]')")
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.support.select import Select  # noqa: E402
+
+RELAYS = "app.kubernetes.io/managed-by=tender,app.kubernetes.io/name=tender-relay"
+ARTIFACT = ROOT / "tests" / "artifacts" / "dashboard-relay.png"
+ERROR_ARTIFACT = ROOT / "tests" / "artifacts" / "dashboard-relay-error.png"
+
+
+@pytest.fixture
+def node_only_server() -> Iterator[int]:
+    """A TCP server on this machine's loopback (only the node, so the relay's process, reaches it); its port.
+    It answers each connection ``node-only server got: `` and what it read."""
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                data = conn.recv(100)
+                conn.sendall(b"node-only server got: " + data)
+
+    threading.Thread(target=serve, daemon=True).start()
+    with srv:
+        yield srv.getsockname()[1]
+
+
+def ask(address: str, payload: bytes) -> bytes:
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+        return out
+
+
+def fill_form(browser: WebDriver, cluster: Cluster, namespace: str, target: str, ports: str) -> None:
+    wait_until(browser, "the contexts to be offered in the relay form",
+               lambda: browser.find_elements(By.CSS_SELECTOR, f'#relay-context option[value="{cluster.context}"]'))
+    Select(browser.find_element(By.ID, "relay-context")).select_by_value(cluster.context)
+    for field, text in (("relay-namespace", namespace), ("relay-target", target), ("relay-ports", ports)):
+        box = browser.find_element(By.ID, field)
+        box.clear()
+        box.send_keys(text)
+    browser.find_element(By.CSS_SELECTOR, 'button[data-action="relay-start"]').click()
+
+
+def test_forward_a_host_from_the_form_use_it_and_stop_it(cluster: Cluster, namespace: str, dashboard: Dashboard,
+                                                        browser: WebDriver, node_only_server: int) -> None:
+    port = node_only_server
+    browser.get(dashboard.link())
+    wait_until(browser, "the events stream to be followed",
+               lambda: browser.find_element(By.ID, "live").get_attribute("data-state") == "live")
+    assert browser.find_element(By.ID, "relay-h").text == "Forward a host, IP or UDP port"
+
+    # Bad input: the API's sentence under the form, nothing started.
+    fill_form(browser, cluster, namespace, "host/db_x", "5432")
+    error = wait_until(browser, "the form's error", lambda: browser.find_element(By.ID, "relay-error").text)
+    assert 'invalid host name "db_x"' in error, error
+    assert "\n" not in error and error.count(". ") == 0, error  # one sentence
+    assert browser.find_element(By.ID, "relay-status").text == ""
+    assert browser.find_element(By.ID, "relay-error").is_displayed()
+    browser.execute_script("document.getElementById('relay-section').scrollIntoView()")
+    ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ERROR_ARTIFACT))
+    assert dashboard.forwards() == []
+    assert cluster.pods(namespace, RELAYS) == []
+
+    # host/localhost:PORT, any free local port: the row goes active and names its relay pod.
+    fill_form(browser, cluster, namespace, f"host/localhost:{port}", f":{port}")
+
+    def active_row() -> object:
+        for row in browser.find_elements(By.CSS_SELECTOR, "#forwards tbody tr"):
+            if row.get_attribute("data-status") == "active" and \
+                    row.find_element(By.CSS_SELECTOR, "td.target").text.startswith(f"host/localhost:{port}"):
+                return row
+        return None
+
+    row = wait_until(browser, "the relay forward's row to be active", active_row, timeout=90)
+    assert browser.find_element(By.ID, "relay-error").text == ""
+    assert browser.find_element(By.ID, "relay-status").text == \
+        f"Started host/localhost:{port} :{port} in {cluster.context} / {namespace}."
+    [forward] = dashboard.forwards()
+    relay = forward["relay_pod"]
+    assert re.fullmatch(r"tender-relay-[a-z0-9-]+", relay), forward
+    assert forward["relay_upstream"] == f"localhost:{port}" and forward["protocol"] == "TCP"
+    assert [p["metadata"]["name"] for p in cluster.pods(namespace, RELAYS)] == [relay]
+    target = row.find_element(By.CSS_SELECTOR, "td.target").text
+    assert re.sub(r"\s+", " ", target) == f"host/localhost:{port} TCP"
+    pod = row.find_element(By.CSS_SELECTOR, "td.pod").text
+    assert re.sub(r"\s+", " ", pod) == f"relay pod {relay} → localhost:{port}"
+    # The script's row reads as the server's (page.py's forward_row) for the same forward.
+    server = Cells(forward_row(forward)).cells
+    live = {cls: row.find_element(By.CSS_SELECTOR, f"td.{cls}").text for cls in server if cls not in ("conns", "bytes")}
+    assert {cls: re.sub(r"\s+", "", text) for cls, text in live.items()} == \
+        {cls: re.sub(r"\s+", "", server[cls]) for cls in live}
+
+    # The local port answers with what only the node reaches.
+    local = row.get_attribute("data-local")
+    assert local.startswith("127.0.0.1:")
+    assert ask(local, b"hello from the dashboard") == b"node-only server got: hello from the dashboard"
+
+    browser.execute_script("document.getElementById('relay-section').scrollIntoView()")
+    time.sleep(0.3)
+    browser.save_screenshot(str(ARTIFACT))
+
+    # Stop: the row goes, and so does the relay pod (within 5 s).
+    row.find_element(By.CSS_SELECTOR, 'button[data-action="stop"]').click()
+    stopped = time.monotonic()
+    wait_until(browser, "the row to go",
+               lambda: not browser.find_elements(By.CSS_SELECTOR, f'#f-{forward["session_id"]}'), timeout=10)
+    eventually(lambda: not cluster.pods(namespace, RELAYS), timeout=5 - (time.monotonic() - stopped),
+               what="the relay pod to be deleted")
+    assert dashboard.forwards() == []
