@@ -291,15 +291,20 @@ def test_a_relay_whose_tender_died_goes_and_the_next_start_deletes_orphans(clust
         running = second.stdout.readline().rsplit(" ", 1)[1].rstrip(")\n")
         second.send_signal(signal.SIGKILL)
         second.wait(10)
-        # ...and the next start deletes both at once, before making its own.
+        # A Tender that is alive (say `tender forward --no-engine` beside the tray) keeps its relay...
+        live = _tender(cluster, "-n", namespace, f"host/localhost:{port}", f"0:{port}")
+        assert live.stdout is not None
+        theirs = live.stdout.readline().rsplit(" ", 1)[1].rstrip(")\n")
+        # ...and the next start deletes both orphans at once, before making its own.
         third = _tender(cluster, "-n", namespace, f"host/localhost:{port}", f"0:{port}")
         assert third.stdout is not None
         mine = third.stdout.readline().rsplit(" ", 1)[1].rstrip(")\n")
         names = {p["metadata"]["name"] for p in _relay_pods(cluster, namespace)
                  if not p["metadata"].get("deletionTimestamp")}
-        assert names == {mine} and orphan not in names and running not in names
-        third.send_signal(signal.SIGTERM)
-        third.wait(15)
+        assert names == {mine, theirs} and orphan not in names and running not in names
+        for proc in (third, live):
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(15)
     eventually(lambda: not _relay_pods(cluster, namespace), timeout=5, what="the last relay to be deleted")
 
 

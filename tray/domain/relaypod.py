@@ -10,14 +10,17 @@ Ownership, as the labels say it: ``app.kubernetes.io/managed-by: tender``,
 ``app.kubernetes.io/name: tender-relay``, and ``kube-tender/user``,
 ``kube-tender/host`` (the local user and machine), ``kube-tender/engine``
 (one running Tender, a random id) and ``kube-tender/forward`` (the
-forward's target).  Only one Tender runs per user and machine, so a relay of
-this user and machine made by another engine id is an orphan: its Tender
-died before deleting it.
+forward's target); the annotations ``kube-tender/pid`` and
+``kube-tender/pid-start`` name that Tender's process.  A relay of this user
+and machine whose process is gone (or is another program now) is an
+orphan: its Tender died before deleting it.  A live one is left alone,
+even another Tender's (``tender forward --no-engine`` beside the tray).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, Final
 
 from tray.domain.targets import Target
@@ -68,14 +71,16 @@ def owner_selector(user: str, host: str) -> str:
 
 
 def relay_pod(*, source: str, image: str, labels: dict[str, str], target: str,
-              deadline: int = DEFAULT_DEADLINE, exit_idle: int = EXIT_IDLE) -> dict[str, Any]:
+              deadline: int = DEFAULT_DEADLINE, exit_idle: int = EXIT_IDLE,
+              process: tuple[int, str] = (0, "")) -> dict[str, Any]:
     """The relay pod's manifest (``generateName: tender-relay-``), ready to POST.
 
     ``source``: the relay program (:mod:`tray.wire.relay`'s text); ``image``:
     an image with ``python3``; ``target``: what it relays to, for the
     ``kube-tender/target`` annotation (``"host/db.internal:5432"``);
     ``deadline``: ``activeDeadlineSeconds``; ``exit_idle``: seconds without a
-    connection after which the program exits.  It runs as nobody (65534),
+    connection after which the program exits; ``process``: the Tender
+    process's (pid, start time) for the orphan rule.  It runs as nobody (65534),
     read-only, no capabilities, no service account token, and restarts
     never: a relay that ended is replaced by Tender, not by the kubelet.
     """
@@ -85,7 +90,8 @@ def relay_pod(*, source: str, image: str, labels: dict[str, str], target: str,
         "metadata": {
             "generateName": "tender-relay-",
             "labels": dict(labels),
-            "annotations": {LABEL_PREFIX + "target": target},
+            "annotations": {LABEL_PREFIX + "target": target, LABEL_PREFIX + "pid": str(process[0]),
+                            LABEL_PREFIX + "pid-start": process[1]},
         },
         "spec": {
             "restartPolicy": "Never",
@@ -110,21 +116,26 @@ def relay_pod(*, source: str, image: str, labels: dict[str, str], target: str,
     }
 
 
-def orphans(pods: list[dict[str, Any]], engine: str) -> list[str]:
-    """The names among ``pods`` (relay pods of this user and machine) that another engine made.
+def orphans(pods: list[dict[str, Any]], engine: str, alive: Callable[[int, str], bool]) -> list[str]:
+    """The names among ``pods`` (relay pods of this user and machine) whose Tender is gone.
 
-    ``engine``: this engine's id.  One Tender runs per user and machine, so
-    those pods' Tender is gone.  Pods already being deleted are left out.
+    ``engine``: this engine's id (its own pods are never orphans);
+    ``alive(pid, start)``: whether that process still runs as the same
+    program (its start time).  Pods already being deleted are left out, and
+    so are pods that name no process (they are never guessed at).
     """
     mine = label_value(engine)
     out = []
     for pod in pods:
         meta = pod.get("metadata") or {}
-        if meta.get("deletionTimestamp"):
+        name = str(meta.get("name", ""))
+        if not name or meta.get("deletionTimestamp") or (meta.get("labels") or {}).get(LABEL_PREFIX + "engine") == mine:
             continue
-        if (meta.get("labels") or {}).get(LABEL_PREFIX + "engine") != mine:
-            out.append(str(meta.get("name", "")))
-    return [name for name in out if name]
+        notes = meta.get("annotations") or {}
+        pid = str(notes.get(LABEL_PREFIX + "pid", ""))
+        if pid.isdigit() and int(pid) > 0 and not alive(int(pid), str(notes.get(LABEL_PREFIX + "pid-start", ""))):
+            out.append(name)
+    return out
 
 
 def needs_relay(target: Target, protocol: str) -> bool:

@@ -70,6 +70,27 @@ def exit_idle_from_env() -> int:
     return int(text) if text.isdigit() and 1 <= int(text) <= 86400 else relaypod.EXIT_IDLE
 
 
+def process_start(pid: int) -> str:
+    """The process's start time in clock ticks since boot (``/proc/PID/stat`` field 22), "" where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def process_alive(pid: int, start: str) -> bool:
+    """Whether ``pid`` runs and, where start times are known, is the process that started at ``start``."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process by now: not ours any more, unless the start time says otherwise
+    now = process_start(pid)
+    return not (start and now and now != start)
+
+
 def relay_source() -> str:
     """The relay program's text, as the pod runs it: :mod:`tray.wire.relay` then :mod:`tray.engine.relayserver`.
 
@@ -230,7 +251,10 @@ class Relay:
                 f"{missing[0]} pods -n {self.namespace}); nothing was created")
 
     async def delete_orphans(self) -> list[str]:
-        """Delete this user's relay pods on this machine that another (dead) Tender made; their names."""
+        """Delete this user's relay pods on this machine (in this namespace) whose Tender is gone; their names.
+
+        Awaits a LIST and the deletions; never raises (a refusal is logged).
+        """
         path = f"/api/v1/namespaces/{self.namespace}/pods"
         try:
             answer = await self.conn.api.get(path, params={
@@ -238,7 +262,7 @@ class Relay:
         except TenderError as exc:
             log.info("relay: cannot list old relays in %s: %s", self.namespace, exc)
             return []
-        names = relaypod.orphans(answer.get("items") or [], ENGINE_ID)
+        names = relaypod.orphans(answer.get("items") or [], ENGINE_ID, process_alive)
         await asyncio.gather(*(self._delete(name) for name in names))
         for name in names:
             log.info("relay: deleted orphaned relay pod %s/%s", self.namespace, name)
@@ -256,7 +280,7 @@ class Relay:
         await self.delete_orphans()
         manifest = relaypod.relay_pod(
             source=relay_source(), image=self.image, target=self.target, deadline=self.deadline,
-            exit_idle=self.exit_idle,
+            exit_idle=self.exit_idle, process=(os.getpid(), process_start(os.getpid())),
             labels=relaypod.relay_labels(self._user, self._host, ENGINE_ID, self.target))
         created = await self.conn.api.post(f"/api/v1/namespaces/{self.namespace}/pods", manifest)
         self.pod_name = created["metadata"]["name"]

@@ -95,15 +95,19 @@ def test_label_values() -> None:
         "kube-tender/user=bob,kube-tender/host=box")
 
 
-def test_orphans_are_relays_of_another_engine() -> None:
-    def pod(name: str, engine: str, deleting: bool = False) -> dict:
-        meta = {"name": name, "labels": {"kube-tender/engine": engine}}
+def test_orphans_are_relays_whose_tender_is_gone() -> None:
+    def pod(name: str, engine: str, pid: str = "", start: str = "", deleting: bool = False) -> dict:
+        meta = {"name": name, "labels": {"kube-tender/engine": engine},
+                "annotations": {"kube-tender/pid": pid, "kube-tender/pid-start": start}}
         if deleting:
             meta["deletionTimestamp"] = "2026-11-30T20:00:00Z"
         return {"metadata": meta}
 
-    pods = [pod("mine", "e1"), pod("old", "e0"), pod("older", "ex"), pod("going", "e0", deleting=True)]
-    assert relaypod.orphans(pods, "e1") == ["old", "older"]
+    running = {(100, "5"), (300, "")}
+    pods = [pod("mine", "e1", "100", "5"), pod("dead", "e0", "200", "7"), pod("reused-pid", "e2", "100", "9"),
+            pod("live", "e3", "300", "11"), pod("going", "e4", "200", "7", deleting=True), pod("unknown", "e5")]
+    alive = lambda pid, start: any(p == pid and (not s or not start or s == start) for p, s in running)  # noqa: E731
+    assert relaypod.orphans(pods, "e1", alive) == ["dead", "reused-pid"]
 
 
 def test_which_forwards_need_a_relay() -> None:
