@@ -240,7 +240,7 @@ def test_services_without_pods(cluster: Cluster, namespace: str, manager: Forwar
     srv, port = _node_only_server()
     cluster.apply(json.dumps({
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "external"},
-        "spec": {"type": "ExternalName", "externalName": "localhost", "ports": [{"name": "app", "port": port}]},
+        "spec": {"type": "ExternalName", "externalName": "localhost"},  # no ports: the one typed is used
     }), namespace)
     cluster.apply(json.dumps({
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "legacy"},

@@ -617,12 +617,12 @@ class Session:
             await self.tracker.open(SYNC_TIMEOUT)
             await self._relay_service_or_pods(udp=True)
         await self.tracker.open(SYNC_TIMEOUT)
-        self.tracker.check_ports()  # the port as typed must exist: a usage error, never retried
         if self.relay is None and self.target.kind == "Service":
             owner = self.tracker.owner_object()
-            if owner is not None and relaypod.service_needs_relay(owner):
+            if owner is not None and relaypod.service_needs_relay(owner):  # ExternalName, no selector
                 await self._relay_service_or_pods(udp=False)
                 await self.tracker.open(SYNC_TIMEOUT)
+        self.tracker.check_ports()  # the port as typed must exist: a usage error, never retried
         try:
             pod, port = self.tracker.resolve()  # the first resolution fails fast: pod not ready → error
         except TargetError as exc:
