@@ -40,8 +40,9 @@ from typing import Any, Protocol
 from tray.domain import relaypod
 from tray.errors import ForbiddenError, NotFound, TargetError, TenderError, UsageError
 from tray.kube.conn import ClusterConn
-from tray.wire.relay import (MAX_DATAGRAM, MAX_LINE, DatagramDecoder, RelayProtocolError, encode_datagram,
-                             encode_request, parse_reply)
+from tray.engine.relayserver import read_datagrams
+from tray.wire.relay import (MAX_DATAGRAM, MAX_LINE, RelayProtocolError, encode_datagram, encode_request,
+                             parse_reply)
 
 log = logging.getLogger(__name__)
 
@@ -516,21 +517,15 @@ class UdpListener(asyncio.DatagramProtocol):
             for datagram in flow.queue:
                 writer.write(encode_datagram(datagram))
             flow.queue.clear()
-            decoder = DatagramDecoder()
-            while True:
-                left = self.idle - (time.monotonic() - flow.last)
-                if left <= 0:
-                    return
-                try:
-                    data = await asyncio.wait_for(reader.read(65536), left)
-                except asyncio.TimeoutError:
-                    continue
-                if not data:
-                    return
+
+            def touch() -> None:
                 flow.last = time.monotonic()
-                for datagram in decoder.feed(data):
-                    if self.transport is not None and not self.transport.is_closing():
-                        self.transport.sendto(datagram, addr)
+
+            def deliver(datagram: bytes) -> None:
+                if self.transport is not None and not self.transport.is_closing():
+                    self.transport.sendto(datagram, addr)
+
+            await read_datagrams(reader, self.idle, lambda: flow.last, touch, deliver)
         except (ConnectionError, OSError):
             pass
         finally:

@@ -20,6 +20,7 @@ import os
 import socket
 import sys
 import time
+from typing import Any, Callable
 
 try:  # in the relay pod these names are defined by the wire format's text, joined before this one
     from tray.wire.relay import (DatagramDecoder, RelayProtocolError, encode_datagram, encode_reply,
@@ -27,7 +28,7 @@ try:  # in the relay pod these names are defined by the wire format's text, join
 except ImportError:
     pass
 
-__all__ = ["main"]
+__all__ = ["main", "read_datagrams"]
 
 def _log(message: str) -> None:
     print(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), message, flush=True)
@@ -42,6 +43,32 @@ def _reason(exc: BaseException) -> str:
     if errno:
         return os.strerror(errno)  # asyncio's "Connect call failed (...)" hides it
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+async def read_datagrams(reader: asyncio.StreamReader, idle: float, last: Callable[[], float],
+                         touch: Callable[[], None], deliver: Callable[[bytes], Any]) -> None:
+    """Hand each framed datagram ``reader`` brings to ``deliver`` until EOF or ``idle`` seconds of quiet.
+
+    ``last()``: the monotonic time of the flow's last datagram either way
+    (``touch()`` marks one from ``reader``).  Both ends of a UDP flow run
+    this: the relay towards its upstream socket, Tender towards the local
+    client (:class:`tray.engine.relay.UdpListener`).  Returns when the
+    flow ends; raises what ``reader`` raises.
+    """
+    decoder = DatagramDecoder()
+    while True:
+        left = idle - (time.monotonic() - last())
+        if left <= 0:
+            return
+        try:
+            data = await asyncio.wait_for(reader.read(65536), left)
+        except asyncio.TimeoutError:
+            continue
+        if not data:
+            return
+        touch()
+        for datagram in decoder.feed(data):
+            deliver(datagram)
 
 
 class _UpstreamDatagrams(asyncio.DatagramProtocol):
@@ -133,21 +160,8 @@ class _Relay:
             writer.write(encode_reply(f"cannot reach {host}:{port} over UDP: {_reason(exc)}"))
             return
         writer.write(encode_reply())
-        decoder = DatagramDecoder()
         try:
-            while True:
-                left = self.udp_idle - (time.monotonic() - last[0])
-                if left <= 0:
-                    return
-                try:
-                    data = await asyncio.wait_for(reader.read(65536), left)
-                except asyncio.TimeoutError:
-                    continue
-                if not data:
-                    return
-                touch()
-                for datagram in decoder.feed(data):
-                    transport.sendto(datagram)
+            await read_datagrams(reader, self.udp_idle, lambda: last[0], touch, transport.sendto)
         finally:
             transport.close()
 
