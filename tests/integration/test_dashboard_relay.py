@@ -23,6 +23,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.clusterlib import ROOT, Cluster, eventually
+from tests.integration.test_cli_engine import columns
 from tests.integration.test_dashboard_browser import (Cells, Dashboard, browser, dashboard,  # noqa: F401
                                                       wait_until)
 from tray.api.page import forward_row
@@ -126,11 +127,19 @@ def test_forward_a_host_from_the_form_use_it_and_stop_it(cluster: Cluster, names
     assert re.sub(r"\s+", " ", target) == f"host/localhost:{port} TCP"
     pod = row.find_element(By.CSS_SELECTOR, "td.pod").text
     assert re.sub(r"\s+", " ", pod) == f"relay pod {relay} → localhost:{port}"
+    assert row.find_element(By.CSS_SELECTOR, "td.target .port").get_attribute("title") in ("", None)  # not 8400
     # The script's row reads as the server's (page.py's forward_row) for the same forward.
     server = Cells(forward_row(forward)).cells
     live = {cls: row.find_element(By.CSS_SELECTOR, f"td.{cls}").text for cls in server if cls not in ("conns", "bytes")}
     assert {cls: re.sub(r"\s+", "", text) for cls, text in live.items()} == \
         {cls: re.sub(r"\s+", "", server[cls]) for cls in live}
+
+    # tender ls -o wide names the relay pod and where it connects in POD; REMOTE is the port asked for.
+    listed = dashboard.engine.tender("ls", "-o", "wide")
+    assert listed.returncode == 0, listed
+    [wide] = columns(listed.stdout)
+    assert (wide["REMOTE"], wide["POD"], wide["TARGET"]) == (str(port), f"{relay} (relay to localhost:{port})",
+                                                             "host/localhost")
 
     # The local port answers with what only the node reaches.
     local = row.get_attribute("data-local")

@@ -147,7 +147,9 @@ def forward_row(forward: Mapping[str, Any]) -> str:
         local_cell = '<span class="muted">—</span>'
     port = forward.get("remote_port")
     container = forward.get("container_port") or 0
-    port_title = f' title="pod port {e(container)}"' if container and str(container) != str(port) else ""
+    relayed = forward.get("relay_pod")  # its container port is the relay pod's own
+    shown = container and str(container) != str(port) and not relayed
+    port_title = f' title="pod port {e(container)}"' if shown else ""
     pod = forward.get("pod_name") or ""
     pods = forward.get("pods") or []
     relay = forward.get("relay_pod") or ""

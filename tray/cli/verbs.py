@@ -125,17 +125,20 @@ def _ls(client: EngineClient, args: argparse.Namespace) -> int:
         return 0
     head = ["ID", "NAME", "STATUS", "LOCAL", "REMOTE", "POD", "AGE"]
     if args.output == "wide":
-        head += ["CONTEXT", "NAMESPACE", "TARGET", "PROTOCOL", "UPSTREAM", "GROUP", "CONNS", "IN", "OUT", "REASON"]
+        head += ["CONTEXT", "NAMESPACE", "TARGET", "GROUP", "CONNS", "IN", "OUT", "REASON"]
     rows = [head]
     for f in forwards:
-        row = [f["session_id"][:8], f["name"], f["status"], _local(f), str(f["container_port"] or f["remote_port"]),
-               f["pod_name"] or "-", age(f["started_at"])]
+        udp = "/udp" if f.get("protocol") == "UDP" else ""  # as kubectl's port specs write it
+        pod = f["pod_name"] or "-"
+        if args.output == "wide" and f.get("relay_pod"):  # Tender's relay pod, and where it connects
+            pod = f"{f['relay_pod']} (relay to {f.get('relay_upstream') or '?'})"
+        # a relay forward's container port is the relay pod's own: the port asked for is the one to show
+        remote = f["remote_port"] if f.get("relay_pod") else (f["container_port"] or f["remote_port"])
+        row = [f["session_id"][:8], f["name"], f["status"], _local(f), f"{remote}{udp}", pod, age(f["started_at"])]
         if args.output == "wide":
             reason = f["status_reason"] if f["status"] in ("error", "reconnecting") else ""
             reason = reason or f["last_connection_error"] or f["warning"]
-            # a relay forward: POD is its relay pod, UPSTREAM where the relay connects (docs/api.md)
-            row += [f["cluster_id"], f["namespace"], f["target"], f.get("protocol") or "TCP",
-                    f.get("relay_upstream") or "-", (f.get("group") or "-")[:8],
+            row += [f["cluster_id"], f["namespace"], f["target"], (f.get("group") or "-")[:8],
                     f"{f['connections']}/{f['connections_total']}",
                     human_bytes(f["bytes_in"]), human_bytes(f["bytes_out"]), reason or "-"]
         rows.append(row)

@@ -131,7 +131,8 @@
       localCell = muted(local || "—");
     }
     const container = f.container_port || 0;
-    const portTitle = container && String(container) !== String(f.remote_port) ? `pod port ${container}` : null;
+    const portTitle = container && String(container) !== String(f.remote_port) && !f.relay_pod  // the relay's own
+      ? `pod port ${container}` : null;
     const cell = (cls, ...content) => h("td", {className: cls}, ...content);
     return h("tr", {id: `f-${f.session_id}`, "data-id": f.session_id, "data-status": f.status, "data-local": local},
       cell("status", statusCell(f)),
@@ -160,7 +161,8 @@
     if (f.relay_pod) {  // Tender's own pod in the namespace, and where it connects
       const relay = h("span", {className: "relay", title: "a pod Tender runs for this forward, deleted when it stops"},
         `relay pod ${f.relay_pod}`);
-      return f.relay_upstream ? [relay, " ", h("span", {className: "sub upstream"}, `→ ${f.relay_upstream}`)] : [relay];
+      if (!f.relay_upstream) return [relay];
+      return [relay, " ", h("span", {className: "sub upstream"}, `→ ${f.relay_upstream}`)];
     }
     const pods = f.pods || [];
     if (pods.length > 1) return h("span", {title: pods.join(", ")}, `${pods.length} pods (${f.balance})`);
@@ -691,7 +693,9 @@
   function initRelayForm() {
     const select = $("#relay-context");
     const namespace = $("#relay-namespace");
-    for (const c of contexts) select.append(h("option", {value: c.name}, c.current ? `${c.name} (current)` : c.name));
+    for (const c of contexts) {
+      select.append(h("option", {value: c.name}, c.current ? `${c.name} (current)` : c.name));
+    }
     const current = contexts.find((c) => c.current) || contexts[0];
     if (current) {
       select.value = current.name;
