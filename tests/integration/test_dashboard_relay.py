@@ -14,6 +14,7 @@ tests/artifacts/dashboard-relay.png (and its error to dashboard-relay-error.png)
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import socket
 import threading
@@ -27,6 +28,8 @@ from tests.integration.test_cli_engine import columns
 from tests.integration.test_dashboard_browser import (Cells, Dashboard, browser, dashboard,  # noqa: F401
                                                       wait_until)
 from tray.api.page import forward_row
+from tray.engine.session import SessionInfo
+from tray.ui.menu import session_item
 
 pytestmark = pytest.mark.cluster
 
@@ -133,6 +136,14 @@ def test_forward_a_host_from_the_form_use_it_and_stop_it(cluster: Cluster, names
     live = {cls: row.find_element(By.CSS_SELECTOR, f"td.{cls}").text for cls in server if cls not in ("conns", "bytes")}
     assert {cls: re.sub(r"\s+", "", text) for cls, text in live.items()} == \
         {cls: re.sub(r"\s+", "", server[cls]) for cls in live}
+
+    # The tray's menu for the same forward (the engine's snapshot, as the tray's engine lists it).
+    known = {f.name for f in dataclasses.fields(SessionInfo)}
+    fields = {k: v for k, v in forward.items() if k in known}
+    info = SessionInfo(id=forward["session_id"], **{**fields, "pods": tuple(forward["pods"])})
+    item = session_item(info)
+    assert item.label == f"host/localhost  {info.local_port} → localhost:{port}  {cluster.context}/{namespace}  active"
+    assert item.children[0].label == f"Relay pod {relay} → localhost:{port}"
 
     # tender ls -o wide names the relay pod and where it connects in POD; REMOTE is the port asked for.
     listed = dashboard.engine.tender("ls", "-o", "wide")
