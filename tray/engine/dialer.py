@@ -30,6 +30,19 @@ forward's later tunnels.
 does for kubectl: ``tunnel`` (the WebSocket tunnel only), ``spdy`` (the
 POST upgrade only), ``v4``; anything else is ``auto``, the order above.
 
+Connections are made on demand, and let go when idle (kftui's "idle
+disconnect"): a forward dials its pod at its first local connection, not
+when it starts, and a tunnel that has carried no connection for
+``idle_close`` seconds (``TENDER_TUNNEL_IDLE``, default
+:data:`~tray.engine.tunnel.IDLE_CLOSE`, 60 s) closes; the next connection
+dials again (a cold connection costs one dial, tens of milliseconds on a
+near API server).  So forwards that are not used hold nothing open on the
+API server or the kubelet, however many there are: a thousand listening
+forwards cost a thousand listening sockets and the shared watches, no
+tunnel.  The spare v4 streams follow the same rule (:mod:`tray.engine.pool`:
+kept only while the forward is busy).  A probe after a drop
+(:meth:`Dialer.check`) opens a tunnel that the same idle rule closes.
+
 The session sees only ``connect(pod, port)``, which returns a :class:`Link`
 to pump one local connection through, and the failure hooks.  A
 :class:`Dialer` leads to one pod at a time; a forward whose connections go
@@ -53,14 +66,17 @@ from tray.kube.kubeapi import ApiError, KubeAPI, NotFound, Unauthorized
 from tray.kube.websocket import close_ws, forget_traceback
 from tray.engine.pool import StreamPool
 from tray.engine.v4 import StreamResult, Traffic, open_stream, pump
-from tray.engine.tunnel import Tunnel
+from tray.engine.tunnel import IDLE_CLOSE, Tunnel
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Dialer", "PodDialers", "Link", "PROTOCOL_ENV", "protocol_from_env"]
+__all__ = ["Dialer", "PodDialers", "Link", "PROTOCOL_ENV", "protocol_from_env", "IDLE_ENV",
+           "idle_close_from_env"]
 
 PROTOCOL_ENV = "TENDER_PORT_FORWARD"
 _PROTOCOLS = ("auto", "tunnel", "spdy", "v4")
+#: Seconds a tunnel without connections stays open before it closes (a number > 0).
+IDLE_ENV = "TENDER_TUNNEL_IDLE"
 
 
 def protocol_from_env() -> str:
@@ -70,6 +86,19 @@ def protocol_from_env() -> str:
     """
     value = os.environ.get(PROTOCOL_ENV, "auto").strip().lower() or "auto"
     return value if value in _PROTOCOLS else "auto"
+
+
+def idle_close_from_env() -> float:
+    """``TENDER_TUNNEL_IDLE``: seconds an idle tunnel stays open; :data:`~tray.engine.tunnel.IDLE_CLOSE` (60) if unset.
+
+    Anything but a finite number above 0 (``"0"``, ``"off"``, ``"inf"``) is
+    the default too.  Reads the environment only; never raises.
+    """
+    try:
+        value = float(os.environ.get(IDLE_ENV, "").strip())
+    except ValueError:
+        return IDLE_CLOSE
+    return value if 0 < value < 1e9 else IDLE_CLOSE
 
 
 class Link(Protocol):
@@ -137,14 +166,18 @@ class Dialer:
     so a first :meth:`connect` may take a few dials.
     """
 
-    def __init__(self, api: KubeAPI, namespace: str, *, protocol: str | None = None) -> None:
+    def __init__(self, api: KubeAPI, namespace: str, *, protocol: str | None = None,
+                 idle_close: float | None = None) -> None:
         """``api``: the context's client; ``namespace``: the pods'; ``protocol``: auto, tunnel, spdy or v4.
 
         ``protocol`` None reads :data:`PROTOCOL_ENV` (:func:`protocol_from_env`).
+        ``idle_close``: seconds a tunnel without connections stays open (None
+        reads :data:`IDLE_ENV`, :func:`idle_close_from_env`).
         Opens nothing until the first :meth:`connect` or :meth:`check`.
         """
         self._api, self._namespace = api, namespace
         self.protocol = protocol or protocol_from_env()
+        self.idle_close = idle_close_from_env() if idle_close is None else idle_close
         self._pool = StreamPool(lambda pod, port: open_stream(api, namespace, pod, port))
         self._tunnel: Tunnel | None = None
         self._opening: tuple[str, asyncio.Future[Tunnel | None]] | None = None
@@ -154,8 +187,15 @@ class Dialer:
     @property
     def idle(self) -> bool:
         """No tunnel of it is alive: none current, none being opened, no retired one still carrying connections."""
+        return self.tunnels == 0 and self._opening is None
+
+    @property
+    def tunnels(self) -> int:
+        """Tunnels of this dialer open now: the current one (unless it ended, say idle) and retired ones
+        still carrying connections.  Never blocks."""
         self._retired = {t for t in self._retired if t.closed_reason is None}
-        return self._tunnel is None and self._opening is None and not self._retired
+        current = self._tunnel is not None and self._tunnel.closed_reason is None
+        return int(current) + len(self._retired)
 
     @property
     def uses_tunnel(self) -> bool:
@@ -302,7 +342,8 @@ class Dialer:
     async def _open_tunnel(self, pod: str, port: int) -> Tunnel | None:
         generation = self._generation
         try:
-            tunnel = await Tunnel.open(self._api, self._namespace, pod, upgrade=self.protocol == "spdy")
+            tunnel = await Tunnel.open(self._api, self._namespace, pod, upgrade=self.protocol == "spdy",
+                                       idle_close=self.idle_close)
         except (NotFound, Unauthorized, ClusterUnreachable):
             raise  # the same on every path
         except TenderError as exc:
@@ -329,7 +370,7 @@ class Dialer:
             # The WebSocket is a GET, authorized as `get pods/portforward`;
             # the POST upgrade needs only `create` (client-go's FallbackDialer).
             try:
-                tunnel = await Tunnel.open(self._api, self._namespace, pod, upgrade=True)
+                tunnel = await Tunnel.open(self._api, self._namespace, pod, upgrade=True, idle_close=self.idle_close)
             except (NotFound, Unauthorized, ClusterUnreachable, ForbiddenError):
                 raise  # the upgrade's own answer (a 403 naming `create`) is the one to show
             except TenderError as upgrade_exc:
@@ -360,10 +401,12 @@ class PodDialers:
     left the rotation: their connections finish on their tunnels.
     """
 
-    def __init__(self, api: KubeAPI, namespace: str, *, protocol: str | None = None) -> None:
-        """``api``, ``namespace``, ``protocol``: as for :class:`Dialer`.  Opens nothing until the first call."""
+    def __init__(self, api: KubeAPI, namespace: str, *, protocol: str | None = None,
+                 idle_close: float | None = None) -> None:
+        """``api``, ``namespace``, ``protocol``, ``idle_close``: as for :class:`Dialer`.  Opens nothing until the first call."""
         self._api, self._namespace = api, namespace
         self.protocol = protocol or protocol_from_env()
+        self.idle_close = idle_close_from_env() if idle_close is None else idle_close
         self._dialers: dict[str, Dialer] = {}
         self._uids: dict[str, str] = {}  # the uid each Dialer's pod had when last retained
         self._departed: list[Dialer] = []  # pods that left: their tunnels carry open connections still
@@ -373,10 +416,16 @@ class PodDialers:
         """The pods with a Dialer now (in rotation, or dialled since the last :meth:`retain`)."""
         return list(self._dialers)
 
+    @property
+    def tunnels(self) -> int:
+        """Tunnels open now over every pod (:attr:`Dialer.tunnels`), departed pods' included.  Never blocks."""
+        return sum(d.tunnels for d in [*self._dialers.values(), *self._departed])
+
     def _for(self, pod: str) -> Dialer:
         dialer = self._dialers.get(pod)
         if dialer is None:
-            dialer = self._dialers[pod] = Dialer(self._api, self._namespace, protocol=self.protocol)
+            dialer = self._dialers[pod] = Dialer(self._api, self._namespace, protocol=self.protocol,
+                                                 idle_close=self.idle_close)
         return dialer
 
     def _learn(self, dialer: Dialer) -> None:

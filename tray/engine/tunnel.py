@@ -318,12 +318,14 @@ class Tunnel:
     """
 
     @classmethod
-    async def open(cls, api: KubeAPI, namespace: str, pod: str, *, upgrade: bool = False) -> Tunnel:
+    async def open(cls, api: KubeAPI, namespace: str, pod: str, *, upgrade: bool = False,
+                   idle_close: float | None = None) -> Tunnel:
         """Open a tunnel; raises the project's precise errors, or TunnelUnsupported.
 
         ``upgrade``: SPDY straight over an HTTP/1.1 upgrade (``POST``,
         kubectl's fallback when the WebSocket is refused; :mod:`tray.kube.spdyconn`)
-        instead of tunnelled in a WebSocket.  Blocks for the dial (at most
+        instead of tunnelled in a WebSocket.  ``idle_close``: seconds without
+        connections before it closes (None: :data:`IDLE_CLOSE`).  Blocks for the dial (at most
         15 s, twice if a 401 reloads the kubeconfig).  Raises
         :class:`~tray.errors.TunnelUnsupported` when the API server chose
         another WebSocket subprotocol (or none), and otherwise what
@@ -343,7 +345,7 @@ class Tunnel:
                 raise TunnelUnsupported(
                     f"the API server chose subprotocol {ws.subprotocol or 'none'}, not {SUBPROTOCOL}")
             sock = ws  # type: ignore[assignment]  # tray.kube.websocket's connection class diverts
-        tunnel = cls(sock, pod)
+        tunnel = cls(sock, pod, idle_close=idle_close)
         # After any reload a 401 caused while connecting: the credentials the
         # tunnel was finally opened with.
         tunnel.auth_generation = api.auth.generation

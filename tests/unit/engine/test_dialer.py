@@ -89,7 +89,8 @@ def dials(monkeypatch: pytest.MonkeyPatch) -> Dials:
 
     class Tunnels:
         @staticmethod
-        async def open(api: object, namespace: str, pod: str, *, upgrade: bool = False) -> FakeTunnel:
+        async def open(api: object, namespace: str, pod: str, *, upgrade: bool = False,
+                       idle_close: float | None = None) -> FakeTunnel:
             kind = "upgrade" if upgrade else "websocket"
             script.log.append(kind)
             failure = getattr(script, kind)

@@ -17,7 +17,8 @@ class FakeDialer:
     made: list[FakeDialer] = []
     learns = ""
 
-    def __init__(self, api: Any, namespace: str, *, protocol: str | None = None) -> None:
+    def __init__(self, api: Any, namespace: str, *, protocol: str | None = None,
+                 idle_close: float | None = None) -> None:
         self.protocol = protocol or "auto"
         self.calls: list[Any] = []
         self.alive = True
