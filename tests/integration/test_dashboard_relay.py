@@ -142,7 +142,8 @@ def test_forward_a_host_from_the_form_use_it_and_stop_it(cluster: Cluster, names
     fields = {k: v for k, v in forward.items() if k in known}
     info = SessionInfo(id=forward["session_id"], **{**fields, "pods": tuple(forward["pods"])})
     item = session_item(info)
-    assert item.label == f"host/localhost  {info.local_port} → localhost:{port}  {cluster.context}/{namespace}  active"
+    where = f"{cluster.context}/{namespace}"
+    assert item.label == f"host/localhost  {info.local_port} → localhost:{port}  {where}  active"
     assert item.children[0].label == f"Relay pod {relay} → localhost:{port}"
 
     # tender ls -o wide names the relay pod and where it connects in POD; REMOTE is the port asked for.
