@@ -8,7 +8,8 @@ listener this test binds on 127.0.0.1 (only the node reaches it) into "Forward
 a host, IP or UDP port", see the row go active naming its relay pod and where
 it connects, get the listener's answer through the local port, press Stop and
 see the row and the relay pod go (within 5 s).  Bad input gets the API's one
-sentence under the form and starts nothing.  The page is photographed to
+sentence under the form and starts nothing.  A UDP port (``:PORT/udp`` to a
+UDP echo on 127.0.0.1) says UDP, offers no Open, and echoes.  The page is photographed to
 tests/artifacts/dashboard-relay.png (and its error to dashboard-relay-error.png).
 """
 
@@ -170,3 +171,67 @@ def test_forward_a_host_from_the_form_use_it_and_stop_it(cluster: Cluster, names
     eventually(lambda: not cluster.pods(namespace, RELAYS), timeout=5 - (time.monotonic() - stopped),
                what="the relay pod to be deleted")
     assert dashboard.forwards() == []
+
+
+@pytest.fixture
+def node_only_udp_echo() -> Iterator[int]:
+    """A UDP echo on this machine's loopback (only the node reaches it); its port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                data, peer = sock.recvfrom(65535)
+                sock.sendto(b"echo: " + data, peer)
+            except OSError:
+                return
+
+    threading.Thread(target=serve, daemon=True).start()
+    with sock:
+        yield sock.getsockname()[1]
+
+
+def test_a_udp_port_from_the_form_says_udp_and_offers_no_browser(cluster: Cluster, namespace: str,
+                                                                 dashboard: Dashboard, browser: WebDriver,
+                                                                 node_only_udp_echo: int) -> None:
+    port = node_only_udp_echo
+    browser.get(dashboard.link())
+    wait_until(browser, "the events stream to be followed",
+               lambda: browser.find_element(By.ID, "live").get_attribute("data-state") == "live")
+    fill_form(browser, cluster, namespace, "host/localhost", f":{port}/udp")
+
+    def active_row() -> object:
+        rows = browser.find_elements(By.CSS_SELECTOR, '#forwards tbody tr[data-status="active"]')
+        return rows[0] if rows else None
+
+    row = wait_until(browser, "the UDP forward's row to be active", active_row, timeout=90)
+    [forward] = dashboard.forwards()
+    assert forward["protocol"] == "UDP" and forward["relay_upstream"] == f"localhost:{port}", forward
+    assert re.sub(r"\s+", " ", row.find_element(By.CSS_SELECTOR, "td.target").text) == \
+        f"host/localhost:{port} UDP"
+    assert re.sub(r"\s+", " ", row.find_element(By.CSS_SELECTOR, "td.pod").text) == \
+        f"relay pod {forward['relay_pod']} → localhost:{port}"
+    assert [b.text for b in row.find_elements(By.CSS_SELECTOR, "td.actions button")] == ["Copy", "Stop"]
+    assert not row.find_elements(By.CSS_SELECTOR, "td.local a")  # a UDP port is no web page
+    local = row.get_attribute("data-local")
+    host, local_port = local.rsplit(":", 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(3)
+        client.connect((host, int(local_port)))
+        for _ in range(3):  # UDP: a datagram may be lost
+            client.send(b"ping")
+            try:
+                assert client.recv(100) == b"echo: ping"
+                break
+            except socket.timeout:
+                continue
+        else:
+            raise AssertionError("no answer through the UDP forward")
+
+    row.find_element(By.CSS_SELECTOR, 'button[data-action="stop"]').click()
+    stopped = time.monotonic()
+    wait_until(browser, "the row to go",
+               lambda: not browser.find_elements(By.CSS_SELECTOR, f'#f-{forward["session_id"]}'), timeout=10)
+    eventually(lambda: not cluster.pods(namespace, RELAYS), timeout=5 - (time.monotonic() - stopped),
+               what="the relay pod to be deleted")
