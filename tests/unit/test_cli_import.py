@@ -21,7 +21,7 @@ EXAMPLE = REPO / "config" / "profiles.example.yaml"
 #: file -> (profiles added, entries skipped)
 EXPECTED = {
     "kubectl.txt": (["web", "web-2", "db", "web-0"], 1),
-    "kftray.json": (["web", "db-on-its-own-address"], 3),
+    "kftray.json": (["web", "db-on-its-own-address", "dns", "outside"], 1),
     "kube-forwarder.json": (["web-deployment", "web", "db-pod"], 0),
     "kube-forwarder-v1.json": (["web"], 0),
 }

@@ -600,7 +600,9 @@ def _run_profiles(args: argparse.Namespace) -> int:
             for n, spec in enumerate(prof.ports):
                 ids.append(manager.start(ForwardSpec(context, prof.namespace, prof.target, spec.remote,
                                                      local_port=_local(spec), address=prof.address,
-                                                     profile=prof.name, balance=prof.balance)))
+                                                     profile=prof.name, balance=prof.balance,
+                                                     protocol=spec.protocol,
+                                                     relay_image=prof.effective_relay_image)))
                 origins[ids[-1]] = UsageError("", source=str(pf.path), line=prof.line or None,
                                               field=f"{prof.name}.ports[{n}]")
         for problem in skipped:  # one line each; the others run

@@ -7,7 +7,9 @@ objects, collecting every problem as a one-line
 (``profiles.yaml:14: profiles[2].ports[1]: ...``; list indexes count from
 0).  The checks are those of one field (a name's characters, a namespace,
 a target or port in kubectl's forms, an address, YAML types and tags,
-unknown and duplicate keys) and those across profiles: duplicate profile
+unknown and duplicate keys; for relay forwards a ``host/``/``ip/`` target's
+port against the ``ports``, ``protocol`` against each port's ``/tcp`` or
+``/udp``, named ports, ``relay: {image: ...}`` here and at the top level) and those across profiles: duplicate profile
 names, a local address and port used twice (by two profiles, or twice in
 one), and, when the kubeconfig's contexts are given, unknown contexts.  They
 run in one pass over the file, so problems come out in file order.
@@ -28,7 +30,7 @@ import difflib
 import ipaddress
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 import yaml
@@ -43,12 +45,14 @@ from tray.domain.servicegroup import (
     parse_label_selector,
     parse_namespace_target,
 )
-from tray.domain.targets import Target, parse_target
+from tray.domain.targets import Target, parse_target, split_target_port
 from tray.errors import UsageError
 from tray.profiles.model import (
     NAME_PATTERN,
     NAMESPACE_PATTERN,
     PROFILE_KEYS,
+    PROTOCOLS,
+    RELAY_KEYS,
     REQUIRED_PROFILE_KEYS,
     TOP_LEVEL_KEYS,
     VERSION,
@@ -64,6 +68,11 @@ _NAME_RE: Final = re.compile(NAME_PATTERN)
 _NAMESPACE_RE: Final = re.compile(NAMESPACE_PATTERN)
 
 _CONTROL_RE: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+#: A port spec's own protocol suffix, in its source text.
+_SUFFIX_RE: Final = re.compile(r"/(tcp|udp)$", re.IGNORECASE)
+#: An image reference as a container runtime takes it: ``[REGISTRY[:PORT]/]PATH[:TAG][@DIGEST]``, loosely
+#: (the runtime has the last word): no spaces or control characters, at most 512 characters.
+_IMAGE_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,511}")
 
 _TAG = "tag:yaml.org,2002:"
 _STR, _INT, _FLOAT, _BOOL, _NULL, _TIMESTAMP = (
@@ -182,7 +191,9 @@ class Checker:
         self.errors: list[UsageError] = []
         self._order: list[int] = []  # the line each error sorts by
         self.names: dict[str, int] = {}
-        self.ports_in_use: dict[int, list[_PortUse]] = {}
+        self.ports_in_use: dict[tuple[int, str], list[_PortUse]] = {}
+        #: The file's top-level ``relay: {image: ...}`` (None: not given or bad).
+        self.relay_image: str | None = None
 
     # -- reporting ---------------------------------------------------------
 
@@ -302,6 +313,8 @@ class Checker:
         if not self._check_tags(root, ""):
             return []
         entries = self._mapping(root, "", TOP_LEVEL_KEYS)
+        if "relay" in entries:
+            self.relay_image = self._relay(entries["relay"][1], "relay")
 
         if "version" not in entries:
             self.error("missing 'version: 1' (the format version)", root, "version", sort_line=_end_line(root))
@@ -341,6 +354,8 @@ class Checker:
             profile = self._profile(item, f"profiles[{index}]")
             if profile is not None:
                 profiles.append(profile)
+        if self.relay_image is not None:
+            profiles = [replace(p, file_relay_image=self.relay_image) for p in profiles]
         return profiles
 
     def _profile(self, node: Node, path: str) -> Profile | None:
@@ -355,7 +370,8 @@ class Checker:
         entries = self._mapping(node, path, PROFILE_KEYS)
         values: dict[str, Node] = {key: value for key, (_, value) in entries.items()}
         whole = _namespace_target_text(values.get("target"))
-        for key in (*REQUIRED_PROFILE_KEYS, *(() if whole else ("ports",))):
+        carried = _target_carries_port(values.get("target"))
+        for key in (*REQUIRED_PROFILE_KEYS, *(() if whole or carried else ("ports",))):
             if key not in entries:
                 self.error(f"missing required key {key!r}", node, path, sort_line=_end_line(node))
         if whole:  # target: namespace/NS -- every Service of NS (tray.engine.group)
@@ -367,13 +383,24 @@ class Checker:
         name = self._name(values["name"], f"{path}.name") if "name" in values else None
         context = self._context(values["context"], f"{path}.context") if "context" in values else None
         namespace = self._namespace(values["namespace"], f"{path}.namespace") if "namespace" in values else None
-        target = self._target(values["target"], f"{path}.target") if "target" in values else None
+        target, target_port = (self._target(values["target"], f"{path}.target") if "target" in values
+                               else (None, None))
+        protocol = self._protocol(values["protocol"], f"{path}.protocol") if "protocol" in values else None
         address = self._address(values["address"], f"{path}.address") if "address" in values else DEFAULT_ADDRESS
         claim = _auto_claim(address, context, namespace, target, bad=len(self.errors) != before)
-        ports = self._ports(values["ports"], f"{path}.ports", name or path, claim) if "ports" in values else None
+        if "ports" in values:
+            ports = self._ports(values["ports"], f"{path}.ports", name or path, claim,
+                                _PortRules(protocol, target, target_port, f"{path}.protocol"))
+        elif target_port is not None:  # the target's port: local = remote
+            spec = PortSpec(target_port, target_port, protocol=protocol or "TCP")
+            ok = claim is None or self._claim(spec, claim, name or path, values["target"], f"{path}.target")
+            ports = (spec,) if ok else None
+        else:
+            ports = None
         autostart = self._bool(values["autostart"], f"{path}.autostart") if "autostart" in values else False
         group = self._text_field(values["group"], f"{path}.group", "group") if "group" in values else None
         balance = self._balance(values["balance"], f"{path}.balance", target) if "balance" in values else "auto"
+        relay_image = self._relay(values["relay"], f"{path}.relay") if "relay" in values else None
 
         if len(self.errors) != before or name is None or target is None or ports is None or address is None:
             return None
@@ -388,6 +415,9 @@ class Checker:
             autostart=autostart,
             group=group,
             balance=balance or "auto",
+            protocol=protocol,
+            target_port=target_port,
+            relay_image=relay_image,
             line=_line(node),
         )
 
@@ -402,8 +432,10 @@ class Checker:
         except UsageError as err:
             self.error(err.message, values["target"], f"{path}.target")
         why = {"ports": "every Service port is forwarded on its real port",
+               "protocol": "every Service port is forwarded with its own protocol",
                "namespace": "the target names the namespace",
-               "address": "each Service listens on its own 127.A.B.C"}
+               "address": "each Service listens on its own 127.A.B.C",
+               "relay": "set the relay image for the whole file with a top-level 'relay: {image: ...}'"}
         for key, reason in why.items():
             if key in values:
                 self.error(f"'{key}' is not allowed with 'target: {text}' ({reason})", values[key],
@@ -492,15 +524,49 @@ class Checker:
             return None
         return namespace
 
-    def _target(self, node: Node, fld: str) -> Target | None:
+    def _target(self, node: Node, fld: str) -> tuple[Target | None, int | None]:
+        """(the target, the port a ``host/``/``ip/`` target carries or None); (None, None) after reporting."""
+        text = self._string(node, fld)
+        if text is None:
+            return None, None
+        try:
+            bare, port = split_target_port(text)
+            return parse_target(bare), port
+        except UsageError as err:
+            self.error(err.message, node, fld)
+            return None, None
+
+    def _protocol(self, node: Node, fld: str) -> str | None:
+        """``protocol:``: TCP or UDP (any case), as Kubernetes spells it; None after reporting."""
         text = self._string(node, fld)
         if text is None:
             return None
-        try:
-            return parse_target(text)
-        except UsageError as err:
-            self.error(err.message, node, fld)
+        if text.upper() not in PROTOCOLS:
+            self.error(f"unknown protocol {_q(text, 20)}; expected TCP or UDP", node, fld)
             return None
+        return text.upper()
+
+    def _relay(self, node: Node, fld: str) -> str | None:
+        """``relay: {image: IMAGE}``: the image; None after reporting (or with no ``image``)."""
+        if not self._check_tags(node, fld):
+            return None
+        if not isinstance(node, MappingNode):
+            self.error(f"expected a mapping like {{image: python:3.13-alpine}}, got {_type_name(node)}", node, fld)
+            return None
+        entries = self._mapping(node, fld, RELAY_KEYS)
+        if "image" not in entries:
+            if not node.value:
+                self.error("an empty 'relay:' says nothing; give 'image: IMAGE' or leave it out", node, fld)
+            return None
+        value_node = entries["image"][1]
+        image = self._text_field(value_node, f"{fld}.image", "image")
+        if image is None:
+            return None
+        if not _IMAGE_RE.fullmatch(image):
+            self.error(f"invalid image {_q(image)}: expected an image reference such as python:3.13-alpine or "
+                       "registry.example/python:3.13-alpine", value_node, f"{fld}.image")
+            return None
+        return image
 
     def _address(self, node: Node, fld: str) -> str | None:
         text = self._string(node, fld)
@@ -526,7 +592,7 @@ class Checker:
         return None
 
     def _ports(self, node: Node, fld: str, profile: str,
-               address: str | _AutoClaim | None) -> tuple[PortSpec, ...] | None:
+               address: str | _AutoClaim | None, rules: _PortRules) -> tuple[PortSpec, ...] | None:
         if not self._check_tags(node, fld):
             return None
         if not isinstance(node, SequenceNode):
@@ -540,28 +606,52 @@ class Checker:
             return None
         specs: list[PortSpec] = []
         ok = True
-        own: dict[int, int] = {}  # local port -> index, within this profile
+        own: dict[tuple[int, str], int] = {}  # (local port, protocol) -> index, within this profile
         for index, item in enumerate(node.value):
             item_field = f"{fld}[{index}]"
             spec = self._port(item, item_field)
+            if spec is not None:
+                spec = self._port_rules(spec, item, item_field, rules)
             if spec is None:
                 ok = False
                 continue
             specs.append(spec)
             if spec.local is None:
                 continue
-            if spec.local in own:
+            if (spec.local, spec.protocol) in own:
                 self.error(
-                    f"local port {spec.local} is already used by {fld}[{own[spec.local]}] of this profile",
+                    f"local port {_port_shown(spec)} is already used by {fld}[{own[spec.local, spec.protocol]}] "
+                    "of this profile",
                     item,
                     item_field,
                 )
                 ok = False
                 continue
-            own[spec.local] = index
-            if address is not None and not self._claim(spec.local, address, profile, item, item_field):
+            own[spec.local, spec.protocol] = index
+            if address is not None and not self._claim(spec, address, profile, item, item_field):
                 ok = False
         return tuple(specs) if ok else None
+
+    def _port_rules(self, spec: PortSpec, node: ScalarNode, fld: str, rules: _PortRules) -> PortSpec | None:
+        """*spec* with the profile's protocol applied; None after reporting a port the profile contradicts."""
+        suffix = _SUFFIX_RE.search(node.value)
+        if rules.protocol is not None:
+            if suffix is None:
+                spec = replace(spec, protocol=rules.protocol)
+            elif suffix.group(1).upper() != rules.protocol:
+                self.error(f"port {_q(node.value, 20)} says {suffix.group(1).upper()}, but the profile's "
+                           f"protocol ({rules.protocol_field}) is {rules.protocol}; drop the suffix or the "
+                           "protocol", node, fld)
+                return None
+        target = rules.target
+        if target is not None and target.relayed and isinstance(spec.remote, str):
+            self.error(f"{target} has no named ports: give the port as a number", node, fld)
+            return None
+        if rules.target_port is not None and spec.remote != rules.target_port:
+            self.error(f"port {_q(node.value, 20)} names remote port {spec.remote}, but the target "
+                       f"{target}:{rules.target_port} says {rules.target_port}", node, fld)
+            return None
+        return spec
 
     def _port(self, node: Node, fld: str) -> PortSpec | None:
         if not self._check_tags(node, fld):
@@ -578,8 +668,10 @@ class Checker:
             self.error(err.message, node, fld)
             return None
 
-    def _claim(self, port: int, address: str | _AutoClaim, profile: str, node: Node, fld: str) -> bool:
-        """Record that *profile* listens on address:port; False (reported) if another does."""
+    def _claim(self, spec: PortSpec, address: str | _AutoClaim, profile: str, node: Node, fld: str) -> bool:
+        """Record that *profile* listens on address:port (of *spec*'s protocol); False (reported) if another does."""
+        assert spec.local is not None
+        port = spec.local
         addresses: tuple[_IP | _AutoClaim, ...]
         if isinstance(address, _AutoClaim):
             addresses = (address.address(),)
@@ -587,16 +679,41 @@ class Checker:
             addresses = tuple(
                 _canonical_ip(a) for a in (LOCALHOST_ADDRESSES if address == "localhost" else (address,))
             )
-        for use in self.ports_in_use.get(port, []):
+        udp = "/udp" if spec.protocol == "UDP" else ""
+        for use in self.ports_in_use.get((port, spec.protocol), []):
             if any(_overlap(a, b) for a in addresses for b in use.addresses):
                 self.error(
-                    f"local address {_shown(address, port)} is already used by profile {use.profile!r} "
+                    f"local address {_shown(address, port)}{udp} is already used by profile {use.profile!r} "
                     f"({use.field}, line {use.line})",
                     node,
                     fld,
                 )
                 return False
-        self.ports_in_use.setdefault(port, []).append(_PortUse(profile, _line(node), fld, addresses))
+        self.ports_in_use.setdefault((port, spec.protocol), []).append(_PortUse(profile, _line(node), fld, addresses))
+        return True
+
+
+@dataclass(frozen=True)
+class _PortRules:
+    """What a profile's other fields say about its ports: ``protocol:``, and the target (and its port)."""
+
+    protocol: str | None
+    target: Target | None
+    target_port: int | None
+    protocol_field: str
+
+
+def _port_shown(spec: PortSpec) -> str:
+    return f"{spec.local}/udp" if spec.protocol == "UDP" else str(spec.local)
+
+
+def _target_carries_port(node: Node | None) -> bool:
+    """Whether the ``target:`` text is ``host/NAME:PORT`` or ``ip/ADDRESS:PORT`` (a plain string with a port)."""
+    if not isinstance(node, ScalarNode) or node.tag != _STR:
+        return False
+    try:
+        return split_target_port(node.value)[1] is not None
+    except UsageError:  # a bad port on a host/ or ip/ target: said at the target, not again as missing ports
         return True
 
 

@@ -8,7 +8,7 @@ the file, checks the profiles with the profiles file's own rules and writes
 them.  Three formats:
 
 ``kubectl``
-    ``kubectl port-forward`` command lines, one per line (a line ending in
+    ``kubectl port-forward`` command lines (TCP, as kubectl forwards), one per line (a line ending in
     ``\\`` continues on the next), as a shell would split them (quotes, ``#``
     comments; blank lines are ignored).  The command is ``kubectl``, ``k``,
     ``kubectl.exe`` or a path to one of those, optionally after ``VAR=value``
@@ -28,10 +28,14 @@ them.  Three formats:
     kftray's JSON export: a list of configs (kftray's ``Config``, in
     hcavarsan/kftray ``crates/kftray-commons/src/models/config_model.rs``;
     examples in its ``examples/`` folder and ``docs/kftray/USAGE.md``).
-    ``workload_type`` ``service`` (the default) becomes ``svc/SERVICE``;
-    ``pod`` entries name pods by label selector (``target: app=web``), which a
-    profile cannot, and ``proxy`` and ``expose`` entries reach outside the
-    cluster or expose a local port: these, and ``protocol: udp``, are skipped.
+    ``workload_type`` ``service`` (the default) becomes ``svc/SERVICE``, and
+    ``proxy`` (kftray's relay pod to ``remote_address``, a host or address
+    outside the cluster, port ``remote_port``) a ``host/NAME`` or
+    ``ip/ADDRESS`` profile, run through Tender's relay pod; ``protocol: udp``
+    becomes ``/udp`` ports.  ``pod`` entries name pods by label selector
+    (``target: app=web``), which a profile cannot, and ``expose`` entries
+    expose a local port to the cluster: these, and other protocols, are
+    skipped.
     ``alias`` names the profile, ``local_address`` is its address
     (``auto_loopback_address: true`` without one: ``address: auto``).  kftray
     sends ``remote_port`` to the pod's port unchanged; a Tender ``svc/``
@@ -319,6 +323,9 @@ def _kubectl_command(words: list[str], source: str, number: int, result: ImportR
         ports = [parse_port_spec(p) for p in positional[2:]]
     except UsageError as exc:
         raise bad(exc.message) from None
+    if target.relayed or any("/" in p for p in positional[2:]):  # Tender's forms, not kubectl's: kubectl is TCP
+        raise bad(f"kubectl port-forward takes no {'host/ or ip/ targets' if target.relayed else '/tcp or /udp'} "
+                  "(it forwards TCP to pods); write such a forward as a Tender profile")
     what = " ".join([str(target), *positional[2:]])
     if other_cluster:
         result.skipped.append(Skipped(f"line {number}", what, f"{', '.join(other_cluster)}: a profile reaches a "
@@ -335,7 +342,7 @@ def _kubectl_command(words: list[str], source: str, number: int, result: ImportR
 
 
 # ------------------------------------------------------------------ kftray
-_KFTRAY_TCP: Final = ("", "tcp")
+_KFTRAY_PROTOCOLS: Final = {"": "", "tcp": "", "udp": "/udp"}  # kftray's protocol -> the port spec's suffix
 
 
 def _field(entry: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str, source: str,
@@ -402,35 +409,52 @@ def read_kftray(data: Any, source: str = "-") -> ImportResult:
         alias = _field(entry, "alias", str, where, source)
         service = _field(entry, "service", str, where, source)
         what = alias or service or _field(entry, "target", str, where, source) or workload
-        if protocol not in _KFTRAY_TCP:
-            result.skipped.append(Skipped(where, what, f"protocol {protocol}: Tender forwards TCP only"))
+        if protocol not in _KFTRAY_PROTOCOLS:
+            result.skipped.append(Skipped(where, what, f"protocol {protocol}: Tender forwards TCP and UDP only"))
             continue
-        if workload != "service":
+        if workload not in ("service", "proxy"):
             why = {"pod": "its pods are named by label selector, which a profile cannot name",
-                   "proxy": "a proxy reaches a host outside the cluster through a relay pod",
                    "expose": "it exposes a local port to the cluster"}.get(workload,
                                                                            f"unknown workload_type {workload!r}")
             result.skipped.append(Skipped(where, what, why))
             continue
-        if not service:
+        remote_address = _field(entry, "remote_address", str, where, source) if workload == "proxy" else None
+        if workload == "proxy" and not remote_address:
+            raise UsageError("missing 'remote_address' (the host a proxy config reaches)", source=source,
+                             field=where)
+        if workload == "service" and not service:
             raise UsageError("missing 'service'", source=source, field=where)
         namespace = _field(entry, "namespace", str, where, source) or None
         context = _field(entry, "context", str, where, source) or None
         remote = _port_number(entry.get("remote_port"), "remote_port", where, source)
         port_text = _port_text(entry.get("local_port"), remote, "local_port", where, source)
+        port_text += _KFTRAY_PROTOCOLS[protocol]
         address = _local_address(_field(entry, "local_address", str, where, source), where, source)
         if address is None and _field(entry, "auto_loopback_address", bool, where, source):
             address = "auto"  # kftray's own 127.x address per forward: Tender's address: auto
         if _field(entry, "kubeconfig", str, where, source):
             result.note("kftray's kubeconfig fields are ignored: profiles run on the engine's kubeconfig")
         try:
-            target = parse_target(f"svc/{service}")
+            target = parse_target(f"svc/{service}" if remote_address is None else _proxy_target(remote_address))
             port = parse_port_spec(port_text)
         except UsageError as exc:
             raise UsageError(exc.message, source=source, field=where) from None
-        result.pod_ports.add(len(result.profiles))
-        result.add(_profile(alias or service, context, namespace, target, [port], address), entry=where)
+        if remote_address is None:
+            result.pod_ports.add(len(result.profiles))
+        name = alias or service or target.name
+        result.add(_profile(name, context, namespace, target, [port], address), entry=where)
     return result
+
+
+def _proxy_target(address: str) -> str:
+    """A kftray proxy's ``remote_address`` as a target: ``ip/ADDRESS`` for an IP address, else ``host/NAME``."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return f"host/{address}"
+    return f"ip/{address}"
 
 
 # ------------------------------------------------------------ kube-forwarder

@@ -35,7 +35,9 @@ def start_profile(manager: Any, profile: Profile, current_context: str | None) -
     """Start ``profile``'s forwards on ``manager`` (a ForwardManager); returns the new session ids.
 
     ``current_context``: the kubeconfig's current context, used when the
-    profile names none.  Ports already forwarded for the profile are skipped.
+    profile names none.  Ports already forwarded for the profile (same remote
+    port and protocol) are skipped.  Each forward carries its port's protocol
+    and the profile's relay image (its own, else the file's; None: the default).
     A ``namespace/NS`` profile starts its group (unless one runs for it) and
     returns no ids: its members start once the Services are listed.
     Raises :class:`UsageError` when there is no context to use, or what
@@ -56,14 +58,16 @@ def start_profile(manager: Any, profile: Profile, current_context: str | None) -
             manager.start_group(NamespaceSpec(context, profile.namespace, profile.selector or "",
                                               profile=profile.name, balance=getattr(profile, "balance", "auto")))
         return []
-    running = {str(s.remote_port) for s in manager.list() if s.profile == profile.name}
+    running = {(str(s.remote_port), getattr(s, "protocol", "TCP"))
+               for s in manager.list() if s.profile == profile.name}
     ids = []
     for spec in profile.ports:
-        if str(spec.remote) in running:
+        if (str(spec.remote), spec.protocol) in running:
             continue
         ids.append(manager.start(ForwardSpec(context, profile.namespace, profile.target, spec.remote,
                                              local_port=local_port_of(spec), address=profile.address,
-                                             profile=profile.name, balance=profile.balance)))
+                                             profile=profile.name, balance=profile.balance,
+                                             protocol=spec.protocol, relay_image=profile.effective_relay_image)))
     return ids
 
 

@@ -62,17 +62,22 @@ _SAVE_HEADER: Final = (
 _STR: Final = "tag:yaml.org,2002:str"
 
 
-def dump_profiles(profiles: Iterable[Profile]) -> str:
+def dump_profiles(profiles: Iterable[Profile], relay_image: str | None = None) -> str:
     """The YAML text Tender writes for *profiles* when it writes a file anew (version 1).
 
-    A header comment, then the profiles as :meth:`~tray.profiles.model.Profile.to_dict`
+    A header comment, then the file's ``relay: {image: ...}`` if *relay_image*
+    is given, then the profiles as :meth:`~tray.profiles.model.Profile.to_dict`
     spells them, in the order given.  Does not validate them.  Pure (no I/O).
     """
     items = [p.to_dict() for p in profiles]
     if not items:
-        return _SAVE_HEADER + EMPTY_PROFILES_TEXT
+        relay = yaml.safe_dump({"relay": {"image": relay_image}}, default_flow_style=None) if relay_image else ""
+        return _SAVE_HEADER + EMPTY_PROFILES_TEXT.replace("profiles:", relay + "profiles:")
+    top: dict[str, Any] = {"version": VERSION}
+    if relay_image:
+        top["relay"] = {"image": relay_image}
     body = yaml.safe_dump(
-        {"version": VERSION, "profiles": items},
+        {**top, "profiles": items},
         sort_keys=False,
         allow_unicode=True,
         default_flow_style=False,
@@ -84,10 +89,11 @@ def dump_profiles(profiles: Iterable[Profile]) -> str:
 def save_profiles(path: str | os.PathLike[str], profiles: Iterable[Profile] | ProfilesFile) -> ProfilesFile:
     """Write *profiles* to *path* atomically (mode 0600 for a new file).
 
-    The profiles are validated with the same rules as loading before anything
-    is written, so Tender never writes a file it would refuse; a problem (e.g.
-    two profiles with the same name) raises UsageError and leaves the file
-    untouched.
+    The file's top-level ``relay: {image: ...}`` is kept (a file written anew
+    gets the one the profiles were loaded with).  The profiles are validated
+    with the same rules as loading before anything is written, so Tender
+    never writes a file it would refuse; a problem (e.g. two profiles with
+    the same name) raises UsageError and leaves the file untouched.
 
     When *path* holds a valid profiles file, only what changed is edited (see
     :func:`edit_profiles_text`): comments, blank lines, key order, quoting,
@@ -102,7 +108,7 @@ def save_profiles(path: str | os.PathLike[str], profiles: Iterable[Profile] | Pr
     """
     source = os.fspath(path)
     wanted = tuple(profiles)
-    fresh = dump_profiles(wanted)
+    fresh = dump_profiles(wanted, next((p.file_relay_image for p in wanted if p.file_relay_image), None))
     written = parse_profiles(fresh, source=source, path=path)  # raises for invalid profiles
     text = _edited_file_text(Path(path), source, written.profiles)
     if text is None:
@@ -554,20 +560,21 @@ def _scalar(value: str | bool, like: Any = None) -> Any:
     return SingleQuotedScalarString(value)
 
 
-def _ports(ports: tuple[PortSpec, ...], like: Any, quote: type[str]) -> CommentedSeq:
-    """The ports list replacing *like* (None for a new profile).
+def _ports(profile: Profile, like: Any, quote: type[str]) -> CommentedSeq:
+    """The ports list of *profile* replacing *like* (None for a new profile).
 
     A port *like* has too keeps its text, its comment and the lines above it;
     the list keeps *like*'s flow or block style.  New ports are written as
-    Tender writes them: a plain number, else a string quoted with *quote*.
+    Tender writes them (:meth:`~tray.profiles.model.Profile.port_text`): a
+    plain number, else a string quoted with *quote*.
     """
     out = CommentedSeq()
     old = list(like) if isinstance(like, CommentedSeq) else []
     old_leads = _cut_leads(like) if old else {}
     leads: dict[int, str] = {}
     used: set[int] = set()
-    for spec in ports:
-        text = str(spec)
+    for spec in profile.ports:
+        text = profile.port_text(spec)
         same = next((i for i, port in enumerate(old) if i not in used and str(port) == text), None)
         if same is None:
             out.append(int(text) if text.isdigit() and not text.startswith("0") else quote(text))
@@ -589,8 +596,35 @@ def _new_item(profile: Profile, quote: type[str]) -> CommentedMap:
     """A profile as Tender writes it: keys in :data:`PROFILE_KEYS` order, defaults left out, ports as a flow list."""
     item = CommentedMap()
     for key, value in profile.to_dict().items():
-        item[key] = _ports(profile.ports, None, quote) if key == "ports" else _scalar(value)
+        if key == "ports":
+            item[key] = _ports(profile, None, quote)
+        elif key == "relay":
+            item[key] = _relay(value["image"], None)
+        else:
+            item[key] = _scalar(value)
     return item
+
+
+def _relay(image: str, like: Any) -> CommentedMap:
+    """``relay: {image: IMAGE}`` replacing *like* (None, or the mapping there): *like* edited, else a flow mapping."""
+    if isinstance(like, CommentedMap):
+        like["image"] = _scalar(image, like.get("image"))
+        return like
+    out = CommentedMap()
+    out["image"] = _scalar(image)
+    out.fa.set_flow_style()
+    return out
+
+
+def _field_value(profile: Profile, key: str) -> Any:
+    """What *profile* says for the file's *key* (the target with its port; ``relay`` is the profile's image)."""
+    if key == "target":
+        return profile.target, profile.target_port
+    if key == "relay":
+        return profile.relay_image
+    if key == "ports":
+        return profile.ports, profile.ports_from_target, profile.protocol
+    return getattr(profile, key)
 
 
 def _edit_item(item: CommentedMap, old: Profile, new: Profile, quote: type[str]) -> str:
@@ -606,13 +640,18 @@ def _edit_item(item: CommentedMap, old: Profile, new: Profile, quote: type[str])
     wanted = new.to_dict()
     order = {key: n for n, key in enumerate(PROFILE_KEYS)}
     for key in PROFILE_KEYS:
-        if getattr(old, key) == getattr(new, key):
+        if _field_value(old, key) == _field_value(new, key):
             continue
         if key not in wanted:
             item.pop(key, None)
             item.ca.items.pop(key, None)  # its end-of-line comment (ruamel keeps it otherwise)
             continue
-        value = _ports(new.ports, item.get(key), quote) if key == "ports" else _scalar(wanted[key], item.get(key))
+        if key == "ports":
+            value = _ports(new, item.get(key), quote)
+        elif key == "relay":
+            value = _relay(wanted[key]["image"], item.get(key))
+        else:
+            value = _scalar(wanted[key], item.get(key))
         if key in item:
             item[key] = value
         else:

@@ -297,7 +297,7 @@ def test_error_messages_stay_on_one_line() -> None:
 
 def test_error_keeps_unusual_keys_readable() -> None:
     errors = _errors_of('version: 1\nprofiles: []\n"two words": 1\n')
-    assert errors == ['p.yaml:3: ["two words"]: unknown key "two words"; expected one of: version, profiles']
+    assert errors == ['p.yaml:3: ["two words"]: unknown key "two words"; expected one of: version, relay, profiles']
 
 
 def test_unsupported_version_stops_checking() -> None:

@@ -86,6 +86,17 @@ def test_kubectl_bad_lines_name_the_line(line: str, fragment: str):
     assert text.startswith("f.sh:3: ") and fragment in text and "\n" not in text
 
 
+@pytest.mark.parametrize("line, fragment", [
+    ("kubectl port-forward svc/dns 5353:53/udp", "takes no /tcp or /udp"),
+    ("kubectl port-forward svc/web 8080:80/tcp", "takes no /tcp or /udp"),
+    ("kubectl port-forward host/db.internal 5432", "takes no host/ or ip/ targets"),
+])
+def test_kubectl_lines_stay_tcp_to_pods(line: str, fragment: str):
+    with pytest.raises(UsageError) as info:
+        read_kubectl(line + "\n", "f.sh")
+    assert str(info.value).startswith("f.sh:1: ") and fragment in str(info.value)
+
+
 # ------------------------------------------------------------------ kftray
 def kftray(**fields) -> dict:
     """One config of kftray's JSON export (kftray's Config, crates/kftray-commons/src/models/config_model.rs)."""
@@ -108,10 +119,38 @@ def test_kftray_service_configs():
     assert result.pod_ports == {0, 1, 2}  # kftray's remote_port is the pods' port, for the caller to translate
 
 
+def test_kftray_proxy_and_udp_configs_become_relay_profiles():
+    proxy = {"workload_type": "proxy", "service": None, "namespace": "default"}
+    result = read_kftray([kftray(alias="dns", protocol="udp", local_port=5353, remote_port=53),
+                          kftray(alias="outside", remote_address="DB.example.com", local_port=15432,
+                                 remote_port=5432, **proxy),
+                          kftray(remote_address="10.0.3.7", local_port=0, remote_port=53, protocol="udp", **proxy),
+                          kftray(alias="v6", remote_address="fd00::7", local_port=None, remote_port=443, **proxy)])
+    assert result.profiles == [
+        {"name": "dns", "context": "c", "namespace": "demo", "target": "svc/web", "ports": ["5353:53/udp"]},
+        {"name": "outside", "context": "c", "namespace": "default", "target": "host/db.example.com",
+         "ports": ["15432:5432"]},
+        {"name": "10.0.3.7", "context": "c", "namespace": "default", "target": "ip/10.0.3.7", "ports": [":53/udp"]},
+        {"name": "v6", "context": "c", "namespace": "default", "target": "ip/fd00::7", "ports": ["443"]},
+    ]
+    assert result.skipped == []
+    assert result.pod_ports == {0}  # a proxy's remote_port is the remote host's: nothing to translate
+
+
+@pytest.mark.parametrize("fields, fragment", [
+    ({"workload_type": "proxy"}, "[0]: missing 'remote_address'"),
+    ({"workload_type": "proxy", "remote_address": "db_internal"}, "[0]: invalid host name"),
+    ({"workload_type": "proxy", "remote_address": 7}, "[0]: remote_address: expected str"),
+])
+def test_kftray_bad_proxy_configs(fields: dict, fragment: str):
+    with pytest.raises(UsageError) as info:
+        read_kftray([kftray(**fields)], "k.json")
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
 @pytest.mark.parametrize("fields, why", [
-    ({"protocol": "udp"}, "protocol udp"),
+    ({"protocol": "sctp"}, "protocol sctp"),
     ({"workload_type": "pod", "target": "app=web"}, "label selector"),
-    ({"workload_type": "proxy", "remote_address": "db.example.com"}, "proxy"),
     ({"workload_type": "expose"}, "exposes a local port"),
 ])
 def test_kftray_entries_tender_cannot_express_are_skipped(fields: dict, why: str):

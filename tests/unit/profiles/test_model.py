@@ -21,6 +21,7 @@ from tray.profiles import (
     TOP_LEVEL_KEYS,
     parse_profiles,
 )
+from tray.profiles.model import REQUIRED_TOP_LEVEL_KEYS
 
 from tests.unit.profiles.helpers import EXAMPLE, SCHEMA
 
@@ -49,8 +50,8 @@ def test_schema_keys_match_the_loader() -> None:
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["type"] == "object"
     assert schema["additionalProperties"] is False
-    assert set(schema["properties"]) == set(TOP_LEVEL_KEYS)
-    assert set(schema["required"]) == set(TOP_LEVEL_KEYS)
+    assert list(schema["properties"]) == list(TOP_LEVEL_KEYS)
+    assert set(schema["required"]) == set(REQUIRED_TOP_LEVEL_KEYS)
     assert schema["properties"]["version"] == {**schema["properties"]["version"], "const": profiles_mod.VERSION}
     assert schema["properties"]["profiles"]["items"] == {"$ref": "#/$defs/profile"}
     profile = _profile_schema()

@@ -137,7 +137,13 @@ def test_to_dict_leaves_out_defaults() -> None:
         "autostart": True,
         "group": "g",
     }
-    assert list(full.to_dict()) == [k for k in PROFILE_KEYS if k != "selector"]  # selector: namespace/NS only
+    # selector: namespace/NS only; protocol and relay: relay forwards (below)
+    assert list(full.to_dict()) == [k for k in PROFILE_KEYS if k not in ("selector", "protocol", "relay")]
+    relay = Profile(name="r", target=parse_target("ip/10.0.0.10"), target_port=53, protocol="UDP",
+                    ports=(PortSpec(53, 53, protocol="UDP"),), relay_image="mirror.example/python:3.13-alpine",
+                    file_relay_image="ignored:1")
+    assert relay.to_dict() == {"name": "r", "target": "ip/10.0.0.10:53", "protocol": "UDP",
+                               "relay": {"image": "mirror.example/python:3.13-alpine"}}
 
 
 def test_dumped_ports_survive_yaml_number_traps() -> None:
