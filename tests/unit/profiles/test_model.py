@@ -245,6 +245,8 @@ _POOLS: dict[str, list[Any]] = {
     "address": ["127.0.0.1", "localhost", "auto", "::1", "example.com", "LOCALHOST", "AUTO", 127, None],
     "autostart": [True, False, "true", 1, None],
     "group": ["shop", "", "x\ty", 3, None],
+    "protocol": ["TCP", "udp", "sctp", "", 5, None],
+    "relay": [{"image": "python:3.13-alpine"}, {"image": "a b"}, {"image": ""}, {}, {"img": "x"}, "x", None],
 }
 
 
