@@ -306,3 +306,17 @@ def test_the_example_has_commented_relay_examples_that_load() -> None:
     assert dns.effective_relay_image == loaded.relay_image == "registry.example/mirror/python:3.13-alpine"
     merged = text.replace("\nprofiles:\n", "\nprofiles:\n" + "".join(f"  {line}\n" for line in commented))
     assert len(parse_profiles(merged, known_contexts={"tender-a", "tender-b"})) == len(parse_profiles(text)) + 2
+
+
+def test_dropping_relay_and_protocol_takes_only_their_lines(tmp_path: Path) -> None:
+    path = tmp_path / "profiles.yaml"
+    path.write_text(RELAY_FILE)
+    dns = load_profiles(path).by_name("dns")
+    update_profile(path, "dns", dataclasses.replace(dns, relay_image=None, protocol=None))
+    text = path.read_text()
+    # Without protocol: UDP the port says /udp itself; the comments of the other lines stay.
+    assert text == RELAY_FILE.replace('    ports: ["8053:53"]\n    protocol: UDP                 # every port without '
+                                      "/tcp or /udp\n    relay:\n      image: other.example/py:3   # this profile's "
+                                      "own\n", '    ports: ["8053:53/udp"]\n')
+    again = load_profiles(path).by_name("dns")
+    assert again.ports == dns.ports and again.effective_relay_image == "mirror.example/python:3.13-alpine"
