@@ -59,15 +59,7 @@ def test_ordinary_forwards_are_unchanged() -> None:
     s = session("svc/web", 8080, 80, pod="web-7c9")
     assert labels.ports_text(s) == "8080 → 80"
     assert labels.pod_text(s) == "pod web-7c9" and labels.relay_text(s) == ""
-    assert not labels.is_relay(s)
     assert labels_of(session_item(s))[0] == "Pod web-7c9"
-
-
-def test_is_relay_knows_before_the_pod_exists() -> None:
-    assert labels.is_relay(session("host/db.internal", 0, 5432, pod=""))
-    assert labels.is_relay(session("svc/dns", 0, 53, pod="", protocol="UDP"))
-    assert labels.is_relay(session("svc/legacy", 0, 5432, pod=RELAY, relay_pod=RELAY))
-    assert not labels.is_relay(session("svc/legacy", 0, 5432, pod="legacy-1"))
 
 
 def test_a_recovery_notification_says_relay_pod() -> None:

@@ -133,12 +133,6 @@ def is_udp(s: SessionLike) -> bool:
     return getattr(s, "protocol", "TCP") == "UDP"
 
 
-def is_relay(s: SessionLike) -> bool:
-    """True for a forward carried by a relay pod: UDP, ``host/``, ``ip/``, or a Service without pods
-    (the engine names its relay pod); known for the first three before the pod exists."""
-    return bool(getattr(s, "relay_pod", "")) or is_udp(s) or s.target_kind in RELAY_KINDS
-
-
 def host_port(host: str, port: int | str) -> str:
     """'db.internal:5432', '10.0.3.7:5432', '[fd00::7]:53' (an IPv6 address in brackets)."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
