@@ -1,11 +1,12 @@
-"""``python -m bench [--quick] [--out PATH]``: Tender vs kubectl port-forward.
+"""``python -m bench [--quick] [--out PATH]``: Tender vs kubectl port-forward and kftray's engine.
 
 Starts its own two-cluster test cluster in a temporary directory (or uses
 the one in ``$TENDER_BENCH_CLUSTER_DIR``), runs the six scenarios, writes
 PATH (JSON: every raw sample and the summaries) and PATH with ``.md`` (the
 table), and stops every process it started, on success, failure or Ctrl-C.
 Exit status: 0 when every scenario ran (whether or not targets were met),
-1 when a scenario could not run, 130 when interrupted.
+1 when a scenario could not run (or kftray's engine could not be built),
+130 when interrupted.  ``TENDER_BENCH_KFTRAY=0`` leaves kftray out on purpose.
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import report, scenarios  # noqa: E402
-from bench.procs import CHILDREN, KUBECTL, system_cpu  # noqa: E402
+from bench import report, scale1000, scenarios  # noqa: E402
+from bench.procs import CHILDREN, KUBECTL, kftray_binary, system_cpu  # noqa: E402
 from tests.clusterlib import Cluster, cluster_down, cluster_up  # noqa: E402
 
-SCENARIOS = ("bulk", "latency", "concurrency", "rolling_restart", "pod_deletion", "scale", "startup", "tray_idle", "proxy")
+SCENARIOS = ("bulk", "latency", "concurrency", "rolling_restart", "pod_deletion", "scale", "startup", "tray_idle", "proxy",
+             "scale1000")
 
 
 class Interrupted(BaseException):
@@ -172,7 +174,7 @@ def notes(results: dict[str, Any]) -> list[str]:
     try:
         for r in sc["rolling_restart"]["rounds"]:
             parts = []
-            for t in ("kubectl-ws", "kubectl-spdy"):
+            for t in [t for t in scenarios.PEERS if t in r["tools"]]:
                 e = r["tools"][t]["exited_s"]
                 parts.append(f"{t} exited {e:.1f} s after the restart" if e is not None else f"{t} kept running")
             out.append(f"Rolling restart round {r['round']}: `rollout status` done {r['restart_to_status_s']:.1f} s "
@@ -188,7 +190,22 @@ def notes(results: dict[str, Any]) -> list[str]:
                        f"delete; Tender reported the new pod {_f(t.get('tender_reported_new_pod_after_ready_s'))} s "
                        f"and served it {_f(t['first_success_after_ready_s'])} s after Ready; kubectl WS/SPDY "
                        f"exited {_f(r['tools']['kubectl-ws']['exited_s'])} / "
-                       f"{_f(r['tools']['kubectl-spdy']['exited_s'])} s after the delete.")
+                       f"{_f(r['tools']['kubectl-spdy']['exited_s'])} s after the delete"
+                       + (f"; kftray served the new pod {_f(r['tools']['kftray']['first_success_after_ready_s'])} s "
+                          f"after Ready, {r['tools']['kftray']['failed_after_delete']} of "
+                          f"{r['tools']['kftray']['attempts_after_delete']} attempts failed after the delete"
+                          if "kftray" in r["tools"] else "") + ".")
+    except (KeyError, TypeError):
+        pass
+    try:
+        kf = sc["scale"]["kftray"]
+        idle = kf["idle"]
+        out.append(f"Scale, kftray's engine (one process, the same {kf['forwards']} forwards as one batch): "
+                   f"{kf['listening']} listening {kf['all_listening_s']:.2f} s after spawn, {kf['failed']} failed"
+                   + (f" ({'; '.join(kf['errors'])[:300]})" if kf["errors"] else "")
+                   + f"; {kf['answered']} answered /hostname after the idle window; connections to the API "
+                   f"servers during idle: {idle['api_connections']}; per-key watches: "
+                   + ", ".join(f"{k} {v['watches']}/{v['keys']}" for k, v in idle["watches"].items()) + ".")
     except (KeyError, TypeError):
         pass
     try:
@@ -250,6 +267,16 @@ def main(argv: list[str] | None = None) -> int:
     clusters: list[Cluster] = []
     rc = 0
     try:
+        if os.environ.get("TENDER_BENCH_KFTRAY") == "0":
+            results["meta"]["kftray"] = "left out (TENDER_BENCH_KFTRAY=0)"
+        else:
+            log("kftray's engine: bench/peers/kftray/build (cached; a cold build takes ~8 min)")
+            binary, why = kftray_binary()
+            scenarios.use_kftray(binary)
+            results["meta"]["kftray"] = binary or why
+            if binary is None:
+                results["errors"]["kftray"] = f"kftray's engine is not measured: {why}"
+                log(results["errors"]["kftray"])
         if reuse:
             clusters = [Cluster(cluster_dir, "a"), Cluster(cluster_dir, "b")]
             log(f"using the clusters in {cluster_dir}")
@@ -296,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
                 attempt("concurrency", lambda: scenarios.concurrency(cfg, dp, log))
             finally:
                 results["meta"]["data_plane_restarts"] = dp.restarts
+                results["meta"]["data_plane_exited_stderr"] = dp.stderr
                 dp.stop()
         attempt("rolling_restart", lambda: scenarios.rolling_restart(cfg, a, workloads.fail_ns, log))
         attempt("pod_deletion", lambda: scenarios.pod_deletion(cfg, a, workloads.fail_ns, log))
@@ -303,8 +331,9 @@ def main(argv: list[str] | None = None) -> int:
         attempt("startup", lambda: scenarios.startup(cfg, clusters, workloads, workdir, log))
         attempt("tray_idle", lambda: scenarios.tray_idle(cfg, workdir, workloads, clusters[0].kubeconfig, log))
         attempt("proxy", lambda: scenarios.proxy(cfg, a, workloads.data_ns, log))
+        attempt("scale1000", lambda: scale1000.run(cfg, clusters, workloads, workdir, log))
         missing = [n for n in wanted if n not in results["scenarios"]]
-        rc = 1 if missing else 0
+        rc = 1 if missing or "kftray" in results["errors"] else 0
     except (KeyboardInterrupt, Interrupted) as exc:
         log(f"interrupted ({str(exc) or 'Ctrl-C'}); cleaning up")
         results["errors"]["interrupted"] = repr(exc)

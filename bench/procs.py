@@ -12,6 +12,8 @@ Forwarders:
 * :class:`KubectlForward` runs ``kubectl port-forward`` over WebSocket (the
   default of kubectl >= 1.31) or SPDY (``KUBECTL_PORT_FORWARD_WEBSOCKETS=
   false``) and reads the local port from its "Forwarding from" line.
+* :class:`KftrayForward` runs kftray's engine (``kftray-portforward``, the
+  harness in ``bench/peers/kftray``) and reads its JSON lines.
 * :class:`Direct` is the pod server's own loopback address: no forwarder.
 """
 
@@ -289,6 +291,118 @@ class KubectlForward(Forwarder):
     def stderr_text(self) -> str:
         # kubectl 1.32 warns about the version skew with a 1.37 server: noise.
         return "".join(line for _, line in self.err.lines if "version difference" not in line)
+
+
+KFTRAY_BUILD = ROOT / "bench" / "peers" / "kftray" / "build"
+
+
+def kftray_binary() -> tuple[str | None, str]:
+    """The kftray peer's binary and "" (``$KFTRAY_PEER``, else ``bench/peers/kftray/build``, which
+    builds it when its sources changed: ~8 min cold); or None and why it is not there.
+
+    Blocks for as long as the build takes (nothing when it is cached); never raises.
+    """
+    env = os.environ.get("KFTRAY_PEER")
+    if env:
+        return (env, "") if os.access(env, os.X_OK) else (None, f"$KFTRAY_PEER={env} is not executable")
+    try:
+        r = subprocess.run([str(KFTRAY_BUILD)], capture_output=True, text=True, timeout=3600)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, f"{KFTRAY_BUILD}: {exc}"
+    path = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
+    if r.returncode != 0 or not os.access(path, os.X_OK):
+        return None, f"{KFTRAY_BUILD} failed ({r.returncode}): {r.stderr.strip()[-500:]}"
+    return path, ""
+
+
+def kftray_target(target: str) -> str:
+    """kubectl's TARGET as the kftray configuration a user would save for it.
+
+    ``svc/NAME`` is kftray's "service" workload; kftray has no Deployment workload, so
+    ``deploy/NAME`` becomes its "pod" workload with the Deployment's pod label (the bench's
+    Deployments select ``app=NAME``, see tests.clusterlib.deployment_manifest).
+    """
+    kind, _, name = target.partition("/")
+    if kind in ("svc", "service"):
+        return f"svc/{name}"
+    if kind in ("deploy", "deployment"):
+        return f"label/app={name}"
+    raise ValueError(f"no kftray workload for {target}")
+
+
+class KftrayForward(Forwarder):
+    """kftray's engine in a process of its own: one forward, or a batch (``forwards``).
+
+    The harness prints one JSON line per forward once kftray's batch start returned
+    (``listening`` with its local port, or ``error``), then ``ready``.  ``t_ready`` is when
+    that ``ready`` line arrived; ``port`` the first forward's local port.
+    """
+
+    def __init__(self, binary: str, kubeconfig: str, context: str = "", namespace: str = "", target: str = "",
+                 remote: int = 0, *, forwards: list[dict[str, Any]] | None = None, workdir: Path | None = None) -> None:
+        self.name = "kftray"
+        self.cmd = [binary, "--kubeconfig", kubeconfig]
+        if forwards is not None:
+            assert workdir is not None
+            path = workdir / f"kftray-forwards-{len(forwards)}-{os.getpid()}-{id(self)}.json"
+            path.write_text(json.dumps([{**f, "target": kftray_target(f["target"])} for f in forwards]))
+            self.cmd += ["--forwards", str(path)]
+        else:
+            self.cmd += ["--context", context, "--namespace", namespace, kftray_target(target), f":{remote}"]
+        self.listening: dict[int, int] = {}  # index -> local port
+        self.errors: dict[int, str] = {}
+        self._ready = threading.Event()
+        self.t_spawn = self.t_ready = 0.0
+        self.t_exit: float | None = None
+        self.ready_seconds: float | None = None  # the harness's own: its start to the batch's return
+
+    def _line(self, t: float, line: str) -> bool:
+        if not line.startswith("{"):
+            return False
+        ev = json.loads(line)
+        kind = ev.get("event")
+        if kind == "listening":
+            self.listening[int(ev["index"])] = int(ev["local_port"])
+        elif kind == "error":
+            self.errors[int(ev["index"])] = str(ev.get("error", ""))
+        elif kind == "ready":
+            self.ready_seconds = ev.get("seconds")
+            if 0 in self.listening:
+                self.port = self.listening[0]
+            self.t_ready = t
+            self._ready.set()
+        return len(self.listening) + len(self.errors) > 20  # a batch's lines are not all kept
+
+    def spawn(self) -> "KftrayForward":
+        self.t_spawn = time.monotonic()
+        self.proc = CHILDREN.popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
+                                   stdin=subprocess.DEVNULL)
+        self.out = _Lines(self.proc.stdout, self._line)
+        self.err = _Lines(self.proc.stderr)
+        threading.Thread(target=self._reap, daemon=True).start()
+        return self
+
+    def _reap(self) -> None:
+        assert self.proc is not None
+        self.proc.wait()
+        self.t_exit = time.monotonic()
+
+    def wait_ready(self, timeout: float = 30.0, *, require_all: bool = True) -> "KftrayForward":
+        """Wait for the ``ready`` line; raises RuntimeError (the process stopped) when a forward
+        failed (``require_all``) or none listens, or the line did not come in ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.02):
+            if self.proc is None or self.proc.poll() is not None or time.monotonic() > deadline:
+                break
+        if not self._ready.is_set() or not self.listening or (require_all and self.errors):
+            err = self.err.text() if self.proc else ""
+            errors = "; ".join(sorted(set(self.errors.values())))[:1000]
+            self.stop()
+            raise RuntimeError(f"kftray did not start forwarding: {' '.join(self.cmd)}\n{errors}\n{err}")
+        return self
+
+    def start(self, timeout: float = 30.0) -> "KftrayForward":
+        return self.spawn().wait_ready(timeout)
 
 
 class TenderProcess(Forwarder):

@@ -5,6 +5,9 @@ Tools (the ways to reach the pod server), measured side by side in one run:
 * ``tender``: ``tender forward`` / ``tender run`` as a separate process;
 * ``kubectl-ws``: ``kubectl port-forward`` over its default WebSocket path;
 * ``kubectl-spdy``: the same with ``KUBECTL_PORT_FORWARD_WEBSOCKETS=false``;
+* ``kftray``: kftray's engine (the ``kftray-portforward`` crate) started as kftray
+  starts forwards, in a process of its own (``bench/peers/kftray``); present when
+  :func:`use_kftray` was given its binary;
 * ``direct``: the pod server's own loopback address (the ceiling, and the
   check that the load client is not the bottleneck).
 
@@ -29,6 +32,7 @@ from bench.procs import (
     CHILDREN,
     Direct,
     Forwarder,
+    KftrayForward,
     KubectlForward,
     Prober,
     TenderForward,
@@ -39,12 +43,23 @@ from bench.procs import (
     run_load_parallel,
     tcp_peers,
 )
-from bench.stats import percentile, ratio, summary
+from bench.stats import PEERS, percentile, ratio, summary, vs_best_peer
 from tests.clusterlib import Cluster, deployment_manifest
 
-TOOLS = ("tender", "kubectl-ws", "kubectl-spdy", "direct")
-FORWARDERS = ("tender", "kubectl-ws", "kubectl-spdy")
+ALL_TOOLS = ("tender", "kubectl-ws", "kubectl-spdy", "kftray", "direct")
+# The tools of this run: without kftray until use_kftray() is given its binary.
+TOOLS = tuple(t for t in ALL_TOOLS if t != "kftray")
+FORWARDERS = tuple(t for t in TOOLS if t != "direct")
+KFTRAY: str | None = None
 MB = 1e6
+
+
+def use_kftray(binary: str | None) -> None:
+    """Measure kftray's engine with this harness binary (None: leave kftray out of the run)."""
+    global TOOLS, FORWARDERS, KFTRAY
+    KFTRAY = binary
+    TOOLS = tuple(t for t in ALL_TOOLS if binary or t != "kftray")
+    FORWARDERS = tuple(t for t in TOOLS if t != "direct")
 
 
 @dataclass
@@ -159,6 +174,7 @@ class DataPlane:
         self.cluster, self.namespace, self.deployment, self.log = cluster, namespace, deployment, log
         self.fw: dict[str, Forwarder] = {}
         self.restarts: dict[str, int] = {t: 0 for t in FORWARDERS}
+        self.stderr: dict[str, str] = {}  # the stderr tail of a forwarder that had exited
         self.control_plane = control_plane_pids(cluster)
 
     def _make(self, tool: str) -> Forwarder:
@@ -169,6 +185,9 @@ class DataPlane:
         if tool in ("kubectl-ws", "kubectl-spdy"):
             return KubectlForward(c.kubeconfig, c.context, self.namespace, target, 8080,
                                   websockets=tool == "kubectl-ws").start()
+        if tool == "kftray":
+            assert KFTRAY is not None
+            return KftrayForward(KFTRAY, c.kubeconfig, c.context, self.namespace, target, 8080).start()
         [pod] = c.ready_pods(self.namespace, f"app={self.deployment}")
         return Direct(c.direct_address(self.namespace, pod, 8080)[1])
 
@@ -182,6 +201,9 @@ class DataPlane:
         if not fw.alive():
             self.log(f"{tool} had exited (rc {fw.proc.returncode if fw.proc else '?'}); restarting it")
             self.restarts[tool] += 1
+            err = getattr(fw, "err", None)
+            if err is not None:
+                self.stderr[tool] = err.text(10)
             fw.stop()
             fw = self.fw[tool] = self._make(tool)
         return fw
@@ -225,8 +247,9 @@ def warm_up(port: int, n: int) -> None:
         run_load({"kind": "latency", "port": port, "count": n, "timeout": 10.0}, timeout=60)
 
 
-def per_tool_summary(rounds: list[dict[str, Any]], metric: str, tools: tuple[str, ...] = TOOLS) -> dict[str, Any]:
-    return {t: summary([r["tools"].get(t, {}).get(metric) for r in rounds]) for t in tools}
+def per_tool_summary(rounds: list[dict[str, Any]], metric: str, tools: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """{tool: summary of metric over the rounds}; tools: this run's TOOLS unless given."""
+    return {t: summary([r["tools"].get(t, {}).get(metric) for r in rounds]) for t in (tools or TOOLS)}
 
 
 def ratios(summaries: dict[str, Any], base: str = "kubectl-ws") -> dict[str, float | None]:
@@ -261,6 +284,7 @@ def bulk(cfg: Config, dp: DataPlane, log: Log) -> dict[str, Any]:
          "upload_MBps": per_tool_summary(rounds, "upload_MBps")}
     return {"bytes": n, "unit": "MB/s (1 MB = 10^6 bytes)", "rounds": rounds, "summary": s,
             "ratio_vs_kubectl_ws": {k: ratios(v) for k, v in s.items()},
+            "ratio_vs_best_peer": {k: vs_best_peer(v, True) for k, v in s.items()},
             "cpu_s_per_GB": _cpu_per_gb(rounds, n)}
 
 
@@ -321,7 +345,9 @@ def latency(cfg: Config, dp: DataPlane, log: Log) -> dict[str, Any]:
                   "p99_ms": percentile([x for r in rounds for x in r["tools"][t]["ms"]], 99)} for t in TOOLS}
     s["cpu_ms_per_request"] = _cpu_summary(rounds)
     return {"requests_per_round": cfg.latency_requests, "rounds": rounds, "summary": s, "pooled": pooled,
-            "ratio_vs_kubectl_ws": {"p50_ms": ratios(s["p50_ms"]), "p99_ms": ratios(s["p99_ms"])}}
+            "ratio_vs_kubectl_ws": {"p50_ms": ratios(s["p50_ms"]), "p99_ms": ratios(s["p99_ms"])},
+            "ratio_vs_best_peer": {"p50_ms": vs_best_peer(s["p50_ms"], False),
+                                   "p99_ms": vs_best_peer(s["p99_ms"], False)}}
 
 
 # ====================================================================== 3. concurrency
@@ -357,7 +383,8 @@ def concurrency(cfg: Config, dp: DataPlane, log: Log) -> dict[str, Any]:
          "p50_ms": per_tool_summary(rounds, "p50_ms"), "p99_ms": per_tool_summary(rounds, "p99_ms")}
     s["cpu_ms_per_request"] = _cpu_summary(rounds)
     return {"clients": cfg.conc_clients, "requests_per_client": cfg.conc_requests, "client_processes": procs,
-            "rounds": rounds, "summary": s, "ratio_vs_kubectl_ws": {"req_per_s": ratios(s["req_per_s"])}}
+            "rounds": rounds, "summary": s, "ratio_vs_kubectl_ws": {"req_per_s": ratios(s["req_per_s"])},
+            "ratio_vs_best_peer": {"req_per_s": vs_best_peer(s["req_per_s"], True)}}
 
 
 # ====================================================================== 4a. rolling restart
@@ -368,6 +395,9 @@ def _start_forwarders(cluster: Cluster, namespace: str, target: str) -> dict[str
         for tool in ("kubectl-ws", "kubectl-spdy"):
             fws[tool] = KubectlForward(cluster.kubeconfig, cluster.context, namespace, target, 8080,
                                        websockets=tool == "kubectl-ws").start()
+        if KFTRAY is not None:
+            fws["kftray"] = KftrayForward(KFTRAY, cluster.kubeconfig, cluster.context, namespace, target,
+                                          8080).start()
     except BaseException:
         for fw in fws.values():
             fw.stop()
@@ -748,6 +778,9 @@ def scale(cfg: Config, clusters: list[Cluster], w: Workloads, workdir: Path, log
         out.setdefault("tender", {})["exit_code"] = rc
         out["tender"]["stderr_tail"] = tp.err.text(20)
 
+    if KFTRAY is not None:
+        out["kftray"] = _kftray_scale(cfg, clusters, w, workdir, apis, api_ports, log)
+
     # The same idle measurements for a few kubectl port-forwards (one process each).
     out["kubectl"] = {}
     for tool in ("kubectl-ws", "kubectl-spdy"):
@@ -757,6 +790,83 @@ def scale(cfg: Config, clusters: list[Cluster], w: Workloads, workdir: Path, log
 
 def _answers_any(port: int | None) -> bool:
     return bool(_hostname(port))
+
+
+def _kftray_scale(cfg: Config, clusters: list[Cluster], w: Workloads, workdir: Path, apis: dict[str, kube.Api],
+                  api_ports: dict[str, int], log: Log) -> dict[str, Any]:
+    """Tender's scale measurements for kftray's engine: the same n forwards (fresh local ports)
+    in one harness process, started as one batch as kftray starts a selection.
+
+    "all_listening_s": spawn to the harness's ``ready`` line (every forward listening or
+    failed); then the idle window as for Tender: CPU, RSS, threads, sockets, connections to
+    each API server, request deltas and the WATCH gauges against their value before the
+    harness started; finally how many forwards answer ``/hostname``.  Every forward that did
+    not start is counted in "failed" with its error.
+    """
+    n = cfg.scale_forwards
+    by_ctx = {c.context: c for c in clusters}
+    profiles = write_profiles(workdir / f"kftray-profiles-{n}.yaml", n, w, free_ports(n))
+    forwards = [{"context": p["context"], "namespace": p["namespace"], "target": p["target"],
+                 "remote": p["remote"], "local": p["local"]} for p in profiles]
+    base = {ctx: kube.scrape(api) for ctx, api in apis.items()}
+    assert KFTRAY is not None
+    kf = KftrayForward(KFTRAY, by_ctx["tender-a"].kubeconfig, forwards=forwards, workdir=workdir).spawn()
+    out: dict[str, Any] = {"forwards": n}
+    try:
+        kf.wait_ready(300, require_all=False)
+        out.update({"all_listening_s": kf.t_ready - kf.t_spawn, "harness_ready_s": kf.ready_seconds,
+                    "listening": len(kf.listening), "failed": len(kf.errors),
+                    "errors": sorted(set(kf.errors.values()))[:10]})
+        log(f"scale kftray: {len(kf.listening)}/{n} listening {out['all_listening_s']:.2f}s after spawn, "
+            f"{len(kf.errors)} failed")
+        time.sleep(3.0)
+        assert kf.proc is not None
+        pid = kf.proc.pid
+        s0 = proc_stats(pid)
+        m0 = {ctx: kube.scrape(api) for ctx, api in apis.items()}
+        samples = [s0]
+        end = time.monotonic() + cfg.idle_seconds
+        while time.monotonic() < end:
+            time.sleep(min(1.0, max(0.0, end - time.monotonic())))
+            samples.append(proc_stats(pid))
+        s1 = proc_stats(pid)
+        m1 = {ctx: kube.scrape(api) for ctx, api in apis.items()}
+        if s0 is None or s1 is None:
+            raise RuntimeError(f"kftray exited during the idle window (rc {kf.proc.poll()}):\n{kf.err.text()}")
+        peers = tcp_peers(pid)
+        idle: dict[str, Any] = {
+            "seconds": s1["t"] - s0["t"], "cpu_s": s1["cpu_s"] - s0["cpu_s"],
+            "cpu_pct_of_one_core": 100.0 * (s1["cpu_s"] - s0["cpu_s"]) / (s1["t"] - s0["t"]),
+            "rss_mb": s1["rss_mb"], "rss_mb_max": max(x["rss_mb"] for x in samples if x),
+            "threads": s1["threads"], "sockets": s1["sockets"], "fds": s1["fds"],
+            "api_connections": {ctx: peers.get(p, 0) for ctx, p in api_ports.items()},
+            "requests": {ctx: _split_requests(kube.request_deltas(m0[ctx], m1[ctx])) for ctx in apis},
+        }
+        idle["list_get_relevant_total"] = sum(v["relevant_list_get"] for v in idle["requests"].values())
+        gauges = {ctx: kube.gauge_deltas(base[ctx], m1[ctx]) for ctx in apis}
+        watches: dict[str, int] = {}
+        for ctx, g in gauges.items():
+            for k, v in g.items():
+                verb, res, scope, _ = k.split("/")
+                if verb == "WATCH" and scope == "namespace":
+                    watches[f"{ctx} {res}"] = v
+        expected = expected_watches(profiles)
+        idle["watches"] = {k: {"watches": watches.get(k, 0), "keys": expected.get(k, 0)}
+                           for k in sorted(set(watches) | set(expected))}
+        idle["watches_total"] = sum(watches.values())
+        idle["watch_keys"] = sum(expected.values())
+        idle["longrunning_deltas"] = gauges
+        out["idle"] = idle
+        log(f"scale kftray idle {idle['seconds']:.0f}s: CPU {idle['cpu_pct_of_one_core']:.2f}% "
+            f"RSS {idle['rss_mb']:.0f} MB threads {idle['threads']} sockets {idle['sockets']} "
+            f"API connections {sum(idle['api_connections'].values())} watches {idle['watches_total']} for "
+            f"{idle['watch_keys']} keys, LIST/GET {idle['list_get_relevant_total']}")
+        out["answered"] = sum(1 for i, p in enumerate(profiles) if i in kf.listening and _answers_any(kf.listening[i]))
+        log(f"scale kftray: {out['answered']}/{n} forwards answered /hostname")
+    finally:
+        out["exit_code"] = kf.stop()
+        out["stderr_tail"] = kf.err.text(20)
+    return out
 
 
 def _kubectl_scale(cfg: Config, clusters: list[Cluster], profiles: list[dict[str, Any]], tool: str,
@@ -808,7 +918,7 @@ def startup(cfg: Config, clusters: list[Cluster], w: Workloads, workdir: Path, l
     first = profiles[0]
     kubeconfig = clusters[0].kubeconfig
     a = clusters[0]
-    variants = ("tender-all", "tender-one", "kubectl-ws", "kubectl-spdy")
+    variants = ("tender-all", "tender-one", "kubectl-ws", "kubectl-spdy") + (("kftray",) if KFTRAY else ())
     rounds = []
     for r in range(cfg.startup_rounds):
         order = rotated(variants, r)
@@ -832,6 +942,15 @@ def startup(cfg: Config, clusters: list[Cluster], w: Workloads, workdir: Path, l
                     rec["answers"] = _answers_any(first["local"])
                 finally:
                     tp.stop()
+            elif v == "kftray":
+                assert KFTRAY is not None
+                kf = KftrayForward(KFTRAY, a.kubeconfig, a.context, first["namespace"], first["target"],
+                                   first["remote"]).spawn()
+                try:
+                    kf.wait_ready(60)
+                    rec = {"first_active_s": kf.t_ready - kf.t_spawn, "answers": _answers_any(kf.port)}
+                finally:
+                    kf.stop()
             else:
                 fw = KubectlForward(a.kubeconfig, a.context, first["namespace"], first["target"], first["remote"],
                                     websockets=v == "kubectl-ws").spawn()

@@ -35,3 +35,20 @@ def ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or b == 0:
         return None
     return a / b
+
+
+PEERS = ("kubectl-ws", "kubectl-spdy", "kftray")  # what Tender is compared with
+
+
+def vs_best_peer(summaries: dict[str, Any], higher_is_better: bool) -> dict[str, Any]:
+    """Tender's median over the best peer's median (kubectl WS, kubectl SPDY, kftray: those measured).
+
+    {"best": tool or None, "best_median", "tender": the ratio or None}.  A peer with no
+    median (every sample failed) cannot be the best.
+    """
+    meds = {t: summaries[t]["median"] for t in PEERS if t in summaries and summaries[t]["median"] is not None}
+    if not meds:
+        return {"best": None, "best_median": None, "tender": None}
+    best = (max if higher_is_better else min)(meds, key=meds.get)
+    return {"best": best, "best_median": meds[best],
+            "tender": ratio(summaries.get("tender", {}).get("median"), meds[best])}
