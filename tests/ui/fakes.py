@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 from typing import Any
@@ -89,6 +90,7 @@ class FakeManager:
 
         s = session(f"{SHORT_NAMES[kind]}/{name}", local_port or 0, container_port, cluster=cluster,
                     namespace=namespace or "default", profile=profile, address=address, status=Status.STARTING)
+        s = dataclasses.replace(s, protocol=spec.protocol, relay_image=spec.relay_image or "")
         with self.lock:
             self.sessions[s.id] = s
         self.emit(ListEvent(self.list()))

@@ -210,6 +210,16 @@ def test_save_as_profile_writes_the_file(env) -> None:  # noqa: ANN001
     assert "db-5432" in [p.name for p in c.profiles]
 
 
+def test_save_as_profile_keeps_udp_and_the_relay_image(env) -> None:  # noqa: ANN001
+    c, manager, view, dialogs, notifier, tmp = env
+    sid = manager.start(ForwardSpec("tender-a", "net", Target("Host", "dns.corp"), 53, local_port=8053,
+                                    protocol="UDP", relay_image="mirror.corp/python:3.13-alpine"))
+    run(c, ActionKind.SAVE_PROFILE, sid)
+    saved = next(p for p in c.profiles if p.name == "dns.corp-53")
+    assert saved.target == Target("Host", "dns.corp") and [str(p) for p in saved.ports] == ["8053:53/udp"]
+    assert saved.relay_image == "mirror.corp/python:3.13-alpine"
+
+
 def test_settings_toggles_persist(env) -> None:  # noqa: ANN001
     c, manager, view, dialogs, notifier, tmp = env
     run(c, ActionKind.TOGGLE_AUTOSTART)

@@ -130,7 +130,7 @@ class FixedUpstream:
         return self.host, self.port
 
     def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 class EndpointSliceUpstream:

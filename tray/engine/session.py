@@ -146,6 +146,8 @@ class SessionInfo:
     #: ``"the endpoints of service legacy"``); "" for an ordinary forward.
     relay_pod: str = ""
     relay_upstream: str = ""
+    #: The image a relay forward's pod runs as asked for ("" for the default, and for ordinary forwards).
+    relay_image: str = ""
 
     @property
     def target(self) -> str:
@@ -384,6 +386,7 @@ class Session:
             balance=self.balance, pods=self._pods_in_use(), protocol=self.protocol,
             relay_pod=self.relay.pod_name if self.relay else "",
             relay_upstream=str(self.relay.upstream) if self.relay else "",
+            relay_image=self.relay_image or "",
         )
 
     def _pods_in_use(self) -> tuple[str, ...]:

@@ -550,7 +550,8 @@ class Controller:
         local = s.local_port or None
         profile = Profile(name=self._free_profile_name(f"{s.target_name}-{s.remote_port}"), context=s.cluster_id,
                           namespace=s.namespace, target=Target(s.target_kind, s.target_name),
-                          ports=(PortSpec(local, remote),), address=s.address)
+                          ports=(PortSpec(local, remote, protocol=getattr(s, "protocol", "TCP")),),
+                          address=s.address, relay_image=getattr(s, "relay_image", "") or None)
         add_profile(self.profiles_path, profile)
         self.reload_profiles()
         self.notifications.send(f"Saved as profile {profile.name}", f"in {self.profiles_path}", always=True)
