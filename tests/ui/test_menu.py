@@ -270,9 +270,13 @@ def test_namespace_resources_and_port_entries() -> None:
     assert labels_of(demo) == [GROUP_START, "Deployments", "web"]  # the kind is a heading; empty kinds are left out
     assert not demo.children[2].enabled and not demo.children[2].children
     entry = demo.child("web")
-    assert labels_of(entry) == ["Forward 8080 (http)", "Forward 9100", "Custom port…"]
+    assert labels_of(entry) == ["Forward 8080 (http)", "Forward 9100", "Forward 53/udp (dns)",
+                                "Custom port…"]
     assert entry.child("Forward 8080 (http)").action == Action(ActionKind.FORWARD, ("tender-a", "demo", "Deployment", "web", "http", 8080))
     assert entry.child("Forward 9100").action.args[-2:] == (9100, 9100)
+    # a UDP port goes through a relay pod: the action says UDP
+    udp = entry.child("Forward 53/udp (dns)").action
+    assert udp == Action(ActionKind.FORWARD, ("tender-a", "demo", "Deployment", "web", "dns", 53, "UDP"))
     custom = entry.child("Custom port…").action
     assert custom == Action(ActionKind.CUSTOM_PORT, ("tender-a", "demo", "Deployment", "web", ((8080, "http"), (9100, None))))
     # not loaded yet: an explicit "Load resources…"

@@ -59,6 +59,11 @@ class Resource:
         """The TCP ports as ``(port, name)``: the ones a forward can carry."""
         return tuple((p, n) for p, n, proto in self.ports if proto == "TCP")
 
+    @property
+    def udp_ports(self) -> tuple[tuple[int, str | None], ...]:
+        """The UDP ports as ``(port, name)``: forwarded through a relay pod (:mod:`tray.engine.relay`)."""
+        return tuple((p, n) for p, n, proto in self.ports if proto == "UDP")
+
 
 def forwardable(kind: str, item: Mapping[str, Any]) -> bool:
     """Whether one object of a LIST answer (of ``kind``) is worth offering as a target.

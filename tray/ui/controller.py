@@ -391,8 +391,9 @@ class Controller:
         self.view.copy_text(text)
 
     def _do_forward(self, cluster: str, namespace: str, kind: str, name: str, port: int | str,
-                    local: int | None) -> None:
-        self.manager.start(ForwardSpec(cluster, namespace, Target(kind, name), port, local_port=local))
+                    local: int | None, protocol: str = "TCP") -> None:
+        self.manager.start(ForwardSpec(cluster, namespace, Target(kind, name), port, local_port=local,
+                                       protocol=protocol))
 
     def _do_custom_port(self, cluster: str, namespace: str, kind: str, name: str,
                         ports: tuple[tuple[int, str | None], ...]) -> None:

@@ -242,8 +242,10 @@ def browser_url(s: SessionLike) -> str:
     return f"{'https' if https else 'http'}://{local_address(s)}/"
 
 
-def port_entry_label(port: int, name: str | None) -> str:
-    return f"Forward {port} ({name})" if name else f"Forward {port}"
+def port_entry_label(port: int, name: str | None, protocol: str = "TCP") -> str:
+    """``Forward 80 (http)``; a UDP port ``Forward 53/udp (dns)`` (through a relay pod)."""
+    shown = f"{port}/udp" if protocol == "UDP" else str(port)
+    return f"Forward {shown} ({name})" if name else f"Forward {shown}"
 
 
 def size_text(n: int) -> str:

@@ -269,23 +269,27 @@ def _resources(ctx: _Context, ns: str, kind: str, state: LoadState) -> list[Item
 
 def _resource(ctx: _Context, ns: str, kind: str, r: Resource, label: str | None = None) -> Item:
     items: list[Item] = []
-    for port, name in r.tcp_ports:
+    offered = [(port, name, "TCP") for port, name in r.tcp_ports] + [(port, name, "UDP") for port, name in r.udp_ports]
+    for port, name, protocol in offered:
         existing = next((s for s in ctx.mine if s.status in labels.RUNNING + (Status.ERROR,) and s.namespace == ns
                          and s.target_kind == kind and s.target_name == r.name
+                         and getattr(s, "protocol", "TCP") == protocol
                          and str(s.remote_port) in (str(port), name)), None)
+        shown = f"{port}/udp" if protocol == "UDP" else str(port)
         if existing is not None:
             state = "" if existing.status == Status.ACTIVE else f" ({existing.status})"
-            items.append(note(f"Forwarding {port} on {labels.local_address(existing)}{state}"))
+            items.append(note(f"Forwarding {shown} on {labels.local_address(existing)}{state}"))
             continue
-        entry = labels.port_entry_label(port, name)
+        entry = labels.port_entry_label(port, name, protocol)
         local = port
         if port < ctx.privileged_below:
             local, entry = 0, f"{entry} on a free local port"
         elif port in ctx.used:
             local, entry = 0, f"{entry} on a free local port ({port} is in use)"
         # By name when it has one, as a person would type it: the entry then reads "8080 → http",
-        # and the name tells the menu it speaks HTTP.
-        items.append(Item(entry, Action(ActionKind.FORWARD, (ctx.cluster, ns, kind, r.name, name or port, local))))
+        # and the name tells the menu it speaks HTTP.  A UDP port goes through a relay pod.
+        args: tuple[Any, ...] = (ctx.cluster, ns, kind, r.name, name or port, local)
+        items.append(Item(entry, Action(ActionKind.FORWARD, args + (("UDP",) if protocol == "UDP" else ()))))
     if items:
         items.append(SEPARATOR)
     ports = tuple((p, n) for p, n in r.tcp_ports)
