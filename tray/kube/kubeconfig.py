@@ -9,7 +9,10 @@ one merged dict.  Authentication is then delegated to the official
 ``kubernetes`` client's ``KubeConfigLoader``, handed that dict, so client
 certificates, tokens, token files, exec plugins, OIDC,
 ``insecure-skip-tls-verify``, ``tls-server-name`` and ``proxy-url`` behave as
-they do for kubectl users of that client.
+they do for kubectl users of that client.  The plain cases (a certificate, a
+token, a user and password) are read by :mod:`tray.kube.plainauth` as that
+loader reads them, so the client (0.2 s to import) is imported only for the
+others: exec plugins, auth-provider, anything the loader would refuse.
 
 Loading can run an exec plugin (a subprocess, possibly slow), so the engine
 calls :meth:`ClusterAuth.refresh` from a worker thread, never on its event
@@ -54,11 +57,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes import client as k8s_client
-from kubernetes.config.config_exception import ConfigException
-from kubernetes.config.kube_config import KubeConfigLoader
 
 from tray.errors import UsageError
+from tray.kube.plainauth import plain_config
 
 __all__ = [
     "ClusterInfo", "ClusterAuth", "Kubeconfig", "kubeconfig_paths", "load_kubeconfig", "merge_kubeconfigs",
@@ -572,28 +573,21 @@ class ClusterAuth:
                              source=kc.paths, field="context")
         source = kc.source("contexts", self.context)
         where = f"context {self.context}"
-        cfg = k8s_client.Configuration()
         # The client logs (rather than raises) a failing exec plugin and
         # goes on without credentials; catch that to say it clearly.
         failures = _CaptureErrors()
         logging.getLogger().addFilter(failures)
         try:
             config_dict = _client_dict(kc, self.context)
-            users = config_dict["users"]
-            lock = _exec_lock(users[0]["user"] if users else None)
-            # config_base_path "": every path is absolute already, and an exec
-            # plugin runs in Tender's working directory, as under kubectl.
-            loader = KubeConfigLoader(config_dict=config_dict, active_context=self.context, config_base_path="")
-            if lock is None:
-                loader.load_and_set(cfg)
-            else:
-                with lock:
-                    loader.load_and_set(cfg)
+            # Certificates, tokens, user and password: read as the client would
+            # (tray.kube.plainauth), without importing it (0.2 s at start-up);
+            # everything else by the client's own loader.
+            cfg = plain_config(config_dict, self.context) or _client_config(config_dict, self.context)
             if failures.messages and not (cfg.api_key or cfg.cert_file):
                 raise UsageError(f"credentials could not be loaded: {_clean(Exception(failures.messages[0]))}",
                                  source=source, field=where)
-        except ConfigException as exc:
-            raise UsageError(_clean(exc), source=source, field=where) from None
+        except _Refused as exc:
+            raise UsageError(str(exc), source=source, field=where) from None
         except OSError as exc:
             raise UsageError(f"cannot read a file it names: {exc.strerror}: {exc.filename}",
                              source=source, field=where) from None
@@ -607,6 +601,39 @@ class ClusterAuth:
 
     def __repr__(self) -> str:  # never show credentials
         return f"ClusterAuth(context={self.context!r}, server={self.server!r})"
+
+
+class _Refused(Exception):
+    """The client's loader refused the context (its ``ConfigException``, message cleaned)."""
+
+
+def _client_config(config_dict: dict[str, Any], context: str) -> Any:
+    """The ``kubernetes`` client's ``Configuration`` for ``context``, loaded by its ``KubeConfigLoader``.
+
+    Imports the client (about 0.2 s the first time).  Blocking: may run an
+    exec plugin, one at a time per plugin configuration (:func:`_exec_lock`).
+    Raises :class:`_Refused` for the client's ``ConfigException``, and what
+    the loader raises otherwise (``OSError`` for a file it cannot read).
+    """
+    from kubernetes import client as k8s_client
+    from kubernetes.config.config_exception import ConfigException
+    from kubernetes.config.kube_config import KubeConfigLoader
+
+    cfg = k8s_client.Configuration()
+    users = config_dict["users"]
+    lock = _exec_lock(users[0]["user"] if users else None)
+    try:
+        # config_base_path "": every path is absolute already, and an exec
+        # plugin runs in Tender's working directory, as under kubectl.
+        loader = KubeConfigLoader(config_dict=config_dict, active_context=context, config_base_path="")
+        if lock is None:
+            loader.load_and_set(cfg)
+        else:
+            with lock:
+                loader.load_and_set(cfg)
+    except ConfigException as exc:
+        raise _Refused(_clean(exc)) from None
+    return cfg
 
 
 class _CaptureErrors(logging.Filter):
