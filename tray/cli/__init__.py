@@ -605,6 +605,8 @@ def _run_profiles(args: argparse.Namespace) -> int:
                                                      relay_image=prof.effective_relay_image)))
                 origins[ids[-1]] = UsageError("", source=str(pf.path), line=prof.line or None,
                                               field=f"{prof.name}.ports[{n}]")
+            if not printer.events.empty():  # the first forwards are told while the others start
+                printer.show_batch(_drain(printer.events, printer.events.get()))
         for problem in skipped:  # one line each; the others run
             print(f"tender: error: {problem}", file=sys.stderr)
         if skipped and not ids:

@@ -41,6 +41,7 @@ class ClusterConn:
         self._lock = asyncio.Lock()
         self._may_forward: dict[str, bool] = {}
         self._may_forward_creds: tuple[Any, Any] | None = None
+        self._asking: dict[tuple[str, Any], asyncio.Future[bool | None]] = {}  # questions in flight
 
     def mark_loaded(self) -> None:
         """Record that the credentials were loaded by the caller (``auth.refresh(full=True)``); never blocks."""
@@ -64,7 +65,8 @@ class ClusterConn:
     async def may_forward(self, namespace: str) -> bool:
         """Whether these credentials may create pods/portforward in the namespace.
 
-        Asked once per namespace (a SelfSubjectAccessReview), so a forward
+        Asked once per namespace (a SelfSubjectAccessReview; callers asking
+        while it is in flight wait for the same answer), so a forward
         that RBAC will refuse fails at start, as kubectl's does, instead of at
         its first connection.  If the question itself cannot be asked, the
         answer is yes: the first connection will tell.  Awaits one API call
@@ -82,17 +84,29 @@ class ClusterConn:
         if creds != self._may_forward_creds:
             self._may_forward.clear()
             self._may_forward_creds = creds
-        if namespace not in self._may_forward:
-            review = {
-                "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-                "spec": {"resourceAttributes": {"namespace": namespace, "verb": "create",
-                                                "resource": "pods", "subresource": "portforward"}},
-            }
-            try:
-                answer = await self.api.post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", review)
-            except TenderError:
-                return True
-            if not answer.get("status", {}).get("allowed"):
-                return False
+        if namespace in self._may_forward:
+            return self._may_forward[namespace]
+        # Forwards starting together (200 profiles at start-up) share one
+        # question per namespace and credentials, and its answer.
+        key = (namespace, creds)
+        asking = self._asking.get(key)
+        if asking is None:
+            asking = self._asking[key] = asyncio.ensure_future(self._review(namespace))
+            asking.add_done_callback(lambda _: self._asking.pop(key, None))
+        allowed = await asyncio.shield(asking)
+        if allowed is True and self._may_forward_creds == creds:
             self._may_forward[namespace] = True
-        return self._may_forward[namespace]
+        return allowed is not False
+
+    async def _review(self, namespace: str) -> bool | None:
+        """One SelfSubjectAccessReview: True (allowed), False (denied), None (could not ask)."""
+        review = {
+            "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": {"namespace": namespace, "verb": "create",
+                                            "resource": "pods", "subresource": "portforward"}},
+        }
+        try:
+            answer = await self.api.post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", review)
+        except TenderError:
+            return None
+        return bool(answer.get("status", {}).get("allowed"))
