@@ -148,6 +148,16 @@ def notes(results: dict[str, Any]) -> list[str]:
     except (KeyError, TypeError, ZeroDivisionError):
         pass
     try:
+        f = sc["bulk"]["summary"]["failed"]
+        samples = sc["bulk"]["summary"]["error_samples"]
+        bad = [f"{t} {f['download'][t]} download(s) and {f['upload'][t]} upload(s) failed ({'; '.join(samples[t])})"
+               for t in f["download"] if f["download"][t] or f["upload"][t]]
+        if bad:
+            out.append("Bulk: " + "; ".join(bad) + ". A failed transfer has no MB/s and is no candidate for the "
+                       "best peer.")
+    except (KeyError, TypeError):
+        pass
+    try:
         s = sc["latency"]["summary"]["p50_ms"]
         out.append(f"Latency: direct p50 {s['direct']['median']:.2f} ms is the client+server floor.")
     except (KeyError, TypeError):

@@ -249,6 +249,7 @@ class KubectlForward(Forwarder):
         self._found = threading.Event()
         self.t_spawn = self.t_ready = 0.0
         self.t_exit: float | None = None
+        self.stopping = False
         self.connections = 0
 
     def _line(self, t: float, line: str) -> bool:
@@ -263,6 +264,7 @@ class KubectlForward(Forwarder):
         return False
 
     def spawn(self) -> "KubectlForward":
+        self.stopping = False
         self.t_spawn = time.monotonic()
         self.proc = CHILDREN.popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                    env=self.env, bufsize=1)
@@ -274,7 +276,12 @@ class KubectlForward(Forwarder):
     def _reap(self) -> None:
         assert self.proc is not None
         self.proc.wait()
-        self.t_exit = time.monotonic()
+        if not self.stopping:  # t_exit: when it ended on its own, not when the bench stopped it
+            self.t_exit = time.monotonic()
+
+    def stop(self) -> int | None:
+        self.stopping = True
+        return super().stop()
 
     def wait_ready(self, timeout: float = 30.0) -> "KubectlForward":
         deadline = time.monotonic() + timeout
@@ -354,6 +361,7 @@ class KftrayForward(Forwarder):
         self._ready = threading.Event()
         self.t_spawn = self.t_ready = 0.0
         self.t_exit: float | None = None
+        self.stopping = False
         self.ready_seconds: float | None = None  # the harness's own: its start to the batch's return
 
     def _line(self, t: float, line: str) -> bool:
@@ -374,6 +382,7 @@ class KftrayForward(Forwarder):
         return len(self.listening) + len(self.errors) > 20  # a batch's lines are not all kept
 
     def spawn(self) -> "KftrayForward":
+        self.stopping = False
         self.t_spawn = time.monotonic()
         self.proc = CHILDREN.popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
                                    stdin=subprocess.DEVNULL)
@@ -385,7 +394,12 @@ class KftrayForward(Forwarder):
     def _reap(self) -> None:
         assert self.proc is not None
         self.proc.wait()
-        self.t_exit = time.monotonic()
+        if not self.stopping:  # t_exit: when it ended on its own, not when the bench stopped it
+            self.t_exit = time.monotonic()
+
+    def stop(self) -> int | None:
+        self.stopping = True
+        return super().stop()
 
     def wait_ready(self, timeout: float = 30.0, *, require_all: bool = True) -> "KftrayForward":
         """Wait for the ``ready`` line; raises RuntimeError (the process stopped) when a forward

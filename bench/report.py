@@ -69,6 +69,12 @@ def evaluate(results: dict[str, Any]) -> list[Row]:
             {x: fmt_summary(s.get(x)) for x in tools}, "≥ 1.15× kubectl WS, ≥ 1.0× best peer",
             None if r is None or bt is None else (r >= 1.15 and bt >= 1.0), r, best=best)
 
+    failed = _get(b, "summary", "failed")
+    if failed:
+        row("1 Bulk (256 MiB)" if not results.get("quick") else "1 Bulk (16 MiB)", "failed transfers (down / up)",
+            {x: (f"{failed['download'].get(x, '—')} / {failed['upload'].get(x, '—')}"
+                 if x in failed["download"] else "—") for x in tools}, "", None)
+
     # 2. latency
     lat = sc.get("latency", {})
     n_req = lat.get("requests_per_round", "")

@@ -148,6 +148,18 @@ def setup_workloads(clusters: list[Cluster], log: Log) -> Workloads:
     return w
 
 
+def kftray_remote(target: str, remote: int) -> int:
+    """The remote port of kftray's configuration for kubectl's TARGET REMOTE.
+
+    kftray forwards a Service to a port of the pod it selects (its remote port is the pod's
+    port; it does not map Service ports), so a user configures the Service's target port:
+    for the bench's Services (:func:`service_manifest`) port 80 is the pods' ``http``, 8080.
+    """
+    if target.startswith("svc/") and remote == 80:
+        return 8080
+    return remote
+
+
 def service_manifest(name: str) -> str:
     return f"""
 apiVersion: v1
@@ -281,10 +293,15 @@ def bulk(cfg: Config, dp: DataPlane, log: Log) -> dict[str, Any]:
                 + ("" if down.get("ok") and up.get("ok") else f" ERRORS {down.get('error')} {up.get('error')}"))
         rounds.append({"round": r + 1, "order": order, "tools": tools})
     s = {"download_MBps": per_tool_summary(rounds, "download_MBps"),
-         "upload_MBps": per_tool_summary(rounds, "upload_MBps")}
+         "upload_MBps": per_tool_summary(rounds, "upload_MBps"),
+         # A failed transfer has no MB/s: counted here, with its error, so it is not just a gap.
+         "failed": {d: {t: sum(1 for r in rounds if not r["tools"][t][d].get("ok")) for t in TOOLS}
+                    for d in ("download", "upload")},
+         "error_samples": {t: sorted({str(r["tools"][t][d].get("error")) for r in rounds for d in ("download", "upload")
+                                      if not r["tools"][t][d].get("ok")})[:3] for t in TOOLS}}
     return {"bytes": n, "unit": "MB/s (1 MB = 10^6 bytes)", "rounds": rounds, "summary": s,
-            "ratio_vs_kubectl_ws": {k: ratios(v) for k, v in s.items()},
-            "ratio_vs_best_peer": {k: vs_best_peer(v, True) for k, v in s.items()},
+            "ratio_vs_kubectl_ws": {k: ratios(s[k]) for k in ("download_MBps", "upload_MBps")},
+            "ratio_vs_best_peer": {k: vs_best_peer(s[k], True) for k in ("download_MBps", "upload_MBps")},
             "cpu_s_per_GB": _cpu_per_gb(rounds, n)}
 
 
@@ -807,7 +824,7 @@ def _kftray_scale(cfg: Config, clusters: list[Cluster], w: Workloads, workdir: P
     by_ctx = {c.context: c for c in clusters}
     profiles = write_profiles(workdir / f"kftray-profiles-{n}.yaml", n, w, free_ports(n))
     forwards = [{"context": p["context"], "namespace": p["namespace"], "target": p["target"],
-                 "remote": p["remote"], "local": p["local"]} for p in profiles]
+                 "remote": kftray_remote(p["target"], p["remote"]), "local": p["local"]} for p in profiles]
     base = {ctx: kube.scrape(api) for ctx, api in apis.items()}
     assert KFTRAY is not None
     kf = KftrayForward(KFTRAY, by_ctx["tender-a"].kubeconfig, forwards=forwards, workdir=workdir).spawn()
@@ -945,7 +962,7 @@ def startup(cfg: Config, clusters: list[Cluster], w: Workloads, workdir: Path, l
             elif v == "kftray":
                 assert KFTRAY is not None
                 kf = KftrayForward(KFTRAY, a.kubeconfig, a.context, first["namespace"], first["target"],
-                                   first["remote"]).spawn()
+                                   kftray_remote(first["target"], first["remote"])).spawn()
                 try:
                     kf.wait_ready(60)
                     rec = {"first_active_s": kf.t_ready - kf.t_spawn, "answers": _answers_any(kf.port)}
