@@ -57,7 +57,8 @@ class StatusEvent:
 
 @dataclass(frozen=True)
 class ListEvent:
-    """The forwards now known, in start order (sent on start, stop, remove and a change of pod)."""
+    """The forwards now known, in start order (sent on start, stop, remove and a change of pod;
+    during a burst of them, at most one per :data:`LIST_EVERY` seconds, the last one after it)."""
 
     sessions: list[SessionInfo]
 
