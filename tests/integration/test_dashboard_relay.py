@@ -28,6 +28,7 @@ from tests.clusterlib import ROOT, Cluster, eventually
 from tests.integration.test_cli_engine import columns
 from tests.integration.test_dashboard_browser import (Cells, Dashboard, browser, dashboard,  # noqa: F401
                                                       wait_until)
+from tests.integration.relays import RELAYS, node_only_server
 from tray.api.page import forward_row
 from tray.engine.session import SessionInfo
 from tray.ui.menu import session_item
@@ -39,30 +40,16 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.support.select import Select  # noqa: E402
 
-RELAYS = "app.kubernetes.io/managed-by=tender,app.kubernetes.io/name=tender-relay"
 ARTIFACT = ROOT / "tests" / "artifacts" / "dashboard-relay.png"
 ERROR_ARTIFACT = ROOT / "tests" / "artifacts" / "dashboard-relay-error.png"
 
 
 @pytest.fixture
-def node_only_server() -> Iterator[int]:
-    """A TCP server on this machine's loopback (only the node, so the relay's process, reaches it); its port.
-    It answers each connection ``node-only server got: `` and what it read."""
-    srv = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            with conn:
-                data = conn.recv(100)
-                conn.sendall(b"node-only server got: " + data)
-
-    threading.Thread(target=serve, daemon=True).start()
+def node_only() -> Iterator[int]:
+    """The port of a TCP server only the node reaches (tests.integration.relays.node_only_server)."""
+    srv, port = node_only_server()
     with srv:
-        yield srv.getsockname()[1]
+        yield port
 
 
 def ask(address: str, payload: bytes) -> bytes:
@@ -88,8 +75,8 @@ def fill_form(browser: WebDriver, cluster: Cluster, namespace: str, target: str,
 
 
 def test_forward_a_host_from_the_form_use_it_and_stop_it(cluster: Cluster, namespace: str, dashboard: Dashboard,
-                                                        browser: WebDriver, node_only_server: int) -> None:
-    port = node_only_server
+                                                        browser: WebDriver, node_only: int) -> None:
+    port = node_only
     browser.get(dashboard.link())
     wait_until(browser, "the events stream to be followed",
                lambda: browser.find_element(By.ID, "live").get_attribute("data-state") == "live")

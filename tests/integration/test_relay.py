@@ -26,6 +26,7 @@ import pytest
 from tests.clusterlib import Cluster, eventually
 from tests.integration.engine import wait_status
 from tests.integration.kubeconfigs import user_with_rules
+from tests.integration.relays import node_only_server, relay_pods
 from tray.domain.spec import ForwardSpec, parse_target_and_ports
 from tray.engine.manager import ForwardManager
 
@@ -33,7 +34,6 @@ pytestmark = pytest.mark.cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "python:3.13-alpine"
-RELAYS = "app.kubernetes.io/managed-by=tender,app.kubernetes.io/name=tender-relay"
 
 # A UDP echo on 5353, a TCP echo on 9000 and a DNS server on 53 (every A
 # question answered 10.9.8.7), in one python pod.
@@ -90,16 +90,12 @@ def _servers(cluster: Cluster, namespace: str) -> str:
     return cluster.get("pod", "servers", namespace)["status"]["podIP"]
 
 
-def _relay_pods(cluster: Cluster, namespace: str) -> list[dict]:
-    return cluster.pods(namespace, RELAYS)
-
-
 @pytest.fixture
 def relays_gone(cluster: Cluster, namespace: str, manager: ForwardManager) -> Iterator[None]:
     """After the test: the engine shut down, no relay pod is left in the namespace (within 5 s)."""
     yield
     manager.shutdown()
-    eventually(lambda: not _relay_pods(cluster, namespace), timeout=5, what="every relay pod to be deleted")
+    eventually(lambda: not relay_pods(cluster, namespace), timeout=5, what="every relay pod to be deleted")
 
 
 def _start(manager: ForwardManager, cluster: Cluster, namespace: str, target: str, port: str) -> str:
@@ -135,7 +131,7 @@ def test_udp_echo_from_two_clients_byte_exact(cluster: Cluster, namespace: str, 
     info = wait_status(manager, sid, "active", timeout=60)
     assert info.protocol == "UDP" and info.relay_pod.startswith("tender-relay-")
     assert info.pod_name == info.relay_pod and info.relay_upstream == "its pods"
-    relay = _relay_pods(cluster, namespace)
+    relay = relay_pods(cluster, namespace)
     assert [p["metadata"]["name"] for p in relay] == [info.relay_pod]
     labels = relay[0]["metadata"]["labels"]
     assert labels["kube-tender/forward"] == "pod.servers-5353.udp" and labels["kube-tender/user"]
@@ -171,7 +167,7 @@ def test_udp_echo_from_two_clients_byte_exact(cluster: Cluster, namespace: str, 
     assert info.bytes_out > 500_000 and info.bytes_in > 500_000  # 1,000 datagrams of 1-1,400 bytes, framed
     manager.stop(sid)
     stopped = time.monotonic()
-    eventually(lambda: not _relay_pods(cluster, namespace), timeout=5, what="the relay pod to go on stop")
+    eventually(lambda: not relay_pods(cluster, namespace), timeout=5, what="the relay pod to go on stop")
     assert time.monotonic() - stopped < 5
 
 
@@ -190,24 +186,6 @@ def test_dns_through_a_service_udp_port(cluster: Cluster, namespace: str, manage
     assert answer[-4:] == bytes([10, 9, 8, 7])
 
 
-def _node_only_server() -> tuple[socket.socket, int]:
-    """A TCP server on this machine's loopback: only the node (and so the relay's process) reaches it."""
-    srv = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            with conn:
-                data = conn.recv(100)
-                conn.sendall(b"node-only server got: " + data)
-
-    threading.Thread(target=serve, daemon=True).start()
-    return srv, srv.getsockname()[1]
-
-
 def _ask_tcp(port: int, payload: bytes) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(payload)
@@ -220,7 +198,7 @@ def _ask_tcp(port: int, payload: bytes) -> bytes:
 
 def test_host_and_ip_targets_reach_what_only_the_node_reaches(cluster: Cluster, namespace: str,
                                                              manager: ForwardManager, relays_gone: None) -> None:
-    srv, port = _node_only_server()
+    srv, port = node_only_server()
     with srv:
         host = _start(manager, cluster, namespace, f"host/localhost:{port}", f"0:{port}")
         ip = _start(manager, cluster, namespace, f"ip/127.0.0.1:{port}", f"0:{port}")
@@ -228,7 +206,7 @@ def test_host_and_ip_targets_reach_what_only_the_node_reaches(cluster: Cluster, 
             info = wait_status(manager, sid, "active", timeout=60)
             assert info.relay_upstream == upstream and info.target.startswith(("host/", "ip/"))
             assert _ask_tcp(info.local_port, b"hello") == b"node-only server got: hello"
-        assert len(_relay_pods(cluster, namespace)) == 2  # one relay per forward
+        assert len(relay_pods(cluster, namespace)) == 2  # one relay per forward
     # A host nobody listens on: the connection closes, the forward says why and stays active.
     free = socket.create_server(("127.0.0.1", 0))
     dead = free.getsockname()[1]
@@ -245,7 +223,7 @@ def test_host_and_ip_targets_reach_what_only_the_node_reaches(cluster: Cluster, 
 def test_services_without_pods(cluster: Cluster, namespace: str, manager: ForwardManager,
                                relays_gone: None) -> None:
     pod_ip = _servers(cluster, namespace)
-    srv, port = _node_only_server()
+    srv, port = node_only_server()
     cluster.apply(json.dumps({
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "external"},
         "spec": {"type": "ExternalName", "externalName": "localhost"},  # no ports: the one typed is used
@@ -279,7 +257,7 @@ def _tender(cluster: Cluster, *args: str, **env: str) -> subprocess.Popen[str]:
 
 def test_a_relay_whose_tender_died_goes_and_the_next_start_deletes_orphans(cluster: Cluster,
                                                                           namespace: str) -> None:
-    srv, port = _node_only_server()
+    srv, port = node_only_server()
     with srv:
         first = _tender(cluster, "-n", namespace, f"host/localhost:{port}", f"0:{port}", TENDER_RELAY_EXIT_IDLE="3")
         assert first.stdout is not None
@@ -307,13 +285,13 @@ def test_a_relay_whose_tender_died_goes_and_the_next_start_deletes_orphans(clust
         third = _tender(cluster, "-n", namespace, f"host/localhost:{port}", f"0:{port}")
         assert third.stdout is not None
         mine = third.stdout.readline().rsplit(" ", 1)[1].rstrip(")\n")
-        names = {p["metadata"]["name"] for p in _relay_pods(cluster, namespace)
+        names = {p["metadata"]["name"] for p in relay_pods(cluster, namespace)
                  if not p["metadata"].get("deletionTimestamp")}
         assert names == {mine, theirs} and orphan not in names and running not in names
         for proc in (third, live):
             proc.send_signal(signal.SIGTERM)
             proc.wait(15)
-    eventually(lambda: not _relay_pods(cluster, namespace), timeout=5, what="the last relay to be deleted")
+    eventually(lambda: not relay_pods(cluster, namespace), timeout=5, what="the last relay to be deleted")
 
 
 def test_without_create_pods_one_clear_error_and_no_pod(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
@@ -329,7 +307,7 @@ def test_without_create_pods_one_clear_error_and_no_pod(cluster: Cluster, namesp
     assert len(lines) == 1 and "Traceback" not in proc.stderr, lines
     assert f"a relay forward needs to create, delete pods in namespace {namespace}" in lines[0]
     assert "nothing was created" in lines[0]
-    assert not _relay_pods(cluster, namespace)
+    assert not relay_pods(cluster, namespace)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -346,7 +324,7 @@ def test_bad_input_is_one_line_and_exit_2(cluster: Cluster, namespace: str, args
                           timeout=30)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], proc.stderr
-    assert not _relay_pods(cluster, namespace)
+    assert not relay_pods(cluster, namespace)
 
 
 def test_a_udp_port_on_a_target_that_declares_it_for_tcp_only(cluster: Cluster, namespace: str) -> None:
@@ -357,7 +335,7 @@ def test_a_udp_port_on_a_target_that_declares_it_for_tcp_only(cluster: Cluster, 
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2, proc.stderr
     assert len(lines) == 1 and "port 9000 of pod/servers is declared as TCP only; not UDP" in lines[0]
-    assert not _relay_pods(cluster, namespace)
+    assert not relay_pods(cluster, namespace)
 
 
 
@@ -365,7 +343,7 @@ def test_a_relay_pod_that_ends_is_replaced(cluster: Cluster, namespace: str, man
                                            relays_gone: None) -> None:
     """Someone deletes the relay pod (or its deadline ends it): the forward says so, makes a new relay and
     answers again on the same local port."""
-    srv, port = _node_only_server()
+    srv, port = node_only_server()
     with srv:
         sid = _start(manager, cluster, namespace, f"host/localhost:{port}", f"0:{port}")
         first = wait_status(manager, sid, "active", timeout=60)

@@ -15,12 +15,12 @@ import json
 import re
 import signal
 import socket
-import threading
 import time
 
 import pytest
 
 from tests.clusterlib import Cluster, eventually
+from tests.integration.relays import RELAYS, node_only_server
 from tests.integration.test_engine_cli import Tender
 
 pytestmark = pytest.mark.cluster
@@ -29,7 +29,6 @@ IMAGE = "python:3.13-alpine"
 #: The relay images the profiles name (the test kubelet runs any image's python3 command as a process).
 FILE_IMAGE = "mirror.example/python:3.13-alpine"
 PROFILE_IMAGE = "other.example/python:3"
-RELAYS = "app.kubernetes.io/name=tender-relay"
 
 UDP_ECHO = r"""
 import asyncio
@@ -57,23 +56,6 @@ def _udp_echo(cluster: Cluster, namespace: str) -> None:
                timeout=20, what="the UDP echo")
 
 
-def _node_only_server() -> tuple[socket.socket, int]:
-    """A TCP server on this machine's 127.0.0.1 (not in the cluster): answers ``node-only: `` + what it got."""
-    srv = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            with conn:
-                conn.sendall(b"node-only: " + conn.recv(100))
-
-    threading.Thread(target=serve, daemon=True).start()
-    return srv, srv.getsockname()[1]
-
-
 def _free_port(kind: int) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
@@ -87,7 +69,7 @@ def _relay_pods(cluster: Cluster, namespace: str) -> list[str]:
 def test_host_and_udp_profiles_answer_and_stop_removes_their_relays(cluster: Cluster, namespace: str,
                                                                     tmp_path) -> None:
     _udp_echo(cluster, namespace)
-    srv, port = _node_only_server()
+    srv, port = node_only_server(b"node-only: ")
     udp_local = _free_port(socket.SOCK_DGRAM)
     profiles = tmp_path / "profiles.yaml"
     profiles.write_text(
