@@ -317,6 +317,8 @@ def test_without_create_pods_one_clear_error_and_no_pod(cluster: Cluster, namesp
     (["host/db.internal", "5432:http"], "has no named ports"),
     (["svc/echo", "8053:53/sctp"], 'unknown protocol "sctp"'),
     (["host/db.internal:5432", "6432:5433"], "names remote port 5433, but the target"),
+    (["host/db.internal"], "no port to forward"),
+    (["ip/10.0.0.1"], "no port to forward"),
 ])
 def test_bad_input_is_one_line_and_exit_2(cluster: Cluster, namespace: str, args: list[str], message: str) -> None:
     proc = subprocess.run([sys.executable, "-m", "tray", "forward", "--no-engine", "-n", namespace, *args], cwd=ROOT,
@@ -348,9 +350,43 @@ def test_a_relay_pod_that_ends_is_replaced(cluster: Cluster, namespace: str, man
         sid = _start(manager, cluster, namespace, f"host/localhost:{port}", f"0:{port}")
         first = wait_status(manager, sid, "active", timeout=60)
         cluster.kubectl("delete", "pod", first.relay_pod, "-n", namespace, "--wait=false")
-        again = eventually(lambda: (i := manager.get(sid)).status == "active" and i.relay_pod != first.relay_pod
-                           and i, timeout=30, what="a new relay pod")
+        again = eventually(lambda: (i := manager.get(sid)).status == "active" and i.relay_pod
+                           and i.relay_pod != first.relay_pod and i, timeout=30, what="a new relay pod")
         assert again.local_port == first.local_port
         assert _ask_tcp(again.local_port, b"again") == b"node-only server got: again"
         lines = [line.message for line in manager.logs(sid)]
         assert any("a new relay pod in" in m for m in lines), lines
+
+
+def test_a_udp_client_that_keeps_its_socket_follows_a_replaced_pod(cluster: Cluster, namespace: str,
+                                                                   manager: ForwardManager, relays_gone: None) -> None:
+    """statsd, syslog, a resolver: one client address sending on and on.  When the pod behind the forward is
+    replaced, its flow ends and the next datagram goes to the new pod, from the same client socket."""
+    cluster.apply(json.dumps({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "echod"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "echod"}}, "template": {
+            "metadata": {"labels": {"app": "echod"}},
+            "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
+                "name": "py", "image": IMAGE, "command": ["python3", "-c", SERVERS],
+                "ports": [{"name": "echo", "containerPort": 5353, "protocol": "UDP"}]}]}}},
+    }), namespace)
+    (first_pod,) = cluster.wait_ready(namespace, "app=echod")
+    sid = _start(manager, cluster, namespace, "deploy/echod", "0:5353/udp")
+    info = wait_status(manager, sid, "active", timeout=60)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(2)
+        sock.connect(("127.0.0.1", info.local_port))
+        assert _udp_ask(sock, b"\x00\x00\x01before", key=3) == b"\x00\x00\x01before"
+        assert manager.get(sid).relay_upstream == f"pod/{first_pod}:5353"
+        cluster.kubectl("delete", "pod", first_pod, "-n", namespace, "--wait=false")
+        eventually(lambda: [p for p in cluster.ready_pods(namespace, "app=echod") if p != first_pod], timeout=30,
+                   what="the new pod")
+
+        def answered() -> bool:
+            try:
+                return _udp_ask(sock, b"\x00\x00\x02after", key=3) == b"\x00\x00\x02after"
+            except AssertionError:
+                return False
+
+        eventually(answered, timeout=20, interval=0.5, what="an answer from the new pod on the same client socket")
+    assert manager.get(sid).relay_upstream != f"pod/{first_pod}:5353"

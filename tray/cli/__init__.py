@@ -94,7 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     fw.add_argument("-l", "--selector", help="with --all-services: only Services with these labels "
                                              "(kubectl's syntax: app=web,tier in (a,b))")
     fw.add_argument("target", nargs="?",
-                    help="pod/NAME, svc/NAME, deploy/NAME, sts/NAME, ds/NAME, rs/NAME, rc/NAME, job/NAME or NAME")
+                    help="pod/NAME, svc/NAME, deploy/NAME, sts/NAME, ds/NAME, rs/NAME, rc/NAME, job/NAME or NAME; "
+                         "host/NAME[:PORT] or ip/ADDRESS[:PORT] through a relay pod")
     fw.add_argument("--relay-image", metavar="IMAGE", default=None,
                     help="the image a relay pod runs (UDP, host/, ip/, Services without pods); "
                          "default python:3.13-alpine")
@@ -330,7 +331,7 @@ class _Printer:
             where = f"pod {s.pod_name}" if spread < 2 else f"{s.balance} over {spread} pods"
             udp = "/udp" if getattr(s, "protocol", "TCP") == "UDP" else ""
             if getattr(s, "relay_pod", ""):
-                self._emit(f"{prefix}: Forwarding from {addr}:{s.local_port}{udp} -> {s.relay_upstream}{udp} "
+                self._emit(f"{prefix}: Forwarding from {addr}:{s.local_port}{udp} -> {s.relay_upstream} "
                            f"({s.target} in {s.namespace}, through relay pod {s.relay_pod})")
             else:
                 self._emit(f"{prefix}: Forwarding from {addr}:{s.local_port} -> {s.container_port} "

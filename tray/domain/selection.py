@@ -568,7 +568,8 @@ def find_service_port(svc: JSON, port: int | str, protocol: str = "TCP") -> Mapp
     label = str(number) if number is not None else f'"{port}" ({first.get("port")})'
     if protocol != "TCP":
         raise TargetError(f"port {label} of {desc} is {_protocol(first)}, not {protocol}")
-    raise TargetError(f"port {label} of {desc} is {_protocol(first)}; only TCP can be forwarded")
+    raise TargetError(f"port {label} of {desc} is {_protocol(first)}; only TCP can be port-forwarded"
+                      + (" (add /udp to forward it through a relay pod)" if _protocol(first) == "UDP" else ""))
 
 
 def service_port_number(svc: JSON, port: int | str, protocol: str = "TCP") -> int:
@@ -613,7 +614,8 @@ def _named_container_port(pod: JSON, name: str, what: str, protocol: str = "TCP"
     first = found[0]
     raise TargetError(
         f'{what}port "{name}" ({first.get("containerPort")}) of pod/{_name(pod)} is '
-        + (f"{_protocol(first)}; only TCP can be forwarded" if protocol == "TCP"
+        + (f"{_protocol(first)}; only TCP can be port-forwarded"
+           + (" (add /udp to forward it through a relay pod)" if _protocol(first) == "UDP" else "") if protocol == "TCP"
            else f"{_protocol(first)}, not {protocol}")
     )
 
@@ -658,7 +660,9 @@ def container_port_for_pod(pod: JSON, port: int | str, protocol: str = "TCP") ->
     if declared and not any(_protocol(p) == protocol for p in declared):
         raise TargetError(
             f"port {number} of pod/{_name(pod)} is declared as {_protocol(declared[0])} only; "
-            + ("only TCP can be forwarded" if protocol == "TCP" else f"not {protocol}")
+            + ("only TCP can be port-forwarded" + (" (add /udp to forward it through a relay pod)"
+                                                   if _protocol(declared[0]) == "UDP" else "")
+               if protocol == "TCP" else f"not {protocol}")
         )
     return number
 

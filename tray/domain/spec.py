@@ -75,6 +75,10 @@ def parse_target_and_ports(target_text: str, port_texts: list[str]) -> tuple[Tar
         specs.append(spec)
     if not specs and port is not None:
         specs.append(PortSpec(port, port))
+    if not specs:
+        example = f"{target}:5432" if target.relayed else f"{target} 8080:80"
+        raise UsageError(f"no port to forward: give {target_text!r} a port spec ([LOCAL:]REMOTE) or, for a host or "
+                         f"IP target, its port after ':' (e.g. {example})", field="TARGET")
     if target.relayed and any(isinstance(s.remote, str) for s in specs):
         raise UsageError(f"{target} has no named ports: give the port as a number", field="port 0")
     return target, specs

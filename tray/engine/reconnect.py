@@ -256,8 +256,8 @@ class Reconnector:
         assert t.pods is not None
         if self.balanced:
             self.retain()  # pods that left the rotation take no new connection
-        if f.target.kind == "Pod":
-            name = f.target.name
+        if t.target.kind == "Pod":  # the tracker's: a relay forward follows its relay pod
+            name = t.target.name
             pod = t.bare_pod()
             if pod is None or pod["metadata"].get("uid") != t.pod_uid:
                 await f.fail(f"pod {name} was deleted")
@@ -269,7 +269,7 @@ class Reconnector:
                 await self.switch_pod()  # the cluster is back and so is the pod
             return
         if t.target_deleted():
-            await f.fail(f"{f.target} was deleted")
+            await f.fail(f"{t.target} was deleted")
             return
         if f.status == Status.ACTIVE and t.in_use_and_ready():
             degraded = t.degraded()
@@ -464,7 +464,7 @@ class Reconnector:
                 if not problem:
                     t.unreachable_uid = None
                     f.set_status(Status.ACTIVE, f"reconnected to pod {t.pod_name}")
-                elif f.target.reconnects:
+                elif t.target.reconnects:
                     t.unreachable_uid = t.pod_uid
                     self._start_retry()
                 else:

@@ -59,6 +59,8 @@ START_TIMEOUT = 120.0
 FLOW_QUEUE = 256
 #: UDP flows (local client addresses) one forward keeps at once; the oldest goes first.
 MAX_FLOWS = 1024
+#: Seconds between two checks that a busy UDP flow's upstream is still the one to use.
+RECHECK = 1.0
 
 
 #: Seconds a relay whose Tender is gone lives on (default :data:`tray.domain.relaypod.EXIT_IDLE`).
@@ -119,6 +121,10 @@ class Upstream(Protocol):
         """(host, port) now; raises :class:`~tray.errors.TargetError` when there is none (no ready endpoint)."""
         ...
 
+    def valid(self, address: tuple[str, int]) -> bool:
+        """Whether a UDP flow to ``address`` (an earlier :meth:`address`) may go on; returns at once."""
+        ...
+
 
 class FixedUpstream:
     """Always ``host``:``port`` (``host/``, ``ip/``, an ExternalName)."""
@@ -128,6 +134,9 @@ class FixedUpstream:
 
     async def address(self) -> tuple[str, int]:
         return self.host, self.port
+
+    def valid(self, address: tuple[str, int]) -> bool:
+        return True
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
@@ -178,6 +187,10 @@ class EndpointSliceUpstream:
         self._turn += 1
         return found[(self._turn - 1) % len(found)]
 
+    def valid(self, address: tuple[str, int]) -> bool:
+        """Still among the ready addresses last listed (at most :attr:`TTL` s old when flows keep coming)."""
+        return self._cache is None or address in self._cache[1]
+
     def __str__(self) -> str:
         return f"the endpoints of service {self._svc}"
 
@@ -190,16 +203,32 @@ class PodUpstream:
 
     def __init__(self, resolve: Callable[[], tuple[dict[str, Any], int]]) -> None:
         self._resolve = resolve
+        self._last = ""
 
-    async def address(self) -> tuple[str, int]:
+    def _now(self) -> tuple[str, int, str]:
         pod, port = self._resolve()
         ip = (pod.get("status") or {}).get("podIP")
+        name = pod["metadata"]["name"]
         if not ip:
-            raise TargetError(f"pod {pod['metadata']['name']} has no IP yet")
-        return str(ip), int(port)
+            raise TargetError(f"pod {name} has no IP yet")
+        self._last = f"pod/{name}:{port}"
+        return str(ip), int(port), name
+
+    async def address(self) -> tuple[str, int]:
+        ip, port, _ = self._now()
+        return ip, port
+
+    def valid(self, address: tuple[str, int]) -> bool:
+        """The pod kubectl's rules choose now is still the one at ``address`` (a replaced pod is not)."""
+        try:
+            ip, port, _ = self._now()
+        except TenderError:
+            return False
+        return (ip, port) == address
 
     def __str__(self) -> str:
-        return "its pods"
+        """``pod/web-7c9f-x2k:53``: the pod the last flow went to (``its pods`` before any)."""
+        return self._last or "its pods"
 
 
 # --------------------------------------------------------------------------- the relay pod
@@ -220,6 +249,8 @@ class Relay:
         self.deadline = deadline
         #: The relay pod's name ("" before :meth:`create`).
         self.pod_name = ""
+        #: The forward's pods' cache has shown the pod (so its absence later means it was deleted).
+        self.seen = False
         self._hold_task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         self._user, self._host = _user(), socket.gethostname()
@@ -439,6 +470,9 @@ class _Flow:
         self.writer: asyncio.StreamWriter | None = None
         self.last = time.monotonic()
         self.task: asyncio.Task[None] | None = None
+        #: Where the relay sends it (None until asked), and when that was last checked.
+        self.address: tuple[str, int] | None = None
+        self.checked = time.monotonic()
 
 
 class UdpListener(asyncio.DatagramProtocol):
@@ -469,6 +503,15 @@ class UdpListener(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         flow = self.flows.get(addr)
+        now = time.monotonic()
+        if flow is not None and flow.address is not None and now - flow.checked >= RECHECK:
+            # A flow keeps its upstream socket while the client keeps sending: when the pod
+            # behind it is replaced, end it so this datagram starts one to the new pod.
+            flow.checked = now
+            upstream = self.upstream()
+            if upstream is None or not upstream.valid(flow.address):
+                self._end(addr)
+                flow = None
         if flow is None:
             if len(self.flows) >= MAX_FLOWS:
                 oldest = min(self.flows, key=lambda a: self.flows[a].last)
@@ -505,6 +548,7 @@ class UdpListener(asyncio.DatagramProtocol):
             except TenderError as exc:
                 self._on_error(str(exc))
                 return
+            flow.address = (host, port)
             writer.write(encode_request("udp", host, port))
             try:
                 error = parse_reply((await reader.readline())[:MAX_LINE])

@@ -437,12 +437,15 @@ class Session:
         task.add_done_callback(self._conn_tasks.discard)
 
     def _on_cache(self) -> None:
-        self.reconnector.wake()
-        if self.relay is not None and self._relay_timer is None and not self._relay_ending:
+        if self.relay is not None and (self._relay_timer is not None or self._relay_ending):
+            return  # the relay is being renewed: nothing to evaluate until then
+        if self.relay is not None and self._relay_timer is None:
             why = self._relay_gone()
-            if why:
+            if why:  # one path renews it (_relay_lost), not the reconnector's "pod was deleted" too
                 self._relay_ending = True
                 asyncio.get_running_loop().create_task(self._relay_lost(why), name=f"relay lost {self.id}")
+                return
+        self.reconnector.wake()
 
     def _relay_gone(self) -> str:
         """Why the relay pod in use can serve no more ("" while it can): deleted, terminating or ended."""
@@ -451,7 +454,9 @@ class Session:
             return ""
         pod = self.tracker.bare_pod()
         if pod is None:
-            return f"relay pod {self.relay.pod_name} was deleted"
+            # A shared watch may not have seen a pod just created: gone only once it was there.
+            return f"relay pod {self.relay.pod_name} was deleted" if self.relay.seen else ""
+        self.relay.seen = True
         if (pod.get("metadata") or {}).get("deletionTimestamp"):
             return f"relay pod {self.relay.pod_name} is being deleted"
         status = pod.get("status") or {}
@@ -459,9 +464,24 @@ class Session:
             return f"relay pod {self.relay.pod_name} ended ({status.get('reason') or status['phase']})"
         return ""
 
+    async def _relay_pod_cached(self, timeout: float = 10.0) -> None:
+        """Await the pods' cache seeing the relay pod ready (the API said it runs; a watch may lag).
+
+        Returns after at most ``timeout`` seconds either way: what the cache
+        says then is what the first resolution goes by.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pod = self.tracker.bare_pod()
+            if pod is not None and selection.is_pod_ready(pod):
+                return
+            await asyncio.sleep(0.05)
+
     async def _relay_lost(self, why: str) -> None:
         """The relay pod went away under a running forward: end this run and renew the relay."""
         try:
+            self.set_status(Status.RECONNECTING, why)  # at once: nothing answers until the new relay does
+            await self.reconnector.stop()
             task, self._task = self._task, None
             if task is not None and task is not asyncio.current_task() and not task.done():
                 task.cancel()
@@ -566,7 +586,7 @@ class Session:
             await self.tracker.close()
             had_relay = self.relay is not None
             await self._drop_relay()
-            if had_relay and not usage:
+            if had_relay and not usage and not self._relay_ending:
                 self._renew_relay(reason)
         self.reconnector.wake()  # lets supervise() see the error and return
 
@@ -625,6 +645,8 @@ class Session:
             if owner is not None and relaypod.service_needs_relay(owner):  # ExternalName, no selector
                 await self._relay_service_or_pods(udp=False)
                 await self.tracker.open(SYNC_TIMEOUT)
+        if self.relay is not None:
+            await self._relay_pod_cached()
         self.tracker.check_ports()  # the port as typed must exist: a usage error, never retried
         try:
             pod, port = self.tracker.resolve()  # the first resolution fails fast: pod not ready → error
@@ -805,6 +827,8 @@ class Session:
         back to 1 s once the forward is active again.  Says ``reconnecting``
         meanwhile.  Returns at once.
         """
+        if self._relay_timer is not None:
+            return  # already on its way
         self._relay_renewals += 1
         delay = min(30.0, 2.0 ** (min(self._relay_renewals, 6) - 1))
 
@@ -819,7 +843,8 @@ class Session:
     def _relay_failed(self, error: str) -> None:
         """A relayed connection or UDP flow the relay could not connect upstream (its reason)."""
         log.info("forward %s: %s", self.target, error)
-        self._connection_failed(error, failure=ConnectionFailure(self.pod_name, self.container_port, error, 0))
+        port = self.remote_port if isinstance(self.remote_port, int) else self.container_port  # not the relay's 8400
+        self._connection_failed(error, failure=ConnectionFailure(self.pod_name, port, error, 0))
 
     def _udp_listener(self) -> relays.UdpListener:
         return relays.UdpListener(lambda: self.relay.upstream if self.relay else None,
@@ -857,7 +882,8 @@ class Session:
 
     async def _start_relay(self, upstream: relays.Upstream, local_default: int, *, keep_target: bool = False) -> None:
         """Create the relay pod for ``upstream`` and make the tracker follow it (opened by the caller)."""
-        text = f"{self.target}:{self.remote_port}{'/udp' if self.protocol == 'UDP' else ''}"
+        where = f"ip/[{self.target.name}]" if self.target.kind == "IP" and ":" in self.target.name else str(self.target)
+        text = f"{where}:{self.remote_port}{'/udp' if self.protocol == 'UDP' else ''}"
         relay = relays.Relay(self.conn, self.namespace, image=self.relay_image or relaypod.DEFAULT_IMAGE,
                              target=text, upstream=upstream, protocol=self.protocol)
         self.set_status(Status.STARTING, "creating relay pod")

@@ -132,5 +132,5 @@ def test_selection_by_protocol() -> None:
         selection.container_port_for_pod(pod, 80, "UDP")
     with pytest.raises(TargetError, match='port "web" \\(80\\) of pod/p is TCP, not UDP'):
         selection.container_port_for_pod(pod, "web", "UDP")
-    with pytest.raises(TargetError, match="only TCP can be forwarded"):
+    with pytest.raises(TargetError, match="only TCP can be port-forwarded \\(add /udp to forward it through a relay pod\\)"):
         selection.container_port_for_pod(pod, 9000)

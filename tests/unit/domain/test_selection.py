@@ -734,7 +734,7 @@ def test_container_port_for_service_udp() -> None:
     dns = service("dns", [{"name": "dns", "port": 53, "protocol": "UDP"}])
     with pytest.raises(TargetError) as info:
         container_port_for_service(dns, WEB_POD, 53)
-    assert str(info.value) == "port 53 of svc/dns is UDP; only TCP can be forwarded"
+    assert str(info.value) == "port 53 of svc/dns is UDP; only TCP can be port-forwarded (add /udp to forward it through a relay pod)"
     with pytest.raises(TargetError, match=r'port "dns" \(53\) of svc/dns is UDP'):
         container_port_for_service(dns, WEB_POD, "dns")
 
