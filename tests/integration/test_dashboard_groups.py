@@ -65,15 +65,22 @@ def test_forward_every_service_of_a_namespace_from_the_dashboard(cluster: Cluste
     assert browser.find_element(By.ID, "group-count").text == "1"
     assert not browser.find_element(By.ID, "no-groups").is_displayed()
     all_answer(ctx, ns)
-    # The members are forwards too: rows of the forwards table.
-    assert len(browser.find_elements(By.CSS_SELECTOR, "#forwards tbody tr")) == SERVICES
+    # The members are forwards too: rows of the forwards table (the list events may come a moment after
+    # the group's: a burst of starts is coalesced).
+    wait_until(browser, "a row per member", lambda: len(browser.find_elements(
+        By.CSS_SELECTOR, "#forwards tbody tr")) == SERVICES)
 
-    # The script's item reads as the server's for the same group.
-    with EngineClient(dashboard.engine.socket) as client:
-        [group] = client.get("/v1/groups")["groups"]
-        forwards = {f["session_id"]: f for f in client.get("/v1/forwards")["forwards"]}
-    assert group["id"] == item.get_attribute("data-id")
-    assert text_of(item.get_attribute("outerHTML")) == text_of(group_item(group, forwards))
+    # The script's item reads as the server's for the same group (once the page has caught up with it).
+    def same_as_server() -> bool:
+        with EngineClient(dashboard.engine.socket) as client:
+            [group] = client.get("/v1/groups")["groups"]
+            forwards = {f["session_id"]: f for f in client.get("/v1/forwards")["forwards"]}
+        [shown] = items(browser)
+        assert group["id"] == shown.get_attribute("data-id")
+        return text_of(shown.get_attribute("outerHTML")) == text_of(group_item(group, forwards))
+
+    wait_until(browser, "the script's group item to read as the server's", same_as_server)
+    [item] = items(browser)
 
     # Its Stop stops every member.
     item.find_element(By.CSS_SELECTOR, 'button[data-action="group-stop"]').click()
