@@ -51,17 +51,22 @@ def test_forward_every_service_of_a_namespace_from_the_dashboard(cluster: Cluste
     browser.find_element(By.CSS_SELECTOR, 'button[data-action="group-start"]').click()
 
     def active_with_members() -> object:
+        """The group item's texts once it is active with every member active, read in one go (the script
+        re-renders the item as events come: an element read later may be a stale one)."""
         [item] = items(browser)
         members = item.find_elements(By.CSS_SELECTOR, "ul.members li")
-        return item.get_attribute("data-status") == "active" and len(members) == SERVICES and all(
-            "active" in m.find_element(By.CSS_SELECTOR, ".mstatus").text for m in members) and item
+        if not (item.get_attribute("data-status") == "active" and len(members) == SERVICES and all(
+                "active" in m.find_element(By.CSS_SELECTOR, ".mstatus").text for m in members)):
+            return None
+        return {"where": item.find_element(By.CSS_SELECTOR, ".gwhere").text,
+                "count": item.find_element(By.CSS_SELECTOR, ".gcount").text,
+                "members": sorted((m.find_element(By.CSS_SELECTOR, ".mtarget").text,
+                                   m.find_element(By.CSS_SELECTOR, ".mlocal").text) for m in members)}
 
-    item = wait_until(browser, "the group to show its members, active", active_with_members, timeout=60)
-    assert item.find_element(By.CSS_SELECTOR, ".gwhere").text == f"every Service of {ctx} / {ns}"
-    assert item.find_element(By.CSS_SELECTOR, ".gcount").text == f"{SERVICES} forwards"
-    assert sorted((m.find_element(By.CSS_SELECTOR, ".mtarget").text, m.find_element(By.CSS_SELECTOR, ".mlocal").text)
-                  for m in item.find_elements(By.CSS_SELECTOR, "ul.members li")) == [
-        (f"svc/q{i}", f"{auto_address(ctx, ns, f'q{i}')}:{7200 + i}") for i in range(1, SERVICES + 1)]
+    shown = wait_until(browser, "the group to show its members, active", active_with_members, timeout=60)
+    assert shown == {"where": f"every Service of {ctx} / {ns}", "count": f"{SERVICES} forwards",
+                     "members": [(f"svc/q{i}", f"{auto_address(ctx, ns, f'q{i}')}:{7200 + i}")
+                                 for i in range(1, SERVICES + 1)]}
     assert browser.find_element(By.ID, "group-count").text == "1"
     assert not browser.find_element(By.ID, "no-groups").is_displayed()
     all_answer(ctx, ns)
@@ -75,15 +80,15 @@ def test_forward_every_service_of_a_namespace_from_the_dashboard(cluster: Cluste
         with EngineClient(dashboard.engine.socket) as client:
             [group] = client.get("/v1/groups")["groups"]
             forwards = {f["session_id"]: f for f in client.get("/v1/forwards")["forwards"]}
-        [shown] = items(browser)
-        assert group["id"] == shown.get_attribute("data-id")
-        return text_of(shown.get_attribute("outerHTML")) == text_of(group_item(group, forwards))
+        [element] = items(browser)
+        assert group["id"] == element.get_attribute("data-id")
+        return text_of(element.get_attribute("outerHTML")) == text_of(group_item(group, forwards))
 
     wait_until(browser, "the script's group item to read as the server's", same_as_server)
-    [item] = items(browser)
 
     # Its Stop stops every member.
-    item.find_element(By.CSS_SELECTOR, 'button[data-action="group-stop"]').click()
+    wait_until(browser, "Stop to be clicked", lambda: items(browser)[0].find_element(
+        By.CSS_SELECTOR, 'button[data-action="group-stop"]').click() or True)
     wait_until(browser, "the group to go", lambda: items(browser) == [] and
                browser.find_element(By.ID, "no-groups").is_displayed())
     wait_until(browser, "its forwards to go", lambda: browser.find_elements(By.CSS_SELECTOR,
@@ -97,9 +102,10 @@ def test_forward_every_service_of_a_namespace_from_the_dashboard(cluster: Cluste
     # A group started elsewhere shows by itself, and goes when stopped there.
     with EngineClient(dashboard.engine.socket) as client:
         started = client.post("/v1/groups", {"context": ctx, "namespace": ns, "selector": "tier=web"})
-    shown = wait_until(browser, "the group started elsewhere to show",
-                       lambda: [i for i in items(browser) if i.get_attribute("data-id") == started["id"]])
-    assert shown[0].find_element(By.CSS_SELECTOR, "code.selector").text == "tier=web"
+    # (Found and read in one go: the script re-renders the item as its members start.)
+    wait_until(browser, "the group started elsewhere to show with its selector",
+               lambda: [i for i in items(browser) if i.get_attribute("data-id") == started["id"]
+                        and i.find_element(By.CSS_SELECTOR, "code.selector").text == "tier=web"])
     with EngineClient(dashboard.engine.socket) as client:
         client.delete(f"/v1/groups/{started['id']}")
     wait_until(browser, "the group stopped elsewhere to go", lambda: items(browser) == [])
