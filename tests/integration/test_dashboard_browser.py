@@ -166,11 +166,22 @@ def wait_until(driver: WebDriver, what: str, find: Callable[[], object], timeout
 
 
 def row_of(driver: WebDriver, **data: str) -> WebElement | None:
-    """The forwards table's row whose cells read ``data`` (class -> text), else None."""
+    """The forwards table's row whose cells read ``data`` (class -> text), else None.
+
+    The script replaces a row on each of its forward's events (stats come every second): read or click
+    what it returns within the same ``wait_until`` predicate, never in a later statement (a stale element).
+    """
     for row in driver.find_elements(By.CSS_SELECTOR, "#forwards tbody tr"):
         if all(row.find_element(By.CSS_SELECTOR, f"td.{cls}").text == text for cls, text in data.items()):
             return row
     return None
+
+
+def click_in_row(driver: WebDriver, action: str, **data: str) -> None:
+    """Click the button ``data-action=action`` of the row whose cells read ``data`` (as ``row_of``), the row
+    found and the button clicked in one go, retried until it is clicked (30 s at most)."""
+    wait_until(driver, f"{action} to be clicked in the row of {data}", lambda: row_of(driver, **data).find_element(
+        By.CSS_SELECTOR, f'button[data-action="{action}"]').click() or True)
 
 
 class Cells(HTMLParser):
@@ -249,56 +260,79 @@ profiles:
                 return li
         return None
 
-    hit = wait_until(browser, f"the search to list deploy/{name}", deployment_hit)
-    kinds = [li.find_element(By.CSS_SELECTOR, ".kind").text
-             for li in browser.find_elements(By.CSS_SELECTOR, "#results li")
-             if li.find_element(By.CSS_SELECTOR, ".rwhere").text == f"{cluster.context} / {namespace}"]
-    assert kinds == ["Service", "Deployment", "Pod", "Pod"], kinds
-    port = hit.find_element(By.CSS_SELECTOR, 'button[data-action="forward"]')
-    assert port.text == "8080 http"
-    port.click()
+    def listed() -> dict | None:
+        """The hit's port and the kinds listed in the test's namespace, read in one go (a search the
+        script runs again replaces the results)."""
+        hit = deployment_hit()
+        if hit is None:
+            return None
+        return {"kinds": [li.find_element(By.CSS_SELECTOR, ".kind").text
+                          for li in browser.find_elements(By.CSS_SELECTOR, "#results li")
+                          if li.find_element(By.CSS_SELECTOR, ".rwhere").text == f"{cluster.context} / {namespace}"],
+                "port": hit.find_element(By.CSS_SELECTOR, 'button[data-action="forward"]').text}
 
-    row = wait_until(browser, "the forward's row to turn active",
-                     lambda: row_of(browser, target=f"deploy/{name}:8080", status="● active"))
-    local = row.get_attribute("data-local")
+    shown = wait_until(browser, f"the search to list deploy/{name}", listed)
+    assert shown == {"kinds": ["Service", "Deployment", "Pod", "Pod"], "port": "8080 http"}, shown
+
+    def port() -> WebElement:
+        return deployment_hit().find_element(By.CSS_SELECTOR, 'button[data-action="forward"]')
+
+    wait_until(browser, "the Deployment's port to be clicked", lambda: port().click() or True)
+
+    def active_row() -> dict | None:
+        """The active row's address, cells and buttons, read in one go (the script replaces the row as
+        its events come)."""
+        row = row_of(browser, target=f"deploy/{name}:8080", status="● active")
+        return row and {"local": row.get_attribute("data-local"),
+                        "where": row.find_element(By.CSS_SELECTOR, "td.where").text,
+                        "href": row.find_element(By.CSS_SELECTOR, "td.local a").get_attribute("href"),
+                        "actions": [b.text for b in row.find_elements(By.CSS_SELECTOR, "td.actions button")],
+                        "pod": row.find_element(By.CSS_SELECTOR, "td.pod").text}
+
+    shown = wait_until(browser, "the forward's row to turn active", active_row)
+    local = shown["local"]
     assert re.fullmatch(r"127\.0\.0\.1:\d+", local), local
-    assert row.find_element(By.CSS_SELECTOR, "td.where").text == f"{cluster.context}\n{namespace}"
-    assert row.find_element(By.CSS_SELECTOR, "td.local a").get_attribute("href") == f"http://{local}/"
-    actions = [b.text for b in row.find_elements(By.CSS_SELECTOR, "td.actions button")]
-    assert actions == ["Open", "Copy", "Stop"]
+    assert shown["where"] == f"{cluster.context}\n{namespace}"
+    assert shown["href"] == f"http://{local}/"
+    assert shown["actions"] == ["Open", "Copy", "Stop"]
     # The search's port now says it is forwarded.
     wait_until(browser, "the port button to show the forward",
-               lambda: "on" in port.get_attribute("class").split() and local in port.get_attribute("title"))
+               lambda: "on" in port().get_attribute("class").split() and local in port().get_attribute("title"))
 
     # The port answers: the app's own answer, from the pod the row names.
-    pod = row.find_element(By.CSS_SELECTOR, "td.pod").text
+    pod = shown["pod"]
     assert pod in pods
     assert hostname(int(local.rsplit(":", 1)[1])) == pod
-    wait_until(browser, "the counters to show the connection",
-               lambda: row_of(browser, target=f"deploy/{name}:8080", conns="0 open\n1 total"))
-    row = row_of(browser, target=f"deploy/{name}:8080")
-    down, up = row.find_element(By.CSS_SELECTOR, "td.bytes").text.split("\n")
+
+    def counted_bytes() -> list[str] | None:
+        row = row_of(browser, target=f"deploy/{name}:8080", conns="0 open\n1 total")
+        return row and row.find_element(By.CSS_SELECTOR, "td.bytes").text.split("\n")
+
+    down, up = wait_until(browser, "the counters to show the connection", counted_bytes)
     assert down.startswith("↓ ") and up.startswith("↑ ") and "↓ 0 B" != down and "↑ 0 B" != up
 
     # The script's row reads as the server's (page.py's forward_row) for the same forward.
-    [forward] = [f for f in dashboard.forwards() if f["target"] == f"deploy/{name}"]
-    server = Cells(forward_row(forward)).cells
-    live = {cls: browser.find_element(By.CSS_SELECTOR, f"#f-{forward['session_id']} td.{cls}").text
-            for cls in server}
-    assert {cls: re.sub(r"\s+", "", text) for cls, text in live.items()} == \
-        {cls: re.sub(r"\s+", "", text) for cls, text in server.items()}
+    def same_as_server() -> bool:
+        """The row's cells as the server renders the same forward now (both read afresh, the row's in one go)."""
+        [forward] = [f for f in dashboard.forwards() if f["target"] == f"deploy/{name}"]
+        server = Cells(forward_row(forward)).cells
+        row = browser.find_element(By.ID, f"f-{forward['session_id']}")
+        live = {cls: row.find_element(By.CSS_SELECTOR, f"td.{cls}").text for cls in server}
+        return {cls: re.sub(r"\s+", "", text) for cls, text in live.items()} == \
+            {cls: re.sub(r"\s+", "", text) for cls, text in server.items()}
+
+    wait_until(browser, "the script's row to read as the server's", same_as_server)
 
     # Copy puts the address on the clipboard; Open shows the app in a new tab.
     browser.execute_cdp_cmd("Browser.grantPermissions", {"origin": dashboard.origin, "permissions": [
         "clipboardReadWrite", "clipboardSanitizedWrite"]})
-    row = row_of(browser, target=f"deploy/{name}:8080")
-    row.find_element(By.CSS_SELECTOR, 'button[data-action="copy"]').click()
+    click_in_row(browser, "copy", target=f"deploy/{name}:8080")
     wait_until(browser, "the page to say it copied",
                lambda: browser.find_element(By.ID, "notice").text == f"Copied {local}")
     assert browser.execute_async_script(
         "navigator.clipboard.readText().then(arguments[0], (e) => arguments[0](String(e)))") == local
     page = browser.current_window_handle
-    row.find_element(By.CSS_SELECTOR, 'button[data-action="open"]').click()
+    click_in_row(browser, "open", target=f"deploy/{name}:8080")
     tab = wait_until(browser, "Open to open a tab", lambda: [h for h in browser.window_handles if h != page])[0]
     browser.switch_to.window(tab)
     wait_until(browser, "the tab to show the app", lambda: browser.current_url == f"http://{local}/" and
@@ -310,12 +344,17 @@ profiles:
     browser.refresh()  # the profiles are read when the page is rendered
     wait_until(browser, "the events stream to be followed again",
                lambda: browser.find_element(By.ID, "live").get_attribute("data-state") == "live")
-    profile = browser.find_element(By.CSS_SELECTOR, f'tr[data-profile="{name}-web"]')
-    profile.find_element(By.CSS_SELECTOR, 'button[data-action="profile-start"]').click()
+
+    def profile(action: str) -> None:
+        """Click the profile's ``profile-start`` or ``profile-stop``, found and clicked in one go."""
+        wait_until(browser, f"{action} to be clicked", lambda: browser.find_element(
+            By.CSS_SELECTOR, f'tr[data-profile="{name}-web"] button[data-action="{action}"]').click() or True)
+
+    profile("profile-start")
     wait_until(browser, "the profile's forward to be active",
                lambda: row_of(browser, name=f"{name}-web", status="● active"))
-    wait_until(browser, "the profile to count its forward",
-               lambda: profile.find_element(By.CSS_SELECTOR, "td.running").text == "1")
+    wait_until(browser, "the profile to count its forward", lambda: browser.find_element(
+        By.CSS_SELECTOR, f'tr[data-profile="{name}-web"] td.running').text == "1")
 
     # Search again in one context (the picture shows the search); open the first forward's log.
     wait_until(browser, "the contexts to be offered", lambda: len(browser.find_elements(
@@ -323,23 +362,26 @@ profiles:
     Select(browser.find_element(By.ID, "search-context")).select_by_visible_text(f"{cluster.context} (current)")
     search = browser.find_element(By.ID, "search")
     search.send_keys(name)
-    wait_until(browser, "the search to list it again", deployment_hit)
-    contexts = {li.find_element(By.CSS_SELECTOR, ".rwhere").text.split(" / ")[0]
-                for li in browser.find_elements(By.CSS_SELECTOR, "#results li")}
+    contexts = wait_until(browser, "the search to list it again", lambda: deployment_hit() and {
+        li.find_element(By.CSS_SELECTOR, ".rwhere").text.split(" / ")[0]
+        for li in browser.find_elements(By.CSS_SELECTOR, "#results li")})
     assert contexts == {cluster.context}
-    row_of(browser, target=f"deploy/{name}:8080").find_element(By.CSS_SELECTOR, 'button[data-action="log"]').click()
-    lines = wait_until(browser, "the forward's log", lambda: [
-        li.text for li in browser.find_elements(By.CSS_SELECTOR, "#log-lines li")] or None)
-    assert browser.find_element(By.ID, "log-name").text == f"deploy/{name}:8080"
-    assert any(pod in line for line in lines), lines
+    click_in_row(browser, "log", target=f"deploy/{name}:8080")
+
+    def log_shown() -> dict | None:
+        lines = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#log-lines li")]
+        return lines and {"name": browser.find_element(By.ID, "log-name").text, "lines": lines}
+
+    log = wait_until(browser, "the forward's log", log_shown)
+    assert log["name"] == f"deploy/{name}:8080"
+    assert any(pod in line for line in log["lines"]), log
     screenshot(browser)
 
-    profile = browser.find_element(By.CSS_SELECTOR, f'tr[data-profile="{name}-web"]')
-    profile.find_element(By.CSS_SELECTOR, 'button[data-action="profile-stop"]').click()
+    profile("profile-stop")
     wait_until(browser, "the profile's row to go", lambda: row_of(browser, name=f"{name}-web") is None)
 
     # Stop: the row goes, and so does the listener.
-    row_of(browser, target=f"deploy/{name}:8080").find_element(By.CSS_SELECTOR, 'button[data-action="stop"]').click()
+    click_in_row(browser, "stop", target=f"deploy/{name}:8080")
     wait_until(browser, "the row to go", lambda: row_of(browser, target=f"deploy/{name}:8080") is None)
     assert dashboard.forwards() == []
     assert browser.find_element(By.ID, "no-forwards").is_displayed()
@@ -355,33 +397,48 @@ def test_a_forward_in_error_says_why_and_offers_retry_and_remove(cluster: Cluste
     browser.get(dashboard.link())
     # A port the Deployment does not declare, through the search's "Other…" (it asks in a prompt).
     browser.find_element(By.ID, "search").send_keys(f"deploy/{name}")
-    hit = wait_until(browser, f"the search to list deploy/{name}", lambda: [
-        li for li in browser.find_elements(By.CSS_SELECTOR, "#results li")
-        if li.find_element(By.CSS_SELECTOR, ".rwhere").text == f"{cluster.context} / {namespace}"][0])
-    assert hit.find_element(By.CSS_SELECTOR, ".kind").text == "Deployment"
-    hit.find_element(By.CSS_SELECTOR, 'button[data-action="forward-other"]').click()
+
+    def hit() -> WebElement:
+        """The first result in the test's namespace (IndexError if none: wait_until asks again)."""
+        return [li for li in browser.find_elements(By.CSS_SELECTOR, "#results li")
+                if li.find_element(By.CSS_SELECTOR, ".rwhere").text == f"{cluster.context} / {namespace}"][0]
+
+    kind = wait_until(browser, f"the search to list deploy/{name}",
+                      lambda: hit().find_element(By.CSS_SELECTOR, ".kind").text)
+    assert kind == "Deployment"
+    wait_until(browser, "Other… to be clicked", lambda: hit().find_element(
+        By.CSS_SELECTOR, 'button[data-action="forward-other"]').click() or True)
     prompt = wait_until(browser, "the prompt for a port", lambda: browser.switch_to.alert)
     assert prompt.text == f"Port of deploy/{name} to forward (a number, or a port name):"
     prompt.send_keys("grpc")
     prompt.accept()
-    row = wait_until(browser, "the row to show the error",
-                     lambda: row_of(browser, target=f"deploy/{name}:grpc", status="✕ error"))
-    reason = row.find_element(By.CSS_SELECTOR, "td.reason").text
-    assert "grpc" in reason, reason
-    assert [b.text for b in row.find_elements(By.CSS_SELECTOR, "td.actions button")] == ["Retry", "Remove"]
-    assert not row.find_elements(By.CSS_SELECTOR, "td.local a")  # no link to a port that does not forward
+
+    def error_row() -> dict | None:
+        """The row in error's reason, buttons and links, read in one go (the script replaces the row as
+        its events come)."""
+        row = row_of(browser, target=f"deploy/{name}:grpc", status="✕ error")
+        return row and {"reason": row.find_element(By.CSS_SELECTOR, "td.reason").text,
+                        "actions": [b.text for b in row.find_elements(By.CSS_SELECTOR, "td.actions button")],
+                        "links": len(row.find_elements(By.CSS_SELECTOR, "td.local a"))}
+
+    shown = wait_until(browser, "the row to show the error", error_row)
+    assert "grpc" in shown["reason"], shown
+    assert shown["actions"] == ["Retry", "Remove"], shown
+    assert shown["links"] == 0, shown  # no link to a port that does not forward
 
     def errors_logged() -> int:
         return sum("grpc" in li.text for li in browser.find_elements(By.CSS_SELECTOR, "#log-lines li.l-error"))
 
-    row.find_element(By.CSS_SELECTOR, 'button[data-action="log"]').click()
+    click_in_row(browser, "log", target=f"deploy/{name}:grpc", status="✕ error")
     failed = wait_until(browser, "the log to show the error", errors_logged)
     # Retry: it fails again, and the open log shows it without a click on Refresh.
-    row.find_element(By.CSS_SELECTOR, 'button[data-action="retry"]').click()
+    click_in_row(browser, "retry", target=f"deploy/{name}:grpc", status="✕ error")
     wait_until(browser, "the retried forward to fail again in the log", lambda: errors_logged() > failed)
-    assert row_of(browser, target=f"deploy/{name}:grpc", status="✕ error")
+    # (Its row's own event may come a moment after the log's line.)
+    wait_until(browser, "the retried forward's row to show the error again",
+               lambda: row_of(browser, target=f"deploy/{name}:grpc", status="✕ error"))
     assert not browser.find_element(By.ID, "notice").is_displayed()
-    row_of(browser, target=f"deploy/{name}:grpc").find_element(By.CSS_SELECTOR, 'button[data-action="remove"]').click()
+    click_in_row(browser, "remove", target=f"deploy/{name}:grpc")
     wait_until(browser, "the row to go", lambda: row_of(browser, target=f"deploy/{name}:grpc") is None)
     assert dashboard.forwards() == []
     assert browser.find_element(By.ID, "log-name").text.endswith("(stopped)")
