@@ -45,6 +45,23 @@ def item(driver: WebDriver, context: str) -> WebElement:
     return driver.find_element(By.CSS_SELECTOR, f'#proxies li[data-context="{context}"]')
 
 
+def shown(driver: WebDriver, context: str) -> dict:
+    """The context's item as the page shows it, read in one go (the script replaces an item whose
+    rendering changed, as the proxy's events come: an element kept for a later statement may be stale)."""
+    li = item(driver, context)
+    return {"on": li.get_attribute("data-on"),
+            "checked": li.find_element(By.CSS_SELECTOR, 'button[role="switch"]').get_attribute("aria-checked"),
+            "state": li.find_element(By.CSS_SELECTOR, ".proxy-state").text,
+            "listen": [c.text for c in li.find_elements(By.CSS_SELECTOR, ".proxy-state code.listen")],
+            "hints": [c.text for c in li.find_elements(By.CSS_SELECTOR, ".hints code")]}
+
+
+def click(driver: WebDriver, context: str, selector: str) -> None:
+    """Click ``selector`` in the context's item, found and clicked in one go (retried up to 30 s)."""
+    wait_until(driver, f"{selector} of {context} to be clicked",
+               lambda: item(driver, context).find_element(By.CSS_SELECTOR, selector).click() or True)
+
+
 def other_context(cluster: Cluster) -> str:
     return "tender-b" if cluster.context != "tender-b" else "tender-a"
 
@@ -56,17 +73,16 @@ def test_the_cluster_proxy_switch_starts_a_proxy_that_reaches_services_by_name(
                lambda: browser.find_element(By.ID, "live").get_attribute("data-state") == "live")
     ctx = cluster.context
     assert browser.find_element(By.ID, "proxy-h").text == "Cluster proxy"
-    switch = item(browser, ctx).find_element(By.CSS_SELECTOR, 'button[role="switch"]')
-    assert switch.get_attribute("aria-checked") == "false" and item(browser, ctx).get_attribute("data-on") == "false"
-    assert item(browser, ctx).find_element(By.CSS_SELECTOR, ".proxy-state").text == "off"
+    off = wait_until(browser, "the context's item", lambda: shown(browser, ctx))
+    assert (off["checked"], off["on"], off["state"]) == ("false", "false", "off"), off
 
-    switch.click()
-    on = wait_until(browser, "the switch to turn on", lambda: item(browser, ctx).get_attribute("data-on") == "true"
-                    and item(browser, ctx))
-    assert on.find_element(By.CSS_SELECTOR, 'button[role="switch"]').get_attribute("aria-checked") == "true"
-    listen = on.find_element(By.CSS_SELECTOR, ".proxy-state code.listen").text
+    click(browser, ctx, 'button[role="switch"]')
+    on = wait_until(browser, "the switch to turn on",
+                    lambda: (now := shown(browser, ctx))["on"] == "true" and now)
+    assert on["checked"] == "true", on
+    [listen] = on["listen"]
     assert re.fullmatch(r"127\.0\.0\.1:10[89]\d", listen), listen  # the first free port from 1080
-    hints = [c.text for c in on.find_elements(By.CSS_SELECTOR, ".hints code")]
+    hints = on["hints"]
     assert hints == [f"curl --socks5-hostname {listen} http://svc.ns/", f"HTTPS_PROXY=http://{listen}"]
 
     # What the hint says works, with the Service's name for svc.ns.
@@ -77,16 +93,20 @@ def test_the_cluster_proxy_switch_starts_a_proxy_that_reaches_services_by_name(
                lambda: item(browser, ctx).find_element(By.CSS_SELECTOR, ".proxy-state .sub").text == "0 open · 1 total")
 
     # The script's item reads as the server's for the same proxy.
-    with EngineClient(dashboard.engine.socket) as client:
-        [proxy] = client.get("/v1/proxies")["proxies"]
-        contexts = {c["name"]: c for c in client.get("/v1/contexts")["contexts"]}
-    server = text_of(proxy_item(contexts[ctx], proxy))
-    assert text_of(item(browser, ctx).get_attribute("outerHTML")) == server
+    def same_as_server() -> bool:
+        """The item as the server renders the same proxy now (both read afresh: its counters move)."""
+        with EngineClient(dashboard.engine.socket) as client:
+            [proxy] = client.get("/v1/proxies")["proxies"]
+            contexts = {c["name"]: c for c in client.get("/v1/contexts")["contexts"]}
+        server = text_of(proxy_item(contexts[ctx], proxy))
+        return text_of(item(browser, ctx).get_attribute("outerHTML")) == server
+
+    wait_until(browser, "the script's item to read as the server's", same_as_server)
 
     # Copy puts the command on the clipboard.
     browser.execute_cdp_cmd("Browser.grantPermissions", {"origin": dashboard.origin, "permissions": [
         "clipboardReadWrite", "clipboardSanitizedWrite"]})
-    item(browser, ctx).find_element(By.CSS_SELECTOR, '.hints button[data-action="copy-text"]').click()
+    click(browser, ctx, '.hints button[data-action="copy-text"]')
     wait_until(browser, "the page to say it copied",
                lambda: browser.find_element(By.ID, "notice").text == f"Copied {hints[0]}")
     assert browser.execute_async_script(
@@ -101,9 +121,10 @@ def test_the_cluster_proxy_switch_starts_a_proxy_that_reaches_services_by_name(
                == started["listen"])
 
     # A click stops it: the switch is off, the port closed.
-    item(browser, ctx).find_element(By.CSS_SELECTOR, 'button[role="switch"]').click()
-    wait_until(browser, "the switch to turn off", lambda: item(browser, ctx).get_attribute("data-on") == "false")
-    assert item(browser, ctx).find_element(By.CSS_SELECTOR, ".proxy-state").text == "off"
+    click(browser, ctx, 'button[role="switch"]')
+    off = wait_until(browser, "the switch to turn off",
+                     lambda: (now := shown(browser, ctx))["on"] == "false" and now)
+    assert (off["checked"], off["state"]) == ("false", "off"), off
     host, port = proxies.parse_listen(listen)
     assert proxies.port_is_free(host, port)
     with EngineClient(dashboard.engine.socket) as client:
