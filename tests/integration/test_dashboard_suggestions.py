@@ -88,8 +88,10 @@ def test_suggested_ports_are_listed_and_start(cluster: Cluster, namespace: str, 
     ]
     assert browser.find_element(By.ID, "suggest-status").text == ""
 
-    first = browser.find_elements(By.CSS_SELECTOR, "#suggestions li.suggestion")[0]
-    first.find_element(By.CSS_SELECTOR, 'button[data-action="suggest-start"]').click()
+    # Found and clicked in one go (the list is the script's to re-render).
+    wait_until(browser, "the first suggestion's Start to be clicked", lambda: browser.find_elements(
+        By.CSS_SELECTOR, "#suggestions li.suggestion")[0].find_element(
+        By.CSS_SELECTOR, 'button[data-action="suggest-start"]').click() or True)
 
     def active_row() -> bool:
         for row in browser.find_elements(By.CSS_SELECTOR, "#forwards tbody tr"):
@@ -99,5 +101,7 @@ def test_suggested_ports_are_listed_and_start(cluster: Cluster, namespace: str, 
         return False
 
     wait_until(browser, "the suggested forward's row to be active", active_row)
-    assert f"Started svc/shop {LOCAL}:80" in browser.find_element(By.ID, "suggest-status").text
+    # (The status is the start's answer; the row is the events': either may come first.)
+    wait_until(browser, "the page to say it started the suggestion",
+               lambda: f"Started svc/shop {LOCAL}:80" in browser.find_element(By.ID, "suggest-status").text)
     assert hostname(LOCAL) == pod
