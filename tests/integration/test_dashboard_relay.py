@@ -38,6 +38,7 @@ pytestmark = pytest.mark.cluster
 webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install -e '.[test]')")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
 from selenium.webdriver.support.select import Select  # noqa: E402
 
 ARTIFACT = ROOT / "tests" / "artifacts" / "dashboard-relay.png"
@@ -74,6 +75,26 @@ def fill_form(browser: WebDriver, cluster: Cluster, namespace: str, target: str,
     browser.find_element(By.CSS_SELECTOR, 'button[data-action="relay-start"]').click()
 
 
+def read_row(row: WebElement) -> dict:
+    """A forwards-table row as the page shows it, read in one go (the script replaces a row on each of its
+    forward's events, stats every second: an element kept for a later statement may be stale): its id,
+    ``data-local``, each cell's text by the cell's first class, the target's port title, its buttons'
+    labels and how many links it has."""
+    ports = row.find_elements(By.CSS_SELECTOR, "td.target .port")
+    return {"id": row.get_attribute("id"), "local": row.get_attribute("data-local"),
+            "cells": {((td.get_attribute("class") or "").split() or [""])[0]: td.text
+                      for td in row.find_elements(By.CSS_SELECTOR, "td")},
+            "port_titles": [p.get_attribute("title") for p in ports],
+            "actions": [b.text for b in row.find_elements(By.CSS_SELECTOR, "td.actions button")],
+            "links": len(row.find_elements(By.CSS_SELECTOR, "td.local a"))}
+
+
+def click_stop(browser: WebDriver, row_id: str) -> None:
+    """Click Stop in the row ``row_id`` (``f-SESSION``), found and clicked in one go."""
+    wait_until(browser, "Stop to be clicked", lambda: browser.find_element(By.ID, row_id).find_element(
+        By.CSS_SELECTOR, 'button[data-action="stop"]').click() or True)
+
+
 def test_forward_a_host_from_the_form_use_it_and_stop_it(cluster: Cluster, namespace: str, dashboard: Dashboard,
                                                         browser: WebDriver, node_only: int) -> None:
     port = node_only
@@ -102,26 +123,29 @@ def test_forward_a_host_from_the_form_use_it_and_stop_it(cluster: Cluster, names
         for row in browser.find_elements(By.CSS_SELECTOR, "#forwards tbody tr"):
             if row.get_attribute("data-status") == "active" and \
                     row.find_element(By.CSS_SELECTOR, "td.target").text.startswith(f"host/localhost:{port}"):
-                return row
+                return read_row(row)
         return None
 
     row = wait_until(browser, "the relay forward's row to be active", active_row, timeout=90)
     assert browser.find_element(By.ID, "relay-error").text == ""
-    assert browser.find_element(By.ID, "relay-status").text == \
-        f"Started host/localhost:{port} :{port} in {cluster.context} / {namespace}."
+    # (The status is the start's answer; the row is the events': either may come first.)
+    wait_until(browser, "the form to say it started the forward",
+               lambda: browser.find_element(By.ID, "relay-status").text ==
+               f"Started host/localhost:{port} :{port} in {cluster.context} / {namespace}.")
     [forward] = dashboard.forwards()
     relay = forward["relay_pod"]
     assert re.fullmatch(r"tender-relay-[a-z0-9-]+", relay), forward
     assert forward["relay_upstream"] == f"localhost:{port}" and forward["protocol"] == "TCP"
     assert [p["metadata"]["name"] for p in cluster.pods(namespace, RELAYS)] == [relay]
-    target = row.find_element(By.CSS_SELECTOR, "td.target").text
+    assert row["id"] == f'f-{forward["session_id"]}', row
+    target = row["cells"]["target"]
     assert re.sub(r"\s+", " ", target) == f"host/localhost:{port} TCP"
-    pod = row.find_element(By.CSS_SELECTOR, "td.pod").text
+    pod = row["cells"]["pod"]
     assert re.sub(r"\s+", " ", pod) == f"relay pod {relay} → localhost:{port}"
-    assert row.find_element(By.CSS_SELECTOR, "td.target .port").get_attribute("title") in ("", None)  # not 8400
+    assert row["port_titles"][0] in ("", None), row  # not 8400
     # The script's row reads as the server's (page.py's forward_row) for the same forward.
     server = Cells(forward_row(forward)).cells
-    live = {cls: row.find_element(By.CSS_SELECTOR, f"td.{cls}").text for cls in server if cls not in ("conns", "bytes")}
+    live = {cls: row["cells"][cls] for cls in server if cls not in ("conns", "bytes")}
     assert {cls: re.sub(r"\s+", "", text) for cls, text in live.items()} == \
         {cls: re.sub(r"\s+", "", server[cls]) for cls in live}
 
@@ -142,7 +166,7 @@ def test_forward_a_host_from_the_form_use_it_and_stop_it(cluster: Cluster, names
                                                              "host/localhost")
 
     # The local port answers with what only the node reaches.
-    local = row.get_attribute("data-local")
+    local = row["local"]
     assert local.startswith("127.0.0.1:")
     assert ask(local, b"hello from the dashboard") == b"node-only server got: hello from the dashboard"
 
@@ -151,7 +175,7 @@ def test_forward_a_host_from_the_form_use_it_and_stop_it(cluster: Cluster, names
     browser.save_screenshot(str(ARTIFACT))
 
     # Stop: the row goes, and so does the relay pod (within 5 s).
-    row.find_element(By.CSS_SELECTOR, 'button[data-action="stop"]').click()
+    click_stop(browser, row["id"])
     stopped = time.monotonic()
     wait_until(browser, "the row to go",
                lambda: not browser.find_elements(By.CSS_SELECTOR, f'#f-{forward["session_id"]}'), timeout=10)
@@ -190,18 +214,17 @@ def test_a_udp_port_from_the_form_says_udp_and_offers_no_browser(cluster: Cluste
 
     def active_row() -> object:
         rows = browser.find_elements(By.CSS_SELECTOR, '#forwards tbody tr[data-status="active"]')
-        return rows[0] if rows else None
+        return read_row(rows[0]) if rows else None
 
     row = wait_until(browser, "the UDP forward's row to be active", active_row, timeout=90)
     [forward] = dashboard.forwards()
     assert forward["protocol"] == "UDP" and forward["relay_upstream"] == f"localhost:{port}", forward
-    assert re.sub(r"\s+", " ", row.find_element(By.CSS_SELECTOR, "td.target").text) == \
-        f"host/localhost:{port} UDP"
-    assert re.sub(r"\s+", " ", row.find_element(By.CSS_SELECTOR, "td.pod").text) == \
-        f"relay pod {forward['relay_pod']} → localhost:{port}"
-    assert [b.text for b in row.find_elements(By.CSS_SELECTOR, "td.actions button")] == ["Copy", "Stop"]
-    assert not row.find_elements(By.CSS_SELECTOR, "td.local a")  # a UDP port is no web page
-    local = row.get_attribute("data-local")
+    assert row["id"] == f'f-{forward["session_id"]}', row
+    assert re.sub(r"\s+", " ", row["cells"]["target"]) == f"host/localhost:{port} UDP"
+    assert re.sub(r"\s+", " ", row["cells"]["pod"]) == f"relay pod {forward['relay_pod']} → localhost:{port}"
+    assert row["actions"] == ["Copy", "Stop"], row
+    assert row["links"] == 0, row  # a UDP port is no web page
+    local = row["local"]
     host, local_port = local.rsplit(":", 1)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
         client.settimeout(3)
@@ -216,7 +239,7 @@ def test_a_udp_port_from_the_form_says_udp_and_offers_no_browser(cluster: Cluste
         else:
             raise AssertionError("no answer through the UDP forward")
 
-    row.find_element(By.CSS_SELECTOR, 'button[data-action="stop"]').click()
+    click_stop(browser, row["id"])
     stopped = time.monotonic()
     wait_until(browser, "the row to go",
                lambda: not browser.find_elements(By.CSS_SELECTOR, f'#f-{forward["session_id"]}'), timeout=10)
