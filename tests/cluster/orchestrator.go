@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -119,7 +120,29 @@ func runOrchestrator(cmd string, args []string) int {
 	return 2
 }
 
+// freePort is a port free now for a component to listen on later. It is taken
+// below the kernel's ephemeral range (net.ipv4.ip_local_port_range): a port
+// from that range (what listening on :0 gives) may be handed to any outgoing
+// connection before the component binds it, and then etcd failed with
+// "address already in use" under load (a clean-clone suite run beside another).
 func freePort() int {
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
+	}
+	if low > 12000 {
+		for range 200 {
+			port := 10000 + rand.IntN(low-10000)
+			if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+				l.Close()
+				return port
+			}
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	must(err)
 	defer l.Close()
