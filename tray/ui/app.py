@@ -70,7 +70,7 @@ def run_tray(kubeconfig: str | None = None, profiles: str | None = None) -> int:
         return _without_tray(host.reason, mine, kubeconfig, profiles_path)
 
     from tray.engine.manager import ForwardManager
-    from tray.ui.bus import BusUnavailable
+    from tray.ui.bus import BusClosed, BusUnavailable
     from tray.ui.controller import Controller
     from tray.ui.dialogs import Dialogs
 
@@ -117,6 +117,8 @@ def run_tray(kubeconfig: str | None = None, profiles: str | None = None) -> int:
         closing = {"before_close": controller.close} if host.backend == SNI else {}
         try:
             view.run(setup, **closing)
+        except BusClosed as exc:  # the session ended under the registration: end as when it ends later
+            log.warning("%s; the tray icon is gone", exc)
         except BusUnavailable as exc:  # the item could not register: nothing started yet
             unregistered = str(exc)
     finally:

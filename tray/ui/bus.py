@@ -46,6 +46,13 @@ class BusUnavailable(TenderError):
         self.error_name = error_name
 
 
+class BusClosed(BusUnavailable):
+    """The session bus connection closed under a request (the session is ending: the bus daemon went away).
+
+    Not "no tray host": the tray ends, as when the connection closes later.
+    """
+
+
 def session_bus_address(env: Mapping[str, str] | None = None) -> str:
     """The session bus's address: ``DBUS_SESSION_BUS_ADDRESS``, else ``unix:path=$XDG_RUNTIME_DIR/bus``.
 

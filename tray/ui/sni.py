@@ -441,6 +441,9 @@ class SniView:
         except asyncio.TimeoutError:
             raise dbus.BusUnavailable(f"the session bus did not answer within {self.timeout:g} s") from None
         except (DBusError, OSError, EOFError) as exc:
+            if isinstance(exc, EOFError) or not self.bus.connected:
+                raise dbus.BusClosed(f"the session bus connection closed ({type(exc).__name__}) while the tray icon "
+                                     "registered") from None
             raise dbus.BusUnavailable(f"cannot put the tray icon on the session bus: {exc}") from None
 
     async def _start_unguarded(self) -> None:
