@@ -14,8 +14,9 @@ server is not passed on.  Only Tender closing its side ends a frozen flow
 (the time is recorded: that is Tender noticing).  New flows opened during a
 freeze pass normally (the network is back for new connections, as after a
 VPN reconnect).  :meth:`FreezableRelay.thaw` ends the freeze: the frozen
-flows still open are closed (their bytes are lost, as a NAT that forgot
-them would answer with a reset) and counted.
+flows still open are closed (both ends see the connection end; their
+dropped bytes are lost, as a NAT that forgot them would answer with a
+reset) and counted.
 
 Threads: one acceptor, two pumps per flow; every call returns at once.
 """
@@ -50,6 +51,10 @@ class Flow:
                 return
             self.closed_at, self.closed_by = time.monotonic(), by
         for s in (self.client, self.upstream):
+            try:  # shutdown first: a close alone does not end a socket another thread is blocked reading
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             try:
                 s.close()
             except OSError:
