@@ -945,11 +945,15 @@ class Session:
             except NotFound as exc:
                 # The pod in use is gone although the watch has not said so
                 # (its connection may be dead): list the pods again now, and
-                # say reconnecting until that answer is in.
+                # say reconnecting until that answer is in.  When the watch
+                # has said so (scaled to 0: no pod to move to, each connection
+                # dials the last one), a LIST would learn nothing and would
+                # mark the namespace's shared pod cache stale for every forward.
                 log.info("connection to %s failed: %s", pod, exc)
                 writer.close()
                 self._connection_failed(_first_line(exc))
-                if self.pod_name == pod:
+                cache = self.tracker.pods
+                if self.pod_name == pod and (cache is None or pod in cache.objects):
                     self.tracker.resync_pods(f"pod {pod} not found; listing pods again")
                 self.reconnector.wake()
                 return

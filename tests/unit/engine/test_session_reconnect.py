@@ -437,6 +437,23 @@ def test_a_dial_told_the_pod_is_gone_lists_the_pods_again() -> None:
     run(test)
 
 
+def test_a_dial_to_a_pod_the_watch_already_said_is_gone_does_not_list_again() -> None:
+    """Scaled to 0: every local connection dialled the gone pod, and each NotFound listed the namespace's
+    pods again, ~30 LISTs a second, and every other forward of the namespace flapped to reconnecting."""
+    async def test() -> None:
+        fwd = await web_forward(pod("web-a"))
+        fwd.pods.delete("web-a")
+        info = await fwd.status(Status.RECONNECTING)
+        assert info.status_reason == "no pods match deploy/web"
+        fwd.dialer.connect_error = NotFound(404, 'pods "web-a" not found')
+        for _ in range(3):
+            assert await fwd.request() == ""
+        assert fwd.pods.resyncs == [] and not fwd.pods.stale
+        assert fwd.session.info().status_reason == "no pods match deploy/web"
+        await fwd.stop()
+    run(test)
+
+
 def test_forbidden_is_an_error_without_retry(fast_backoff: list[float]) -> None:
     async def test() -> None:
         fwd = await web_forward(pod("web-a"))
