@@ -31,7 +31,7 @@ $(USER_VENV)/.installed: pyproject.toml $(shell find tray -name '*.py' 2>/dev/nu
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,tray]'
+	$(PY) -m pip install -q -e '.[test,tray,bench]'
 	touch $@
 
 # Builds the test cluster's binary (cached in ~/.cache/kube-tender, keyed by its sources).

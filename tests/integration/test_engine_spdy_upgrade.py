@@ -1,4 +1,4 @@
-"""Credentials that may only `create` pods/portforward forward too, over SPDY on an HTTP/1.1 upgrade.
+"""SPDY on an HTTP/1.1 upgrade: Tender's first path, and the one for credentials that may only `create`.
 
 A WebSocket upgrade is a GET, which the API server authorizes as `get
 pods/portforward`: with `create` only (the Role in issue 10's report) it is
@@ -168,6 +168,18 @@ def test_big_download_and_upload_are_whole(cluster: Cluster, namespace: str, sol
         assert m.get(sid).status == "active"
     finally:
         m.shutdown()
+
+
+def test_the_default_path(cluster: Cluster, namespace: str, solo: str, manager: ForwardManager,
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """With full rights and TENDER_PORT_FORWARD unset, the POST upgrade is the path (no WebSocket tunnel counted)."""
+    monkeypatch.delenv("TENDER_PORT_FORWARD", raising=False)
+    before = tunnels_opened(cluster)
+    sid = manager.start(ForwardSpec(cluster.context, namespace, Target("Pod", "solo"), 8080, local_port=0))
+    port = wait_status(manager, sid, "active").local_port
+    for _ in range(5):
+        assert hostname(port) == "solo"
+    assert tunnels_opened(cluster) == before
 
 
 def test_forced_by_the_environment(cluster: Cluster, namespace: str, solo: str, manager: ForwardManager,

@@ -1,4 +1,9 @@
-"""The SPDY tunnel: one WebSocket per pod for every connection, v4 as the fallback.
+"""The SPDY tunnel in a WebSocket: one per pod for every connection, v4 as the last fallback.
+
+Tender's first choice is the same session over the POST upgrade
+(tray.engine.dialer); these tests pin the WebSocket (``TENDER_PORT_FORWARD=tunnel``)
+to test it, kubectl's default path and Tender's first fallback, and
+test_engine_spdy_upgrade.py runs the same rules on the upgrade.
 
 What is counted comes from the API server's own metrics:
 ``apiserver_stream_tunnel_requests_total{code="101"}`` counts tunnels opened
@@ -18,6 +23,7 @@ from pathlib import Path
 import pytest
 
 import tray.engine.tunnel
+import tray.kube.spdyconn
 from tests.clusterlib import Cluster
 from tests.integration.engine import hostname, pod_manifest, wait_for, wait_hostname, wait_status
 from tray.engine.manager import ForwardManager
@@ -25,6 +31,12 @@ from tray.domain.spec import ForwardSpec
 from tray.domain.targets import Target
 
 pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(autouse=True)
+def websocket_tunnel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The WebSocket tunnel for every test here (test_v4_path sets its own path)."""
+    monkeypatch.setenv("TENDER_PORT_FORWARD", "tunnel")
 
 
 def _metric(cluster: Cluster, name: str, labels: str) -> float:
@@ -87,18 +99,34 @@ def test_connections_share_one_tunnel(cluster: Cluster, namespace: str, manager:
 def test_v4_path(why: str, cluster: Cluster, namespace: str, manager: ForwardManager,
                  monkeypatch: pytest.MonkeyPatch) -> None:
     """v4 (one WebSocket per connection, no tunnel) when asked (TENDER_PORT_FORWARD=v4), and
-    when the tunnel's protocol is refused (here by the kubelet, offered one it does not know:
-    as an API server before 1.30 would): the forward works anyway, over v4, and stays on it."""
+    by default when neither SPDY session opens (here the kubelet refuses both, offered protocols
+    it does not know): the forward works anyway, over v4, and stays on it."""
     if why == "asked":
         monkeypatch.setenv("TENDER_PORT_FORWARD", "v4")
     else:
+        monkeypatch.delenv("TENDER_PORT_FORWARD")
         monkeypatch.setattr(tray.engine.tunnel, "SUBPROTOCOL", "SPDY/3.1+unknown.tender.dev")
+        monkeypatch.setattr(tray.kube.spdyconn, "STREAM_PROTOCOL", "unknown.tender.dev")
     tunnels, v4 = tunnels_opened(cluster), v4_websockets(cluster)
     _, port = _web_pod(cluster, namespace, manager)
     for _ in range(5):
         assert hostname(port) == "web"
     assert tunnels_opened(cluster) - tunnels == 0
     wait_v4_count(cluster, v4, 5)
+
+
+def test_a_refused_upgrade_falls_back_to_the_websocket(cluster: Cluster, namespace: str, manager: ForwardManager,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """By default the POST upgrade comes first; refused (here by the kubelet, offered a stream
+    protocol it does not know, as a proxy that passes no SPDY would refuse it), the forward
+    opens the WebSocket tunnel instead, and keeps it: one tunnel for every connection."""
+    monkeypatch.delenv("TENDER_PORT_FORWARD")
+    monkeypatch.setattr(tray.kube.spdyconn, "STREAM_PROTOCOL", "unknown.tender.dev")
+    tunnels = tunnels_opened(cluster)
+    _, port = _web_pod(cluster, namespace, manager)
+    for _ in range(5):
+        assert hostname(port) == "web"
+    assert tunnels_opened(cluster) - tunnels == 1
 
 
 def test_half_close_gets_the_whole_reply(cluster: Cluster, namespace: str, manager: ForwardManager) -> None:

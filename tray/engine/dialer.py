@@ -1,34 +1,43 @@
 """How a forward reaches its pod: which port-forward protocol, which connection.
 
-Three paths lead through the API server to the kubelet:
+Three paths lead through the API server to the kubelet, all carrying the
+same SPDY session (:mod:`tray.engine.tunnel`: one per pod, every connection
+on it) but the last:
 
-* the SPDY tunnel (:mod:`tray.engine.tunnel`): one WebSocket per pod carrying every
-  connection, kubectl's default since Kubernetes 1.31.  Tender prefers it.
-* the same SPDY session straight over an HTTP/1.1 upgrade (``POST``,
-  :mod:`tray.kube.spdyconn`): kubectl's fallback.  The API server authorizes a
-  WebSocket upgrade (a GET) as ``get pods/portforward`` and the POST as
-  ``create``, so credentials that may only ``create`` (all kubectl needs)
-  get a 403 for the WebSocket and a 101 here.  Tender uses it when the
-  tunnel's WebSocket is refused with 403, as client-go's ``FallbackDialer``
-  does (kubectl's ``shouldFallback``: any upgrade failure).
+* SPDY straight over an HTTP/1.1 upgrade (``POST``, :mod:`tray.kube.spdyconn`):
+  kubectl's path before 1.31 and its fallback since.  Tender prefers it:
+  the API server only copies bytes between the client and the kubelet,
+  where on the WebSocket path it also unwraps and wraps every message.
+  Measured on the benchmark's clusters (bench/README.md, "Which path"),
+  a download costs Tender about a fifth less CPU per GB this way and the
+  API server about a third less, so forwards move more per core on both
+  ends.  It needs ``create pods/portforward``, which every kubectl has
+  needed.
+* the same session tunnelled in a WebSocket (``GET`` with subprotocol
+  ``SPDY/3.1+portforward.k8s.io``): kubectl's default since Kubernetes
+  1.31, made for proxies and load balancers in front of the API server
+  that pass WebSockets but not SPDY.  Tender uses it when the upgrade
+  fails for any reason but a missing pod, bad credentials, an unreachable
+  cluster or a 5xx (the kubelet unreachable: a moment's trouble, not a
+  protocol matter): a proxy that refuses the upgrade, or credentials that
+  may ``get`` but not ``create`` (an API server before 1.30 authorizes the
+  WebSocket, a GET, as ``get``).
 * ``v4.channel.k8s.io`` (:mod:`tray.engine.v4`): one WebSocket per connection,
   with spare streams kept warm while the forward is busy (:mod:`tray.engine.pool`).
-  Every API server since 1.4 speaks it.
+  Every API server since 1.4 speaks it.  Tried when the tunnel fails too
+  (an API server without the tunnel refuses its subprotocol in several
+  ways: no subprotocol chosen, a 400, the kubelet's 403 "unable to
+  negotiate protocol"; rather than read those, v4 is tried): if v4 works,
+  the forward uses v4 from then on; if it fails too, its error is the one
+  to show, but for a 403 after the upgrade's own 403: then the upgrade's,
+  naming ``create`` (what kubectl needs), is the one shown.
 
-An API server without the tunnel refuses its subprotocol in several ways
-(no subprotocol chosen, a 400, the kubelet's 403 "unable to negotiate
-protocol").  Rather than read those, the :class:`Dialer` tries v4 when a
-tunnel fails to open for any reason but a missing pod, bad credentials, an
-unreachable cluster, a 5xx (the kubelet unreachable: a moment's trouble,
-not a protocol matter) or a 403 (then the POST upgrade first; v4 only if
-that fails for a reason of its own, such as an unsupported proxy): if v4
-works, the forward uses v4 from then on; if it fails too, its error (say an
-RBAC 403) is the one to show.  Whichever path worked is kept for the
-forward's later tunnels.
+Whichever path worked is kept for the forward's later tunnels, so the
+fallback costs one failed dial per forward, at its first connection.
 
 ``TENDER_PORT_FORWARD`` forces a path, as ``KUBECTL_PORT_FORWARD_WEBSOCKETS``
-does for kubectl: ``tunnel`` (the WebSocket tunnel only), ``spdy`` (the
-POST upgrade only), ``v4``; anything else is ``auto``, the order above.
+does for kubectl: ``spdy`` (the POST upgrade only), ``tunnel`` (the
+WebSocket tunnel only), ``v4``; anything else is ``auto``, the order above.
 
 Connections are made on demand, and let go when idle (kftui's "idle
 disconnect"): a forward dials its pod at its first local connection, not
@@ -342,12 +351,12 @@ class Dialer:
     async def _open_tunnel(self, pod: str, port: int) -> Tunnel | None:
         generation = self._generation
         try:
-            tunnel = await Tunnel.open(self._api, self._namespace, pod, upgrade=self.protocol == "spdy",
+            tunnel = await Tunnel.open(self._api, self._namespace, pod, upgrade=self.protocol in ("auto", "spdy"),
                                        idle_close=self.idle_close)
         except (NotFound, Unauthorized, ClusterUnreachable):
             raise  # the same on every path
         except TenderError as exc:
-            if self.protocol in ("tunnel", "spdy") or (isinstance(exc, ApiError) and exc.status >= 500):
+            if self.protocol in ("tunnel", "spdy") or _kubelet_trouble(exc):
                 raise  # forced, or the API server cannot reach the kubelet now: not a protocol matter
             tunnel = await self._fall_back(pod, port, exc)
             if tunnel is None:
@@ -361,32 +370,43 @@ class Dialer:
         return tunnel
 
     async def _fall_back(self, pod: str, port: int, exc: TenderError) -> Tunnel | None:
-        """The WebSocket tunnel failed with ``exc``: the POST upgrade (after a 403) or v4.
+        """The POST upgrade failed with ``exc``: the WebSocket tunnel, then v4.
 
-        Returns the upgraded tunnel, or None when v4 works; raises the error
-        to show otherwise.  The path that worked is kept (``self.protocol``).
+        Returns the WebSocket tunnel, or None when v4 works; raises the error
+        to show otherwise (the WebSocket's own precise one: a missing pod,
+        bad credentials, an unreachable cluster, a 5xx; v4's, except that
+        when v4 and the upgrade were both refused with 403 the upgrade's,
+        naming ``create``, is shown).  The path that
+        worked is kept (``self.protocol``).
         """
-        if isinstance(exc, ForbiddenError):
-            # The WebSocket is a GET, authorized as `get pods/portforward`;
-            # the POST upgrade needs only `create` (client-go's FallbackDialer).
-            try:
-                tunnel = await Tunnel.open(self._api, self._namespace, pod, upgrade=True, idle_close=self.idle_close)
-            except (NotFound, Unauthorized, ClusterUnreachable, ForbiddenError):
-                raise  # the upgrade's own answer (a 403 naming `create`) is the one to show
-            except TenderError as upgrade_exc:
-                if isinstance(upgrade_exc, ApiError) and upgrade_exc.status >= 500:
-                    raise
-                log.info("port-forward to %s: the SPDY upgrade failed too (%s)", pod, upgrade_exc)
-            else:
-                log.info("port-forward to %s: the WebSocket was refused (%s); using SPDY over an HTTP/1.1 upgrade",
-                         pod, exc)
-                self.protocol = "spdy"
-                return tunnel
+        try:
+            tunnel = await Tunnel.open(self._api, self._namespace, pod, idle_close=self.idle_close)
+        except (NotFound, Unauthorized, ClusterUnreachable):
+            raise
+        except TenderError as ws_exc:
+            if _kubelet_trouble(ws_exc):
+                raise
+            log.info("port-forward to %s: the SPDY upgrade failed (%s), and the WebSocket tunnel too (%s)",
+                     pod, exc, ws_exc)
+        else:
+            log.info("port-forward to %s: the SPDY upgrade failed (%s); using the WebSocket tunnel", pod, exc)
+            self.protocol = "tunnel"
+            return tunnel
         # Perhaps an API server without the tunnel: does v4 work?
-        await self._open_and_close_v4(pod, port)
-        log.info("port-forward to %s: the SPDY tunnel failed (%s); using v4.channel.k8s.io", pod, exc)
+        try:
+            await self._open_and_close_v4(pod, port)
+        except ForbiddenError:
+            if isinstance(exc, ForbiddenError):
+                raise exc from None  # refused everywhere: the upgrade's 403 names `create`, what kubectl needs
+            raise
+        log.info("port-forward to %s: no SPDY session could be opened (%s); using v4.channel.k8s.io", pod, exc)
         self.protocol = "v4"
         return None
+
+
+def _kubelet_trouble(exc: TenderError) -> bool:
+    """A 5xx: the API server could not reach the kubelet now (a moment's trouble, not a protocol matter)."""
+    return isinstance(exc, ApiError) and exc.status >= 500
 
 
 class PodDialers:

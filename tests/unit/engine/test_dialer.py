@@ -26,7 +26,7 @@ from tray.engine.tunnel import TunnelUnsupported
     ("auto", "auto"), ("spdy", "spdy"), (" SPDY ", "spdy"), ("websocket", "auto"), ("spdy3", "auto"),
 ])
 def test_protocol_from_env(value: str | None, expected: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Anything unknown is the default (the tunnel, the POST upgrade or v4 when it is refused):
+    # Anything unknown is the default (the POST upgrade, the WebSocket tunnel or v4 when it is refused):
     # a typo must not silently pin a slower path.
     if value is None:
         monkeypatch.delenv(PROTOCOL_ENV, raising=False)
@@ -125,45 +125,81 @@ def _tunnel_of(link: object) -> FakeTunnel:
     return link._tunnel  # type: ignore[attr-defined]
 
 
-def test_a_refused_websocket_falls_back_to_the_post_upgrade_and_keeps_it(dials: Dials) -> None:
-    # kubectl's FallbackDialer: the GET (authorized as `get`) refused, the POST (`create`) accepted.
-    dials.websocket = WS_403
+def test_the_upgrade_comes_first_and_stays_first(dials: Dials) -> None:
+    # The POST upgrade is the cheaper path (the API server only copies bytes): tried first,
+    # and again for the forward's next tunnels, with nothing pinned.
     d, links = _connect(times=2)
-    assert dials.log == ["websocket", "upgrade", "upgrade"]  # remembered for the forward's next tunnels
+    assert dials.log == ["upgrade", "upgrade"]
     assert all(_tunnel_of(link).upgrade for link in links)
-    assert d.protocol == "spdy" and d.uses_tunnel
+    assert d.protocol == "auto" and d.uses_tunnel
+
+
+def test_a_refused_upgrade_falls_back_to_the_websocket_and_keeps_it(dials: Dials) -> None:
+    # A proxy in front of the API server that passes WebSockets but not SPDY.
+    dials.upgrade = UpgradeFailed("unable to upgrade connection: the server switched to 'h2c'")
+    d, links = _connect(times=2)
+    assert dials.log == ["upgrade", "websocket", "websocket"]  # remembered for the forward's next tunnels
+    assert not any(_tunnel_of(link).upgrade for link in links)
+    assert d.protocol == "tunnel" and d.uses_tunnel
+
+
+def test_get_only_credentials_fall_back_to_the_websocket(dials: Dials) -> None:
+    # An API server before 1.30 authorizes the WebSocket (a GET) as `get`; the POST needs `create`.
+    dials.upgrade = POST_403
+    d, _ = _connect()
+    assert dials.log == ["upgrade", "websocket"]
+    assert d.protocol == "tunnel"
 
 
 def test_the_upgrades_refusal_is_the_one_shown(dials: Dials) -> None:
+    # Refused everywhere: the 403 naming `create` (what kubectl needs), not v4's naming `get`.
     dials.websocket, dials.upgrade = WS_403, POST_403
+    dials.v4 = ForbiddenError('pods "web" is forbidden: User "u" cannot get resource "pods/portforward"')
     with pytest.raises(ForbiddenError, match='cannot create resource "pods/portforward"'):
         _connect()
-    assert dials.log == ["websocket", "upgrade"]  # v4 is a GET as well: not tried
+    assert dials.log == ["upgrade", "websocket", "v4"]
+
+
+def test_an_upgrade_refused_by_rbac_still_finds_v4(dials: Dials) -> None:
+    dials.websocket, dials.upgrade = WS_403, POST_403
+    d, _ = _connect()
+    assert dials.log == ["upgrade", "websocket", "v4", "v4"]
+    assert d.protocol == "v4"
 
 
 @pytest.mark.parametrize("failure", [NotFound(404, 'pods "web" not found'), ClusterUnreachable("cluster unreachable"),
                                      ApiError(502, "error dialing backend")])
 def test_the_upgrade_failing_for_a_precise_reason_raises_it(dials: Dials, failure: Exception) -> None:
-    dials.websocket, dials.upgrade = WS_403, failure
+    dials.upgrade = failure
     with pytest.raises(type(failure)):
         _connect()
-    assert dials.log == ["websocket", "upgrade"]
+    assert dials.log == ["upgrade"]
 
 
-def test_an_upgrade_that_fails_for_a_reason_of_its_own_leaves_v4(dials: Dials) -> None:
-    dials.websocket, dials.upgrade = WS_403, UpgradeFailed("unable to upgrade connection: the server switched to 'h2c'")
-    d, _ = _connect()
-    assert dials.log == ["websocket", "upgrade", "v4", "v4"]  # proved by one stream, then used
-    assert d.protocol == "v4"
+@pytest.mark.parametrize("failure", [NotFound(404, 'pods "web" not found'), ApiError(502, "error dialing backend")])
+def test_the_websocket_failing_for_a_precise_reason_raises_it(dials: Dials, failure: Exception) -> None:
+    dials.upgrade, dials.websocket = UpgradeFailed("unable to negotiate protocol"), failure
+    with pytest.raises(type(failure)):
+        _connect()
+    assert dials.log == ["upgrade", "websocket"]
 
 
 @pytest.mark.parametrize("failure", [TunnelUnsupported("the API server chose subprotocol none"),
-                                     ApiError(400, "bad request")])
-def test_other_websocket_refusals_go_to_v4_as_before(dials: Dials, failure: Exception) -> None:
-    dials.websocket = failure
+                                     ApiError(400, "bad request"), WS_403])
+def test_without_any_spdy_session_v4_is_used(dials: Dials, failure: Exception) -> None:
+    dials.upgrade, dials.websocket = UpgradeFailed("unable to negotiate protocol"), failure
     d, _ = _connect()
-    assert dials.log == ["websocket", "v4", "v4"]
+    assert dials.log == ["upgrade", "websocket", "v4", "v4"]  # proved by one stream, then used
     assert d.protocol == "v4"
+
+
+def test_v4s_error_is_shown_when_every_path_fails(dials: Dials) -> None:
+    dials.upgrade = UpgradeFailed("unable to negotiate protocol")
+    dials.websocket = TunnelUnsupported("the API server chose subprotocol none")
+    dials.v4 = ForbiddenError('pods "web" is forbidden: User "u" cannot get resource "pods/portforward"')
+    with pytest.raises(ForbiddenError, match="cannot get"):
+        _connect()
+    assert dials.log == ["upgrade", "websocket", "v4"]
 
 
 def test_forced_tunnel_does_not_fall_back(dials: Dials) -> None:
