@@ -42,6 +42,7 @@ class Daemon:
         self.proc: subprocess.Popen[Any] | None = None
         self.status: dict[str, dict[str, Any]] = {}  # forward name -> its last FORWARD object
         self.status_events = 0
+        self.changes: dict[str, dict[str, int]] = {}  # forward name -> {"active->reconnecting": N, ...}
         self.event_streams = 0
         self.engine: dict[str, Any] = {}
         self._changed = threading.Condition()
@@ -100,6 +101,11 @@ class Daemon:
 
     def _update(self, fwd: dict[str, Any]) -> None:
         name = fwd.get("profile") or fwd.get("name") or fwd.get("session_id", "?")
+        before = self.status.get(name, {}).get("status")
+        if before is not None and fwd.get("status") != before:
+            key = f"{before}->{fwd.get('status')}"
+            changes = self.changes.setdefault(name, {})
+            changes[key] = changes.get(key, 0) + 1
         self.status[name] = fwd
 
     def _follow(self) -> None:
