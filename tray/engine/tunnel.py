@@ -132,7 +132,7 @@ from tray.engine.v4 import READ_SIZE, StreamResult, Traffic
 log = logging.getLogger(__name__)
 
 __all__ = ["Tunnel", "TunnelUnsupported", "KubeletQueues", "REPLY_TIMEOUT", "CHECK_AFTER", "KEEPALIVE_AFTER",
-           "IDLE_CLOSE",
+           "SUSPECT_AFTER", "IDLE_CLOSE",
            "HIGH_WATER", "FREE_BYTES", "WINDOW", "WINDOW_FRAMES", "STALL_AFTER"]
 
 #: Seconds the kubelet may take to acknowledge a new stream (it does so
@@ -142,6 +142,10 @@ REPLY_TIMEOUT = 10.0
 CHECK_AFTER = 5.0
 #: Seconds of silence after which a tunnel carrying connections is PINGed.
 KEEPALIVE_AFTER = 1.0
+#: Seconds a liveness PING may go unanswered before new connections stop
+#: using the tunnel (they go to a fresh one, whose dial is a new TCP flow);
+#: the tunnel keeps its open connections until REPLY_TIMEOUT decides.
+SUSPECT_AFTER = 2.0
 #: Seconds a tunnel without connections stays open for the next one.
 IDLE_CLOSE = 60.0
 #: Bytes queued for one local client above which the tunnel stops reading.
@@ -379,6 +383,7 @@ class Tunnel:
         self._pings: dict[int, asyncio.Future[bool]] = {}  # True: answered, False: tunnel ended
         self._next_ping = 1  # ours are odd, the server's even
         self._checking: asyncio.Future[bool] | None = None
+        self._check_sent_at: float | None = None  # when the check in flight wrote its decisive PING
         self._stalled = False  # reading paused for a slow local client (back-pressure)
         self._stalled_at = 0.0  # since when
         self._broken = False  # the kubelet broke the framing: ignore the rest
@@ -414,7 +419,19 @@ class Tunnel:
         """
         return (self.closed_reason is None and not self._retired and not self._going_away
                 and self._next_id + 8 * WORKERS <= MAX_STREAM_ID and not self._check_wedged()
-                and len(self._avoid()) < WORKERS and not self._held_up())
+                and len(self._avoid()) < WORKERS and not self._held_up() and not self._suspect())
+
+    def _suspect(self) -> bool:
+        """A liveness PING has gone unanswered for SUSPECT_AFTER or more.
+
+        A healthy kubelet answers in milliseconds; a flow that stopped
+        carrying bytes (a slept laptop, a NAT that forgot it, a dead VPN)
+        answers never, and the reply timeout (10 s) is long to make new
+        connections wait on it.  They go to a fresh tunnel instead; if this
+        one was only slow, it carries its open connections to their end.
+        """
+        sent = self._check_sent_at
+        return sent is not None and asyncio.get_running_loop().time() - sent >= SUSPECT_AFTER
 
     def _held_up(self) -> bool:
         """Reading has been paused for a slow local client for STALL_AFTER or more.
@@ -438,20 +455,33 @@ class Tunnel:
         return self._active
 
     async def answers(self) -> bool:
-        """False if the tunnel is dead: silent for CHECK_AFTER and no answer to a PING now.
+        """False if the tunnel is dead, or suspect: silent for CHECK_AFTER and no answer to a PING now.
 
         Concurrent callers share one PING.  A tunnel that spoke recently is
         trusted without one (the latency of busy forwards is untouched).
-        Otherwise awaits the PING's answer, at most the reply timeout
-        (:data:`REPLY_TIMEOUT`, 10 s), after which the tunnel is aborted and
-        this returns False.  Never raises.
+        Otherwise awaits the PING's answer, at most :data:`SUSPECT_AFTER`
+        (2 s) from its writing: still unanswered then, this returns False
+        (the caller takes a fresh tunnel) while the check goes on, up to the
+        reply timeout (:data:`REPLY_TIMEOUT`, 10 s), after which the tunnel
+        is aborted.  Never raises.
         """
         if self.closed_reason is not None:
             return False
+        loop = asyncio.get_running_loop()
         if self._checking is None or self._checking.done():
-            if self._stalled or asyncio.get_running_loop().time() - self._last_rx < CHECK_AFTER:
+            if self._stalled or loop.time() - self._last_rx < CHECK_AFTER:
                 return True  # spoke recently, or has data waiting that we hold back ourselves
-        return await asyncio.shield(self._check())  # a check in flight (suspect(), keep-alive) decides
+        check = self._check()  # a check in flight (suspect(), keep-alive) decides
+        while not check.done():
+            if self._suspect():
+                return False
+            sent = self._check_sent_at
+            wait = SUSPECT_AFTER if sent is None else sent + SUSPECT_AFTER - loop.time()
+            try:
+                return await asyncio.wait_for(asyncio.shield(check), max(wait, 0.01))
+            except TimeoutError:
+                pass
+        return check.result()
 
     def _check(self) -> asyncio.Future[bool]:
         """The PING check in flight, or a new one (:meth:`_ping`); concurrent askers share it."""
@@ -479,6 +509,8 @@ class Tunnel:
         def pings() -> bytes:
             nonlocal decisive
             frames, reached = self._liveness_pings(sent)
+            if reached and not decisive:
+                self._check_sent_at = loop.time()
             decisive = decisive or reached
             for ping_id in sent:
                 self._pings[ping_id] = answer
@@ -508,6 +540,7 @@ class Tunnel:
                 self.abort(f"no answer to a ping within {self._reply_timeout:.0f} s")
             return False
         finally:
+            self._check_sent_at = None
             for ping_id in sent:
                 self._pings.pop(ping_id, None)
 

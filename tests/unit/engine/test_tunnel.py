@@ -667,6 +667,32 @@ def test_a_check_answered_late_keeps_the_tunnel(monkeypatch):
     run(scenario, reply_timeout=3.0)
 
 
+def test_a_ping_unanswered_for_suspect_after_sends_new_connections_elsewhere(monkeypatch):
+    # A flow that stopped carrying bytes (a slept laptop, a NAT that forgot it) answers never:
+    # after SUSPECT_AFTER without an answer, answers() is False and the tunnel takes no new
+    # connections (the dialer opens a fresh one), while the check goes on to the reply timeout
+    # and the open connection keeps its tunnel.  A late answer makes the tunnel usable again.
+    monkeypatch.setattr(tunnel_mod, "SUSPECT_AFTER", 0.1)
+    monkeypatch.setattr(tunnel_mod, "KEEPALIVE_AFTER", 0.05)
+
+    async def scenario(h: Harness) -> None:
+        c = await h.open()
+        h.tunnel.suspect()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await h.tunnel.answers() is False
+        assert 0.09 <= loop.time() - started < 1.0
+        assert not h.tunnel.usable
+        assert h.tunnel.closed_reason is None, "aborted before the reply timeout"
+        h.kubelet.send_data(c.data_id, b"still here")
+        assert await asyncio.wait_for(c.reader.readexactly(10), TIMEOUT) == b"still here"
+        h.kubelet.send(ping(h.kubelet.pings()[-1]))
+        await eventually(lambda: h.tunnel.usable, "the tunnel usable again after the answer")
+        assert await h.tunnel.answers() is True
+
+    run(scenario, reply_timeout=3.0)
+
+
 def test_keep_alive_pings_only_while_carrying_connections(monkeypatch):
     # Every KEEPALIVE_AFTER of silence a tunnel with connections is PINGed;
     # an answer keeps it, no answer ends it and its connections count as
