@@ -76,6 +76,8 @@ MAX_ERROR_BODY = 64 * 1024
 #: until it drains below the low one (the WebSocket path's ``write_limit``).
 WRITE_HIGH = 256 * 1024
 WRITE_LOW = 64 * 1024
+#: Bytes queued by :meth:`SpdySocket.send` in one loop iteration past which they are written at once.
+WRITE_GATHER = 256 * 1024
 USER_AGENT = "tender/0.1"
 
 
@@ -240,6 +242,8 @@ class SpdySocket(asyncio.Protocol):
         self._answered: asyncio.Future[Handshake] | None = None
         self._writing_paused = False
         self._drained: asyncio.Future[None] | None = None
+        self._out: list[bytes] = []  # sent in this loop iteration, written together (_flush)
+        self._out_size = 0
 
     # ------------------------------------------------------------ TunnelSocket
     @property
@@ -260,23 +264,44 @@ class SpdySocket(asyncio.Protocol):
             self._schedule_early()
 
     async def send(self, message: bytes) -> None:
-        """Write ``message`` now; then wait while the write buffer is above :data:`WRITE_HIGH`.
+        """Queue ``message`` for writing; then wait while the write buffer is above :data:`WRITE_HIGH`.
 
+        Messages sent in one loop iteration are written together, in order,
+        at its end (or at once past :data:`WRITE_GATHER` bytes): one TLS
+        record and one ``send()`` for many connections' frames, where each
+        frame alone cost both (a third of Tender's CPU with 64 clients
+        opening connections: py-spy, bench concurrency).  The order on the
+        wire is the order of the calls, so the tunnel's frame counting holds.
         Raises ``ConnectionResetError`` once the connection is closed or closing.
         """
         transport = self.transport
         if self._close_code is not None or transport is None or transport.is_closing():
             raise ConnectionResetError("the port-forward connection is closed")
-        transport.write(message)
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append(message)
+        self._out_size += len(message)
+        if self._out_size >= WRITE_GATHER:
+            self._flush()
         if self._writing_paused:
             if self._drained is None or self._drained.done():
                 self._drained = asyncio.get_running_loop().create_future()
             await asyncio.shield(self._drained)
 
+    def _flush(self) -> None:
+        """Write what :meth:`send` queued, as one buffer (nothing if the connection is closing)."""
+        if not self._out:
+            return
+        out, self._out, self._out_size = self._out, [], 0
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(out[0] if len(out) == 1 else b"".join(out))
+
     async def close(self) -> None:
         """Close (flushing what is buffered); cut after :data:`CLOSE_TIMEOUT` s.  Blocks until it ended."""
         transport = self.transport
         if transport is not None and not self._closed.done():
+            self._flush()
             transport.close()
             try:
                 await asyncio.wait_for(asyncio.shield(self._closed), CLOSE_TIMEOUT)
@@ -327,6 +352,7 @@ class SpdySocket(asyncio.Protocol):
         return None  # close the transport: the server has ended the session
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._out, self._out_size = [], 0
         if exc is None:
             self._close_code = 1000
         else:
