@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from tray.errors import ForbiddenError
+from tray.kube import spdyconn
 from tray.kube.kubeapi import ApiError, NotFound, Unauthorized
 from tray.wire.spdy import SpdyEncoder
 from tray.kube.spdyconn import (
@@ -307,6 +308,30 @@ def test_send_writes_and_a_refusal_from_exchange() -> None:
             check_upgrade(await answered)
 
     run(refused, upgraded=False)
+
+
+def test_sends_in_one_loop_iteration_are_one_write_in_order() -> None:
+    # Many connections' frames in one iteration: one transport write (one TLS record, one
+    # send()), in the order of the calls; past WRITE_GATHER they go at once; close() flushes.
+    async def scenario(sock: SpdySocket, server: Server) -> None:
+        writes: list[bytes] = []
+        real_write = sock.transport.write
+        sock.transport.write = lambda data: (writes.append(bytes(data)), real_write(data))[1]  # type: ignore[method-assign]
+        sends = [sock.send(f"frame-{i};".encode()) for i in range(5)]
+        for send in sends:  # each runs to its first wait without yielding: one iteration
+            await send
+        assert writes == []  # not yet: at the end of the iteration
+        await asyncio.sleep(0)
+        assert writes == [b"frame-0;frame-1;frame-2;frame-3;frame-4;"]
+        big = b"x" * spdyconn.WRITE_GATHER
+        await sock.send(big)
+        assert writes[1:] == [big], "a send past WRITE_GATHER is written at once"
+        await sock.send(b"last")
+        await sock.close()
+        assert writes[2:] == [b"last"]
+        assert (await server.read_until(lambda got: got.endswith(b"last"))).endswith(b"last")
+
+    run(scenario)
 
 
 def test_the_server_closing_before_it_answers() -> None:
