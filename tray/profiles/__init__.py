@@ -26,6 +26,8 @@ Imports go one way: writer -> reader -> checker -> model.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tray.domain.addresses import DEFAULT_ADDRESS
 from tray.profiles.checker import MAX_ERRORS
 from tray.profiles.model import (
@@ -48,15 +50,29 @@ from tray.profiles.reader import (
     load_profiles,
     parse_profiles,
 )
-from tray.profiles.writer import (
-    add_profile,
-    dump_profiles,
-    edit_profiles_text,
-    ensure_profiles_file,
-    remove_profile,
-    save_profiles,
-    update_profile,
-)
+if TYPE_CHECKING:  # type checkers see the writer's names; at run time __getattr__ below loads them
+    from tray.profiles.writer import (
+        add_profile,
+        dump_profiles,
+        edit_profiles_text,
+        ensure_profiles_file,
+        remove_profile,
+        save_profiles,
+        update_profile,
+    )
+
+# The writer's names are loaded on first use (PEP 562): it brings ruamel.yaml,
+# which reading a file (``tender run``'s start-up) never needs.
+_WRITER_NAMES = frozenset({"add_profile", "dump_profiles", "edit_profiles_text", "ensure_profiles_file",
+                           "remove_profile", "save_profiles", "update_profile"})
+
+
+def __getattr__(name: str) -> object:
+    if name in _WRITER_NAMES:
+        from tray.profiles import writer
+
+        return getattr(writer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "DEFAULT_ADDRESS",
