@@ -36,6 +36,25 @@ KUBECTL = os.environ.get("KUBECTL", "/usr/bin/kubectl")
 TENDER = str(ROOT / ".venv" / "bin" / "tender")
 if not Path(TENDER).exists():  # a venv elsewhere: the tender next to this interpreter
     TENDER = str(Path(sys.executable).with_name("tender"))
+USER_VENV = ROOT / ".venv-user"
+
+
+def user_tender() -> tuple[str, str]:
+    """The ``tender`` a user runs, and a note: ``.venv-user``'s (a plain ``pip install .``, as pipx
+    makes; ``make python-deps``) when it exists and is newer than every source under ``tray/`` and
+    ``pyproject.toml``, else :data:`TENDER` (the dev venv, whose extra packages make httpx and
+    httpcore import click, rich and trio) with the reason.  Reads file times only; does not block."""
+    stamp = USER_VENV / ".installed"
+    binary = USER_VENV / "bin" / "tender"
+    if not stamp.exists() or not binary.exists():
+        return TENDER, f"{USER_VENV.name} missing (make python-deps): the dev venv's tender"
+    built = stamp.stat().st_mtime
+    sources = [ROOT / "pyproject.toml", *(ROOT / "tray").rglob("*.py")]
+    if any(f.stat().st_mtime > built for f in sources if f.exists()):
+        return TENDER, f"{USER_VENV.name} older than tray/ (make python-deps): the dev venv's tender"
+    return str(binary), f"{USER_VENV.name} (pip install ., as a user gets it)"
+
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -424,11 +443,12 @@ class TenderProcess(Forwarder):
 
     ``list`` events (the whole list, after every start) are counted and
     skipped unparsed: with N forwards there are N of them, each O(N) long.
+    ``binary``: the ``tender`` to run (default :data:`TENDER`; start-up runs :func:`user_tender`'s).
     """
 
-    def __init__(self, args: list[str], name: str = "tender") -> None:
+    def __init__(self, args: list[str], name: str = "tender", binary: str = TENDER) -> None:
         self.name = name
-        self.cmd = [TENDER, *args, "-o", "json"]
+        self.cmd = [binary, *args, "-o", "json"]
         self.events: list[tuple[float, dict[str, Any]]] = []
         self.status: dict[str, dict[str, Any]] = {}  # session id -> last status event
         self.first_active: float | None = None

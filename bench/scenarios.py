@@ -42,6 +42,7 @@ from bench.procs import (
     run_load,
     run_load_parallel,
     tcp_peers,
+    user_tender,
 )
 from bench.stats import PEERS, percentile, ratio, summary, vs_best_peer
 from tests.clusterlib import Cluster, deployment_manifest
@@ -936,6 +937,9 @@ def startup(cfg: Config, clusters: list[Cluster], w: Workloads, workdir: Path, l
     kubeconfig = clusters[0].kubeconfig
     a = clusters[0]
     variants = ("tender-all", "tender-one", "kubectl-ws", "kubectl-spdy") + (("kftray",) if KFTRAY else ())
+    # Start-up is mostly imports: the tender a user installs (pipx/pip), not the dev venv's.
+    binary, binary_note = user_tender()
+    log(f"start-up: tender is {binary} ({binary_note})")
     rounds = []
     for r in range(cfg.startup_rounds):
         order = rotated(variants, r)
@@ -944,7 +948,7 @@ def startup(cfg: Config, clusters: list[Cluster], w: Workloads, workdir: Path, l
             if v.startswith("tender"):
                 args = ["run", "--kubeconfig", kubeconfig, "--profiles", str(path)]
                 args += ["--all"] if v == "tender-all" else [first["name"]]
-                tp = TenderProcess(args, name=v).spawn()
+                tp = TenderProcess(args, name=v, binary=binary).spawn()
                 try:
                     tp.wait_for(lambda s: s.first_active is not None, 120, "first active forward")
                     rec = {"first_active_s": tp.first_active - tp.t_spawn,
@@ -982,7 +986,8 @@ def startup(cfg: Config, clusters: list[Cluster], w: Workloads, workdir: Path, l
         rounds.append({"round": r + 1, "order": order, "tools": tools})
     s = {"first_active_s": {v: summary([r["tools"][v]["first_active_s"] for r in rounds]) for v in variants},
          "all_active_s": summary([r["tools"]["tender-all"].get("all_active_s") for r in rounds])}
-    return {"profiles": n, "first_profile": first, "rounds": rounds, "summary": s}
+    return {"profiles": n, "first_profile": first, "tender": binary, "tender_note": binary_note,
+            "rounds": rounds, "summary": s}
 
 
 # ====================================================================== proxy
