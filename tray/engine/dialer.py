@@ -8,7 +8,7 @@ on it) but the last:
   kubectl's path before 1.31 and its fallback since.  Tender prefers it:
   the API server only copies bytes between the client and the kubelet,
   where on the WebSocket path it also unwraps and wraps every message.
-  Measured on the benchmark's clusters (bench/README.md, "Which path"),
+  Measured on the benchmark's clusters (bench/README.md, "Which path Tender takes"),
   a download costs Tender about a fifth less CPU per GB this way and the
   API server about a third less, so forwards move more per core on both
   ends.  It needs ``create pods/portforward``, which every kubectl has
