@@ -57,8 +57,10 @@ The rules, and why:
   transport's: when one local client stops reading and its buffer passes
   :data:`HIGH_WATER`, the tunnel pauses reading the WebSocket until it
   drains, holding up the tunnel's other connections as kubectl does.
-  Memory stays bounded.  Once that has lasted :data:`STALL_AFTER`, new
-  connections go to a fresh tunnel rather than wait behind it.
+  Memory stays bounded.  Once that has lasted :data:`HELD_UP_AFTER`, new
+  connections go to a fresh tunnel rather than wait behind it; one placed
+  before that whose reply is still held back after the reply timeout fails
+  (kubectl's would wait as long as the client does not read).
 * The other way round, a pod that does not read what a connection sends
   would stall every connection of the tunnel, for good: the kubelet's SPDY
   library hands each stream's data to the copy to the pod from one of five
@@ -176,6 +178,10 @@ ACK_DELAY = 0.005
 #: Seconds a PING may stay unanswered after a later one to another worker
 #: came back before its worker counts as stuck.
 STALL_AFTER = 1.0
+#: Seconds reading may be paused for a slow local client before new
+#: connections go to a fresh tunnel (a connection placed before that waits
+#: for the client, at most REPLY_TIMEOUT for the kubelet's reply).
+HELD_UP_AFTER = 0.25
 
 
 class TunnelSocket(Protocol):
@@ -434,12 +440,14 @@ class Tunnel:
         return sent is not None and asyncio.get_running_loop().time() - sent >= SUSPECT_AFTER
 
     def _held_up(self) -> bool:
-        """Reading has been paused for a slow local client for STALL_AFTER or more.
+        """Reading has been paused for a slow local client for HELD_UP_AFTER or more.
 
         Everything the kubelet sends waits meanwhile (one TCP stream), so a
         new connection here would too: it goes to a fresh tunnel instead.
+        Shorter pauses come and go in every fast download (a client a
+        HIGH_WATER behind) and move nothing.
         """
-        return self._stalled and asyncio.get_running_loop().time() - self._stalled_at >= STALL_AFTER
+        return self._stalled and asyncio.get_running_loop().time() - self._stalled_at >= HELD_UP_AFTER
 
     @property
     def wedged(self) -> bool:
@@ -1113,9 +1121,13 @@ class Tunnel:
     def _unacknowledged(self, conn: _Connection) -> None:
         if conn.replied or conn.finished.done():
             return
-        if self._stalled:  # the reply may be waiting behind data we hold back
-            loop = asyncio.get_running_loop()
-            loop.call_later(self._reply_timeout, self._unacknowledged, conn)
+        if self._stalled:
+            # The reply may be waiting behind data we hold back for a local client that does not
+            # read, for as long as it does not: this connection fails rather than wait for it
+            # (new ones already go to a fresh tunnel); the tunnel is fine.
+            conn.result.error = ("the kubelet's reply is held up behind another local client of this "
+                                 "forward that does not read")
+            conn.end()
             return
         stuck = self._queues.stalled(asyncio.get_running_loop().time())
         if {conn.error_id % WORKERS, conn.data_id % WORKERS} & stuck:

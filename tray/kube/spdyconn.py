@@ -458,18 +458,21 @@ async def connect(api: KubeAPI, namespace: str, pod: str) -> SpdySocket:
 
     Blocks for the dial and the upgrade, at most :data:`OPEN_TIMEOUT` seconds
     (twice when a 401 reloads the kubeconfig, which runs off the loop).
-    Raises ``ClusterUnreachable`` (no connection, no answer in time),
+    Raises ``ClusterUnreachable`` (no connection in time, or none at all),
     ``Unauthorized`` (401 after the reload), ``ForbiddenError`` (403, the API
     server's message naming the verb), ``NotFound`` (404: the pod is gone),
     ``ApiError`` (other statuses), :class:`UpgradeFailed` (an answer that
-    breaks HTTP/1.1 or switches to something else) or ``TenderError`` (an
+    breaks HTTP/1.1 or switches to something else, or no answer to the
+    upgrade in time on a connection that was made) or ``TenderError`` (an
     unsupported or refusing proxy).
     """
     for attempt in (1, 2):
         sock: SpdySocket | None = None
+        dialled = False
         try:
             async with asyncio.timeout(OPEN_TIMEOUT):
                 sock, headers = await _dial(api)
+                dialled = True
                 answer = await sock.exchange(upgrade_request(api.auth.server, namespace, pod, headers))
             if answer.status == 401 and attempt == 1:
                 await sock.close()
@@ -479,8 +482,12 @@ async def connect(api: KubeAPI, namespace: str, pod: str) -> SpdySocket:
             return sock
         except TimeoutError:
             _abort(sock)
-            raise ClusterUnreachable(f"cluster unreachable: no answer to the port-forward upgrade "
-                                     f"within {OPEN_TIMEOUT:.0f} s") from None
+            if dialled:
+                # The API server (or a proxy before it) took the connection and the request
+                # but never answered the upgrade: a path matter, not an unreachable cluster
+                # (a proxy that passes WebSockets but swallows SPDY); the dialer falls back.
+                raise UpgradeFailed(f"no answer to the SPDY port-forward upgrade within {OPEN_TIMEOUT:.0f} s") from None
+            raise ClusterUnreachable(f"cluster unreachable: no answer within {OPEN_TIMEOUT:.0f} s") from None
         except (OSError, ssl.SSLError) as exc:
             _abort(sock)
             raise unreachable(exc) from None

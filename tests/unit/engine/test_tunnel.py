@@ -1380,12 +1380,38 @@ def test_new_connections_keep_away_from_bulk_workers():
     run(scenario)
 
 
+def test_a_connection_held_up_behind_a_client_that_does_not_read_fails_after_the_reply_timeout(monkeypatch):
+    # Placed on the tunnel just as another local client stopped reading: its reply waits behind
+    # the data held back for that client.  After the reply timeout it fails (its local socket
+    # closes) instead of waiting as long as the other client does not read; the tunnel lives.
+    monkeypatch.setattr(tunnel_mod, "HIGH_WATER", CHUNK)
+
+    async def scenario(h: Harness) -> None:
+        slow = await h.open(small=True)
+        for i in range(CHUNKS):
+            h.kubelet.send_data(slow.data_id, chunk(i))
+        await eventually(lambda: h.ws.transport.paused, "reading to pause")
+        before = len(h.kubelet.syn_streams())
+        late = await h.connect()
+        await eventually(lambda: len(h.kubelet.syn_streams()) >= before + 2, "the late connection's streams")
+        error, data = h.kubelet.syn_streams()[before:before + 2]
+        h.kubelet.reply(error.stream_id, data.stream_id)  # behind the held-back data
+        assert await read_eof(late.reader) == b""
+        result = await h.result()
+        assert "held up behind another local client" in result.error
+        assert h.tunnel.closed_reason is None
+        received = await asyncio.wait_for(slow.reader.readexactly(CHUNK * CHUNKS), TIMEOUT)
+        assert len(received) == CHUNK * CHUNKS
+
+    run(scenario, reply_timeout=0.3)
+
+
 def test_a_client_that_does_not_read_sends_new_connections_elsewhere(monkeypatch):
     # A local client that stops reading holds up the tunnel's reading (no
-    # flow control on the kubelet's side): past STALL_AFTER the tunnel takes
+    # flow control on the kubelet's side): past HELD_UP_AFTER the tunnel takes
     # no new connections, which would wait behind it, and is not aborted.
     monkeypatch.setattr(tunnel_mod, "HIGH_WATER", CHUNK)
-    monkeypatch.setattr(tunnel_mod, "STALL_AFTER", 0.2)
+    monkeypatch.setattr(tunnel_mod, "HELD_UP_AFTER", 0.2)
 
     async def scenario(h: Harness) -> None:
         c = await h.open(small=True)

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from tray.errors import ForbiddenError
+from tray.errors import ClusterUnreachable, ForbiddenError
 from tray.kube import spdyconn
 from tray.kube.kubeapi import ApiError, NotFound, Unauthorized
 from tray.wire.spdy import SpdyEncoder
@@ -332,6 +332,44 @@ def test_sends_in_one_loop_iteration_are_one_write_in_order() -> None:
         assert (await server.read_until(lambda got: got.endswith(b"last"))).endswith(b"last")
 
     run(scenario)
+
+
+def test_no_answer_to_the_upgrade_is_a_failed_upgrade_not_an_unreachable_cluster(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A proxy that passes the API but swallows the SPDY upgrade: the connection was made, the
+    # request sent, no answer.  UpgradeFailed lets the dialer fall back to the WebSocket; a
+    # dial that does not complete stays ClusterUnreachable.
+    monkeypatch.setattr(spdyconn, "OPEN_TIMEOUT", 0.3)
+
+    class Auth:
+        server = "https://127.0.0.1:6443"
+
+    class Api:
+        auth = Auth()
+
+    async def main() -> None:
+        ours, theirs = tcp_pair()
+
+        async def answered_dial(api: object) -> tuple[SpdySocket, dict[str, str]]:
+            sock = SpdySocket()
+            await asyncio.get_running_loop().create_connection(lambda: sock, sock=ours)
+            return sock, {}
+
+        async def hanging_dial(api: object) -> tuple[SpdySocket, dict[str, str]]:
+            await asyncio.sleep(10)
+            raise AssertionError("not reached")
+
+        try:
+            monkeypatch.setattr(spdyconn, "_dial", answered_dial)
+            with pytest.raises(UpgradeFailed, match="no answer to the SPDY port-forward upgrade"):
+                await spdyconn.connect(Api(), "ns", "web")  # type: ignore[arg-type]
+            monkeypatch.setattr(spdyconn, "_dial", hanging_dial)
+            with pytest.raises(ClusterUnreachable):
+                await spdyconn.connect(Api(), "ns", "web")  # type: ignore[arg-type]
+        finally:
+            theirs.close()
+
+    asyncio.run(main())
 
 
 def test_the_server_closing_before_it_answers() -> None:
