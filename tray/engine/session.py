@@ -52,6 +52,7 @@ target) is kubectl's one pod, as above.
 from __future__ import annotations
 
 import asyncio
+import re
 import logging
 import socket
 import time
@@ -792,7 +793,11 @@ class Session:
         except TenderError:
             user = ""
         who = f'User "{user}"' if user else "These credentials"
-        return (f'forbidden: {who} cannot create pods/portforward in namespace "{self.namespace}" '
+        # The verb the server refused, when it says (a GET path refused for lack of `get`);
+        # else `create`, what every port-forward path needs.
+        said = re.search(r'cannot (\w+) resource "pods/portforward"', str(exc))
+        verb = said.group(1) if said else "create"
+        return (f'forbidden: {who} cannot {verb} pods/portforward in namespace "{self.namespace}" '
                 f"(context {self.conn.id}; the API server said: {str(exc).strip()})")
 
     def unauthorized_reason(self, exc: Unauthorized) -> str:

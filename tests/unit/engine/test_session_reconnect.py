@@ -471,6 +471,20 @@ def test_forbidden_is_an_error_without_retry(fast_backoff: list[float]) -> None:
     run(test)
 
 
+def test_forbidden_names_the_verb_the_server_refused(fast_backoff: list[float]) -> None:
+    # Credentials that may `create` but not `get`, on a GET path (the WebSocket or v4 after the
+    # upgrade was refused by a proxy): the server's message names `get`, so must ours.
+    async def test() -> None:
+        fwd = await web_forward(pod("web-a"))
+        fwd.dialer.connect_error = ForbiddenError(
+            'pods "web-a" is forbidden: User "alice" cannot get resource "pods/portforward" in API group ""')
+        assert await fwd.request() == ""
+        info = await fwd.status(Status.ERROR)
+        assert info.status_reason.startswith('forbidden: User "alice" cannot get pods/portforward in namespace "shop"')
+        await fwd.stop()
+    run(test)
+
+
 def test_forbidden_probe_stops_the_retries(fast_backoff: list[float]) -> None:
     async def test() -> None:
         fwd = await web_forward(pod("web-a"))
