@@ -60,7 +60,7 @@ bench-quick: deps kftray-peer
 	$(PY) -m bench --quick --out bench/results/quick.json
 
 # kftray's engine, the benchmark's fourth forwarder (bench/peers/kftray, issue 16): its Debian
-# build packages, then `cargo build --release` (nice 19, one job), cached in
+# build packages, then `cargo build --release` (nice 19; CARGO_BUILD_JOBS=1 limits it to one job), cached in
 # ~/.cache/kube-tender/kftray keyed by its sources (~8 min cold on 2 cores). Not part of `make test`.
 kftray-peer:
 	@scripts/install-debian-packages bench/peers/kftray/debian-packages.txt

@@ -17,7 +17,8 @@ on it) but the last:
   ``SPDY/3.1+portforward.k8s.io``): kubectl's default since Kubernetes
   1.31, made for proxies and load balancers in front of the API server
   that pass WebSockets but not SPDY.  Tender uses it when the upgrade
-  fails for any reason but a missing pod, bad credentials, an unreachable
+  fails (refused, or left unanswered on a connection that was made) for
+  any reason but a missing pod, bad credentials, an unreachable
   cluster or a 5xx (the kubelet unreachable: a moment's trouble, not a
   protocol matter): a proxy that refuses the upgrade, or credentials that
   may ``get`` but not ``create`` (an API server before 1.30 authorizes the

@@ -1,4 +1,4 @@
-"""One SPDY session per pod, tunnelled over one WebSocket: kubectl's path.
+"""One SPDY session per pod, over the POST upgrade or tunnelled in one WebSocket: kubectl's two paths.
 
 The WebSocket ``GET .../pods/NAME/portforward`` with subprotocol
 ``SPDY/3.1+portforward.k8s.io`` makes the API server open a SPDY session to
@@ -11,10 +11,10 @@ no HTTP upgrade and no apiserver→kubelet dial: kubectl's latency, and the
 kubelet decodes SPDY instead of masked WebSocket frames on uploads.
 
 The same session also runs without the WebSocket, straight on the TLS stream
-of an HTTP/1.1 upgrade (``POST``, :mod:`tray.kube.spdyconn`): kubectl's fallback
-when the API server refuses the WebSocket (a GET, authorized as ``get
-pods/portforward``; the POST needs only ``create``).  Every rule below holds
-for both; only ``Tunnel.open`` knows which one it dialled.
+of an HTTP/1.1 upgrade (``POST``, :mod:`tray.kube.spdyconn`): kubectl's path
+before 1.31 and Tender's first choice (:mod:`tray.engine.dialer` says why and
+when the WebSocket is used instead).  Every rule below holds for both; only
+``Tunnel.open`` knows which one it dialled.
 
 The rules, and why:
 

@@ -1,4 +1,4 @@
-"""SPDY/3.1 port-forward straight over an HTTP/1.1 upgrade: kubectl's other path.
+"""SPDY/3.1 port-forward straight over an HTTP/1.1 upgrade: Tender's first path, kubectl's other.
 
 kubectl (client-go's ``FallbackDialer``, ``tools/portforward``) first asks
 for a WebSocket (``GET .../pods/NAME/portforward``), and when that upgrade
