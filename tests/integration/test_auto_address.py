@@ -77,6 +77,24 @@ def as_nobody(home: Path, *args: str, **more_env: str) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def wait_listening(engine: subprocess.Popen[str], sock_path: Path, timeout: float = 30.0) -> None:
+    """Block until the engine ``engine`` answers on ``sock_path`` (AssertionError with its stderr if it exits first)."""
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if engine.poll() is not None:
+            raise AssertionError(f"the engine exited ({engine.returncode}): {engine.communicate()[1][-2000:]}")
+        try:
+            with socket.socket(socket.AF_UNIX) as probe:
+                probe.connect(str(sock_path))
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"the engine did not listen on {sock_path} within {timeout:.0f} s")
+
+
 def listening(uid: int, port: int) -> list[str]:
     """The IPv4 addresses on which ``uid``'s sockets listen on ``port`` (from /proc/net/tcp), sorted."""
     out = []
@@ -191,6 +209,7 @@ def test_sudo_hosts_write_asks_the_invoking_users_engine(cluster: Cluster, names
     session = {"HOME": str(user), "XDG_RUNTIME_DIR": str(run_dir), "TENDER_PROFILES": str(profiles)}
     engine = as_nobody(nobody_home, "daemon", **session)
     try:
+        wait_listening(engine, run_dir / "tender" / "engine.sock")  # --detach needs it up: no race with its start
         start = as_nobody(nobody_home, "forward", "--detach", "--address", "auto", "-n", namespace, "svc/pg-a",
                           "5432", **session)
         out, err = start.communicate(timeout=60)
