@@ -170,22 +170,14 @@ def test_big_download_and_upload_are_whole(cluster: Cluster, namespace: str, sol
         m.shutdown()
 
 
-def test_the_default_path(cluster: Cluster, namespace: str, solo: str, manager: ForwardManager,
-                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """With full rights and TENDER_PORT_FORWARD unset, the POST upgrade is the path (no WebSocket tunnel counted)."""
-    monkeypatch.delenv("TENDER_PORT_FORWARD", raising=False)
-    before = tunnels_opened(cluster)
-    sid = manager.start(ForwardSpec(cluster.context, namespace, Target("Pod", "solo"), 8080, local_port=0))
-    port = wait_status(manager, sid, "active").local_port
-    for _ in range(5):
-        assert hostname(port) == "solo"
-    assert tunnels_opened(cluster) == before
-
-
-def test_forced_by_the_environment(cluster: Cluster, namespace: str, solo: str, manager: ForwardManager,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """TENDER_PORT_FORWARD=spdy: the POST upgrade even where the WebSocket would do (no tunnel counted)."""
-    monkeypatch.setenv("TENDER_PORT_FORWARD", "spdy")
+@pytest.mark.parametrize("setting", ["", "spdy"])
+def test_the_upgrade_by_default_and_when_forced(setting: str, cluster: Cluster, namespace: str, solo: str,
+                                               manager: ForwardManager, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With full rights, TENDER_PORT_FORWARD unset or `spdy`: the POST upgrade is the path (no WebSocket tunnel counted)."""
+    if setting:
+        monkeypatch.setenv("TENDER_PORT_FORWARD", setting)
+    else:
+        monkeypatch.delenv("TENDER_PORT_FORWARD", raising=False)
     before = tunnels_opened(cluster)
     sid = manager.start(ForwardSpec(cluster.context, namespace, Target("Pod", "solo"), 8080, local_port=0))
     port = wait_status(manager, sid, "active").local_port
