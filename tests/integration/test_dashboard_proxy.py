@@ -126,7 +126,8 @@ def test_the_cluster_proxy_switch_starts_a_proxy_that_reaches_services_by_name(
                      lambda: (now := shown(browser, ctx))["on"] == "false" and now)
     assert (off["checked"], off["state"]) == ("false", "off"), off
     host, port = proxies.parse_listen(listen)
-    assert proxies.port_is_free(host, port)
+    # The switch turns off on the engine's event; the listener's close may finish just after it.
+    wait_until(browser, f"{listen} to be free again", lambda: proxies.port_is_free(host, port), timeout=10)
     with EngineClient(dashboard.engine.socket) as client:
         assert [p["context"] for p in client.get("/v1/proxies")["proxies"]] == [other]
     assert not browser.find_element(By.ID, "notice").is_displayed() or \
