@@ -942,6 +942,14 @@ def chunk(i: int) -> bytes:
     return bytes([i % 251]) * CHUNK
 
 
+async def open_flooded(h: Harness) -> Client:
+    """A local connection (small receive buffer, not reading) the kubelet has sent CHUNKS chunks to."""
+    c = await h.open(small=True)
+    for i in range(CHUNKS):
+        h.kubelet.send_data(c.data_id, chunk(i))
+    return c
+
+
 def test_slow_client_stops_the_tunnel_reading(monkeypatch):
     # No SPDY flow control: when a local client stops reading and its buffer
     # passes HIGH_WATER, the tunnel must stop reading the WebSocket (pause
@@ -950,9 +958,7 @@ def test_slow_client_stops_the_tunnel_reading(monkeypatch):
     monkeypatch.setattr(tunnel_mod, "HIGH_WATER", CHUNK)
 
     async def scenario(h: Harness) -> None:
-        c = await h.open(small=True)
-        for i in range(CHUNKS):
-            h.kubelet.send_data(c.data_id, chunk(i))
+        c = await open_flooded(h)
         h.kubelet.send_data(c.data_id, b"", fin=True)
 
         buffered = c.server_writer.transport.get_write_buffer_size
@@ -982,9 +988,7 @@ def test_slow_client_does_not_get_a_healthy_tunnel_aborted(monkeypatch):
     monkeypatch.setattr(tunnel_mod, "KEEPALIVE_AFTER", 0.05)
 
     async def scenario(h: Harness) -> None:
-        c = await h.open(small=True)
-        for i in range(CHUNKS):
-            h.kubelet.send_data(c.data_id, chunk(i))
+        c = await open_flooded(h)
 
         answered: set[int] = set()
 
@@ -1018,9 +1022,7 @@ def test_abort_while_a_slow_client_holds_the_tunnel_ends_it_at_once(monkeypatch)
     monkeypatch.setattr(tunnel_mod, "HIGH_WATER", CHUNK)
 
     async def scenario(h: Harness) -> None:
-        c = await h.open(small=True)
-        for i in range(CHUNKS):
-            h.kubelet.send_data(c.data_id, chunk(i))
+        c = await open_flooded(h)
         buffered = c.server_writer.transport.get_write_buffer_size
         await eventually(lambda: buffered() > CHUNK, "the local buffer to pass HIGH_WATER")
         h.tunnel.abort("forward stopped")
@@ -1387,9 +1389,7 @@ def test_a_connection_held_up_behind_a_client_that_does_not_read_fails_after_the
     monkeypatch.setattr(tunnel_mod, "HIGH_WATER", CHUNK)
 
     async def scenario(h: Harness) -> None:
-        slow = await h.open(small=True)
-        for i in range(CHUNKS):
-            h.kubelet.send_data(slow.data_id, chunk(i))
+        slow = await open_flooded(h)
         await eventually(lambda: h.ws.transport.paused, "reading to pause")
         before = len(h.kubelet.syn_streams())
         late = await h.connect()
@@ -1414,9 +1414,7 @@ def test_a_client_that_does_not_read_sends_new_connections_elsewhere(monkeypatch
     monkeypatch.setattr(tunnel_mod, "HELD_UP_AFTER", 0.2)
 
     async def scenario(h: Harness) -> None:
-        c = await h.open(small=True)
-        for i in range(CHUNKS):
-            h.kubelet.send_data(c.data_id, chunk(i))
+        c = await open_flooded(h)
         await eventually(lambda: h.ws.transport.paused, "reading to pause")
         assert h.tunnel.usable, "a short pause is no reason to move"
         await eventually(lambda: not h.tunnel.usable, "the tunnel to take no new connections", timeout=2)
